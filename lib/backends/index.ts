@@ -1,0 +1,105 @@
+/**
+ * Opens backends by URL. Brokers with the same URL in one process share one backend instance (and
+ * so one set of connections and one result hub); the last `release` closes it.
+ */
+import { BadUrl } from '../errors.js'
+import { ResultHub } from '../results.js'
+import type { Backend } from './backend.js'
+import { MemoryBackend } from './memory/memory.js'
+
+/** Options for the backend behind a URL. */
+export interface BackendOptions {
+  /** Largest serialized call or outcome, in bytes. @default 16 MiB */
+  maxPayloadBytes?: number
+  /**
+   * Redis only: an ioredis options object merged over what the URL says (TLS settings, sentinels,
+   * timeouts), or an ioredis instance to duplicate connections from.
+   */
+  redis?: object
+}
+
+/** A shared backend. @internal */
+export interface BackendHandle {
+  backend: Backend
+  hub: ResultHub
+  release(): Promise<void>
+}
+
+interface Entry {
+  backend: Backend
+  hub: ResultHub
+  refs: number
+}
+
+const shared = new Map<string, Promise<Entry>>()
+
+/** The default `maxPayloadBytes`. */
+export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
+
+type Factory = (url: URL, raw: string, options: BackendOptions) => Backend | Promise<Backend>
+
+const factories: Record<string, Factory> = {
+  'memory:': (_url, raw, o) => new MemoryBackend(raw, { maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD }),
+  'redis:': (url, raw, o) => openRedis(url, raw, o),
+  'rediss:': (url, raw, o) => openRedis(url, raw, o),
+}
+
+async function openRedis(url: URL, raw: string, o: BackendOptions): Promise<Backend> {
+  const { RedisBackend } = await import('./redis/redis.js')
+  return new RedisBackend(url, raw, { maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD, redis: o.redis })
+}
+
+/** Parses and checks a backend URL. */
+export function parseUrl(raw: unknown): URL {
+  if (typeof raw !== 'string' || raw === '')
+    throw new TypeError('Expected `url` to be a backend URL string such as "memory://" or "redis://127.0.0.1:6379/0"')
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new BadUrl(raw, 'it is not a URL; expected something like "memory://" or "redis://host:6379/0"')
+  }
+  if (!(url.protocol in factories))
+    throw new BadUrl(raw, `the scheme "${url.protocol}" is not supported; use memory://, redis:// or rediss://`)
+  return url
+}
+
+/** Opens (or shares) the backend for `url`. @internal */
+export async function openBackend(raw: string, options: BackendOptions = {}): Promise<BackendHandle> {
+  const url = parseUrl(raw)
+  const factory = factories[url.protocol] as Factory
+  const shareable = options.redis === undefined
+  const k = `${raw}\u0000${options.maxPayloadBytes ?? ''}`
+  let pending = shareable ? shared.get(k) : undefined
+  if (!pending) {
+    pending = Promise.resolve(factory(url, raw, options)).then(backend => ({
+      backend,
+      hub: new ResultHub(backend),
+      refs: 0,
+    }))
+    if (shareable) {
+      shared.set(k, pending)
+      pending.catch(() => shared.delete(k))
+    }
+  }
+  const mine = pending
+  const e = await mine
+  e.refs++
+  let released = false
+  return {
+    backend: e.backend,
+    hub: e.hub,
+    async release() {
+      if (released) return
+      released = true
+      if (--e.refs > 0) return
+      if (shared.get(k) === mine) shared.delete(k)
+      await e.backend.close()
+    },
+  }
+}
+
+/** Checks the scheme now so a bad URL fails at `getBroker`, not at the first call. */
+export function checkUrl(raw: unknown): void {
+  parseUrl(raw)
+}

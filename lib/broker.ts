@@ -1,0 +1,218 @@
+/**
+ * Broker: one queue name on one backend URL. It exposes functions to the workers of this process,
+ * turns calls into tasks (resolving promise arguments, serializing, batching the calls of one tick
+ * into one backend round trip), and hands back Deferreds.
+ */
+import { nanoid } from 'nanoid'
+import { openBackend, checkUrl, type BackendHandle, type BackendOptions } from './backends/index.js'
+import type { Backend, NewTask } from './backends/backend.js'
+import { Deferred, type DeferredHost } from './deferred.js'
+import { BrokerClosed, DuplicateTask, PayloadTooLarge } from './errors.js'
+import { checkId, checkOptions, resolveOptions } from './options.js'
+import { makeQueue, type Queue, type QueueHost } from './queue.js'
+import { encodeCall } from './serializer.js'
+import { TaskSpace, checkName } from './taskspace.js'
+import type { TaskFunction, TaskOptions } from './types.js'
+import { resolveArgs } from './resolve-args.js'
+import type { ResultHub } from './results.js'
+
+/** Options of `expose`. */
+export interface ExposeOptions {
+  /** Replace functions already exposed under the same names instead of throwing. @default false */
+  replace?: boolean
+}
+
+interface Pending {
+  task: NewTask
+  resolve: (outcome: 'ok' | 'duplicate') => void
+  reject: (err: unknown) => void
+}
+
+/** A queue name on a backend: expose functions, make queues, size, purge, close. */
+export class Broker implements QueueHost {
+  /** The backend URL. */
+  readonly url: string
+  /** The queue name. */
+  readonly name: string
+  readonly #handle: Promise<BackendHandle>
+  readonly #tasks = new Map<string, TaskFunction>()
+  #closed = false
+  #batch: Pending[] = []
+  #flushing = false
+
+  /** Use {@link getBroker}. */
+  constructor(url: string, name = 'default', options: BackendOptions = {}) {
+    checkUrl(url)
+    checkName(name, 'name')
+    this.url = url
+    this.name = name
+    this.#handle = openBackend(url, options)
+    this.#handle.catch(() => undefined)
+  }
+
+  /**
+   * Makes functions callable by this broker's workers: a TaskSpace (all its functions, under its
+   * namespace) or one named function. Exposing a name twice throws unless `replace` is set.
+   */
+  expose(spaceOrFn: TaskSpace<string, any> | TaskFunction, options: ExposeOptions = {}): this {
+    this.#open()
+    const entries =
+      spaceOrFn instanceof TaskSpace ? [...spaceOrFn.tasks] : [...new TaskSpace('').task(spaceOrFn as TaskFunction).tasks]
+    if (!options.replace) {
+      for (const [name] of entries) {
+        if (this.#tasks.has(name))
+          throw new TypeError(`task "${name}" is already exposed on this broker; pass { replace: true } to replace it`)
+      }
+    }
+    for (const [name, fn] of entries) this.#tasks.set(name, fn)
+    return this
+  }
+
+  /** The function exposed under `name`, if any. Only own entries of the registry count. @internal */
+  lookup(name: string): TaskFunction | undefined {
+    return this.#tasks.get(name)
+  }
+
+  /**
+   * The Proxy Queue: `q.math.add(1, 2)` enqueues `math.add`. `target` prefixes every path;
+   * `options` are defaults for every call made through it.
+   */
+  queue<S = never, Target extends string = ''>(target: Target = '' as Target, options?: TaskOptions): Queue<S, Target> {
+    checkName(target, 'target', true)
+    return makeQueue(this, target, checkOptions(options)) as Queue<S, Target>
+  }
+
+  /** Tasks waiting to run: enqueued, delayed and pending dependents. */
+  async size(): Promise<number> {
+    const { backend } = await this.#ready()
+    return backend.size(this.name)
+  }
+
+  /** Discards every waiting task; their Deferreds and dependents become `cancelled`. Returns how many. */
+  async purge(): Promise<number> {
+    const { backend } = await this.#ready()
+    return backend.purge(this.name)
+  }
+
+  /** Releases this broker's hold on the backend. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const handle = await this.#handle.catch(() => undefined)
+    await this.#drain()
+    await handle?.release()
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** The backend and its result hub, once open. @internal */
+  async backend(): Promise<{ backend: Backend; hub: ResultHub }> {
+    return this.#ready()
+  }
+
+  async #ready(): Promise<BackendHandle> {
+    this.#open()
+    return this.#handle
+  }
+
+  #open(): void {
+    if (this.#closed) throw new BrokerClosed()
+  }
+
+  /** @internal Enqueues one call. */
+  async enqueue(
+    path: string,
+    rawArgs: unknown[],
+    defaults: TaskOptions,
+    options?: TaskOptions,
+  ): Promise<Deferred<unknown> | undefined> {
+    this.#open()
+    const opts = resolveOptions(defaults, options ?? {})
+    const args = await resolveArgs(rawArgs)
+    const id = checkId(typeof opts.id === 'function' ? opts.id(...args) : (opts.id ?? nanoid()))
+    const { payload, deps } = encodeCall(args)
+    const { backend, hub } = await this.#ready()
+    const limit = backend.limits.maxPayloadBytes
+    if (payload.length > limit / 4 && Buffer.byteLength(payload) > limit)
+      throw new PayloadTooLarge(`the arguments of ${path}`, Buffer.byteLength(payload), limit)
+    if (!opts.ignoreResult) await hub.ready()
+    const task: NewTask = {
+      id,
+      name: path,
+      payload,
+      deps,
+      onError: opts.onError,
+      ignoreResult: opts.ignoreResult,
+      resultTimeout: opts.resultTimeout,
+      heartrate: opts.heartrate,
+      attempts: opts.attempts,
+      backoff: opts.backoff,
+      runAt: opts.runAt(Date.now()),
+    }
+    const outcome = await new Promise<'ok' | 'duplicate'>((resolve, reject) => {
+      this.#batch.push({ task, resolve, reject })
+      if (this.#batch.length === 1) setImmediate(() => void this.#flush(backend))
+    })
+    if (outcome === 'duplicate') throw new DuplicateTask(path, this.name, id)
+    if (opts.ignoreResult) return undefined
+    const d = new Deferred<unknown>(this.#host(hub, backend), this.name, path, id)
+    hub.track(d)
+    return d
+  }
+
+  async #flush(backend: Backend): Promise<void> {
+    const batch = this.#batch
+    this.#batch = []
+    if (batch.length === 0) return
+    this.#flushing = true
+    try {
+      const outcomes = await backend.enqueue(
+        this.name,
+        batch.map(p => p.task),
+      )
+      batch.forEach((p, i) => p.resolve(outcomes[i] as 'ok' | 'duplicate'))
+    } catch (err) {
+      for (const p of batch) p.reject(err)
+    } finally {
+      this.#flushing = false
+    }
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#batch.length > 0 || this.#flushing) await new Promise(r => setImmediate(r))
+  }
+
+  #hostCache: DeferredHost | undefined
+  #host(hub: ResultHub, backend: Backend): DeferredHost {
+    this.#hostCache ??= {
+      get epoch() {
+        return hub.epoch
+      },
+      status: (queue, id) => backend.status(queue, id),
+      cancel: (queue, id) => backend.cancel(queue, id),
+      waiting: d => hub.waiting(d),
+    }
+    return this.#hostCache
+  }
+}
+
+/**
+ * A new Broker for queue `name` on the backend at `url` (`memory://`, `redis://…`, `rediss://…`).
+ * Brokers with the same URL in one process share one backend.
+ */
+export function getBroker(url: string, name = 'default', options?: BackendOptions): Broker {
+  return new Broker(url, name, options)
+}
+
+/** Shorthand for `getBroker(url, name).queue(target, options)`. */
+export function getQueue<S = never, Target extends string = ''>(
+  url: string,
+  name = 'default',
+  target: Target = '' as Target,
+  options?: TaskOptions,
+): Queue<S, Target> {
+  return getBroker(url, name).queue<S, Target>(target, options)
+}

@@ -1,0 +1,160 @@
+/**
+ * Error classes of worq. Each has a stable `code`; messages say what to change.
+ *
+ * | code | class | when |
+ * |---|---|---|
+ * | `ERR_WORQ_TASK_FAILED` | TaskFailure | the remote function threw, was not exposed, or its result could not be stored |
+ * | `ERR_WORQ_TASK_EXPIRED` | TaskExpired | the worker holding the task stopped renewing its lease, or the result is gone |
+ * | `ERR_WORQ_TASK_CANCELLED` | TaskCancelled | `cancel()` or `purge()` discarded the task before it ran |
+ * | `ERR_WORQ_DUPLICATE_TASK` | DuplicateTask | a task with that id is pending, enqueued or processing |
+ * | `ERR_WORQ_WAIT_TIMEOUT` | WaitTimeout | `result(ms)` ran out of time |
+ * | `ERR_WORQ_NO_RESULT` | NoResultYet | `value` was read before any outcome was fetched |
+ * | `ERR_WORQ_CLOSED` | BrokerClosed | the broker was used after `close()` |
+ * | `ERR_WORQ_PAYLOAD_TOO_LARGE` | PayloadTooLarge | a message or result exceeds `maxPayloadBytes` |
+ * | `ERR_WORQ_BAD_URL` | BadUrl | a backend URL cannot be understood |
+ */
+
+/** What a remote error looked like, carried across the wire. */
+export interface RemoteError {
+  /** The remote error's class name, e.g. `TypeError`, or `NoSuchTask`. */
+  name: string
+  message: string
+  stack?: string
+  /** The remote error's `cause`, as it was serialised. */
+  cause?: unknown
+  /** The remote error's `code`, when it had one. */
+  code?: string
+}
+
+/** Base class of every worq error. */
+export class WorqError extends Error {
+  /** Stable machine-readable code, e.g. `ERR_WORQ_TASK_FAILED`. */
+  readonly code: string
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** A task failed remotely. Its message reads `math.add [default:<id>] Error: boom`. */
+export class TaskFailure extends WorqError {
+  /** Dotted name of the task that failed. */
+  readonly taskName: string
+  /** Queue the task ran on. */
+  readonly queue: string
+  /** Id of the task that failed (for a cascaded failure: the argument's task). */
+  readonly taskId: string
+  /** The remote error: class name, message, stack and cause. */
+  readonly remote: RemoteError
+  /** How many attempts were made, when known. */
+  readonly attempts: number | undefined
+  constructor(
+    taskName: string,
+    queue: string,
+    taskId: string,
+    remote: RemoteError,
+    attempts?: number,
+    code = 'ERR_WORQ_TASK_FAILED',
+  ) {
+    const tries = attempts && attempts > 1 ? ` (after ${attempts} attempts)` : ''
+    super(code, `${taskName} [${queue}:${taskId}] ${remote.name}: ${remote.message}${tries}`)
+    this.taskName = taskName
+    this.queue = queue
+    this.taskId = taskId
+    this.remote = remote
+    this.attempts = attempts
+  }
+}
+
+/** The task's worker stopped renewing its lease (it died or hung), or its result is gone. */
+export class TaskExpired extends TaskFailure {
+  constructor(taskName: string, queue: string, taskId: string, reason: string, attempts?: number) {
+    super(
+      taskName,
+      queue,
+      taskId,
+      { name: 'TaskExpired', message: reason },
+      attempts,
+      'ERR_WORQ_TASK_EXPIRED',
+    )
+  }
+}
+
+/** The task was discarded by `cancel()` or `purge()` before it ran. */
+export class TaskCancelled extends TaskFailure {
+  constructor(taskName: string, queue: string, taskId: string) {
+    super(
+      taskName,
+      queue,
+      taskId,
+      { name: 'TaskCancelled', message: 'task was cancelled before it ran' },
+      undefined,
+      'ERR_WORQ_TASK_CANCELLED',
+    )
+  }
+}
+
+/** A task with this id is already pending, enqueued or processing. */
+export class DuplicateTask extends WorqError {
+  readonly taskName: string
+  readonly queue: string
+  readonly taskId: string
+  constructor(taskName: string, queue: string, taskId: string) {
+    super(
+      'ERR_WORQ_DUPLICATE_TASK',
+      `${taskName} [${queue}:${taskId}] cannot enqueue task with duplicate id: a task with this id is still pending, enqueued or processing; wait for it or choose another \`id\``,
+    )
+    this.taskName = taskName
+    this.queue = queue
+    this.taskId = taskId
+  }
+}
+
+/** `Deferred.result(ms)` ran out of time before the task finished. */
+export class WaitTimeout extends WorqError {
+  constructor(taskName: string, queue: string, taskId: string, ms: number) {
+    super(
+      'ERR_WORQ_WAIT_TIMEOUT',
+      `${taskName} [${queue}:${taskId}] no result within ${ms} ms; wait longer, or check that a worker serves queue "${queue}"`,
+    )
+  }
+}
+
+/** `Deferred.value` was read before `wait`, `status` or `result` fetched an outcome. */
+export class NoResultYet extends WorqError {
+  constructor(taskName: string, queue: string, taskId: string) {
+    super(
+      'ERR_WORQ_NO_RESULT',
+      `${taskName} [${queue}:${taskId}] has no result yet; call \`await deferred.wait(ms)\` (true when it finished) before reading \`value\``,
+    )
+  }
+}
+
+/** The broker (or its backend) was closed. */
+export class BrokerClosed extends WorqError {
+  constructor(what = 'broker') {
+    super('ERR_WORQ_CLOSED', `this ${what} is closed; create a new one with getBroker(url, name)`)
+  }
+}
+
+/** A serialized message or result is larger than the backend accepts. */
+export class PayloadTooLarge extends WorqError {
+  constructor(what: string, bytes: number, limit: number) {
+    super(
+      'ERR_WORQ_PAYLOAD_TOO_LARGE',
+      `${what} is ${bytes} bytes, over the limit of ${limit} bytes; pass a reference (a key or a path) instead, or raise \`maxPayloadBytes\``,
+    )
+  }
+}
+
+/** A backend URL could not be understood. */
+export class BadUrl extends WorqError {
+  constructor(url: string, problem: string) {
+    super('ERR_WORQ_BAD_URL', `bad backend URL "${redact(url)}": ${problem}`)
+  }
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@')
+}

@@ -1,0 +1,105 @@
+/**
+ * Outcome strings: what a finished task leaves behind. The first character is the status, the rest
+ * its payload:
+ *
+ * | prefix | status | payload |
+ * |---|---|---|
+ * | `c` | completed | the value, serialized (lib/serializer.ts) |
+ * | `f` | failed | a {@link FailureRecord}, serialized |
+ * | `x` | expired | JSON `{taskName, queue, taskId, reason, attempts?}` (the Redis scripts write it too) |
+ * | `k` | cancelled | JSON `{taskName, queue, taskId}` |
+ *
+ * A dependent that fails because of its argument (`onError: 'fail'`) keeps the argument's outcome
+ * verbatim, so its failure names the argument's task and id.
+ */
+import { TaskCancelled, TaskExpired, TaskFailure, type RemoteError } from './errors.js'
+import { decodeValue, encodeValue } from './serializer.js'
+import type { FinalStatus } from './types.js'
+
+/** A failure as it travels. */
+export interface FailureRecord {
+  taskName: string
+  queue: string
+  taskId: string
+  remote: RemoteError
+  attempts?: number
+}
+
+const STATUS: Record<string, FinalStatus> = { c: 'completed', f: 'failed', x: 'expired', k: 'cancelled' }
+
+/** The status an outcome string records. */
+export function outcomeStatus(outcome: string): FinalStatus {
+  const status = STATUS[outcome.charAt(0)]
+  if (!status) throw new TypeError(`malformed outcome: starts with ${JSON.stringify(outcome.charAt(0))}`)
+  return status
+}
+
+/** A completed outcome. Throws a TypeError when the value cannot be sent faithfully. */
+export function completedOutcome(value: unknown): string {
+  return 'c' + encodeValue(value)
+}
+
+/** A failed outcome describing `error` thrown by task `taskName [queue:taskId]`. */
+export function failedOutcome(record: FailureRecord): string {
+  try {
+    return 'f' + encodeValue(record)
+  } catch {
+    // A cause that cannot be serialized must not lose the failure itself.
+    const { cause: _cause, ...remote } = record.remote
+    return 'f' + encodeValue({ ...record, remote: { ...remote, cause: String(_cause) } })
+  }
+}
+
+/** An expired outcome. */
+export function expiredOutcome(taskName: string, queue: string, taskId: string, reason: string, attempts?: number): string {
+  return 'x' + JSON.stringify({ taskName, queue, taskId, reason, attempts })
+}
+
+/** A cancelled outcome. */
+export function cancelledOutcome(taskName: string, queue: string, taskId: string): string {
+  return 'k' + JSON.stringify({ taskName, queue, taskId })
+}
+
+/** Describes any thrown value as a RemoteError. */
+export function remoteError(err: unknown): RemoteError {
+  if (err instanceof Error) {
+    const remote: RemoteError = { name: err.name || err.constructor.name, message: err.message }
+    if (err.stack !== undefined) remote.stack = err.stack
+    if (err.cause !== undefined) remote.cause = err.cause
+    const code = (err as { code?: unknown }).code
+    if (typeof code === 'string') remote.code = code
+    return remote
+  }
+  return { name: 'NonError', message: typeof err === 'string' ? err : safeString(err) }
+}
+
+function safeString(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v)
+  } catch {
+    return String(v)
+  }
+}
+
+/** The value of a completed outcome, or the TaskFailure (or subclass) of any other. */
+export function readOutcome(outcome: string): { ok: true; value: unknown } | { ok: false; error: TaskFailure } {
+  const body = outcome.slice(1)
+  switch (outcome.charAt(0)) {
+    case 'c':
+      return { ok: true, value: decodeValue(body) }
+    case 'f': {
+      const r = decodeValue(body) as FailureRecord
+      return { ok: false, error: new TaskFailure(r.taskName, r.queue, r.taskId, r.remote, r.attempts) }
+    }
+    case 'x': {
+      const r = JSON.parse(body) as FailureRecord & { reason: string }
+      return { ok: false, error: new TaskExpired(r.taskName, r.queue, r.taskId, r.reason, r.attempts || undefined) }
+    }
+    case 'k': {
+      const r = JSON.parse(body) as FailureRecord
+      return { ok: false, error: new TaskCancelled(r.taskName, r.queue, r.taskId) }
+    }
+    default:
+      throw new TypeError(`malformed outcome: starts with ${JSON.stringify(outcome.charAt(0))}`)
+  }
+}

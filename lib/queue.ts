@@ -1,0 +1,122 @@
+/**
+ * The Proxy Queue: every property is a namespace or a task name, every call enqueues. Only `then`
+ * (so a queue is not mistaken for a promise), symbols (it answers `Symbol.asyncDispose`) and
+ * `util.inspect.custom` are not names.
+ */
+import type { Deferred } from './deferred.js'
+import { checkOptions } from './options.js'
+import type { TaskSpace } from './taskspace.js'
+import type { TaskFunction, TaskOptions } from './types.js'
+
+/** What the Proxy needs from its broker. @internal */
+export interface QueueHost {
+  enqueue(path: string, args: unknown[], defaults: TaskOptions, options?: TaskOptions): Promise<Deferred<unknown> | undefined>
+  close(): Promise<void>
+}
+
+const kCall = Symbol('worq.call')
+
+interface CallInfo {
+  host: QueueHost
+  path: string
+  defaults: TaskOptions
+}
+
+/** Builds the Proxy for `path` (`''` for the root). @internal */
+export function makeQueue(host: QueueHost, path: string, defaults: TaskOptions): unknown {
+  const info: CallInfo = { host, path, defaults }
+  const call = function queue(...args: unknown[]) {
+    return host.enqueue(path, args, defaults)
+  }
+  return new Proxy(call, {
+    get(_target, prop) {
+      if (prop === 'then') return undefined
+      if (prop === kCall) return info
+      if (prop === Symbol.asyncDispose) return () => host.close()
+      if (typeof prop === 'symbol') return undefined
+      return makeQueue(host, path ? `${path}.${prop}` : prop, defaults)
+    },
+    apply(_target, _this, args: unknown[]) {
+      if (!path) throw new TypeError('Expected a task to call, like q.math.add(1, 2); the queue itself is not a task')
+      return host.enqueue(path, args, defaults)
+    },
+  })
+}
+
+/** Per-call options: `task(q.math.add, { id: 'x' })(1, 2)`. */
+export function task<F extends (...args: any[]) => Promise<unknown>>(
+  queueFn: F,
+  options: TaskOptions<any> & { ignoreResult: true },
+): (...args: Parameters<F>) => Promise<undefined>
+export function task<F extends (...args: any[]) => Promise<unknown>>(
+  queueFn: F,
+  options: TaskOptions<any>,
+): F
+export function task(queueFn: unknown, options: TaskOptions<any>): (...args: unknown[]) => Promise<unknown> {
+  const info = (typeof queueFn === 'function' && (queueFn as any)[kCall]) as CallInfo | undefined
+  if (!info || !info.path) throw new TypeError('Expected `queueFn` to be a task of a queue, like q.math.add')
+  const checked = checkOptions(options)
+  return (...args: unknown[]) => info.host.enqueue(info.path, args, info.defaults, checked)
+}
+
+// ---- Types: how TaskSpace definitions flow to the client ----
+
+type Plain<T> = T extends Date | RegExp | Map<any, any> | Set<any> | Error | URL | ArrayBufferView ? false : true
+
+/** What a parameter accepts at the call site: the value, a Deferred of it, a promise of either, or a structure holding them. */
+export type Arg<T> =
+  | T
+  | Deferred<T>
+  | PromiseLike<T | Deferred<T>>
+  | (T extends readonly (infer E)[]
+      ? Arg<E>[]
+      : T extends object
+        ? Plain<T> extends true
+          ? T extends TaskFunction
+            ? never
+            : { [K in keyof T]: Arg<T[K]> }
+          : never
+        : never)
+
+/** A remote function: same parameters (each may be deferred), resolving to a Deferred of the result. */
+export type Remote<F> = F extends (...args: infer A) => infer R
+  ? (...args: { [I in keyof A]: Arg<A[I]> }) => Promise<Deferred<Awaited<R>>>
+  : never
+
+type RemoteMap<Fns> = { [K in keyof Fns]: Remote<Fns[K]> }
+
+type Nest<Path extends string, T> = Path extends ''
+  ? T
+  : Path extends `${infer Head}.${infer Rest}`
+    ? { [K in Head]: Nest<Rest, T> }
+    : { [K in Path]: T }
+
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never
+
+/** The client shape of one space. */
+export type SpaceClient<S> = S extends TaskSpace<infer N, infer F> ? Nest<N, RemoteMap<F>> : never
+
+/** An untyped queue: any path, any arguments. */
+export interface LooseQueue {
+  (...args: any[]): Promise<Deferred<any>>
+  readonly [name: string]: LooseQueue
+}
+
+type Under<T, Target extends string> = Target extends ''
+  ? T
+  : Target extends `${infer Head}.${infer Rest}`
+    ? Head extends keyof T
+      ? Under<T[Head], Rest>
+      : LooseQueue
+    : Target extends keyof T
+      ? T[Target]
+      : LooseQueue
+
+/**
+ * The client type of a queue serving the spaces `S` (a TaskSpace type, or a union of them), under
+ * `Target`. Without `S` the queue is untyped.
+ */
+export type Queue<S = never, Target extends string = ''> = ([S] extends [never]
+  ? LooseQueue
+  : Under<UnionToIntersection<SpaceClient<S>>, Target>) &
+  AsyncDisposable

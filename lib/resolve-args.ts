@@ -1,0 +1,46 @@
+/**
+ * Resolves the promises in a call's arguments before it is enqueued: promises anywhere in arrays
+ * and plain objects are awaited (a rejected one rejects the call; nothing is enqueued). A call
+ * with no promise in it resolves synchronously, so the calls of one tick share one round trip.
+ */
+import { Deferred } from './deferred.js'
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (
+    v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function'
+  )
+}
+
+function isPlain(v: object): boolean {
+  const proto = Object.getPrototypeOf(v)
+  return proto === Object.prototype || proto === null
+}
+
+function hasThenable(v: unknown, seen: Set<object>): boolean {
+  if (isThenable(v)) return true
+  if (v === null || typeof v !== 'object' || v instanceof Deferred || seen.has(v)) return false
+  seen.add(v)
+  if (Array.isArray(v)) return v.some(x => hasThenable(x, seen))
+  if (isPlain(v)) return Object.values(v).some(x => hasThenable(x, seen))
+  return false
+}
+
+async function resolveDeep(v: unknown): Promise<unknown> {
+  if (isThenable(v)) return resolveDeep(await v)
+  if (v === null || typeof v !== 'object' || v instanceof Deferred) return v
+  if (Array.isArray(v)) return Promise.all(v.map(resolveDeep))
+  if (!isPlain(v)) return v
+  const out: Record<string, unknown> = {}
+  await Promise.all(
+    Object.keys(v).map(async k => {
+      out[k] = await resolveDeep((v as Record<string, unknown>)[k])
+    }),
+  )
+  return out
+}
+
+/** The arguments with every promise awaited. */
+export function resolveArgs(args: unknown[]): unknown[] | Promise<unknown[]> {
+  if (!hasThenable(args, new Set())) return args
+  return resolveDeep(args) as Promise<unknown[]>
+}

@@ -1,0 +1,193 @@
+/**
+ * Serialization: a private superjson instance (Dates, Maps, Sets, BigInt, undefined, RegExp, URL,
+ * typed arrays and Errors with stack, cause and code survive), Deferred references, and the check
+ * that a value survives the trip faithfully (superjson silently drops functions and symbols and
+ * turns class instances into plain objects; worq refuses them instead).
+ *
+ * Nothing here evaluates code from the wire: superjson's class registry is left empty, so the only
+ * types revived are the built-in list above and worq's own references.
+ */
+import { SuperJSON } from 'superjson'
+import { Deferred } from './deferred.js'
+import type { TaskRef } from './backends/backend.js'
+import { TaskCancelled, TaskExpired, TaskFailure, type RemoteError } from './errors.js'
+
+const sj = new SuperJSON()
+sj.allowErrorProps('stack', 'code')
+
+/** Built-in classes superjson revives faithfully. */
+const FAITHFUL: ReadonlyArray<abstract new (...args: any[]) => unknown> = [
+  Date,
+  Map,
+  Set,
+  RegExp,
+  URL,
+  Error,
+  ArrayBuffer,
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+]
+
+/** Wire form of a Deferred argument: an index into the task's `deps`. */
+type RefJson = {
+  /** Index into `deps`. */
+  r?: number
+  /** A completed outcome already held by the Deferred, sent inline (no dependency). */
+  o?: string
+}
+
+let collecting: { deps: TaskRef[]; index: Map<string, number> } | undefined
+let resolving: ((index: number) => unknown) | undefined
+
+sj.registerCustom<Deferred<unknown>, RefJson>(
+  {
+    isApplicable: (v): v is Deferred<unknown> => v instanceof Deferred,
+    serialize(d) {
+      if (!collecting) throw new TypeError('a Deferred cannot be part of a result; return its value instead')
+      const held = d.outcome
+      if (held !== undefined && held.charAt(0) === 'c') return { o: held }
+      const key = `${d.queue}\u0000${d.id}`
+      let r = collecting.index.get(key)
+      if (r === undefined) {
+        r = collecting.deps.length
+        collecting.deps.push({ queue: d.queue, id: d.id })
+        collecting.index.set(key, r)
+      }
+      return { r }
+    },
+    deserialize(v) {
+      if (v.o !== undefined) return sj.parse(v.o.slice(1))
+      if (!resolving) throw new TypeError('unexpected Deferred reference outside a task call')
+      return resolving(v.r ?? -1)
+    },
+  },
+  'worq.ref',
+)
+
+/** Wire form of a TaskFailure passed along as a value (`onError: 'pass'`, or returned by a task). */
+interface FailureJson {
+  code: string
+  taskName: string
+  queue: string
+  taskId: string
+  remote: RemoteError
+  attempts: number | null
+}
+
+sj.registerCustom<TaskFailure, any>(
+  {
+    isApplicable: (v): v is TaskFailure => v instanceof TaskFailure,
+    serialize: f =>
+      sj.serialize({
+        code: f.code,
+        taskName: f.taskName,
+        queue: f.queue,
+        taskId: f.taskId,
+        remote: f.remote,
+        attempts: f.attempts ?? null,
+      } satisfies FailureJson) as any,
+    deserialize(v) {
+      const f = sj.deserialize(v) as FailureJson
+      if (f.code === 'ERR_WORQ_TASK_EXPIRED')
+        return new TaskExpired(f.taskName, f.queue, f.taskId, f.remote.message, f.attempts ?? undefined)
+      if (f.code === 'ERR_WORQ_TASK_CANCELLED') return new TaskCancelled(f.taskName, f.queue, f.taskId)
+      return new TaskFailure(f.taskName, f.queue, f.taskId, f.remote, f.attempts ?? undefined)
+    },
+  },
+  'worq.failure',
+)
+
+/** Serializes a call's arguments; Deferreds become references listed in `deps`. */
+export function encodeCall(args: readonly unknown[]): { payload: string; deps: TaskRef[] } {
+  checkFaithful(args, 'args', new Set())
+  collecting = { deps: [], index: new Map() }
+  try {
+    return { payload: sj.stringify(args), deps: collecting.deps }
+  } finally {
+    collecting = undefined
+  }
+}
+
+/** Revives a call's arguments; each reference becomes `resolve(index)`. */
+export function decodeCall(payload: string, resolve: (index: number) => unknown): unknown[] {
+  resolving = resolve
+  try {
+    const args = sj.parse(payload)
+    if (!Array.isArray(args)) throw new TypeError('task payload is not an argument list')
+    return args
+  } finally {
+    resolving = undefined
+  }
+}
+
+/** Serializes a value (a result); throws a TypeError naming the first part that would not survive. */
+export function encodeValue(value: unknown): string {
+  checkFaithful(value, 'result', new Set())
+  return sj.stringify(value)
+}
+
+/** Revives a value serialized by `encodeValue`. */
+export function decodeValue(text: string): unknown {
+  return sj.parse(text)
+}
+
+/**
+ * Throws a TypeError when `value` holds something superjson would drop or change: a function, a
+ * symbol, a Deferred in a result, or an instance of a class other than the faithful built-ins.
+ */
+export function checkFaithful(value: unknown, path: string, seen: Set<object>): void {
+  switch (typeof value) {
+    case 'function':
+      throw new TypeError(`${path} is a function, which cannot be sent; send data instead`)
+    case 'symbol':
+      throw new TypeError(`${path} is a symbol, which cannot be sent; use a string instead`)
+    case 'object':
+      break
+    default:
+      return
+  }
+  if (value === null || seen.has(value)) return
+  if (value instanceof Deferred) {
+    if (!path.startsWith('args')) throw new TypeError(`${path} is a Deferred; return its value instead`)
+    return
+  }
+  seen.add(value)
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkFaithful(v, `${path}[${i}]`, seen))
+  } else if (value instanceof Map) {
+    for (const [k, v] of value) {
+      checkFaithful(k, `${path}<key>`, seen)
+      checkFaithful(v, `${path}.get(${String(k)})`, seen)
+    }
+  } else if (value instanceof Set) {
+    for (const v of value) checkFaithful(v, `${path}<member>`, seen)
+  } else if (value instanceof TaskFailure) {
+    return
+  } else if (value instanceof Error) {
+    if (value.cause !== undefined) checkFaithful(value.cause, `${path}.cause`, seen)
+  } else if (FAITHFUL.some(C => value instanceof C)) {
+    return
+  } else {
+    const proto = Object.getPrototypeOf(value)
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (proto as { constructor?: { name?: string } }).constructor?.name ?? 'unknown'
+      throw new TypeError(
+        `${path} is an instance of class ${name}, which would arrive as a plain object; send a plain object instead`,
+      )
+    }
+    for (const key of Object.keys(value)) checkFaithful((value as Record<string, unknown>)[key], `${path}.${key}`, seen)
+    for (const sym of Object.getOwnPropertySymbols(value)) {
+      if (Object.prototype.propertyIsEnumerable.call(value, sym))
+        throw new TypeError(`${path} has a symbol key ${String(sym)}, which cannot be sent`)
+    }
+  }
+}
