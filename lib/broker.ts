@@ -152,14 +152,19 @@ export class Broker implements QueueHost {
       backoff: opts.backoff,
       runAt: opts.runAt(Date.now()),
     }
+    const d = opts.ignoreResult ? undefined : new Deferred<unknown>(this.#host(hub, backend), this.name, path, id)
+    if (d) hub.track(d)
     const outcome = await new Promise<'ok' | 'duplicate'>((resolve, reject) => {
       this.#batch.push({ task, resolve, reject })
       if (this.#batch.length === 1) setImmediate(() => void this.#flush(backend))
+    }).catch(err => {
+      if (d) hub.untrack(d)
+      throw err
     })
-    if (outcome === 'duplicate') throw new DuplicateTask(path, this.name, id)
-    if (opts.ignoreResult) return undefined
-    const d = new Deferred<unknown>(this.#host(hub, backend), this.name, path, id)
-    hub.track(d)
+    if (outcome === 'duplicate') {
+      if (d) hub.untrack(d)
+      throw new DuplicateTask(path, this.name, id)
+    }
     return d
   }
 

@@ -12,12 +12,13 @@ const key = (queue: string, id: string) => `${queue}\u0000${id}`
 
 export class ResultHub {
   #backend: Backend
-  #open = new Map<string, WeakRef<Deferred<unknown>>>()
+  #open = new Map<string, Array<WeakRef<Deferred<unknown>>>>()
   #waited = new Set<Deferred<unknown>>()
   #ready: Promise<void> | undefined
   #forget = new FinalizationRegistry<string>(k => {
-    const ref = this.#open.get(k)
-    if (ref && ref.deref() === undefined) this.#open.delete(k)
+    const refs = this.#open.get(k)?.filter(r => r.deref() !== undefined)
+    if (refs?.length) this.#open.set(k, refs)
+    else this.#open.delete(k)
   })
   /** Increments on every gap in delivery. */
   epoch = 0
@@ -35,11 +36,25 @@ export class ResultHub {
     return this.#ready
   }
 
-  /** Tracks a Deferred made by an enqueue. */
+  /**
+   * Tracks a Deferred before its enqueue is sent, so an outcome delivered before the enqueue's
+   * reply (a fast worker, another connection) still reaches it.
+   */
   track(d: Deferred<unknown>): void {
     const k = key(d.queue, d.id)
-    this.#open.set(k, new WeakRef(d))
+    const refs = this.#open.get(k)
+    if (refs) refs.push(new WeakRef(d))
+    else this.#open.set(k, [new WeakRef(d)])
     this.#forget.register(d, k, d)
+  }
+
+  /** Stops tracking a Deferred whose enqueue was refused. */
+  untrack(d: Deferred<unknown>): void {
+    const k = key(d.queue, d.id)
+    const refs = this.#open.get(k)?.filter(r => r.deref() !== d)
+    if (refs?.length) this.#open.set(k, refs)
+    else this.#open.delete(k)
+    this.#forget.unregister(d)
   }
 
   /** Number of tracked, unsettled Deferreds (for tests and metrics). */
@@ -54,11 +69,15 @@ export class ResultHub {
 
   #deliver(queue: string, id: string, outcome: string): void {
     const k = key(queue, id)
-    const d = this.#open.get(k)?.deref()
-    if (!d) return
+    const refs = this.#open.get(k)
+    if (!refs) return
     this.#open.delete(k)
-    this.#forget.unregister(d)
-    settle(d, outcome)
+    for (const ref of refs) {
+      const d = ref.deref()
+      if (!d) continue
+      this.#forget.unregister(d)
+      settle(d, outcome)
+    }
   }
 
   #gap(): void {

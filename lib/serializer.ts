@@ -48,7 +48,7 @@ type RefJson = {
 let collecting: { deps: TaskRef[]; index: Map<string, number> } | undefined
 let resolving: ((index: number) => unknown) | undefined
 
-sj.registerCustom<Deferred<unknown>, RefJson>(
+sj.registerCustom<any, RefJson>(
   {
     isApplicable: (v): v is Deferred<unknown> => v instanceof Deferred,
     serialize(d) {

@@ -1,0 +1,29 @@
+/**
+ * worq — a namespaced remote-call task queue with deferred results.
+ *
+ * @packageDocumentation
+ */
+export { TaskSpace } from './taskspace.js'
+export { Broker, getBroker, getQueue } from './broker.js'
+export type { ExposeOptions } from './broker.js'
+export { task } from './queue.js'
+export type { Queue, LooseQueue, Remote, Arg, SpaceClient } from './queue.js'
+export { Deferred } from './deferred.js'
+export { WorkerPool } from './worker/pool.js'
+export type { WorkerPoolOptions, StopOptions } from './worker/pool.js'
+export type { WorkerPoolEvents } from './worker/events.js'
+export {
+  WorqError,
+  TaskFailure,
+  TaskExpired,
+  TaskCancelled,
+  DuplicateTask,
+  WaitTimeout,
+  NoResultYet,
+  BrokerClosed,
+  PayloadTooLarge,
+  BadUrl,
+} from './errors.js'
+export type { RemoteError } from './errors.js'
+export type { BackendOptions } from './backends/index.js'
+export type { TaskOptions, TaskStatus, FinalStatus, Backoff, TaskFunction } from './types.js'

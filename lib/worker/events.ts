@@ -1,0 +1,46 @@
+/**
+ * The WorkerPool's events, typed. Names are namespaced: `task:*`, `lease:*`, `pool:*`.
+ */
+import { EventEmitter } from 'node:events'
+import type { FinalStatus } from '../types.js'
+
+/** Every event a WorkerPool emits, with its payload. */
+export interface WorkerPoolEvents {
+  /** A task started running (attempt 1, 2, …). */
+  'task:start': [{ id: string; name: string; queue: string; attempt: number }]
+  /** A task ended: its outcome's status, or `retry` when it will run again. */
+  'task:end': [{ id: string; name: string; queue: string; status: FinalStatus | 'retry'; ms: number }]
+  /** The backend refused a finish or renewal: the task's lease had lapsed and it was given up. */
+  'lease:lost': [{ id: string; queue: string }]
+  /** The sweep expired or retried tasks whose lease lapsed. */
+  'pool:swept': [{ queue: string; count: number }]
+  /** A backend call failed; the pool retries. */
+  'pool:error': [Error]
+}
+
+/** An EventEmitter typed by an event map. */
+export class TypedEmitter<E extends { [K in keyof E]: unknown[] }> {
+  readonly #ee = new EventEmitter()
+
+  /** Adds a listener. */
+  on<K extends keyof E & string>(event: K, listener: (...args: E[K]) => void): this {
+    this.#ee.on(event, listener as (...args: unknown[]) => void)
+    return this
+  }
+
+  /** Adds a one-time listener. */
+  once<K extends keyof E & string>(event: K, listener: (...args: E[K]) => void): this {
+    this.#ee.once(event, listener as (...args: unknown[]) => void)
+    return this
+  }
+
+  /** Removes a listener. */
+  off<K extends keyof E & string>(event: K, listener: (...args: E[K]) => void): this {
+    this.#ee.off(event, listener as (...args: unknown[]) => void)
+    return this
+  }
+
+  protected emit<K extends keyof E & string>(event: K, ...args: E[K]): void {
+    this.#ee.emit(event, ...args)
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * WorkerPool: runs the functions a broker exposes, up to `concurrency` tasks at once, in this
+ * process. One loop per pool: it finishes what ended and reserves what fits in one backend round
+ * trip (`exchange`), blocks on the backend when there is nothing to do, renews leases in one batch
+ * per heartrate, and takes part in the sweep of lapsed leases.
+ */
+import { nanoid } from 'nanoid'
+import type { Backend, Finish, ReservedTask } from '../backends/backend.js'
+import type { Broker } from '../broker.js'
+import { expiredOutcome, outcomeStatus } from '../outcome.js'
+import { TypedEmitter, type WorkerPoolEvents } from './events.js'
+import { execute } from './execute.js'
+import { LeaseKeeper } from './leases.js'
+
+/** Options of a WorkerPool. */
+export interface WorkerPoolOptions {
+  /** Tasks run at once. @default 10 */
+  concurrency?: number
+  /** ms between sweeps for lapsed leases (shared by all workers of the queue). @default 5_000 */
+  sweepInterval?: number
+  /** Longest single blocking wait for work, in ms. @default 5_000 */
+  blockTimeout?: number
+  /** This worker's id (part of every fencing token). @default a random id */
+  id?: string
+}
+
+/** Options of `stop`. */
+export interface StopOptions {
+  /** ms to let running tasks finish; then they are handed back (attempts left) or expired. @default 10_000 */
+  timeout?: number
+}
+
+interface Running {
+  task: ReservedTask
+  started: number
+}
+
+/** Runs exposed functions of one broker's queue in this process. */
+export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
+  /** This worker's id. */
+  readonly id: string
+  readonly #broker: Broker
+  readonly #concurrency: number
+  readonly #sweepInterval: number
+  readonly #blockTimeout: number
+  readonly #running = new Map<string, Running>()
+  #done: Finish[] = []
+  #backend: Backend | undefined
+  #leases: LeaseKeeper | undefined
+  #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle'
+  #kick: (() => void) | undefined
+  #waiting: Promise<void> | undefined
+  #abort = new AbortController()
+  #loop: Promise<void> | undefined
+  #sweeper: NodeJS.Timeout | undefined
+  #idle = new Set<() => void>()
+
+  constructor(broker: Broker, options: WorkerPoolOptions = {}) {
+    super()
+    const { concurrency = 10, sweepInterval = 5_000, blockTimeout = 5_000, id = nanoid(10) } = options
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+      throw new TypeError(`Expected \`concurrency\` to be an integer from 1 and up, got ${String(concurrency)}`)
+    if (!(sweepInterval >= 10)) throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')
+    if (!(blockTimeout >= 10)) throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
+    this.#broker = broker
+    this.#concurrency = concurrency
+    this.#sweepInterval = sweepInterval
+    this.#blockTimeout = blockTimeout
+    this.id = id
+  }
+
+  /** Starts taking tasks. Resolves once the backend is open. Starting twice throws. */
+  async start(): Promise<void> {
+    if (this.#state !== 'idle') throw new Error(`cannot start a WorkerPool that is ${this.#state}; create a new one`)
+    this.#state = 'running'
+    const { backend } = await this.#broker.backend()
+    this.#backend = backend
+    this.#leases = new LeaseKeeper(
+      backend,
+      this.#broker.name,
+      id => this.emit('lease:lost', { id, queue: this.#broker.name }),
+      err => this.emit('pool:error', err),
+    )
+    this.#sweeper = setInterval(() => void this.#sweep(), this.#sweepInterval)
+    void this.#sweep()
+    this.#loop = this.#run()
+  }
+
+  /** Number of tasks running now. */
+  get running(): number {
+    return this.#running.size
+  }
+
+  /** Resolves when no task is running (now, or as soon as the running ones end). */
+  onIdle(): Promise<void> {
+    if (this.#running.size === 0) return Promise.resolve()
+    return new Promise(resolve => this.#idle.add(resolve))
+  }
+
+  /**
+   * Stops taking work and lets running tasks finish within `timeout`; tasks still running then are
+   * handed back for another attempt, or expired when none is left. Idempotent.
+   */
+  async stop(options: StopOptions = {}): Promise<void> {
+    const { timeout = 10_000 } = options
+    if (this.#state === 'idle') {
+      this.#state = 'stopped'
+      return
+    }
+    if (this.#state !== 'running') return this.#loop
+    this.#state = 'stopping'
+    clearInterval(this.#sweeper)
+    this.#abort.abort()
+    this.#wakeLoop()
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = await Promise.race([
+      this.onIdle().then(() => false),
+      new Promise<boolean>(r => (timer = setTimeout(() => r(true), timeout))),
+    ])
+    clearTimeout(timer)
+    if (timedOut) this.#handBack()
+    this.#leases?.stop()
+    this.#state = 'stopped'
+    this.#wakeLoop()
+    await this.#loop
+  }
+
+  #handBack(): void {
+    const queue = this.#broker.name
+    for (const { task } of this.#running.values()) {
+      const reason = 'the worker stopped before the task finished (stop timeout)'
+      this.#done.push(
+        task.attempt < task.attempts
+          ? { id: task.id, token: task.token, outcome: '', retryAt: Date.now() }
+          : { id: task.id, token: task.token, outcome: expiredOutcome(task.name, queue, task.id, reason, task.attempt) },
+      )
+      this.#leases?.delete(task.id)
+    }
+    this.#running.clear()
+  }
+
+  async #run(): Promise<void> {
+    const backend = this.#backend!
+    const queue = this.#broker.name
+    let failures = 0
+    while (this.#state !== 'stopped' || this.#done.length > 0) {
+      const free = this.#state === 'running' ? this.#concurrency - this.#running.size : 0
+      if (free === 0 && this.#done.length === 0) {
+        if (this.#state === 'stopped') break
+        await this.#nextKick()
+        continue
+      }
+      const done = this.#done
+      this.#done = []
+      let result
+      try {
+        result = await backend.exchange(queue, this.id, done, free)
+        failures = 0
+      } catch (err) {
+        this.#done.unshift(...done)
+        this.emit('pool:error', err as Error)
+        if (this.#state === 'stopped' && ++failures > 3) break
+        await delay(Math.min(100 * 2 ** failures++, 2000))
+        continue
+      }
+      for (const id of result.stale) this.emit('lease:lost', { id, queue })
+      for (const task of result.reserved) this.#start(task)
+      if (result.reserved.length === 0 && this.#done.length === 0 && this.#state === 'running') {
+        const wait = Math.min(this.#blockTimeout, result.nextDueIn ?? Infinity)
+        this.#waiting ??= backend.waitForWork(queue, wait, this.#abort.signal).finally(() => (this.#waiting = undefined))
+        await Promise.race([this.#waiting, this.#nextKick()])
+      }
+    }
+  }
+
+  #nextKick(): Promise<void> {
+    return new Promise(resolve => (this.#kick = resolve))
+  }
+
+  #wakeLoop(): void {
+    const kick = this.#kick
+    this.#kick = undefined
+    kick?.()
+  }
+
+  #start(task: ReservedTask): void {
+    const queue = this.#broker.name
+    const started = Date.now()
+    this.#running.set(task.id, { task, started })
+    this.#leases!.add({ id: task.id, token: task.token, heartrate: task.heartrate })
+    this.emit('task:start', { id: task.id, name: task.name, queue, attempt: task.attempt })
+    void execute(task, queue, name => this.#broker.lookup(name)).then(finish => {
+      const mine = this.#running.get(task.id)
+      if (mine?.task.token !== task.token) return // handed back at stop: the backend will refuse it
+      this.#running.delete(task.id)
+      this.#leases!.delete(task.id)
+      this.#done.push(finish)
+      const status = finish.retryAt !== undefined ? 'retry' : outcomeStatus(finish.outcome)
+      this.emit('task:end', { id: task.id, name: task.name, queue, status, ms: Date.now() - started })
+      this.#wakeLoop()
+      if (this.#running.size === 0) {
+        for (const resolve of this.#idle) resolve()
+        this.#idle.clear()
+      }
+    })
+  }
+
+  async #sweep(): Promise<void> {
+    try {
+      const count = await this.#backend!.sweep(this.#broker.name, this.#sweepInterval)
+      if (count > 0) this.emit('pool:swept', { queue: this.#broker.name, count })
+    } catch (err) {
+      this.emit('pool:error', err as Error)
+    }
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise(r => setTimeout(r, ms))
+}
