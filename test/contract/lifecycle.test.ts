@@ -1,0 +1,173 @@
+import { expect } from 'chai'
+import { getBroker, task, TaskExpired, TaskFailure, WorkerPool } from '../../lib/index.js'
+import { backends } from '../helpers/backends.js'
+import { latch, uniqueQueue, withWorker } from '../helpers/util.js'
+
+for (const backend of backends) {
+  describe(`contract: leases, attempts, delays, expiry [${backend.name}]`, () => {
+    let url: string
+    before(async () => {
+      url = await backend.url()
+    })
+
+    it('a lapsed lease makes the task expired and its waiter gets TaskExpired', async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      try {
+        const d = await task(broker.queue().func, { heartrate: 20 })()
+        const { backend: b } = await broker.backend()
+        expect((await b.exchange(queue, 'dead', [], 1)).reserved).to.have.length(1)
+        const pool = new WorkerPool(broker, { sweepInterval: 20 })
+        const swept = latch()
+        pool.once('pool:swept', () => swept.resolve())
+        await pool.start()
+        await swept.promise
+        const err = await d.result(5000).catch((e: unknown) => e)
+        expect(err).to.be.instanceOf(TaskExpired)
+        expect((err as TaskExpired).code).to.equal('ERR_WORQ_TASK_EXPIRED')
+        expect(await d.status()).to.equal('expired')
+        await pool.stop()
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it("a stale worker's finish is refused once its lease was swept", async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      try {
+        const d = await task(broker.queue().func, { heartrate: 20 })()
+        const { backend: b } = await broker.backend()
+        const [mine] = (await b.exchange(queue, 'slow', [], 1)).reserved
+        await new Promise(r => setTimeout(r, 1100)) // let the lease (2 × 20 + 1000 ms) lapse: time itself is under test
+        expect(await b.sweep(queue, 10)).to.equal(1)
+        const late = await b.exchange(queue, 'slow', [{ id: mine!.id, token: mine!.token, outcome: 'c1' }], 0)
+        expect(late.stale).to.deep.equal([mine!.id])
+        expect(await b.renew(queue, [{ id: mine!.id, token: mine!.token, heartrate: 20 }])).to.deep.equal([mine!.id])
+        expect(await d.wait(1000)).to.equal(true)
+        expect(() => d.value).to.throw(TaskExpired)
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it('with attempts left, a lapsed lease runs the task again and the waiter gets the value', async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      broker.expose(function func(attemptsSeen: string) { return `ran ${attemptsSeen}` })
+      try {
+        const d = await task(broker.queue().func, { heartrate: 20, attempts: 2 })('again')
+        const { backend: b } = await broker.backend()
+        const first = (await b.exchange(queue, 'dead', [], 1)).reserved[0]!
+        expect(first.attempt).to.equal(1)
+        const pool = new WorkerPool(broker, { sweepInterval: 20 })
+        const starts: number[] = []
+        pool.on('task:start', e => starts.push(e.attempt))
+        await pool.start()
+        expect(await d.result(5000)).to.equal('ran again')
+        expect(starts).to.deep.equal([2])
+        await pool.stop()
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it('a task that throws runs again while attempts remain; the final failure counts them', async () => {
+      let calls = 0
+      const w = await withWorker(url, b =>
+        b.expose(function flaky(okAt: number) {
+          calls++
+          if (calls < okAt) throw new Error(`boom ${calls}`)
+          return calls
+        }),
+      )
+      try {
+        const q = w.broker.queue()
+        const ok = await task(q.flaky, { attempts: 3, backoff: { type: 'exponential', delay: 5, jitter: 0.5 } })(3)
+        expect(await ok.result(5000)).to.equal(3)
+        calls = 0
+        const bad = await task(q.flaky, { attempts: 2, backoff: 5 })(99)
+        const err = await bad.result(5000).catch((e: unknown) => e)
+        expect(err).to.be.instanceOf(TaskFailure)
+        expect((err as TaskFailure).attempts).to.equal(2)
+        expect((err as Error).message).to.match(/Error: boom 2 \(after 2 attempts\)$/)
+      } finally {
+        await w.close()
+      }
+    })
+
+    it('delay and runAt hold a task back; it reports enqueued while it waits', async () => {
+      const w = await withWorker(url, b => b.expose(function stamp() { return Date.now() }))
+      try {
+        const q = w.broker.queue()
+        const t0 = Date.now()
+        const a = await task(q.stamp, { delay: 150 })()
+        const b = await task(q.stamp, { runAt: new Date(t0 + 200) })()
+        expect(await a.status()).to.equal('enqueued')
+        expect(await w.broker.size()).to.equal(2)
+        expect(await a.result(5000)).to.be.at.least(t0 + 150)
+        expect(await b.result(5000)).to.be.at.least(t0 + 200)
+      } finally {
+        await w.close()
+      }
+    })
+
+    it('outcomes vanish after resultTimeout and nothing of the task is left', async () => {
+      const queue = uniqueQueue()
+      const w = await withWorker(url, b => b.expose(function func() { return 1 }), { name: queue })
+      try {
+        const d = await task(w.broker.queue().func, { resultTimeout: 100 })()
+        expect(await d.result(5000)).to.equal(1)
+        const { backend: b } = await w.broker.backend()
+        expect(await b.status(queue, d.id)).to.deep.include({ status: 'completed' })
+        await new Promise(r => setTimeout(r, 150)) // the expiry itself is under test
+        expect(await b.status(queue, d.id)).to.equal(null)
+        expect(d.value).to.equal(1) // what this Deferred already fetched stays readable
+      } finally {
+        await w.close()
+      }
+    })
+
+    it('stop() lets running tasks finish within its timeout', async () => {
+      const started = latch()
+      const release = latch()
+      const w = await withWorker(url, b =>
+        b.expose(async function slow() {
+          started.resolve()
+          await release.promise
+          return 'done'
+        }),
+      )
+      try {
+        const d = await w.broker.queue().slow()
+        await started.promise
+        const stopping = w.pool.stop({ timeout: 5000 })
+        release.resolve()
+        await stopping
+        expect(await d.result(1000)).to.equal('done')
+      } finally {
+        await w.close()
+      }
+    })
+
+    it('stop() past its timeout hands a running task back (attempts left) or expires it', async () => {
+      const started = latch()
+      const w = await withWorker(url, b =>
+        b.expose(async function hang() {
+          started.resolve()
+          await new Promise(() => undefined)
+        }),
+      )
+      try {
+        const q = w.broker.queue()
+        const once = await q.hang()
+        await started.promise
+        await w.pool.stop({ timeout: 10 })
+        expect(await once.wait(1000)).to.equal(true)
+        expect(() => once.value).to.throw(TaskExpired, /stop timeout/)
+      } finally {
+        await w.close()
+      }
+    })
+  })
+}
