@@ -57,11 +57,15 @@ export class Broker implements QueueHost {
   expose(spaceOrFn: TaskSpace<string, any> | TaskFunction, options: ExposeOptions = {}): this {
     this.#open()
     const entries =
-      spaceOrFn instanceof TaskSpace ? [...spaceOrFn.tasks] : [...new TaskSpace('').task(spaceOrFn as TaskFunction).tasks]
+      spaceOrFn instanceof TaskSpace
+        ? [...spaceOrFn.tasks]
+        : [...new TaskSpace('').task(spaceOrFn as TaskFunction).tasks]
     if (!options.replace) {
       for (const [name] of entries) {
         if (this.#tasks.has(name))
-          throw new TypeError(`task "${name}" is already exposed on this broker; pass { replace: true } to replace it`)
+          throw new TypeError(
+            `task "${name}" is already exposed on this broker; pass { replace: true } to replace it`,
+          )
       }
     }
     for (const [name, fn] of entries) this.#tasks.set(name, fn)
@@ -77,7 +81,10 @@ export class Broker implements QueueHost {
    * The Proxy Queue: `q.math.add(1, 2)` enqueues `math.add`. `target` prefixes every path;
    * `options` are defaults for every call made through it.
    */
-  queue<S = never, Target extends string = ''>(target: Target = '' as Target, options?: TaskOptions): Queue<S, Target> {
+  queue<S = never, Target extends string = ''>(
+    target: Target = '' as Target,
+    options?: TaskOptions,
+  ): Queue<S, Target> {
     checkName(target, 'target', true)
     return makeQueue(this, target, checkOptions(options)) as Queue<S, Target>
   }
@@ -152,7 +159,9 @@ export class Broker implements QueueHost {
       backoff: opts.backoff,
       runAt: opts.runAt(Date.now()),
     }
-    const d = opts.ignoreResult ? undefined : new Deferred<unknown>(this.#host(hub, backend), this.name, path, id)
+    const d = opts.ignoreResult
+      ? undefined
+      : new Deferred<unknown>(this.#host(hub, backend), this.name, path, id)
     if (d) hub.track(d)
     const outcome = await new Promise<'ok' | 'duplicate'>((resolve, reject) => {
       this.#batch.push({ task, resolve, reject })

@@ -68,7 +68,12 @@ export class Deferred<T = unknown> {
     this[kEpoch] = this.#host.epoch
     const state = await this.#host.status(this.queue, this.id)
     if (state === null) {
-      this[kSettle]('x' + JSON.stringify(expiredBody(this, 'the task and its result are gone (its resultTimeout passed)')))
+      this[kSettle](
+        'x' +
+          JSON.stringify(
+            expiredBody(this, 'the task and its result are gone (its resultTimeout passed)'),
+          ),
+      )
     } else if (state.outcome !== undefined) {
       this[kSettle](state.outcome)
     } else {
@@ -163,7 +168,9 @@ function expiredBody(d: Deferred<unknown>, reason: string) {
 /** Checks a timeout argument. */
 export function checkMs(ms: unknown, name = 'ms'): asserts ms is number {
   if (typeof ms !== 'number' || !(ms >= 0) || ms === Infinity)
-    throw new TypeError(`Expected \`${name}\` to be a finite number of milliseconds ≥ 0, got ${String(ms)}`)
+    throw new TypeError(
+      `Expected \`${name}\` to be a finite number of milliseconds ≥ 0, got ${String(ms)}`,
+    )
 }
 
 export { TaskExpired }

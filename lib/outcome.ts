@@ -25,12 +25,18 @@ export interface FailureRecord {
   attempts?: number
 }
 
-const STATUS: Record<string, FinalStatus> = { c: 'completed', f: 'failed', x: 'expired', k: 'cancelled' }
+const STATUS: Record<string, FinalStatus> = {
+  c: 'completed',
+  f: 'failed',
+  x: 'expired',
+  k: 'cancelled',
+}
 
 /** The status an outcome string records. */
 export function outcomeStatus(outcome: string): FinalStatus {
   const status = STATUS[outcome.charAt(0)]
-  if (!status) throw new TypeError(`malformed outcome: starts with ${JSON.stringify(outcome.charAt(0))}`)
+  if (!status)
+    throw new TypeError(`malformed outcome: starts with ${JSON.stringify(outcome.charAt(0))}`)
   return status
 }
 
@@ -51,7 +57,13 @@ export function failedOutcome(record: FailureRecord): string {
 }
 
 /** An expired outcome. */
-export function expiredOutcome(taskName: string, queue: string, taskId: string, reason: string, attempts?: number): string {
+export function expiredOutcome(
+  taskName: string,
+  queue: string,
+  taskId: string,
+  reason: string,
+  attempts?: number,
+): string {
   return 'x' + JSON.stringify({ taskName, queue, taskId, reason, attempts })
 }
 
@@ -82,18 +94,26 @@ function safeString(v: unknown): string {
 }
 
 /** The value of a completed outcome, or the TaskFailure (or subclass) of any other. */
-export function readOutcome(outcome: string): { ok: true; value: unknown } | { ok: false; error: TaskFailure } {
+export function readOutcome(
+  outcome: string,
+): { ok: true; value: unknown } | { ok: false; error: TaskFailure } {
   const body = outcome.slice(1)
   switch (outcome.charAt(0)) {
     case 'c':
       return { ok: true, value: decodeValue(body) }
     case 'f': {
       const r = decodeValue(body) as FailureRecord
-      return { ok: false, error: new TaskFailure(r.taskName, r.queue, r.taskId, r.remote, r.attempts) }
+      return {
+        ok: false,
+        error: new TaskFailure(r.taskName, r.queue, r.taskId, r.remote, r.attempts),
+      }
     }
     case 'x': {
       const r = JSON.parse(body) as FailureRecord & { reason: string }
-      return { ok: false, error: new TaskExpired(r.taskName, r.queue, r.taskId, r.reason, r.attempts || undefined) }
+      return {
+        ok: false,
+        error: new TaskExpired(r.taskName, r.queue, r.taskId, r.reason, r.attempts || undefined),
+      }
     }
     case 'k': {
       const r = JSON.parse(body) as FailureRecord

@@ -10,7 +10,12 @@ import type { TaskFunction, TaskOptions } from './types.js'
 
 /** What the Proxy needs from its broker. @internal */
 export interface QueueHost {
-  enqueue(path: string, args: unknown[], defaults: TaskOptions, options?: TaskOptions): Promise<Deferred<unknown> | undefined>
+  enqueue(
+    path: string,
+    args: unknown[],
+    defaults: TaskOptions,
+    options?: TaskOptions,
+  ): Promise<Deferred<unknown> | undefined>
   close(): Promise<void>
 }
 
@@ -37,7 +42,10 @@ export function makeQueue(host: QueueHost, path: string, defaults: TaskOptions):
       return makeQueue(host, path ? `${path}.${prop}` : prop, defaults)
     },
     apply(_target, _this, args: unknown[]) {
-      if (!path) throw new TypeError('Expected a task to call, like q.math.add(1, 2); the queue itself is not a task')
+      if (!path)
+        throw new TypeError(
+          'Expected a task to call, like q.math.add(1, 2); the queue itself is not a task',
+        )
       return host.enqueue(path, args, defaults)
     },
   })
@@ -52,16 +60,22 @@ export function task<F extends (...args: any[]) => Promise<unknown>>(
   queueFn: F,
   options: TaskOptions<any>,
 ): F
-export function task(queueFn: unknown, options: TaskOptions<any>): (...args: unknown[]) => Promise<unknown> {
+export function task(
+  queueFn: unknown,
+  options: TaskOptions<any>,
+): (...args: unknown[]) => Promise<unknown> {
   const info = (typeof queueFn === 'function' && (queueFn as any)[kCall]) as CallInfo | undefined
-  if (!info || !info.path) throw new TypeError('Expected `queueFn` to be a task of a queue, like q.math.add')
+  if (!info || !info.path)
+    throw new TypeError('Expected `queueFn` to be a task of a queue, like q.math.add')
   const checked = checkOptions(options)
   return (...args: unknown[]) => info.host.enqueue(info.path, args, info.defaults, checked)
 }
 
 // ---- Types: how TaskSpace definitions flow to the client ----
 
-type Plain<T> = T extends Date | RegExp | Map<any, any> | Set<any> | Error | URL | ArrayBufferView ? false : true
+type Plain<T> = T extends Date | RegExp | Map<any, any> | Set<any> | Error | URL | ArrayBufferView
+  ? false
+  : true
 
 /** What a parameter accepts at the call site: the value, a Deferred of it, a promise of either, or a structure holding them. */
 export type Arg<T> =
@@ -91,7 +105,11 @@ type Nest<Path extends string, T> = Path extends ''
     ? { [K in Head]: Nest<Rest, T> }
     : { [K in Path]: T }
 
-type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (
+  i: infer I,
+) => void
+  ? I
+  : never
 
 /** The client shape of one space. */
 export type SpaceClient<S> = S extends TaskSpace<infer N, infer F> ? Nest<N, RemoteMap<F>> : never

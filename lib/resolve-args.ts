@@ -7,7 +7,9 @@ import { Deferred } from './deferred.js'
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (
-    v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function'
+    v !== null &&
+    (typeof v === 'object' || typeof v === 'function') &&
+    typeof (v as { then?: unknown }).then === 'function'
   )
 }
 

@@ -52,7 +52,8 @@ sj.registerCustom<any, RefJson>(
   {
     isApplicable: (v): v is Deferred<unknown> => v instanceof Deferred,
     serialize(d) {
-      if (!collecting) throw new TypeError('a Deferred cannot be part of a result; return its value instead')
+      if (!collecting)
+        throw new TypeError('a Deferred cannot be part of a result; return its value instead')
       const held = d.outcome
       if (held !== undefined && held.charAt(0) === 'c') return { o: held }
       const key = `${d.queue}\u0000${d.id}`
@@ -98,8 +99,15 @@ sj.registerCustom<TaskFailure, any>(
     deserialize(v) {
       const f = sj.deserialize(v) as FailureJson
       if (f.code === 'ERR_WORQ_TASK_EXPIRED')
-        return new TaskExpired(f.taskName, f.queue, f.taskId, f.remote.message, f.attempts ?? undefined)
-      if (f.code === 'ERR_WORQ_TASK_CANCELLED') return new TaskCancelled(f.taskName, f.queue, f.taskId)
+        return new TaskExpired(
+          f.taskName,
+          f.queue,
+          f.taskId,
+          f.remote.message,
+          f.attempts ?? undefined,
+        )
+      if (f.code === 'ERR_WORQ_TASK_CANCELLED')
+        return new TaskCancelled(f.taskName, f.queue, f.taskId)
       return new TaskFailure(f.taskName, f.queue, f.taskId, f.remote, f.attempts ?? undefined)
     },
   },
@@ -157,7 +165,8 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>): 
   }
   if (value === null || seen.has(value)) return
   if (value instanceof Deferred) {
-    if (!path.startsWith('args')) throw new TypeError(`${path} is a Deferred; return its value instead`)
+    if (!path.startsWith('args'))
+      throw new TypeError(`${path} is a Deferred; return its value instead`)
     return
   }
   seen.add(value)
@@ -184,7 +193,8 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>): 
         `${path} is an instance of class ${name}, which would arrive as a plain object; send a plain object instead`,
       )
     }
-    for (const key of Object.keys(value)) checkFaithful((value as Record<string, unknown>)[key], `${path}.${key}`, seen)
+    for (const key of Object.keys(value))
+      checkFaithful((value as Record<string, unknown>)[key], `${path}.${key}`, seen)
     for (const sym of Object.getOwnPropertySymbols(value)) {
       if (Object.prototype.propertyIsEnumerable.call(value, sym))
         throw new TypeError(`${path} has a symbol key ${String(sym)}, which cannot be sent`)

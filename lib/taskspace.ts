@@ -16,7 +16,10 @@ export function checkName(name: unknown, what: string, allowEmpty = false): stri
 }
 
 /** A namespace of functions, typed so that a client queue knows their arguments and results. */
-export class TaskSpace<Name extends string = string, Fns extends Record<string, TaskFunction> = {}> {
+export class TaskSpace<
+  Name extends string = string,
+  Fns extends Record<string, TaskFunction> = Record<never, never>,
+> {
   /** The space's dotted name ('' for the root). */
   readonly name: Name
   readonly #tasks = new Map<string, TaskFunction>()
@@ -29,7 +32,9 @@ export class TaskSpace<Name extends string = string, Fns extends Record<string, 
     this.name = checkName(name, 'name', true) as Name
     if (fnMap !== undefined) {
       if (typeof fnMap !== 'object' || fnMap === null)
-        throw new TypeError('Expected `fnMap` to be an object of functions, like { add: (a, b) => a + b }')
+        throw new TypeError(
+          'Expected `fnMap` to be an object of functions, like { add: (a, b) => a + b }',
+        )
       for (const key of Object.keys(fnMap)) this.task(fnMap[key] as TaskFunction, key)
     }
   }
@@ -39,10 +44,14 @@ export class TaskSpace<Name extends string = string, Fns extends Record<string, 
    * anonymous function needs a name). Returns the space, typed with the new task when `name` is
    * given, so calls can be chained.
    */
-  task<F extends TaskFunction, N extends string>(fn: F, name: N): TaskSpace<Name, Fns & Record<N, F>>
+  task<F extends TaskFunction, N extends string>(
+    fn: F,
+    name: N,
+  ): TaskSpace<Name, Fns & Record<N, F>>
   task<F extends TaskFunction>(fn: F): this
   task(fn: TaskFunction, name?: string): TaskSpace<Name, any> {
-    if (typeof fn !== 'function') throw new TypeError(`Expected a function to register, got ${typeof fn}`)
+    if (typeof fn !== 'function')
+      throw new TypeError(`Expected a function to register, got ${typeof fn}`)
     const own = name ?? fn.name.replace(/^bound /, '')
     if (!own)
       throw new TypeError(
@@ -50,7 +59,8 @@ export class TaskSpace<Name extends string = string, Fns extends Record<string, 
       )
     checkName(own, 'task name')
     const full = this.name ? `${this.name}.${own}` : own
-    if (this.#tasks.has(full)) throw new TypeError(`task "${full}" is already registered in this space`)
+    if (this.#tasks.has(full))
+      throw new TypeError(`task "${full}" is already registered in this space`)
     this.#tasks.set(full, fn)
     return this
   }

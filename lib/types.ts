@@ -21,13 +21,7 @@
 
 /** Where a task is in its life. */
 export type TaskStatus =
-  | 'pending'
-  | 'enqueued'
-  | 'processing'
-  | 'completed'
-  | 'failed'
-  | 'expired'
-  | 'cancelled'
+  'pending' | 'enqueued' | 'processing' | 'completed' | 'failed' | 'expired' | 'cancelled'
 
 /** The statuses a task never leaves. */
 export type FinalStatus = 'completed' | 'failed' | 'expired' | 'cancelled'

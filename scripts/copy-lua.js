@@ -2,4 +2,5 @@
 import { cpSync, existsSync } from 'node:fs'
 
 const from = 'lib/backends/redis/scripts'
-if (existsSync(from)) cpSync(from, 'dist/backends/redis/scripts', { recursive: true, filter: f => !f.endsWith('.ts') })
+if (existsSync(from))
+  cpSync(from, 'dist/backends/redis/scripts', { recursive: true, filter: f => !f.endsWith('.ts') })

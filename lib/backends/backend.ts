@@ -137,7 +137,12 @@ export interface Backend {
    * Finishes `done`, then reserves up to `max` ready tasks for `workerId` (finish-and-fetch: one
    * round trip per batch).
    */
-  exchange(queue: string, workerId: string, done: readonly Finish[], max: number): Promise<ExchangeResult>
+  exchange(
+    queue: string,
+    workerId: string,
+    done: readonly Finish[],
+    max: number,
+  ): Promise<ExchangeResult>
   /**
    * Resolves when work may be ready on `queue` (an enqueue, a promotion, a retry) or after
    * `timeoutMs`, whichever is first. Spurious wake-ups are allowed; missed ones are not. Rejects

@@ -39,33 +39,48 @@ export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
 type Factory = (url: URL, raw: string, options: BackendOptions) => Backend | Promise<Backend>
 
 const factories: Record<string, Factory> = {
-  'memory:': (_url, raw, o) => new MemoryBackend(raw, { maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD }),
+  'memory:': (_url, raw, o) =>
+    new MemoryBackend(raw, { maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD }),
   'redis:': (url, raw, o) => openRedis(url, raw, o),
   'rediss:': (url, raw, o) => openRedis(url, raw, o),
 }
 
 async function openRedis(url: URL, raw: string, o: BackendOptions): Promise<Backend> {
   const { RedisBackend } = await import('./redis/redis.js')
-  return new RedisBackend(url, raw, { maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD, redis: o.redis })
+  return new RedisBackend(url, raw, {
+    maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
+    redis: o.redis,
+  })
 }
 
 /** Parses and checks a backend URL. */
 export function parseUrl(raw: unknown): URL {
   if (typeof raw !== 'string' || raw === '')
-    throw new TypeError('Expected `url` to be a backend URL string such as "memory://" or "redis://127.0.0.1:6379/0"')
+    throw new TypeError(
+      'Expected `url` to be a backend URL string such as "memory://" or "redis://127.0.0.1:6379/0"',
+    )
   let url: URL
   try {
     url = new URL(raw)
   } catch {
-    throw new BadUrl(raw, 'it is not a URL; expected something like "memory://" or "redis://host:6379/0"')
+    throw new BadUrl(
+      raw,
+      'it is not a URL; expected something like "memory://" or "redis://host:6379/0"',
+    )
   }
   if (!(url.protocol in factories))
-    throw new BadUrl(raw, `the scheme "${url.protocol}" is not supported; use memory://, redis:// or rediss://`)
+    throw new BadUrl(
+      raw,
+      `the scheme "${url.protocol}" is not supported; use memory://, redis:// or rediss://`,
+    )
   return url
 }
 
 /** Opens (or shares) the backend for `url`. @internal */
-export async function openBackend(raw: string, options: BackendOptions = {}): Promise<BackendHandle> {
+export async function openBackend(
+  raw: string,
+  options: BackendOptions = {},
+): Promise<BackendHandle> {
   const url = parseUrl(raw)
   const factory = factories[url.protocol] as Factory
   const shareable = options.redis === undefined

@@ -9,7 +9,9 @@ export interface WorkerPoolEvents {
   /** A task started running (attempt 1, 2, …). */
   'task:start': [{ id: string; name: string; queue: string; attempt: number }]
   /** A task ended: its outcome's status, or `retry` when it will run again. */
-  'task:end': [{ id: string; name: string; queue: string; status: FinalStatus | 'retry'; ms: number }]
+  'task:end': [
+    { id: string; name: string; queue: string; status: FinalStatus | 'retry'; ms: number },
+  ]
   /** The backend refused a finish or renewal: the task's lease had lapsed and it was given up. */
   'lease:lost': [{ id: string; queue: string }]
   /** The sweep expired or retried tasks whose lease lapsed. */

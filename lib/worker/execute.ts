@@ -32,7 +32,10 @@ export async function execute(task: ReservedTask, queue: string, lookup: Lookup)
       return read.ok ? read.value : read.error
     })
   } catch (err) {
-    return fail(task, queue, { name: 'BadMessage', message: `the task's arguments cannot be read: ${(err as Error).message}` })
+    return fail(task, queue, {
+      name: 'BadMessage',
+      message: `the task's arguments cannot be read: ${(err as Error).message}`,
+    })
   }
   let value: unknown
   try {
@@ -55,7 +58,13 @@ export function fail(task: ReservedTask, queue: string, remote: RemoteError): Fi
   const finish: Finish = {
     id: task.id,
     token: task.token,
-    outcome: failedOutcome({ taskName: task.name, queue, taskId: task.id, remote, attempts: task.attempt }),
+    outcome: failedOutcome({
+      taskName: task.name,
+      queue,
+      taskId: task.id,
+      remote,
+      attempts: task.attempt,
+    }),
   }
   if (task.attempt < task.attempts && !PERMANENT.has(remote.name))
     finish.retryAt = Date.now() + backoffDelay(task.backoff, task.attempt, Math.random())

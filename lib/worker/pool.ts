@@ -57,11 +57,20 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
 
   constructor(broker: Broker, options: WorkerPoolOptions = {}) {
     super()
-    const { concurrency = 10, sweepInterval = 5_000, blockTimeout = 5_000, id = nanoid(10) } = options
+    const {
+      concurrency = 10,
+      sweepInterval = 5_000,
+      blockTimeout = 5_000,
+      id = nanoid(10),
+    } = options
     if (!Number.isInteger(concurrency) || concurrency < 1)
-      throw new TypeError(`Expected \`concurrency\` to be an integer from 1 and up, got ${String(concurrency)}`)
-    if (!(sweepInterval >= 10)) throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')
-    if (!(blockTimeout >= 10)) throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
+      throw new TypeError(
+        `Expected \`concurrency\` to be an integer from 1 and up, got ${String(concurrency)}`,
+      )
+    if (!(sweepInterval >= 10))
+      throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')
+    if (!(blockTimeout >= 10))
+      throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
     this.#broker = broker
     this.#concurrency = concurrency
     this.#sweepInterval = sweepInterval
@@ -71,7 +80,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
 
   /** Starts taking tasks. Resolves once the backend is open. Starting twice throws. */
   async start(): Promise<void> {
-    if (this.#state !== 'idle') throw new Error(`cannot start a WorkerPool that is ${this.#state}; create a new one`)
+    if (this.#state !== 'idle')
+      throw new Error(`cannot start a WorkerPool that is ${this.#state}; create a new one`)
     this.#state = 'running'
     const { backend } = await this.#broker.backend()
     this.#backend = backend
@@ -132,7 +142,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.#done.push(
         task.attempt < task.attempts
           ? { id: task.id, token: task.token, outcome: '', retryAt: Date.now() }
-          : { id: task.id, token: task.token, outcome: expiredOutcome(task.name, queue, task.id, reason, task.attempt) },
+          : {
+              id: task.id,
+              token: task.token,
+              outcome: expiredOutcome(task.name, queue, task.id, reason, task.attempt),
+            },
       )
       this.#leases?.delete(task.id)
     }
@@ -167,7 +181,9 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       for (const task of result.reserved) this.#start(task)
       if (result.reserved.length === 0 && this.#done.length === 0 && this.#state === 'running') {
         const wait = Math.min(this.#blockTimeout, result.nextDueIn ?? Infinity)
-        this.#waiting ??= backend.waitForWork(queue, wait, this.#abort.signal).finally(() => (this.#waiting = undefined))
+        this.#waiting ??= backend
+          .waitForWork(queue, wait, this.#abort.signal)
+          .finally(() => (this.#waiting = undefined))
         await Promise.race([this.#waiting, this.#nextKick()])
       }
     }
@@ -196,7 +212,13 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.#leases!.delete(task.id)
       this.#done.push(finish)
       const status = finish.retryAt !== undefined ? 'retry' : outcomeStatus(finish.outcome)
-      this.emit('task:end', { id: task.id, name: task.name, queue, status, ms: Date.now() - started })
+      this.emit('task:end', {
+        id: task.id,
+        name: task.name,
+        queue,
+        status,
+        ms: Date.now() - started,
+      })
       this.#wakeLoop()
       if (this.#running.size === 0) {
         for (const resolve of this.#idle) resolve()

@@ -22,7 +22,11 @@ for (const backend of backends) {
 
     it('fire-and-forget: a call runs without anyone waiting', async () => {
       const seen = latch<string>()
-      const w = await withWorker(url, b => b.expose(function func(arg: string) { seen.resolve(arg) }))
+      const w = await withWorker(url, b =>
+        b.expose(function func(arg: string) {
+          seen.resolve(arg)
+        }),
+      )
       try {
         await w.broker.queue().func('arg')
         expect(await seen.promise).to.equal('arg')
@@ -50,7 +54,11 @@ for (const backend of backends) {
 
     it('ignoreResult resolves to undefined and still runs the task', async () => {
       const seen = latch<number>()
-      const w = await withWorker(url, b => b.expose(function func(n: number) { seen.resolve(n) }))
+      const w = await withWorker(url, b =>
+        b.expose(function func(n: number) {
+          seen.resolve(n)
+        }),
+      )
       try {
         const q = w.broker.queue()
         expect(await task(q.func, { ignoreResult: true })(3)).to.equal(undefined)
@@ -95,7 +103,10 @@ for (const backend of backends) {
         const d = await w.broker.queue().func()
         expect(await d.wait(5000)).to.equal(true)
         expect(await d.status()).to.equal('failed')
-        expect(() => d.value).to.throw(TaskFailure).with.property('remote').that.has.property('name', 'NoSuchTask')
+        expect(() => d.value)
+          .to.throw(TaskFailure)
+          .with.property('remote')
+          .that.has.property('name', 'NoSuchTask')
       } finally {
         await w.close()
       }
@@ -137,7 +148,10 @@ for (const backend of backends) {
         const err = await d.result(10).catch((e: unknown) => e)
         expect(err).to.be.instanceOf(WaitTimeout)
         expect((err as WaitTimeout).code).to.equal('ERR_WORQ_WAIT_TIMEOUT')
-        expect(await d.wait(-1).catch((e: unknown) => e)).to.be.instanceOf(TypeError).with.property('message').that.matches(/Expected `ms`/)
+        expect(await d.wait(-1).catch((e: unknown) => e))
+          .to.be.instanceOf(TypeError)
+          .with.property('message')
+          .that.matches(/Expected `ms`/)
       } finally {
         await broker.purge()
         await broker.close()
@@ -163,7 +177,12 @@ for (const backend of backends) {
       const w = await withWorker(url, () => undefined)
       try {
         const q = w.broker.queue() as any
-        for (const d of [await q.constructor(), await q.toString(), await q.ns.hasOwnProperty('x')]) {
+        for (const d of [
+          await q.constructor(),
+          await q.toString(),
+          // eslint-disable-next-line no-prototype-builtins -- the point: it is a task name here
+          await q.ns.hasOwnProperty('x'),
+        ]) {
           expect(await d.wait(5000)).to.equal(true)
           expect(() => d.value).to.throw(TaskFailure, /NoSuchTask/)
         }
@@ -181,7 +200,11 @@ for (const backend of backends) {
         nothing: undefined,
         list: [1, { x: 'y' }],
       }
-      const w = await withWorker(url, b => b.expose(function echo(v: unknown) { return v }))
+      const w = await withWorker(url, b =>
+        b.expose(function echo(v: unknown) {
+          return v
+        }),
+      )
       try {
         const d = await w.broker.queue().echo(value)
         expect(await d.result(5000)).to.deep.equal(value)
@@ -196,10 +219,18 @@ for (const backend of backends) {
       }
       const w = await withWorker(url, b =>
         b
-          .expose(function fn() { return () => 1 })
-          .expose(function sym() { return { s: Symbol('x') } })
-          .expose(function cls() { return new Point() })
-          .expose(function ok() { return 'fine' }),
+          .expose(function fn() {
+            return () => 1
+          })
+          .expose(function sym() {
+            return { s: Symbol('x') }
+          })
+          .expose(function cls() {
+            return new Point()
+          })
+          .expose(function ok() {
+            return 'fine'
+          }),
       )
       try {
         const q = w.broker.queue()
@@ -209,7 +240,9 @@ for (const backend of backends) {
           [await q.cls(), /class Point/],
         ] as const) {
           expect(await d.wait(5000)).to.equal(true)
-          expect(() => d.value).to.throw(TaskFailure, what).with.nested.property('remote.name', 'UnserializableResult')
+          expect(() => d.value)
+            .to.throw(TaskFailure, what)
+            .with.nested.property('remote.name', 'UnserializableResult')
         }
         expect(await (await q.ok()).result(5000)).to.equal('fine')
       } finally {

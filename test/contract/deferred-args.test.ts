@@ -1,5 +1,12 @@
 import { expect } from 'chai'
-import { getBroker, task, TaskSpace, TaskFailure, TaskExpired, WorkerPool } from '../../lib/index.js'
+import {
+  getBroker,
+  task,
+  TaskSpace,
+  TaskFailure,
+  TaskExpired,
+  WorkerPool,
+} from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
 import { uniqueQueue, withWorker } from '../helpers/util.js'
 
@@ -76,9 +83,18 @@ for (const backend of backends) {
         const catches = [1, 2, 3].map(n => q.catch(q.left(n), q.right(n), n))
         const d = await q.combine(catches)
         expect(await d.result(5000)).to.deep.equal({
-          1: [['left', 1], ['right', 1]],
-          2: [['left', 2], ['right', 2]],
-          3: [['left', 3], ['right', 3]],
+          1: [
+            ['left', 1],
+            ['right', 1],
+          ],
+          2: [
+            ['left', 2],
+            ['right', 2],
+          ],
+          3: [
+            ['left', 3],
+            ['right', 3],
+          ],
         })
       } finally {
         await w.close()
@@ -114,7 +130,9 @@ for (const backend of backends) {
           const err = await d.result(5000).catch((e: unknown) => e)
           expect(err).to.be.instanceOf(TaskFailure)
           expect((err as TaskFailure).taskId).to.equal(failing.id)
-          expect((err as Error).message).to.equal(`zeroFails [${w.broker.name}:${failing.id}] Error: zero fail!`)
+          expect((err as Error).message).to.equal(
+            `zeroFails [${w.broker.name}:${failing.id}] Error: zero fail!`,
+          )
           expect(await d.status()).to.equal('failed')
         }
       } finally {

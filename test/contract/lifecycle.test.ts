@@ -41,9 +41,16 @@ for (const backend of backends) {
         const [mine] = (await b.exchange(queue, 'slow', [], 1)).reserved
         await new Promise(r => setTimeout(r, 1100)) // let the lease (2 × 20 + 1000 ms) lapse: time itself is under test
         expect(await b.sweep(queue, 10)).to.equal(1)
-        const late = await b.exchange(queue, 'slow', [{ id: mine!.id, token: mine!.token, outcome: 'c1' }], 0)
+        const late = await b.exchange(
+          queue,
+          'slow',
+          [{ id: mine!.id, token: mine!.token, outcome: 'c1' }],
+          0,
+        )
         expect(late.stale).to.deep.equal([mine!.id])
-        expect(await b.renew(queue, [{ id: mine!.id, token: mine!.token, heartrate: 20 }])).to.deep.equal([mine!.id])
+        expect(
+          await b.renew(queue, [{ id: mine!.id, token: mine!.token, heartrate: 20 }]),
+        ).to.deep.equal([mine!.id])
         expect(await d.wait(1000)).to.equal(true)
         expect(() => d.value).to.throw(TaskExpired)
       } finally {
@@ -54,7 +61,9 @@ for (const backend of backends) {
     it('with attempts left, a lapsed lease runs the task again and the waiter gets the value', async () => {
       const queue = uniqueQueue()
       const broker = getBroker(url, queue)
-      broker.expose(function func(attemptsSeen: string) { return `ran ${attemptsSeen}` })
+      broker.expose(function func(attemptsSeen: string) {
+        return `ran ${attemptsSeen}`
+      })
       try {
         const d = await task(broker.queue().func, { heartrate: 20, attempts: 2 })('again')
         const { backend: b } = await broker.backend()
@@ -83,7 +92,10 @@ for (const backend of backends) {
       )
       try {
         const q = w.broker.queue()
-        const ok = await task(q.flaky, { attempts: 3, backoff: { type: 'exponential', delay: 5, jitter: 0.5 } })(3)
+        const ok = await task(q.flaky, {
+          attempts: 3,
+          backoff: { type: 'exponential', delay: 5, jitter: 0.5 },
+        })(3)
         expect(await ok.result(5000)).to.equal(3)
         calls = 0
         const bad = await task(q.flaky, { attempts: 2, backoff: 5 })(99)
@@ -97,7 +109,11 @@ for (const backend of backends) {
     })
 
     it('delay and runAt hold a task back; it reports enqueued while it waits', async () => {
-      const w = await withWorker(url, b => b.expose(function stamp() { return Date.now() }))
+      const w = await withWorker(url, b =>
+        b.expose(function stamp() {
+          return Date.now()
+        }),
+      )
       try {
         const q = w.broker.queue()
         const t0 = Date.now()
@@ -114,7 +130,14 @@ for (const backend of backends) {
 
     it('outcomes vanish after resultTimeout and nothing of the task is left', async () => {
       const queue = uniqueQueue()
-      const w = await withWorker(url, b => b.expose(function func() { return 1 }), { name: queue })
+      const w = await withWorker(
+        url,
+        b =>
+          b.expose(function func() {
+            return 1
+          }),
+        { name: queue },
+      )
       try {
         const d = await task(w.broker.queue().func, { resultTimeout: 100 })()
         expect(await d.result(5000)).to.equal(1)

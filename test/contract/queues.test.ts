@@ -1,5 +1,13 @@
 import { expect } from 'chai'
-import { getBroker, getQueue, task, TaskSpace, DuplicateTask, TaskCancelled, WorkerPool } from '../../lib/index.js'
+import {
+  getBroker,
+  getQueue,
+  task,
+  TaskSpace,
+  DuplicateTask,
+  TaskCancelled,
+  WorkerPool,
+} from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
 import { latch, uniqueQueue, withWorker } from '../helpers/util.js'
 
@@ -11,8 +19,22 @@ for (const backend of backends) {
     })
 
     it('named queues are routed only to their own workers', async () => {
-      const foo = await withWorker(url, b => b.expose(function which() { return 'foo' }), { name: uniqueQueue('foo') })
-      const bar = await withWorker(url, b => b.expose(function which() { return 'bar' }), { name: uniqueQueue('bar') })
+      const foo = await withWorker(
+        url,
+        b =>
+          b.expose(function which() {
+            return 'foo'
+          }),
+        { name: uniqueQueue('foo') },
+      )
+      const bar = await withWorker(
+        url,
+        b =>
+          b.expose(function which() {
+            return 'bar'
+          }),
+        { name: uniqueQueue('bar') },
+      )
       try {
         const results = await Promise.all(
           [foo, bar, foo, bar].map(async w => (await w.broker.queue().which()).result(5000)),
@@ -32,9 +54,12 @@ for (const backend of backends) {
       try {
         const q = w.broker.queue() as any
         const got = await Promise.all(
-          [q.module.path.join('a'), q.foo.join('b'), q.foo.bar.join('c'), q.foo.bar.baz.join('d')].map(async p =>
-            (await p).result(5000),
-          ),
+          [
+            q.module.path.join('a'),
+            q.foo.join('b'),
+            q.foo.bar.join('c'),
+            q.foo.bar.baz.join('d'),
+          ].map(async p => (await p).result(5000)),
         )
         expect(got).to.deep.equal(['module.path:a', 'foo:b', 'foo.bar:c', 'foo.bar.baz:d'])
         const sub = w.broker.queue('foo.bar') as any
@@ -64,9 +89,20 @@ for (const backend of backends) {
 
     it('expose twice throws unless replace; anonymous functions need a name', () => {
       const broker = getBroker(url, uniqueQueue())
-      broker.expose(function f() { return 1 })
-      expect(() => broker.expose(function f() { return 2 })).to.throw(TypeError, /replace/)
-      broker.expose(function f() { return 2 }, { replace: true })
+      broker.expose(function f() {
+        return 1
+      })
+      expect(() =>
+        broker.expose(function f() {
+          return 2
+        }),
+      ).to.throw(TypeError, /replace/)
+      broker.expose(
+        function f() {
+          return 2
+        },
+        { replace: true },
+      )
       expect(() => new TaskSpace('x').task(() => 1)).to.throw(TypeError, /named function/)
       void broker.close()
     })
@@ -90,7 +126,9 @@ for (const backend of backends) {
           expect(first.id).to.equal(typeof id === 'string' ? id : 'number')
           const dup = await f(2).catch((e: unknown) => e)
           expect(dup).to.be.instanceOf(DuplicateTask)
-          expect((dup as Error).message).to.match(/^func \[.+:(int|number)\] cannot enqueue task with duplicate id/)
+          expect((dup as Error).message).to.match(
+            /^func \[.+:(int|number)\] cannot enqueue task with duplicate id/,
+          )
           const pool = new WorkerPool(broker, { concurrency: 1 })
           await pool.start()
           await started.promise
@@ -109,7 +147,9 @@ for (const backend of backends) {
 
     it('size counts enqueued tasks and pending dependents; results leave it', async () => {
       const broker = getBroker(url, uniqueQueue())
-      broker.expose(function func(x: unknown) { return x })
+      broker.expose(function func(x: unknown) {
+        return x
+      })
       try {
         const q = broker.queue()
         expect(await broker.size()).to.equal(0)
@@ -148,7 +188,11 @@ for (const backend of backends) {
     })
 
     it('cancel() discards a task not yet running, and not one that finished', async () => {
-      const w = await withWorker(url, b => b.expose(function func(x: unknown) { return x }))
+      const w = await withWorker(url, b =>
+        b.expose(function func(x: unknown) {
+          return x
+        }),
+      )
       await w.pool.stop()
       const broker = w.broker
       try {
@@ -163,7 +207,14 @@ for (const backend of backends) {
 
     it('brokers with the same URL share one backend; getQueue is broker.queue', async () => {
       const name = uniqueQueue()
-      const w = await withWorker(url, b => b.expose(function func() { return 'ok' }), { name })
+      const w = await withWorker(
+        url,
+        b =>
+          b.expose(function func() {
+            return 'ok'
+          }),
+        { name },
+      )
       const q = getQueue(url, name)
       try {
         expect(await (await q.func()).result(5000)).to.equal('ok')

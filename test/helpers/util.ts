@@ -35,7 +35,11 @@ export async function withWorker(
 }
 
 /** Resolves when `predicate()` is true, checking on every event-loop turn, or rejects after `ms`. */
-export async function until(predicate: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
+export async function until(
+  predicate: () => boolean | Promise<boolean>,
+  ms = 5000,
+  what = 'condition',
+): Promise<void> {
   const end = Date.now() + ms
   while (!(await predicate())) {
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)

@@ -82,7 +82,12 @@ export class MemoryBackend implements Backend {
       }
       const outcome =
         arg?.outcome ??
-        expiredOutcome('unknown', ref.queue, ref.id, 'the argument task and its result are gone (its resultTimeout passed)')
+        expiredOutcome(
+          'unknown',
+          ref.queue,
+          ref.id,
+          'the argument task and its result are gone (its resultTimeout passed)',
+        )
       if (outcome.charAt(0) !== 'c' && task.onError === 'fail') {
         this.#finish(rec, outcome)
         return 'ok'
@@ -137,7 +142,12 @@ export class MemoryBackend implements Backend {
     if (--dep.missing === 0) this.#ready(this.#q(queue), dep)
   }
 
-  async exchange(queue: string, workerId: string, done: readonly Finish[], max: number): Promise<ExchangeResult> {
+  async exchange(
+    queue: string,
+    workerId: string,
+    done: readonly Finish[],
+    max: number,
+  ): Promise<ExchangeResult> {
     const q = this.#q(queue)
     const now = Date.now()
     const stale: string[] = []
@@ -166,7 +176,12 @@ export class MemoryBackend implements Backend {
       rec.token = `${workerId}:${++this.#tokens}`
       rec.leaseUntil = now + leaseMs(rec.task.heartrate)
       q.processing.add(id)
-      reserved.push({ ...rec.task, token: rec.token, attempt: rec.attempt, slots: rec.slots as string[] })
+      reserved.push({
+        ...rec.task,
+        token: rec.token,
+        attempt: rec.attempt,
+        slots: rec.slots as string[],
+      })
     }
     const result: ExchangeResult = { stale, reserved }
     if (reserved.length === 0 && q.delayed.size > 0) {
@@ -226,7 +241,8 @@ export class MemoryBackend implements Backend {
     const lost: string[] = []
     for (const l of leases) {
       const rec = q.records.get(l.id)
-      if (rec?.state === 'processing' && rec.token === l.token) rec.leaseUntil = now + leaseMs(l.heartrate)
+      if (rec?.state === 'processing' && rec.token === l.token)
+        rec.leaseUntil = now + leaseMs(l.heartrate)
       else lost.push(l.id)
     }
     return lost
@@ -247,7 +263,8 @@ export class MemoryBackend implements Backend {
       if (rec.attempt < rec.task.attempts) {
         this.#ready(q, rec, now + backoffDelay(rec.task.backoff, rec.attempt, Math.random()))
       } else {
-        const reason = 'the worker stopped renewing its lease (it died, hung or lost its connection)'
+        const reason =
+          'the worker stopped renewing its lease (it died, hung or lost its connection)'
         this.#finish(rec, expiredOutcome(rec.task.name, queue, id, reason, rec.attempt))
       }
     }
@@ -301,7 +318,8 @@ export class MemoryBackend implements Backend {
   #expireOutcomes(): void {
     const now = Date.now()
     for (const [name, q] of this.#queues) {
-      for (const [id, r] of q.records) if (r.state === 'done' && (r.expiresAt ?? 0) <= now) q.records.delete(id)
+      for (const [id, r] of q.records)
+        if (r.state === 'done' && (r.expiresAt ?? 0) <= now) q.records.delete(id)
       if (q.records.size === 0 && q.wakers.size === 0) this.#queues.delete(name)
     }
   }
