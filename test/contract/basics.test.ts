@@ -8,6 +8,7 @@ import {
   TaskFailure,
   NoResultYet,
   WaitTimeout,
+  WorkerPool,
   type Deferred,
 } from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
@@ -82,7 +83,6 @@ for (const backend of backends) {
         })
         const d = await broker.queue().func('arg')
         expect(await d.status()).to.equal('enqueued')
-        const { WorkerPool } = await import('../../lib/index.js')
         const pool = new WorkerPool(broker, { concurrency: 1 })
         await pool.start()
         await started.promise

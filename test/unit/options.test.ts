@@ -1,0 +1,66 @@
+import { expect } from 'chai'
+import { checkOptions, resolveOptions } from '../../lib/options.js'
+import { backoffDelay, storedBackoff } from '../../lib/backends/backend.js'
+import { TaskSpace } from '../../lib/taskspace.js'
+import { getBroker } from '../../lib/broker.js'
+
+describe('options', () => {
+  it('fills in defaults and lets later layers win', () => {
+    const o = resolveOptions({ heartrate: 50, onError: 'pass' }, { heartrate: 70 })
+    expect(o.heartrate).to.equal(70)
+    expect(o.onError).to.equal('pass')
+    expect(o.resultTimeout).to.equal(3_600_000)
+    expect(o.attempts).to.equal(1)
+    expect(o.runAt(1000)).to.equal(0)
+    expect(resolveOptions({ delay: 5 }).runAt(1000)).to.equal(1005)
+  })
+
+  it('says what to change for bad options', () => {
+    expect(() => checkOptions({ heartrat: 1 })).to.throw(
+      TypeError,
+      /Unknown task option `heartrat`/,
+    )
+    expect(() => checkOptions({ onError: 'skip' })).to.throw(
+      TypeError,
+      /Expected `onError` to be 'fail' or 'pass'/,
+    )
+    expect(() => checkOptions({ attempts: 0 })).to.throw(TypeError, /Expected `attempts`/)
+    expect(() => checkOptions({ resultTimeout: -1 })).to.throw(
+      TypeError,
+      /Expected `resultTimeout`/,
+    )
+    expect(() => checkOptions({ id: '' })).to.throw(TypeError, /Expected the task `id`/)
+    expect(() => checkOptions({ backoff: { type: 'linear', delay: 1 } })).to.throw(
+      TypeError,
+      /backoff.type/,
+    )
+    expect(() => checkOptions({ runAt: new Date('nope') })).to.throw(TypeError, /runAt/)
+  })
+
+  it('computes fixed and exponential backoff with jitter and a cap', () => {
+    expect(backoffDelay(storedBackoff(100), 3, 0.5)).to.equal(100)
+    const exp = storedBackoff({ type: 'exponential', delay: 100, jitter: 0.5, maxDelay: 350 })
+    expect(backoffDelay(exp, 1, 0)).to.equal(100)
+    expect(backoffDelay(exp, 2, 0)).to.equal(200)
+    expect(backoffDelay(exp, 3, 0)).to.equal(350)
+    expect(backoffDelay(exp, 2, 1)).to.equal(100)
+  })
+})
+
+describe('TaskSpace and names', () => {
+  it('names tasks from the function or the given name, under the space', () => {
+    const s = new TaskSpace('a.b', { x: () => 1 }).task(function named() {}).task(() => 2, 'y')
+    expect([...s.tasks.keys()]).to.deep.equal(['a.b.x', 'a.b.named', 'a.b.y'])
+  })
+
+  it('rejects bad names, anonymous functions and duplicates with clear errors', () => {
+    expect(() => new TaskSpace('a..b')).to.throw(TypeError, /dotted name/)
+    expect(() => new TaskSpace('a').task(() => 1)).to.throw(TypeError, /anonymous/)
+    expect(() => new TaskSpace('a', { x: () => 1 }).task(() => 1, 'x')).to.throw(
+      TypeError,
+      /already registered/,
+    )
+    expect(() => getBroker('nope://x')).to.throw(/scheme "nope:" is not supported/)
+    expect(() => getBroker('memory://', 'bad name')).to.throw(TypeError, /Expected `name`/)
+  })
+})
