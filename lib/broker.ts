@@ -158,6 +158,7 @@ export class Broker implements QueueHost {
       attempts: opts.attempts,
       backoff: opts.backoff,
       runAt: opts.runAt(Date.now()),
+      timeout: opts.timeout,
     }
     const d = opts.ignoreResult
       ? undefined

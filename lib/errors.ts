@@ -12,6 +12,8 @@
  * | `ERR_WORQ_CLOSED` | BrokerClosed | the broker was used after `close()` |
  * | `ERR_WORQ_PAYLOAD_TOO_LARGE` | PayloadTooLarge | a message or result exceeds `maxPayloadBytes` |
  * | `ERR_WORQ_BAD_URL` | BadUrl | a backend URL cannot be understood |
+ * | `ERR_WORQ_TASK_TIMEOUT` | TaskTimeout | (remote) a run took longer than its `timeout` |
+ * | `ERR_WORQ_LEASE_LOST` | LeaseLost | (remote) the worker lost the task's lease; its result will be refused |
  */
 
 /** What a remote error looked like, carried across the wire. */
@@ -157,4 +159,24 @@ export class BadUrl extends WorqError {
 
 function redact(url: string): string {
   return url.replace(/\/\/([^@/]*)@/, '//***@')
+}
+
+/** A run took longer than its `timeout`. It is the abort reason of the task's signal. */
+export class TaskTimeout extends WorqError {
+  constructor(taskName: string, ms: number) {
+    super(
+      'ERR_WORQ_TASK_TIMEOUT',
+      `${taskName} took longer than its timeout of ${ms} ms; raise \`timeout\` or make the task stop when \`this.signal\` aborts`,
+    )
+  }
+}
+
+/** The worker lost the task's lease (it was swept and given to someone else). The abort reason of the task's signal. */
+export class LeaseLost extends WorqError {
+  constructor(taskName: string) {
+    super(
+      'ERR_WORQ_LEASE_LOST',
+      `${taskName} lost its lease (renewals stopped reaching the backend in time); its result will be refused`,
+    )
+  }
 }

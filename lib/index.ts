@@ -12,6 +12,8 @@ export { Deferred } from './deferred.js'
 export { WorkerPool } from './worker/pool.js'
 export type { WorkerPoolOptions, StopOptions } from './worker/pool.js'
 export type { WorkerPoolEvents } from './worker/events.js'
+export { taskContext } from './worker/context.js'
+export type { TaskContext } from './worker/context.js'
 export {
   WorqError,
   TaskFailure,
@@ -23,6 +25,8 @@ export {
   BrokerClosed,
   PayloadTooLarge,
   BadUrl,
+  TaskTimeout,
+  LeaseLost,
 } from './errors.js'
 export type { RemoteError } from './errors.js'
 export type { BackendOptions } from './backends/index.js'

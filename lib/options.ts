@@ -24,6 +24,8 @@ export interface ResolvedOptions {
   backoff: StoredBackoff
   /** Epoch ms, or 0. Computed per call. */
   runAt: (now: number) => number
+  /** ms, or 0 for no limit. */
+  timeout: number
 }
 
 const KNOWN = new Set([
@@ -36,6 +38,7 @@ const KNOWN = new Set([
   'backoff',
   'delay',
   'runAt',
+  'timeout',
 ])
 
 function positive(name: string, v: unknown, min = 1): number {
@@ -73,6 +76,7 @@ export function checkOptions(options: unknown): TaskOptions {
     throw new TypeError(`Expected \`attempts\` to be an integer ≥ 1, got ${String(o.attempts)}`)
   if (o.backoff !== undefined) checkBackoff(o.backoff)
   if (o.delay !== undefined) positive('delay', o.delay, 0)
+  if (o.timeout !== undefined) positive('timeout', o.timeout)
   if (o.runAt !== undefined && !(o.runAt instanceof Date && Number.isFinite(o.runAt.getTime())))
     throw new TypeError('Expected `runAt` to be a valid Date')
   return o as TaskOptions
@@ -118,6 +122,7 @@ export function resolveOptions(...layers: TaskOptions[]): ResolvedOptions {
     onError: o.onError ?? DEFAULTS.onError,
     attempts: o.attempts ?? DEFAULTS.attempts,
     backoff: storedBackoff(o.backoff),
+    timeout: o.timeout ?? 0,
     runAt: runAt !== undefined ? () => runAt : delay > 0 ? now => now + delay : () => 0,
   }
 }

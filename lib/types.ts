@@ -69,6 +69,12 @@ export interface TaskOptions<Args extends unknown[] = unknown[]> {
   delay?: number
   /** Hold the task back until this time. Overrides `delay`. */
   runAt?: Date
+  /**
+   * ms one run may take. Past it the task's `signal` aborts and the run fails with `TaskTimeout`
+   * (retried while attempts remain); in a child process a task that ignores the signal is killed.
+   * @default no limit
+   */
+  timeout?: number
 }
 
 /** Any function that can be exposed as a task. */

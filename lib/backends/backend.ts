@@ -67,6 +67,8 @@ export interface NewTask {
   backoff: StoredBackoff
   /** Epoch ms before which the task must not run; 0 = now. */
   runAt: number
+  /** ms one run may take before it fails with `TaskTimeout`; 0 = no limit. */
+  timeout: number
 }
 
 /** A task handed to a worker. */

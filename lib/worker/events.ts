@@ -12,6 +12,8 @@ export interface WorkerPoolEvents {
   'task:end': [
     { id: string; name: string; queue: string; status: FinalStatus | 'retry'; ms: number },
   ]
+  /** A running task reported progress with `this.progress(value)` (local to this pool). */
+  'task:progress': [{ id: string; name: string; queue: string; value: unknown }]
   /** The backend refused a finish or renewal: the task's lease had lapsed and it was given up. */
   'lease:lost': [{ id: string; queue: string }]
   /** The sweep expired or retried tasks whose lease lapsed. */

@@ -5,17 +5,31 @@
 import { backoffDelay, type Finish, type ReservedTask } from '../backends/backend.js'
 import { completedOutcome, failedOutcome, readOutcome, remoteError } from '../outcome.js'
 import { decodeCall } from '../serializer.js'
-import type { RemoteError } from '../errors.js'
+import { TaskTimeout, type RemoteError } from '../errors.js'
 import type { TaskFunction } from '../types.js'
+import { runInContext, type TaskContext } from './context.js'
 
 /** Errors that no retry can mend. */
-const PERMANENT = new Set(['NoSuchTask', 'BadMessage', 'UnserializableResult'])
+const PERMANENT = new Set(['NoSuchTask', 'BadMessage', 'UnserializableResult', 'PayloadTooLarge'])
 
 /** Finds an exposed function by name. */
 export type Lookup = (name: string) => TaskFunction | undefined
 
+/** What the pool gives a run besides the task. */
+export interface RunEnv {
+  workerId: string
+  /** Aborted by the pool (lease lost, shutdown); the run's own timeout is added here. */
+  controller: AbortController
+  progress(value: unknown): void
+}
+
 /** Runs `task` and reports how it ended. */
-export async function execute(task: ReservedTask, queue: string, lookup: Lookup): Promise<Finish> {
+export async function execute(
+  task: ReservedTask,
+  queue: string,
+  lookup: Lookup,
+  env: RunEnv,
+): Promise<Finish> {
   const fn = lookup(task.name)
   if (!fn) {
     return fail(task, queue, {
@@ -37,9 +51,21 @@ export async function execute(task: ReservedTask, queue: string, lookup: Lookup)
       message: `the task's arguments cannot be read: ${(err as Error).message}`,
     })
   }
+  const ctx: TaskContext = {
+    workerId: env.workerId,
+    taskId: task.id,
+    name: task.name,
+    queue,
+    attempt: task.attempt,
+    attempts: task.attempts,
+    signal: env.controller.signal,
+    progress: env.progress,
+  }
   let value: unknown
   try {
-    value = await fn(...args)
+    value = await runWithin(task, env.controller, () =>
+      runInContext(ctx, () => fn.apply(ctx, args)),
+    )
   } catch (err) {
     return fail(task, queue, remoteError(err))
   }
@@ -69,4 +95,26 @@ export function fail(task: ReservedTask, queue: string, remote: RemoteError): Fi
   if (task.attempt < task.attempts && !PERMANENT.has(remote.name))
     finish.retryAt = Date.now() + backoffDelay(task.backoff, task.attempt, Math.random())
   return finish
+}
+
+/** Runs `call`; past the task's timeout, aborts its signal and rejects with TaskTimeout. */
+async function runWithin(
+  task: ReservedTask,
+  controller: AbortController,
+  call: () => unknown,
+): Promise<unknown> {
+  if (!task.timeout) return await call()
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new TaskTimeout(task.name, task.timeout)
+      controller.abort(err)
+      reject(err)
+    }, task.timeout)
+  })
+  try {
+    return await Promise.race([Promise.resolve().then(call), timedOut])
+  } finally {
+    clearTimeout(timer)
+  }
 }

@@ -11,6 +11,7 @@ import { expiredOutcome, outcomeStatus } from '../outcome.js'
 import { TypedEmitter, type WorkerPoolEvents } from './events.js'
 import { execute } from './execute.js'
 import { LeaseKeeper } from './leases.js'
+import { LeaseLost } from '../errors.js'
 
 /** Options of a WorkerPool. */
 export interface WorkerPoolOptions {
@@ -33,6 +34,7 @@ export interface StopOptions {
 interface Running {
   task: ReservedTask
   started: number
+  controller: AbortController
 }
 
 /** Runs exposed functions of one broker's queue in this process. */
@@ -88,7 +90,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#leases = new LeaseKeeper(
       backend,
       this.#broker.name,
-      id => this.emit('lease:lost', { id, queue: this.#broker.name }),
+      id => {
+        const run = this.#running.get(id)
+        run?.controller.abort(new LeaseLost(run.task.name))
+        this.emit('lease:lost', { id, queue: this.#broker.name })
+      },
       err => this.emit('pool:error', err),
     )
     this.#sweeper = setInterval(() => void this.#sweep(), this.#sweepInterval)
@@ -137,7 +143,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
 
   #handBack(): void {
     const queue = this.#broker.name
-    for (const { task } of this.#running.values()) {
+    for (const { task, controller } of this.#running.values()) {
+      controller.abort(new Error('the worker stopped before the task finished (stop timeout)'))
       const reason = 'the worker stopped before the task finished (stop timeout)'
       this.#done.push(
         task.attempt < task.attempts
@@ -202,10 +209,17 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #start(task: ReservedTask): void {
     const queue = this.#broker.name
     const started = Date.now()
-    this.#running.set(task.id, { task, started })
+    const controller = new AbortController()
+    this.#running.set(task.id, { task, started, controller })
     this.#leases!.add({ id: task.id, token: task.token, heartrate: task.heartrate })
     this.emit('task:start', { id: task.id, name: task.name, queue, attempt: task.attempt })
-    void execute(task, queue, name => this.#broker.lookup(name)).then(finish => {
+    const env = {
+      workerId: this.id,
+      controller,
+      progress: (value: unknown) =>
+        this.emit('task:progress', { id: task.id, name: task.name, queue, value }),
+    }
+    void execute(task, queue, name => this.#broker.lookup(name), env).then(finish => {
       const mine = this.#running.get(task.id)
       if (mine?.task.token !== task.token) return // handed back at stop: the backend will refuse it
       this.#running.delete(task.id)

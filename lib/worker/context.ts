@@ -1,0 +1,52 @@
+/**
+ * The task context: what a running task may know about its run.
+ *
+ * A task receives it as `this` (typed with a `this: TaskContext` parameter, which TypeScript leaves
+ * out of the client's argument types), and from anywhere in its async flow through
+ * `taskContext()`, which also works in arrow functions. It is not an extra argument, so variadic
+ * and optional parameters keep their meaning and plain functions that ignore it keep working.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+
+/** What a running task may know about its run. */
+export interface TaskContext {
+  /** The id of the worker running the task. */
+  readonly workerId: string
+  /** The task id. */
+  readonly taskId: string
+  /** The dotted task name. */
+  readonly name: string
+  /** The queue name. */
+  readonly queue: string
+  /** 1 for the first run, 2 for the first retry, … */
+  readonly attempt: number
+  /** Runs allowed in all. */
+  readonly attempts: number
+  /**
+   * Aborts when the run should stop: its `timeout` passed (reason `TaskTimeout`), its lease was
+   * lost (reason `LeaseLost`), or the worker is shutting down past its stop timeout.
+   */
+  readonly signal: AbortSignal
+  /** Reports progress to the worker (its pool emits `task:progress`). */
+  progress(value: unknown): void
+}
+
+const storage = new AsyncLocalStorage<TaskContext>()
+
+/** Runs `fn` with `ctx` as the current task context. @internal */
+export function runInContext<T>(ctx: TaskContext, fn: () => T): T {
+  return storage.run(ctx, fn)
+}
+
+/**
+ * The context of the task running in this async flow.
+ * Throws outside a task: call it from a function a worker runs.
+ */
+export function taskContext(): TaskContext {
+  const ctx = storage.getStore()
+  if (!ctx)
+    throw new Error(
+      'taskContext() was called outside a running task; call it from a function a worker runs',
+    )
+  return ctx
+}
