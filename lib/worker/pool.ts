@@ -9,7 +9,7 @@ import type { Backend, Finish, ReservedTask } from '../backends/backend.js'
 import type { Broker } from '../broker.js'
 import { expiredOutcome, outcomeStatus } from '../outcome.js'
 import { TypedEmitter, type WorkerPoolEvents } from './events.js'
-import { execute } from './execute.js'
+import { InProcessExecutor, type Executor } from './executor.js'
 import { LeaseKeeper } from './leases.js'
 import { LeaseLost } from '../errors.js'
 
@@ -23,6 +23,11 @@ export interface WorkerPoolOptions {
   blockTimeout?: number
   /** This worker's id (part of every fencing token). @default a random id */
   id?: string
+  /**
+   * What runs the tasks. @default the broker's exposed functions, on this event loop
+   * @internal the child-process executor plugs in here
+   */
+  executor?: Executor
 }
 
 /** Options of `stop`. */
@@ -46,6 +51,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   readonly #sweepInterval: number
   readonly #blockTimeout: number
   readonly #running = new Map<string, Running>()
+  readonly #executor: Executor
   #done: Finish[] = []
   #backend: Backend | undefined
   #leases: LeaseKeeper | undefined
@@ -64,6 +70,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       sweepInterval = 5_000,
       blockTimeout = 5_000,
       id = nanoid(10),
+      executor,
     } = options
     if (!Number.isInteger(concurrency) || concurrency < 1)
       throw new TypeError(
@@ -78,6 +85,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#sweepInterval = sweepInterval
     this.#blockTimeout = blockTimeout
     this.id = id
+    this.#executor = executor ?? new InProcessExecutor(name => broker.lookup(name))
   }
 
   /** Starts taking tasks. Resolves once the backend is open. Starting twice throws. */
@@ -139,6 +147,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#state = 'stopped'
     this.#wakeLoop()
     await this.#loop
+    await this.#executor.close()
   }
 
   #handBack(): void {
@@ -219,7 +228,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       progress: (value: unknown) =>
         this.emit('task:progress', { id: task.id, name: task.name, queue, value }),
     }
-    void execute(task, queue, name => this.#broker.lookup(name), env).then(finish => {
+    void this.#executor.run(task, queue, env).then(finish => {
       const mine = this.#running.get(task.id)
       if (mine?.task.token !== task.token) return // handed back at stop: the backend will refuse it
       this.#running.delete(task.id)

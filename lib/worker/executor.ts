@@ -1,0 +1,27 @@
+/**
+ * Executors run reserved tasks for a WorkerPool. The pool keeps the backend I/O (reserve, finish,
+ * lease renewal); an executor only turns a task into a Finish. The in-process executor runs the
+ * broker's exposed functions on this event loop; the child-process executor (lib/worker/children)
+ * runs them in managed child processes.
+ */
+import type { Finish, ReservedTask } from '../backends/backend.js'
+import { execute, type Lookup, type RunEnv } from './execute.js'
+
+/** Runs tasks; the pool calls `run` for each reserved task and `close` when it stops. */
+export interface Executor {
+  /** Runs one task. Never rejects: every way a run can end is a Finish. */
+  run(task: ReservedTask, queue: string, env: RunEnv): Promise<Finish>
+  /** Releases what the executor holds (child processes). Tasks still running are abandoned. */
+  close(): Promise<void>
+}
+
+/** Runs tasks on this process's event loop. */
+export class InProcessExecutor implements Executor {
+  constructor(private readonly lookup: Lookup) {}
+
+  run(task: ReservedTask, queue: string, env: RunEnv): Promise<Finish> {
+    return execute(task, queue, this.lookup, env)
+  }
+
+  async close(): Promise<void> {}
+}
