@@ -115,6 +115,36 @@ export interface TaskState {
   outcome?: string
 }
 
+/** A live worker, as `worq info` lists it. */
+export interface WorkerInfo {
+  id: string
+  hostname: string
+  pid: number
+  concurrency: number
+  /** Tasks it runs now. */
+  running: number
+  /** Epoch ms it started. */
+  startedAt: number
+  /** Epoch ms of its last registration (filled in by the backend on read). */
+  seenAt: number
+}
+
+/** What `inspect` reports of a queue. */
+export interface QueueInfo {
+  /** Enqueued and ready. */
+  waiting: number
+  /** Enqueued but held back (delay, runAt, retry backoff). */
+  delayed: number
+  /** Waiting for Deferred arguments. */
+  pending: number
+  /** Reserved by a worker. */
+  processing: number
+  /** Age in ms of the oldest ready task, or null when none waits. */
+  oldestWaitingMs: number | null
+  /** Workers whose registration has not lapsed. */
+  workers: WorkerInfo[]
+}
+
 /** Receives outcomes of tasks enqueued through this backend instance. */
 export type OutcomeListener = (queue: string, id: string, outcome: string) => void
 
@@ -173,6 +203,12 @@ export interface Backend {
    * caller must re-check what it waits for.
    */
   listen(listener: OutcomeListener, onGap: () => void): Promise<void>
+  /** Records (or refreshes) a live worker for `ttlMs`; one that stops refreshing disappears. */
+  registerWorker(queue: string, info: WorkerInfo, ttlMs: number): Promise<void>
+  /** Removes a worker's registration. */
+  unregisterWorker(queue: string, id: string): Promise<void>
+  /** Counts and live workers of a queue. */
+  inspect(queue: string): Promise<QueueInfo>
   /** Releases connections and timers. Idempotent. */
   close(): Promise<void>
 }

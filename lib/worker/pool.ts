@@ -5,6 +5,7 @@
  * per heartrate, and takes part in the sweep of lapsed leases.
  */
 import { nanoid } from 'nanoid'
+import { hostname } from 'node:os'
 import type { Backend, Finish, ReservedTask } from '../backends/backend.js'
 import type { Broker } from '../broker.js'
 import { expiredOutcome, outcomeStatus } from '../outcome.js'
@@ -62,6 +63,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #loop: Promise<void> | undefined
   #sweeper: NodeJS.Timeout | undefined
   #idle = new Set<() => void>()
+  #startedAt = 0
 
   constructor(broker: Broker, options: WorkerPoolOptions = {}) {
     super()
@@ -105,7 +107,9 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       },
       err => this.emit('pool:error', err),
     )
+    this.#startedAt = Date.now()
     this.#sweeper = setInterval(() => void this.#sweep(), this.#sweepInterval)
+    await this.#register()
     void this.#sweep()
     this.#loop = this.#run()
   }
@@ -148,6 +152,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#wakeLoop()
     await this.#loop
     await this.#executor.close()
+    await this.#backend!.unregisterWorker(this.#broker.name, this.id).catch(() => undefined)
   }
 
   #handBack(): void {
@@ -250,8 +255,23 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     })
   }
 
+  /** Registers this worker as live for three sweep intervals; refreshed on every sweep tick. */
+  async #register(): Promise<void> {
+    const info = {
+      id: this.id,
+      hostname: hostname(),
+      pid: process.pid,
+      concurrency: this.#concurrency,
+      running: this.#running.size,
+      startedAt: this.#startedAt,
+      seenAt: Date.now(),
+    }
+    await this.#backend!.registerWorker(this.#broker.name, info, 3 * this.#sweepInterval)
+  }
+
   async #sweep(): Promise<void> {
     try {
+      await this.#register()
       const count = await this.#backend!.sweep(this.#broker.name, this.#sweepInterval)
       if (count > 0) this.emit('pool:swept', { queue: this.#broker.name, count })
     } catch (err) {

@@ -12,6 +12,8 @@ import {
   type Finish,
   type Lease,
   type NewTask,
+  type QueueInfo,
+  type WorkerInfo,
   type OutcomeListener,
   type ReservedTask,
   type TaskState,
@@ -108,6 +110,7 @@ export class MemoryBackend implements Backend {
       q.delayed.add(rec.task.id)
     } else {
       rec.state = 'enqueued'
+      rec.readyAt = Date.now()
       q.wait.add(rec.task.id)
     }
     q.wake()
@@ -213,6 +216,7 @@ export class MemoryBackend implements Backend {
       if ((rec.dueAt ?? 0) <= now) {
         q.delayed.delete(id)
         rec.state = 'enqueued'
+        rec.readyAt = rec.dueAt
         rec.dueAt = undefined
         q.wait.add(id)
       }
@@ -309,6 +313,40 @@ export class MemoryBackend implements Backend {
     this.#listeners.push(listener)
   }
 
+  async registerWorker(queue: string, info: WorkerInfo, ttlMs: number): Promise<void> {
+    const now = Date.now()
+    this.#q(queue).workers.set(info.id, { info: { ...info, seenAt: now }, until: now + ttlMs })
+  }
+
+  async unregisterWorker(queue: string, id: string): Promise<void> {
+    this.#queues.get(queue)?.workers.delete(id)
+  }
+
+  async inspect(queue: string): Promise<QueueInfo> {
+    const q = this.#queues.get(queue)
+    const now = Date.now()
+    if (!q)
+      return {
+        waiting: 0,
+        delayed: 0,
+        pending: 0,
+        processing: 0,
+        oldestWaitingMs: null,
+        workers: [],
+      }
+    const first = q.wait.values().next()
+    const oldest = first.done ? undefined : q.records.get(first.value)?.readyAt
+    for (const [id, w] of q.workers) if (w.until <= now) q.workers.delete(id)
+    return {
+      waiting: q.wait.size,
+      delayed: q.delayed.size,
+      pending: q.pending.size,
+      processing: q.processing.size,
+      oldestWaitingMs: oldest === undefined ? null : now - oldest,
+      workers: [...q.workers.values()].map(w => w.info),
+    }
+  }
+
   /** Number of task records held, finished ones included (for tests of cleanup). @internal */
   recordCount(queue: string): number {
     this.#expireOutcomes()
@@ -320,7 +358,8 @@ export class MemoryBackend implements Backend {
     for (const [name, q] of this.#queues) {
       for (const [id, r] of q.records)
         if (r.state === 'done' && (r.expiresAt ?? 0) <= now) q.records.delete(id)
-      if (q.records.size === 0 && q.wakers.size === 0) this.#queues.delete(name)
+      if (q.records.size === 0 && q.wakers.size === 0 && q.workers.size === 0)
+        this.#queues.delete(name)
     }
   }
 

@@ -21,6 +21,8 @@ export interface TaskRecord {
   dependents: Array<TaskRef & { slot: number }>
   outcome?: string
   expiresAt?: number
+  /** Epoch ms it last became ready (entered the wait line). */
+  readyAt?: number
 }
 
 /** The records and lines of one queue. Sets keep insertion order, so `wait` is FIFO. */
@@ -31,6 +33,8 @@ export class QueueState {
   readonly processing = new Set<string>()
   readonly pending = new Set<string>()
   readonly wakers = new Set<() => void>()
+  /** Live workers and when their registration lapses. */
+  readonly workers = new Map<string, { info: import('../backend.js').WorkerInfo; until: number }>()
   lastSweep = 0
 
   /** Moves a record out of whatever line it is in. */
