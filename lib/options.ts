@@ -1,5 +1,5 @@
 /**
- * Task options: defaults, merging and validation. Bad options throw a TypeError or RangeError that
+ * Task options: defaults, merging and validation. Bad options throw a TypeError that
  * names the option and what it expects.
  */
 import { storedBackoff, type StoredBackoff } from './backends/backend.js'

@@ -75,7 +75,9 @@ export function cancelledOutcome(taskName: string, queue: string, taskId: string
 /** Describes any thrown value as a RemoteError. */
 export function remoteError(err: unknown): RemoteError {
   if (err instanceof Error) {
-    const remote: RemoteError = { name: err.name || err.constructor.name, message: err.message }
+    // A subclass that does not set `name` still reports its class name.
+    const name = err.name && err.name !== 'Error' ? err.name : err.constructor?.name || 'Error'
+    const remote: RemoteError = { name, message: err.message }
     if (err.stack !== undefined) remote.stack = err.stack
     if (err.cause !== undefined) remote.cause = err.cause
     const code = (err as { code?: unknown }).code

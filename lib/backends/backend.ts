@@ -11,7 +11,7 @@
  *    task registers itself as a dependent of the argument's task. A failed, expired or cancelled
  *    argument with `onError: 'fail'` fails the dependent at once with that argument's outcome. An id
  *    that is pending, enqueued or processing is refused (`duplicate`); a finished id is reused and
- *    its kept outcome replaced when the new run finishes.
+ *    its kept outcome replaced (a backend may drop the old outcome at the new enqueue).
  * 2. **reserve** (inside `exchange`) moves ready tasks to `processing`, gives each a fencing
  *    `token` and a lease `now + 2 × heartrate + grace`, and returns them with their argument slots.
  * 3. **renew** extends the leases of running tasks; a lease whose token no longer matches is
@@ -21,7 +21,7 @@
  *    longer matches is refused and reported (`stale`). Finishing writes the outcome into each
  *    dependent's slot; a dependent whose last slot filled becomes `enqueued`; a failure cascades
  *    down `onError: 'fail'` dependents. Every outcome is delivered to the client that enqueued the
- *    task through `onOutcome`.
+ *    task through the listener given to `listen`.
  * 5. **sweep** finds lapsed leases: a task with attempts left goes back (after its backoff), else it
  *    becomes `expired` and the expiry cascades like a failure.
  * 6. After `resultTimeout` the outcome vanishes; nothing is left behind for the task.

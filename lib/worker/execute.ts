@@ -10,7 +10,11 @@ import type { TaskFunction } from '../types.js'
 import { runInContext, type TaskContext } from './context.js'
 
 /** Errors that no retry can mend. */
-const PERMANENT = new Set(['NoSuchTask', 'BadMessage', 'UnserializableResult', 'PayloadTooLarge'])
+const PERMANENT = new Set([
+  'ERR_WORQ_NO_SUCH_TASK',
+  'ERR_WORQ_BAD_MESSAGE',
+  'ERR_WORQ_UNSERIALIZABLE_RESULT',
+])
 
 /** Finds an exposed function by name. */
 export type Lookup = (name: string) => TaskFunction | undefined
@@ -34,6 +38,7 @@ export async function execute(
   if (!fn) {
     return fail(task, queue, {
       name: 'NoSuchTask',
+      code: 'ERR_WORQ_NO_SUCH_TASK',
       message: `no worker of queue "${queue}" exposes a task named "${task.name}"; expose it with broker.expose(space)`,
     })
   }
@@ -48,6 +53,7 @@ export async function execute(
   } catch (err) {
     return fail(task, queue, {
       name: 'BadMessage',
+      code: 'ERR_WORQ_BAD_MESSAGE',
       message: `the task's arguments cannot be read: ${(err as Error).message}`,
     })
   }
@@ -74,6 +80,7 @@ export async function execute(
   } catch (err) {
     return fail(task, queue, {
       name: 'UnserializableResult',
+      code: 'ERR_WORQ_UNSERIALIZABLE_RESULT',
       message: `the result cannot be sent faithfully: ${(err as Error).message}`,
     })
   }
@@ -92,7 +99,7 @@ export function fail(task: ReservedTask, queue: string, remote: RemoteError): Fi
       attempts: task.attempt,
     }),
   }
-  if (task.attempt < task.attempts && !PERMANENT.has(remote.name))
+  if (task.attempt < task.attempts && !PERMANENT.has(remote.code ?? ''))
     finish.retryAt = Date.now() + backoffDelay(task.backoff, task.attempt, Math.random())
   return finish
 }

@@ -12,7 +12,7 @@ import { expiredOutcome, outcomeStatus } from '../outcome.js'
 import { TypedEmitter, type WorkerPoolEvents } from './events.js'
 import { InProcessExecutor, type Executor } from './executor.js'
 import { LeaseKeeper } from './leases.js'
-import { LeaseLost } from '../errors.js'
+import { BrokerClosed, LeaseLost } from '../errors.js'
 
 /** Options of a WorkerPool. */
 export interface WorkerPoolOptions {
@@ -64,6 +64,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #sweeper: NodeJS.Timeout | undefined
   #idle = new Set<() => void>()
   #startedAt = 0
+  /** Ids whose lease loss was reported by the keeper and whose finish is still to come. */
+  #lost = new Set<string>()
 
   constructor(broker: Broker, options: WorkerPoolOptions = {}) {
     super()
@@ -102,6 +104,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.#broker.name,
       id => {
         const run = this.#running.get(id)
+        if (run) this.#lost.add(id)
         run?.controller.abort(new LeaseLost(run.task.name))
         this.emit('lease:lost', { id, queue: this.#broker.name })
       },
@@ -155,6 +158,14 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     await this.#backend!.unregisterWorker(this.#broker.name, this.id).catch(() => undefined)
   }
 
+  /** Stops everything at once: the backend is gone. */
+  #halt(): void {
+    clearInterval(this.#sweeper)
+    this.#leases?.stop()
+    this.#running.clear()
+    this.#state = 'stopped'
+  }
+
   #handBack(): void {
     const queue = this.#broker.name
     for (const { task, controller } of this.#running.values()) {
@@ -194,11 +205,18 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       } catch (err) {
         this.#done.unshift(...done)
         this.emit('pool:error', err as Error)
+        if (err instanceof BrokerClosed) {
+          this.#halt()
+          break
+        }
         if (this.#state === 'stopped' && ++failures > 3) break
         await delay(Math.min(100 * 2 ** failures++, 2000))
         continue
       }
-      for (const id of result.stale) this.emit('lease:lost', { id, queue })
+      for (const id of result.stale) {
+        // A lease the keeper already reported lost is not reported again when its finish is refused.
+        if (!this.#lost.delete(id)) this.emit('lease:lost', { id, queue })
+      }
       for (const task of result.reserved) this.#start(task)
       if (result.reserved.length === 0 && this.#done.length === 0 && this.#state === 'running') {
         const wait = Math.min(this.#blockTimeout, result.nextDueIn ?? Infinity)

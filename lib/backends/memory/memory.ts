@@ -20,6 +20,7 @@ import {
 } from '../backend.js'
 import { cancelledOutcome, expiredOutcome, failedOutcome, outcomeStatus } from '../../outcome.js'
 import { QueueState, type TaskRecord } from './queue-state.js'
+import { BrokerClosed } from '../../errors.js'
 
 const CLEANUP_MS = 1000
 
@@ -151,6 +152,7 @@ export class MemoryBackend implements Backend {
     done: readonly Finish[],
     max: number,
   ): Promise<ExchangeResult> {
+    if (this.#closed) throw new BrokerClosed('memory:// backend')
     const q = this.#q(queue)
     const now = Date.now()
     const stale: string[] = []
