@@ -1,0 +1,31 @@
+// worq under the benchmark: the built package (dist/), as users get it.
+import { getBroker, TaskSpace, WorkerPool } from '../../dist/index.js'
+
+export const name = 'worq'
+export const stores = 'stored result, read back through Deferred.result()'
+
+export async function create(url, { concurrency }) {
+  const broker = getBroker(url, 'bench')
+  broker.expose(
+    new TaskSpace('', {
+      add: (a, b) => a + b,
+      sum: xs => xs.reduce((s, x) => s + x, 0),
+    }),
+  )
+  const q = broker.queue()
+  let pool
+  return {
+    async startWorker() {
+      pool = new WorkerPool(broker, { concurrency })
+      await pool.start()
+    },
+    add: (a, b) => q.add(a, b),
+    addBulk: pairs => Promise.all(pairs.map(([a, b]) => q.add(a, b))),
+    result: d => d.result(120_000),
+    graph: leaves => q.sum(leaves.map(([a, b]) => q.add(a, b))),
+    async close() {
+      await pool?.stop({ timeout: 5000 })
+      await broker.close()
+    },
+  }
+}

@@ -1,0 +1,43 @@
+// A private redis-server for the benchmark: free loopback port, temporary directory, no persistence.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+    srv.on('error', reject)
+  })
+}
+
+export async function startRedis() {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'worq-bench-'))
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  await new Promise((resolve, reject) => {
+    child.on('error', err =>
+      reject(new Error(`cannot start redis-server (${err.message}); install it: apt-get install redis-server`)),
+    )
+    child.stdout.on('data', d => {
+      if (String(d).includes('Ready to accept connections')) resolve()
+    })
+  })
+  const version = (await import('node:child_process')).execFileSync('redis-server', ['--version']).toString().trim()
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    version,
+    stop() {
+      child.kill('SIGTERM')
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}

@@ -1,0 +1,175 @@
+// npm run bench: worq against BullMQ and bee-queue on one private Redis, interleaved runs,
+// medians, spreads and ratios from the same run; writes docs/benchmarks.md.
+// Env: BENCH_N (tasks per run, default 20000), BENCH_REPS (default 3), BENCH_ONLY (comma list of
+// scenarios), BENCH_LIBS (comma list of libraries).
+import { execFileSync, execSync } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startRedis } from './redis.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..')
+const N = Number(process.env.BENCH_N ?? 20000)
+const REPS = Number(process.env.BENCH_REPS ?? 3)
+const LIBS = (process.env.BENCH_LIBS ?? 'worq,bullmq,bee-queue').split(',')
+
+/** [scenario, n, concurrency, what the row measures] */
+const SCENARIOS = [
+  ['e2e-window', N, 50, 'end to end, c=50, one call at a time with 50 in flight'],
+  ['e2e-bulk', N, 50, 'end to end, c=50, enqueued in bulk'],
+  ['e2e-window', N, 1, 'end to end, c=1, 50 in flight'],
+  ['e2e-window', N / 10, 50, 'end to end, c=50, a tenth of the tasks (scaling)'],
+  ['enqueue-single', N, 0, 'enqueue only, single calls, 50 in flight'],
+  ['enqueue-bulk', N, 0, 'enqueue only, bulk'],
+  ['drain', N, 50, 'drain: all queued, then the worker starts (c=50)'],
+  ['latency', 1000, 1, 'round trip, 1 000 sequential calls'],
+  ['graph', N / 10, 50, 'fan-in trees of 10 leaves (flows for BullMQ)'],
+].filter(([s]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(s))
+
+if (!existsSync(join(here, 'node_modules'))) {
+  console.log('installing bench dependencies…')
+  execSync('npm install --no-audit --no-fund', { cwd: here, stdio: 'inherit' })
+}
+if (LIBS.includes('worq')) {
+  console.log('building worq…')
+  execSync('npm run build', { cwd: root, stdio: 'inherit' })
+}
+
+const { default: Redis } = await import(join(root, 'node_modules/ioredis/built/index.js'))
+const redis = await startRedis()
+const admin = new Redis(redis.url)
+
+function commandCalls(info) {
+  let total = 0
+  for (const line of info.split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
+    if (m && !['info', 'config|resetstat', 'flushall', 'config'].includes(m[1])) total += Number(m[2])
+  }
+  return total
+}
+const usedMemory = info => Number(/used_memory:(\d+)/.exec(info)[1])
+
+async function runOnce(lib, scenario, n, c) {
+  await admin.flushall()
+  await admin.config('RESETSTAT')
+  const mem0 = usedMemory(await admin.info('memory'))
+  const out = execFileSync(process.execPath, [join(here, 'runner.js'), lib, scenario, String(n), String(c)], {
+    env: { ...process.env, REDIS_URL: redis.url },
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const r = JSON.parse(out.trim().split('\n').at(-1))
+  r.commandsPerTask = commandCalls(await admin.info('commandstats')) / n
+  r.bytesPerTask = (usedMemory(await admin.info('memory')) - mem0) / n
+  r.tasksPerSec = (n / r.ms) * 1000
+  return r
+}
+
+const results = new Map() // key → lib → runs
+const key = (s, n, c) => `${s}|${n}|${c}`
+try {
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const [scenario, n, c] of SCENARIOS) {
+      for (const lib of LIBS) {
+        const r = await runOnce(lib, scenario, n, c)
+        const k = key(scenario, n, c)
+        if (!results.has(k)) results.set(k, new Map())
+        if (!results.get(k).has(lib)) results.get(k).set(lib, [])
+        results.get(k).get(lib).push(r)
+        const shown = r.skipped ?? (r.p50 !== undefined ? `p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : `${Math.round(r.tasksPerSec)} tasks/s`)
+        console.log(`rep ${rep} ${scenario} n=${n} c=${c} ${lib}: ${shown}`)
+      }
+    }
+  }
+} finally {
+  admin.disconnect()
+  redis.stop()
+}
+
+const median = xs => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+const fmt = (x, d = 0) => (x === undefined || Number.isNaN(x) ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }))
+function stat(runs, field, d) {
+  const xs = runs.map(r => r[field]).filter(x => typeof x === 'number')
+  if (!xs.length) return { m: NaN, text: '—' }
+  const m = median(xs)
+  const spread = xs.length > 1 ? ` (${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)})` : ''
+  return { m, text: `${fmt(m, d)}${spread}` }
+}
+
+const peers = LIBS.filter(l => l !== 'worq')
+const header = `| scenario | metric | ${LIBS.join(' | ')} | ${peers.map(p => `worq/${p}`).join(' | ')} |`
+const rule = `|${'---|'.repeat(2 + LIBS.length + peers.length)}`
+const rows = []
+function row(label, metric, runsByLib, field, d) {
+  const stats = LIBS.map(l => (runsByLib.get(l)?.some(r => r.skipped) ? { m: NaN, text: 'n/a' } : stat(runsByLib.get(l) ?? [], field, d)))
+  const w = stats[0].m
+  const ratios = peers.map((_, i) => {
+    const p = stats[i + 1].m
+    return Number.isFinite(w) && Number.isFinite(p) && p !== 0 ? `${(w / p).toFixed(2)}×` : '—'
+  })
+  rows.push(`| ${label} | ${metric} | ${stats.map(s => s.text).join(' | ')} | ${ratios.join(' | ')} |`)
+}
+for (const [scenario, n, c, label] of SCENARIOS) {
+  const byLib = results.get(key(scenario, n, c))
+  if (!byLib) continue
+  const name = `${label} (n=${n})`
+  if (scenario === 'latency') {
+    row(name, 'p50 ms (lower is better)', byLib, 'p50', 3)
+    row(name, 'p99 ms (lower is better)', byLib, 'p99', 3)
+  } else {
+    row(name, 'tasks/s', byLib, 'tasksPerSec', 0)
+  }
+  if (scenario === 'e2e-window' && c === 50 && n === N) {
+    row(name, 'Redis commands per task (INFO commandstats)', byLib, 'commandsPerTask', 2)
+    row(name, 'client writes per task (round trips)', byLib, 'writesPerTask', 2)
+    row(name, 'Redis memory per stored result, bytes', byLib, 'bytesPerTask', 0)
+    row(name, 'Node CPU µs per task', byLib, 'cpuUsPerTask', 0)
+    row(name, 'peak RSS MB', byLib, 'peakRssMb', 0)
+  }
+}
+
+const version = p => JSON.parse(readFileSync(join(p, 'package.json'), 'utf8')).version
+const versions = [
+  `worq ${version(root)}`,
+  `bullmq ${version(join(here, 'node_modules/bullmq'))}`,
+  `bee-queue ${version(join(here, 'node_modules/bee-queue'))}`,
+  `ioredis ${version(join(root, 'node_modules/ioredis'))}`,
+  `Node.js ${process.version}`,
+  redis.version,
+]
+const cpus = os.cpus()
+const doc = `# Benchmarks
+
+Written by \`npm run bench\` (bench/run.js) on ${new Date().toISOString().slice(0, 10)}. Every library runs in
+a fresh Node process against the same private \`redis-server\` on loopback, flushed before each run;
+runs are interleaved (worq, BullMQ, bee-queue, worq, …) and repeated ${REPS} times. Cells show the
+median and, in parentheses, the spread (min–max). Ratios are worq's median over the peer's, from
+this same run: above 1× is better for tasks/s, below 1× is better for latency, commands, writes,
+bytes, CPU and RSS.
+
+Results are stored and read back by the producer in every scenario: worq through
+\`Deferred.result()\`, BullMQ through \`job.waitUntilFinished()\` (the result stays in the job
+hash), bee-queue through the job's \`succeeded\` event — bee-queue does not store results, so its
+"read back" is an event and its memory row counts only the job records it keeps.
+
+Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}.
+Versions: ${versions.join(', ')}.
+Command: \`${['BENCH_N', 'BENCH_REPS', 'BENCH_ONLY', 'BENCH_LIBS'].filter(k => process.env[k]).map(k => `${k}=${process.env[k]} `).join('')}npm run bench\`.
+
+${header}
+${rule}
+${rows.join('\n')}
+
+Absolute numbers drift on this shared 2-core machine; the ratios come from interleaved runs of the
+same session and are the figures to compare. "Client writes" counts writes to Redis sockets in the
+benchmark process, an approximation of round trips (a pipelined batch is one write).
+`
+writeFileSync(join(root, 'docs/benchmarks.md'), doc)
+console.log('\n' + header + '\n' + rule + '\n' + rows.join('\n'))
+console.log('\nwrote docs/benchmarks.md')
