@@ -1,0 +1,117 @@
+/**
+ * How tasks are laid out in Redis: the record header (decoded by the scripts with cjson) kept apart
+ * from the payload (never decoded in Lua), and the reverse for reserved tasks. The record format
+ * is documented at the top of scripts/common.lua.
+ */
+import { nanoid } from 'nanoid'
+import type { NewTask, ReservedTask, StoredBackoff } from '../backend.js'
+import type { EnqueueEntry } from './scripts.js'
+
+/** The record header, as JSON (short field names: it is stored once per live task). */
+interface Header {
+  n: string
+  c?: string
+  r: number
+  i?: 1
+  h: number
+  a: number
+  b: [StoredBackoff['type'], number, number, number]
+  d?: Array<[string, string]>
+  o?: 'p'
+  u: number
+  e: number
+  g: string
+  /** Any other NewTask field (e.g. `timeout`), carried through as is. */
+  x?: Record<string, unknown>
+}
+
+/** NewTask fields the header stores under short names (the others go to `x`). */
+const KNOWN = new Set([
+  'id',
+  'name',
+  'payload',
+  'deps',
+  'onError',
+  'ignoreResult',
+  'resultTimeout',
+  'heartrate',
+  'attempts',
+  'backoff',
+  'runAt',
+])
+
+/** The enqueue.lua entry of a task; `client` gets its outcome unless it ignores results. */
+export function encodeTask(task: NewTask, client: string, now: number): EnqueueEntry {
+  const gen = nanoid(10)
+  const { type, delay, jitter, maxDelay } = task.backoff
+  const header: Header = {
+    n: task.name,
+    r: task.resultTimeout,
+    h: task.heartrate,
+    a: task.attempts,
+    b: [type, delay, jitter, maxDelay],
+    u: task.runAt,
+    e: now,
+    g: gen,
+  }
+  if (task.ignoreResult) header.i = 1
+  else header.c = client
+  if (task.deps.length > 0) header.d = task.deps.map(d => [d.queue, d.id])
+  if (task.onError === 'pass') header.o = 'p'
+  for (const [k, v] of Object.entries(task)) {
+    if (KNOWN.has(k) || v === undefined) continue
+    ;(header.x ??= {})[k] = v
+  }
+  return {
+    id: task.id,
+    runAt: task.runAt,
+    keep: task.ignoreResult ? 0 : task.resultTimeout,
+    client: header.c ?? '',
+    pass: task.onError === 'pass',
+    gen,
+    deps: task.deps.map(d => `${d.queue}\t${d.id}\n`).join(''),
+    body: `0:${JSON.stringify(header)}\n${task.payload}`,
+  }
+}
+
+/** The tasks exchange.lua reserved: 5 entries each (id, token, attempt, record, slots). */
+export function decodeReserved(flat: readonly unknown[]): ReservedTask[] {
+  const tasks: ReservedTask[] = []
+  for (let i = 0; i < flat.length; i += 5) {
+    const id = flat[i] as string
+    const record = flat[i + 3] as string
+    const colon = record.indexOf(':')
+    const nl = record.indexOf('\n', colon)
+    const h = JSON.parse(record.slice(colon + 1, nl)) as Header
+    const deps = (h.d ?? []).map(([queue, ref]) => ({ queue, id: ref }))
+    const kv = flat[i + 4] as string[]
+    const slots: string[] = deps.map(() => '')
+    for (let k = 0; k < kv.length; k += 2) if (kv[k] !== 'm') slots[Number(kv[k])] = kv[k + 1]!
+    tasks.push({
+      ...(h.x as Partial<NewTask>),
+      id,
+      name: h.n,
+      payload: record.slice(nl + 1),
+      deps,
+      onError: h.o === 'p' ? 'pass' : 'fail',
+      ignoreResult: h.i === 1,
+      resultTimeout: h.r,
+      heartrate: h.h,
+      attempts: h.a,
+      backoff: { type: h.b[0], delay: h.b[1], jitter: h.b[2], maxDelay: h.b[3] },
+      runAt: h.u,
+      token: flat[i + 1] as string,
+      attempt: Number(flat[i + 2]),
+      slots,
+    } as ReservedTask)
+  }
+  return tasks
+}
+
+/** The (queue, id, outcome) triples of one published message. */
+export function decodeOutcomes(message: string): Array<[string, string, string]> {
+  const flat = JSON.parse(message) as string[]
+  const out: Array<[string, string, string]> = []
+  for (let i = 0; i + 2 < flat.length; i += 3) out.push([flat[i]!, flat[i + 1]!, flat[i + 2]!])
+  return out
+}

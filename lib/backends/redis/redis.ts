@@ -1,0 +1,228 @@
+/**
+ * redis:// and rediss:// — the distributed backend. Every change is one Lua script (./scripts),
+ * every key is built in keys.ts, connections are fixed in number (connections.ts): a command
+ * connection, a subscriber for outcome delivery (feed.ts) and a blocking connection per queue a
+ * worker waits on (waker.ts). docs/redis.md describes the keys, scripts and recovery latency.
+ */
+import { nanoid } from 'nanoid'
+import type { Redis, RedisOptions } from 'ioredis'
+import type {
+  Backend,
+  BackendLimits,
+  ExchangeResult,
+  Finish,
+  Lease,
+  NewTask,
+  OutcomeListener,
+  QueueInfo,
+  TaskState,
+  WorkerInfo,
+} from '../backend.js'
+import { BrokerClosed } from '../../errors.js'
+import { failedOutcome, outcomeStatus } from '../../outcome.js'
+import { decodeReserved, encodeTask } from './codec.js'
+import { connect, disconnect } from './connections.js'
+import { OutcomeFeed } from './feed.js'
+import { outcomeChannel, queueKey } from './keys.js'
+import { Scripts, type FinishEntry } from './scripts.js'
+import { connectionBase, redactUrl } from './url.js'
+import { Waker, type WakerTiming } from './waker.js'
+
+/** Options of a RedisBackend. */
+export interface RedisBackendOptions extends BackendLimits {
+  /** ioredis options merged over the URL's, or an ioredis instance whose options are copied. */
+  redis?: object | undefined
+  /** Blocking-wait bounds (see waker.ts). @default { blockMs: 5_000, marginMs: 2_000 } */
+  timing?: Partial<WakerTiming>
+}
+
+/** Tasks per enqueue.lua call: keeps one script call short however big the batch. */
+const ENQUEUE_CHUNK = 1000
+
+/** The Redis backend. */
+export class RedisBackend implements Backend {
+  readonly url: string
+  readonly limits: BackendLimits
+  /** This instance's client id: outcomes of tasks enqueued here are published to its channel. */
+  readonly clientId = nanoid(12)
+  readonly #base: RedisOptions
+  readonly #cmd: Redis
+  readonly #scripts: Scripts
+  readonly #feed: OutcomeFeed
+  readonly #wakers = new Map<string, Waker>()
+  readonly #timing: WakerTiming
+  /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
+  readonly #reserved = new Map<string, { name: string; attempt: number }>()
+  #closed: Promise<void> | undefined
+
+  constructor(_url: URL, raw: string, options: RedisBackendOptions) {
+    this.url = redactUrl(raw)
+    this.limits = { maxPayloadBytes: options.maxPayloadBytes }
+    this.#base = connectionBase(raw, options.redis)
+    this.#timing = { blockMs: 5_000, marginMs: 2_000, ...options.timing }
+    this.#cmd = connect(this.#base, 'cmd')
+    this.#scripts = new Scripts(this.#cmd)
+    this.#feed = new OutcomeFeed(() => connect(this.#base, 'sub'), outcomeChannel(this.clientId))
+  }
+
+  #open(): void {
+    if (this.#closed) throw new BrokerClosed('Redis backend')
+  }
+
+  async enqueue(queue: string, tasks: readonly NewTask[]): Promise<Array<'ok' | 'duplicate'>> {
+    this.#open()
+    const now = Date.now()
+    const entries = tasks.map(t => encodeTask(t, this.clientId, now))
+    const results: Array<'ok' | 'duplicate'> = []
+    for (let i = 0; i < entries.length; i += ENQUEUE_CHUNK) {
+      const codes = await this.#scripts.enqueue(queue, entries.slice(i, i + ENQUEUE_CHUNK))
+      for (const c of codes) results.push(c === 1 ? 'ok' : 'duplicate')
+    }
+    return results
+  }
+
+  async exchange(
+    queue: string,
+    workerId: string,
+    done: readonly Finish[],
+    max: number,
+  ): Promise<ExchangeResult> {
+    this.#open()
+    const finishes: FinishEntry[] = done.map(f => {
+      const known = this.#reserved.get(f.token)
+      this.#reserved.delete(f.token)
+      if (f.retryAt !== undefined)
+        return { id: f.id, token: f.token, outcome: '', retryAt: f.retryAt }
+      return { id: f.id, token: f.token, outcome: this.#bounded(queue, f, known) }
+    })
+    const woken = this.#wakers.get(queue)?.takeWoken() ?? false
+    const nonce = `${workerId}:${nanoid(8)}`
+    const [stale, flat, nextDue] = await this.#scripts.exchange(queue, nonce, max, woken, finishes)
+    const reserved = decodeReserved(flat)
+    for (const t of reserved) this.#reserved.set(t.token, { name: t.name, attempt: t.attempt })
+    const result: ExchangeResult = { stale, reserved }
+    if (nextDue >= 0) result.nextDueIn = nextDue
+    return result
+  }
+
+  /** The outcome, or a failure saying it is over `maxPayloadBytes`. */
+  #bounded(queue: string, f: Finish, known?: { name: string; attempt: number }): string {
+    const limit = this.limits.maxPayloadBytes
+    if (f.outcome.length <= limit / 4) return f.outcome
+    const bytes = Buffer.byteLength(f.outcome)
+    if (bytes <= limit) return f.outcome
+    return failedOutcome({
+      taskName: known?.name ?? 'unknown',
+      queue,
+      taskId: f.id,
+      attempts: known?.attempt,
+      remote: {
+        name: 'PayloadTooLarge',
+        message: `the result is ${bytes} bytes, over the limit of ${limit} bytes; store large data elsewhere and return a reference`,
+      },
+    })
+  }
+
+  waitForWork(queue: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    let waker = this.#wakers.get(queue)
+    if (!waker) {
+      const key = queueKey(queue, 'wake')
+      waker = new Waker(
+        () => connect(this.#base, 'block'),
+        key,
+        () => this.#cmd.lpush(key, '1'),
+        this.#timing,
+      )
+      this.#wakers.set(queue, waker)
+    }
+    return waker.wait(timeoutMs, signal)
+  }
+
+  async renew(queue: string, leases: readonly Lease[]): Promise<string[]> {
+    this.#open()
+    if (leases.length === 0) return []
+    return this.#scripts.renew(queue, leases)
+  }
+
+  async sweep(queue: string, intervalMs: number): Promise<number> {
+    this.#open()
+    return this.#scripts.sweep(queue, intervalMs, Math.random())
+  }
+
+  async status(queue: string, id: string): Promise<TaskState | null> {
+    this.#open()
+    const s = await this.#scripts.status(queue, id)
+    if (s === null) return null
+    if (s === 'P') return { status: 'pending' }
+    if (s === 'E') return { status: 'enqueued' }
+    if (s === 'R') return { status: 'processing' }
+    return { status: outcomeStatus(s), outcome: s }
+  }
+
+  async cancel(queue: string, id: string): Promise<boolean> {
+    this.#open()
+    return (await this.#scripts.cancel(queue, id)) === 1
+  }
+
+  async size(queue: string): Promise<number> {
+    this.#open()
+    return this.#scripts.size(queue)
+  }
+
+  async purge(queue: string): Promise<number> {
+    this.#open()
+    return this.#scripts.purge(queue)
+  }
+
+  listen(listener: OutcomeListener, onGap: () => void): Promise<void> {
+    this.#open()
+    return this.#feed.listen(listener, onGap)
+  }
+
+  async registerWorker(queue: string, info: WorkerInfo, ttlMs: number): Promise<void> {
+    this.#open()
+    await this.#scripts.registerWorker(queue, info.id, Math.max(1, ttlMs), JSON.stringify(info))
+  }
+
+  async unregisterWorker(queue: string, id: string): Promise<void> {
+    this.#open()
+    await this.#scripts.registerWorker(queue, id, 0, '')
+  }
+
+  async inspect(queue: string): Promise<QueueInfo> {
+    this.#open()
+    const [waiting, delayed, pending, processing, oldest, now, flat] =
+      await this.#scripts.inspect(queue)
+    const workers: WorkerInfo[] = []
+    for (let i = 1; i < flat.length; i += 2) {
+      const info = JSON.parse(flat[i]!) as WorkerInfo
+      workers.push({ ...info, seenAt: info.seenAt })
+    }
+    return {
+      waiting,
+      delayed,
+      pending,
+      processing,
+      oldestWaitingMs: oldest < 0 ? null : Math.max(0, now - oldest),
+      workers,
+    }
+  }
+
+  /** The connections this instance holds now (for tests of connection counts). @internal */
+  connections(): Redis[] {
+    const all = [this.#cmd]
+    if (this.#feed.connection) all.push(this.#feed.connection)
+    for (const w of this.#wakers.values()) if (w.connection) all.push(w.connection)
+    return all
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      for (const w of this.#wakers.values()) w.close()
+      const sub = this.#feed.connection
+      await Promise.all([disconnect(this.#cmd, true), sub ? disconnect(sub, true) : undefined])
+    })()
+    return this.#closed
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Typed wrappers of the Lua scripts in ./scripts: each file is one atomic operation, loaded once,
+ * prefixed with the shared helpers of common.lua and defined on a connection with ioredis
+ * `defineCommand` (EVALSHA, with EVAL on NOSCRIPT). Call sites never name a script or count keys.
+ */
+import { readFileSync } from 'node:fs'
+import type { Redis } from 'ioredis'
+import { PREFIX } from './keys.js'
+
+const read = (name: string) =>
+  readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8')
+
+const NAMES = [
+  'enqueue',
+  'exchange',
+  'renew',
+  'sweep',
+  'cancel',
+  'purge',
+  'status',
+  'size',
+  'inspect',
+  'register-worker',
+] as const
+
+type Name = (typeof NAMES)[number]
+
+let sources: Map<Name, string> | undefined
+
+function load(): Map<Name, string> {
+  if (!sources) {
+    const common = read('common')
+    sources = new Map(NAMES.map(n => [n, `${common}\n${read(n)}`]))
+  }
+  return sources
+}
+
+/** One task of an enqueue batch, as enqueue.lua takes it. */
+export interface EnqueueEntry {
+  id: string
+  runAt: number
+  /** ms the outcome is kept; 0 = ignoreResult. */
+  keep: number
+  client: string
+  pass: boolean
+  gen: string
+  /** `"<queue>\t<id>\n"` per Deferred argument. */
+  deps: string
+  body: string
+}
+
+/** One finish, as exchange.lua takes it. */
+export interface FinishEntry {
+  id: string
+  token: string
+  outcome: string
+  retryAt?: number
+}
+
+type Arg = string | number
+type Call = (...args: Arg[]) => Promise<unknown>
+
+/** The scripts, bound to one command connection. */
+export class Scripts {
+  readonly #redis: Redis
+
+  constructor(redis: Redis) {
+    this.#redis = redis
+    for (const [name, lua] of load()) redis.defineCommand(command(name), { numberOfKeys: 0, lua })
+  }
+
+  #call(name: Name, queue: string, args: Arg[]): Promise<unknown> {
+    const fn = (this.#redis as unknown as Record<string, Call>)[command(name)]!
+    return fn.call(this.#redis, PREFIX, queue, ...args)
+  }
+
+  /** 1 (stored) or 0 (duplicate) per task. */
+  enqueue(queue: string, tasks: readonly EnqueueEntry[]): Promise<number[]> {
+    const args: Arg[] = [tasks.length]
+    for (const t of tasks)
+      args.push(t.id, t.runAt, t.keep, t.client, t.pass ? '1' : '', t.gen, t.deps, t.body)
+    return this.#call('enqueue', queue, args) as Promise<number[]>
+  }
+
+  /** Stale ids, reserved tasks (5 entries each: id, token, attempt, record, slots), nextDueIn. */
+  exchange(
+    queue: string,
+    nonce: string,
+    max: number,
+    woken: boolean,
+    done: readonly FinishEntry[],
+  ): Promise<[string[], unknown[], number]> {
+    const args: Arg[] = [nonce, max, woken ? '1' : '0', done.length]
+    for (const f of done) args.push(f.id, f.token, f.outcome, f.retryAt ?? '')
+    return this.#call('exchange', queue, args) as Promise<[string[], unknown[], number]>
+  }
+
+  /** Ids whose lease was lost. */
+  renew(
+    queue: string,
+    leases: ReadonlyArray<{ id: string; token: string; heartrate: number }>,
+  ): Promise<string[]> {
+    const args: Arg[] = [leases.length]
+    for (const l of leases) args.push(l.id, l.token, l.heartrate)
+    return this.#call('renew', queue, args) as Promise<string[]>
+  }
+
+  /** How many lapsed tasks were handled (0 when another caller swept within `intervalMs`). */
+  sweep(queue: string, intervalMs: number, random: number): Promise<number> {
+    return this.#call('sweep', queue, [
+      Math.max(1, Math.round(intervalMs)),
+      random,
+    ]) as Promise<number>
+  }
+
+  /** 1 when cancelled. */
+  cancel(queue: string, id: string): Promise<number> {
+    return this.#call('cancel', queue, [id]) as Promise<number>
+  }
+
+  /** How many were cancelled. */
+  purge(queue: string): Promise<number> {
+    return this.#call('purge', queue, []) as Promise<number>
+  }
+
+  /** null, an outcome string, or 'P' / 'E' / 'R' (pending, enqueued, processing). */
+  status(queue: string, id: string): Promise<string | null> {
+    return this.#call('status', queue, [id]) as Promise<string | null>
+  }
+
+  /** Enqueued + delayed + pending. */
+  size(queue: string): Promise<number> {
+    return this.#call('size', queue, []) as Promise<number>
+  }
+
+  /** [waiting, delayed, pending, processing, oldest ready ms or -1, now, [id, json, …]]. */
+  inspect(queue: string): Promise<[number, number, number, number, number, number, string[]]> {
+    return this.#call('inspect', queue, []) as Promise<
+      [number, number, number, number, number, number, string[]]
+    >
+  }
+
+  /** Registers a worker for `ttlMs`, or removes it with `ttlMs` 0. */
+  registerWorker(queue: string, id: string, ttlMs: number, info: string): Promise<unknown> {
+    return this.#call('register-worker', queue, [id, Math.round(ttlMs), info])
+  }
+}
+
+function command(name: Name): string {
+  return `worq_${name.replace('-', '_')}`
+}

@@ -1,0 +1,220 @@
+--[[ common.lua: helpers prepended to every operation script (scripts.ts does the prepending).
+  Every operation script takes ARGV[1] = the key namespace ('worq') and ARGV[2] = its queue.
+
+  A task record (key t:<id>, a string) is
+      <state><attempts made>:<header JSON>\n<payload>
+  state 'P' = pending (waits for Deferred arguments), 'E' = enqueued, delayed or processing (the
+  tokens hash tells processing apart). When the task ends the same key holds its outcome string
+  (first character c, f, x or k) with a PX of resultTimeout, or is deleted (ignoreResult).
+  Header fields: n name, c client id (results kept), r resultTimeout, i ignoreResult, h heartrate,
+  a attempts allowed, b backoff {type, delay, jitter, maxDelay}, d deps {{queue, id}, ...},
+  o 'p' when onError is 'pass', u runAt, e enqueued at, g generation (unique per enqueue).
+  Dependents of a task (hash `dependents`, field = the task id) are lines
+  "<queue>\t<id>\t<slot>\t<generation>\n" (ids and queue names hold no control characters).
+]]
+local PREFIX = ARGV[1]
+local QUEUE = ARGV[2]
+
+-- Mirrors keys.ts queueKey(): worq:{<queue>}:<suffix>.
+local function key(queue, suffix)
+  return PREFIX .. ':{' .. queue .. '}:' .. suffix
+end
+
+local now_ms
+-- Server time in ms (one TIME per script call, taken lazily).
+local function now()
+  if not now_ms then
+    local t = redis.call('TIME')
+    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_ms
+end
+
+local function is_live(rec)
+  local s = string.sub(rec, 1, 1)
+  return s == 'P' or s == 'E'
+end
+
+-- Splits a live record: state, attempts made, header table, header start, payload start.
+local function parse(rec)
+  local colon = string.find(rec, ':', 2, true)
+  local nl = string.find(rec, '\n', colon + 1, true)
+  local header = cjson.decode(string.sub(rec, colon + 1, nl - 1))
+  return string.sub(rec, 1, 1), tonumber(string.sub(rec, 2, colon - 1)), header, colon, nl
+end
+
+-- How long an outcome is kept (0: dropped at once).
+local function keep_ms(h)
+  if h.i then return 0 end
+  return h.r
+end
+
+-- backoffDelay() of backend.ts.
+local function backoff_delay(b, attempt, r)
+  local ms = b[2]
+  if b[1] == 'exponential' then ms = b[2] * 2 ^ (attempt - 1) end
+  if b[4] > 0 and ms > b[4] then ms = b[4] end
+  return math.floor(ms * (1 - b[3] * r) + 0.5)
+end
+
+local function expired_outcome(name, queue, id, reason, attempts)
+  return 'x' .. cjson.encode({ taskName = name, queue = queue, taskId = id, reason = reason,
+    attempts = attempts })
+end
+
+local function cancelled_outcome(name, queue, id)
+  return 'k' .. cjson.encode({ taskName = name, queue = queue, taskId = id })
+end
+
+-- Wakes one blocked worker of a queue (workers BLPOP the wake list).
+local function wake(queue)
+  redis.call('LPUSH', key(queue, 'wake'), '1')
+end
+
+-- Earliest due time of each queue's delayed set seen by this script call (false: empty).
+local earliest = {}
+local function earliest_due(queue)
+  if earliest[queue] == nil then
+    local first = redis.call('ZRANGE', key(queue, 'delayed'), 0, 0, 'WITHSCORES')
+    earliest[queue] = first[2] and tonumber(first[2]) or false
+  end
+  return earliest[queue]
+end
+
+-- Ids made ready per queue during this call, pushed by flush_ready() in one LPUSH per queue.
+local ready = {}
+local ready_order = {}
+
+-- Puts an enqueued task in line: the delayed set until run_at, else the wait list.
+local function make_ready(queue, id, run_at)
+  if run_at and run_at > now() then
+    local first = earliest_due(queue)
+    redis.call('ZADD', key(queue, 'delayed'), run_at, id)
+    if not first or run_at < first then
+      earliest[queue] = run_at
+      -- A new earliest due time: let a blocked worker shorten its wait. The key is kept briefly.
+      wake(queue)
+      redis.call('PEXPIRE', key(queue, 'wake'), 60000)
+    end
+    return
+  end
+  local list = ready[queue]
+  if not list then
+    list = {}
+    ready[queue] = list
+    ready_order[#ready_order + 1] = queue
+  end
+  list[#list + 1] = id
+end
+
+-- Pushes the ids make_ready() collected; wakes a worker where a wait list was empty before.
+local function flush_ready()
+  for _, queue in ipairs(ready_order) do
+    local list = ready[queue]
+    local wait = key(queue, 'wait')
+    local len = 0
+    for i = 1, #list, 5000 do
+      len = redis.call('LPUSH', wait, unpack(list, i, math.min(i + 4999, #list)))
+    end
+    if len == #list then wake(queue) end
+  end
+  ready = {}
+  ready_order = {}
+end
+
+-- Outcomes to publish, per client: {queue, id, outcome, queue, id, outcome, ...}.
+local outbox = {}
+local function deliver(client, queue, id, outcome)
+  local box = outbox[client]
+  if not box then
+    box = {}
+    outbox[client] = box
+  end
+  box[#box + 1] = queue
+  box[#box + 1] = id
+  box[#box + 1] = outcome
+end
+
+-- One PUBLISH per client that has outcomes.
+local function flush_outbox()
+  for client, box in pairs(outbox) do
+    redis.call('PUBLISH', PREFIX .. ':out:' .. client, cjson.encode(box))
+  end
+  outbox = {}
+end
+
+-- Ends tasks for good. Stores (or drops) the outcome, delivers it, and fills or fails the
+-- dependents, iteratively down the whole graph. `dependents` is the task's dependents text when the
+-- caller already read it (false: none), nil to read (and delete) it here.
+local function settle(queue, id, outcome, keep, client, has_slots, dependents)
+  local todo = { { queue, id, outcome, keep, client, has_slots, dependents } }
+  local i = 1
+  while i <= #todo do
+    local q, tid, out, kept, cl, slots, deps = unpack(todo[i])
+    i = i + 1
+    local tkey = key(q, 't:' .. tid)
+    if kept > 0 then
+      redis.call('SET', tkey, out, 'PX', kept)
+      if cl and cl ~= '' then deliver(cl, q, tid, out) end
+    else
+      redis.call('DEL', tkey)
+    end
+    if slots then redis.call('DEL', key(q, 's:' .. tid)) end
+    if deps == nil then
+      deps = redis.call('HGET', key(q, 'dependents'), tid)
+      if deps then redis.call('HDEL', key(q, 'dependents'), tid) end
+    end
+    if deps then
+      local failing = string.sub(out, 1, 1) ~= 'c'
+      for dq, did, slot, gen in string.gmatch(deps, '([^\t]*)\t([^\t]*)\t(%d+)\t([^\n]*)\n') do
+        local dkey = key(dq, 't:' .. did)
+        local rec = redis.call('GET', dkey)
+        if rec and string.sub(rec, 1, 1) == 'P' then
+          local _, _, h = parse(rec)
+          if h.g == gen then
+            if failing and h.o ~= 'p' then
+              redis.call('SREM', key(dq, 'pending'), did)
+              todo[#todo + 1] = { dq, did, out, keep_ms(h), h.c, true, nil }
+            else
+              local skey = key(dq, 's:' .. did)
+              redis.call('HSET', skey, slot, out)
+              if redis.call('HINCRBY', skey, 'm', -1) == 0 then
+                redis.call('SREM', key(dq, 'pending'), did)
+                redis.call('SETRANGE', dkey, 0, 'E')
+                make_ready(dq, did, h.u)
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+end
+
+-- Cancels a pending or enqueued task that is not processing. With `unlinked`, the caller already
+-- took it out of its lines. Returns true when it was cancelled.
+local function cancel_one(queue, id, unlinked)
+  local rec = redis.call('GET', key(queue, 't:' .. id))
+  if not rec or not is_live(rec) then return false end
+  local state, _, h = parse(rec)
+  if state == 'P' then
+    if not unlinked then redis.call('SREM', key(queue, 'pending'), id) end
+  else
+    if redis.call('HEXISTS', key(queue, 'tokens'), id) == 1 then return false end
+    if not unlinked and redis.call('ZREM', key(queue, 'delayed'), id) == 0 then
+      redis.call('LREM', key(queue, 'wait'), 1, id)
+    end
+  end
+  settle(queue, id, cancelled_outcome(h.n, queue, id), keep_ms(h), h.c, h.d ~= nil, nil)
+  return true
+end
+
+-- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
+local function requeue(queue, id, attempt, run_at)
+  local tkey = key(queue, 't:' .. id)
+  local rec = redis.call('GET', tkey)
+  local _, _, h, colon, nl = parse(rec)
+  h.u = run_at
+  redis.call('SET', tkey, 'E' .. attempt .. ':' .. cjson.encode(h) .. string.sub(rec, nl))
+  make_ready(queue, id, run_at)
+end

@@ -1,0 +1,106 @@
+--[[ exchange.lua: finish-and-fetch. Finishes a worker's ended tasks, promotes due delayed tasks,
+  then reserves up to `max` ready tasks, in one call.
+  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+  ARGV[1]  key namespace ('worq')
+  ARGV[2]  queue
+  ARGV[3]  nonce: unique per call; token of the i-th reservation = nonce .. '.' .. i
+  ARGV[4]  max: how many tasks to reserve
+  ARGV[5]  '1' when the caller was woken by a wake marker (then it passes the wake on if it leaves
+           ready work behind)
+  ARGV[6]  number of finishes f, then 4 slots per finish:
+    id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good)
+  Returns: { stale, reserved, nextDueIn }
+    stale     ids whose token no longer matched (lease lost): refused, nothing changed
+    reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
+    nextDueIn ms until the earliest delayed task is due when nothing was reserved, else -1
+  Tokens hash value of a processing task: "<attempt>|<keep ms>|<has slots 0/1>|<client>|<token>".
+]]
+local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
+local wait, delayed = key(QUEUE, 'wait'), key(QUEUE, 'delayed')
+local nonce, max, woken = ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
+local nf = tonumber(ARGV[6])
+local stale = {}
+
+if nf > 0 then
+  local ids = {}
+  for i = 1, nf do ids[i] = ARGV[3 + i * 4] end
+  local held = redis.call('HMGET', tokens, unpack(ids))
+  local deps = redis.call('HMGET', key(QUEUE, 'dependents'), unpack(ids))
+  local gone, had_deps = {}, {}
+  for i = 1, nf do
+    local base = 3 + i * 4
+    local id, token, outcome, retry_at = ids[i], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+    local attempt, keep, slots, client, held_token
+    if held[i] then
+      attempt, keep, slots, client, held_token = string.match(held[i], '^(%d+)|(%d+)|(%d)|([^|]*)|(.*)$')
+    end
+    if held_token ~= token then
+      stale[#stale + 1] = id
+    else
+      gone[#gone + 1] = id
+      if retry_at ~= '' then
+        requeue(QUEUE, id, attempt, tonumber(retry_at))
+      else
+        if deps[i] then had_deps[#had_deps + 1] = id end
+        settle(QUEUE, id, outcome, tonumber(keep), client, slots == '1', deps[i])
+      end
+    end
+  end
+  if #gone > 0 then
+    redis.call('HDEL', tokens, unpack(gone))
+    redis.call('ZREM', leases, unpack(gone))
+  end
+  if #had_deps > 0 then redis.call('HDEL', key(QUEUE, 'dependents'), unpack(had_deps)) end
+end
+
+-- Promote due delayed tasks (FIFO by due time).
+local due = redis.call('ZRANGE', delayed, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 1000)
+if #due > 0 then
+  redis.call('ZREM', delayed, unpack(due))
+  for _, id in ipairs(due) do make_ready(QUEUE, id, 0) end
+end
+flush_ready()
+
+local reserved = {}
+local left = false
+if max > 0 then
+  local ids = redis.call('RPOP', wait, max)
+  if ids then
+    local hset, zadd = {}, {}
+    for i, id in ipairs(ids) do
+      local rec = redis.call('GET', key(QUEUE, 't:' .. id))
+      if rec and string.sub(rec, 1, 1) == 'E' then
+        local _, made, h = parse(rec)
+        local token = nonce .. '.' .. i
+        local has_slots = h.d ~= nil
+        hset[#hset + 1] = id
+        hset[#hset + 1] = (made + 1) .. '|' .. keep_ms(h) .. '|' .. (has_slots and '1' or '0') ..
+          '|' .. (h.c or '') .. '|' .. token
+        zadd[#zadd + 1] = now() + 2 * h.h + 1000
+        zadd[#zadd + 1] = id
+        local slots = {}
+        if has_slots then slots = redis.call('HGETALL', key(QUEUE, 's:' .. id)) end
+        for _, v in ipairs({ id, token, made + 1, rec, slots }) do reserved[#reserved + 1] = v end
+      end
+    end
+    if #hset > 0 then
+      redis.call('HSET', tokens, unpack(hset))
+      redis.call('ZADD', leases, unpack(zadd))
+    end
+    if #ids < max then
+      redis.call('DEL', key(QUEUE, 'wake'))
+    else
+      left = true
+    end
+  end
+end
+-- Pass the wake on: a woken worker that leaves ready work behind wakes the next one.
+if left and woken and redis.call('LLEN', wait) > 0 then wake(QUEUE) end
+
+local next_due = -1
+if #reserved == 0 then
+  local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  if first[2] then next_due = math.max(0, tonumber(first[2]) - now()) end
+end
+flush_outbox()
+return { stale, reserved, next_due }

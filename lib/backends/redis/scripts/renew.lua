@@ -1,0 +1,26 @@
+--[[ renew.lua: extends a worker's leases in one call.
+  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+  ARGV[1]  key namespace ('worq')
+  ARGV[2]  queue
+  ARGV[3]  number of leases n, then 3 slots per lease: id, token, heartrate (ms)
+  Returns: the ids whose lease was lost (token mismatch, or no longer processing); those are not
+  extended. Each kept lease becomes now + 2 × heartrate + 1000 ms.
+]]
+local n = tonumber(ARGV[3])
+local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
+local ids = {}
+for i = 1, n do ids[i] = ARGV[1 + i * 3] end
+local held = redis.call('HMGET', tokens, unpack(ids))
+local lost, zadd = {}, {}
+for i = 1, n do
+  local base = 1 + i * 3
+  local token = held[i] and string.match(held[i], '^%d+|%d+|%d|[^|]*|(.*)$')
+  if token == ARGV[base + 1] then
+    zadd[#zadd + 1] = now() + 2 * tonumber(ARGV[base + 2]) + 1000
+    zadd[#zadd + 1] = ids[i]
+  else
+    lost[#lost + 1] = ids[i]
+  end
+end
+if #zadd > 0 then redis.call('ZADD', leases, 'XX', unpack(zadd)) end
+return lost

@@ -1,0 +1,36 @@
+--[[ sweep.lua: handles lapsed leases, at most once per interval across all callers.
+  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+  ARGV[1]  key namespace ('worq')
+  ARGV[2]  queue
+  ARGV[3]  interval ms: the guard key `sweep` is SET NX PX interval
+  ARGV[4]  a random number in [0, 1) (backoff jitter; the i-th task uses a golden-ratio step of it)
+  Returns: how many tasks were handled; 0 when the guard held.
+  A lapsed task with attempts left goes back (delayed by its backoff); otherwise it ends `expired`
+  ('x' + JSON {taskName, queue, taskId, reason, attempts}) and the expiry cascades to dependents.
+]]
+if not redis.call('SET', key(QUEUE, 'sweep'), '1', 'NX', 'PX', ARGV[3]) then return 0 end
+local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
+local random = tonumber(ARGV[4])
+local reason = 'the worker stopped renewing its lease (it died, hung or lost its connection)'
+local lapsed = redis.call('ZRANGE', leases, '-inf', '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
+if #lapsed == 0 then return 0 end
+local held = redis.call('HMGET', tokens, unpack(lapsed))
+for i, id in ipairs(lapsed) do
+  local attempt = held[i] and tonumber(string.match(held[i], '^(%d+)|'))
+  local rec = redis.call('GET', key(QUEUE, 't:' .. id))
+  if attempt and rec and is_live(rec) then
+    local _, _, h = parse(rec)
+    if attempt < h.a then
+      local r = (random + i * 0.6180339887) % 1
+      requeue(QUEUE, id, attempt, now() + backoff_delay(h.b, attempt, r))
+    else
+      local out = expired_outcome(h.n, QUEUE, id, reason, attempt)
+      settle(QUEUE, id, out, keep_ms(h), h.c, h.d ~= nil, nil)
+    end
+  end
+end
+redis.call('HDEL', tokens, unpack(lapsed))
+redis.call('ZREM', leases, unpack(lapsed))
+flush_ready()
+flush_outbox()
+return #lapsed

@@ -1,0 +1,118 @@
+/**
+ * Blocking for work on one queue: a loop of BLPOP on the queue's wake list, on a connection of its
+ * own, bounded (≤ `blockMs` per call) and watched: a BLPOP that has not returned `marginMs` after
+ * its timeout (a half-open socket, a reconnect that lost it) drops that connection and the next
+ * round opens a new one, so no worker stays parked forever. Every waiter of the queue in this
+ * process shares the one BLPOP; a marker popped with nobody left waiting is pushed back.
+ */
+import type { Redis } from 'ioredis'
+
+/** Timing of the blocking loop. */
+export interface WakerTiming {
+  /** Longest single BLPOP, ms. @default 5_000 */
+  blockMs: number
+  /** How long past its timeout a BLPOP may stay silent before its connection is dropped. @default 2_000 */
+  marginMs: number
+}
+
+/** The blocking waiter of one queue. */
+export class Waker {
+  readonly #open: () => Redis
+  readonly #key: string
+  readonly #pushBack: () => Promise<unknown>
+  readonly #timing: WakerTiming
+  readonly #waiters = new Set<() => void>()
+  #conn: Redis | undefined
+  #looping = false
+  #woken = false
+  #closed = false
+
+  constructor(
+    open: () => Redis,
+    key: string,
+    pushBack: () => Promise<unknown>,
+    timing: WakerTiming,
+  ) {
+    this.#open = open
+    this.#key = key
+    this.#pushBack = pushBack
+    this.#timing = timing
+  }
+
+  /** Resolves on a wake marker, after `timeoutMs`, on abort or on close. */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.#closed || signal?.aborted) return Promise.resolve()
+    return new Promise(resolve => {
+      const done = () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', done)
+        this.#waiters.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, Math.max(0, timeoutMs))
+      signal?.addEventListener('abort', done, { once: true })
+      this.#waiters.add(done)
+      void this.#loop()
+    })
+  }
+
+  /** True once after a marker was popped: the next exchange passes the wake on. */
+  takeWoken(): boolean {
+    const woken = this.#woken
+    this.#woken = false
+    return woken
+  }
+
+  /** The blocking connection now in use (for tests). */
+  get connection(): Redis | undefined {
+    return this.#conn
+  }
+
+  async #loop(): Promise<void> {
+    if (this.#looping) return
+    this.#looping = true
+    try {
+      while (this.#waiters.size > 0 && !this.#closed) {
+        const popped = await this.#blpop()
+        if (popped === 'error') await new Promise(r => setTimeout(r, 100))
+        if (popped !== true) continue
+        if (this.#waiters.size === 0) {
+          await this.#pushBack().catch(() => undefined)
+          continue
+        }
+        this.#woken = true
+        for (const done of [...this.#waiters]) done()
+      }
+    } finally {
+      this.#looping = false
+    }
+  }
+
+  async #blpop(): Promise<boolean | 'error'> {
+    const conn = (this.#conn ??= this.#open())
+    const { blockMs, marginMs } = this.#timing
+    let timer: NodeJS.Timeout | undefined
+    const watchdog = new Promise<'stuck'>(
+      r => (timer = setTimeout(() => r('stuck'), blockMs + marginMs)),
+    )
+    try {
+      const r = await Promise.race([conn.blpop(this.#key, blockMs / 1000), watchdog])
+      if (r !== 'stuck') return r !== null
+      if (this.#conn === conn) this.#conn = undefined
+      conn.disconnect()
+      return false
+    } catch {
+      return this.#closed ? false : 'error'
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Drops the connection and resolves every wait. */
+  close(): void {
+    this.#closed = true
+    this.#conn?.disconnect()
+    this.#conn = undefined
+    for (const done of [...this.#waiters]) done()
+  }
+}

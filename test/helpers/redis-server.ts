@@ -1,0 +1,124 @@
+/**
+ * A private redis-server for tests: a free loopback port, a temporary directory, no persistence
+ * (unless asked), stopped at process exit. With `REDIS_URL` set, tests use that server instead and
+ * nothing is started.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/** Options of {@link startRedis}. */
+export interface RedisServerOptions {
+  /** Keep an append-only file in the server's directory (so a restart keeps data). @default false */
+  appendonly?: boolean
+}
+
+/** A running private redis-server. */
+export interface RedisServer {
+  url: string
+  port: number
+  dir: string
+  /** Stops the server (SIGTERM, then waits for exit). */
+  stop(): Promise<void>
+  /** Stops and starts it again on the same port and directory. */
+  restart(): Promise<void>
+}
+
+const INSTALL =
+  'redis-server was not found on PATH; the Redis tests need it: apt-get install redis-server (or brew install redis), or set REDIS_URL to a server the tests may use'
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+function hasBinary(): boolean {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
+}
+
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL')
+})
+
+async function launch(
+  port: number,
+  dir: string,
+  options: RedisServerOptions,
+): Promise<ChildProcess> {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '']
+  args.push('--appendonly', options.appendonly ? 'yes' : 'no')
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  await new Promise<void>((resolve, reject) => {
+    let out = ''
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString()
+      if (out.includes('Ready to accept connections')) {
+        child.stdout!.off('data', onData)
+        child.stdout!.resume()
+        resolve()
+      }
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.resume()
+    child.once('error', err =>
+      reject((err as NodeJS.ErrnoException).code === 'ENOENT' ? new Error(INSTALL) : err),
+    )
+    child.once('exit', code => reject(new Error(`redis-server exited with ${code}: ${out}`)))
+  })
+  child.removeAllListeners('exit')
+  child.once('exit', () => children.delete(child))
+  return child
+}
+
+function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise(resolve => {
+    child.once('exit', () => resolve())
+    child.kill('SIGTERM')
+  })
+}
+
+/** Starts a private redis-server. Throws, saying how to install it, when there is none. */
+export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
+  if (!hasBinary()) throw new Error(INSTALL)
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'worq-redis-'))
+  let child = await launch(port, dir, options)
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    port,
+    dir,
+    async stop() {
+      await terminate(child)
+      rmSync(dir, { recursive: true, force: true })
+    },
+    async restart() {
+      await terminate(child)
+      child = await launch(port, dir, options)
+    },
+  }
+}
+
+let shared: Promise<RedisServer> | undefined
+
+/**
+ * The URL of the Redis the whole test run shares: `REDIS_URL`, or a private server started on
+ * first use and killed when the process exits.
+ */
+export async function redisUrl(): Promise<string> {
+  if (process.env.REDIS_URL) return process.env.REDIS_URL
+  shared ??= startRedis()
+  return (await shared).url
+}
