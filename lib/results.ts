@@ -1,9 +1,12 @@
 /**
- * The result hub: one per backend instance. It hands outcomes the backend delivers to the live
- * Deferreds waiting for them, and re-checks waiters after a gap in delivery (a reconnect).
+ * The result hub: one per backend instance. It hands outcomes the backend delivers to the
+ * Deferreds made by this process's enqueues, and re-checks waiters after a gap in delivery (a
+ * reconnect).
  *
- * Memory per outstanding Deferred is one map entry and a WeakRef; a Deferred nobody holds any more
- * is forgotten by the FinalizationRegistry. No connection or timer is spent per Deferred.
+ * A Deferred is held here from its enqueue until its outcome arrives: one map entry each, no
+ * connection and no timer per Deferred. (Weak references were tried and cost more in garbage
+ * collection than they saved; every task ends — completed, failed, expired or cancelled — so the
+ * entry always goes.) The entries of a closed backend go with its hub.
  */
 import { type Deferred, settle } from './deferred.js'
 import type { Backend } from './backends/backend.js'
@@ -12,14 +15,10 @@ const key = (queue: string, id: string) => `${queue}\u0000${id}`
 
 export class ResultHub {
   #backend: Backend
-  #open = new Map<string, Array<WeakRef<Deferred<unknown>>>>()
+  /** Unsettled Deferreds by queue and id (usually one; more when an id was reused). */
+  #open = new Map<string, Deferred<unknown> | Deferred<unknown>[]>()
   #waited = new Set<Deferred<unknown>>()
   #ready: Promise<void> | undefined
-  #forget = new FinalizationRegistry<string>(k => {
-    const refs = this.#open.get(k)?.filter(r => r.deref() !== undefined)
-    if (refs?.length) this.#open.set(k, refs)
-    else this.#open.delete(k)
-  })
   /** Increments on every gap in delivery. */
   epoch = 0
 
@@ -42,19 +41,21 @@ export class ResultHub {
    */
   track(d: Deferred<unknown>): void {
     const k = key(d.queue, d.id)
-    const refs = this.#open.get(k)
-    if (refs) refs.push(new WeakRef(d))
-    else this.#open.set(k, [new WeakRef(d)])
-    this.#forget.register(d, k, d)
+    const held = this.#open.get(k)
+    if (held === undefined) this.#open.set(k, d)
+    else this.#open.set(k, Array.isArray(held) ? [...held, d] : [held, d])
   }
 
   /** Stops tracking a Deferred whose enqueue was refused. */
   untrack(d: Deferred<unknown>): void {
     const k = key(d.queue, d.id)
-    const refs = this.#open.get(k)?.filter(r => r.deref() !== d)
-    if (refs?.length) this.#open.set(k, refs)
-    else this.#open.delete(k)
-    this.#forget.unregister(d)
+    const held = this.#open.get(k)
+    if (held === d) this.#open.delete(k)
+    else if (Array.isArray(held)) {
+      const rest = held.filter(x => x !== d)
+      if (rest.length === 1) this.#open.set(k, rest[0]!)
+      else this.#open.set(k, rest)
+    }
   }
 
   /** Number of tracked, unsettled Deferreds (for tests and metrics). */
@@ -69,15 +70,11 @@ export class ResultHub {
 
   #deliver(queue: string, id: string, outcome: string): void {
     const k = key(queue, id)
-    const refs = this.#open.get(k)
-    if (!refs) return
+    const held = this.#open.get(k)
+    if (held === undefined) return
     this.#open.delete(k)
-    for (const ref of refs) {
-      const d = ref.deref()
-      if (!d) continue
-      this.#forget.unregister(d)
-      settle(d, outcome)
-    }
+    if (Array.isArray(held)) for (const d of held) settle(d, outcome)
+    else settle(held, outcome)
   }
 
   #gap(): void {

@@ -8,6 +8,7 @@ import { decodeCall } from '../serializer.js'
 import { TaskTimeout, type RemoteError } from '../errors.js'
 import type { TaskFunction } from '../types.js'
 import { runInContext, type TaskContext } from './context.js'
+import type { LazyAbort } from './abort.js'
 
 /** Errors that no retry can mend. */
 const PERMANENT = new Set([
@@ -23,7 +24,7 @@ export type Lookup = (name: string) => TaskFunction | undefined
 export interface RunEnv {
   workerId: string
   /** Aborted by the pool (lease lost, shutdown); the run's own timeout is added here. */
-  controller: AbortController
+  controller: LazyAbort
   progress(value: unknown): void
 }
 
@@ -64,7 +65,9 @@ export async function execute(
     queue,
     attempt: task.attempt,
     attempts: task.attempts,
-    signal: env.controller.signal,
+    get signal() {
+      return env.controller.signal
+    },
     progress: env.progress,
   }
   let value: unknown
@@ -107,7 +110,7 @@ export function fail(task: ReservedTask, queue: string, remote: RemoteError): Fi
 /** Runs `call`; past the task's timeout, aborts its signal and rejects with TaskTimeout. */
 async function runWithin(
   task: ReservedTask,
-  controller: AbortController,
+  controller: LazyAbort,
   call: () => unknown,
 ): Promise<unknown> {
   if (!task.timeout) return await call()

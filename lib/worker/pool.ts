@@ -12,6 +12,7 @@ import { expiredOutcome, outcomeStatus } from '../outcome.js'
 import { TypedEmitter, type WorkerPoolEvents } from './events.js'
 import { InProcessExecutor, type Executor } from './executor.js'
 import { LeaseKeeper } from './leases.js'
+import { LazyAbort } from './abort.js'
 import { BrokerClosed, LeaseLost } from '../errors.js'
 
 /** Options of a WorkerPool. */
@@ -40,7 +41,7 @@ export interface StopOptions {
 interface Running {
   task: ReservedTask
   started: number
-  controller: AbortController
+  controller: LazyAbort
 }
 
 /** Runs exposed functions of one broker's queue in this process. */
@@ -241,7 +242,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #start(task: ReservedTask): void {
     const queue = this.#broker.name
     const started = Date.now()
-    const controller = new AbortController()
+    const controller = new LazyAbort()
     this.#running.set(task.id, { task, started, controller })
     this.#leases!.add({ id: task.id, token: task.token, heartrate: task.heartrate })
     this.emit('task:start', { id: task.id, name: task.name, queue, attempt: task.attempt })
