@@ -53,11 +53,13 @@ if nf > 0 then
   if #had_deps > 0 then redis.call('HDEL', key(QUEUE, 'dependents'), unpack(had_deps)) end
 end
 
--- Promote due delayed tasks (FIFO by due time).
-local due = redis.call('ZRANGE', delayed, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 1000)
-if #due > 0 then
+-- Promote due delayed tasks (FIFO by due time), looking at the earliest one first.
+local first = earliest_due(QUEUE)
+if first and first <= now() then
+  local due = redis.call('ZRANGE', delayed, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 1000)
   redis.call('ZREM', delayed, unpack(due))
   for _, id in ipairs(due) do make_ready(QUEUE, id, 0) end
+  earliest[QUEUE] = nil
 end
 flush_ready()
 
@@ -99,8 +101,8 @@ if left and woken and redis.call('LLEN', wait) > 0 then wake(QUEUE) end
 
 local next_due = -1
 if #reserved == 0 then
-  local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
-  if first[2] then next_due = math.max(0, tonumber(first[2]) - now()) end
+  local due = earliest_due(QUEUE)
+  if due then next_due = math.max(0, due - now()) end
 end
 flush_outbox()
 return { stale, reserved, next_due }

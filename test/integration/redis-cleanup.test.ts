@@ -1,0 +1,63 @@
+import { expect } from 'chai'
+import { Redis } from 'ioredis'
+import { getBroker, task, WorkerPool, type Deferred } from '../../lib/index.js'
+import { queuePattern } from '../../lib/backends/redis/keys.js'
+import { redisUrl } from '../helpers/redis-server.js'
+import { uniqueQueue, until } from '../helpers/util.js'
+
+async function keysOf(admin: Redis, queue: string): Promise<string[]> {
+  const found: string[] = []
+  let cursor = '0'
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', queuePattern(queue), 'COUNT', 1000)
+    found.push(...keys)
+    cursor = next
+  } while (cursor !== '0')
+  return found
+}
+
+describe('redis: nothing is left behind', () => {
+  let url: string
+  let admin: Redis
+  before(async () => {
+    url = await redisUrl()
+    admin = new Redis(url)
+  })
+  after(() => admin.quit())
+
+  it("after every task finished and its resultTimeout passed, the queue's keys are gone", async () => {
+    const queue = uniqueQueue('clean')
+    const broker = getBroker(url, queue)
+    broker.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    broker.expose(function boom(): never {
+      throw new Error('boom')
+    })
+    const pool = new WorkerPool(broker, { concurrency: 8, sweepInterval: 50 })
+    await pool.start()
+    try {
+      const q = broker.queue('', { resultTimeout: 300 })
+      const a = await q.add(1, 2)
+      const b = await q.add(a, 3)
+      const failed = await task(q.boom, { attempts: 2 })()
+      const cascaded = await q.add(failed, 1)
+      const passed = await task(q.add, { onError: 'pass' })(failed, 1)
+      await task(q.add, { ignoreResult: true })(a, b)
+      const held = await task(q.add, { delay: 60_000 })(1, 1)
+      const waiting: Array<Deferred<unknown>> = [a, b, failed, cascaded, passed]
+      for (const d of waiting) await d.wait(5000)
+      expect(await held.cancel()).to.equal(true)
+      expect(b.value).to.equal(6)
+      await until(() => pool.running === 0 && broker.size().then(n => n === 0))
+      await pool.stop()
+      const left = await keysOf(admin, queue)
+      // Whatever remains is an outcome (or the sweep guard): all of it expires.
+      for (const k of left) expect(await admin.pttl(k), k).to.be.greaterThan(0)
+      await until(async () => (await keysOf(admin, queue)).length === 0, 5000, 'keys to expire')
+    } finally {
+      await pool.stop()
+      await broker.close()
+    }
+  })
+})

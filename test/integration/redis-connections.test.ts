@@ -1,0 +1,93 @@
+import { expect } from 'chai'
+import { Redis } from 'ioredis'
+import { getBroker, WorkerPool, type Deferred } from '../../lib/index.js'
+import { redisUrl } from '../helpers/redis-server.js'
+import { latch, uniqueQueue, until } from '../helpers/util.js'
+
+/** Ids of worq's connections (CLIENT SETNAME worq:<role>), by role. */
+async function worqClients(admin: Redis): Promise<Array<{ id: string; name: string }>> {
+  const list = (await admin.client('LIST')) as string
+  return list
+    .split('\n')
+    .map(line => Object.fromEntries(line.split(' ').map(kv => kv.split('=') as [string, string])))
+    .filter(c => c.name?.startsWith('worq:'))
+    .map(c => ({ id: c.id!, name: c.name! }))
+}
+
+describe('redis: connections', () => {
+  let url: string
+  let admin: Redis
+  before(async () => {
+    url = await redisUrl()
+    admin = new Redis(url)
+  })
+  after(() => admin.quit())
+
+  it('10 000 outstanding Deferreds in one process use a constant number of connections', async () => {
+    const queue = uniqueQueue('conn')
+    const before = (await worqClients(admin)).length
+    const broker = getBroker(url, queue)
+    broker.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    const pool = new WorkerPool(broker, { concurrency: 50 })
+    try {
+      const q = broker.queue()
+      const first = (await q.add(0, 0)) as Deferred<number>
+      const opened = (await worqClients(admin)).length - before
+      expect(opened).to.equal(2) // commands + subscriber
+      const all = (await Promise.all(
+        Array.from({ length: 10_000 }, (_, i) => q.add(i, 1)),
+      )) as Array<Deferred<number>>
+      expect((await worqClients(admin)).length - before).to.equal(opened)
+      await pool.start()
+      const values = await Promise.all(all.map(d => d.result(60_000)))
+      expect(values[9_999]).to.equal(10_000)
+      expect(await first.result(1000)).to.equal(0)
+      // + at most the pool's blocking connection
+      expect((await worqClients(admin)).length - before).to.be.at.most(opened + 1)
+    } finally {
+      await pool.stop()
+      await broker.close()
+    }
+    expect((await worqClients(admin)).length).to.equal(before)
+  })
+
+  it('a worker whose connections are killed (CLIENT KILL) reconnects and goes on; waiters re-check', async () => {
+    const queue = uniqueQueue('kill')
+    const broker = getBroker(url, queue)
+    const gate = latch()
+    broker.expose(async function gated() {
+      await gate.promise
+      return 'after the kill'
+    })
+    broker.expose(function echo(x: string) {
+      return x
+    })
+    const pool = new WorkerPool(broker, { concurrency: 4 })
+    const started = latch()
+    pool.once('task:start', () => started.resolve())
+    await pool.start()
+    try {
+      const q = broker.queue()
+      const d = (await q.gated()) as Deferred<string>
+      await started.promise
+      const { hub } = await broker.backend()
+      const epoch = hub.epoch
+      // Wait until the pool is parked in BLPOP, then kill every worq connection.
+      await until(async () => (await worqClients(admin)).some(c => c.name === 'worq:block'))
+      const victims = await worqClients(admin)
+      expect(victims.map(c => c.name).sort()).to.deep.equal(['worq:block', 'worq:cmd', 'worq:sub'])
+      for (const c of victims) await admin.client('KILL', 'ID', c.id)
+      await until(() => hub.epoch > epoch, 5000, 'the subscriber to report a gap')
+      gate.resolve()
+      expect(await d.result(10_000)).to.equal('after the kill')
+      const e = (await q.echo('next')) as Deferred<string>
+      expect(await e.result(10_000)).to.equal('next')
+    } finally {
+      gate.resolve()
+      await pool.stop()
+      await broker.close()
+    }
+  })
+})
