@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 
 /** Options of {@link startRedis}. */
 export interface RedisServerOptions {
@@ -121,4 +122,20 @@ export async function redisUrl(): Promise<string> {
   if (process.env.REDIS_URL) return process.env.REDIS_URL
   shared ??= startRedis()
   return (await shared).url
+}
+
+/**
+ * Registers mocha hooks that open an admin connection to the shared test Redis; read `url` and
+ * `admin` inside tests.
+ */
+export function useRedisAdmin(): { url: string; admin: Redis } {
+  const ctx = {} as { url: string; admin: Redis }
+  before(async () => {
+    ctx.url = await redisUrl()
+    ctx.admin = new Redis(ctx.url)
+  })
+  after(async () => {
+    await ctx.admin.quit()
+  })
+  return ctx
 }

@@ -1,8 +1,8 @@
 import { expect } from 'chai'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { getBroker, task, WorkerPool, type Deferred } from '../../lib/index.js'
 import { queuePattern } from '../../lib/backends/redis/keys.js'
-import { redisUrl } from '../helpers/redis-server.js'
+import { useRedisAdmin } from '../helpers/redis-server.js'
 import { uniqueQueue, until } from '../helpers/util.js'
 
 async function keysOf(admin: Redis, queue: string): Promise<string[]> {
@@ -17,17 +17,11 @@ async function keysOf(admin: Redis, queue: string): Promise<string[]> {
 }
 
 describe('redis: nothing is left behind', () => {
-  let url: string
-  let admin: Redis
-  before(async () => {
-    url = await redisUrl()
-    admin = new Redis(url)
-  })
-  after(() => admin.quit())
+  const redis = useRedisAdmin()
 
   it("after every task finished and its resultTimeout passed, the queue's keys are gone", async () => {
     const queue = uniqueQueue('clean')
-    const broker = getBroker(url, queue)
+    const broker = getBroker(redis.url, queue)
     broker.expose(function add(a: number, b: number) {
       return a + b
     })
@@ -51,10 +45,14 @@ describe('redis: nothing is left behind', () => {
       expect(b.value).to.equal(6)
       await until(() => pool.running === 0 && broker.size().then(n => n === 0))
       await pool.stop()
-      const left = await keysOf(admin, queue)
+      const left = await keysOf(redis.admin, queue)
       // Whatever remains is an outcome (or the sweep guard): all of it expires.
-      for (const k of left) expect(await admin.pttl(k), k).to.be.greaterThan(0)
-      await until(async () => (await keysOf(admin, queue)).length === 0, 5000, 'keys to expire')
+      for (const k of left) expect(await redis.admin.pttl(k), k).to.be.greaterThan(0)
+      await until(
+        async () => (await keysOf(redis.admin, queue)).length === 0,
+        5000,
+        'keys to expire',
+      )
     } finally {
       await pool.stop()
       await broker.close()

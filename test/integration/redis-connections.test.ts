@@ -1,7 +1,7 @@
 import { expect } from 'chai'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { getBroker, WorkerPool, type Deferred } from '../../lib/index.js'
-import { redisUrl } from '../helpers/redis-server.js'
+import { useRedisAdmin } from '../helpers/redis-server.js'
 import { latch, uniqueQueue, until } from '../helpers/util.js'
 
 /** Ids of worq's connections (CLIENT SETNAME worq:<role>), by role. */
@@ -15,18 +15,12 @@ async function worqClients(admin: Redis): Promise<Array<{ id: string; name: stri
 }
 
 describe('redis: connections', () => {
-  let url: string
-  let admin: Redis
-  before(async () => {
-    url = await redisUrl()
-    admin = new Redis(url)
-  })
-  after(() => admin.quit())
+  const redis = useRedisAdmin()
 
   it('10 000 outstanding Deferreds in one process use a constant number of connections', async () => {
     const queue = uniqueQueue('conn')
-    const before = (await worqClients(admin)).length
-    const broker = getBroker(url, queue)
+    const before = (await worqClients(redis.admin)).length
+    const broker = getBroker(redis.url, queue)
     broker.expose(function add(a: number, b: number) {
       return a + b
     })
@@ -34,28 +28,28 @@ describe('redis: connections', () => {
     try {
       const q = broker.queue()
       const first = (await q.add(0, 0)) as Deferred<number>
-      const opened = (await worqClients(admin)).length - before
+      const opened = (await worqClients(redis.admin)).length - before
       expect(opened).to.equal(2) // commands + subscriber
       const all = (await Promise.all(
         Array.from({ length: 10_000 }, (_, i) => q.add(i, 1)),
       )) as Array<Deferred<number>>
-      expect((await worqClients(admin)).length - before).to.equal(opened)
+      expect((await worqClients(redis.admin)).length - before).to.equal(opened)
       await pool.start()
       const values = await Promise.all(all.map(d => d.result(60_000)))
       expect(values[9_999]).to.equal(10_000)
       expect(await first.result(1000)).to.equal(0)
       // + at most the pool's blocking connection
-      expect((await worqClients(admin)).length - before).to.be.at.most(opened + 1)
+      expect((await worqClients(redis.admin)).length - before).to.be.at.most(opened + 1)
     } finally {
       await pool.stop()
       await broker.close()
     }
-    expect((await worqClients(admin)).length).to.equal(before)
+    expect((await worqClients(redis.admin)).length).to.equal(before)
   })
 
   it('a worker whose connections are killed (CLIENT KILL) reconnects and goes on; waiters re-check', async () => {
     const queue = uniqueQueue('kill')
-    const broker = getBroker(url, queue)
+    const broker = getBroker(redis.url, queue)
     const gate = latch()
     broker.expose(async function gated() {
       await gate.promise
@@ -75,10 +69,10 @@ describe('redis: connections', () => {
       const { hub } = await broker.backend()
       const epoch = hub.epoch
       // Wait until the pool is parked in BLPOP, then kill every worq connection.
-      await until(async () => (await worqClients(admin)).some(c => c.name === 'worq:block'))
-      const victims = await worqClients(admin)
+      await until(async () => (await worqClients(redis.admin)).some(c => c.name === 'worq:block'))
+      const victims = await worqClients(redis.admin)
       expect(victims.map(c => c.name).sort()).to.deep.equal(['worq:block', 'worq:cmd', 'worq:sub'])
-      for (const c of victims) await admin.client('KILL', 'ID', c.id)
+      for (const c of victims) await redis.admin.client('KILL', 'ID', c.id)
       await until(() => hub.epoch > epoch, 5000, 'the subscriber to report a gap')
       gate.resolve()
       expect(await d.result(10_000)).to.equal('after the kill')

@@ -1,0 +1,53 @@
+import { expect } from 'chai'
+import type { Redis } from 'ioredis'
+import { getBroker, WorkerPool, type Deferred } from '../../lib/index.js'
+import { useRedisAdmin } from '../helpers/redis-server.js'
+import { uniqueQueue } from '../helpers/util.js'
+
+/** Commands the server ran, by name (INFO commandstats), Lua-issued ones included. */
+async function commandCalls(admin: Redis): Promise<Map<string, number>> {
+  const stats = (await admin.info('commandstats')) as string
+  const calls = new Map<string, number>()
+  for (const m of stats.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)) calls.set(m[1]!, Number(m[2]))
+  return calls
+}
+
+/** Commands a client sends itself (the rest run inside scripts). */
+const CLIENT_SENT = new Set(['evalsha', 'eval', 'blpop', 'subscribe', 'client|setname', 'select'])
+
+describe('redis: cost per task', () => {
+  const redis = useRedisAdmin()
+
+  it('a batch at concurrency 50 runs ≤ 8 commands and ≤ 1.5 round trips per task', async () => {
+    const n = 2000
+    const broker = getBroker(redis.url, uniqueQueue('cost'))
+    broker.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    const pool = new WorkerPool(broker, { concurrency: 50 })
+    await pool.start()
+    try {
+      const q = broker.queue()
+      expect(await ((await q.add(0, 0)) as Deferred<number>).result(5000)).to.equal(0)
+      const before = await commandCalls(redis.admin)
+      const all = (await Promise.all(Array.from({ length: n }, (_, i) => q.add(i, 1)))) as Array<
+        Deferred<number>
+      >
+      await Promise.all(all.map(d => d.result(30_000)))
+      const after = await commandCalls(redis.admin)
+      let commands = 0
+      let trips = 0
+      for (const [name, calls] of after) {
+        if (name === 'info') continue
+        const delta = calls - (before.get(name) ?? 0)
+        commands += delta
+        if (CLIENT_SENT.has(name)) trips += delta
+      }
+      expect(commands / n, 'commands per task').to.be.at.most(8)
+      expect(trips / n, 'round trips per task').to.be.at.most(1.5)
+    } finally {
+      await pool.stop()
+      await broker.close()
+    }
+  })
+})
