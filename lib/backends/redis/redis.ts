@@ -38,6 +38,8 @@ export interface RedisBackendOptions extends BackendLimits {
 
 /** Tasks per enqueue.lua call: keeps one script call short however big the batch. */
 const ENQUEUE_CHUNK = 1000
+/** …and about this many characters of records per call (big payloads go a few at a time). */
+const ENQUEUE_CHARS = 8 * 1024 * 1024
 
 /** The Redis backend. */
 export class RedisBackend implements Backend {
@@ -74,9 +76,14 @@ export class RedisBackend implements Backend {
     const now = Date.now()
     const entries = tasks.map(t => encodeTask(t, this.clientId, now))
     const results: Array<'ok' | 'duplicate'> = []
-    for (let i = 0; i < entries.length; i += ENQUEUE_CHUNK) {
-      const codes = await this.#scripts.enqueue(queue, entries.slice(i, i + ENQUEUE_CHUNK))
+    for (let i = 0; i < entries.length;) {
+      let end = i + 1
+      let chars = entries[i]!.body.length
+      while (end < entries.length && end - i < ENQUEUE_CHUNK && chars < ENQUEUE_CHARS)
+        chars += entries[end++]!.body.length
+      const codes = await this.#scripts.enqueue(queue, entries.slice(i, end))
       for (const c of codes) results.push(c === 1 ? 'ok' : 'duplicate')
+      i = end
     }
     return results
   }
