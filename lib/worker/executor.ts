@@ -9,6 +9,8 @@ import { execute, type Lookup, type RunEnv } from './execute.js'
 
 /** Runs tasks; the pool calls `run` for each reserved task and `close` when it stops. */
 export interface Executor {
+  /** Prepares the executor (forks child processes); the pool awaits it in `start()`. Optional. */
+  start?(): Promise<void>
   /** Runs one task. Never rejects: every way a run can end is a Finish. */
   run(task: ReservedTask, queue: string, env: RunEnv): Promise<Finish>
   /** Releases what the executor holds (child processes). Tasks still running are abandoned. */

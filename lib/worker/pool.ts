@@ -14,10 +14,11 @@ import { InProcessExecutor, type Executor } from './executor.js'
 import { LeaseKeeper } from './leases.js'
 import { LazyAbort } from './abort.js'
 import { BrokerClosed, LeaseLost } from '../errors.js'
+import { ChildProcessExecutor } from './children/child-executor.js'
 
 /** Options of a WorkerPool. */
 export interface WorkerPoolOptions {
-  /** Tasks run at once. @default 10 */
+  /** Tasks run at once. @default 10, or `processes` when that is set */
   concurrency?: number
   /** ms between sweeps for lapsed leases (shared by all workers of the queue). @default 5_000 */
   sweepInterval?: number
@@ -30,6 +31,17 @@ export interface WorkerPoolOptions {
    * @internal the child-process executor plugs in here
    */
   executor?: Executor
+  /**
+   * Run tasks in this many child processes instead of on this event loop (see docs/worker.md):
+   * a task that crashes, blocks or leaks only takes its child down, and leases are renewed here.
+   * Each child loads `tasks` itself and runs up to `ceil(concurrency / processes)` tasks at once.
+   * @default none: tasks run in this process
+   */
+  processes?: number
+  /** With `processes`: the tasks module each child loads (a path or file: URL); its TaskSpaces are exposed. */
+  tasks?: string | URL
+  /** With `processes`: tasks a child runs before it is replaced by a fresh one. @default Infinity */
+  maxTasksPerChild?: number
 }
 
 /** Options of `stop`. */
@@ -67,11 +79,14 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #startedAt = 0
   /** Ids whose lease loss was reported by the keeper and whose finish is still to come. */
   #lost = new Set<string>()
+  #stopping: Promise<void> | undefined
+  #hurry: (() => void) | undefined
 
   constructor(broker: Broker, options: WorkerPoolOptions = {}) {
     super()
     const {
-      concurrency = 10,
+      processes,
+      concurrency = processes ?? 10,
       sweepInterval = 5_000,
       blockTimeout = 5_000,
       id = nanoid(10),
@@ -90,7 +105,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#sweepInterval = sweepInterval
     this.#blockTimeout = blockTimeout
     this.id = id
-    this.#executor = executor ?? new InProcessExecutor(name => broker.lookup(name))
+    this.#executor =
+      executor ??
+      (processes === undefined
+        ? new InProcessExecutor(name => broker.lookup(name))
+        : childExecutor(processes, concurrency, options))
   }
 
   /** Starts taking tasks. Resolves once the backend is open. Starting twice throws. */
@@ -98,6 +117,12 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     if (this.#state !== 'idle')
       throw new Error(`cannot start a WorkerPool that is ${this.#state}; create a new one`)
     this.#state = 'running'
+    try {
+      await this.#executor.start?.()
+    } catch (err) {
+      this.#state = 'stopped'
+      throw err
+    }
     const { backend } = await this.#broker.backend()
     this.#backend = backend
     this.#leases = new LeaseKeeper(
@@ -139,7 +164,15 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.#state = 'stopped'
       return
     }
-    if (this.#state !== 'running') return this.#loop
+    if (this.#state !== 'running') {
+      if (timeout === 0) this.#hurry?.() // a second stop({ timeout: 0 }) hands back at once
+      return this.#stopping ?? this.#loop
+    }
+    this.#stopping = this.#stop(timeout)
+    return this.#stopping
+  }
+
+  async #stop(timeout: number): Promise<void> {
     this.#state = 'stopping'
     clearInterval(this.#sweeper)
     this.#abort.abort()
@@ -147,7 +180,10 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     let timer: NodeJS.Timeout | undefined
     const timedOut = await Promise.race([
       this.onIdle().then(() => false),
-      new Promise<boolean>(r => (timer = setTimeout(() => r(true), timeout))),
+      new Promise<boolean>(r => {
+        this.#hurry = () => r(true)
+        timer = setTimeout(() => r(true), timeout)
+      }),
     ])
     clearTimeout(timer)
     if (timedOut) this.#handBack()
@@ -218,7 +254,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         // A lease the keeper already reported lost is not reported again when its finish is refused.
         if (!this.#lost.delete(id)) this.emit('lease:lost', { id, queue })
       }
-      for (const task of result.reserved) this.#start(task)
+      for (const task of result.reserved) {
+        // Reserved while stopping: hand it back unrun rather than start what nobody will finish.
+        if (this.#state === 'running') this.#start(task)
+        else this.#done.push({ id: task.id, token: task.token, outcome: '', retryAt: Date.now() })
+      }
       if (result.reserved.length === 0 && this.#done.length === 0 && this.#state === 'running') {
         const wait = Math.min(this.#blockTimeout, result.nextDueIn ?? Infinity)
         this.#waiting ??= backend
@@ -301,4 +341,16 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
 
 function delay(ms: number): Promise<void> {
   return new Promise(r => setTimeout(r, ms))
+}
+
+function childExecutor(processes: number, concurrency: number, o: WorkerPoolOptions): Executor {
+  if (o.tasks === undefined)
+    throw new TypeError('Expected `tasks` (the path of the tasks module) with `processes`')
+  const perChild = Math.ceil(concurrency / processes)
+  return new ChildProcessExecutor({
+    tasks: o.tasks,
+    processes,
+    concurrency: perChild,
+    ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
+  })
 }

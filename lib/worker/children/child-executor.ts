@@ -1,0 +1,320 @@
+/**
+ * ChildProcessExecutor: runs a pool's tasks in `processes` child processes, each loading the tasks
+ * module itself. The pool keeps the backend I/O and renews the leases in the parent, so a child
+ * that is busy, blocked or dying cannot starve the heartbeat.
+ *
+ * - A task is sent to the least busy ready child (each runs up to `concurrency` at once).
+ * - A child that dies (exit, uncaught exception, unhandled rejection, SIGKILL, out of memory) is
+ *   replaced; each task it ran fails with `WorkerCrashed`, retried while attempts remain.
+ * - A task with a `timeout`: the child aborts its signal and answers `TaskTimeout` (execute()).
+ *   A child that has not answered `killGrace` ms later (its event loop is blocked) is killed and
+ *   replaced, and the task fails with `TaskTimeout`. A child whose timed-out task still runs
+ *   `killGrace` ms after its answer asks to be replaced.
+ * - After `maxTasksPerChild` tasks a child is replaced by a fresh one once its tasks ended.
+ */
+import type { Finish, ReservedTask } from '../../backends/backend.js'
+import { TaskTimeout, type RemoteError } from '../../errors.js'
+import { remoteError } from '../../outcome.js'
+import { TypedEmitter } from '../events.js'
+import { fail, type RunEnv } from '../execute.js'
+import type { Executor } from '../executor.js'
+import { Child, type Run } from './child.js'
+import { crashedError, killedForError, loadFailedError } from './crash.js'
+import type { ChildExecutorEvents } from './events.js'
+import type { ChildMessage } from './protocol.js'
+import { TasksModuleError, tasksModuleUrl } from './tasks-module.js'
+
+/** Options of a ChildProcessExecutor. */
+export interface ChildProcessExecutorOptions {
+  /** The tasks module each child loads: a path (relative to the working directory) or a file: URL. */
+  tasks: string | URL
+  /** Child processes. @default 1 */
+  processes?: number
+  /** Tasks one child runs at once. @default 1 */
+  concurrency?: number
+  /** Tasks a child runs before it is replaced by a fresh one. @default Infinity (never) */
+  maxTasksPerChild?: number
+  /**
+   * ms a child gets past a task's `timeout` to answer before it is killed; also how long an ended
+   * child may take to exit before SIGKILL. @default 5_000
+   */
+  killGrace?: number
+  /**
+   * Node options of the children. @default `process.execArgv` without `--inspect*` (so a loader
+   * such as `--import tsx` carries over)
+   */
+  execArgv?: string[]
+  /** ms a child may take to load the tasks module at `start()`. @default 30_000 */
+  startTimeout?: number
+}
+
+/** Runs tasks in managed child processes. */
+export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> implements Executor {
+  readonly #moduleUrl: string
+  readonly #processes: number
+  readonly #perChild: number
+  readonly #maxTasks: number
+  readonly #grace: number
+  readonly #execArgv: string[]
+  readonly #startTimeout: number
+  readonly #children = new Set<Child>()
+  #waiting: Run[] = []
+  #started: Promise<void> | undefined
+  #closed = false
+  #names: string[] = []
+  /** ms before the next spawn after children failed to load; 0 when the last one loaded. */
+  #respawnDelay = 0
+  #respawnTimer: NodeJS.Timeout | undefined
+
+  constructor(options: ChildProcessExecutorOptions) {
+    super()
+    const {
+      processes = 1,
+      concurrency = 1,
+      maxTasksPerChild = Infinity,
+      killGrace = 5_000,
+      startTimeout = 30_000,
+    } = options
+    this.#moduleUrl = tasksModuleUrl(options.tasks)
+    this.#processes = count('processes', processes)
+    this.#perChild = count('concurrency', concurrency)
+    if (maxTasksPerChild !== Infinity) count('maxTasksPerChild', maxTasksPerChild)
+    this.#maxTasks = maxTasksPerChild
+    if (!(killGrace >= 0)) throw new TypeError('Expected `killGrace` to be a number of ms ≥ 0')
+    this.#grace = killGrace
+    this.#startTimeout = startTimeout
+    this.#execArgv = options.execArgv ?? process.execArgv.filter(a => !a.startsWith('--inspect'))
+  }
+
+  /** The task names the children expose (known once started). */
+  get names(): readonly string[] {
+    return this.#names
+  }
+
+  /** Pids of the live children. */
+  get pids(): number[] {
+    return [...this.#children].filter(c => c.state !== 'dead').map(c => c.pid)
+  }
+
+  /**
+   * Forks the children and waits until each loaded the tasks module. Rejects with a
+   * TasksModuleError (`ERR_WORQ_TASKS_MODULE`) when one cannot, and ends them all. Idempotent.
+   */
+  start(): Promise<void> {
+    this.#started ??= this.#startAll()
+    return this.#started
+  }
+
+  async #startAll(): Promise<void> {
+    const kids = Array.from({ length: this.#processes }, () => this.#spawn())
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no child loaded it within ${this.#startTimeout} ms`)),
+        this.#startTimeout,
+      )
+    })
+    try {
+      await Promise.race([Promise.all(kids.map(c => c.ready)), late])
+    } catch (err) {
+      await this.close()
+      const e = err as RemoteError
+      throw new TasksModuleError(`cannot load the tasks module ${this.#moduleUrl}: ${e.message}`, {
+        cause: err,
+      })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Runs one task in a child. Never rejects. */
+  run(task: ReservedTask, queue: string, env: RunEnv): Promise<Finish> {
+    return new Promise<Finish>(resolve => {
+      const signal = env.controller.signal
+      const run: Run = {
+        task,
+        queue,
+        env,
+        settle: finish => {
+          clearTimeout(run.timer)
+          signal.removeEventListener('abort', onAbort)
+          run.child?.runs.delete(task.id)
+          resolve(finish)
+        },
+      }
+      const onAbort = () => this.#abort(run, signal.reason)
+      if (this.#closed) {
+        run.settle(fail(task, queue, stoppedError()))
+        return
+      }
+      if (signal.aborted) {
+        run.settle(fail(task, queue, remoteError(signal.reason)))
+        return
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.#waiting.push(run)
+      void this.start().catch(() => undefined)
+      this.#dispatch()
+    })
+  }
+
+  /** Ends every child (tasks still running are abandoned: the pool handed them back). */
+  async close(): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#respawnTimer)
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (const run of waiting) run.settle(fail(run.task, run.queue, stoppedError()))
+    await Promise.all([...this.#children].map(c => c.end('stopped', Math.min(this.#grace, 1000))))
+  }
+
+  #spawn(): Child {
+    const child = new Child(
+      {
+        moduleUrl: this.#moduleUrl,
+        execArgv: this.#execArgv,
+        config: { graceMs: this.#grace },
+      },
+      {
+        message: (c, m) => this.#onMessage(c, m),
+        exit: (c, code, sig) => this.#onExit(c, code, sig),
+      },
+    )
+    this.#children.add(child)
+    this.emit('child:spawn', { pid: child.pid })
+    child.ready.then(
+      names => {
+        this.#names = names
+        this.#respawnDelay = 0
+        this.emit('child:ready', { pid: child.pid, names })
+        this.#dispatch()
+      },
+      (error: RemoteError) => this.#loadFailed(error),
+    )
+    return child
+  }
+
+  /** Keeps `processes` children serving (starting or ready). */
+  #refill(): void {
+    if (this.#closed || this.#started === undefined || this.#respawnTimer) return
+    let serving = 0
+    for (const c of this.#children) if (c.state === 'starting' || c.state === 'ready') serving++
+    for (; serving < this.#processes; serving++) this.#spawn()
+  }
+
+  #loadFailed(error: RemoteError): void {
+    if (this.#closed) return
+    // Nothing can run these now: fail them (retried while attempts remain), and respawn later.
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (const run of waiting) run.settle(fail(run.task, run.queue, loadFailedError(error)))
+    this.#respawnDelay = Math.min(Math.max(this.#respawnDelay * 2, 100), 5_000)
+    clearTimeout(this.#respawnTimer)
+    this.#respawnTimer = setTimeout(() => {
+      this.#respawnTimer = undefined
+      this.#refill()
+    }, this.#respawnDelay)
+  }
+
+  #dispatch(): void {
+    while (this.#waiting.length > 0) {
+      let best: Child | undefined
+      for (const c of this.#children) {
+        if (c.state !== 'ready' || c.runs.size >= this.#perChild) continue
+        if (!best || c.runs.size < best.runs.size) best = c
+      }
+      if (!best) return
+      const run = this.#waiting.shift()!
+      this.#send(best, run)
+    }
+  }
+
+  #send(child: Child, run: Run): void {
+    const { task, queue } = run
+    run.child = child
+    child.runs.set(task.id, run)
+    child.dispatched++
+    if (child.dispatched >= this.#maxTasks) this.#retire(child)
+    if (task.timeout > 0) {
+      run.timer = setTimeout(() => this.#overran(child, run), task.timeout + this.#grace)
+    }
+    child.send({ t: 'run', task, queue, workerId: run.env.workerId })
+  }
+
+  /** Stops giving `child` work, starts its replacement, and ends it once idle. */
+  #retire(child: Child): void {
+    if (child.state !== 'ready' && child.state !== 'starting') return
+    child.state = 'retiring'
+    if (child.runs.size === 0) void child.end('recycled', this.#grace)
+    this.#refill()
+  }
+
+  /** The child did not answer a task `killGrace` ms after its timeout: kill it. */
+  #overran(child: Child, run: Run): void {
+    const { task, queue } = run
+    const timeout = new TaskTimeout(task.name, task.timeout)
+    run.settle(
+      fail(task, queue, {
+        name: 'TaskTimeout',
+        code: timeout.code,
+        message: `${timeout.message} (the child process did not answer within ${this.#grace} ms after it, so it was killed)`,
+      }),
+    )
+    for (const other of [...child.runs.values()])
+      other.settle(fail(other.task, other.queue, killedForError(child, task.name)))
+    child.kill('timeout')
+  }
+
+  #abort(run: Run, reason: unknown): void {
+    const remote = remoteError(reason)
+    if (run.child) {
+      run.child.send({ t: 'abort', id: run.task.id, reason: remote })
+      return
+    }
+    this.#waiting = this.#waiting.filter(r => r !== run)
+    run.settle(fail(run.task, run.queue, remote))
+  }
+
+  #onMessage(child: Child, msg: ChildMessage): void {
+    if (msg.t === 'progress') child.runs.get(msg.id)?.env.progress(msg.value)
+    else if (msg.t === 'finish') {
+      child.runs.get(msg.id)?.settle(msg.finish)
+      if (child.state === 'retiring' && child.runs.size === 0)
+        void child.end('recycled', this.#grace)
+      this.#dispatch()
+    } else if (msg.t === 'retire') this.#retire(child)
+  }
+
+  #onExit(child: Child, code: number | null, signal: NodeJS.Signals | null): void {
+    this.#children.delete(child)
+    const reason = child.endReason ?? (child.state === 'starting' ? 'load-failed' : 'crashed')
+    const event: ChildExecutorEvents['child:exit'][0] = {
+      pid: child.pid,
+      code,
+      signal,
+      reason,
+      tasks: child.dispatched,
+    }
+    if (child.crash) event.error = child.crash.error
+    for (const run of [...child.runs.values()]) {
+      run.settle(fail(run.task, run.queue, crashedError(child, code, signal)))
+    }
+    this.emit('child:exit', event)
+    if (reason !== 'load-failed') this.#refill()
+    this.#dispatch()
+  }
+}
+
+function stoppedError(): RemoteError {
+  return {
+    name: 'WorkerStopped',
+    code: 'ERR_WORQ_WORKER_STOPPED',
+    message: 'the worker stopped before the task was sent to a child process',
+  }
+}
+
+function count(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1)
+    throw new TypeError(`Expected \`${name}\` to be an integer from 1 and up, got ${String(v)}`)
+  return v
+}
