@@ -47,8 +47,10 @@ function hasBinary(): boolean {
 }
 
 const children = new Set<ChildProcess>()
+const dirs = new Set<string>()
 process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL')
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
 async function launch(
@@ -96,6 +98,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   if (!hasBinary()) throw new Error(INSTALL)
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'worq-redis-'))
+  dirs.add(dir)
   let child = await launch(port, dir, options)
   return {
     url: `redis://127.0.0.1:${port}/0`,
@@ -104,6 +107,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     async stop() {
       await terminate(child)
       rmSync(dir, { recursive: true, force: true })
+      dirs.delete(dir)
     },
     async restart() {
       await terminate(child)

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import type { Redis } from 'ioredis'
 import { getBroker, task, WorkerPool, type Deferred } from '../../lib/index.js'
-import { queuePattern } from '../../lib/backends/redis/keys.js'
+import { queueKeys, queuePattern } from '../../lib/backends/redis/keys.js'
 import { useRedisAdmin } from '../helpers/redis-server.js'
 import { uniqueQueue, until } from '../helpers/util.js'
 
@@ -55,6 +55,25 @@ describe('redis: nothing is left behind', () => {
       )
     } finally {
       await pool.stop()
+      await broker.close()
+    }
+  })
+
+  it('a worker that reserves exactly what was ready leaves no wake marker behind', async () => {
+    const queue = uniqueQueue('clean')
+    const broker = getBroker(redis.url, queue)
+    try {
+      const { backend } = await broker.backend()
+      const q = broker.queue('', { ignoreResult: true })
+      await Promise.all([q.a(), q.b(), q.c()])
+      expect(await redis.admin.exists(queueKeys(queue).wake)).to.equal(1)
+      const { reserved } = await backend.exchange(queue, 'w', [], 3)
+      expect(reserved).to.have.length(3)
+      expect(await redis.admin.exists(queueKeys(queue).wake)).to.equal(0)
+      const done = reserved.map(t => ({ id: t.id, token: t.token, outcome: 'cnull' }))
+      await backend.exchange(queue, 'w', done, 0)
+      expect(await keysOf(redis.admin, queue)).to.deep.equal([])
+    } finally {
       await broker.close()
     }
   })

@@ -64,7 +64,6 @@ end
 flush_ready()
 
 local reserved = {}
-local left = false
 if max > 0 then
   local ids = redis.call('RPOP', wait, max)
   if ids then
@@ -89,15 +88,15 @@ if max > 0 then
       redis.call('HSET', tokens, unpack(hset))
       redis.call('ZADD', leases, unpack(zadd))
     end
-    if #ids < max then
+    -- Drained: no marker may outlive the ready work. Else pass the wake on: a woken worker that
+    -- leaves ready work behind wakes the next one.
+    if #ids < max or redis.call('LLEN', wait) == 0 then
       redis.call('DEL', key(QUEUE, 'wake'))
-    else
-      left = true
+    elseif woken then
+      wake(QUEUE)
     end
   end
 end
--- Pass the wake on: a woken worker that leaves ready work behind wakes the next one.
-if left and woken and redis.call('LLEN', wait) > 0 then wake(QUEUE) end
 
 local next_due = -1
 if #reserved == 0 then
