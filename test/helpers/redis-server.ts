@@ -18,8 +18,11 @@ export interface RedisServerOptions {
 
 /** A running private redis-server. */
 export interface RedisServer {
+  /** `redis://127.0.0.1:<port>/0`. */
   url: string
+  /** The loopback port it listens on. */
   port: number
+  /** Its temporary working directory (removed by `stop()` and at exit). */
   dir: string
   /** Stops the server (SIGTERM, then waits for exit). */
   stop(): Promise<void>

@@ -94,7 +94,7 @@ local function make_ready(queue, id, run_at)
       earliest[queue] = run_at
       -- A new earliest due time: let a blocked worker shorten its wait. The key is kept briefly.
       wake(queue)
-      redis.call('PEXPIRE', key(queue, 'wake'), 60000)
+      redis.call('PEXPIRE', key(queue, 'wake'), 10000)
     end
     return
   end
