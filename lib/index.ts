@@ -12,6 +12,14 @@ export { Deferred } from './deferred.js'
 export { WorkerPool } from './worker/pool.js'
 export type { WorkerPoolOptions, StopOptions } from './worker/pool.js'
 export type { WorkerPoolEvents } from './worker/events.js'
+export { ChildProcessExecutor, TasksModuleError } from './worker/children/index.js'
+export type {
+  ChildProcessExecutorOptions,
+  ChildExecutorEvents,
+  ChildExitReason,
+} from './worker/children/index.js'
+export { logPoolEvents } from './cli/log-events.js'
+export type { Logger, LogFields } from './cli/logger.js'
 export { taskContext } from './worker/context.js'
 export type { TaskContext } from './worker/context.js'
 export {

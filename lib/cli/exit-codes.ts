@@ -1,0 +1,34 @@
+/**
+ * Exit codes of the `worq` command (docs/worker.md lists them too).
+ *
+ * | code | meaning |
+ * |---|---|
+ * | 0 | done; for `worker`: stopped cleanly (after one SIGTERM or SIGINT, running tasks finished or were handed back) |
+ * | 1 | an error: a bad URL, a tasks module that cannot load, a backend that cannot be reached; for `call`: the task failed, expired or was cancelled; for `purge`: not confirmed |
+ * | 2 | usage: an unknown command or option, a bad option value, a bad JSON argument, `purge` without `--yes` off a terminal |
+ * | 3 | `call`: no result within `--wait` (the task may still run; its id is printed) |
+ * | 130 | `worker`: stopped at once by a second SIGINT (128 + 2); running tasks were handed back |
+ * | 143 | `worker`: stopped at once by a second SIGTERM (128 + 15); running tasks were handed back |
+ */
+export const EXIT = {
+  OK: 0,
+  ERROR: 1,
+  USAGE: 2,
+  WAIT_TIMEOUT: 3,
+} as const
+
+/** 128 + the signal's number, the shell convention for "ended by a signal". */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  return signal === 'SIGINT' ? 130 : signal === 'SIGTERM' ? 143 : 1
+}
+
+/** A failure the command reports with its own exit code (not a crash). */
+export class CliExit extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'CliExit'
+  }
+}

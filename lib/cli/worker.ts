@@ -1,0 +1,199 @@
+/**
+ * `worq worker <url> --tasks <module>`: runs the tasks module's TaskSpaces on one queue until told
+ * to stop. The first SIGTERM or SIGINT stops taking work and lets running tasks finish within
+ * `--shutdown-timeout` (then hands them back); a second one hands them back at once.
+ */
+import { Command, Option } from 'commander'
+import { getBroker } from '../broker.js'
+import { WorkerPool } from '../worker/pool.js'
+import { ChildProcessExecutor } from '../worker/children/child-executor.js'
+import { asTaskSpace, loadTasks } from '../worker/children/tasks-module.js'
+import { EXIT, signalExitCode } from './exit-codes.js'
+import { lineLogger, type LogFormat, type Logger } from './logger.js'
+import { logPoolEvents } from './log-events.js'
+import { integer, ms } from './parse.js'
+
+/** Options of `worq worker`. */
+export interface WorkerCommandOptions {
+  tasks: string
+  queue: string
+  concurrency?: number
+  processes?: number
+  maxTasksPerChild?: number
+  maxMemoryPerChild?: number
+  killGrace: number
+  sweepInterval: number
+  shutdownTimeout: number
+  logFormat: LogFormat
+  id?: string
+}
+
+/** Runs a worker until a signal stops it; resolves with the exit code. */
+export async function runWorker(
+  url: string,
+  o: WorkerCommandOptions,
+  logger: Logger = lineLogger(o.logFormat),
+): Promise<number> {
+  const broker = getBroker(url, o.queue)
+  let executor: ChildProcessExecutor | undefined
+  let names: readonly string[]
+  const concurrency = o.concurrency ?? o.processes ?? 10
+  if (o.processes) {
+    const execArgv = process.execArgv.filter(a => !a.startsWith('--inspect'))
+    if (o.maxMemoryPerChild) execArgv.push(`--max-old-space-size=${o.maxMemoryPerChild}`)
+    executor = new ChildProcessExecutor({
+      tasks: o.tasks,
+      processes: o.processes,
+      concurrency: Math.ceil(concurrency / o.processes),
+      ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
+      killGrace: o.killGrace,
+      execArgv,
+    })
+  } else {
+    const tasks = await loadTasks(o.tasks)
+    broker.expose(asTaskSpace(tasks))
+    names = [...tasks.keys()]
+  }
+  const pool = new WorkerPool(broker, {
+    concurrency,
+    sweepInterval: o.sweepInterval,
+    ...(o.id && { id: o.id }),
+    ...(executor && { executor }),
+  })
+  logPoolEvents(pool, logger, executor)
+  try {
+    await pool.start()
+  } catch (err) {
+    await broker.close().catch(() => undefined)
+    throw err
+  }
+  names = executor ? executor.names : names!
+  logger.info(
+    {
+      event: 'worker:start',
+      id: pool.id,
+      pid: process.pid,
+      queue: o.queue,
+      url: redact(url),
+      concurrency,
+      processes: o.processes ?? 0,
+      tasks: names,
+    },
+    `worker:start ${pool.id} (pid ${process.pid}) on queue ${o.queue} at ${redact(url)}: ` +
+      `concurrency ${concurrency}${o.processes ? `, ${o.processes} child processes` : ''}, ` +
+      `${names.length} tasks (${names.join(', ')})`,
+  )
+  const signal = await stopOnSignals(pool, o.shutdownTimeout, logger)
+  await broker.close().catch(() => undefined)
+  logger.info(
+    { event: 'worker:stop', id: pool.id, forced: signal !== undefined },
+    `worker:stop ${pool.id}${signal ? ` at once (second ${signal})` : ''}`,
+  )
+  return signal ? signalExitCode(signal) : EXIT.OK
+}
+
+/**
+ * Waits for SIGTERM or SIGINT, then stops the pool within `timeout`; a second signal stops it at
+ * once. Resolves once stopped, with the second signal when there was one.
+ */
+function stopOnSignals(
+  pool: WorkerPool,
+  timeout: number,
+  logger: Logger,
+): Promise<NodeJS.Signals | undefined> {
+  return new Promise(resolve => {
+    let stopping: Promise<void> | undefined
+    let forced: NodeJS.Signals | undefined
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!stopping) {
+        logger.info(
+          { event: 'worker:stopping', signal, timeout, running: pool.running },
+          `worker:stopping on ${signal}: ${pool.running} running task(s) get ${timeout} ms to finish; send it again to stop at once`,
+        )
+        stopping = pool.stop({ timeout })
+        void stopping.then(() => resolve(forced))
+        return
+      }
+      forced ??= signal
+      logger.warn(
+        { event: 'worker:stopping', signal, forced: true, running: pool.running },
+        `worker:stopping at once on a second ${signal}: ${pool.running} running task(s) are handed back`,
+      )
+      void pool.stop({ timeout: 0 })
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+  })
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@')
+}
+
+/** The `worker` command. */
+export function workerCommand(run: (code: Promise<number>) => void): Command {
+  return new Command('worker')
+    .description(
+      'Run the TaskSpaces a module exports on one queue until SIGTERM or SIGINT (a second signal stops at once).',
+    )
+    .argument('<url>', 'backend URL, e.g. redis://127.0.0.1:6379/0')
+    .requiredOption(
+      '-t, --tasks <module>',
+      'path (or file: URL) of the module whose exported TaskSpaces are exposed (ESM or CommonJS)',
+    )
+    .option('-q, --queue <name>', 'queue to serve', 'default')
+    .option(
+      '-c, --concurrency <n>',
+      'tasks run at once (default: --processes when given, else 10)',
+      integer(1),
+    )
+    .option(
+      '-p, --processes <n>',
+      'run tasks in this many child processes instead of in the worker process',
+      integer(1),
+    )
+    .option(
+      '--max-tasks-per-child <n>',
+      'replace a child process after this many tasks (with --processes)',
+      integer(1),
+    )
+    .option(
+      '--max-memory-per-child <mb>',
+      "a child's V8 heap limit in MB: past it the child dies and its task fails (with --processes)",
+      integer(16),
+    )
+    .option(
+      '--kill-grace <ms>',
+      'ms past its timeout a task gets to answer before its child process is killed (with --processes)',
+      ms(0),
+      5_000,
+    )
+    .option(
+      '--sweep-interval <ms>',
+      'ms between sweeps for lapsed leases (recovery latency = lease + this)',
+      ms(10),
+      5_000,
+    )
+    .option(
+      '--shutdown-timeout <ms>',
+      'ms running tasks get to finish after SIGTERM/SIGINT before they are handed back',
+      ms(0),
+      10_000,
+    )
+    .addOption(
+      new Option('--log-format <format>', 'log lines as text or JSON')
+        .choices(['text', 'json'])
+        .default('text'),
+    )
+    .option('--id <id>', "this worker's id (default: random)")
+    .addHelpText(
+      'after',
+      `
+A task's heartrate (lease renewal period) is chosen by whoever enqueues it (task option
+\`heartrate\`, or \`worq call --heartrate\`); the worker renews each lease at its task's rate.
+
+Exit codes: 0 stopped cleanly, 1 startup error (bad URL, tasks module), 2 usage,
+130/143 stopped at once by a second SIGINT/SIGTERM.`,
+    )
+    .action((url: string, options: WorkerCommandOptions) => run(runWorker(url, options)))
+}
