@@ -20,18 +20,36 @@ export async function startRedis() {
   const dir = mkdtempSync(join(tmpdir(), 'worq-bench-'))
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   )
   await new Promise((resolve, reject) => {
     child.on('error', err =>
-      reject(new Error(`cannot start redis-server (${err.message}); install it: apt-get install redis-server`)),
+      reject(
+        new Error(
+          `cannot start redis-server (${err.message}); install it: apt-get install redis-server`,
+        ),
+      ),
     )
     child.stdout.on('data', d => {
       if (String(d).includes('Ready to accept connections')) resolve()
     })
   })
-  const version = (await import('node:child_process')).execFileSync('redis-server', ['--version']).toString().trim()
+  const version = (await import('node:child_process'))
+    .execFileSync('redis-server', ['--version'])
+    .toString()
+    .trim()
   return {
     url: `redis://127.0.0.1:${port}/0`,
     version,

@@ -45,7 +45,8 @@ function commandCalls(info) {
   let total = 0
   for (const line of info.split('\n')) {
     const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
-    if (m && !['info', 'config|resetstat', 'flushall', 'config'].includes(m[1])) total += Number(m[2])
+    if (m && !['info', 'config|resetstat', 'flushall', 'config'].includes(m[1]))
+      total += Number(m[2])
   }
   return total
 }
@@ -55,12 +56,16 @@ async function runOnce(lib, scenario, n, c) {
   await admin.flushall()
   await admin.config('RESETSTAT')
   const mem0 = usedMemory(await admin.info('memory'))
-  const out = execFileSync(process.execPath, [join(here, 'runner.js'), lib, scenario, String(n), String(c)], {
-    env: { ...process.env, REDIS_URL: redis.url },
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const out = execFileSync(
+    process.execPath,
+    [join(here, 'runner.js'), lib, scenario, String(n), String(c)],
+    {
+      env: { ...process.env, REDIS_URL: redis.url },
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   const r = JSON.parse(out.trim().split('\n').at(-1))
   r.commandsPerTask = commandCalls(await admin.info('commandstats')) / n
   r.bytesPerTask = (usedMemory(await admin.info('memory')) - mem0) / n
@@ -79,7 +84,11 @@ try {
         if (!results.has(k)) results.set(k, new Map())
         if (!results.get(k).has(lib)) results.get(k).set(lib, [])
         results.get(k).get(lib).push(r)
-        const shown = r.skipped ?? (r.p50 !== undefined ? `p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms` : `${Math.round(r.tasksPerSec)} tasks/s`)
+        const shown =
+          r.skipped ??
+          (r.p50 !== undefined
+            ? `p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms`
+            : `${Math.round(r.tasksPerSec)} tasks/s`)
         console.log(`rep ${rep} ${scenario} n=${n} c=${c} ${lib}: ${shown}`)
       }
     }
@@ -93,7 +102,10 @@ const median = xs => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
-const fmt = (x, d = 0) => (x === undefined || Number.isNaN(x) ? '—' : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }))
+const fmt = (x, d = 0) =>
+  x === undefined || Number.isNaN(x)
+    ? '—'
+    : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
 function stat(runs, field, d) {
   const xs = runs.map(r => r[field]).filter(x => typeof x === 'number')
   if (!xs.length) return { m: NaN, text: '—' }
@@ -107,13 +119,19 @@ const header = `| scenario | metric | ${LIBS.join(' | ')} | ${peers.map(p => `wo
 const rule = `|${'---|'.repeat(2 + LIBS.length + peers.length)}`
 const rows = []
 function row(label, metric, runsByLib, field, d) {
-  const stats = LIBS.map(l => (runsByLib.get(l)?.some(r => r.skipped) ? { m: NaN, text: 'n/a' } : stat(runsByLib.get(l) ?? [], field, d)))
+  const stats = LIBS.map(l =>
+    runsByLib.get(l)?.some(r => r.skipped)
+      ? { m: NaN, text: 'n/a' }
+      : stat(runsByLib.get(l) ?? [], field, d),
+  )
   const w = stats[0].m
   const ratios = peers.map((_, i) => {
     const p = stats[i + 1].m
     return Number.isFinite(w) && Number.isFinite(p) && p !== 0 ? `${(w / p).toFixed(2)}×` : '—'
   })
-  rows.push(`| ${label} | ${metric} | ${stats.map(s => s.text).join(' | ')} | ${ratios.join(' | ')} |`)
+  rows.push(
+    `| ${label} | ${metric} | ${stats.map(s => s.text).join(' | ')} | ${ratios.join(' | ')} |`,
+  )
 }
 for (const [scenario, n, c, label] of SCENARIOS) {
   const byLib = results.get(key(scenario, n, c))
@@ -160,7 +178,10 @@ hash), bee-queue through the job's \`succeeded\` event — bee-queue does not st
 
 Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}.
 Versions: ${versions.join(', ')}.
-Command: \`${['BENCH_N', 'BENCH_REPS', 'BENCH_ONLY', 'BENCH_LIBS'].filter(k => process.env[k]).map(k => `${k}=${process.env[k]} `).join('')}npm run bench\`.
+Command: \`${['BENCH_N', 'BENCH_REPS', 'BENCH_ONLY', 'BENCH_LIBS']
+  .filter(k => process.env[k])
+  .map(k => `${k}=${process.env[k]} `)
+  .join('')}npm run bench\`.
 
 ${header}
 ${rule}

@@ -101,7 +101,8 @@ switch (scenario) {
     writes0 = writes
     const trees = n / 10
     const roots = []
-    for (let t = 0; t < trees; t++) roots.push(lib.graph(Array.from({ length: 10 }, (_, i) => [t, i])))
+    for (let t = 0; t < trees; t++)
+      roots.push(lib.graph(Array.from({ length: 10 }, (_, i) => [t, i])))
     const values = await Promise.all((await Promise.all(roots)).map(h => lib.result(h)))
     values.forEach((v, t) => {
       if (v !== 10 * t + 45) throw new Error(`wrong tree sum ${v}`)

@@ -7,7 +7,11 @@ export const stores = 'not stored: delivered once by the job "succeeded" event'
 
 export async function create(url, { concurrency, worker }) {
   const { hostname: host, port } = new URL(url)
-  const queue = new Queue('bench', { redis: { host, port: Number(port) }, isWorker: !!worker, removeOnSuccess: false })
+  const queue = new Queue('bench', {
+    redis: { host, port: Number(port) },
+    isWorker: !!worker,
+    removeOnSuccess: false,
+  })
   await queue.ready()
   const track = job => {
     job.done = new Promise((resolve, reject) => {

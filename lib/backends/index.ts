@@ -6,6 +6,8 @@ import { BadUrl } from '../errors.js'
 import { ResultHub } from '../results.js'
 import type { Backend } from './backend.js'
 import { MemoryBackend } from './memory/memory.js'
+import { RedisBackend } from './redis/redis.js'
+import { parseRedisUrl } from './redis/url.js'
 
 /** Options for the backend behind a URL. */
 export interface BackendOptions {
@@ -45,8 +47,7 @@ const factories: Record<string, Factory> = {
   'rediss:': (url, raw, o) => openRedis(url, raw, o),
 }
 
-async function openRedis(url: URL, raw: string, o: BackendOptions): Promise<Backend> {
-  const { RedisBackend } = await import('./redis/redis.js')
+function openRedis(url: URL, raw: string, o: BackendOptions): Backend {
   return new RedisBackend(url, raw, {
     maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
     redis: o.redis,
@@ -59,6 +60,7 @@ export function parseUrl(raw: unknown): URL {
     throw new TypeError(
       'Expected `url` to be a backend URL string such as "memory://" or "redis://127.0.0.1:6379/0"',
     )
+  if (/^rediss?:/i.test(raw)) parseRedisUrl(raw) // names the wrong part (port, db) precisely
   let url: URL
   try {
     url = new URL(raw)
@@ -73,6 +75,7 @@ export function parseUrl(raw: unknown): URL {
       raw,
       `the scheme "${url.protocol}" is not supported; use memory://, redis:// or rediss://`,
     )
+  if (url.protocol !== 'memory:') parseRedisUrl(raw)
   return url
 }
 

@@ -1,3 +1,5 @@
+import { redisUrl } from './redis-server.js'
+
 /**
  * The backend URLs the contract suite runs against: memory:// always, and a private Redis.
  */
@@ -6,4 +8,7 @@ export interface BackendCase {
   url: () => Promise<string>
 }
 
-export const backends: BackendCase[] = [{ name: 'memory', url: async () => 'memory://' }]
+export const backends: BackendCase[] = [
+  { name: 'memory', url: async () => 'memory://' },
+  { name: 'redis', url: redisUrl },
+]
