@@ -1,0 +1,174 @@
+/**
+ * `worq worker` as a real process on the test Redis: signals, a killed worker, crashing tasks in
+ * child processes, children outliving nothing, and live-worker registration.
+ */
+import { expect } from 'chai'
+import { getBroker, task, TaskExpired, TaskFailure, type Broker } from '../../lib/index.js'
+import type { w as space } from '../fixtures/worker-tasks.js'
+import { alive, killAll, TASKS, worq, worqRun } from '../helpers/cli.js'
+import { redisUrl } from '../helpers/redis-server.js'
+import { uniqueQueue, until } from '../helpers/util.js'
+
+describe('cli: worq worker', function () {
+  let url: string
+  let queue: string
+  let broker: Broker
+
+  before(async () => {
+    url = await redisUrl()
+  })
+  beforeEach(() => {
+    queue = uniqueQueue('cliw')
+    broker = getBroker(url, queue)
+  })
+  afterEach(async () => {
+    killAll()
+    await broker.purge().catch(() => undefined)
+    await broker.close()
+  })
+
+  const start = (...extra: string[]) =>
+    worq(['worker', url, '--tasks', TASKS, '--queue', queue, '--sweep-interval', '200', ...extra])
+
+  it('SIGTERM while a task runs: the task completes and the worker exits 0 within the timeout (JSON logs)', async () => {
+    const w = start('--shutdown-timeout', '5000', '--log-format', 'json')
+    await w.line(/"event":"worker:start"/)
+    const d = await broker.queue<typeof space>().w.sleep(300)
+    await w.line(/"event":"task:start"/)
+    const stoppedAt = Date.now()
+    w.proc.kill('SIGTERM')
+    expect((await w.exited).code).to.equal(0)
+    expect(Date.now() - stoppedAt).to.be.below(5000)
+    expect(await d.result(1000)).to.equal(300)
+    const events = w.lines.filter(l => l.startsWith('{')).map(l => JSON.parse(l).event)
+    expect(events.slice(events.indexOf('worker:stopping'))).to.deep.equal([
+      'worker:stopping',
+      'task:end',
+      'worker:stop',
+    ])
+    const end = w.lines.map(l => JSON.parse(l)).find(e => e.event === 'task:end')
+    expect(end).to.include({ name: 'w.sleep', queue, id: d.id, status: 'completed' })
+  })
+
+  it('a second SIGTERM stops at once (exit 143) and hands the running task back', async () => {
+    const w = start('--shutdown-timeout', '60000')
+    await w.line(/worker:start/)
+    const d = await task(broker.queue<typeof space>().w.hangOnFirstAttempt, { attempts: 2 })()
+    await w.line(/task:start/)
+    w.proc.kill('SIGTERM')
+    await w.line(/worker:stopping on SIGTERM/)
+    w.proc.kill('SIGTERM')
+    expect((await w.exited).code).to.equal(143)
+    expect(await d.status()).to.equal('enqueued')
+    const next = start()
+    expect(await d.result(5000)).to.equal('attempt 2')
+    next.proc.kill('SIGTERM')
+    expect((await next.exited).code).to.equal(0)
+  })
+
+  it('SIGKILL of the worker mid-task: the waiter gets TaskExpired within lease + sweep interval', async () => {
+    const w = start()
+    await w.line(/worker:start/)
+    const d = await task(broker.queue<typeof space>().w.sleep, { heartrate: 100 })(60_000)
+    await w.line(/task:start/)
+    const killedAt = Date.now()
+    w.proc.kill('SIGKILL')
+    const sweeper = start() // the sweep runs in live workers
+    const err = await d.result(10_000).catch((e: unknown) => e)
+    expect(err).to.be.instanceOf(TaskExpired)
+    // lease 2 × 100 + 1000 ms, plus a 200 ms sweep interval, plus the second worker's start-up
+    expect(Date.now() - killedAt).to.be.below(1400 + 2500)
+    sweeper.proc.kill('SIGTERM')
+    await sweeper.exited
+  })
+
+  it('SIGKILL of the worker mid-task with attempts left: another worker runs it and the waiter gets the value', async () => {
+    const w = start()
+    await w.line(/worker:start/)
+    const d = await task(broker.queue<typeof space>().w.hangOnFirstAttempt, {
+      heartrate: 100,
+      attempts: 2,
+    })()
+    await w.line(/task:start/)
+    w.proc.kill('SIGKILL')
+    const other = start()
+    expect(await d.result(10_000)).to.equal('attempt 2')
+    await other.line(/pool:swept 1/)
+    other.proc.kill('SIGTERM')
+    expect((await other.exited).code).to.equal(0)
+  })
+
+  it('with --processes: exit, async throw and a blocked event loop fail only their own task; the worker lives on', async () => {
+    const w = start('--processes', '1', '--kill-grace', '300')
+    await w.line(/worker:start/)
+    const q = broker.queue<typeof space>()
+    const failure = async (p: Promise<unknown>) => {
+      const e = await p.catch((err: unknown) => err)
+      expect(e).to.be.instanceOf(TaskFailure)
+      return (e as TaskFailure).remote
+    }
+    const exit = await failure((await q.w.exit(9)).result(10_000))
+    expect(exit).to.include({ name: 'WorkerCrashed' })
+    expect(exit.message).to.match(/exit code 9/)
+    const thrown = await failure((await q.w.throwLater('oops')).result(10_000))
+    expect(thrown.message).to.match(/uncaught exception RangeError: oops/)
+    // blocked past its lease (2 × 50 + 1000 ms): the parent renews it, the task completes
+    expect(await (await task(q.w.block, { heartrate: 50 })(1500)).result(10_000)).to.equal(
+      'unblocked',
+    )
+    const hung = await failure(
+      task(q.w.blockForever, { timeout: 100 })().then(d => d.result(10_000)),
+    )
+    expect(hung.name).to.equal('TaskTimeout')
+    expect(await (await q.w.add(1, 2)).result(10_000)).to.equal(3)
+    expect(w.lines.filter(l => /child:exit .* crashed/.test(l))).to.have.length(2)
+    expect(w.lines.filter(l => /child:exit .* timeout/.test(l))).to.have.length(1)
+    expect(w.lines.some(l => /lease:lost/.test(l))).to.equal(false)
+    expect(w.proc.exitCode).to.equal(null)
+    w.proc.kill('SIGTERM')
+    expect((await w.exited).code).to.equal(0)
+  })
+
+  it('--max-tasks-per-child 3 with 4 tasks: two child pids, per-child counts 1, 2, 3, 1', async () => {
+    const w = start('--processes', '1', '--max-tasks-per-child', '3')
+    await w.line(/worker:start/)
+    const q = broker.queue<typeof space>()
+    const runs: Array<{ pid: number; count: number }> = []
+    for (let i = 0; i < 4; i++) runs.push((await (await q.w.whoami()).result(10_000)) as never)
+    expect(runs.map(r => r.count)).to.deep.equal([1, 2, 3, 1])
+    expect(new Set(runs.map(r => r.pid)).size).to.equal(2)
+    await w.line(/child:exit pid \d+ recycled \(code 0\) after 3 task/)
+    w.proc.kill('SIGTERM')
+    await w.exited
+  })
+
+  it('killing the worker makes its children exit', async () => {
+    const w = start('--processes', '2')
+    await w.line(/worker:start/)
+    const pids = w.lines
+      .map(l => /child:ready pid (\d+)/.exec(l)?.[1])
+      .filter(Boolean)
+      .map(Number)
+    expect(pids).to.have.length(2)
+    expect(pids.every(alive)).to.equal(true)
+    w.proc.kill('SIGKILL')
+    await w.exited
+    await until(() => !pids.some(alive), 5000, 'the children to exit')
+  })
+
+  it('worq info lists a live worker, and stops listing it after it dies', async () => {
+    const w = start()
+    await w.line(/worker:start/)
+    const listed = async () => {
+      const r = await worqRun(['info', url, '--queue', queue, '--json'])
+      return (JSON.parse(r.out).workers as Array<{ pid: number }>).map(x => x.pid)
+    }
+    expect(await listed()).to.deep.equal([w.proc.pid])
+    w.proc.kill('SIGKILL')
+    await w.exited
+    const { backend } = await broker.backend()
+    // registrations last 3 sweep intervals (600 ms here)
+    await until(async () => (await backend.inspect(queue)).workers.length === 0, 5000, 'expiry')
+    expect(await listed()).to.deep.equal([])
+  })
+})
