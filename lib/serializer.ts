@@ -114,8 +114,48 @@ sj.registerCustom<TaskFailure, any>(
   'worq.failure',
 )
 
+/**
+ * True when `v` is plain JSON that superjson would send unchanged (no meta): null, booleans,
+ * strings, finite numbers other than -0, dense arrays and plain objects of those. Such values take
+ * the fast path: one JSON.stringify in the very format superjson writes, `{"json":…}`.
+ */
+function isPlainJson(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true
+    case 'number':
+      return Number.isFinite(v) && !Object.is(v, -0)
+    case 'object': {
+      if (v === null) return true
+      if (depth > 64) return false
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++)
+          if (!(i in v) || !isPlainJson(v[i], depth + 1)) return false
+        return true
+      }
+      const proto = Object.getPrototypeOf(v)
+      if (proto !== Object.prototype && proto !== null) return false
+      for (const k in v) {
+        if (k === '__proto__' || !isPlainJson((v as Record<string, unknown>)[k], depth + 1))
+          return false
+      }
+      return Object.getOwnPropertySymbols(v).length === 0
+    }
+    default:
+      return false
+  }
+}
+
+/** superjson.parse, without superjson's deep copy when the text carries no meta. */
+function parse(text: string): unknown {
+  const doc = JSON.parse(text) as { json: unknown; meta?: unknown }
+  return doc.meta === undefined ? doc.json : sj.deserialize(doc as any)
+}
+
 /** Serializes a call's arguments; Deferreds become references listed in `deps`. */
 export function encodeCall(args: readonly unknown[]): { payload: string; deps: TaskRef[] } {
+  if (isPlainJson(args, 0)) return { payload: `{"json":${JSON.stringify(args)}}`, deps: [] }
   checkFaithful(args, 'args', new Set())
   collecting = { deps: [], index: new Map() }
   try {
@@ -129,7 +169,7 @@ export function encodeCall(args: readonly unknown[]): { payload: string; deps: T
 export function decodeCall(payload: string, resolve: (index: number) => unknown): unknown[] {
   resolving = resolve
   try {
-    const args = sj.parse(payload)
+    const args = parse(payload)
     if (!Array.isArray(args)) throw new TypeError('task payload is not an argument list')
     return args
   } finally {
@@ -139,13 +179,14 @@ export function decodeCall(payload: string, resolve: (index: number) => unknown)
 
 /** Serializes a value (a result); throws a TypeError naming the first part that would not survive. */
 export function encodeValue(value: unknown): string {
+  if (isPlainJson(value, 0)) return `{"json":${JSON.stringify(value)}}`
   checkFaithful(value, 'result', new Set())
   return sj.stringify(value)
 }
 
 /** Revives a value serialized by `encodeValue`. */
 export function decodeValue(text: string): unknown {
-  return sj.parse(text)
+  return parse(text)
 }
 
 /**

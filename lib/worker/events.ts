@@ -44,6 +44,11 @@ export class TypedEmitter<E extends { [K in keyof E]: unknown[] }> {
     return this
   }
 
+  /** True when `event` has listeners (so a payload is built only when someone listens). */
+  protected listens(event: keyof E & string): boolean {
+    return this.#ee.listenerCount(event) > 0
+  }
+
   protected emit<K extends keyof E & string>(event: K, ...args: E[K]): void {
     this.#ee.emit(event, ...args)
   }

@@ -285,7 +285,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     const controller = new LazyAbort()
     this.#running.set(task.id, { task, started, controller })
     this.#leases!.add({ id: task.id, token: task.token, heartrate: task.heartrate })
-    this.emit('task:start', { id: task.id, name: task.name, queue, attempt: task.attempt })
+    if (this.listens('task:start'))
+      this.emit('task:start', { id: task.id, name: task.name, queue, attempt: task.attempt })
     const env = {
       workerId: this.id,
       controller,
@@ -298,14 +299,16 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.#running.delete(task.id)
       this.#leases!.delete(task.id)
       this.#done.push(finish)
-      const status = finish.retryAt !== undefined ? 'retry' : outcomeStatus(finish.outcome)
-      this.emit('task:end', {
-        id: task.id,
-        name: task.name,
-        queue,
-        status,
-        ms: Date.now() - started,
-      })
+      if (this.listens('task:end')) {
+        const status = finish.retryAt !== undefined ? 'retry' : outcomeStatus(finish.outcome)
+        this.emit('task:end', {
+          id: task.id,
+          name: task.name,
+          queue,
+          status,
+          ms: Date.now() - started,
+        })
+      }
       this.#wakeLoop()
       if (this.#running.size === 0) {
         for (const resolve of this.#idle) resolve()

@@ -93,3 +93,18 @@ describe('serializer', () => {
     )
   })
 })
+
+describe('serializer fast path', () => {
+  it('writes plain JSON exactly as superjson does, and reads superjson output', async () => {
+    const { SuperJSON } = await import('superjson')
+    const sj = new SuperJSON()
+    for (const v of [1, 'x', null, true, [1, [2, { a: 'b' }]], { k: [], n: { m: 1.5 } }]) {
+      expect(encodeValue(v)).to.equal(sj.stringify(v))
+      expect(decodeValue(sj.stringify(v))).to.deep.equal(v)
+    }
+    for (const v of [-0, NaN, { u: undefined }, { d: new Date(1) }, 2n]) {
+      expect(decodeValue(encodeValue(v))).to.deep.equal(v)
+    }
+    expect(Object.is(decodeValue(encodeValue(-0)), -0)).to.equal(true)
+  })
+})
