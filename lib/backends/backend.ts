@@ -17,7 +17,8 @@
  * 3. **renew** extends the leases of running tasks; a lease whose token no longer matches is
  *    reported lost and not extended.
  * 4. **finish** (inside `exchange`) stores the outcome for `resultTimeout` ms, or, with `retryAt`,
- *    puts the task back (delayed until `retryAt`) for another attempt. A finish whose token no
+ *    puts the task back (delayed until `retryAt`) for another attempt, or, with `release`, returns
+ *    a task that never started to the front of the line with its attempt uncounted. A finish whose token no
  *    longer matches is refused and reported (`stale`). Finishing writes the outcome into each
  *    dependent's slot; a dependent whose last slot filled becomes `enqueued`; a failure cascades
  *    down `onError: 'fail'` dependents. Every outcome is delivered to the client that enqueued the
@@ -89,6 +90,11 @@ export interface Finish {
   outcome: string
   /** Epoch ms: run the task again then instead of finishing it (attempts remain). */
   retryAt?: number
+  /**
+   * The task never started on this worker (it was prefetched, or reserved while stopping): put it
+   * back first in line as it was, its attempt not counted. `outcome` and `retryAt` are ignored.
+   */
+  release?: boolean
 }
 
 /** A lease a worker holds. */

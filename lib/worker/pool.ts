@@ -42,6 +42,13 @@ export interface WorkerPoolOptions {
   tasks?: string | URL
   /** With `processes`: tasks a child runs before it is replaced by a fresh one. @default Infinity */
   maxTasksPerChild?: number
+  /**
+   * Tasks reserved ahead of free slots, so the next task starts the moment one ends and each
+   * backend round trip carries more work. A prefetched task is `processing` (its lease is renewed)
+   * but has not started; at stop it is released, first in line, its attempt uncounted. Use 0 for
+   * strict take-only-when-free. @default 0
+   */
+  prefetch?: number
 }
 
 /** Options of `stop`. */
@@ -62,6 +69,9 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   readonly id: string
   readonly #broker: Broker
   readonly #concurrency: number
+  readonly #prefetch: number
+  /** Reserved, not started: waits for a free slot. */
+  #buffer: ReservedTask[] = []
   readonly #sweepInterval: number
   readonly #blockTimeout: number
   readonly #running = new Map<string, Running>()
@@ -91,6 +101,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       blockTimeout = 5_000,
       id = nanoid(10),
       executor,
+      prefetch = 0,
     } = options
     if (!Number.isInteger(concurrency) || concurrency < 1)
       throw new TypeError(
@@ -102,6 +113,9 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
     this.#broker = broker
     this.#concurrency = concurrency
+    if (!Number.isInteger(prefetch) || prefetch < 0)
+      throw new TypeError(`Expected \`prefetch\` to be an integer ≥ 0, got ${String(prefetch)}`)
+    this.#prefetch = prefetch
     this.#sweepInterval = sweepInterval
     this.#blockTimeout = blockTimeout
     this.id = id
@@ -175,6 +189,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   async #stop(timeout: number): Promise<void> {
     this.#state = 'stopping'
     clearInterval(this.#sweeper)
+    this.#release()
     this.#abort.abort()
     this.#wakeLoop()
     let timer: NodeJS.Timeout | undefined
@@ -200,6 +215,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     clearInterval(this.#sweeper)
     this.#leases?.stop()
     this.#running.clear()
+    this.#buffer = []
     this.#state = 'stopped'
   }
 
@@ -227,7 +243,14 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     const queue = this.#broker.name
     let failures = 0
     while (this.#state !== 'stopped' || this.#done.length > 0) {
-      const free = this.#state === 'running' ? this.#concurrency - this.#running.size : 0
+      this.#fill()
+      const free =
+        this.#state === 'running'
+          ? Math.max(
+              0,
+              this.#concurrency - this.#running.size + this.#prefetch - this.#buffer.length,
+            )
+          : 0
       if (free === 0 && this.#done.length === 0) {
         if (this.#state === 'stopped') break
         await this.#nextKick()
@@ -255,10 +278,15 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         if (!this.#lost.delete(id)) this.emit('lease:lost', { id, queue })
       }
       for (const task of result.reserved) {
-        // Reserved while stopping: hand it back unrun rather than start what nobody will finish.
-        if (this.#state === 'running') this.#start(task)
-        else this.#done.push({ id: task.id, token: task.token, outcome: '', retryAt: Date.now() })
+        // Reserved while stopping: release it unrun rather than start what nobody will finish.
+        if (this.#state === 'running') {
+          this.#leases!.add({ id: task.id, token: task.token, heartrate: task.heartrate })
+          this.#buffer.push(task)
+        } else {
+          this.#done.push({ id: task.id, token: task.token, outcome: '', release: true })
+        }
       }
+      this.#fill()
       if (result.reserved.length === 0 && this.#done.length === 0 && this.#state === 'running') {
         const wait = Math.min(this.#blockTimeout, result.nextDueIn ?? Infinity)
         this.#waiting ??= backend
@@ -267,6 +295,26 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         await Promise.race([this.#waiting, this.#nextKick()])
       }
     }
+  }
+
+  /** Starts buffered tasks while slots are free. */
+  #fill(): void {
+    while (
+      this.#state === 'running' &&
+      this.#buffer.length > 0 &&
+      this.#running.size < this.#concurrency
+    )
+      this.#start(this.#buffer.shift()!)
+  }
+
+  /** Releases prefetched tasks that never started. */
+  #release(): void {
+    // Each release goes to the front of the line: release the last first to keep the order.
+    for (const task of this.#buffer.reverse()) {
+      this.#leases?.delete(task.id)
+      this.#done.push({ id: task.id, token: task.token, outcome: '', release: true })
+    }
+    this.#buffer = []
   }
 
   #nextKick(): Promise<void> {
@@ -284,7 +332,6 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     const started = Date.now()
     const controller = new LazyAbort()
     this.#running.set(task.id, { task, started, controller })
-    this.#leases!.add({ id: task.id, token: task.token, heartrate: task.heartrate })
     if (this.listens('task:start'))
       this.emit('task:start', { id: task.id, name: task.name, queue, attempt: task.attempt })
     const env = {
@@ -299,6 +346,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.#running.delete(task.id)
       this.#leases!.delete(task.id)
       this.#done.push(finish)
+      this.#fill()
       if (this.listens('task:end')) {
         const status = finish.retryAt !== undefined ? 'retry' : outcomeStatus(finish.outcome)
         this.emit('task:end', {

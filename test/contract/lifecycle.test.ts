@@ -1,5 +1,12 @@
 import { expect } from 'chai'
-import { getBroker, task, TaskExpired, TaskFailure, WorkerPool } from '../../lib/index.js'
+import {
+  getBroker,
+  task,
+  TaskExpired,
+  TaskFailure,
+  WorkerPool,
+  type TaskContext,
+} from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
 import { latch, uniqueQueue, withWorker } from '../helpers/util.js'
 
@@ -188,6 +195,79 @@ for (const backend of backends) {
         await w.pool.stop({ timeout: 10 })
         expect(await once.wait(1000)).to.equal(true)
         expect(() => once.value).to.throw(TaskExpired, /stop timeout/)
+      } finally {
+        await w.close()
+      }
+    })
+  })
+}
+
+for (const backend of backends) {
+  describe(`contract: prefetch and release [${backend.name}]`, () => {
+    let url: string
+    before(async () => {
+      url = await backend.url()
+    })
+
+    it('prefetched tasks run in order; at stop the unstarted ones go back first in line, attempt uncounted', async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      const started = latch()
+      const release = latch()
+      const seen: Array<[number, number]> = []
+      broker.expose(async function step(this: TaskContext, n: number) {
+        seen.push([n, this.attempt])
+        if (n === 0) {
+          started.resolve()
+          await release.promise
+        }
+        return n
+      })
+      try {
+        const q = broker.queue()
+        const ds = []
+        for (let n = 0; n < 4; n++) ds.push(await q.step(n))
+        const first = new WorkerPool(broker, { concurrency: 1, prefetch: 2 })
+        await first.start()
+        await started.promise
+        expect(await ds[1]!.status()).to.equal('processing') // prefetched, not started
+        const stopping = first.stop({ timeout: 5000 })
+        release.resolve()
+        await stopping
+        expect(await ds[0]!.result(1000)).to.equal(0)
+        expect(await ds[1]!.status()).to.equal('enqueued')
+        const second = new WorkerPool(broker, { concurrency: 1 })
+        await second.start()
+        expect(await Promise.all(ds.map(d => d.result(5000)))).to.deep.equal([0, 1, 2, 3])
+        expect(seen).to.deep.equal([
+          [0, 1],
+          [1, 1],
+          [2, 1],
+          [3, 1],
+        ])
+        await second.stop()
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it('a pool with prefetch runs many tasks to the same results', async () => {
+      const w = await withWorker(
+        url,
+        b =>
+          b.expose(function sq(n: number) {
+            return n * n
+          }),
+        {
+          concurrency: 2,
+          prefetch: 8,
+        },
+      )
+      try {
+        const q = w.broker.queue()
+        const ds = await Promise.all(Array.from({ length: 200 }, (_, i) => q.sq(i)))
+        const got = await Promise.all(ds.map(d => d.result(10_000)))
+        expect(got).to.deep.equal(Array.from({ length: 200 }, (_, i) => i * i))
       } finally {
         await w.close()
       }

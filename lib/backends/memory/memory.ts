@@ -162,7 +162,16 @@ export class MemoryBackend implements Backend {
         stale.push(f.id)
         continue
       }
-      if (f.retryAt !== undefined) {
+      if (f.release) {
+        // Never started here: first in line again, as if it had not been reserved.
+        rec.token = undefined
+        rec.leaseUntil = undefined
+        rec.attempt--
+        rec.state = 'enqueued'
+        q.processing.delete(f.id)
+        q.wait = new Set([f.id, ...q.wait])
+        q.wake()
+      } else if (f.retryAt !== undefined) {
         rec.token = undefined
         rec.leaseUntil = undefined
         this.#ready(q, rec, f.retryAt)

@@ -28,7 +28,7 @@ export interface TaskRecord {
 /** The records and lines of one queue. Sets keep insertion order, so `wait` is FIFO. */
 export class QueueState {
   readonly records = new Map<string, TaskRecord>()
-  readonly wait = new Set<string>()
+  wait = new Set<string>()
   readonly delayed = new Set<string>()
   readonly processing = new Set<string>()
   readonly pending = new Set<string>()

@@ -98,6 +98,7 @@ export class RedisBackend implements Backend {
     const finishes: FinishEntry[] = done.map(f => {
       const known = this.#reserved.get(f.token)
       this.#reserved.delete(f.token)
+      if (f.release) return { id: f.id, token: f.token, outcome: '', retryAt: 'release' }
       if (f.retryAt !== undefined)
         return { id: f.id, token: f.token, outcome: '', retryAt: f.retryAt }
       return { id: f.id, token: f.token, outcome: this.#bounded(queue, f, known) }

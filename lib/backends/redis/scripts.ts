@@ -54,7 +54,8 @@ export interface FinishEntry {
   id: string
   token: string
   outcome: string
-  retryAt?: number
+  /** Epoch ms to run again, or 'release': back first in line, the attempt uncounted. */
+  retryAt?: number | 'release'
 }
 
 type Arg = string | number

@@ -210,6 +210,12 @@ local function cancel_one(queue, id, unlinked)
 end
 
 -- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
+-- Puts a reserved task that never started back first in line (the pop end of the wait list). Its
+-- record still counts the attempts made before this reservation, so the attempt is not counted.
+local function release(queue, id)
+  if redis.call('RPUSH', key(queue, 'wait'), id) == 1 then wake(queue) end
+end
+
 local function requeue(queue, id, attempt, run_at)
   local tkey = key(queue, 't:' .. id)
   local rec = redis.call('GET', tkey)

@@ -8,7 +8,8 @@
   ARGV[5]  '1' when the caller was woken by a wake marker (then it passes the wake on if it leaves
            ready work behind)
   ARGV[6]  number of finishes f, then 4 slots per finish:
-    id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good)
+    id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good, 'release' =
+    never started: back first in line, its attempt uncounted)
   Returns: { stale, reserved, nextDueIn }
     stale     ids whose token no longer matched (lease lost): refused, nothing changed
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
@@ -38,7 +39,9 @@ if nf > 0 then
       stale[#stale + 1] = id
     else
       gone[#gone + 1] = id
-      if retry_at ~= '' then
+      if retry_at == 'release' then
+        release(QUEUE, id)
+      elseif retry_at ~= '' then
         requeue(QUEUE, id, attempt, tonumber(retry_at))
       else
         if deps[i] then had_deps[#had_deps + 1] = id end
