@@ -44,9 +44,11 @@ export interface WorkerPoolOptions {
   maxTasksPerChild?: number
   /**
    * Tasks reserved ahead of free slots, so the next task starts the moment one ends and each
-   * backend round trip carries more work. A prefetched task is `processing` (its lease is renewed)
-   * but has not started; at stop it is released, first in line, its attempt uncounted. Use 0 for
-   * strict take-only-when-free. @default 0
+   * backend round trip carries more work. The pool prefetches only while its recent tasks are
+   * short (under 5 ms on average), so long or blocking tasks still spread over every worker. A
+   * prefetched task is `processing` (its lease is renewed) but has not started; at stop it is
+   * released, first in line, its attempt uncounted. 0 takes a task only when a slot is free.
+   * @default `concurrency`
    */
   prefetch?: number
 }
@@ -56,6 +58,9 @@ export interface StopOptions {
   /** ms to let running tasks finish; then they are handed back (attempts left) or expired. @default 10_000 */
   timeout?: number
 }
+
+/** Average task duration under which a pool prefetches. */
+const SHORT_TASK_MS = 5
 
 interface Running {
   task: ReservedTask
@@ -72,6 +77,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   readonly #prefetch: number
   /** Reserved, not started: waits for a free slot. */
   #buffer: ReservedTask[] = []
+  /** Moving average of recent task durations in ms (undefined until one ended). */
+  #recentMs: number | undefined
   readonly #sweepInterval: number
   readonly #blockTimeout: number
   readonly #running = new Map<string, Running>()
@@ -101,7 +108,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       blockTimeout = 5_000,
       id = nanoid(10),
       executor,
-      prefetch = 0,
+      prefetch,
     } = options
     if (!Number.isInteger(concurrency) || concurrency < 1)
       throw new TypeError(
@@ -113,9 +120,10 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
     this.#broker = broker
     this.#concurrency = concurrency
-    if (!Number.isInteger(prefetch) || prefetch < 0)
+    const ahead = prefetch ?? concurrency
+    if (!Number.isInteger(ahead) || ahead < 0)
       throw new TypeError(`Expected \`prefetch\` to be an integer ≥ 0, got ${String(prefetch)}`)
-    this.#prefetch = prefetch
+    this.#prefetch = ahead
     this.#sweepInterval = sweepInterval
     this.#blockTimeout = blockTimeout
     this.id = id
@@ -248,7 +256,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         this.#state === 'running'
           ? Math.max(
               0,
-              this.#concurrency - this.#running.size + this.#prefetch - this.#buffer.length,
+              this.#concurrency - this.#running.size + this.#ahead() - this.#buffer.length,
             )
           : 0
       if (free === 0 && this.#done.length === 0) {
@@ -295,6 +303,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         await Promise.race([this.#waiting, this.#nextKick()])
       }
     }
+  }
+
+  /** How many tasks to hold ahead now: `prefetch` while recent tasks are short, else none. */
+  #ahead(): number {
+    return this.#recentMs !== undefined && this.#recentMs < SHORT_TASK_MS ? this.#prefetch : 0
   }
 
   /** Starts buffered tasks while slots are free. */
@@ -345,6 +358,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       if (mine?.task.token !== task.token) return // handed back at stop: the backend will refuse it
       this.#running.delete(task.id)
       this.#leases!.delete(task.id)
+      const ms = Date.now() - started
+      this.#recentMs = this.#recentMs === undefined ? ms : 0.8 * this.#recentMs + 0.2 * ms
       this.#done.push(finish)
       this.#fill()
       if (this.listens('task:end')) {
@@ -354,7 +369,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
           name: task.name,
           queue,
           status,
-          ms: Date.now() - started,
+          ms,
         })
       }
       this.#wakeLoop()

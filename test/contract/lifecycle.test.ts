@@ -225,10 +225,14 @@ for (const backend of backends) {
       })
       try {
         const q = broker.queue()
-        const ds = []
-        for (let n = 0; n < 4; n++) ds.push(await q.step(n))
         const first = new WorkerPool(broker, { concurrency: 1, prefetch: 2 })
         await first.start()
+        // Quick tasks first: a pool prefetches once it has seen that its tasks are short.
+        await Promise.all(
+          (await Promise.all([10, 11, 12].map(n => q.step(n)))).map(d => d.result(5000)),
+        )
+        seen.length = 0
+        const ds = await Promise.all([0, 1, 2, 3].map(n => q.step(n)))
         await started.promise
         expect(await ds[1]!.status()).to.equal('processing') // prefetched, not started
         const stopping = first.stop({ timeout: 5000 })
@@ -270,6 +274,37 @@ for (const backend of backends) {
         expect(got).to.deep.equal(Array.from({ length: 200 }, (_, i) => i * i))
       } finally {
         await w.close()
+      }
+    })
+  })
+}
+
+for (const backend of backends) {
+  describe(`contract: no prefetch for long tasks [${backend.name}]`, () => {
+    it('a pool that has not seen short tasks takes only what its slots can run', async () => {
+      const url = await backend.url()
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      const release = latch()
+      const started = latch()
+      broker.expose(async function hold() {
+        started.resolve()
+        await release.promise
+      })
+      const pool = new WorkerPool(broker, { concurrency: 1, prefetch: 4 })
+      try {
+        await pool.start()
+        const ds = await Promise.all([1, 2, 3].map(() => broker.queue().hold()))
+        await started.promise
+        expect(await Promise.all(ds.map(d => d.status()))).to.deep.equal([
+          'processing',
+          'enqueued',
+          'enqueued',
+        ])
+      } finally {
+        release.resolve()
+        await pool.stop()
+        await broker.close()
       }
     })
   })
