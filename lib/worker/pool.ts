@@ -48,7 +48,7 @@ export interface WorkerPoolOptions {
    * short (under 5 ms on average), so long or blocking tasks still spread over every worker. A
    * prefetched task is `processing` (its lease is renewed) but has not started; at stop it is
    * released, first in line, its attempt uncounted. 0 takes a task only when a slot is free.
-   * @default `concurrency`
+   * @default concurrency, and at least 16
    */
   prefetch?: number
 }
@@ -120,7 +120,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
     this.#broker = broker
     this.#concurrency = concurrency
-    const ahead = prefetch ?? concurrency
+    const ahead = prefetch ?? Math.max(16, concurrency)
     if (!Number.isInteger(ahead) || ahead < 0)
       throw new TypeError(`Expected \`prefetch\` to be an integer ≥ 0, got ${String(prefetch)}`)
     this.#prefetch = ahead
