@@ -215,6 +215,11 @@ export interface Backend {
   unregisterWorker(queue: string, id: string): Promise<void>
   /** Counts and live workers of a queue. */
   inspect(queue: string): Promise<QueueInfo>
+  /**
+   * Conditions under which the backend cannot keep its guarantees (e.g. a Redis that evicts keys),
+   * each a sentence saying what to change. Checked when a pool starts.
+   */
+  checks(): Promise<string[]>
   /** Releases connections and timers. Idempotent. */
   close(): Promise<void>
 }

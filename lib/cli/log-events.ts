@@ -49,6 +49,9 @@ export function logPoolEvents(
       `pool:swept ${e.count} lapsed task(s) of queue ${e.queue} expired or retried`,
     ),
   )
+  on(pool, 'pool:warning', e =>
+    logger.warn({ event: 'pool:warning', queue: e.queue }, `pool:warning ${e.message}`),
+  )
   on(pool, 'pool:error', (err: Error & { code?: string }) =>
     logger.error(
       { event: 'pool:error', error: err.message, code: err.code },

@@ -18,6 +18,8 @@ export interface WorkerPoolEvents {
   'lease:lost': [{ id: string; queue: string }]
   /** The sweep expired or retried tasks whose lease lapsed. */
   'pool:swept': [{ queue: string; count: number }]
+  /** The backend cannot keep its guarantees as configured (e.g. Redis evicts keys); what to change. */
+  'pool:warning': [{ queue: string; message: string }]
   /** A backend call failed; the pool retries. */
   'pool:error': [Error]
 }

@@ -158,6 +158,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       },
       err => this.emit('pool:error', err),
     )
+    for (const message of await backend.checks())
+      this.emit('pool:warning', { queue: this.#broker.name, message })
     this.#startedAt = Date.now()
     this.#sweeper = setInterval(() => void this.#sweep(), this.#sweepInterval)
     await this.#register()

@@ -324,6 +324,10 @@ export class MemoryBackend implements Backend {
     this.#listeners.push(listener)
   }
 
+  async checks(): Promise<string[]> {
+    return []
+  }
+
   async registerWorker(queue: string, info: WorkerInfo, ttlMs: number): Promise<void> {
     const now = Date.now()
     this.#q(queue).workers.set(info.id, { info: { ...info, seenAt: now }, until: now + ttlMs })

@@ -27,6 +27,7 @@ import { outcomeChannel, queueKey } from './keys.js'
 import { Scripts, type FinishEntry } from './scripts.js'
 import { connectionBase, redactUrl } from './url.js'
 import { Waker, type WakerTiming } from './waker.js'
+import { serverWarnings } from './checks.js'
 
 /** Options of a RedisBackend. */
 export interface RedisBackendOptions extends BackendLimits {
@@ -196,6 +197,11 @@ export class RedisBackend implements Backend {
   async unregisterWorker(queue: string, id: string): Promise<void> {
     this.#open()
     await this.#scripts.registerWorker(queue, id, 0, '')
+  }
+
+  async checks(): Promise<string[]> {
+    this.#open()
+    return serverWarnings(this.#cmd)
   }
 
   async inspect(queue: string): Promise<QueueInfo> {
