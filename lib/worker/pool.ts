@@ -4,60 +4,18 @@
  * trip (`exchange`), blocks on the backend when there is nothing to do, renews leases in one batch
  * per heartrate, and takes part in the sweep of lapsed leases.
  */
-import { nanoid } from 'nanoid'
 import { hostname } from 'node:os'
 import type { Backend, Finish, ReservedTask } from '../backends/backend.js'
 import type { Broker } from '../broker.js'
 import { expiredOutcome, outcomeStatus } from '../outcome.js'
 import { TypedEmitter, type WorkerPoolEvents } from './events.js'
-import { InProcessExecutor, type Executor } from './executor.js'
+import type { Executor } from './executor.js'
 import { LeaseKeeper } from './leases.js'
 import { LazyAbort } from './abort.js'
 import { BrokerClosed, LeaseLost } from '../errors.js'
-import { ChildProcessExecutor } from './children/child-executor.js'
+import { resolvePoolOptions, type StopOptions, type WorkerPoolOptions } from './pool-options.js'
 
-/** Options of a WorkerPool. */
-export interface WorkerPoolOptions {
-  /** Tasks run at once. @default 10, or `processes` when that is set */
-  concurrency?: number
-  /** ms between sweeps for lapsed leases (shared by all workers of the queue). @default 5_000 */
-  sweepInterval?: number
-  /** Longest single blocking wait for work, in ms. @default 5_000 */
-  blockTimeout?: number
-  /** This worker's id (part of every fencing token). @default a random id */
-  id?: string
-  /**
-   * What runs the tasks. @default the broker's exposed functions, on this event loop
-   * @internal the child-process executor plugs in here
-   */
-  executor?: Executor
-  /**
-   * Run tasks in this many child processes instead of on this event loop (see docs/worker.md):
-   * a task that crashes, blocks or leaks only takes its child down, and leases are renewed here.
-   * Each child loads `tasks` itself and runs up to `ceil(concurrency / processes)` tasks at once.
-   * @default none: tasks run in this process
-   */
-  processes?: number
-  /** With `processes`: the tasks module each child loads (a path or file: URL); its TaskSpaces are exposed. */
-  tasks?: string | URL
-  /** With `processes`: tasks a child runs before it is replaced by a fresh one. @default Infinity */
-  maxTasksPerChild?: number
-  /**
-   * Tasks reserved ahead of free slots, so the next task starts the moment one ends and each
-   * backend round trip carries more work. The pool prefetches only while its recent tasks are
-   * short (under 5 ms on average), so long or blocking tasks still spread over every worker. A
-   * prefetched task is `processing` (its lease is renewed) but has not started; at stop it is
-   * released, first in line, its attempt uncounted. 0 takes a task only when a slot is free.
-   * @default concurrency, and at least 16
-   */
-  prefetch?: number
-}
-
-/** Options of `stop`. */
-export interface StopOptions {
-  /** ms to let running tasks finish; then they are handed back (attempts left) or expired. @default 10_000 */
-  timeout?: number
-}
+export type { StopOptions, WorkerPoolOptions }
 
 /** Average task duration under which a pool prefetches. */
 const SHORT_TASK_MS = 5
@@ -101,37 +59,14 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
 
   constructor(broker: Broker, options: WorkerPoolOptions = {}) {
     super()
-    const {
-      processes,
-      concurrency = processes ?? 10,
-      sweepInterval = 5_000,
-      blockTimeout = 5_000,
-      id = nanoid(10),
-      executor,
-      prefetch,
-    } = options
-    if (!Number.isInteger(concurrency) || concurrency < 1)
-      throw new TypeError(
-        `Expected \`concurrency\` to be an integer from 1 and up, got ${String(concurrency)}`,
-      )
-    if (!(sweepInterval >= 10))
-      throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')
-    if (!(blockTimeout >= 10))
-      throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
+    const o = resolvePoolOptions(broker, options)
     this.#broker = broker
-    this.#concurrency = concurrency
-    const ahead = prefetch ?? Math.max(16, concurrency)
-    if (!Number.isInteger(ahead) || ahead < 0)
-      throw new TypeError(`Expected \`prefetch\` to be an integer ≥ 0, got ${String(prefetch)}`)
-    this.#prefetch = ahead
-    this.#sweepInterval = sweepInterval
-    this.#blockTimeout = blockTimeout
-    this.id = id
-    this.#executor =
-      executor ??
-      (processes === undefined
-        ? new InProcessExecutor(name => broker.lookup(name))
-        : childExecutor(processes, concurrency, options))
+    this.id = o.id
+    this.#concurrency = o.concurrency
+    this.#prefetch = o.prefetch
+    this.#sweepInterval = o.sweepInterval
+    this.#blockTimeout = o.blockTimeout
+    this.#executor = o.executor
   }
 
   /** Starts taking tasks. Resolves once the backend is open. Starting twice throws. */
@@ -409,16 +344,4 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
 
 function delay(ms: number): Promise<void> {
   return new Promise(r => setTimeout(r, ms))
-}
-
-function childExecutor(processes: number, concurrency: number, o: WorkerPoolOptions): Executor {
-  if (o.tasks === undefined)
-    throw new TypeError('Expected `tasks` (the path of the tasks module) with `processes`')
-  const perChild = Math.ceil(concurrency / processes)
-  return new ChildProcessExecutor({
-    tasks: o.tasks,
-    processes,
-    concurrency: perChild,
-    ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
-  })
 }

@@ -1,0 +1,110 @@
+/**
+ * WorkerPool options: their documentation, defaults and checks, and the executor they choose.
+ */
+import { nanoid } from 'nanoid'
+import type { Broker } from '../broker.js'
+import { ChildProcessExecutor } from './children/child-executor.js'
+import { InProcessExecutor, type Executor } from './executor.js'
+
+/** Options of a WorkerPool. */
+export interface WorkerPoolOptions {
+  /** Tasks run at once. @default 10, or `processes` when that is set */
+  concurrency?: number
+  /** ms between sweeps for lapsed leases (shared by all workers of the queue). @default 5_000 */
+  sweepInterval?: number
+  /** Longest single blocking wait for work, in ms. @default 5_000 */
+  blockTimeout?: number
+  /** This worker's id (part of every fencing token). @default a random id */
+  id?: string
+  /**
+   * What runs the tasks. @default the broker's exposed functions, on this event loop
+   * @internal the child-process executor plugs in here
+   */
+  executor?: Executor
+  /**
+   * Run tasks in this many child processes instead of on this event loop (see docs/worker.md):
+   * a task that crashes, blocks or leaks only takes its child down, and leases are renewed here.
+   * Each child loads `tasks` itself and runs up to `ceil(concurrency / processes)` tasks at once.
+   * @default none: tasks run in this process
+   */
+  processes?: number
+  /** With `processes`: the tasks module each child loads (a path or file: URL); its TaskSpaces are exposed. */
+  tasks?: string | URL
+  /** With `processes`: tasks a child runs before it is replaced by a fresh one. @default Infinity */
+  maxTasksPerChild?: number
+  /**
+   * Tasks reserved ahead of free slots, so the next task starts the moment one ends and each
+   * backend round trip carries more work. The pool prefetches only while its recent tasks are
+   * short (under 5 ms on average), so long or blocking tasks still spread over every worker. A
+   * prefetched task is `processing` (its lease is renewed) but has not started; at stop it is
+   * released, first in line, its attempt uncounted. 0 takes a task only when a slot is free.
+   * @default concurrency, and at least 16
+   */
+  prefetch?: number
+}
+
+/** Options of `stop`. */
+export interface StopOptions {
+  /** ms to let running tasks finish; then they are handed back (attempts left) or expired. @default 10_000 */
+  timeout?: number
+}
+
+/** Options after defaults and checks. */
+export interface ResolvedPoolOptions {
+  id: string
+  concurrency: number
+  prefetch: number
+  sweepInterval: number
+  blockTimeout: number
+  executor: Executor
+}
+
+/** Fills in defaults and checks a pool's options; throws a TypeError that names a bad one. */
+export function resolvePoolOptions(
+  broker: Broker,
+  options: WorkerPoolOptions,
+): ResolvedPoolOptions {
+  const {
+    processes,
+    concurrency = processes ?? 10,
+    sweepInterval = 5_000,
+    blockTimeout = 5_000,
+    id = nanoid(10),
+    executor,
+    prefetch = Math.max(16, concurrency),
+  } = options
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new TypeError(
+      `Expected \`concurrency\` to be an integer from 1 and up, got ${String(concurrency)}`,
+    )
+  if (!Number.isInteger(prefetch) || prefetch < 0)
+    throw new TypeError(`Expected \`prefetch\` to be an integer ≥ 0, got ${String(prefetch)}`)
+  if (!(sweepInterval >= 10))
+    throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')
+  if (!(blockTimeout >= 10))
+    throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
+  return {
+    id,
+    concurrency,
+    prefetch,
+    sweepInterval,
+    blockTimeout,
+    executor:
+      executor ??
+      (processes === undefined
+        ? new InProcessExecutor(name => broker.lookup(name))
+        : childExecutor(processes, concurrency, options)),
+  }
+}
+
+function childExecutor(processes: number, concurrency: number, o: WorkerPoolOptions): Executor {
+  if (o.tasks === undefined)
+    throw new TypeError('Expected `tasks` (the path of the tasks module) with `processes`')
+  const perChild = Math.ceil(concurrency / processes)
+  return new ChildProcessExecutor({
+    tasks: o.tasks,
+    processes,
+    concurrency: perChild,
+    ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
+  })
+}
