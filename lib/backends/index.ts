@@ -18,6 +18,13 @@ export interface BackendOptions {
    * timeouts), or an ioredis instance to duplicate connections from.
    */
   redis?: object
+  /**
+   * Redis only: how fast a silent connection is noticed. A blocking wait lasts at most `blockMs`;
+   * the command and subscriber connections PING every `pingMs`; a BLPOP or PING unanswered for
+   * `marginMs` past its due time drops the connection, which then reconnects.
+   * @default { blockMs: 5_000, pingMs: 5_000, marginMs: 2_000 }
+   */
+  watchdog?: { blockMs?: number; pingMs?: number; marginMs?: number }
 }
 
 /** A shared backend. @internal */
@@ -48,9 +55,18 @@ const factories: Record<string, Factory> = {
 }
 
 function openRedis(url: URL, raw: string, o: BackendOptions): Backend {
+  const w = o.watchdog ?? {}
   return new RedisBackend(url, raw, {
     maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
     redis: o.redis,
+    timing: {
+      ...(w.blockMs !== undefined && { blockMs: w.blockMs }),
+      ...(w.marginMs !== undefined && { marginMs: w.marginMs }),
+    },
+    liveness: {
+      ...(w.pingMs !== undefined && { pingMs: w.pingMs }),
+      ...(w.marginMs !== undefined && { marginMs: w.marginMs }),
+    },
   })
 }
 
@@ -86,7 +102,7 @@ export async function openBackend(
 ): Promise<BackendHandle> {
   const url = parseUrl(raw)
   const factory = factories[url.protocol] as Factory
-  const shareable = options.redis === undefined
+  const shareable = options.redis === undefined && options.watchdog === undefined
   const k = `${raw}\u0000${options.maxPayloadBytes ?? ''}`
   let pending = shareable ? shared.get(k) : undefined
   if (!pending) {

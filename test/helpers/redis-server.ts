@@ -12,7 +12,7 @@ import { Redis } from 'ioredis'
 
 /** Options of {@link startRedis}. */
 export interface RedisServerOptions {
-  /** Keep an append-only file in the server's directory (so a restart keeps data). @default false */
+  /** Keep an append-only file (fsync always) in the server's directory, so a restart keeps data. @default false */
   appendonly?: boolean
 }
 
@@ -63,6 +63,7 @@ async function launch(
 ): Promise<ChildProcess> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '']
   args.push('--appendonly', options.appendonly ? 'yes' : 'no')
+  if (options.appendonly) args.push('--appendfsync', 'always')
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   child.once('exit', () => children.delete(child))

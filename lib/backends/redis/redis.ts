@@ -21,7 +21,7 @@ import type {
 import { BrokerClosed } from '../../errors.js'
 import { failedOutcome, outcomeStatus } from '../../outcome.js'
 import { decodeReserved, encodeTask } from './codec.js'
-import { connect, disconnect } from './connections.js'
+import { connect, disconnect, type Liveness } from './connections.js'
 import { OutcomeFeed } from './feed.js'
 import { outcomeChannel, queueKey } from './keys.js'
 import { Scripts, type FinishEntry } from './scripts.js'
@@ -35,6 +35,8 @@ export interface RedisBackendOptions extends BackendLimits {
   redis?: object | undefined
   /** Blocking-wait bounds (see waker.ts). @default { blockMs: 5_000, marginMs: 2_000 } */
   timing?: Partial<WakerTiming>
+  /** Liveness checks of the command and subscriber connections. @default { pingMs: 5_000, marginMs: timing.marginMs } */
+  liveness?: Partial<Liveness>
 }
 
 /** Tasks per enqueue.lua call: keeps one script call short however big the batch. */
@@ -63,9 +65,13 @@ export class RedisBackend implements Backend {
     this.limits = { maxPayloadBytes: options.maxPayloadBytes }
     this.#base = connectionBase(raw, options.redis)
     this.#timing = { blockMs: 5_000, marginMs: 2_000, ...options.timing }
-    this.#cmd = connect(this.#base, 'cmd')
+    const liveness = { pingMs: 5_000, marginMs: this.#timing.marginMs, ...options.liveness }
+    this.#cmd = connect(this.#base, 'cmd', liveness)
     this.#scripts = new Scripts(this.#cmd)
-    this.#feed = new OutcomeFeed(() => connect(this.#base, 'sub'), outcomeChannel(this.clientId))
+    this.#feed = new OutcomeFeed(
+      () => connect(this.#base, 'sub', liveness),
+      outcomeChannel(this.clientId),
+    )
   }
 
   #open(): void {
