@@ -210,6 +210,22 @@ local function cancel_one(queue, id, unlinked)
 end
 
 -- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
+-- True when a decoded header has the fields the scripts compute with, of the right types.
+local function valid_header(h)
+  return type(h) == 'table' and type(h.n) == 'string' and type(h.h) == 'number' and
+    type(h.r) == 'number' and type(h.a) == 'number' and type(h.b) == 'table' and
+    type(h.b[2]) == 'number' and type(h.b[3]) == 'number' and type(h.b[4]) == 'number'
+end
+
+-- Ends an unreadable task record as a failed outcome (remote BadMessage) kept for an hour; no client
+-- can be told (its id is in the unreadable header), but status() and waiters that poll see it.
+local function bad_message(queue, id, h, why)
+  local name = (type(h) == 'table' and type(h.n) == 'string') and h.n or '?'
+  local failure = { json = { taskName = name, queue = queue, taskId = id, attempts = 1,
+    remote = { name = 'BadMessage', code = 'ERR_WORQ_BAD_MESSAGE', message = why } } }
+  redis.call('SET', key(queue, 't:' .. id), 'f' .. cjson.encode(failure), 'PX', 3600000)
+end
+
 -- Puts a reserved task that never started back first in line (the pop end of the wait list). Its
 -- record still counts the attempts made before this reservation, so the attempt is not counted.
 local function release(queue, id)

@@ -68,14 +68,38 @@ flush_ready()
 
 local reserved = {}
 if max > 0 then
-  local ids = redis.call('RPOP', wait, max)
-  if ids then
-    local hset, zadd = {}, {}
-    for i, id in ipairs(ids) do
+  local hset, zadd = {}, {}
+  local taken, drained, n, popped = 0, false, 0, false
+  -- Pop until `max` are reserved or the list is empty: ids whose record is gone, already ended, or
+  -- unreadable are not reserved, and must not leave the caller thinking nothing was ready.
+  while taken < max and not drained do
+    local ids = redis.call('RPOP', wait, max - taken)
+    if not ids then
+      drained = true
+      break
+    end
+    popped = true
+    if #ids < max - taken then drained = true end
+    for _, id in ipairs(ids) do
       local rec = redis.call('GET', key(QUEUE, 't:' .. id))
-      if rec and string.sub(rec, 1, 1) == 'E' then
-        local _, made, h = parse(rec)
-        local token = nonce .. '.' .. i
+      local state = rec and string.sub(rec, 1, 1)
+      local ok, made, h
+      if state == 'E' then
+        ok, made, h = pcall(function()
+          local _, m, hd = parse(rec)
+          return m, hd
+        end)
+      end
+      if state == 'E' and not (ok and valid_header(h) and made) then
+        -- A record that cannot be read (written by something other than worq, or cut short)
+        -- fails as a task of its own instead of failing this whole call and the tasks it popped.
+        bad_message(QUEUE, id, ok and h or nil, 'the task record cannot be read')
+      elseif state and not string.find('PEcfxk', state, 1, true) then
+        bad_message(QUEUE, id, nil, 'the key holds no worq task record')
+      elseif state == 'E' then
+        n = n + 1
+        taken = taken + 1
+        local token = nonce .. '.' .. n
         local has_slots = h.d ~= nil
         hset[#hset + 1] = id
         hset[#hset + 1] = (made + 1) .. '|' .. keep_ms(h) .. '|' .. (has_slots and '1' or '0') ..
@@ -87,17 +111,18 @@ if max > 0 then
         for _, v in ipairs({ id, token, made + 1, rec, slots }) do reserved[#reserved + 1] = v end
       end
     end
-    if #hset > 0 then
-      redis.call('HSET', tokens, unpack(hset))
-      redis.call('ZADD', leases, unpack(zadd))
-    end
-    -- Drained: no marker may outlive the ready work. Else pass the wake on: a woken worker that
-    -- leaves ready work behind wakes the next one.
-    if #ids < max or redis.call('LLEN', wait) == 0 then
-      redis.call('DEL', key(QUEUE, 'wake'))
-    elseif woken then
-      wake(QUEUE)
-    end
+  end
+  if #hset > 0 then
+    redis.call('HSET', tokens, unpack(hset))
+    redis.call('ZADD', leases, unpack(zadd))
+  end
+  -- Drained: no marker may outlive the ready work. Else pass the wake on: a woken worker that
+  -- leaves ready work behind wakes the next one.
+  -- A call that popped nothing leaves the markers alone: one may announce a delayed task's due time.
+  if popped and (drained or redis.call('LLEN', wait) == 0) then
+    redis.call('DEL', key(QUEUE, 'wake'))
+  elseif popped and woken then
+    wake(QUEUE)
   end
 end
 
