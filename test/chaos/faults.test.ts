@@ -119,7 +119,7 @@ describe('chaos: connection faults', function () {
     }
   })
 
-  it('CLIENT PAUSE longer than a lease: tasks with attempts complete, the others complete or expire', async () => {
+  it('CLIENT PAUSE longer than a lease: every task completes, with one result each', async () => {
     const url = await redisUrl()
     const admin = new Redis(url)
     const queue = uniqueQueue('pause')
