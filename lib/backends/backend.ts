@@ -110,7 +110,7 @@ export interface ExchangeResult {
   stale: string[]
   /** Newly reserved tasks (at most `max`). */
   reserved: ReservedTask[]
-  /** ms until the earliest delayed task is due, when nothing was ready; undefined if none. */
+  /** ms until the earliest delayed task is due, when fewer than `max` were ready; undefined if none. */
   nextDueIn?: number
 }
 

@@ -47,6 +47,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle'
   #kick: (() => void) | undefined
   #waiting: Promise<void> | undefined
+  /** A wait for work ended (woken or timed out) and no exchange has looked since. */
+  #woke = false
   #abort = new AbortController()
   #loop: Promise<void> | undefined
   #sweeper: NodeJS.Timeout | undefined
@@ -232,12 +234,22 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         }
       }
       this.#fill()
-      if (result.reserved.length === 0 && this.#done.length === 0 && this.#state === 'running') {
+      // Fewer than asked: the queue is drained. Asking again at once would only hold the next
+      // finish behind an empty round trip; wait for a wake (new work) or a kick (a task ended).
+      if (result.reserved.length < free && this.#done.length === 0 && this.#state === 'running') {
+        // A wait that ended while the loop was busy (a kick won the race) may have taken the only
+        // wake marker for work that arrived after that exchange: look again before waiting.
+        if (this.#woke) {
+          this.#woke = false
+          continue
+        }
         const wait = Math.min(this.#blockTimeout, result.nextDueIn ?? Infinity)
-        this.#waiting ??= backend
-          .waitForWork(queue, wait, this.#abort.signal)
-          .finally(() => (this.#waiting = undefined))
+        this.#waiting ??= backend.waitForWork(queue, wait, this.#abort.signal).finally(() => {
+          this.#waiting = undefined
+          this.#woke = true
+        })
         await Promise.race([this.#waiting, this.#nextKick()])
+        if (this.#waiting === undefined) this.#woke = false // the wait ended: this pass exchanges
       }
     }
   }

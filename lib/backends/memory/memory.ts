@@ -198,7 +198,7 @@ export class MemoryBackend implements Backend {
       })
     }
     const result: ExchangeResult = { stale, reserved }
-    if (reserved.length === 0 && q.delayed.size > 0) {
+    if (reserved.length < max && q.delayed.size > 0) {
       let due = Infinity
       for (const id of q.delayed) due = Math.min(due, q.records.get(id)!.dueAt ?? 0)
       result.nextDueIn = Math.max(0, due - now)

@@ -13,7 +13,7 @@
   Returns: { stale, reserved, nextDueIn }
     stale     ids whose token no longer matched (lease lost): refused, nothing changed
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
-    nextDueIn ms until the earliest delayed task is due when nothing was reserved, else -1
+    nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
   Tokens hash value of a processing task: "<attempt>|<keep ms>|<has slots 0/1>|<client>|<token>".
 ]]
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
@@ -127,7 +127,7 @@ if max > 0 then
 end
 
 local next_due = -1
-if #reserved == 0 then
+if #reserved < 5 * max then
   local due = earliest_due(QUEUE)
   if due then next_due = math.max(0, due - now()) end
 end
