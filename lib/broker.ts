@@ -137,7 +137,7 @@ export class Broker implements QueueHost {
     options?: TaskOptions,
   ): Promise<Deferred<unknown> | undefined> {
     this.#open()
-    const opts = resolveOptions(defaults, options ?? {})
+    const opts = options ? resolveOptions(defaults, options) : resolvedDefaults(defaults)
     const args = await resolveArgs(rawArgs)
     const id = checkId(typeof opts.id === 'function' ? opts.id(...args) : (opts.id ?? nanoid()))
     const { payload, deps } = encodeCall(args)
@@ -212,6 +212,14 @@ export class Broker implements QueueHost {
     }
     return this.#hostCache
   }
+}
+
+/** A queue's defaults, resolved once (calls without per-call options share them). */
+const resolved = new WeakMap<TaskOptions, ReturnType<typeof resolveOptions>>()
+function resolvedDefaults(defaults: TaskOptions): ReturnType<typeof resolveOptions> {
+  let r = resolved.get(defaults)
+  if (!r) resolved.set(defaults, (r = resolveOptions(defaults)))
+  return r
 }
 
 /**

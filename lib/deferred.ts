@@ -33,7 +33,7 @@ export class Deferred<T = unknown> {
   #host: DeferredHost
   #outcome: string | undefined
   #read: { ok: true; value: unknown } | { ok: false; error: TaskFailure } | undefined
-  #wake = new Set<() => void>();
+  #wake: Set<() => void> | undefined;
   [kEpoch]: number
 
   /** @internal Deferreds are made by a broker's enqueue. */
@@ -50,8 +50,9 @@ export class Deferred<T = unknown> {
     if (this.#outcome !== undefined) return
     this.#outcome = outcome
     this.#read = undefined
-    for (const wake of this.#wake) wake()
-    this.#wake.clear()
+    const wakers = this.#wake
+    this.#wake = undefined
+    if (wakers) for (const wake of wakers) wake()
   }
 
   /** The task's status, fetched from the backend unless this Deferred already holds an outcome. */
@@ -102,7 +103,7 @@ export class Deferred<T = unknown> {
           resolve()
         }
         const wake = () => finish()
-        this.#wake.add(wake)
+        ;(this.#wake ??= new Set()).add(wake)
         // A gap in delivery while waiting is handled by the host, which re-fetches.
       })
     } finally {

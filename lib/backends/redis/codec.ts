@@ -25,52 +25,40 @@ interface Header {
   x?: Record<string, unknown>
 }
 
-/** NewTask fields the header stores under short names (the others go to `x`). */
-const KNOWN = new Set([
-  'id',
-  'name',
-  'payload',
-  'deps',
-  'onError',
-  'ignoreResult',
-  'resultTimeout',
-  'heartrate',
-  'attempts',
-  'backoff',
-  'runAt',
-])
+/** Generations: unique per enqueue within this process (a random prefix, then a counter). */
+const GEN_PREFIX = nanoid(6)
+let genSeq = 0
 
-/** The enqueue.lua entry of a task; `client` gets its outcome unless it ignores results. */
+/**
+ * The enqueue.lua entry of a task; `client` gets its outcome unless it ignores results. The
+ * header is written field by field (its shape is fixed) rather than through an object and
+ * JSON.stringify: this runs once per call on the producer's hot path.
+ */
 export function encodeTask(task: NewTask, client: string, now: number): EnqueueEntry {
-  const gen = nanoid(10)
-  const { type, delay, jitter, maxDelay } = task.backoff
-  const header: Header = {
-    n: task.name,
-    r: task.resultTimeout,
-    h: task.heartrate,
-    a: task.attempts,
-    b: [type, delay, jitter, maxDelay],
-    u: task.runAt,
-    e: now,
-    g: gen,
+  const gen = GEN_PREFIX + (++genSeq).toString(36)
+  const b = task.backoff
+  let header =
+    `{"n":${JSON.stringify(task.name)},"r":${task.resultTimeout},"h":${task.heartrate},` +
+    `"a":${task.attempts},"b":[${JSON.stringify(b.type)},${b.delay},${b.jitter},${b.maxDelay}],` +
+    `"u":${task.runAt},"e":${now},"g":"${gen}"`
+  if (task.ignoreResult) header += ',"i":1'
+  else header += `,"c":${JSON.stringify(client)}`
+  let deps = ''
+  if (task.deps.length > 0) {
+    header += `,"d":${JSON.stringify(task.deps.map(d => [d.queue, d.id]))}`
+    for (const d of task.deps) deps += `${d.queue}\t${d.id}\n`
   }
-  if (task.ignoreResult) header.i = 1
-  else header.c = client
-  if (task.deps.length > 0) header.d = task.deps.map(d => [d.queue, d.id])
-  if (task.onError === 'pass') header.o = 'p'
-  for (const [k, v] of Object.entries(task)) {
-    if (KNOWN.has(k) || v === undefined) continue
-    ;(header.x ??= {})[k] = v
-  }
+  if (task.onError === 'pass') header += ',"o":"p"'
+  if (task.timeout) header += `,"x":{"timeout":${task.timeout}}`
   return {
     id: task.id,
     runAt: task.runAt,
     keep: task.ignoreResult ? 0 : task.resultTimeout,
-    client: header.c ?? '',
+    client: task.ignoreResult ? '' : client,
     pass: task.onError === 'pass',
     gen,
-    deps: task.deps.map(d => `${d.queue}\t${d.id}\n`).join(''),
-    body: `0:${JSON.stringify(header)}\n${task.payload}`,
+    deps,
+    body: `0:${header}}\n${task.payload}`,
   }
 }
 
