@@ -15,13 +15,19 @@ export interface SilentProxy {
 
 export async function silentProxy(target: string): Promise<SilentProxy> {
   const { hostname, port: targetPort } = new URL(target)
+  /** Sockets still forwarding; `all` also holds frozen ones, for close(). */
   const open = new Set<Socket>()
+  const all = new Set<Socket>()
   const server = createServer(client => {
     const upstream = createConnection(Number(targetPort), hostname)
     for (const s of [client, upstream]) {
       open.add(s)
+      all.add(s)
       s.on('error', () => undefined)
-      s.on('close', () => open.delete(s))
+      s.on('close', () => {
+        open.delete(s)
+        all.delete(s)
+      })
     }
     client.pipe(upstream)
     upstream.pipe(client)
@@ -38,7 +44,7 @@ export async function silentProxy(target: string): Promise<SilentProxy> {
       open.clear()
     },
     close() {
-      for (const s of open) s.destroy()
+      for (const s of all) s.destroy()
       server.close()
     },
   }
