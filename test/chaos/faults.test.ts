@@ -1,3 +1,11 @@
+/**
+ * Connection faults: a half-open connection, CLIENT KILL, CLIENT PAUSE longer than a lease, Redis
+ * restarts (clean and crashed, with an fsync-always AOF), and a reply lost after its command ran.
+ * Each checks that no task is lost, that every task has exactly one recorded outcome (counted from
+ * the wire, test/helpers/chaos-outcomes.ts), and that recovery stays within the latency
+ * docs/reliability.md documents, plus a 1 s allowance for reconnecting and running the batch on a
+ * loaded 2-core machine.
+ */
 import { expect } from 'chai'
 import { Redis } from 'ioredis'
 import {
@@ -8,15 +16,33 @@ import {
   type Broker,
   type Deferred,
 } from '../../lib/index.js'
+import { watchOutcomes, type OutcomeWatch } from '../helpers/chaos-outcomes.js'
 import { silentProxy } from '../helpers/chaos-proxy.js'
 import { redisUrl, startRedis } from '../helpers/redis-server.js'
 import { latch, uniqueQueue } from '../helpers/util.js'
+
+const HEARTRATE = 100
+/** The documented lease: 2 × heartrate + 1000 ms. */
+const LEASE = 2 * HEARTRATE + 1000
+const SWEEP = 100
+const BLOCK_TIMEOUT = 500
+/** Reconnecting and running a batch on a loaded 2-core machine. */
+const ALLOWANCE = 1000
+/** Known library bugs: their tests run with WORQ_CHAOS_KNOWN_BUGS=1 (they fail until fixed). */
+const knownBug = process.env.WORQ_CHAOS_KNOWN_BUGS ? it : it.skip
+
+interface Watchdog {
+  blockMs: number
+  pingMs: number
+  marginMs: number
+}
 
 /** A worker pool on its own backend (its own connections, as another process would have). */
 function worker(
   url: string,
   queue: string,
-  watchdog = { blockMs: 500, pingMs: 200, marginMs: 300 },
+  watchdog: Watchdog = { blockMs: 500, pingMs: 200, marginMs: 300 },
+  pool: { concurrency?: number; prefetch?: number } = {},
 ) {
   const broker = getBroker(url, queue, { watchdog })
   const runs = new Map<string, number>()
@@ -25,8 +51,15 @@ function worker(
     await new Promise(r => setTimeout(r, ms))
     return id
   })
-  const pool = new WorkerPool(broker, { concurrency: 8, sweepInterval: 100, blockTimeout: 500 })
-  return { broker, pool, runs }
+  const p = new WorkerPool(broker, {
+    concurrency: 8,
+    sweepInterval: SWEEP,
+    blockTimeout: BLOCK_TIMEOUT,
+    ...pool,
+  })
+  const lost: string[] = []
+  p.on('lease:lost', e => lost.push(e.id))
+  return { broker, pool: p, runs, lost }
 }
 
 let batch = 0
@@ -37,7 +70,7 @@ type Sent = [Deferred<string>, string]
 /** Enqueues `n` calls. */
 async function send(broker: Broker, n: number, attempts: number, ms = 2): Promise<Sent[]> {
   const prefix = `b${batch++}-`
-  const f = task(broker.queue().work, { attempts, heartrate: 100, resultTimeout: 60_000 })
+  const f = task(broker.queue().work, { attempts, heartrate: HEARTRATE, resultTimeout: 60_000 })
   const out: Sent[] = []
   for (let i = 0; i < n; i += 50) {
     const ids = Array.from({ length: Math.min(50, n - i) }, (_, k) => `${prefix}${i + k}`)
@@ -47,9 +80,9 @@ async function send(broker: Broker, n: number, attempts: number, ms = 2): Promis
   return out
 }
 
-/** Every Deferred settles; counts by outcome. A wrong value fails the test. */
+/** Every Deferred settles; counts by outcome and notes when the last one did. */
 async function settle(sent: Sent[], ms = 30_000) {
-  const c = { completed: 0, expired: 0 }
+  const c = { completed: 0, expired: 0, lastAt: 0 }
   await Promise.all(
     sent.map(async ([d, id]) => {
       try {
@@ -59,20 +92,42 @@ async function settle(sent: Sent[], ms = 30_000) {
         if (err instanceof TaskExpired) c.expired++
         else throw err
       }
+      c.lastAt = Math.max(c.lastAt, Date.now())
     }),
   )
   return c
 }
 
+/** No task has two recorded outcomes; with `all`, every task has one. */
+function oneOutcomeEach(watch: OutcomeWatch, sent: Sent[], all = true) {
+  expect(watch.duplicates(), 'tasks with two recorded outcomes').to.deep.equal([])
+  if (all) for (const [d] of sent) expect(watch.counts.get(d.id), d.id).to.equal(1)
+}
+
+/** Resolves at the next `task:end` of `pool`. */
+function nextEnd(pool: WorkerPool): Promise<void> {
+  const l = latch()
+  pool.once('task:end', () => l.resolve())
+  return l.promise
+}
+
+/** Resolves with the time the next task outcome is recorded in Redis (seen on the wire). */
+async function nextOutcome(watch: OutcomeWatch): Promise<number> {
+  await watch.seen(watch.counts.size + 1, 30_000)
+  return Date.now()
+}
+
 describe('chaos: connection faults', function () {
   this.timeout(120_000)
 
-  it('a half-open connection: the worker notices within its watchdog and goes on', async () => {
+  it('a half-open connection: the worker notices within its watchdog and tasks keep flowing', async () => {
     const url = await redisUrl()
     const proxy = await silentProxy(url)
     const queue = uniqueQueue('halfopen')
-    const w = worker(proxy.url, queue)
+    const dog = { blockMs: 500, pingMs: 200, marginMs: 300 }
+    const w = worker(proxy.url, queue, dog)
     const client = getBroker(url, queue)
+    const watch = await watchOutcomes(url, queue)
     try {
       await w.pool.start()
       const first = await send(client, 200, 3)
@@ -80,13 +135,25 @@ describe('chaos: connection faults', function () {
       proxy.freeze() // every socket of the worker goes silent, none closes
       const frozenAt = Date.now()
       const after = await send(client, 200, 3)
+      const resumed = nextOutcome(watch)
       const c = await settle(after)
       expect(c.completed).to.equal(200)
-      // PING every 200 ms, 300 ms to answer, then a reconnect: well under two seconds.
+      oneOutcomeEach(watch, [...first, ...after])
+      // Documented: noticed within pingMs + marginMs (a blocked wait: blockMs + marginMs, a lost
+      // wake: blockTimeout); tasks whose reservation reply was lost: lease + sweepInterval.
+      const bound =
+        dog.pingMs +
+        dog.marginMs +
+        Math.max(dog.blockMs + dog.marginMs, BLOCK_TIMEOUT) +
+        LEASE +
+        SWEEP +
+        ALLOWANCE
       console.log(
-        `      half-open: recovered and finished 200 tasks ${Date.now() - frozenAt} ms after the freeze`,
+        `      half-open: first outcome recorded ${(await resumed) - frozenAt} ms after the freeze, all 200 in ${c.lastAt - frozenAt} ms (bound ${bound} ms)`,
       )
+      expect(c.lastAt - frozenAt).to.be.below(bound)
     } finally {
+      watch.close()
       await w.pool.stop({ timeout: 1000 })
       await w.broker.close()
       await client.close()
@@ -99,19 +166,36 @@ describe('chaos: connection faults', function () {
     const admin = new Redis(url)
     const queue = uniqueQueue('kill')
     const w = worker(url, queue)
-    const client = getBroker(url, queue, { watchdog: {} })
+    const client = getBroker(url, queue)
+    const watch = await watchOutcomes(url, queue)
     try {
       await w.pool.start()
-      const ds = await send(client, 600, 3, 5)
-      const started = latch()
-      w.pool.once('task:end', () => started.resolve())
-      await started.promise
-      const killed = await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+      const retried = await send(client, 600, 3, 5)
+      const once = await send(client, 200, 1, 5)
+      await nextEnd(w.pool)
+      // Every connection worq opened (command, subscriber, blocking), of both sides.
+      const list = await admin.client('LIST')
+      const ids = String(list)
+        .split('\n')
+        .filter(l => / name=worq:/.test(l))
+        .map(l => /^id=(\d+)/.exec(l)![1]!)
+      const killedAt = Date.now()
+      await Promise.all(ids.map(id => admin.client('KILL', 'ID', id)))
+      const resumed = nextOutcome(watch)
       const more = await send(client, 200, 3, 1)
-      expect((await settle(ds)).completed).to.equal(600)
-      expect((await settle(more)).completed).to.equal(200)
-      console.log(`      CLIENT KILL: ${killed} connections killed; 800/800 tasks completed`)
+      const a = await settle(retried)
+      const b = await settle(more)
+      const o = await settle(once)
+      expect(a.completed + b.completed).to.equal(800)
+      expect(o.completed + o.expired).to.equal(200)
+      oneOutcomeEach(watch, [...retried, ...more, ...once])
+      const recovered = (await resumed) - killedAt
+      console.log(
+        `      CLIENT KILL: ${ids.length} connections killed; next outcome recorded ${recovered} ms later; 800/800 with attempts completed; without attempts ${o.completed} completed, ${o.expired} expired; ${w.lost.length} lease:lost reports`,
+      )
+      expect(recovered).to.be.below(LEASE + SWEEP + ALLOWANCE)
     } finally {
+      watch.close()
       admin.disconnect()
       await w.pool.stop({ timeout: 1000 })
       await w.broker.close()
@@ -119,55 +203,135 @@ describe('chaos: connection faults', function () {
     }
   })
 
-  it('CLIENT PAUSE longer than a lease: every task completes, with one result each', async () => {
+  it('CLIENT PAUSE longer than a lease, two workers: every task completes, one result each', async () => {
     const url = await redisUrl()
     const admin = new Redis(url)
     const queue = uniqueQueue('pause')
-    const w = worker(url, queue, { blockMs: 500, pingMs: 5000, marginMs: 2000 })
+    const dog = { blockMs: 500, pingMs: 5000, marginMs: 2000 }
+    const ws = [worker(url, queue, dog), worker(url, queue, dog)]
     const client = getBroker(url, queue)
+    const watch = await watchOutcomes(url, queue)
+    const PAUSE = 1500 // longer than the 1.2 s lease
     try {
-      await w.pool.start()
+      await Promise.all(ws.map(w => w.pool.start()))
+      // The tasks without attempts go first, so the pause catches some of them running.
+      const once = await send(client, 100, 1, 20)
       const retried = await send(client, 300, 3, 20)
-      const started = latch()
-      w.pool.once('task:end', () => started.resolve())
-      await started.promise
-      await admin.client('PAUSE', '1500', 'ALL') // lease is 2 × 100 + 1000 ms
+      await nextEnd(ws[0]!.pool)
+      const pausedAt = Date.now()
+      await admin.client('PAUSE', String(PAUSE), 'ALL')
       const c = await settle(retried)
+      const o = await settle(once)
       expect(c.completed).to.equal(300)
-      const repeats = [...w.runs.values()].filter(n => n > 1).length
+      expect(o.completed + o.expired).to.equal(100)
+      oneOutcomeEach(watch, [...retried, ...once])
+      const runs = (id: string) => ws.reduce((s, w) => s + (w.runs.get(id) ?? 0), 0)
+      const ranTwice = retried.filter(([, id]) => runs(id) > 1).length
+      const lost = ws.reduce((s, w) => s + w.lost.length, 0)
+      // At most once without attempts, whatever the sweep decided after the pause.
+      expect(once.filter(([, id]) => runs(id) > 1).map(([, id]) => id)).to.deep.equal([])
+      const last = Math.max(c.lastAt, o.lastAt) - pausedAt
+      const bound = PAUSE + LEASE + SWEEP + ALLOWANCE + 1000 // + the batch: 400 × 20 ms / 16 slots
       console.log(
-        `      CLIENT PAUSE 1500 ms: 300/300 completed, ${repeats} ran twice (lease lapsed mid-run)`,
+        `      CLIENT PAUSE ${PAUSE} ms: 300/300 with attempts completed; without attempts ${o.completed} completed, ${o.expired} expired; ${ranTwice} with attempts ran twice; ${lost} lease:lost reports; all done ${last} ms after the pause began (bound ${bound} ms)`,
       )
+      expect(last).to.be.below(bound)
     } finally {
       await admin.client('UNPAUSE').catch(() => undefined)
       admin.disconnect()
-      await w.pool.stop({ timeout: 1000 })
-      await w.broker.close()
+      watch.close()
+      for (const w of ws) {
+        await w.pool.stop({ timeout: 1000 })
+        await w.broker.close()
+      }
       await client.close()
     }
   })
 
-  it('a Redis restart (appendonly, fsync always) mid-run: both sides reconnect; nothing enqueued is lost', async () => {
-    const server = await startRedis({ appendonly: true })
-    const queue = uniqueQueue('restart')
-    const w = worker(server.url, queue)
-    const client = getBroker(server.url, queue)
-    try {
-      const ds = await send(client, 500, 3, 5)
-      await w.pool.start()
-      const started = latch()
-      w.pool.once('task:end', () => started.resolve())
-      await started.promise
-      await server.restart()
-      const more = await send(client, 100, 3, 1)
-      expect((await settle(ds)).completed).to.equal(500)
-      expect((await settle(more)).completed).to.equal(100)
-      console.log('      restart: 600/600 tasks completed across a Redis restart')
-    } finally {
-      await w.pool.stop({ timeout: 1000 })
-      await w.broker.close()
-      await client.close()
-      await server.stop()
-    }
-  })
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`a Redis ${signal === 'SIGKILL' ? 'crash (SIGKILL)' : 'restart'} with an fsync-always AOF mid-run, calls made during the outage: nothing acknowledged is lost`, async () => {
+      const server = await startRedis({ appendonly: true })
+      const queue = uniqueQueue('restart')
+      const w = worker(server.url, queue)
+      const client = getBroker(server.url, queue)
+      const watch = await watchOutcomes(server.url, queue)
+      try {
+        const before = await send(client, 500, 3, 5)
+        await w.pool.start()
+        await nextEnd(w.pool)
+        // Calls go out while the server goes down and comes back; they wait for the reconnect.
+        const during = send(client, 100, 3, 1)
+        const downAt = Date.now()
+        await server.restart(signal)
+        const upAt = Date.now()
+        const resumed = nextOutcome(watch)
+        const after = await send(client, 100, 3, 1)
+        const all = [...before, ...(await during), ...after]
+        const c = await settle(all)
+        expect(c.completed).to.equal(700)
+        // The watcher misses outcomes published before it resubscribed, never sees one twice.
+        oneOutcomeEach(watch, all, false)
+        const recovered = (await resumed) - upAt
+        console.log(
+          `      ${signal}: 700/700 tasks completed (500 enqueued before, 100 during the outage); down ${upAt - downAt} ms, first outcome ${recovered} ms after it was back`,
+        )
+        // ioredis retries after min(50 ms × attempt, 2 s); the pool's exchange then goes at once.
+        expect(recovered).to.be.below(2000 + ALLOWANCE)
+      } finally {
+        watch.close()
+        await w.pool.stop({ timeout: 1000 })
+        await w.broker.close()
+        await client.close()
+        await server.stop()
+      }
+    })
+  }
+
+  knownBug(
+    'a reply lost after exchange ran (reservation made, worker never told): the task still runs, no false lease:lost',
+    async () => {
+      const url = await redisUrl()
+      const proxy = await silentProxy(url)
+      const queue = uniqueQueue('lostreply')
+      // One slot, no prefetch: the exchange that finishes `a` is the one that reserves `b`.
+      const w = worker(
+        proxy.url,
+        queue,
+        { blockMs: 500, pingMs: 200, marginMs: 300 },
+        {
+          concurrency: 1,
+          prefetch: 0,
+        },
+      )
+      const client = getBroker(url, queue)
+      try {
+        await w.pool.start()
+        const f = (id: string) =>
+          task(client.queue().work, { heartrate: HEARTRATE, resultTimeout: 60_000 })(id, 0)
+        const marker = `swallow-${queue}`
+        const started = latch()
+        w.pool.once('task:start', () => started.resolve())
+        const a = await task(client.queue().work, { heartrate: HEARTRATE })(marker, 300)
+        await started.promise
+        const b = await f('b')
+        // The exchange carrying a's result (its value is the marker) reaches Redis, which stores
+        // it and reserves b; the reply is dropped. The watchdog reconnects and ioredis resends it.
+        const swallowed = proxy.swallowRepliesAfter(marker)
+        expect(await a.result(10_000)).to.equal(marker)
+        await swallowed
+        const outcome = await b.result(10_000).then(
+          v => v,
+          (e: Error) => `${e.name}: ${e.message}`,
+        )
+        console.log(`      lost exchange reply: b → ${outcome}; lease:lost for ${w.lost}`)
+        expect(outcome).to.equal('b')
+        expect(w.lost).to.deep.equal([])
+      } finally {
+        await w.pool.stop({ timeout: 1000 })
+        await w.broker.close()
+        await client.close()
+        proxy.close()
+      }
+    },
+  )
 })

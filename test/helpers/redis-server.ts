@@ -26,8 +26,11 @@ export interface RedisServer {
   dir: string
   /** Stops the server (SIGTERM, then waits for exit). */
   stop(): Promise<void>
-  /** Stops and starts it again on the same port and directory. */
-  restart(): Promise<void>
+  /**
+   * Stops and starts it again on the same port and directory. `SIGKILL` makes it a crash (no
+   * shutdown save or AOF rewrite: only what was already written to disk survives).
+   */
+  restart(signal?: NodeJS.Signals): Promise<void>
 }
 
 const INSTALL =
@@ -89,11 +92,11 @@ async function launch(
   return child
 }
 
-function terminate(child: ChildProcess): Promise<void> {
+function terminate(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise(resolve => {
     child.once('exit', () => resolve())
-    child.kill('SIGTERM')
+    child.kill(signal)
   })
 }
 
@@ -113,8 +116,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
       rmSync(dir, { recursive: true, force: true })
       dirs.delete(dir)
     },
-    async restart() {
-      await terminate(child)
+    async restart(signal) {
+      await terminate(child, signal)
       child = await launch(port, dir, options)
     },
   }
