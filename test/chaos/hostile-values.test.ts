@@ -7,7 +7,7 @@ for (const backend of backends) {
   describe(`chaos: hostile values [${backend.name}]`, function () {
     this.timeout(60_000)
 
-    it('cyclic, very deep and huge values: refused at the call or failed as a task; the worker goes on', async () => {
+    it('cyclic, deep, huge and unserializable values, unknown and prototype names: refused at the call or failed as a task; the worker goes on', async () => {
       const url = await backend.url()
       const broker = getBroker(url, uniqueQueue('values'), { maxPayloadBytes: 1 << 20 })
       broker
