@@ -206,7 +206,7 @@ for (const backend of backends) {
             await broker.close()
           }
         }),
-        { numRuns: Number(process.env.WORQ_MODEL_RUNS ?? 25), endOnFailure: true },
+        { numRuns: Number(process.env.WORQ_MODEL_RUNS ?? 30), endOnFailure: true },
       )
       console.log(`      ${runs} random sequences on ${backend.name} matched the model`)
     })

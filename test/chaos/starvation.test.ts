@@ -31,6 +31,8 @@ describe('chaos: event-loop starvation', function () {
       sweepInterval: 50,
     })
     const pools = [child, thief]
+    const lost: string[] = []
+    for (const p of pools) p.on('lease:lost', e => lost.push(e.id))
     try {
       await child.start()
       const started = latch()
@@ -42,6 +44,7 @@ describe('chaos: event-loop starvation', function () {
       await thief.start()
       expect(await d.result(20_000)).to.equal('unblocked')
       expect(await side.hget(hash, d.id)).to.equal('1')
+      expect(lost).to.deep.equal([])
     } finally {
       await Promise.all(pools.map(p => p.stop({ timeout: 1000 })))
       await isolated.close()
