@@ -50,4 +50,29 @@ describe('redis: cost per task', () => {
       await broker.close()
     }
   })
+
+  it('outcomes of tasks run in the process that enqueued them come back in the reply, unpublished', async () => {
+    const broker = getBroker(redis.url, uniqueQueue('local'))
+    broker.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    const pool = new WorkerPool(broker, { concurrency: 4 })
+    await pool.start()
+    try {
+      const q = broker.queue()
+      expect(await ((await q.add(0, 0)) as Deferred<number>).result(5000)).to.equal(0)
+      const before = (await commandCalls(redis.admin)).get('publish') ?? 0
+      const all = (await Promise.all(Array.from({ length: 200 }, (_, i) => q.add(i, 1)))) as Array<
+        Deferred<number>
+      >
+      expect(await Promise.all(all.map(d => d.result(10_000)))).to.deep.equal(
+        Array.from({ length: 200 }, (_, i) => i + 1),
+      )
+      const after = (await commandCalls(redis.admin)).get('publish') ?? 0
+      expect(after - before, 'PUBLISH calls').to.equal(0)
+    } finally {
+      await pool.stop()
+      await broker.close()
+    }
+  })
 })

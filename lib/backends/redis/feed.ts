@@ -41,23 +41,42 @@ export class OutcomeFeed {
       // Outcomes published while we were away are lost: renew, then let the caller re-check.
       void sub
         .subscribe(this.#channel)
-        .then(() => {
-          for (const gap of this.#gaps) gap()
-        })
+        .then(() => this.gap())
         .catch(() => undefined)
     })
     await sub.subscribe(this.#channel)
   }
 
   #deliver(message: string): void {
-    let triples: Array<[string, string, string]>
+    let flat: string[]
     try {
-      triples = decodeOutcomes(message)
+      flat = decodeOutcomes(message)
     } catch {
       return
     }
-    for (const [queue, id, outcome] of triples)
-      for (const listener of this.#listeners) listener(queue, id, outcome)
+    this.deliver(flat)
+  }
+
+  /** True once a listener was added: outcomes of this instance's tasks have somewhere to go. */
+  get listening(): boolean {
+    return this.#listeners.length > 0
+  }
+
+  /**
+   * Hands outcomes (queue, id, outcome, queue, id, outcome, …) to the listeners: those of a
+   * published message, and those a script returned to this instance instead of publishing them.
+   */
+  deliver(flat: readonly string[]): void {
+    for (let i = 0; i + 2 < flat.length; i += 3)
+      for (const listener of this.#listeners) listener(flat[i]!, flat[i + 1]!, flat[i + 2]!)
+  }
+
+  /**
+   * Tells the listeners to re-check what they wait for: a script call whose reply was lost may
+   * have ended tasks whose outcomes came back in that reply.
+   */
+  gap(): void {
+    for (const gap of this.#gaps) gap()
   }
 
   /** The subscriber connection, once made (for tests). */

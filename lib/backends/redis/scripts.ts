@@ -38,14 +38,9 @@ function load(): Map<Name, string> {
 /** One task of an enqueue batch, as enqueue.lua takes it. */
 export interface EnqueueEntry {
   id: string
+  /** Epoch ms before which it must not run; 0 = now. */
   runAt: number
-  /** ms the outcome is kept; 0 = ignoreResult. */
-  keep: number
-  client: string
-  pass: boolean
-  gen: string
-  /** `"<queue>\t<id>\n"` per Deferred argument. */
-  deps: string
+  /** The record: `E0:<header JSON>\n<payload>`, or `P0:…` for a task with Deferred arguments. */
   body: string
 }
 
@@ -75,25 +70,45 @@ export class Scripts {
     return fn.call(this.#redis, PREFIX, queue, ...args)
   }
 
-  /** 1 (stored) or 0 (duplicate) per task. */
-  enqueue(queue: string, tasks: readonly EnqueueEntry[]): Promise<number[]> {
-    const args: Arg[] = [tasks.length]
-    for (const t of tasks)
-      args.push(t.id, t.runAt, t.keep, t.client, t.pass ? '1' : '', t.gen, t.deps, t.body)
-    return this.#call('enqueue', queue, args) as Promise<number[]>
+  /**
+   * 1 (stored) or 0 (duplicate) per task, and the outcomes of `self`'s tasks that ended at once
+   * (queue, id, outcome, …), which are not published.
+   */
+  enqueue(
+    queue: string,
+    self: string,
+    tasks: readonly EnqueueEntry[],
+    from = 0,
+    to = tasks.length,
+  ): Promise<[number[], string[]]> {
+    const args: Arg[] = new Array(2 + 3 * (to - from))
+    args[0] = self
+    args[1] = to - from
+    let a = 2
+    for (let i = from; i < to; i++) {
+      const t = tasks[i]!
+      args[a++] = t.id
+      args[a++] = t.runAt
+      args[a++] = t.body
+    }
+    return this.#call('enqueue', queue, args) as Promise<[number[], string[]]>
   }
 
-  /** Stale ids, reserved tasks (5 entries each: id, token, attempt, record, slots), nextDueIn. */
+  /**
+   * Stale ids, reserved tasks (5 entries each: id, token, attempt, record, slots), nextDueIn, and
+   * the outcomes of `self`'s own tasks (queue, id, outcome, …), which are not published.
+   */
   exchange(
     queue: string,
     nonce: string,
     max: number,
     woken: boolean,
+    self: string,
     done: readonly FinishEntry[],
-  ): Promise<[string[], unknown[], number]> {
-    const args: Arg[] = [nonce, max, woken ? '1' : '0', done.length]
+  ): Promise<[string[], unknown[], number, string[]]> {
+    const args: Arg[] = [nonce, max, woken ? '1' : '0', self, done.length]
     for (const f of done) args.push(f.id, f.token, f.outcome, f.retryAt ?? '')
-    return this.#call('exchange', queue, args) as Promise<[string[], unknown[], number]>
+    return this.#call('exchange', queue, args) as Promise<[string[], unknown[], number, string[]]>
   }
 
   /** Ids whose lease was lost. */

@@ -72,6 +72,10 @@ export class Waker {
     if (this.#looping) return
     this.#looping = true
     try {
+      // Send the BLPOP after what this turn of the event loop still has to write: a worker that
+      // just started a short task finishes it (one write, on the latency path) before it blocks.
+      // Markers wait in the list meanwhile, so no wake is missed.
+      await new Promise(resolve => setImmediate(resolve))
       while (this.#waiters.size > 0 && !this.#closed) {
         const popped = await this.#blpop()
         if (popped === 'error') await new Promise(r => setTimeout(r, 100))

@@ -87,7 +87,7 @@ local ready_order = {}
 
 -- Puts an enqueued task in line: the delayed set until run_at, else the wait list.
 local function make_ready(queue, id, run_at)
-  if run_at and run_at > now() then
+  if run_at and run_at > 0 and run_at > now() then
     local first = earliest_due(queue)
     redis.call('ZADD', key(queue, 'delayed'), run_at, id)
     if not first or run_at < first then
@@ -122,13 +122,23 @@ local function flush_ready()
   ready_order = {}
 end
 
--- Outcomes to publish, per client: {queue, id, outcome, queue, id, outcome, ...}.
+-- The calling client's id when the script returns that client's outcomes in its reply instead of
+-- publishing them (exchange.lua and enqueue.lua set it); nil: every outcome is published.
+local SELF
+-- Outcomes for SELF, returned in the reply: {queue, id, outcome, queue, id, outcome, ...}.
+local mine = {}
+-- Outcomes to publish, per client, laid out like `mine`.
 local outbox = {}
 local function deliver(client, queue, id, outcome)
-  local box = outbox[client]
-  if not box then
-    box = {}
-    outbox[client] = box
+  local box
+  if client == SELF then
+    box = mine
+  else
+    box = outbox[client]
+    if not box then
+      box = {}
+      outbox[client] = box
+    end
   end
   box[#box + 1] = queue
   box[#box + 1] = id

@@ -7,29 +7,33 @@
   ARGV[4]  max: how many tasks to reserve
   ARGV[5]  '1' when the caller was woken by a wake marker (then it passes the wake on if it leaves
            ready work behind)
-  ARGV[6]  number of finishes f, then 4 slots per finish:
+  ARGV[6]  the caller's client id: outcomes of tasks it enqueued come back in the reply instead of
+           being published ('' = publish all)
+  ARGV[7]  number of finishes f, then 4 slots per finish:
     id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good, 'release' =
     never started: back first in line, its attempt uncounted)
-  Returns: { stale, reserved, nextDueIn }
+  Returns: { stale, reserved, nextDueIn, mine }
     stale     ids whose token no longer matched (lease lost): refused, nothing changed
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
+    mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
   Tokens hash value of a processing task: "<attempt>|<keep ms>|<has slots 0/1>|<client>|<token>".
 ]]
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local wait, delayed = key(QUEUE, 'wait'), key(QUEUE, 'delayed')
 local nonce, max, woken = ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
-local nf = tonumber(ARGV[6])
+if ARGV[6] ~= '' then SELF = ARGV[6] end
+local nf = tonumber(ARGV[7])
 local stale = {}
 
 if nf > 0 then
   local ids = {}
-  for i = 1, nf do ids[i] = ARGV[3 + i * 4] end
+  for i = 1, nf do ids[i] = ARGV[4 + i * 4] end
   local held = redis.call('HMGET', tokens, unpack(ids))
   local deps = redis.call('HMGET', key(QUEUE, 'dependents'), unpack(ids))
   local gone, had_deps = {}, {}
   for i = 1, nf do
-    local base = 3 + i * 4
+    local base = 4 + i * 4
     local id, token, outcome, retry_at = ids[i], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
     local attempt, keep, slots, client, held_token
     if held[i] then
@@ -132,4 +136,4 @@ if #reserved < 5 * max then
   if due then next_due = math.max(0, due - now()) end
 end
 flush_outbox()
-return { stale, reserved, next_due }
+return { stale, reserved, next_due, mine }
