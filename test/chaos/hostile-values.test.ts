@@ -22,6 +22,39 @@ for (const backend of backends) {
           o.self = o
           return o
         })
+        .expose(function bad(kind: string) {
+          class Point {
+            x = 1
+          }
+          const values: Record<string, () => unknown> = {
+            function: () => () => 1,
+            symbol: () => Symbol('s'),
+            'nested-function': () => ({ a: [1, { f: () => 1 }] }),
+            'class-instance': () => new Point(),
+            'map-of-functions': () => new Map([['f', () => 1]]),
+            promise: () => ({ p: Promise.resolve(1) }),
+            'throwing-getter': () => ({
+              get x() {
+                throw new Error('getter')
+              },
+            }),
+            'throwing-toJSON': () => ({
+              toJSON() {
+                throw new Error('toJSON')
+              },
+            }),
+            'proxy-throwing-ownKeys': () =>
+              new Proxy(
+                {},
+                {
+                  ownKeys() {
+                    throw new Error('ownKeys')
+                  },
+                },
+              ),
+          }
+          return values[kind]!()
+        })
       const pool = new WorkerPool(broker, { concurrency: 2 })
       const q = broker.queue()
       let tried = 0
@@ -55,6 +88,43 @@ for (const backend of backends) {
           .catch((e: unknown) => e)
         tried++
         expect(deepCall).to.be.instanceOf(Error)
+        // Results that cannot be sent faithfully fail their task, saying why.
+        const kinds = [
+          'function',
+          'symbol',
+          'nested-function',
+          'class-instance',
+          'map-of-functions',
+          'promise',
+          'throwing-getter',
+          'throwing-toJSON',
+          'proxy-throwing-ownKeys',
+        ]
+        for (const kind of kinds) {
+          const e = await (await q.bad(kind)).result(10_000).catch((x: unknown) => x)
+          tried++
+          expect(e, kind).to.be.instanceOf(TaskFailure)
+          expect((e as TaskFailure).remote.name, kind).to.equal('UnserializableResult')
+          expect((e as TaskFailure).remote.message, kind).to.match(/cannot be sent faithfully/)
+        }
+        // Names no worker exposes, prototype walks included, fail remotely as NoSuchTask.
+        const untyped = q as unknown as Record<string, Record<string, () => Promise<unknown>>>
+        for (const path of [
+          ['nope', 'nope'],
+          ['__proto__', 'polluted'],
+          ['constructor', 'prototype'],
+          ['toString', 'call'],
+          ['echo', 'constructor'],
+        ]) {
+          const d = (await untyped[path[0]!]![path[1]!]!()) as {
+            result(ms: number): Promise<unknown>
+          }
+          const e = await d.result(10_000).catch((x: unknown) => x)
+          tried++
+          expect(e, path.join('.')).to.be.instanceOf(TaskFailure)
+          expect((e as TaskFailure).remote.name, path.join('.')).to.equal('NoSuchTask')
+        }
+        expect(({} as Record<string, unknown>).polluted).to.equal(undefined)
         // The worker is still there.
         expect(await (await q.echo('still here')).result(10_000)).to.equal('still here')
         console.log(`      ${tried} hostile values tried on ${backend.name}`)

@@ -4,6 +4,10 @@
  * atomic step that stores it, so one published outcome per task id is one recorded result. A
  * result stored twice (a fencing failure) shows as a count of 2. The watcher uses its own
  * connection, so killing worker or producer connections does not blind it.
+ *
+ * A script returns the outcomes of tasks its own caller enqueued in its reply instead of
+ * publishing them: watch only where producer and worker are different backend instances (other
+ * processes, or brokers opened with their own `watchdog` or `redis` options).
  */
 import { Redis } from 'ioredis'
 
