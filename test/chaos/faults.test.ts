@@ -287,50 +287,47 @@ describe('chaos: connection faults', function () {
     })
   }
 
-  knownBug(
-    'a reply lost after exchange ran, in a process that both enqueues and works: the outcome it carried still reaches the waiter',
-    async () => {
-      const url = await redisUrl()
-      const proxy = await silentProxy(url)
-      const queue = uniqueQueue('lostown')
-      // One broker, so one backend: its scripts return this process's outcomes in their replies.
-      const broker = getBroker(proxy.url, queue, {
-        watchdog: { blockMs: 500, pingMs: 200, marginMs: 300 },
-      })
-      broker.expose(async function work(id: string, ms: number) {
-        await new Promise(r => setTimeout(r, ms))
-        return id
-      })
-      const pool = new WorkerPool(broker, { concurrency: 1, prefetch: 0, sweepInterval: SWEEP })
-      try {
-        await pool.start()
-        const warm = await task(broker.queue().work, { heartrate: HEARTRATE })('warm', 0)
-        expect(await warm.result(10_000)).to.equal('warm') // the subscriber is up
-        const marker = `swallow-${queue}`
-        const started = latch()
-        pool.once('task:start', () => started.resolve())
-        const a = await task(broker.queue().work, { heartrate: HEARTRATE })(marker, 300)
-        await started.promise
-        // The exchange carrying a's result reaches Redis, which stores it and returns it in the
-        // reply (no PUBLISH: the caller enqueued it); the reply is dropped, ioredis resends.
-        const swallowed = proxy.swallowRepliesAfter(marker)
-        await swallowed
-        const t0 = Date.now()
-        const got = await a.result(5_000).then(
-          v => v,
-          (e: Error) => `${e.name}: ${e.message.slice(0, 80)}`,
-        )
-        console.log(
-          `      lost reply carrying an own outcome: a → ${got} after ${Date.now() - t0} ms`,
-        )
-        expect(got).to.equal(marker)
-      } finally {
-        await pool.stop({ timeout: 1000 })
-        await broker.close()
-        proxy.close()
-      }
-    },
-  )
+  it('a reply lost after exchange ran, in a process that both enqueues and works: the outcome it carried still reaches the waiter', async () => {
+    const url = await redisUrl()
+    const proxy = await silentProxy(url)
+    const queue = uniqueQueue('lostown')
+    // One broker, so one backend: its scripts return this process's outcomes in their replies.
+    const broker = getBroker(proxy.url, queue, {
+      watchdog: { blockMs: 500, pingMs: 200, marginMs: 300 },
+    })
+    broker.expose(async function work(id: string, ms: number) {
+      await new Promise(r => setTimeout(r, ms))
+      return id
+    })
+    const pool = new WorkerPool(broker, { concurrency: 1, prefetch: 0, sweepInterval: SWEEP })
+    try {
+      await pool.start()
+      const warm = await task(broker.queue().work, { heartrate: HEARTRATE })('warm', 0)
+      expect(await warm.result(10_000)).to.equal('warm') // the subscriber is up
+      const marker = `swallow-${queue}`
+      const started = latch()
+      pool.once('task:start', () => started.resolve())
+      const a = await task(broker.queue().work, { heartrate: HEARTRATE })(marker, 300)
+      await started.promise
+      // The exchange carrying a's result reaches Redis, which stores it and returns it in the
+      // reply (no PUBLISH: the caller enqueued it); the reply is dropped, ioredis resends.
+      const swallowed = proxy.swallowRepliesAfter(marker)
+      await swallowed
+      const t0 = Date.now()
+      const got = await a.result(5_000).then(
+        v => v,
+        (e: Error) => `${e.name}: ${e.message.slice(0, 80)}`,
+      )
+      console.log(
+        `      lost reply carrying an own outcome: a → ${got} after ${Date.now() - t0} ms`,
+      )
+      expect(got).to.equal(marker)
+    } finally {
+      await pool.stop({ timeout: 1000 })
+      await broker.close()
+      proxy.close()
+    }
+  })
 
   knownBug(
     'a reply lost after exchange ran (reservation made, worker never told): the task still runs, no false lease:lost',

@@ -16,8 +16,6 @@ import { watchOutcomes, type OutcomeWatch } from '../helpers/chaos-outcomes.js'
 import { redisUrl } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 
-/** Known library bugs: their tests run with WORQ_CHAOS_KNOWN_BUGS=1 (they fail until fixed). */
-const knownBug = process.env.WORQ_CHAOS_KNOWN_BUGS ? it : it.skip
 /** Failures a hostile record may end in: each names what is wrong with it. */
 const CLEAR = ['BadMessage', 'NoSuchTask', 'UnserializableResult', 'PayloadTooLarge']
 /** A fake client id in the headers: the watcher sees the outcomes published to it. */
@@ -295,44 +293,41 @@ describe('chaos: hostile input on the wire', function () {
     }
   })
 
-  knownBug(
-    'header values of the right JSON type but out of range (fractional or negative keep, bad deps) fail their task, not the exchange',
-    async () => {
-      const r = await rig()
-      const poison: Record<string, string> = {
-        'keep-fractional': record('{"json":[1]}', { r: 1.5 }),
-        'keep-negative': record('{"json":[1]}', { r: -1 }),
-        'deps-string': record('{"json":[1]}', { d: 'abc' }),
-        'deps-number-list': record('{"json":[1]}', { d: [1] }),
-        'heartrate-negative': record('{"json":[1]}', { h: -5 }),
-        'timeout-over-32-bits': record('{"json":[1]}', { x: { timeout: 1e15 } }),
-        // exchange.lua takes '' for a known state (string.find(s, '') is 1): skipped, never failed.
-        'empty-record': '',
-      }
-      try {
-        const good = await r.inject(poison)
-        await r.pool.start()
-        const values = await Promise.all(
-          good.map(d => d.result(10_000).catch((e: Error) => `${e.name}: ${e.message}`)),
+  it('header values of the right JSON type but out of range (fractional or negative keep, bad deps) fail their task, not the exchange', async () => {
+    const r = await rig()
+    const poison: Record<string, string> = {
+      'keep-fractional': record('{"json":[1]}', { r: 1.5 }),
+      'keep-negative': record('{"json":[1]}', { r: -1 }),
+      'deps-string': record('{"json":[1]}', { d: 'abc' }),
+      'deps-number-list': record('{"json":[1]}', { d: [1] }),
+      'heartrate-negative': record('{"json":[1]}', { h: -5 }),
+      'timeout-over-32-bits': record('{"json":[1]}', { x: { timeout: 1e15 } }),
+      // exchange.lua takes '' for a known state (string.find(s, '') is 1): skipped, never failed.
+      'empty-record': '',
+    }
+    try {
+      const good = await r.inject(poison)
+      await r.pool.start()
+      const values = await Promise.all(
+        good.map(d => d.result(10_000).catch((e: Error) => `${e.name}: ${e.message}`)),
+      )
+      const ids = Object.keys(poison)
+      await r.settled(ids).catch(() => undefined)
+      const got = await r.outcomes(ids)
+      console.log(
+        `      header poison: good tasks → ${JSON.stringify(values).slice(0, 300)}\n        ${Object.entries(
+          got,
         )
-        const ids = Object.keys(poison)
-        await r.settled(ids).catch(() => undefined)
-        const got = await r.outcomes(ids)
-        console.log(
-          `      header poison: good tasks → ${JSON.stringify(values).slice(0, 300)}\n        ${Object.entries(
-            got,
-          )
-            .map(([id, o]) => `${id} → ${o}`)
-            .join('\n        ')}\n        pool errors: ${r.errors.length} ${r.errors[0] ?? ''}`,
-        )
-        expect(values.at(-1)).to.equal('last')
-        expect(values.filter(v => typeof v === 'string' && /TaskExpired/.test(v))).to.deep.equal([])
-        for (const id of ids) expect(got[id], id).to.match(/^BadMessage: /)
-        expect(r.errors).to.deep.equal([])
-        expectOneOutcomeEach(r.watch)
-      } finally {
-        await r.close()
-      }
-    },
-  )
+          .map(([id, o]) => `${id} → ${o}`)
+          .join('\n        ')}\n        pool errors: ${r.errors.length} ${r.errors[0] ?? ''}`,
+      )
+      expect(values.at(-1)).to.equal('last')
+      expect(values.filter(v => typeof v === 'string' && /TaskExpired/.test(v))).to.deep.equal([])
+      for (const id of ids) expect(got[id], id).to.match(/^BadMessage: /)
+      expect(r.errors).to.deep.equal([])
+      expectOneOutcomeEach(r.watch)
+    } finally {
+      await r.close()
+    }
+  })
 })

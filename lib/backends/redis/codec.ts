@@ -25,6 +25,9 @@ interface Header {
   x?: Record<string, unknown>
 }
 
+/** A duration as Redis and Node timers take it: whole ms, at most 2^31 − 1 (about 24.8 days). */
+const ms = (v: number): number => Math.min(Math.ceil(v), 2_147_483_647)
+
 /** Generations: unique per enqueue within this process (a random prefix, then a counter). */
 const GEN_PREFIX = nanoid(6)
 let genSeq = 0
@@ -39,15 +42,15 @@ export function encodeTask(task: NewTask, client: string, now: number): EnqueueE
   const gen = GEN_PREFIX + (++genSeq).toString(36)
   const b = task.backoff
   let header =
-    `{"n":${JSON.stringify(task.name)},"r":${task.resultTimeout},"h":${task.heartrate},` +
-    `"a":${task.attempts},"b":[${JSON.stringify(b.type)},${b.delay},${b.jitter},${b.maxDelay}],` +
+    `{"n":${JSON.stringify(task.name)},"r":${ms(task.resultTimeout)},"h":${ms(task.heartrate)},` +
+    `"a":${task.attempts},"b":[${JSON.stringify(b.type)},${ms(b.delay)},${b.jitter},${ms(b.maxDelay)}],` +
     `"u":${task.runAt},"e":${now},"g":"${gen}"`
   if (task.ignoreResult) header += ',"i":1'
   else header += `,"c":${JSON.stringify(client)}`
   const pending = task.deps.length > 0
   if (pending) header += `,"d":${JSON.stringify(task.deps.map(d => [d.queue, d.id]))}`
   if (task.onError === 'pass') header += ',"o":"p"'
-  if (task.timeout) header += `,"x":{"timeout":${task.timeout}}`
+  if (task.timeout) header += `,"x":{"timeout":${ms(task.timeout)}}`
   return {
     id: task.id,
     runAt: task.runAt,

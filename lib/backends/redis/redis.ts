@@ -76,6 +76,14 @@ export class RedisBackend implements Backend {
       () => connect(this.#base, 'sub', liveness),
       outcomeChannel(this.clientId),
     )
+    // Outcomes of this process's own tasks ride in script replies; a reply lost with a dropped
+    // connection (ioredis resends the call, which then finds the work done) must not leave a
+    // waiter hanging: after every reconnect, waiters re-check.
+    let connected = false
+    this.#cmd.on('ready', () => {
+      if (connected) this.#feed.gap()
+      connected = true
+    })
   }
 
   #open(): void {

@@ -221,10 +221,27 @@ end
 
 -- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
 -- True when a decoded header has the fields the scripts compute with, of the right types.
+-- Ranges as well as types: a value Redis or Node would choke on later (a fractional PX, a negative
+-- heartrate, a timer past 2^31 ms, deps that are not pairs of strings) makes the record unreadable.
+local MAX_MS = 2147483647
+local function whole(v, min)
+  return type(v) == 'number' and v == math.floor(v) and v >= min and v <= MAX_MS
+end
+local function valid_deps(d)
+  if d == nil then return true end
+  if type(d) ~= 'table' then return false end
+  for _, ref in ipairs(d) do
+    if type(ref) ~= 'table' or type(ref[1]) ~= 'string' or type(ref[2]) ~= 'string' then
+      return false
+    end
+  end
+  return #d > 0
+end
 local function valid_header(h)
-  return type(h) == 'table' and type(h.n) == 'string' and type(h.h) == 'number' and
-    type(h.r) == 'number' and type(h.a) == 'number' and type(h.b) == 'table' and
-    type(h.b[2]) == 'number' and type(h.b[3]) == 'number' and type(h.b[4]) == 'number'
+  return type(h) == 'table' and type(h.n) == 'string' and whole(h.h, 1) and whole(h.r, 1) and
+    whole(h.a, 1) and type(h.b) == 'table' and whole(h.b[2], 0) and type(h.b[3]) == 'number' and
+    h.b[3] >= 0 and h.b[3] <= 1 and whole(h.b[4], 0) and valid_deps(h.d) and
+    (h.x == nil or (type(h.x) == 'table' and (h.x.timeout == nil or whole(h.x.timeout, 0))))
 end
 
 -- Ends an unreadable task record as a failed outcome (remote BadMessage) kept for an hour; no client

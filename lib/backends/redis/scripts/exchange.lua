@@ -98,7 +98,7 @@ if max > 0 then
         -- A record that cannot be read (written by something other than worq, or cut short)
         -- fails as a task of its own instead of failing this whole call and the tasks it popped.
         bad_message(QUEUE, id, ok and h or nil, 'the task record cannot be read')
-      elseif state and not string.find('PEcfxk', state, 1, true) then
+      elseif state and (state == '' or not string.find('PEcfxk', state, 1, true)) then
         bad_message(QUEUE, id, nil, 'the key holds no worq task record')
       elseif state == 'E' then
         n = n + 1
