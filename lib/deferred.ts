@@ -4,8 +4,8 @@
  * Reading never consumes the result: any number of waiters, in any number of processes, may read it
  * until its `resultTimeout` passes. `value` is what the last `wait`, `status` or `result` fetched.
  */
-import { NoResultYet, TaskExpired, type TaskFailure, WaitTimeout } from './errors.js'
-import { outcomeStatus, readOutcome } from './outcome.js'
+import { NoResultYet, type TaskFailure, WaitTimeout } from './errors.js'
+import { expiredOutcome, outcomeStatus, readOutcome } from './outcome.js'
 import type { TaskStatus } from './types.js'
 import type { TaskState } from './backends/backend.js'
 
@@ -69,12 +69,8 @@ export class Deferred<T = unknown> {
     this[kEpoch] = this.#host.epoch
     const state = await this.#host.status(this.queue, this.id)
     if (state === null) {
-      this[kSettle](
-        'x' +
-          JSON.stringify(
-            expiredBody(this, 'the task and its result are gone (its resultTimeout passed)'),
-          ),
-      )
+      const reason = 'the task and its result are gone (its resultTimeout passed)'
+      this[kSettle](expiredOutcome(this.name, this.queue, this.id, reason))
     } else if (state.outcome !== undefined) {
       this[kSettle](state.outcome)
     } else {
@@ -162,10 +158,6 @@ export class Deferred<T = unknown> {
 /** @internal */
 export const settle = (d: Deferred<unknown>, outcome: string): void => d[kSettle](outcome)
 
-function expiredBody(d: Deferred<unknown>, reason: string) {
-  return { taskName: d.name, queue: d.queue, taskId: d.id, reason }
-}
-
 /** Checks a timeout argument. */
 export function checkMs(ms: unknown, name = 'ms'): asserts ms is number {
   if (typeof ms !== 'number' || !(ms >= 0) || ms === Infinity)
@@ -173,5 +165,3 @@ export function checkMs(ms: unknown, name = 'ms'): asserts ms is number {
       `Expected \`${name}\` to be a finite number of milliseconds ≥ 0, got ${String(ms)}`,
     )
 }
-
-export { TaskExpired }

@@ -67,6 +67,27 @@ export function expiredOutcome(
   return 'x' + JSON.stringify({ taskName, queue, taskId, reason, attempts })
 }
 
+/**
+ * `outcome`, or, when it is over `limit` bytes, a failure of the task saying so (remote
+ * `PayloadTooLarge`): what a backend stores in place of an outcome it must not keep.
+ */
+export function boundedOutcome(
+  outcome: string,
+  limit: number,
+  task: { taskName: string; queue: string; taskId: string; attempts?: number },
+): string {
+  if (outcome.length <= limit / 4) return outcome
+  const bytes = Buffer.byteLength(outcome)
+  if (bytes <= limit) return outcome
+  return failedOutcome({
+    ...task,
+    remote: {
+      name: 'PayloadTooLarge',
+      message: `the result is ${bytes} bytes, over the limit of ${limit} bytes; store large data elsewhere and return a reference`,
+    },
+  })
+}
+
 /** A cancelled outcome. */
 export function cancelledOutcome(taskName: string, queue: string, taskId: string): string {
   return 'k' + JSON.stringify({ taskName, queue, taskId })

@@ -58,11 +58,6 @@ export class ResultHub {
     }
   }
 
-  /** Number of tracked, unsettled Deferreds (for tests and metrics). */
-  get outstanding(): number {
-    return this.#open.size
-  }
-
   waiting(d: Deferred<unknown>): () => void {
     this.#waited.add(d)
     return () => this.#waited.delete(d)

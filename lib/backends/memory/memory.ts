@@ -18,7 +18,7 @@ import {
   type ReservedTask,
   type TaskState,
 } from '../backend.js'
-import { cancelledOutcome, expiredOutcome, failedOutcome, outcomeStatus } from '../../outcome.js'
+import { boundedOutcome, cancelledOutcome, expiredOutcome, outcomeStatus } from '../../outcome.js'
 import { QueueState, type TaskRecord } from './queue-state.js'
 import { BrokerClosed } from '../../errors.js'
 
@@ -207,17 +207,11 @@ export class MemoryBackend implements Backend {
   }
 
   #bounded(rec: TaskRecord, outcome: string): string {
-    const limit = this.limits.maxPayloadBytes
-    if (outcome.length <= limit / 4 || Buffer.byteLength(outcome) <= limit) return outcome
-    return failedOutcome({
+    return boundedOutcome(outcome, this.limits.maxPayloadBytes, {
       taskName: rec.task.name,
       queue: rec.queue,
       taskId: rec.task.id,
       attempts: rec.attempt,
-      remote: {
-        name: 'PayloadTooLarge',
-        message: `the result is ${Buffer.byteLength(outcome)} bytes, over the limit of ${limit} bytes; store large data elsewhere and return a reference`,
-      },
     })
   }
 
@@ -360,12 +354,6 @@ export class MemoryBackend implements Backend {
       oldestWaitingMs: oldest === undefined ? null : now - oldest,
       workers: [...q.workers.values()].map(w => w.info),
     }
-  }
-
-  /** Number of task records held, finished ones included (for tests of cleanup). @internal */
-  recordCount(queue: string): number {
-    this.#expireOutcomes()
-    return this.#queues.get(queue)?.records.size ?? 0
   }
 
   #expireOutcomes(): void {

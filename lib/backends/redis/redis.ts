@@ -19,7 +19,7 @@ import type {
   WorkerInfo,
 } from '../backend.js'
 import { BrokerClosed } from '../../errors.js'
-import { failedOutcome, outcomeStatus } from '../../outcome.js'
+import { boundedOutcome, outcomeStatus } from '../../outcome.js'
 import { decodeReserved, encodeTask } from './codec.js'
 import { connect, disconnect, type Liveness } from './connections.js'
 import { OutcomeFeed } from './feed.js'
@@ -162,19 +162,11 @@ export class RedisBackend implements Backend {
 
   /** The outcome, or a failure saying it is over `maxPayloadBytes`. */
   #bounded(queue: string, f: Finish, known?: { name: string; attempt: number }): string {
-    const limit = this.limits.maxPayloadBytes
-    if (f.outcome.length <= limit / 4) return f.outcome
-    const bytes = Buffer.byteLength(f.outcome)
-    if (bytes <= limit) return f.outcome
-    return failedOutcome({
+    return boundedOutcome(f.outcome, this.limits.maxPayloadBytes, {
       taskName: known?.name ?? 'unknown',
       queue,
       taskId: f.id,
       attempts: known?.attempt,
-      remote: {
-        name: 'PayloadTooLarge',
-        message: `the result is ${bytes} bytes, over the limit of ${limit} bytes; store large data elsewhere and return a reference`,
-      },
     })
   }
 
