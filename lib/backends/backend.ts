@@ -173,20 +173,30 @@ export interface Backend {
   enqueue(queue: string, tasks: readonly NewTask[]): Promise<Array<'ok' | 'duplicate'>>
   /**
    * Finishes `done`, then reserves up to `max` ready tasks for `workerId` (finish-and-fetch: one
-   * round trip per batch).
+   * round trip per batch). With `parkMs` > 0 and fewer than `max` ready, a backend may park the
+   * worker: for up to `parkMs` (or until the worker's next exchange) work that arrives is reserved
+   * for it, up to the slots left, and handed over by its waitForWork.
    */
   exchange(
     queue: string,
     workerId: string,
     done: readonly Finish[],
     max: number,
+    parkMs?: number,
   ): Promise<ExchangeResult>
   /**
    * Resolves when work may be ready on `queue` (an enqueue, a promotion, a retry) or after
-   * `timeoutMs`, whichever is first. Spurious wake-ups are allowed; missed ones are not. Rejects
-   * nothing: on `signal` abort it resolves.
+   * `timeoutMs`, whichever is first, with the tasks handed over to parked `workerId` (reserved for
+   * it, as exchange reserves) or none. Spurious wake-ups are allowed; missed ones are not. Rejects
+   * nothing: on `signal` abort it resolves. A worker that waited must unregister when it stops
+   * (handovers nobody took are released then).
    */
-  waitForWork(queue: string, timeoutMs: number, signal?: AbortSignal): Promise<void>
+  waitForWork(
+    queue: string,
+    workerId: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<ReservedTask[]>
   /** Extends leases. Returns the ids whose lease was lost (token mismatch or gone). */
   renew(queue: string, leases: readonly Lease[]): Promise<string[]>
   /**

@@ -49,6 +49,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #waiting: Promise<void> | undefined
   /** A wait for work ended (woken or timed out) and no exchange has looked since. */
   #woke = false
+  /** The last wait ended with a handover (the queue was drained then); no exchange since. */
+  #handed = false
   #abort = new AbortController()
   #loop: Promise<void> | undefined
   #sweeper: NodeJS.Timeout | undefined
@@ -153,6 +155,12 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#state = 'stopped'
     this.#wakeLoop()
     await this.#loop
+    // A handover popped as the loop ended is released here rather than left to lapse.
+    if (this.#done.length > 0) {
+      const late = this.#done
+      this.#done = []
+      await this.#backend!.exchange(this.#broker.name, this.id, late, 0).catch(() => undefined)
+    }
     await this.#executor.close()
     await this.#backend!.unregisterWorker(this.#broker.name, this.id).catch(() => undefined)
   }
@@ -198,16 +206,27 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
               this.#concurrency - this.#running.size + this.#ahead() - this.#buffer.length,
             )
           : 0
-      if (free === 0 && this.#done.length === 0) {
+      if ((free === 0 || this.#handed) && this.#done.length === 0) {
         if (this.#state === 'stopped') break
-        await this.#nextKick()
+        if (free === 0) {
+          await this.#nextKick()
+          continue
+        }
+        // Tasks were just handed over: the queue was drained when they were. Exchange when one
+        // ends (a kick) or a wake marker says more arrived, not now for nothing.
+        this.#handed = false
+        await this.#waitOrKick(undefined)
         continue
       }
       const done = this.#done
       this.#done = []
       let result
       try {
-        result = await backend.exchange(queue, this.id, done, free)
+        // While running, ask to be parked: work that arrives before the next exchange is
+        // reserved for this pool and handed over through waitForWork.
+        this.#handed = false
+        const park = this.#state === 'running' ? this.#blockTimeout : 0
+        result = await backend.exchange(queue, this.id, done, free, park)
         failures = 0
       } catch (err) {
         this.#done.unshift(...done)
@@ -224,16 +243,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         // A lease the keeper already reported lost is not reported again when its finish is refused.
         if (!this.#lost.delete(id)) this.emit('lease:lost', { id, queue })
       }
-      for (const task of result.reserved) {
-        // Reserved while stopping: release it unrun rather than start what nobody will finish.
-        if (this.#state === 'running') {
-          this.#leases!.add({ id: task.id, token: task.token, heartrate: task.heartrate })
-          this.#buffer.push(task)
-        } else {
-          this.#done.push({ id: task.id, token: task.token, outcome: '', release: true })
-        }
-      }
-      this.#fill()
+      this.#accept(result.reserved)
       // Fewer than asked: the queue is drained. Asking again at once would only hold the next
       // finish behind an empty round trip; wait for a wake (new work) or a kick (a task ended).
       if (result.reserved.length < free && this.#done.length === 0 && this.#state === 'running') {
@@ -243,15 +253,42 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
           this.#woke = false
           continue
         }
-        const wait = Math.min(this.#blockTimeout, result.nextDueIn ?? Infinity)
-        this.#waiting ??= backend.waitForWork(queue, wait, this.#abort.signal).finally(() => {
-          this.#waiting = undefined
-          this.#woke = true
-        })
-        await Promise.race([this.#waiting, this.#nextKick()])
-        if (this.#waiting === undefined) this.#woke = false // the wait ended: this pass exchanges
+        await this.#waitOrKick(result.nextDueIn)
       }
     }
+  }
+
+  /** Waits for work (a wake, a handover, `dueIn` ms) or a kick (a task ended), whichever first. */
+  async #waitOrKick(dueIn: number | undefined): Promise<void> {
+    const wait = Math.min(this.#blockTimeout, dueIn ?? Infinity)
+    this.#waiting ??= this.#backend!.waitForWork(
+      this.#broker.name,
+      this.id,
+      wait,
+      this.#abort.signal,
+    ).then(handed => {
+      this.#waiting = undefined
+      this.#woke = handed.length === 0
+      this.#handed = handed.length > 0
+      this.#accept(handed)
+    })
+    await Promise.race([this.#waiting, this.#nextKick()])
+    if (this.#waiting === undefined) this.#woke = false // the wait ended: this pass exchanges
+  }
+
+  /** Takes reserved tasks: buffered and started while slots are free, released when stopping. */
+  #accept(tasks: readonly ReservedTask[]): void {
+    for (const task of tasks) {
+      // Reserved while stopping: release it unrun rather than start what nobody will finish.
+      if (this.#state === 'running') {
+        this.#leases!.add({ id: task.id, token: task.token, heartrate: task.heartrate })
+        this.#buffer.push(task)
+      } else {
+        this.#done.push({ id: task.id, token: task.token, outcome: '', release: true })
+      }
+    }
+    this.#fill()
+    if (tasks.length > 0 && this.#state !== 'running') this.#wakeLoop()
   }
 
   /** How many tasks to hold ahead now: `prefetch` while recent tasks are short, else none. */

@@ -18,7 +18,7 @@ describe('redis: blocking watchdog', () => {
     const client = new RedisBackend(new URL(url), url, { maxPayloadBytes: 1 << 20 })
     try {
       await worker.size(queue) // connected
-      const woke = worker.waitForWork(queue, 30_000)
+      const woke = worker.waitForWork(queue, 'w', 30_000)
       await new Promise(r => setTimeout(r, 50)) // let the first BLPOP go out, then silence it
       proxy.freeze()
       const started = Date.now()

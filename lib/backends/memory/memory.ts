@@ -228,15 +228,21 @@ export class MemoryBackend implements Backend {
     }
   }
 
-  waitForWork(queue: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  /** In-process work needs no handover: this backend never parks a worker and hands over none. */
+  waitForWork(
+    queue: string,
+    _workerId: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<ReservedTask[]> {
     const q = this.#q(queue)
-    if (q.wait.size > 0 || this.#closed || signal?.aborted) return Promise.resolve()
+    if (q.wait.size > 0 || this.#closed || signal?.aborted) return Promise.resolve([])
     return new Promise(resolve => {
       const done = () => {
         clearTimeout(timer)
         signal?.removeEventListener('abort', done)
         q.wakers.delete(done)
-        resolve()
+        resolve([])
       }
       const timer = setTimeout(done, timeoutMs)
       signal?.addEventListener('abort', done)

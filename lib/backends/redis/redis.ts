@@ -13,6 +13,7 @@ import type {
   Finish,
   Lease,
   NewTask,
+  ReservedTask,
   OutcomeListener,
   QueueInfo,
   TaskState,
@@ -47,6 +48,17 @@ export interface RedisBackendOptions extends BackendLimits {
 const ENQUEUE_CHUNK = 250
 /** …and about this many characters of records per call (big payloads go a few at a time). */
 const ENQUEUE_CHARS = 2 * 1024 * 1024
+
+/** The waker of one worker of one queue. */
+const wakerKey = (queue: string, workerId: string) => `${queue}\n${workerId}`
+
+/** A handover message: the JSON array hand_over() pushed (laid out like exchange's reserved). */
+function parseHandover(message: string): unknown[] {
+  const flat = JSON.parse(message) as unknown[]
+  // cjson writes an empty slot list as {}.
+  for (let i = 4; i < flat.length; i += 5) if (!Array.isArray(flat[i])) flat[i] = []
+  return flat
+}
 
 /** The Redis backend. */
 export class RedisBackend implements Backend {
@@ -129,6 +141,7 @@ export class RedisBackend implements Backend {
     workerId: string,
     done: readonly Finish[],
     max: number,
+    parkMs = 0,
   ): Promise<ExchangeResult> {
     this.#open()
     const finishes: FinishEntry[] = done.map(f => {
@@ -139,22 +152,30 @@ export class RedisBackend implements Backend {
         return { id: f.id, token: f.token, outcome: '', retryAt: f.retryAt }
       return { id: f.id, token: f.token, outcome: this.#bounded(queue, f, known) }
     })
-    const woken = this.#wakers.get(queue)?.takeWoken() ?? false
+    const woken = this.#wakers.get(wakerKey(queue, workerId))?.takeWoken() ?? false
     const nonce = `${workerId}:${nanoid(8)}`
     // A listening instance takes its own tasks' outcomes in the reply: no PUBLISH, no hop through
     // the subscriber connection. A lost reply may have carried some: listeners re-check.
     const self = this.#feed.listening ? this.clientId : ''
     let reply: [string[], unknown[], number, string[]]
     try {
-      reply = await this.#scripts.exchange(queue, nonce, max, woken, self, finishes)
+      reply = await this.#scripts.exchange(
+        queue,
+        nonce,
+        max,
+        woken,
+        self,
+        workerId,
+        parkMs,
+        finishes,
+      )
     } catch (err) {
       if (self && finishes.length > 0) this.#feed.gap()
       throw err
     }
     const [stale, flat, nextDue, mine] = reply
     if (mine.length > 0) this.#feed.deliver(mine)
-    const reserved = decodeReserved(flat)
-    for (const t of reserved) this.#reserved.set(t.token, { name: t.name, attempt: t.attempt })
+    const reserved = this.#took(flat)
     const result: ExchangeResult = { stale, reserved }
     if (nextDue >= 0) result.nextDueIn = nextDue
     return result
@@ -170,20 +191,39 @@ export class RedisBackend implements Backend {
     })
   }
 
-  waitForWork(queue: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return Promise.resolve()
-    let waker = this.#wakers.get(queue)
+  /** Decodes reserved tasks and remembers their names (to describe an oversize result). */
+  #took(flat: readonly unknown[]): ReservedTask[] {
+    const reserved = decodeReserved(flat)
+    for (const t of reserved) this.#reserved.set(t.token, { name: t.name, attempt: t.attempt })
+    return reserved
+  }
+
+  async waitForWork(
+    queue: string,
+    workerId: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<ReservedTask[]> {
+    if (this.#closed) return []
+    const id = wakerKey(queue, workerId)
+    let waker = this.#wakers.get(id)
     if (!waker) {
-      const key = queueKey(queue, 'wake')
+      const wake = queueKey(queue, 'wake')
       waker = new Waker(
         () => connect(this.#base, 'block'),
-        key,
-        () => this.#cmd.lpush(key, '1'),
+        { handover: queueKey(queue, `h:${workerId}`), wake },
+        () => this.#cmd.lpush(wake, '1'),
         this.#timing,
       )
-      this.#wakers.set(queue, waker)
+      this.#wakers.set(id, waker)
     }
-    return waker.wait(timeoutMs, signal)
+    const handover = await waker.wait(timeoutMs, signal)
+    if (handover === undefined) return []
+    try {
+      return this.#took(parseHandover(handover))
+    } catch {
+      return [] // not a handover hand_over() wrote: its tasks, if any, are swept with their leases
+    }
   }
 
   async renew(queue: string, leases: readonly Lease[]): Promise<string[]> {
@@ -234,6 +274,15 @@ export class RedisBackend implements Backend {
 
   async unregisterWorker(queue: string, id: string): Promise<void> {
     this.#open()
+    // Handovers popped that nobody took, and those still in the list, go back first in line.
+    const waker = this.#wakers.get(wakerKey(queue, id))
+    this.#wakers.delete(wakerKey(queue, id))
+    waker?.close()
+    const kept = (waker?.takeKept() ?? []).flatMap(m => this.#took(parseHandover(m)))
+    if (kept.length > 0) {
+      const releases = kept.map(t => ({ id: t.id, token: t.token, outcome: '', release: true }))
+      await this.exchange(queue, id, releases, 0)
+    }
     await this.#scripts.registerWorker(queue, id, 0, '')
   }
 

@@ -104,9 +104,19 @@ export class Scripts {
     max: number,
     woken: boolean,
     self: string,
+    worker: string,
+    parkMs: number,
     done: readonly FinishEntry[],
   ): Promise<[string[], unknown[], number, string[]]> {
-    const args: Arg[] = [nonce, max, woken ? '1' : '0', self, done.length]
+    const args: Arg[] = [
+      nonce,
+      max,
+      woken ? '1' : '0',
+      self,
+      worker,
+      Math.round(parkMs),
+      done.length,
+    ]
     for (const f of done) args.push(f.id, f.token, f.outcome, f.retryAt ?? '')
     return this.#call('exchange', queue, args) as Promise<[string[], unknown[], number, string[]]>
   }

@@ -1,9 +1,11 @@
 /**
- * Blocking for work on one queue: a loop of BLPOP on the queue's wake list, on a connection of its
- * own, bounded (≤ `blockMs` per call) and watched: a BLPOP that has not returned `marginMs` after
- * its timeout (a half-open socket, a reconnect that lost it) drops that connection and the next
- * round opens a new one, so no worker stays parked forever. Every waiter of the queue in this
- * process shares the one BLPOP; a marker popped with nobody left waiting is pushed back.
+ * Blocking for work, for one worker of one queue: a loop of BLPOP on the worker's handover list
+ * and the queue's wake list, on a connection of its own, bounded (≤ `blockMs` per call) and
+ * watched: a BLPOP that has not returned `marginMs` after its timeout (a half-open socket, a
+ * reconnect that lost it) drops that connection and the next round opens a new one, so no worker
+ * stays blocked forever. A handover (tasks reserved for this worker by hand_over() in
+ * scripts/common.lua) goes to one waiter, or is kept for the next wait when nobody waits; a wake
+ * marker popped with nobody left waiting is pushed back.
  */
 import type { Redis } from 'ioredis'
 
@@ -18,10 +20,13 @@ export interface WakerTiming {
 /** The blocking waiter of one queue. */
 export class Waker {
   readonly #open: () => Redis
-  readonly #key: string
+  readonly #handover: string
+  readonly #wake: string
   readonly #pushBack: () => Promise<unknown>
   readonly #timing: WakerTiming
-  readonly #waiters = new Set<() => void>()
+  readonly #waiters = new Set<(handover?: string) => void>()
+  /** Handovers popped while nobody waited, oldest first. */
+  #kept: string[] = []
   #conn: Redis | undefined
   #looping = false
   #woken = false
@@ -29,28 +34,35 @@ export class Waker {
 
   constructor(
     open: () => Redis,
-    key: string,
+    keys: { handover: string; wake: string },
     pushBack: () => Promise<unknown>,
     timing: WakerTiming,
   ) {
     this.#open = open
-    this.#key = key
+    this.#handover = keys.handover
+    this.#wake = keys.wake
     this.#pushBack = pushBack
     this.#timing = timing
   }
 
-  /** Resolves on a wake marker, after `timeoutMs`, on abort or on close. */
-  wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.#closed || signal?.aborted) return Promise.resolve()
+  /**
+   * Resolves with a handover message, or with nothing on a wake marker, after `timeoutMs`, on
+   * abort or on close.
+   */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<string | undefined> {
+    const kept = this.#kept.shift()
+    if (kept !== undefined) return Promise.resolve(kept)
+    if (this.#closed || signal?.aborted) return Promise.resolve(undefined)
     return new Promise(resolve => {
-      const done = () => {
+      const done = (handover?: string) => {
         clearTimeout(timer)
-        signal?.removeEventListener('abort', done)
+        signal?.removeEventListener('abort', abort)
         this.#waiters.delete(done)
-        resolve()
+        resolve(handover)
       }
+      const abort = () => done()
       const timer = setTimeout(done, Math.max(0, timeoutMs))
-      signal?.addEventListener('abort', done, { once: true })
+      signal?.addEventListener('abort', abort, { once: true })
       this.#waiters.add(done)
       void this.#loop()
     })
@@ -61,6 +73,13 @@ export class Waker {
     const woken = this.#woken
     this.#woken = false
     return woken
+  }
+
+  /** Takes the handovers popped while nobody waited (to release them). */
+  takeKept(): string[] {
+    const kept = this.#kept
+    this.#kept = []
+    return kept
   }
 
   /** The blocking connection now in use (for tests). */
@@ -79,6 +98,12 @@ export class Waker {
       while (this.#waiters.size > 0 && !this.#closed) {
         const popped = await this.#blpop()
         if (popped === 'error') await new Promise(r => setTimeout(r, 100))
+        if (typeof popped === 'string') {
+          const [first] = this.#waiters
+          if (first) first(popped)
+          else this.#kept.push(popped)
+          continue
+        }
         if (popped !== true) continue
         if (this.#waiters.size === 0) {
           await this.#pushBack().catch(() => undefined)
@@ -92,7 +117,8 @@ export class Waker {
     }
   }
 
-  async #blpop(): Promise<boolean | 'error'> {
+  /** A handover message, true for a wake marker, false for a timeout, or 'error'. */
+  async #blpop(): Promise<string | boolean | 'error'> {
     const conn = (this.#conn ??= this.#open())
     const { blockMs, marginMs } = this.#timing
     let timer: NodeJS.Timeout | undefined
@@ -100,8 +126,12 @@ export class Waker {
       r => (timer = setTimeout(() => r('stuck'), blockMs + marginMs)),
     )
     try {
-      const r = await Promise.race([conn.blpop(this.#key, blockMs / 1000), watchdog])
-      if (r !== 'stuck') return r !== null
+      const r = await Promise.race([
+        conn.blpop(this.#handover, this.#wake, blockMs / 1000),
+        watchdog,
+      ])
+      if (r === null) return false
+      if (r !== 'stuck') return r[0] === this.#handover ? r[1] : true
       if (this.#conn === conn) this.#conn = undefined
       conn.disconnect()
       return false

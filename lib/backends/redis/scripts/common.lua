@@ -43,6 +43,12 @@ local function parse(rec)
   return string.sub(rec, 1, 1), tonumber(string.sub(rec, 2, colon - 1)), header, colon, nl
 end
 
+-- Attempts made and header of a live record (for pcall).
+local function parse_made(rec)
+  local _, made, h = parse(rec)
+  return made, h
+end
+
 -- How long an outcome is kept (0: dropped at once).
 local function keep_ms(h)
   if h.i then return 0 end
@@ -105,21 +111,6 @@ local function make_ready(queue, id, run_at)
     ready_order[#ready_order + 1] = queue
   end
   list[#list + 1] = id
-end
-
--- Pushes the ids make_ready() collected; wakes a worker where a wait list was empty before.
-local function flush_ready()
-  for _, queue in ipairs(ready_order) do
-    local list = ready[queue]
-    local wait = key(queue, 'wait')
-    local len = 0
-    for i = 1, #list, 5000 do
-      len = redis.call('LPUSH', wait, unpack(list, i, math.min(i + 4999, #list)))
-    end
-    if len == #list then wake(queue) end
-  end
-  ready = {}
-  ready_order = {}
 end
 
 -- The calling client's id when the script returns that client's outcomes in its reply instead of
@@ -266,4 +257,109 @@ local function requeue(queue, id, attempt, run_at)
   h.u = run_at
   redis.call('SET', tkey, 'E' .. attempt .. ':' .. cjson.encode(h) .. string.sub(rec, nl))
   make_ready(queue, id, run_at)
+end
+
+-- Reserves up to `max` ready tasks of `queue` (one RPOP per round, one HSET of tokens, one ZADD of
+-- leases), the i-th with token `nonce .. '.' .. i`. Ids whose record is gone or ended are skipped;
+-- unreadable records end as BadMessage. Returns the reserved tasks (5 entries each: id, token,
+-- attempt, record, slots), whether anything was popped, whether `wait` ran dry, and the longest
+-- lease given (ms from now).
+local NO_SLOTS = {}
+local function reserve(queue, max, nonce)
+  local reserved, hset, zadd = {}, {}, {}
+  local taken, drained, popped, longest = 0, false, false, 0
+  local wait = key(queue, 'wait')
+  while taken < max and not drained do
+    local ids = redis.call('RPOP', wait, max - taken)
+    if not ids then
+      drained = true
+      break
+    end
+    popped = true
+    if #ids < max - taken then drained = true end
+    for _, id in ipairs(ids) do
+      local rec = redis.call('GET', key(queue, 't:' .. id))
+      local state = rec and string.sub(rec, 1, 1)
+      local ok, made, h
+      if state == 'E' then ok, made, h = pcall(parse_made, rec) end
+      if state == 'E' and not (ok and valid_header(h) and made) then
+        -- A record that cannot be read (written by something other than worq, or cut short)
+        -- fails as a task of its own instead of failing this whole call and the tasks it popped.
+        bad_message(queue, id, ok and h or nil, 'the task record cannot be read')
+      elseif state and (state == '' or not string.find('PEcfxk', state, 1, true)) then
+        bad_message(queue, id, nil, 'the key holds no worq task record')
+      elseif state == 'E' then
+        taken = taken + 1
+        local token = nonce .. '.' .. taken
+        local has_slots = h.d ~= nil
+        local n = #hset
+        hset[n + 1] = id
+        hset[n + 2] = (made + 1) .. '|' .. keep_ms(h) .. '|' .. (has_slots and '1' or '0') ..
+          '|' .. (h.c or '') .. '|' .. token
+        local lease = 2 * h.h + 1000
+        if lease > longest then longest = lease end
+        zadd[n + 1] = now() + lease
+        zadd[n + 2] = id
+        local slots = NO_SLOTS
+        if has_slots then slots = redis.call('HGETALL', key(queue, 's:' .. id)) end
+        n = #reserved
+        reserved[n + 1] = id
+        reserved[n + 2] = token
+        reserved[n + 3] = made + 1
+        reserved[n + 4] = rec
+        reserved[n + 5] = slots
+      end
+    end
+  end
+  if #hset > 0 then
+    redis.call('HSET', key(queue, 'tokens'), unpack(hset))
+    redis.call('ZADD', key(queue, 'leases'), unpack(zadd))
+  end
+  return reserved, popped, drained, longest
+end
+
+-- Hands ready tasks of `queue` to parked workers: idle workers that asked, in their last exchange,
+-- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<nonce>"). Each
+-- gets up to its slots, reserved as exchange.lua would, pushed as one JSON array onto its handover
+-- list `h:<worker>`, which it BLPOPs: the wake and the reservation in one reply. Parks past their
+-- time are dropped. Returns the length of `wait` left.
+local function hand_over(queue, left)
+  local pkey = key(queue, 'parked')
+  local parks = redis.call('HGETALL', pkey)
+  local i = 1
+  while left > 0 and i < #parks do
+    local worker = parks[i]
+    local slots, till, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(.+)$')
+    i = i + 2
+    redis.call('HDEL', pkey, worker)
+    if slots and tonumber(till) > now() then
+      local got, _, drained, longest = reserve(queue, tonumber(slots), nonce)
+      if #got > 0 then
+        local list = key(queue, 'h:' .. worker)
+        redis.call('LPUSH', list, cjson.encode(got))
+        -- Unpopped (the worker died parked), the reservations lapse with their leases and are
+        -- swept: the list goes with them.
+        redis.call('PEXPIRE', list, longest)
+      end
+      if drained then left = 0 else left = redis.call('LLEN', key(queue, 'wait')) end
+    end
+  end
+  return left
+end
+
+-- Pushes the ids make_ready() collected, hands them to parked workers, and wakes a blocked worker
+-- where the wait list was empty before and ready work is left.
+local function flush_ready()
+  for _, queue in ipairs(ready_order) do
+    local list = ready[queue]
+    local wait = key(queue, 'wait')
+    local len = 0
+    for i = 1, #list, 5000 do
+      len = redis.call('LPUSH', wait, unpack(list, i, math.min(i + 4999, #list)))
+    end
+    local left = hand_over(queue, len)
+    if len == #list and left > 0 then wake(queue) end
+  end
+  ready = {}
+  ready_order = {}
 end

@@ -1,5 +1,5 @@
 --[[ exchange.lua: finish-and-fetch. Finishes a worker's ended tasks, promotes due delayed tasks,
-  then reserves up to `max` ready tasks, in one call.
+  then reserves up to `max` ready tasks, in one call; parks the worker when fewer were ready.
   KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
   ARGV[1]  key namespace ('worq')
   ARGV[2]  queue
@@ -9,7 +9,10 @@
            ready work behind)
   ARGV[6]  the caller's client id: outcomes of tasks it enqueued come back in the reply instead of
            being published ('' = publish all)
-  ARGV[7]  number of finishes f, then 4 slots per finish:
+  ARGV[7]  worker id
+  ARGV[8]  park ms: when fewer than `max` were ready, hold the slots left (max - reserved) for
+           handover (hand_over() in common.lua) for this long at most (0 = do not park)
+  ARGV[9]  number of finishes f, then 4 slots per finish:
     id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good, 'release' =
     never started: back first in line, its attempt uncounted)
   Returns: { stale, reserved, nextDueIn, mine }
@@ -23,17 +26,21 @@ local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local wait, delayed = key(QUEUE, 'wait'), key(QUEUE, 'delayed')
 local nonce, max, woken = ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
 if ARGV[6] ~= '' then SELF = ARGV[6] end
-local nf = tonumber(ARGV[7])
+local worker, park = ARGV[7], tonumber(ARGV[8])
+local nf = tonumber(ARGV[9])
 local stale = {}
+-- Whatever this worker asked before, it is exchanging now: it parks again below if it still waits.
+local parked = key(QUEUE, 'parked')
+redis.call('HDEL', parked, worker)
 
 if nf > 0 then
   local ids = {}
-  for i = 1, nf do ids[i] = ARGV[4 + i * 4] end
+  for i = 1, nf do ids[i] = ARGV[6 + i * 4] end
   local held = redis.call('HMGET', tokens, unpack(ids))
   local deps = redis.call('HMGET', key(QUEUE, 'dependents'), unpack(ids))
   local gone, had_deps = {}, {}
   for i = 1, nf do
-    local base = 4 + i * 4
+    local base = 6 + i * 4
     local id, token, outcome, retry_at = ids[i], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
     local attempt, keep, slots, client, held_token
     if held[i] then
@@ -72,54 +79,8 @@ flush_ready()
 
 local reserved = {}
 if max > 0 then
-  local hset, zadd = {}, {}
-  local taken, drained, n, popped = 0, false, 0, false
-  -- Pop until `max` are reserved or the list is empty: ids whose record is gone, already ended, or
-  -- unreadable are not reserved, and must not leave the caller thinking nothing was ready.
-  while taken < max and not drained do
-    local ids = redis.call('RPOP', wait, max - taken)
-    if not ids then
-      drained = true
-      break
-    end
-    popped = true
-    if #ids < max - taken then drained = true end
-    for _, id in ipairs(ids) do
-      local rec = redis.call('GET', key(QUEUE, 't:' .. id))
-      local state = rec and string.sub(rec, 1, 1)
-      local ok, made, h
-      if state == 'E' then
-        ok, made, h = pcall(function()
-          local _, m, hd = parse(rec)
-          return m, hd
-        end)
-      end
-      if state == 'E' and not (ok and valid_header(h) and made) then
-        -- A record that cannot be read (written by something other than worq, or cut short)
-        -- fails as a task of its own instead of failing this whole call and the tasks it popped.
-        bad_message(QUEUE, id, ok and h or nil, 'the task record cannot be read')
-      elseif state and (state == '' or not string.find('PEcfxk', state, 1, true)) then
-        bad_message(QUEUE, id, nil, 'the key holds no worq task record')
-      elseif state == 'E' then
-        n = n + 1
-        taken = taken + 1
-        local token = nonce .. '.' .. n
-        local has_slots = h.d ~= nil
-        hset[#hset + 1] = id
-        hset[#hset + 1] = (made + 1) .. '|' .. keep_ms(h) .. '|' .. (has_slots and '1' or '0') ..
-          '|' .. (h.c or '') .. '|' .. token
-        zadd[#zadd + 1] = now() + 2 * h.h + 1000
-        zadd[#zadd + 1] = id
-        local slots = {}
-        if has_slots then slots = redis.call('HGETALL', key(QUEUE, 's:' .. id)) end
-        for _, v in ipairs({ id, token, made + 1, rec, slots }) do reserved[#reserved + 1] = v end
-      end
-    end
-  end
-  if #hset > 0 then
-    redis.call('HSET', tokens, unpack(hset))
-    redis.call('ZADD', leases, unpack(zadd))
-  end
+  local popped, drained
+  reserved, popped, drained = reserve(QUEUE, max, nonce)
   -- Drained: no marker may outlive the ready work. Else pass the wake on: a woken worker that
   -- leaves ready work behind wakes the next one.
   -- A call that popped nothing leaves the markers alone: one may announce a delayed task's due time.
@@ -134,6 +95,17 @@ local next_due = -1
 if #reserved < 5 * max then
   local due = earliest_due(QUEUE)
   if due then next_due = math.max(0, due - now()) end
+  -- Park: the slots left are filled by the next enqueue, through the worker's handover list,
+  -- until the worker's wait would end.
+  if park > 0 then
+    local till = park
+    if next_due >= 0 and next_due < till then till = next_due end
+    redis.call('HSET', parked, worker, (max - #reserved / 5) .. '|' .. (now() + till) .. '|' ..
+      nonce .. 'p')
+    -- A park dropped early is harmless (the enqueue wakes the worker with a marker instead): the
+    -- hash lives as long as the latest park.
+    redis.call('PEXPIRE', parked, till + 1000)
+  end
 end
 flush_outbox()
 return { stale, reserved, next_due, mine }

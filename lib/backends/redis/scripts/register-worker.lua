@@ -5,6 +5,8 @@
   ARGV[3]  worker id
   ARGV[4]  ttl ms (0 = unregister)
   ARGV[5]  the worker's info, JSON (ignored when unregistering)
+  Unregistering also drops the worker's park and releases what was handed over to it and never
+  popped (back first in line, the attempt uncounted).
   Returns: 1. The `workers` hash holds "<until epoch ms>|<JSON>" per worker and expires with its
   longest-lived registration.
 ]]
@@ -12,6 +14,23 @@ local wkey = key(QUEUE, 'workers')
 local ttl = tonumber(ARGV[4])
 if ttl == 0 then
   redis.call('HDEL', wkey, ARGV[3])
+  redis.call('HDEL', key(QUEUE, 'parked'), ARGV[3])
+  local list, tokens = key(QUEUE, 'h:' .. ARGV[3]), key(QUEUE, 'tokens')
+  for _, message in ipairs(redis.call('LRANGE', list, 0, -1)) do
+    local ok, got = pcall(cjson.decode, message)
+    if ok and type(got) == 'table' then
+      for i = 1, #got - 4, 5 do
+        local id, token = got[i], got[i + 1]
+        local held = redis.call('HGET', tokens, id)
+        if held and string.match(held, '^%d+|%d+|%d|[^|]*|(.*)$') == token then
+          redis.call('HDEL', tokens, id)
+          redis.call('ZREM', key(QUEUE, 'leases'), id)
+          release(QUEUE, id)
+        end
+      end
+    end
+  end
+  redis.call('DEL', list)
   return 1
 end
 redis.call('HSET', wkey, ARGV[3], (now() + ttl) .. '|' .. ARGV[5])

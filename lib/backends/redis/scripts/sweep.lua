@@ -12,6 +12,13 @@ if not redis.call('SET', key(QUEUE, 'sweep'), '1', 'NX', 'PX', ARGV[3]) then ret
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local random = tonumber(ARGV[4])
 local reason = 'the worker stopped renewing its lease (it died, hung or lost its connection)'
+-- Parks past their time (a worker that died or stopped waiting while parked) are dropped.
+local pkey = key(QUEUE, 'parked')
+local parks = redis.call('HGETALL', pkey)
+for i = 1, #parks, 2 do
+  local till = tonumber(string.match(parks[i + 1], '^%d+|(%d+)|'))
+  if not till or till < now() then redis.call('HDEL', pkey, parks[i]) end
+end
 local lapsed = redis.call('ZRANGE', leases, '-inf', '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
 if #lapsed == 0 then return 0 end
 local held = redis.call('HMGET', tokens, unpack(lapsed))

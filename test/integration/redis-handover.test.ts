@@ -1,0 +1,154 @@
+import { expect } from 'chai'
+import { storedBackoff, type NewTask } from '../../lib/backends/backend.js'
+import { RedisBackend } from '../../lib/backends/redis/redis.js'
+import { queueKey } from '../../lib/backends/redis/keys.js'
+import { useRedisAdmin } from '../helpers/redis-server.js'
+import { uniqueQueue } from '../helpers/util.js'
+
+function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
+  return {
+    id,
+    name: 'func',
+    payload: '[]',
+    deps: [],
+    onError: 'fail',
+    ignoreResult: false,
+    resultTimeout: 10_000,
+    heartrate: 10_000,
+    attempts: 3,
+    backoff: storedBackoff(undefined),
+    runAt: 0,
+    timeout: 0,
+    ...extra,
+  }
+}
+
+describe('redis: handover to parked workers', () => {
+  const ctx = useRedisAdmin()
+  const open = () => new RedisBackend(new URL(ctx.url), ctx.url, { maxPayloadBytes: 1 << 20 })
+
+  it('an enqueue reserves for a parked worker, and its wait returns the reservation', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    try {
+      const first = await b.exchange(queue, 'w', [], 2, 5000)
+      expect(first.reserved).to.deep.equal([])
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^2\|\d+\|w:/)
+      await b.enqueue(queue, [newTask('a')])
+      // Reserved by the enqueue: nothing waits in line, the task is processing.
+      expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(0)
+      expect(await b.status(queue, 'a')).to.deep.equal({ status: 'processing' })
+      expect(await ctx.admin.hexists(queueKey(queue, 'parked'), 'w')).to.equal(0)
+      const handed = await b.waitForWork(queue, 'w', 5000)
+      expect(handed.map(t => [t.id, t.attempt, t.name])).to.deep.equal([['a', 1, 'func']])
+      const done = await b.exchange(queue, 'w', [{ ...handed[0]!, outcome: 'c1' }], 0)
+      expect(done.stale).to.deep.equal([])
+      expect(await b.status(queue, 'a')).to.deep.equal({ status: 'completed', outcome: 'c1' })
+    } finally {
+      await b.unregisterWorker(queue, 'w')
+      await b.close()
+    }
+  })
+
+  it('hands over no more than the slots the worker parked with; the rest waits and wakes others', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    const other = open()
+    try {
+      await b.exchange(queue, 'w', [], 1, 5000)
+      await b.enqueue(queue, [newTask('a'), newTask('b'), newTask('c')])
+      const handed = await b.waitForWork(queue, 'w', 5000)
+      expect(handed.map(t => t.id)).to.deep.equal(['a'])
+      expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(2)
+      // A worker that did not park is woken by the marker and reserves the rest in line.
+      expect(await other.waitForWork(queue, 'o', 5000)).to.deep.equal([])
+      const rest = await other.exchange(queue, 'o', [], 5)
+      expect(rest.reserved.map(t => t.id)).to.deep.equal(['b', 'c'])
+    } finally {
+      await b.unregisterWorker(queue, 'w')
+      await other.unregisterWorker(queue, 'o')
+      await Promise.all([b.close(), other.close()])
+    }
+  })
+
+  it('a park past its time gets nothing: the task waits in line', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    try {
+      await b.exchange(queue, 'w', [], 1, 1)
+      const [till] = (await ctx.admin.hget(queueKey(queue, 'parked'), 'w'))!.split('|').slice(1)
+      // Synchronise on the server's clock: the park lapses when Redis time passes its deadline.
+      for (;;) {
+        const [s, us] = await ctx.admin.time()
+        if (Number(s) * 1000 + Math.floor(Number(us) / 1000) > Number(till)) break
+      }
+      await b.enqueue(queue, [newTask('a')])
+      expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(1)
+      expect(await ctx.admin.exists(queueKey(queue, 'h:w'))).to.equal(0)
+      expect(await b.status(queue, 'a')).to.deep.equal({ status: 'enqueued' })
+    } finally {
+      await b.purge(queue)
+      await b.close()
+    }
+  })
+
+  it("a worker's next exchange cancels its park; one that asks for nothing does not park", async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    try {
+      await b.exchange(queue, 'w', [], 3, 5000)
+      await b.exchange(queue, 'w', [], 0, 5000)
+      expect(await ctx.admin.exists(queueKey(queue, 'parked'))).to.equal(0)
+      await b.enqueue(queue, [newTask('a')])
+      expect(await b.status(queue, 'a')).to.deep.equal({ status: 'enqueued' })
+    } finally {
+      await b.purge(queue)
+      await b.close()
+    }
+  })
+
+  it('unregistering releases what was handed over and never popped, its attempt uncounted', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    const other = open()
+    try {
+      await b.exchange(queue, 'w', [], 2, 5000)
+      await b.enqueue(queue, [newTask('a'), newTask('b')])
+      expect(await ctx.admin.llen(queueKey(queue, 'h:w'))).to.equal(1)
+      await b.unregisterWorker(queue, 'w')
+      expect(await ctx.admin.exists(queueKey(queue, 'h:w'))).to.equal(0)
+      const again = await other.exchange(queue, 'o', [], 5)
+      expect(again.reserved.map(t => [t.id, t.attempt])).to.have.deep.members([
+        ['a', 1],
+        ['b', 1],
+      ])
+    } finally {
+      await other.purge(queue)
+      await Promise.all([b.close(), other.close()])
+    }
+  })
+
+  it('a handover popped while nobody waits is kept for the next wait, or released on unregister', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    const other = open()
+    try {
+      const abort = new AbortController()
+      const waiting = b.waitForWork(queue, 'w', 5000, abort.signal)
+      await b.exchange(queue, 'w', [], 1, 5000)
+      abort.abort()
+      expect(await waiting).to.deep.equal([])
+      await b.enqueue(queue, [newTask('a')])
+      // The BLPOP still out pops the handover with nobody waiting: the next wait gets it.
+      const handed = await b.waitForWork(queue, 'w', 5000)
+      expect(handed.map(t => t.id)).to.deep.equal(['a'])
+      await b.exchange(queue, 'w', [{ ...handed[0]!, outcome: '', release: true }], 0)
+      const again = await other.exchange(queue, 'o', [], 1)
+      expect(again.reserved.map(t => [t.id, t.attempt])).to.deep.equal([['a', 1]])
+    } finally {
+      await b.unregisterWorker(queue, 'w')
+      await other.purge(queue)
+      await Promise.all([b.close(), other.close()])
+    }
+  })
+})
