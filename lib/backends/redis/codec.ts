@@ -45,6 +45,9 @@ export function encodeTask(task: NewTask, client: string, now: number): EnqueueE
     `{"n":${JSON.stringify(task.name)},"r":${ms(task.resultTimeout)},"h":${ms(task.heartrate)},` +
     `"a":${task.attempts},"b":[${JSON.stringify(b.type)},${ms(b.delay)},${b.jitter},${ms(b.maxDelay)}],` +
     `"u":${task.runAt},"e":${now},"g":"${gen}"`
+  const meta = task.ignoreResult
+    ? `${ms(task.heartrate)}|0|`
+    : `${ms(task.heartrate)}|${ms(task.resultTimeout)}|${client}`
   if (task.ignoreResult) header += ',"i":1'
   else header += `,"c":${JSON.stringify(client)}`
   const pending = task.deps.length > 0
@@ -55,6 +58,7 @@ export function encodeTask(task: NewTask, client: string, now: number): EnqueueE
     id: task.id,
     runAt: task.runAt,
     body: `${pending ? 'P' : 'E'}0:${header}}\n${task.payload}`,
+    meta,
   }
 }
 

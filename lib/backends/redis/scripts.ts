@@ -42,6 +42,8 @@ export interface EnqueueEntry {
   runAt: number
   /** The record: `E0:<header JSON>\n<payload>`, or `P0:…` for a task with Deferred arguments. */
   body: string
+  /** `<heartrate>|<keep ms>|<client>`, as in the header (keep 0 and no client: ignoreResult). */
+  meta: string
 }
 
 /** One finish, as exchange.lua takes it. */
@@ -81,7 +83,7 @@ export class Scripts {
     from = 0,
     to = tasks.length,
   ): Promise<[number[], string[]]> {
-    const args: Arg[] = new Array(2 + 3 * (to - from))
+    const args: Arg[] = new Array(2 + 4 * (to - from))
     args[0] = self
     args[1] = to - from
     let a = 2
@@ -90,6 +92,7 @@ export class Scripts {
       args[a++] = t.id
       args[a++] = t.runAt
       args[a++] = t.body
+      args[a++] = t.meta
     }
     return this.#call('enqueue', queue, args) as Promise<[number[], string[]]>
   }

@@ -5,9 +5,10 @@
   ARGV[2]  queue
   ARGV[3]  the caller's client id: outcomes of its tasks that end at once (a failed Deferred
            argument) come back in the reply instead of being published ('' = publish them)
-  ARGV[4]  number of tasks n, then 3 slots per task:
+  ARGV[4]  number of tasks n, then 4 slots per task:
     id, runAt (epoch ms, 0 = now),
-    record ("E0:<header JSON>\n<payload>", or "P0:…" when the task has Deferred arguments)
+    record ("E0:<header JSON>\n<payload>", or "P0:…" when the task has Deferred arguments),
+    "<heartrate>|<keep ms>|<client>" (the header's, for a handover without reading the header)
   Everything else (generation, client, resultTimeout, onError, the arguments) is read from the
   header, and only on the rare paths that need it: a task with Deferred arguments, an id in use.
   Returns: { codes, mine }
@@ -73,13 +74,14 @@ local function enqueue_pending(id, run_at, body, tkey)
 end
 
 for t = 0, n - 1 do
-  local base = 5 + t * 3
+  local base = 5 + t * 4
   local id, body = ARGV[base], ARGV[base + 2]
   local tkey = records .. id
   local code = 1
   if string.byte(body, 1) == 80 then -- 'P': has Deferred arguments
     code = enqueue_pending(id, tonumber(ARGV[base + 1]), body, tkey)
   elseif redis.call('SET', tkey, body, 'NX') then
+    written[id], written_meta[id] = body, ARGV[base + 3]
     make_ready(QUEUE, id, tonumber(ARGV[base + 1]))
   else
     local h = held(redis.call('GET', tkey), body)
@@ -87,6 +89,7 @@ for t = 0, n - 1 do
       code = 0
     elseif not h then
       redis.call('SET', tkey, body)
+      written[id], written_meta[id] = body, ARGV[base + 3]
       make_ready(QUEUE, id, tonumber(ARGV[base + 1]))
     end
   end

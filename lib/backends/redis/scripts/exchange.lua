@@ -27,11 +27,10 @@ local wait, delayed = key(QUEUE, 'wait'), key(QUEUE, 'delayed')
 local nonce, max, woken = ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
 if ARGV[6] ~= '' then SELF = ARGV[6] end
 local worker, park = ARGV[7], tonumber(ARGV[8])
+CALLER = worker
 local nf = tonumber(ARGV[9])
 local stale = {}
--- Whatever this worker asked before, it is exchanging now: it parks again below if it still waits.
 local parked = key(QUEUE, 'parked')
-redis.call('HDEL', parked, worker)
 
 if nf > 0 then
   local ids = {}
@@ -80,7 +79,7 @@ flush_ready()
 local reserved = {}
 if max > 0 then
   local popped, drained
-  reserved, popped, drained = reserve(QUEUE, max, nonce)
+  reserved, popped, drained = reserve(QUEUE, max, nonce, from_wait(QUEUE))
   -- Drained: no marker may outlive the ready work. Else pass the wake on: a woken worker that
   -- leaves ready work behind wakes the next one.
   -- A call that popped nothing leaves the markers alone: one may announce a delayed task's due time.
@@ -92,12 +91,14 @@ if max > 0 then
 end
 
 local next_due = -1
+local parks = false
 if #reserved < 5 * max then
   local due = earliest_due(QUEUE)
   if due then next_due = math.max(0, due - now()) end
   -- Park: the slots left are filled by the next enqueue, through the worker's handover list,
   -- until the worker's wait would end.
   if park > 0 then
+    parks = true
     local till = park
     if next_due >= 0 and next_due < till then till = next_due end
     redis.call('HSET', parked, worker, (max - #reserved / 5) .. '|' .. (now() + till) .. '|' ..
@@ -107,5 +108,7 @@ if #reserved < 5 * max then
     redis.call('PEXPIRE', parked, till + 1000)
   end
 end
+-- Whatever this worker asked before, it is not waiting now.
+if not parks then redis.call('HDEL', parked, worker) end
 flush_outbox()
 return { stale, reserved, next_due, mine }
