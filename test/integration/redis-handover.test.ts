@@ -27,23 +27,38 @@ describe('redis: handover to parked workers', () => {
   const ctx = useRedisAdmin()
   const open = () => new RedisBackend(new URL(ctx.url), ctx.url, { maxPayloadBytes: 1 << 20 })
 
-  it('an enqueue reserves for a parked worker, and its wait returns the reservation', async () => {
+  it('an enqueue reserves for a parked worker, its wait returns the reservation, and it stays parked with the slots left', async () => {
     const queue = uniqueQueue('hand')
     const b = open()
     try {
       const first = await b.exchange(queue, 'w', [], 2, 5000)
       expect(first.reserved).to.deep.equal([])
-      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^2\|\d+\|w:/)
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^2\|\d+\|0\|w:/)
       await b.enqueue(queue, [newTask('a')])
       // Reserved by the enqueue: nothing waits in line, the task is processing.
       expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(0)
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'processing' })
-      expect(await ctx.admin.hexists(queueKey(queue, 'parked'), 'w')).to.equal(0)
+      // Still parked with the slot left, for the next enqueue.
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^1\|\d+\|1\|w:/)
       const handed = await b.waitForWork(queue, 'w', 5000)
       expect(handed.map(t => [t.id, t.attempt, t.name])).to.deep.equal([['a', 1, 'func']])
-      const done = await b.exchange(queue, 'w', [{ ...handed[0]!, outcome: 'c1' }], 0)
+      await b.enqueue(queue, [newTask('b')])
+      expect(await ctx.admin.hexists(queueKey(queue, 'parked'), 'w')).to.equal(0)
+      const next = await b.waitForWork(queue, 'w', 5000)
+      expect(next.map(t => t.id)).to.deep.equal(['b'])
+      expect(next[0]!.token).to.not.equal(handed[0]!.token)
+      const done = await b.exchange(
+        queue,
+        'w',
+        [
+          { ...handed[0]!, outcome: 'c1' },
+          { ...next[0]!, outcome: 'c2' },
+        ],
+        0,
+      )
       expect(done.stale).to.deep.equal([])
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'completed', outcome: 'c1' })
+      expect(await b.status(queue, 'b')).to.deep.equal({ status: 'completed', outcome: 'c2' })
     } finally {
       await b.unregisterWorker(queue, 'w')
       await b.close()

@@ -300,9 +300,10 @@ end
 -- reserved tasks (5 entries each: id, token, attempt, record, slots), whether any id was taken,
 -- whether `take` ran dry, and the longest lease given (ms from now).
 local NO_SLOTS = {}
-local function reserve(queue, max, nonce, take, records, metas)
+local function reserve(queue, max, nonce, take, records, metas, given)
   local reserved, hset, zadd = {}, {}, {}
   local taken, drained, popped, longest = 0, false, false, 0
+  given = given or 0
   while taken < max and not drained do
     local ids = take(max - taken)
     if not ids then
@@ -342,7 +343,7 @@ local function reserve(queue, max, nonce, take, records, metas)
       end
       if made then
         taken = taken + 1
-        local token = nonce .. '.' .. taken
+        local token = nonce .. '.' .. (given + taken)
         local n = #hset
         hset[n + 1] = id
         hset[n + 2] = (made + 1) .. '|' .. keep .. '|' .. (slots == NO_SLOTS and '0' or '1') ..
@@ -393,28 +394,40 @@ end
 local CALLER
 
 -- Hands ready tasks of `queue` to parked workers: idle workers that asked, in their last exchange,
--- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<nonce>", `parks`
--- its HGETALL). Each gets up to its slots, reserved as exchange.lua reserves, pushed as one JSON
--- array onto its handover list `h:<worker>`, which it BLPOPs: the wake and the reservation in one
--- reply. Parks past their time are dropped. `take` gives the ready ids in order. Stops when `take`
+-- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<handed so
+-- far>|<nonce>", `parks` its HGETALL). Each gets up to its slots, reserved as exchange.lua
+-- reserves, pushed as one JSON array onto its handover list `h:<worker>`, which it BLPOPs: the
+-- wake and the reservation in one reply; it stays parked with the slots left. Parks past their
+-- time are dropped. `take` gives the ready ids in order. Stops when `take`
 -- runs dry.
 local function hand_over(queue, parks, take, records, metas)
   local pkey = key(queue, 'parked')
   for i = 1, #parks - 1, 2 do
     local worker = parks[i]
-    local slots, till, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(.+)$')
+    local slots, till, given, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(%d+)|(.+)$')
     -- The worker exchanging now (exchange.lua) parks again or not at its end.
-    if worker ~= CALLER then redis.call('HDEL', pkey, worker) end
     if worker ~= CALLER and slots and tonumber(till) > now() then
-      local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take, records, metas)
-      if #got > 0 then
+      slots, given = tonumber(slots), tonumber(given)
+      local got, _, drained, longest = reserve(queue, slots, nonce, take, records, metas, given)
+      local n = #got / 5
+      if n > 0 then
         local list = key(queue, 'h:' .. worker)
         redis.call('LPUSH', list, cjson.encode(got))
         -- Unpopped (the worker died parked), the reservations lapse with their leases and are
         -- swept: the list goes with them.
         redis.call('PEXPIRE', list, longest)
       end
+      -- Slots left: the worker stays parked for the next ready work (the next chunk of a big
+      -- enqueue), and runs this handover meanwhile.
+      if n < slots then
+        redis.call('HSET', pkey, worker, (slots - n) .. '|' .. till .. '|' .. (given + n) .. '|' ..
+          nonce)
+      else
+        redis.call('HDEL', pkey, worker)
+      end
       if drained then return end
+    elseif worker ~= CALLER then
+      redis.call('HDEL', pkey, worker)
     end
   end
 end

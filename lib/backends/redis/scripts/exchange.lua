@@ -101,7 +101,7 @@ if #reserved < 5 * max then
     parks = true
     local till = park
     if next_due >= 0 and next_due < till then till = next_due end
-    redis.call('HSET', parked, worker, (max - #reserved / 5) .. '|' .. (now() + till) .. '|' ..
+    redis.call('HSET', parked, worker, (max - #reserved / 5) .. '|' .. (now() + till) .. '|0|' ..
       nonce .. 'p')
     -- A park dropped early is harmless (the enqueue wakes the worker with a marker instead): the
     -- hash lives as long as the latest park.
