@@ -23,6 +23,9 @@ function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
   }
 }
 
+/** Lease = 2 × heartrate 10 + 1000 ms: time is under test. */
+const lapse = () => new Promise(r => setTimeout(r, 1050))
+
 describe('redis: handover to parked workers', () => {
   const ctx = useRedisAdmin()
   const open = () => new RedisBackend(new URL(ctx.url), ctx.url, { maxPayloadBytes: 1 << 20 })
@@ -164,6 +167,29 @@ describe('redis: handover to parked workers', () => {
       await b.unregisterWorker(queue, 'w')
       await other.purge(queue)
       await Promise.all([b.close(), other.close()])
+    }
+  })
+
+  it('the sweep drops the park of a worker whose lease lapsed: its task goes to a live worker', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    const parked = queueKey(queue, 'parked')
+    try {
+      await b.exchange(queue, 'dead', [], 2, 60_000)
+      await b.enqueue(queue, [newTask('a', { heartrate: 10, attempts: 2 })])
+      // Handed one task, 'dead' stays parked with a slot; it never finishes nor renews.
+      expect(await ctx.admin.hget(parked, 'dead')).to.match(/^1\|/)
+      await lapse()
+      await b.exchange(queue, 'live', [], 5, 60_000)
+      expect(await b.sweep(queue, 1)).to.equal(1)
+      expect(await ctx.admin.hexists(parked, 'dead')).to.equal(0)
+      const handed = await b.waitForWork(queue, 'live', 5000)
+      expect(handed.map(t => [t.id, t.attempt])).to.deep.equal([['a', 2]])
+    } finally {
+      await b.unregisterWorker(queue, 'dead')
+      await b.unregisterWorker(queue, 'live')
+      await b.purge(queue)
+      await b.close()
     }
   })
 })

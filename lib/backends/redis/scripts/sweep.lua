@@ -22,6 +22,12 @@ end
 local lapsed = redis.call('ZRANGE', leases, '-inf', '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
 if #lapsed == 0 then return 0 end
 local held = redis.call('HMGET', tokens, unpack(lapsed))
+-- A worker whose lease lapsed is taken for dead: its park goes before its tasks are put back, so
+-- they are not handed to it again. Its id is its tokens' nonce up to the last ':'.
+for i = 1, #lapsed do
+  local worker = held[i] and string.match(held[i], '|([^|]*):[^:|]*$')
+  if worker then redis.call('HDEL', pkey, worker) end
+end
 for i, id in ipairs(lapsed) do
   local attempt = held[i] and tonumber(string.match(held[i], '^(%d+)|'))
   local rec = redis.call('GET', key(QUEUE, 't:' .. id))
