@@ -99,7 +99,10 @@ async function settle(sent: Sent[], ms = 30_000) {
 }
 
 /** No task has two recorded outcomes; with `all`, every task has one. */
-function oneOutcomeEach(watch: OutcomeWatch, sent: Sent[], all = true) {
+async function oneOutcomeEach(watch: OutcomeWatch, sent: Sent[], all = true) {
+  // The watcher's copy of a PUBLISH may be read after the producer's, which settled the Deferred:
+  // wait for the watcher to see every task (a shortfall is reported below, id by id).
+  if (all) await watch.seen(sent.length, 5000).catch(() => undefined)
   expect(watch.duplicates(), 'tasks with two recorded outcomes').to.deep.equal([])
   if (all) for (const [d] of sent) expect(watch.counts.get(d.id), d.id).to.equal(1)
 }
@@ -138,7 +141,7 @@ describe('chaos: connection faults', function () {
       const resumed = nextOutcome(watch)
       const c = await settle(after)
       expect(c.completed).to.equal(200)
-      oneOutcomeEach(watch, [...first, ...after])
+      await oneOutcomeEach(watch, [...first, ...after])
       // Documented: noticed within pingMs + marginMs (a blocked wait: blockMs + marginMs, a lost
       // wake: blockTimeout); tasks whose reservation reply was lost: lease + sweepInterval.
       const bound =
@@ -188,7 +191,7 @@ describe('chaos: connection faults', function () {
       const o = await settle(once)
       expect(a.completed + b.completed).to.equal(800)
       expect(o.completed + o.expired).to.equal(200)
-      oneOutcomeEach(watch, [...retried, ...more, ...once])
+      await oneOutcomeEach(watch, [...retried, ...more, ...once])
       const recovered = (await resumed) - killedAt
       console.log(
         `      CLIENT KILL: ${ids.length} connections killed; next outcome recorded ${recovered} ms later; 800/800 with attempts completed; without attempts ${o.completed} completed, ${o.expired} expired; ${w.lost.length} lease:lost reports`,
@@ -224,7 +227,7 @@ describe('chaos: connection faults', function () {
       const o = await settle(once)
       expect(c.completed).to.equal(300)
       expect(o.completed + o.expired).to.equal(100)
-      oneOutcomeEach(watch, [...retried, ...once])
+      await oneOutcomeEach(watch, [...retried, ...once])
       const runs = (id: string) => ws.reduce((s, w) => s + (w.runs.get(id) ?? 0), 0)
       const ranTwice = retried.filter(([, id]) => runs(id) > 1).length
       const lost = ws.reduce((s, w) => s + w.lost.length, 0)
@@ -270,7 +273,7 @@ describe('chaos: connection faults', function () {
         const c = await settle(all)
         expect(c.completed).to.equal(700)
         // The watcher misses outcomes published before it resubscribed, never sees one twice.
-        oneOutcomeEach(watch, all, false)
+        await oneOutcomeEach(watch, all, false)
         const recovered = (await resumed) - upAt
         console.log(
           `      ${signal}: 700/700 tasks completed (500 enqueued before, 100 during the outage); down ${upAt - downAt} ms, first outcome ${recovered} ms after it was back`,
