@@ -51,6 +51,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #woke = false
   /** The last wait ended with a handover (the queue was drained then); no exchange since. */
   #handed = false
+  /** The last exchange reserved fewer tasks than it asked for. */
+  #drained = false
   #abort = new AbortController()
   #loop: Promise<void> | undefined
   #sweeper: NodeJS.Timeout | undefined
@@ -226,7 +228,12 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         // reserved for this pool and handed over through waitForWork.
         this.#handed = false
         const park = this.#state === 'running' ? this.#blockTimeout : 0
-        result = await backend.exchange(queue, this.id, done, free, park)
+        const exchanged = backend.exchange(queue, this.id, done, free, park)
+        // Where the last exchange found the queue drained, this one likely parks: block now, while
+        // Redis runs it, so the handover finds the wait in place and no block call is left to
+        // write on the next call's path.
+        if (park > 0 && this.#drained) this.#arm(this.#blockTimeout)
+        result = await exchanged
         failures = 0
       } catch (err) {
         this.#done.unshift(...done)
@@ -244,6 +251,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         if (!this.#lost.delete(id)) this.emit('lease:lost', { id, queue })
       }
       this.#accept(result.reserved)
+      this.#drained = result.reserved.length < free
       // Fewer than asked: the queue is drained. Asking again at once would only hold the next
       // finish behind an empty round trip; wait for a wake (new work) or a kick (a task ended).
       if (result.reserved.length < free && this.#done.length === 0 && this.#state === 'running') {
@@ -258,13 +266,12 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     }
   }
 
-  /** Waits for work (a wake, a handover, `dueIn` ms) or a kick (a task ended), whichever first. */
-  async #waitOrKick(dueIn: number | undefined): Promise<void> {
-    const wait = Math.min(this.#blockTimeout, dueIn ?? Infinity)
+  /** Starts waiting for work (a wake, a handover, or `ms`) unless a wait is under way. */
+  #arm(ms: number): void {
     this.#waiting ??= this.#backend!.waitForWork(
       this.#broker.name,
       this.id,
-      wait,
+      ms,
       this.#abort.signal,
     ).then(handed => {
       this.#waiting = undefined
@@ -272,7 +279,21 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.#handed = handed.length > 0
       this.#accept(handed)
     })
-    await Promise.race([this.#waiting, this.#nextKick()])
+  }
+
+  /** Waits for work (a wake, a handover, `dueIn` ms) or a kick (a task ended), whichever first. */
+  async #waitOrKick(dueIn: number | undefined): Promise<void> {
+    this.#arm(Math.min(this.#blockTimeout, dueIn ?? Infinity))
+    // A wait armed earlier may run longer than the next delayed task is due.
+    let timer: NodeJS.Timeout | undefined
+    const due =
+      dueIn !== undefined && dueIn < this.#blockTimeout
+        ? new Promise<void>(r => (timer = setTimeout(r, dueIn)))
+        : undefined
+    await Promise.race(
+      due ? [this.#waiting, this.#nextKick(), due] : [this.#waiting, this.#nextKick()],
+    )
+    clearTimeout(timer)
     if (this.#waiting === undefined) this.#woke = false // the wait ended: this pass exchanges
   }
 
