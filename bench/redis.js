@@ -1,9 +1,15 @@
 // A private redis-server for the benchmark: free loopback port, temporary directory, no persistence.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+
+/** The installed redis-server's major version (latency tracking exists from 7 on). */
+function majorVersion() {
+  const out = execFileSync('redis-server', ['--version'], { encoding: 'utf8' })
+  return Number(/v=(\d+)/.exec(out)?.[1] ?? 0)
+}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -31,6 +37,9 @@ export async function startRedis() {
       'no',
       '--dir',
       dir,
+      // Redis 7 allocates a latency histogram per command name after CONFIG RESETSTAT: ~25 KB
+      // each, which the memory-per-result row would count against whichever library ran.
+      ...(majorVersion() >= 7 ? ['--latency-tracking', 'no'] : []),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   )

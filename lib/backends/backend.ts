@@ -160,6 +160,14 @@ export interface BackendLimits {
   maxPayloadBytes: number
 }
 
+/** How an exchange may park its worker (see Backend.exchange). */
+export interface Park {
+  /** Longest park, ms. */
+  ms: number
+  /** Most tasks to hand over. */
+  slots: number
+}
+
 /** The backend contract. Every method may be called concurrently. */
 export interface Backend {
   /** The URL this backend was opened with (credentials redacted). */
@@ -173,16 +181,16 @@ export interface Backend {
   enqueue(queue: string, tasks: readonly NewTask[]): Promise<Array<'ok' | 'duplicate'>>
   /**
    * Finishes `done`, then reserves up to `max` ready tasks for `workerId` (finish-and-fetch: one
-   * round trip per batch). With `parkMs` > 0 and fewer than `max` ready, a backend may park the
-   * worker: for up to `parkMs` (or until the worker's next exchange) work that arrives is reserved
-   * for it, up to the slots left, and handed over by its waitForWork.
+   * round trip per batch). With `park` and fewer than `max` ready, a backend may park the worker:
+   * for up to `park.ms` (or until the worker's next exchange) work that arrives is reserved for it,
+   * up to `park.slots` (at most the `max` slots left), and handed over by its waitForWork.
    */
   exchange(
     queue: string,
     workerId: string,
     done: readonly Finish[],
     max: number,
-    parkMs?: number,
+    park?: Park,
   ): Promise<ExchangeResult>
   /**
    * Resolves when work may be ready on `queue` (an enqueue, a promotion, a retry) or after

@@ -17,6 +17,13 @@ import { resolvePoolOptions, type StopOptions, type WorkerPoolOptions } from './
 
 export type { StopOptions, WorkerPoolOptions }
 
+/**
+ * Longest park (ms): work that arrives within it is handed straight to this pool, later work wakes
+ * it with a marker. Short, because a pool that dies parked is handed work it never runs (each such
+ * task loses an attempt and waits out its lease).
+ */
+const PARK_MS = 1_000
+
 /** Average task duration under which a pool prefetches. */
 const SHORT_TASK_MS = 5
 
@@ -227,12 +234,20 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         // While running, ask to be parked: work that arrives before the next exchange is
         // reserved for this pool and handed over through waitForWork.
         this.#handed = false
-        const park = this.#state === 'running' ? this.#blockTimeout : 0
+        // Handed over: what can start at once, not the prefetch (a pool that dies parked loses
+        // what it was handed).
+        const park =
+          this.#state === 'running'
+            ? {
+                ms: Math.min(this.#blockTimeout, PARK_MS),
+                slots: this.#concurrency - this.#running.size - this.#buffer.length,
+              }
+            : undefined
         const exchanged = backend.exchange(queue, this.id, done, free, park)
         // Where the last exchange found the queue drained, this one likely parks: block now, while
         // Redis runs it, so the handover finds the wait in place and no block call is left to
         // write on the next call's path.
-        if (park > 0 && this.#drained) this.#arm(this.#blockTimeout)
+        if (park && this.#drained) this.#arm(this.#blockTimeout)
         result = await exchanged
         failures = 0
       } catch (err) {

@@ -379,4 +379,46 @@ describe('chaos: connection faults', function () {
       }
     },
   )
+
+  it('an enqueue reply lost after the task already ran: the resent enqueue does not run it again', async () => {
+    const url = await redisUrl()
+    const proxy = await silentProxy(url)
+    const queue = uniqueQueue('lostenq')
+    const w = worker(url, queue)
+    // The producer talks through the proxy, on a backend of its own.
+    const client = getBroker(proxy.url, queue, {
+      watchdog: { blockMs: 500, pingMs: 200, marginMs: 300 },
+    })
+    const watch = await watchOutcomes(url, queue)
+    try {
+      await w.pool.start()
+      const warm = await task(client.queue().work, { heartrate: HEARTRATE })('warm', 0)
+      expect(await warm.result(10_000)).to.equal('warm') // the subscriber is up
+      const marker = `swallow-${queue}`
+      // The enqueue reaches Redis and the worker runs the task at once; the reply is dropped.
+      // The watchdog reconnects and ioredis resends the enqueue, which finds the task ended.
+      const swallowed = proxy.swallowRepliesAfter(marker)
+      const a = task(client.queue().work, { heartrate: HEARTRATE, resultTimeout: 60_000 })(
+        marker,
+        0,
+      )
+      await swallowed
+      const d = await a
+      expect(await d.result(10_000)).to.equal(marker)
+      // The resend has been answered (the call returned): the task must still be over, not
+      // queued or running again.
+      const info = await w.broker.backend().then(({ backend }) => backend.inspect(queue))
+      console.log(
+        `      lost enqueue reply: ran ${w.runs.get(marker)} time(s); then ${info.waiting} waiting, ${info.processing} processing`,
+      )
+      expect([info.waiting, info.processing]).to.deep.equal([0, 0])
+      expect(w.runs.get(marker)).to.equal(1)
+    } finally {
+      watch.close()
+      await w.pool.stop({ timeout: 1000 })
+      await w.broker.close()
+      await client.close()
+      proxy.close()
+    }
+  })
 })

@@ -30,24 +30,24 @@ describe('redis: handover to parked workers', () => {
   const ctx = useRedisAdmin()
   const open = () => new RedisBackend(new URL(ctx.url), ctx.url, { maxPayloadBytes: 1 << 20 })
 
-  it('an enqueue reserves for a parked worker, its wait returns the reservation, and it stays parked with the slots left', async () => {
+  it('an enqueue reserves for a parked worker, its wait returns the reservation, and the park is used up', async () => {
     const queue = uniqueQueue('hand')
     const b = open()
     try {
-      const first = await b.exchange(queue, 'w', [], 2, 5000)
+      const first = await b.exchange(queue, 'w', [], 2, { ms: 5000, slots: 2 })
       expect(first.reserved).to.deep.equal([])
-      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^2\|\d+\|0\|w:/)
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^2\|\d+\|w:/)
       await b.enqueue(queue, [newTask('a')])
       // Reserved by the enqueue: nothing waits in line, the task is processing.
       expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(0)
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'processing' })
-      // Still parked with the slot left, for the next enqueue.
-      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^1\|\d+\|1\|w:/)
+      // A park serves one handover: the next task waits in line for the worker's next exchange.
+      expect(await ctx.admin.hexists(queueKey(queue, 'parked'), 'w')).to.equal(0)
       const handed = await b.waitForWork(queue, 'w', 5000)
       expect(handed.map(t => [t.id, t.attempt, t.name])).to.deep.equal([['a', 1, 'func']])
       await b.enqueue(queue, [newTask('b')])
-      expect(await ctx.admin.hexists(queueKey(queue, 'parked'), 'w')).to.equal(0)
-      const next = await b.waitForWork(queue, 'w', 5000)
+      expect(await b.status(queue, 'b')).to.deep.equal({ status: 'enqueued' })
+      const next = (await b.exchange(queue, 'w', [], 1)).reserved
       expect(next.map(t => t.id)).to.deep.equal(['b'])
       expect(next[0]!.token).to.not.equal(handed[0]!.token)
       const done = await b.exchange(
@@ -73,7 +73,7 @@ describe('redis: handover to parked workers', () => {
     const b = open()
     const other = open()
     try {
-      await b.exchange(queue, 'w', [], 1, 5000)
+      await b.exchange(queue, 'w', [], 1, { ms: 5000, slots: 1 })
       await b.enqueue(queue, [newTask('a'), newTask('b'), newTask('c')])
       const handed = await b.waitForWork(queue, 'w', 5000)
       expect(handed.map(t => t.id)).to.deep.equal(['a'])
@@ -93,7 +93,7 @@ describe('redis: handover to parked workers', () => {
     const queue = uniqueQueue('hand')
     const b = open()
     try {
-      await b.exchange(queue, 'w', [], 1, 1)
+      await b.exchange(queue, 'w', [], 1, { ms: 1, slots: 1 })
       const [till] = (await ctx.admin.hget(queueKey(queue, 'parked'), 'w'))!.split('|').slice(1)
       // Synchronise on the server's clock: the park lapses when Redis time passes its deadline.
       for (;;) {
@@ -114,8 +114,8 @@ describe('redis: handover to parked workers', () => {
     const queue = uniqueQueue('hand')
     const b = open()
     try {
-      await b.exchange(queue, 'w', [], 3, 5000)
-      await b.exchange(queue, 'w', [], 0, 5000)
+      await b.exchange(queue, 'w', [], 3, { ms: 5000, slots: 3 })
+      await b.exchange(queue, 'w', [], 0, { ms: 5000, slots: 0 })
       expect(await ctx.admin.exists(queueKey(queue, 'parked'))).to.equal(0)
       await b.enqueue(queue, [newTask('a')])
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'enqueued' })
@@ -130,7 +130,7 @@ describe('redis: handover to parked workers', () => {
     const b = open()
     const other = open()
     try {
-      await b.exchange(queue, 'w', [], 2, 5000)
+      await b.exchange(queue, 'w', [], 2, { ms: 5000, slots: 2 })
       await b.enqueue(queue, [newTask('a'), newTask('b')])
       expect(await ctx.admin.llen(queueKey(queue, 'h:w'))).to.equal(1)
       await b.unregisterWorker(queue, 'w')
@@ -153,7 +153,7 @@ describe('redis: handover to parked workers', () => {
     try {
       const abort = new AbortController()
       const waiting = b.waitForWork(queue, 'w', 5000, abort.signal)
-      await b.exchange(queue, 'w', [], 1, 5000)
+      await b.exchange(queue, 'w', [], 1, { ms: 5000, slots: 1 })
       abort.abort()
       expect(await waiting).to.deep.equal([])
       await b.enqueue(queue, [newTask('a')])
@@ -175,12 +175,14 @@ describe('redis: handover to parked workers', () => {
     const b = open()
     const parked = queueKey(queue, 'parked')
     try {
-      await b.exchange(queue, 'dead', [], 2, 60_000)
+      await b.exchange(queue, 'dead', [], 2, { ms: 60_000, slots: 2 })
       await b.enqueue(queue, [newTask('a', { heartrate: 10, attempts: 2 })])
-      // Handed one task, 'dead' stays parked with a slot; it never finishes nor renews.
+      // 'dead' takes the task, parks again (its last exchange before it dies) and never renews.
+      expect((await b.waitForWork(queue, 'dead', 5000)).map(t => t.id)).to.deep.equal(['a'])
+      await b.exchange(queue, 'dead', [], 1, { ms: 60_000, slots: 1 })
       expect(await ctx.admin.hget(parked, 'dead')).to.match(/^1\|/)
       await lapse()
-      await b.exchange(queue, 'live', [], 5, 60_000)
+      await b.exchange(queue, 'live', [], 5, { ms: 60_000, slots: 5 })
       expect(await b.sweep(queue, 1)).to.equal(1)
       expect(await ctx.admin.hexists(parked, 'dead')).to.equal(0)
       const handed = await b.waitForWork(queue, 'live', 5000)
@@ -188,6 +190,43 @@ describe('redis: handover to parked workers', () => {
     } finally {
       await b.unregisterWorker(queue, 'dead')
       await b.unregisterWorker(queue, 'live')
+      await b.purge(queue)
+      await b.close()
+    }
+  })
+
+  it('hands over no more than the park slots, though the exchange asked for more (prefetch)', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    try {
+      await b.exchange(queue, 'w', [], 3, { ms: 5000, slots: 1 })
+      await b.enqueue(queue, [newTask('a'), newTask('b')])
+      expect((await b.waitForWork(queue, 'w', 5000)).map(t => t.id)).to.deep.equal(['a'])
+      expect(await b.status(queue, 'b')).to.deep.equal({ status: 'enqueued' })
+      // No slot to hand over: no park.
+      await b.exchange(queue, 'w', [], 3, { ms: 5000, slots: 0 })
+      expect(await ctx.admin.hexists(queueKey(queue, 'parked'), 'w')).to.equal(0)
+    } finally {
+      await b.unregisterWorker(queue, 'w')
+      await b.purge(queue)
+      await b.close()
+    }
+  })
+
+  it('a handover never popped (its worker died parked) goes back uncounted when its lease lapses', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    try {
+      await b.exchange(queue, 'dead', [], 1, { ms: 60_000, slots: 1 })
+      await b.enqueue(queue, [newTask('a', { heartrate: 10, attempts: 1 })])
+      expect(await ctx.admin.llen(queueKey(queue, 'h:dead'))).to.equal(1)
+      await lapse()
+      expect(await b.sweep(queue, 1)).to.equal(1)
+      expect(await ctx.admin.exists(queueKey(queue, 'h:dead'))).to.equal(0)
+      // With one attempt allowed, a counted attempt would have expired it.
+      const [again] = (await b.exchange(queue, 'live', [], 1)).reserved
+      expect([again?.id, again?.attempt]).to.deep.equal(['a', 1])
+    } finally {
       await b.purge(queue)
       await b.close()
     }

@@ -46,8 +46,8 @@ export function encodeTask(task: NewTask, client: string, now: number): EnqueueE
     `"a":${task.attempts},"b":[${JSON.stringify(b.type)},${ms(b.delay)},${b.jitter},${ms(b.maxDelay)}],` +
     `"u":${task.runAt},"e":${now},"g":"${gen}"`
   const meta = task.ignoreResult
-    ? `${ms(task.heartrate)}|0|`
-    : `${ms(task.heartrate)}|${ms(task.resultTimeout)}|${client}`
+    ? `${ms(task.heartrate)}|0||${gen}`
+    : `${ms(task.heartrate)}|${ms(task.resultTimeout)}|${client}|${gen}`
   if (task.ignoreResult) header += ',"i":1'
   else header += `,"c":${JSON.stringify(client)}`
   const pending = task.deps.length > 0

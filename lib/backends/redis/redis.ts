@@ -13,6 +13,7 @@ import type {
   Finish,
   Lease,
   NewTask,
+  Park,
   ReservedTask,
   OutcomeListener,
   QueueInfo,
@@ -141,7 +142,7 @@ export class RedisBackend implements Backend {
     workerId: string,
     done: readonly Finish[],
     max: number,
-    parkMs = 0,
+    park?: Park,
   ): Promise<ExchangeResult> {
     this.#open()
     const finishes: FinishEntry[] = done.map(f => {
@@ -159,16 +160,7 @@ export class RedisBackend implements Backend {
     const self = this.#feed.listening ? this.clientId : ''
     let reply: [string[], unknown[], number, string[]]
     try {
-      reply = await this.#scripts.exchange(
-        queue,
-        nonce,
-        max,
-        woken,
-        self,
-        workerId,
-        parkMs,
-        finishes,
-      )
+      reply = await this.#scripts.exchange(queue, nonce, max, woken, self, workerId, park, finishes)
     } catch (err) {
       if (self && finishes.length > 0) this.#feed.gap()
       throw err

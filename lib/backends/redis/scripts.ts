@@ -42,7 +42,7 @@ export interface EnqueueEntry {
   runAt: number
   /** The record: `E0:<header JSON>\n<payload>`, or `P0:…` for a task with Deferred arguments. */
   body: string
-  /** `<heartrate>|<keep ms>|<client>`, as in the header (keep 0 and no client: ignoreResult). */
+  /** `<heartrate>|<keep ms>|<client>|<generation>`, as in the header (keep 0, no client: ignoreResult). */
   meta: string
 }
 
@@ -108,7 +108,7 @@ export class Scripts {
     woken: boolean,
     self: string,
     worker: string,
-    parkMs: number,
+    park: { ms: number; slots: number } | undefined,
     done: readonly FinishEntry[],
   ): Promise<[string[], unknown[], number, string[]]> {
     const args: Arg[] = [
@@ -117,7 +117,8 @@ export class Scripts {
       woken ? '1' : '0',
       self,
       worker,
-      Math.round(parkMs),
+      park ? Math.round(park.ms) : 0,
+      park ? Math.max(0, Math.floor(park.slots)) : 0,
       done.length,
     ]
     for (const f of done) args.push(f.id, f.token, f.outcome, f.retryAt ?? '')

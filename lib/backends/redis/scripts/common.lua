@@ -5,7 +5,10 @@
       <state><attempts made>:<header JSON>\n<payload>
   state 'P' = pending (waits for Deferred arguments), 'E' = enqueued, delayed or processing (the
   tokens hash tells processing apart). When the task ends the same key holds its outcome string
-  (first character c, f, x or k) with a PX of resultTimeout, or is deleted (ignoreResult).
+  (first character c, f, x or k; JSON, so no newline), then '\n' and the task's generation, with
+  a PX of resultTimeout, or is deleted (ignoreResult). The generation lets a resent enqueue of the
+  same call recognise a task that has already ended (held() in enqueue.lua); readers strip it
+  (stored_outcome()).
   Header fields: n name, c client id (results kept), r resultTimeout, i ignoreResult, h heartrate,
   a attempts allowed, b backoff {type, delay, jitter, maxDelay}, d deps {{queue, id}, ...},
   o 'p' when onError is 'pass', u runAt, e enqueued at, g generation (unique per enqueue).
@@ -144,28 +147,40 @@ local function flush_outbox()
   outbox = {}
 end
 
--- Ends tasks for good. Stores (or drops) the outcome, delivers it, and fills or fails the
--- dependents, iteratively down the whole graph. `dependents` is the task's dependents text when the
--- caller already read it (false: none), nil to read (and delete) it here.
-local function settle(queue, id, outcome, keep, client, has_slots, dependents)
+-- The outcome part of a stored outcome (its generation stripped).
+local function stored_outcome(v)
+  return string.match(v, '^[^\n]*')
+end
+
+-- A generation fit to store after an outcome and in the tokens hash ('' when not).
+local function clean_gen(g)
+  if type(g) == 'string' and not string.find(g, '[|\n]') then return g end
+  return ''
+end
+
+-- Ends tasks for good. Stores (or drops) the outcome (with the task's generation `gen`), delivers
+-- it, and fills or fails the dependents, iteratively down the whole graph. `dependents` is the
+-- task's dependents text when the caller already read it (false: none), nil to read (and delete)
+-- it here.
+local function settle(queue, id, outcome, keep, client, has_slots, dependents, gen)
   if dependents == false and not has_slots then
     -- The common case: no dependents, no argument slots.
     if keep > 0 then
-      redis.call('SET', key(queue, 't:' .. id), outcome, 'PX', keep)
+      redis.call('SET', key(queue, 't:' .. id), outcome .. '\n' .. gen, 'PX', keep)
       if client and client ~= '' then deliver(client, queue, id, outcome) end
     else
       redis.call('DEL', key(queue, 't:' .. id))
     end
     return
   end
-  local todo = { { queue, id, outcome, keep, client, has_slots, dependents } }
+  local todo = { { queue, id, outcome, keep, client, has_slots, dependents, gen } }
   local i = 1
   while i <= #todo do
-    local q, tid, out, kept, cl, slots, deps = unpack(todo[i])
+    local q, tid, out, kept, cl, slots, deps, g = unpack(todo[i])
     i = i + 1
     local tkey = key(q, 't:' .. tid)
     if kept > 0 then
-      redis.call('SET', tkey, out, 'PX', kept)
+      redis.call('SET', tkey, out .. '\n' .. g, 'PX', kept)
       if cl and cl ~= '' then deliver(cl, q, tid, out) end
     else
       redis.call('DEL', tkey)
@@ -185,7 +200,7 @@ local function settle(queue, id, outcome, keep, client, has_slots, dependents)
           if h.g == gen then
             if failing and h.o ~= 'p' then
               redis.call('SREM', key(dq, 'pending'), did)
-              todo[#todo + 1] = { dq, did, out, keep_ms(h), h.c, true, nil }
+              todo[#todo + 1] = { dq, did, out, keep_ms(h), h.c, true, nil, clean_gen(h.g) }
             else
               local skey = key(dq, 's:' .. did)
               redis.call('HSET', skey, slot, out)
@@ -216,7 +231,8 @@ local function cancel_one(queue, id, unlinked)
       redis.call('LREM', key(queue, 'wait'), 1, id)
     end
   end
-  settle(queue, id, cancelled_outcome(h.n, queue, id), keep_ms(h), h.c, h.d ~= nil, nil)
+  settle(queue, id, cancelled_outcome(h.n, queue, id), keep_ms(h), h.c, h.d ~= nil, nil,
+    clean_gen(h.g))
   return true
 end
 
@@ -274,9 +290,9 @@ end
 -- attempts made, heartrate, keep ms, client. Ranges are checked as valid_header() checks them.
 -- nil: decode and validate the header instead.
 local PLAIN = '^E(%d+):{"n":"[^"\\]*","r":(%d+),"h":(%d+),"a":(%d+),"b":%["%a+",(%d+),([%d%.]+),' ..
-  '(%d+)%],"u":%d+,"e":%d+,"g":"[%w_%-]*",(.-)}\n'
+  '(%d+)%],"u":%d+,"e":%d+,"g":"([%w_%-]*)",(.-)}\n'
 local function plain_meta(rec)
-  local made, r, h, a, delay, jitter, max_delay, tail = string.match(rec, PLAIN)
+  local made, r, h, a, delay, jitter, max_delay, gen, tail = string.match(rec, PLAIN)
   if not made then return nil end
   local client
   if tail == '"i":1' then
@@ -290,7 +306,7 @@ local function plain_meta(rec)
     tonumber(delay) > MAX_MS or tonumber(max_delay) > MAX_MS or not jitter or jitter > 1 then
     return nil
   end
-  return tonumber(made), h, client == '' and 0 or r, client
+  return tonumber(made), h, client == '' and 0 or r, client, gen
 end
 
 -- Reserves up to `max` ready tasks of `queue`, the i-th with token `nonce .. '.' .. i`, taking ids
@@ -300,10 +316,9 @@ end
 -- reserved tasks (5 entries each: id, token, attempt, record, slots), whether any id was taken,
 -- whether `take` ran dry, and the longest lease given (ms from now).
 local NO_SLOTS = {}
-local function reserve(queue, max, nonce, take, records, metas, given)
+local function reserve(queue, max, nonce, take, records, metas)
   local reserved, hset, zadd = {}, {}, {}
   local taken, drained, popped, longest = 0, false, false, 0
-  given = given or 0
   while taken < max and not drained do
     local ids = take(max - taken)
     if not ids then
@@ -317,19 +332,19 @@ local function reserve(queue, max, nonce, take, records, metas, given)
       local meta = rec and metas[id]
       if not rec then rec = redis.call('GET', key(queue, 't:' .. id)) end
       local state = rec and string.sub(rec, 1, 1)
-      local made, heartrate, keep, client, slots
+      local made, heartrate, keep, client, gen, slots
       if meta then
         -- Written by this call, with its fields at hand (enqueue.lua): no header to read.
         made, slots = 0, NO_SLOTS
-        heartrate, keep, client = string.match(meta, '^(%d+)|(%d+)|(.*)$')
+        heartrate, keep, client, gen = string.match(meta, '^(%d+)|(%d+)|([^|]*)|(.*)$')
         heartrate = tonumber(heartrate)
       elseif state == 'E' then
-        made, heartrate, keep, client = plain_meta(rec)
+        made, heartrate, keep, client, gen = plain_meta(rec)
         slots = NO_SLOTS
         if not made then
           local ok, m, h = pcall(parse_made, rec)
           if ok and valid_header(h) and m then
-            made, heartrate, keep, client = m, h.h, keep_ms(h), h.c or ''
+            made, heartrate, keep, client, gen = m, h.h, keep_ms(h), h.c or '', clean_gen(h.g)
             if h.d ~= nil then slots = redis.call('HGETALL', key(queue, 's:' .. id)) end
           else
             -- A record that cannot be read (written by something other than worq, or cut short)
@@ -343,11 +358,11 @@ local function reserve(queue, max, nonce, take, records, metas, given)
       end
       if made then
         taken = taken + 1
-        local token = nonce .. '.' .. (given + taken)
+        local token = nonce .. '.' .. taken
         local n = #hset
         hset[n + 1] = id
         hset[n + 2] = (made + 1) .. '|' .. keep .. '|' .. (slots == NO_SLOTS and '0' or '1') ..
-          '|' .. client .. '|' .. token
+          '|' .. client .. '|' .. gen .. '|' .. token
         local lease = 2 * heartrate + 1000
         if lease > longest then longest = lease end
         zadd[n + 1] = now() + lease
@@ -394,37 +409,31 @@ end
 local CALLER
 
 -- Hands ready tasks of `queue` to parked workers: idle workers that asked, in their last exchange,
--- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<handed so
--- far>|<nonce>", `parks` its HGETALL). Each gets up to its slots, reserved as exchange.lua
+-- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<nonce>",
+-- `parks` its HGETALL). Each gets up to its slots, reserved as exchange.lua
 -- reserves, pushed as one JSON array onto its handover list `h:<worker>`, which it BLPOPs: the
--- wake and the reservation in one reply; it stays parked with the slots left. Parks past their
--- time are dropped. `take` gives the ready ids in order. Stops when `take`
+-- wake and the reservation in one reply. Parks past their time are dropped. `take` gives the ready ids in order. Stops when `take`
 -- runs dry.
 local function hand_over(queue, parks, take, records, metas)
   local pkey = key(queue, 'parked')
   for i = 1, #parks - 1, 2 do
     local worker = parks[i]
-    local slots, till, given, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(%d+)|(.+)$')
+    local slots, till, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(.+)$')
     -- The worker exchanging now (exchange.lua) parks again or not at its end.
     if worker ~= CALLER and slots and tonumber(till) > now() then
-      slots, given = tonumber(slots), tonumber(given)
-      local got, _, drained, longest = reserve(queue, slots, nonce, take, records, metas, given)
-      local n = #got / 5
-      if n > 0 then
+      local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take, records, metas)
+      if #got > 0 then
         local list = key(queue, 'h:' .. worker)
         redis.call('LPUSH', list, cjson.encode(got))
-        -- Unpopped (the worker died parked), the reservations lapse with their leases and are
-        -- swept: the list goes with them.
-        redis.call('PEXPIRE', list, longest)
+        -- Unpopped (the worker died parked), the reservations lapse with their leases; the sweep
+        -- that finds them puts them back uncounted and deletes the list, which otherwise goes a
+        -- minute after them.
+        redis.call('PEXPIRE', list, longest + 60000)
       end
-      -- Slots left: the worker stays parked for the next ready work (the next chunk of a big
-      -- enqueue), and runs this handover meanwhile.
-      if n < slots then
-        redis.call('HSET', pkey, worker, (slots - n) .. '|' .. till .. '|' .. (given + n) .. '|' ..
-          nonce)
-      else
-        redis.call('HDEL', pkey, worker)
-      end
+      -- A park serves one handover: a worker killed while it runs that work must not be handed
+      -- more (each task handed to a dead worker costs an attempt). It parks again at its next
+      -- exchange.
+      redis.call('HDEL', pkey, worker)
       if drained then return end
     elseif worker ~= CALLER then
       redis.call('HDEL', pkey, worker)
@@ -432,8 +441,8 @@ local function hand_over(queue, parks, take, records, metas)
   end
 end
 
--- Records of plain tasks this call wrote, by id, and their "<heartrate>|<keep ms>|<client>", for
--- reserve() to use without a GET or reading the header (enqueue.lua).
+-- Records of plain tasks this call wrote, by id, and their "<heartrate>|<keep ms>|<client>|<gen>",
+-- for reserve() to use without a GET or reading the header (enqueue.lua).
 local written, written_meta = {}, {}
 
 -- Puts the ids make_ready() collected in line. Where workers are parked they are handed over:

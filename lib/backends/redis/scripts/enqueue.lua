@@ -8,7 +8,8 @@
   ARGV[4]  number of tasks n, then 4 slots per task:
     id, runAt (epoch ms, 0 = now),
     record ("E0:<header JSON>\n<payload>", or "P0:…" when the task has Deferred arguments),
-    "<heartrate>|<keep ms>|<client>" (the header's, for a handover without reading the header)
+    "<heartrate>|<keep ms>|<client>|<generation>" (the header's, for a handover without reading
+    the header)
   Everything else (generation, client, resultTimeout, onError, the arguments) is read from the
   header, and only on the rare paths that need it: a task with Deferred arguments, an id in use.
   Returns: { codes, mine }
@@ -25,10 +26,16 @@ local codes = {}
 local records = key(QUEUE, 't:')
 local reason = 'the argument task and its result are gone (its resultTimeout passed)'
 
--- 'dup', 'ok' (same generation: a resent call) or nil (free) for the record holding the id.
+-- 'dup', 'ok' (same generation: this call, resent after its reply was lost) or nil (free) for
+-- the record holding the id. A live record carries its generation in its header; an ended one
+-- after its outcome: a resent call finds its task even when it has run and ended since.
 local function held(rec, body)
-  if not rec or not is_live(rec) then return nil end
+  if not rec then return nil end
   local gen = string.match(body, '"g":"([^"]*)"')
+  if not is_live(rec) then
+    if gen and gen ~= '' and string.sub(rec, -#gen - 1) == '\n' .. gen then return 'ok' end
+    return nil
+  end
   if gen and string.find(rec, '"g":"' .. gen .. '"', 1, true) then return 'ok' end
   return 'dup'
 end
@@ -49,7 +56,7 @@ local function enqueue_pending(id, run_at, body, tkey)
       redis.call('HSET', dkey, did, (redis.call('HGET', dkey, did) or '') .. line)
       missing = missing + 1
     else
-      local out = arg or expired_outcome('unknown', dq, did, reason)
+      local out = arg and stored_outcome(arg) or expired_outcome('unknown', dq, did, reason)
       if string.sub(out, 1, 1) ~= 'c' and not pass then
         failed = out
         break
@@ -59,7 +66,7 @@ local function enqueue_pending(id, run_at, body, tkey)
     end
   end
   if failed then
-    settle(QUEUE, id, failed, keep, client, false, false)
+    settle(QUEUE, id, failed, keep, client, false, false, clean_gen(header.g))
     return 1
   end
   redis.call('HSET', key(QUEUE, 's:' .. id), 'm', missing, unpack(slots))

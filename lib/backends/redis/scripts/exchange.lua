@@ -10,9 +10,10 @@
   ARGV[6]  the caller's client id: outcomes of tasks it enqueued come back in the reply instead of
            being published ('' = publish all)
   ARGV[7]  worker id
-  ARGV[8]  park ms: when fewer than `max` were ready, hold the slots left (max - reserved) for
-           handover (hand_over() in common.lua) for this long at most (0 = do not park)
-  ARGV[9]  number of finishes f, then 4 slots per finish:
+  ARGV[8]  park ms: when fewer than `max` were ready, hold the slots left (max - reserved, at most
+           ARGV[9]) for handover (hand_over() in common.lua) for this long at most (0 = do not park)
+  ARGV[9]  park slots: the most tasks to hand over
+  ARGV[10] number of finishes f, then 4 slots per finish:
     id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good, 'release' =
     never started: back first in line, its attempt uncounted)
   Returns: { stale, reserved, nextDueIn, mine }
@@ -20,30 +21,32 @@
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
-  Tokens hash value of a processing task: "<attempt>|<keep ms>|<has slots 0/1>|<client>|<token>".
+  Tokens hash value of a processing task:
+  "<attempt>|<keep ms>|<has slots 0/1>|<client>|<generation>|<token>".
 ]]
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local wait, delayed = key(QUEUE, 'wait'), key(QUEUE, 'delayed')
 local nonce, max, woken = ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
 if ARGV[6] ~= '' then SELF = ARGV[6] end
-local worker, park = ARGV[7], tonumber(ARGV[8])
+local worker, park, park_slots = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 CALLER = worker
-local nf = tonumber(ARGV[9])
+local nf = tonumber(ARGV[10])
 local stale = {}
 local parked = key(QUEUE, 'parked')
 
 if nf > 0 then
   local ids = {}
-  for i = 1, nf do ids[i] = ARGV[6 + i * 4] end
+  for i = 1, nf do ids[i] = ARGV[7 + i * 4] end
   local held = redis.call('HMGET', tokens, unpack(ids))
   local deps = redis.call('HMGET', key(QUEUE, 'dependents'), unpack(ids))
   local gone, had_deps = {}, {}
   for i = 1, nf do
-    local base = 6 + i * 4
+    local base = 7 + i * 4
     local id, token, outcome, retry_at = ids[i], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-    local attempt, keep, slots, client, held_token
+    local attempt, keep, slots, client, gen, held_token
     if held[i] then
-      attempt, keep, slots, client, held_token = string.match(held[i], '^(%d+)|(%d+)|(%d)|([^|]*)|(.*)$')
+      attempt, keep, slots, client, gen, held_token =
+        string.match(held[i], '^(%d+)|(%d+)|(%d)|([^|]*)|([^|]*)|(.*)$')
     end
     if held_token ~= token then
       stale[#stale + 1] = id
@@ -55,7 +58,7 @@ if nf > 0 then
         requeue(QUEUE, id, attempt, tonumber(retry_at))
       else
         if deps[i] then had_deps[#had_deps + 1] = id end
-        settle(QUEUE, id, outcome, tonumber(keep), client, slots == '1', deps[i])
+        settle(QUEUE, id, outcome, tonumber(keep), client, slots == '1', deps[i], gen)
       end
     end
   end
@@ -97,12 +100,12 @@ if #reserved < 5 * max then
   if due then next_due = math.max(0, due - now()) end
   -- Park: the slots left are filled by the next enqueue, through the worker's handover list,
   -- until the worker's wait would end.
-  if park > 0 then
+  local slots = math.min(max - #reserved / 5, park_slots)
+  if park > 0 and slots > 0 then
     parks = true
     local till = park
     if next_due >= 0 and next_due < till then till = next_due end
-    redis.call('HSET', parked, worker, (max - #reserved / 5) .. '|' .. (now() + till) .. '|0|' ..
-      nonce .. 'p')
+    redis.call('HSET', parked, worker, slots .. '|' .. (now() + till) .. '|' .. nonce .. 'p')
     -- A park dropped early is harmless (the enqueue wakes the worker with a marker instead): the
     -- hash lives as long as the latest park.
     redis.call('PEXPIRE', parked, till + 1000)

@@ -22,7 +22,7 @@ if ttl == 0 then
       for i = 1, #got - 4, 5 do
         local id, token = got[i], got[i + 1]
         local held = redis.call('HGET', tokens, id)
-        if held and string.match(held, '^%d+|%d+|%d|[^|]*|(.*)$') == token then
+        if held and string.match(held, '^%d+|%d+|%d|[^|]*|[^|]*|(.*)$') == token then
           redis.call('HDEL', tokens, id)
           redis.call('ZREM', key(QUEUE, 'leases'), id)
           release(QUEUE, id)

@@ -10,6 +10,6 @@ local rec = redis.call('GET', key(QUEUE, 't:' .. ARGV[3]))
 if not rec then return nil end
 local state = string.sub(rec, 1, 1)
 if state == 'P' then return 'P' end
-if state ~= 'E' then return rec end
+if state ~= 'E' then return stored_outcome(rec) end
 if redis.call('HEXISTS', key(QUEUE, 'tokens'), ARGV[3]) == 1 then return 'R' end
 return 'E'

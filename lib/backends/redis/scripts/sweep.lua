@@ -5,7 +5,9 @@
   ARGV[3]  interval ms: the guard key `sweep` is SET NX PX interval
   ARGV[4]  a random number in [0, 1) (backoff jitter; the i-th task uses a golden-ratio step of it)
   Returns: how many tasks were handled; 0 when the guard held.
-  A lapsed task with attempts left goes back (delayed by its backoff); otherwise it ends `expired`
+  A lapsed task that was handed to a worker that never popped the handover (it died parked) goes
+  back first in line, its attempt uncounted. Any other lapsed task with attempts left goes back
+  (delayed by its backoff); otherwise it ends `expired`
   ('x' + JSON {taskName, queue, taskId, reason, attempts}) and the expiry cascades to dependents.
 ]]
 if not redis.call('SET', key(QUEUE, 'sweep'), '1', 'NX', 'PX', ARGV[3]) then return 0 end
@@ -24,21 +26,48 @@ if #lapsed == 0 then return 0 end
 local held = redis.call('HMGET', tokens, unpack(lapsed))
 -- A worker whose lease lapsed is taken for dead: its park goes before its tasks are put back, so
 -- they are not handed to it again. Its id is its tokens' nonce up to the last ':'.
+local workers = {}
 for i = 1, #lapsed do
   local worker = held[i] and string.match(held[i], '|([^|]*):[^:|]*$')
+  workers[i] = worker
   if worker then redis.call('HDEL', pkey, worker) end
 end
+
+-- What a worker was handed and never popped (it died parked): "<id>\t<token>" -> true, read once
+-- per worker; its handover list goes.
+local unpopped = {}
+local function never_popped(worker, id, token)
+  if unpopped[worker] == nil then
+    local set = {}
+    local list = key(QUEUE, 'h:' .. worker)
+    for _, message in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      local ok, got = pcall(cjson.decode, message)
+      if ok and type(got) == 'table' then
+        for j = 1, #got - 4, 5 do set[tostring(got[j]) .. '\t' .. tostring(got[j + 1])] = true end
+      end
+    end
+    redis.call('DEL', list)
+    unpopped[worker] = set
+  end
+  return unpopped[worker][id .. '\t' .. token] == true
+end
+
 for i, id in ipairs(lapsed) do
   local attempt = held[i] and tonumber(string.match(held[i], '^(%d+)|'))
+  local token = held[i] and string.match(held[i], '|([^|]*)$')
   local rec = redis.call('GET', key(QUEUE, 't:' .. id))
-  if attempt and rec and is_live(rec) then
+  if attempt and rec and is_live(rec) and workers[i] and never_popped(workers[i], id, token) then
+    -- Handed over and never popped: it never started, so it goes back first in line, the
+    -- attempt uncounted.
+    release(QUEUE, id)
+  elseif attempt and rec and is_live(rec) then
     local _, _, h = parse(rec)
     if attempt < h.a then
       local r = (random + i * 0.6180339887) % 1
       requeue(QUEUE, id, attempt, now() + backoff_delay(h.b, attempt, r))
     else
       local out = expired_outcome(h.n, QUEUE, id, reason, attempt)
-      settle(QUEUE, id, out, keep_ms(h), h.c, h.d ~= nil, nil)
+      settle(QUEUE, id, out, keep_ms(h), h.c, h.d ~= nil, nil, clean_gen(h.g))
     end
   end
 end
