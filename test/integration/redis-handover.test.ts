@@ -1,27 +1,14 @@
 import { expect } from 'chai'
-import { storedBackoff, type NewTask } from '../../lib/backends/backend.js'
+import type { NewTask } from '../../lib/backends/backend.js'
 import { RedisBackend } from '../../lib/backends/redis/redis.js'
 import { queueKey } from '../../lib/backends/redis/keys.js'
 import { useRedisAdmin } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
+import { newTask as baseTask } from '../helpers/new-task.js'
 
-function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
-  return {
-    id,
-    name: 'func',
-    payload: '[]',
-    deps: [],
-    onError: 'fail',
-    ignoreResult: false,
-    resultTimeout: 10_000,
-    heartrate: 10_000,
-    attempts: 3,
-    backoff: storedBackoff(undefined),
-    runAt: 0,
-    timeout: 0,
-    ...extra,
-  }
-}
+/** Tasks of these tests: 3 attempts. */
+const newTask = (id: string, extra: Partial<NewTask> = {}) =>
+  baseTask(id, { attempts: 3, ...extra })
 
 /** Lease = 2 × heartrate 10 + 1000 ms: time is under test. */
 const lapse = () => new Promise(r => setTimeout(r, 1050))

@@ -1,26 +1,13 @@
 import { expect } from 'chai'
-import { storedBackoff, type NewTask } from '../../lib/backends/backend.js'
+import type { NewTask } from '../../lib/backends/backend.js'
 import { RedisBackend } from '../../lib/backends/redis/redis.js'
 import { redisUrl } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
+import { newTask as baseTask } from '../helpers/new-task.js'
 
-function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
-  return {
-    id,
-    name: 'func',
-    payload: '[]',
-    deps: [],
-    onError: 'fail',
-    ignoreResult: false,
-    resultTimeout: 10_000,
-    heartrate: 10,
-    attempts: 1,
-    backoff: storedBackoff(undefined),
-    runAt: 0,
-    timeout: 0,
-    ...extra,
-  }
-}
+/** Tasks of these tests: heartrate 10 ms (a lease of 1 020 ms). */
+const newTask = (id: string, extra: Partial<NewTask> = {}) =>
+  baseTask(id, { heartrate: 10, ...extra })
 
 const open = (url: string) => new RedisBackend(new URL(url), url, { maxPayloadBytes: 1 << 20 })
 const lapse = () => new Promise(r => setTimeout(r, 1050)) // lease = 2 × 10 + 1000 ms: time is under test

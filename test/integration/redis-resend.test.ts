@@ -1,28 +1,11 @@
 import { expect } from 'chai'
-import { storedBackoff, type NewTask } from '../../lib/backends/backend.js'
 import { encodeTask } from '../../lib/backends/redis/codec.js'
 import { queueKey } from '../../lib/backends/redis/keys.js'
 import { RedisBackend } from '../../lib/backends/redis/redis.js'
 import { Scripts } from '../../lib/backends/redis/scripts.js'
 import { useRedisAdmin } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
-
-function newTask(id: string): NewTask {
-  return {
-    id,
-    name: 'func',
-    payload: '[]',
-    deps: [],
-    onError: 'fail',
-    ignoreResult: false,
-    resultTimeout: 10_000,
-    heartrate: 10_000,
-    attempts: 1,
-    backoff: storedBackoff(undefined),
-    runAt: 0,
-    timeout: 0,
-  }
-}
+import { newTask } from '../helpers/new-task.js'
 
 // ioredis resends a command whose reply was lost with the connection: the same enqueue call, with
 // the same generations, may reach Redis twice.
