@@ -28,8 +28,6 @@ const SWEEP = 100
 const BLOCK_TIMEOUT = 500
 /** Reconnecting and running a batch on a loaded 2-core machine. */
 const ALLOWANCE = 1000
-/** Known library bugs: their tests run with WORQ_CHAOS_KNOWN_BUGS=1 (they fail until fixed). */
-const knownBug = process.env.WORQ_CHAOS_KNOWN_BUGS ? it : it.skip
 
 interface Watchdog {
   blockMs: number
@@ -332,53 +330,50 @@ describe('chaos: connection faults', function () {
     }
   })
 
-  knownBug(
-    'a reply lost after exchange ran (reservation made, worker never told): the task still runs, no false lease:lost',
-    async () => {
-      const url = await redisUrl()
-      const proxy = await silentProxy(url)
-      const queue = uniqueQueue('lostreply')
-      // One slot, no prefetch: the exchange that finishes `a` is the one that reserves `b`.
-      const w = worker(
-        proxy.url,
-        queue,
-        { blockMs: 500, pingMs: 200, marginMs: 300 },
-        {
-          concurrency: 1,
-          prefetch: 0,
-        },
+  it('a reply lost after exchange ran (reservation made, worker never told): the task still runs, no false lease:lost', async () => {
+    const url = await redisUrl()
+    const proxy = await silentProxy(url)
+    const queue = uniqueQueue('lostreply')
+    // One slot, no prefetch: the exchange that finishes `a` is the one that reserves `b`.
+    const w = worker(
+      proxy.url,
+      queue,
+      { blockMs: 500, pingMs: 200, marginMs: 300 },
+      {
+        concurrency: 1,
+        prefetch: 0,
+      },
+    )
+    const client = getBroker(url, queue)
+    try {
+      await w.pool.start()
+      const f = (id: string) =>
+        task(client.queue().work, { heartrate: HEARTRATE, resultTimeout: 60_000 })(id, 0)
+      const marker = `swallow-${queue}`
+      const started = latch()
+      w.pool.once('task:start', () => started.resolve())
+      const a = await task(client.queue().work, { heartrate: HEARTRATE })(marker, 300)
+      await started.promise
+      const b = await f('b')
+      // The exchange carrying a's result (its value is the marker) reaches Redis, which stores
+      // it and reserves b; the reply is dropped. The watchdog reconnects and ioredis resends it.
+      const swallowed = proxy.swallowRepliesAfter(marker)
+      expect(await a.result(10_000)).to.equal(marker)
+      await swallowed
+      const outcome = await b.result(10_000).then(
+        v => v,
+        (e: Error) => `${e.name}: ${e.message}`,
       )
-      const client = getBroker(url, queue)
-      try {
-        await w.pool.start()
-        const f = (id: string) =>
-          task(client.queue().work, { heartrate: HEARTRATE, resultTimeout: 60_000 })(id, 0)
-        const marker = `swallow-${queue}`
-        const started = latch()
-        w.pool.once('task:start', () => started.resolve())
-        const a = await task(client.queue().work, { heartrate: HEARTRATE })(marker, 300)
-        await started.promise
-        const b = await f('b')
-        // The exchange carrying a's result (its value is the marker) reaches Redis, which stores
-        // it and reserves b; the reply is dropped. The watchdog reconnects and ioredis resends it.
-        const swallowed = proxy.swallowRepliesAfter(marker)
-        expect(await a.result(10_000)).to.equal(marker)
-        await swallowed
-        const outcome = await b.result(10_000).then(
-          v => v,
-          (e: Error) => `${e.name}: ${e.message}`,
-        )
-        console.log(`      lost exchange reply: b → ${outcome}; lease:lost for ${w.lost}`)
-        expect(outcome).to.equal('b')
-        expect(w.lost).to.deep.equal([])
-      } finally {
-        await w.pool.stop({ timeout: 1000 })
-        await w.broker.close()
-        await client.close()
-        proxy.close()
-      }
-    },
-  )
+      console.log(`      lost exchange reply: b → ${outcome}; lease:lost for ${w.lost}`)
+      expect(outcome).to.equal('b')
+      expect(w.lost).to.deep.equal([])
+    } finally {
+      await w.pool.stop({ timeout: 1000 })
+      await w.broker.close()
+      await client.close()
+      proxy.close()
+    }
+  })
 
   it('an enqueue reply lost after the task already ran: the resent enqueue does not run it again', async () => {
     const url = await redisUrl()

@@ -16,6 +16,9 @@
   ARGV[10] number of finishes f, then 4 slots per finish:
     id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good, 'release' =
     never started: back first in line, its attempt uncounted)
+  A call that reserved tasks leaves a memo `l:<worker>`: its nonce, a newline, then JSON of its
+  stale ids and the ids and tokens it reserved, PX the longest lease it gave, deleted by the
+  worker's next call that reserves nothing. The same call resent (same nonce) is answered from it.
   Returns: { stale, reserved, nextDueIn, mine }
     stale     ids whose token no longer matched (lease lost): refused, nothing changed
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
@@ -33,6 +36,35 @@ CALLER = worker
 local nf = tonumber(ARGV[10])
 local stale = {}
 local parked = key(QUEUE, 'parked')
+
+-- This very call again (ioredis resends a command whose reply was lost with its connection): its
+-- finishes and reservations were made by the first run, which left a memo (below). Answer as that
+-- run did, with the reservations still held under their tokens; outcomes the lost reply carried
+-- reach their waiters through the re-check every reconnect makes.
+local memo_key = key(QUEUE, 'l:' .. worker)
+local memo = redis.call('GET', memo_key)
+if memo and string.sub(memo, 1, #nonce + 1) == nonce .. '\n' then
+  local first = cjson.decode(string.sub(memo, #nonce + 2))
+  local again = {}
+  for i = 1, #first[2] - 1, 2 do
+    local id, token = first[2][i], first[2][i + 1]
+    local held = redis.call('HGET', tokens, id)
+    local attempt, slots, held_token
+    if held then
+      attempt, slots, held_token = string.match(held, '^(%d+)|%d+|(%d)|[^|]*|[^|]*|(.*)$')
+    end
+    local rec = held_token == token and redis.call('GET', key(QUEUE, 't:' .. id))
+    if rec then
+      local n = #again
+      again[n + 1] = id
+      again[n + 2] = token
+      again[n + 3] = tonumber(attempt)
+      again[n + 4] = rec
+      again[n + 5] = slots == '1' and redis.call('HGETALL', key(QUEUE, 's:' .. id)) or NO_SLOTS
+    end
+  end
+  return { first[1], again, -1, {} }
+end
 
 if nf > 0 then
   local ids = {}
@@ -79,10 +111,10 @@ if first and first <= now() then
 end
 flush_ready()
 
-local reserved = {}
+local reserved, longest = {}, 0
 if max > 0 then
   local popped, drained
-  reserved, popped, drained = reserve(QUEUE, max, nonce, from_wait(QUEUE))
+  reserved, popped, drained, longest = reserve(QUEUE, max, nonce, from_wait(QUEUE))
   -- Drained: no marker may outlive the ready work. Else pass the wake on: a woken worker that
   -- leaves ready work behind wakes the next one.
   -- A call that popped nothing leaves the markers alone: one may announce a delayed task's due time.
@@ -113,5 +145,18 @@ if #reserved < 5 * max then
 end
 -- Whatever this worker asked before, it is not waiting now.
 if not parks then redis.call('HDEL', parked, worker) end
+-- The memo a resend of this call is answered from (above): what it refused and what it reserved,
+-- kept as long as those leases (a resend after that finds the tasks swept anyway).
+if #reserved > 0 then
+  local ids = {}
+  for i = 1, #reserved, 5 do
+    ids[#ids + 1] = reserved[i]
+    ids[#ids + 1] = reserved[i + 1]
+  end
+  redis.call('SET', memo_key, nonce .. '\n' .. cjson.encode({ stale, ids }), 'PX', longest)
+elseif memo then
+  -- A worker's calls follow one another: this one means the last reply arrived.
+  redis.call('DEL', memo_key)
+end
 flush_outbox()
 return { stale, reserved, next_due, mine }

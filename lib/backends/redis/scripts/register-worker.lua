@@ -30,7 +30,7 @@ if ttl == 0 then
       end
     end
   end
-  redis.call('DEL', list)
+  redis.call('DEL', list, key(QUEUE, 'l:' .. ARGV[3]))
   return 1
 end
 redis.call('HSET', wkey, ARGV[3], (now() + ttl) .. '|' .. ARGV[5])
