@@ -1,13 +1,14 @@
 /**
  * Typed wrappers of the Lua scripts in ./scripts: each file is one atomic operation, loaded once,
- * prefixed with the shared helpers of common.lua and defined on a connection with ioredis
- * `defineCommand` (EVALSHA, with EVAL on NOSCRIPT). Call sites never name a script or count keys.
+ * prefixed with the shared helpers of common.lua and ready.lua, and defined on a connection with
+ * ioredis `defineCommand` (EVALSHA, with EVAL on NOSCRIPT). Call sites never name a script or count
+ * keys.
  */
 import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
 import { PREFIX } from './keys.js'
 
-const read = (name: string) =>
+const read = (name: string): string =>
   readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8')
 
 const NAMES = [
@@ -27,10 +28,13 @@ type Name = (typeof NAMES)[number]
 
 let sources: Map<Name, string> | undefined
 
+/** Prepended to every operation script, in this order: helpers, then reserving and readying. */
+const PRELUDE = ['common', 'ready'] as const
+
 function load(): Map<Name, string> {
   if (!sources) {
-    const common = read('common')
-    sources = new Map(NAMES.map(n => [n, `${common}\n${read(n)}`]))
+    const prelude = PRELUDE.map(read).join('\n')
+    sources = new Map(NAMES.map(n => [n, `${prelude}\n${read(n)}`]))
   }
   return sources
 }
