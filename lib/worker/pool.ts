@@ -20,7 +20,7 @@ export type { StopOptions, WorkerPoolOptions }
 /**
  * Longest park (ms): work that arrives within it is handed straight to this pool, later work wakes
  * it with a marker. Short, because a pool that dies parked is handed work it never runs (each such
- * task loses an attempt and waits out its lease).
+ * task waits out its lease before the sweep puts it back).
  */
 const PARK_MS = 1_000
 
@@ -56,7 +56,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #waiting: Promise<void> | undefined
   /** A wait for work ended (woken or timed out) and no exchange has looked since. */
   #woke = false
-  /** The last wait ended with a handover (the queue was drained then); no exchange since. */
+  /** The last wait ended with a handover; no exchange since. */
   #handed = false
   /** The last exchange reserved fewer tasks than it asked for. */
   #drained = false
@@ -221,8 +221,8 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
           await this.#nextKick()
           continue
         }
-        // Tasks were just handed over: the queue was drained when they were. Exchange when one
-        // ends (a kick) or a wake marker says more arrived, not now for nothing.
+        // Tasks were just handed over, all this pool could start. Exchange when one ends (a kick)
+        // or a wake marker says work waits in line, not now for what would likely be nothing.
         this.#handed = false
         await this.#waitOrKick(undefined)
         continue

@@ -270,7 +270,13 @@ export class RedisBackend implements Backend {
     const waker = this.#wakers.get(wakerKey(queue, id))
     this.#wakers.delete(wakerKey(queue, id))
     waker?.close()
-    const kept = (waker?.takeKept() ?? []).flatMap(m => this.#took(parseHandover(m)))
+    const kept = (waker?.takeKept() ?? []).flatMap(m => {
+      try {
+        return this.#took(parseHandover(m))
+      } catch {
+        return [] // not a handover hand_over() wrote: its tasks, if any, are swept
+      }
+    })
     if (kept.length > 0) {
       const releases = kept.map(t => ({ id: t.id, token: t.token, outcome: '', release: true }))
       await this.exchange(queue, id, releases, 0)

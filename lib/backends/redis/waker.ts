@@ -4,7 +4,7 @@
  * watched: a BLPOP that has not returned `marginMs` after its timeout (a half-open socket, a
  * reconnect that lost it) drops that connection and the next round opens a new one, so no worker
  * stays blocked forever. A handover (tasks reserved for this worker by hand_over() in
- * scripts/common.lua) goes to one waiter, or is kept for the next wait when nobody waits; a wake
+ * scripts/ready.lua) goes to one waiter, or is kept for the next wait when nobody waits; a wake
  * marker popped with nobody left waiting is pushed back.
  */
 import type { Redis } from 'ioredis'

@@ -11,7 +11,7 @@
            being published ('' = publish all)
   ARGV[7]  worker id
   ARGV[8]  park ms: when fewer than `max` were ready, hold the slots left (max - reserved, at most
-           ARGV[9]) for handover (hand_over() in common.lua) for this long at most (0 = do not park)
+           ARGV[9]) for handover (hand_over() in ready.lua) for this long at most (0 = do not park)
   ARGV[9]  park slots: the most tasks to hand over
   ARGV[10] number of finishes f, then 4 slots per finish:
     id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good, 'release' =
