@@ -384,7 +384,6 @@ describe('chaos: connection faults', function () {
     const client = getBroker(proxy.url, queue, {
       watchdog: { blockMs: 500, pingMs: 200, marginMs: 300 },
     })
-    const watch = await watchOutcomes(url, queue)
     try {
       await w.pool.start()
       const warm = await task(client.queue().work, { heartrate: HEARTRATE })('warm', 0)
@@ -409,7 +408,6 @@ describe('chaos: connection faults', function () {
       expect([info.waiting, info.processing]).to.deep.equal([0, 0])
       expect(w.runs.get(marker)).to.equal(1)
     } finally {
-      watch.close()
       await w.pool.stop({ timeout: 1000 })
       await w.broker.close()
       await client.close()

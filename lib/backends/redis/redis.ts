@@ -190,6 +190,15 @@ export class RedisBackend implements Backend {
     return reserved
   }
 
+  /** The tasks of a handover message (none from a message hand_over() did not write). */
+  #handed(message: string): ReservedTask[] {
+    try {
+      return this.#took(parseHandover(message))
+    } catch {
+      return [] // its tasks, if any, are swept with their leases
+    }
+  }
+
   async waitForWork(
     queue: string,
     workerId: string,
@@ -210,12 +219,7 @@ export class RedisBackend implements Backend {
       this.#wakers.set(id, waker)
     }
     const handover = await waker.wait(timeoutMs, signal)
-    if (handover === undefined) return []
-    try {
-      return this.#took(parseHandover(handover))
-    } catch {
-      return [] // not a handover hand_over() wrote: its tasks, if any, are swept with their leases
-    }
+    return handover === undefined ? [] : this.#handed(handover)
   }
 
   async renew(queue: string, leases: readonly Lease[]): Promise<string[]> {
@@ -270,13 +274,7 @@ export class RedisBackend implements Backend {
     const waker = this.#wakers.get(wakerKey(queue, id))
     this.#wakers.delete(wakerKey(queue, id))
     waker?.close()
-    const kept = (waker?.takeKept() ?? []).flatMap(m => {
-      try {
-        return this.#took(parseHandover(m))
-      } catch {
-        return [] // not a handover hand_over() wrote: its tasks, if any, are swept
-      }
-    })
+    const kept = (waker?.takeKept() ?? []).flatMap(m => this.#handed(m))
     if (kept.length > 0) {
       const releases = kept.map(t => ({ id: t.id, token: t.token, outcome: '', release: true }))
       await this.exchange(queue, id, releases, 0)

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
+import type { Park } from '../backend.js'
 import { PREFIX } from './keys.js'
 
 const read = (name: string): string =>
@@ -112,7 +113,7 @@ export class Scripts {
     woken: boolean,
     self: string,
     worker: string,
-    park: { ms: number; slots: number } | undefined,
+    park: Park | undefined,
     done: readonly FinishEntry[],
   ): Promise<[string[], unknown[], number, string[]]> {
     const args: Arg[] = [

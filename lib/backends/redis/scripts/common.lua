@@ -158,19 +158,36 @@ local function clean_gen(g)
   return ''
 end
 
+-- The fields of a tokens hash value, "<attempt>|<keep ms>|<has slots 0/1>|<client>|<generation>|
+-- <token>", as strings (nothing for a value of another shape).
+local function read_held(v)
+  return string.match(v, '^(%d+)|(%d+)|(%d)|([^|]*)|([^|]*)|(.*)$')
+end
+
+-- The worker a token was given to: tokens are "<worker id>:<8 characters>[p].<n>".
+local function token_worker(token)
+  return string.match(token, '^(.*):[^:]*$')
+end
+
+-- Stores a task's outcome with its generation for `keep` ms and delivers it to `client`, or drops
+-- the record when nothing is kept.
+local function store(queue, id, outcome, keep, client, gen)
+  if keep > 0 then
+    redis.call('SET', key(queue, 't:' .. id), outcome .. '\n' .. gen, 'PX', keep)
+    if client and client ~= '' then deliver(client, queue, id, outcome) end
+  else
+    redis.call('DEL', key(queue, 't:' .. id))
+  end
+end
+
 -- Ends tasks for good. Stores (or drops) the outcome (with the task's generation `gen`), delivers
 -- it, and fills or fails the dependents, iteratively down the whole graph. `dependents` is the
 -- task's dependents text when the caller already read it (false: none), nil to read (and delete)
 -- it here.
 local function settle(queue, id, outcome, keep, client, has_slots, dependents, gen)
   if dependents == false and not has_slots then
-    -- The common case: no dependents, no argument slots.
-    if keep > 0 then
-      redis.call('SET', key(queue, 't:' .. id), outcome .. '\n' .. gen, 'PX', keep)
-      if client and client ~= '' then deliver(client, queue, id, outcome) end
-    else
-      redis.call('DEL', key(queue, 't:' .. id))
-    end
+    -- The common case: no dependents, no argument slots, no work list.
+    store(queue, id, outcome, keep, client, gen)
     return
   end
   local todo = { { queue, id, outcome, keep, client, has_slots, dependents, gen } }
@@ -178,13 +195,7 @@ local function settle(queue, id, outcome, keep, client, has_slots, dependents, g
   while i <= #todo do
     local q, tid, out, kept, cl, slots, deps, g = unpack(todo[i])
     i = i + 1
-    local tkey = key(q, 't:' .. tid)
-    if kept > 0 then
-      redis.call('SET', tkey, out .. '\n' .. g, 'PX', kept)
-      if cl and cl ~= '' then deliver(cl, q, tid, out) end
-    else
-      redis.call('DEL', tkey)
-    end
+    store(q, tid, out, kept, cl, g)
     if slots then redis.call('DEL', key(q, 's:' .. tid)) end
     if deps == nil then
       deps = redis.call('HGET', key(q, 'dependents'), tid)

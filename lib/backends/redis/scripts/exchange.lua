@@ -49,10 +49,8 @@ if memo and string.sub(memo, 1, #nonce + 1) == nonce .. '\n' then
   for i = 1, #first[2] - 1, 2 do
     local id, token = first[2][i], first[2][i + 1]
     local held = redis.call('HGET', tokens, id)
-    local attempt, slots, held_token
-    if held then
-      attempt, slots, held_token = string.match(held, '^(%d+)|%d+|(%d)|[^|]*|[^|]*|(.*)$')
-    end
+    local attempt, slots, held_token, _
+    if held then attempt, _, slots, _, _, held_token = read_held(held) end
     local rec = held_token == token and redis.call('GET', key(QUEUE, 't:' .. id))
     if rec then
       local n = #again
@@ -77,8 +75,7 @@ if nf > 0 then
     local id, token, outcome, retry_at = ids[i], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
     local attempt, keep, slots, client, gen, held_token
     if held[i] then
-      attempt, keep, slots, client, gen, held_token =
-        string.match(held[i], '^(%d+)|(%d+)|(%d)|([^|]*)|([^|]*)|(.*)$')
+      attempt, keep, slots, client, gen, held_token = read_held(held[i])
     end
     if held_token ~= token then
       stale[#stale + 1] = id

@@ -28,14 +28,18 @@ local function plain_meta(rec)
   return tonumber(made), h, client == '' and 0 or r, client, gen
 end
 
+-- Records of plain tasks this call wrote (enqueue.lua), by id, and their "<heartrate>|<keep ms>|
+-- <client>|<gen>": reserve() takes those without a GET or reading the header.
+local written, written_meta = {}, {}
+
 -- Reserves up to `max` ready tasks of `queue`, the i-th with token `nonce .. '.' .. i`, taking ids
--- from `take(n)` (up to n ids, or nil when there are none left) and records from `records` (id ->
--- record, for records the caller has in hand) or GET. One HSET of tokens, one ZADD of leases. Ids
--- whose record is gone or ended are skipped; unreadable records end as BadMessage. Returns the
--- reserved tasks (5 entries each: id, token, attempt, record, slots), whether any id was taken,
--- whether `take` ran dry, and the longest lease given (ms from now).
+-- from `take(n)` (up to n ids, or nil when there are none left) and records from `written` or GET.
+-- One HSET of tokens, one ZADD of leases. Ids whose record is gone or ended are skipped;
+-- unreadable records end as BadMessage. Returns the reserved tasks (5 entries each: id, token,
+-- attempt, record, slots), whether any id was taken, whether `take` ran dry, and the longest lease
+-- given (ms from now).
 local NO_SLOTS = {}
-local function reserve(queue, max, nonce, take, records, metas)
+local function reserve(queue, max, nonce, take)
   local reserved, hset, zadd = {}, {}, {}
   local taken, drained, popped, longest = 0, false, false, 0
   while taken < max and not drained do
@@ -47,8 +51,7 @@ local function reserve(queue, max, nonce, take, records, metas)
     popped = true
     if #ids < max - taken then drained = true end
     for _, id in ipairs(ids) do
-      local rec = records and records[id]
-      local meta = rec and metas[id]
+      local rec, meta = written[id], written_meta[id]
       if not rec then rec = redis.call('GET', key(queue, 't:' .. id)) end
       local state = rec and string.sub(rec, 1, 1)
       local made, heartrate, keep, client, gen, slots
@@ -129,40 +132,51 @@ local CALLER
 
 -- Hands ready tasks of `queue` to parked workers: idle workers that asked, in their last exchange,
 -- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<nonce>",
--- `parks` its HGETALL). Each gets up to its slots, reserved as exchange.lua
--- reserves, pushed as one JSON array onto its handover list `h:<worker>`, which it BLPOPs: the
--- wake and the reservation in one reply. Parks past their time are dropped. `take` gives the ready ids in order. Stops when `take`
--- runs dry.
-local function hand_over(queue, parks, take, records, metas)
+-- `parks` its HGETALL). Each gets up to its slots, reserved as exchange.lua reserves, pushed as one
+-- JSON array onto its handover list `h:<worker>`, which it BLPOPs: the wake and the reservation in
+-- one reply. `take` gives the ready ids in order; stops when it runs dry.
+local function hand_over(queue, parks, take)
   local pkey = key(queue, 'parked')
   for i = 1, #parks - 1, 2 do
     local worker = parks[i]
-    local slots, till, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(.+)$')
     -- The worker exchanging now (exchange.lua) parks again or not at its end.
-    if worker ~= CALLER and slots and tonumber(till) > now() then
-      local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take, records, metas)
-      if #got > 0 then
-        local list = key(queue, 'h:' .. worker)
-        redis.call('LPUSH', list, cjson.encode(got))
-        -- Unpopped (the worker died parked), the reservations lapse with their leases; the sweep
-        -- that finds them puts them back uncounted and deletes the list, which otherwise goes a
-        -- minute after them.
-        redis.call('PEXPIRE', list, longest + 60000)
+    if worker ~= CALLER then
+      -- A park serves one handover (a worker killed while it runs that work is handed no more;
+      -- it parks again at its next exchange); one past its time is dropped.
+      redis.call('HDEL', pkey, worker)
+      local slots, till, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(.+)$')
+      if slots and tonumber(till) > now() then
+        local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take)
+        if #got > 0 then
+          local list = key(queue, 'h:' .. worker)
+          redis.call('LPUSH', list, cjson.encode(got))
+          -- Unpopped (the worker died parked), the reservations lapse with their leases; the
+          -- sweep that finds them puts them back uncounted and deletes the list, which otherwise
+          -- goes a minute after them.
+          redis.call('PEXPIRE', list, longest + 60000)
+        end
+        if drained then return end
       end
-      -- A park serves one handover: a worker killed while it runs that work must not be handed
-      -- more (each task handed to a dead worker costs an attempt). It parks again at its next
-      -- exchange.
-      redis.call('HDEL', pkey, worker)
-      if drained then return end
-    elseif worker ~= CALLER then
-      redis.call('HDEL', pkey, worker)
     end
   end
 end
 
--- Records of plain tasks this call wrote, by id, and their "<heartrate>|<keep ms>|<client>|<gen>",
--- for reserve() to use without a GET or reading the header (enqueue.lua).
-local written, written_meta = {}, {}
+-- The reservations in a worker's handover list that it never popped, as id, token, id, token, …;
+-- the list goes.
+local function unpopped(queue, worker)
+  local list, found = key(queue, 'h:' .. worker), {}
+  for _, message in ipairs(redis.call('LRANGE', list, 0, -1)) do
+    local ok, got = pcall(cjson.decode, message)
+    if ok and type(got) == 'table' then
+      for j = 1, #got - 4, 5 do
+        found[#found + 1] = tostring(got[j])
+        found[#found + 1] = tostring(got[j + 1])
+      end
+    end
+  end
+  redis.call('DEL', list)
+  return found
+end
 
 -- Puts the ids make_ready() collected in line. Where workers are parked they are handed over:
 -- straight from the collected ids when nothing else waits (no trip through the wait list), else
@@ -178,7 +192,7 @@ local function flush_ready()
       empty = redis.call('LLEN', wait) == 0
       if empty then
         local take, next_index = from_list(list)
-        hand_over(queue, parks, take, written, written_meta)
+        hand_over(queue, parks, take)
         from = next_index()
         parks = {}
       end
@@ -188,7 +202,7 @@ local function flush_ready()
       len = redis.call('LPUSH', wait, unpack(list, i, math.min(i + 4999, #list)))
     end
     if #parks > 0 then
-      hand_over(queue, parks, from_wait(queue), written, written_meta)
+      hand_over(queue, parks, from_wait(queue))
       len = redis.call('LLEN', wait)
     end
     if len > 0 and (empty or len == #list - from + 1) then wake(queue) end

@@ -15,22 +15,17 @@ local ttl = tonumber(ARGV[4])
 if ttl == 0 then
   redis.call('HDEL', wkey, ARGV[3])
   redis.call('HDEL', key(QUEUE, 'parked'), ARGV[3])
-  local list, tokens = key(QUEUE, 'h:' .. ARGV[3]), key(QUEUE, 'tokens')
-  for _, message in ipairs(redis.call('LRANGE', list, 0, -1)) do
-    local ok, got = pcall(cjson.decode, message)
-    if ok and type(got) == 'table' then
-      for i = 1, #got - 4, 5 do
-        local id, token = got[i], got[i + 1]
-        local held = redis.call('HGET', tokens, id)
-        if held and string.match(held, '^%d+|%d+|%d|[^|]*|[^|]*|(.*)$') == token then
-          redis.call('HDEL', tokens, id)
-          redis.call('ZREM', key(QUEUE, 'leases'), id)
-          release(QUEUE, id)
-        end
-      end
+  local tokens, handed = key(QUEUE, 'tokens'), unpopped(QUEUE, ARGV[3])
+  for i = 1, #handed - 1, 2 do
+    local id, token = handed[i], handed[i + 1]
+    local held = redis.call('HGET', tokens, id)
+    if held and select(6, read_held(held)) == token then
+      redis.call('HDEL', tokens, id)
+      redis.call('ZREM', key(QUEUE, 'leases'), id)
+      release(QUEUE, id)
     end
   end
-  redis.call('DEL', list, key(QUEUE, 'l:' .. ARGV[3]))
+  redis.call('DEL', key(QUEUE, 'l:' .. ARGV[3]))
   return 1
 end
 redis.call('HSET', wkey, ARGV[3], (now() + ttl) .. '|' .. ARGV[5])

@@ -14,7 +14,7 @@ local held = redis.call('HMGET', tokens, unpack(ids))
 local lost, zadd = {}, {}
 for i = 1, n do
   local base = 1 + i * 3
-  local token = held[i] and string.match(held[i], '^%d+|%d+|%d|[^|]*|[^|]*|(.*)$')
+  local token = held[i] and select(6, read_held(held[i]))
   if token == ARGV[base + 1] then
     zadd[#zadd + 1] = now() + 2 * tonumber(ARGV[base + 2]) + 1000
     zadd[#zadd + 1] = ids[i]

@@ -26,35 +26,30 @@ if #lapsed == 0 then return 0 end
 local held = redis.call('HMGET', tokens, unpack(lapsed))
 -- A worker whose lease lapsed is taken for dead: its park goes before its tasks are put back, so
 -- they are not handed to it again. Its id is its tokens' nonce up to the last ':'.
-local workers = {}
+local attempts, tokens_of, workers = {}, {}, {}
 for i = 1, #lapsed do
-  local worker = held[i] and string.match(held[i], '|([^|]*):[^:|]*$')
-  workers[i] = worker
-  if worker then redis.call('HDEL', pkey, worker) end
+  if held[i] then
+    local attempt, _, _, _, _, token = read_held(held[i])
+    attempts[i], tokens_of[i] = tonumber(attempt), token
+    workers[i] = token and token_worker(token)
+    if workers[i] then redis.call('HDEL', pkey, workers[i]) end
+  end
 end
 
 -- What a worker was handed and never popped (it died parked): "<id>\t<token>" -> true, read once
--- per worker; its handover list goes.
-local unpopped = {}
+-- per worker.
+local handed = {}
 local function never_popped(worker, id, token)
-  if unpopped[worker] == nil then
-    local set = {}
-    local list = key(QUEUE, 'h:' .. worker)
-    for _, message in ipairs(redis.call('LRANGE', list, 0, -1)) do
-      local ok, got = pcall(cjson.decode, message)
-      if ok and type(got) == 'table' then
-        for j = 1, #got - 4, 5 do set[tostring(got[j]) .. '\t' .. tostring(got[j + 1])] = true end
-      end
-    end
-    redis.call('DEL', list)
-    unpopped[worker] = set
+  if not handed[worker] then
+    local set, found = {}, unpopped(QUEUE, worker)
+    for j = 1, #found - 1, 2 do set[found[j] .. '\t' .. found[j + 1]] = true end
+    handed[worker] = set
   end
-  return unpopped[worker][id .. '\t' .. token] == true
+  return handed[worker][id .. '\t' .. token] == true
 end
 
 for i, id in ipairs(lapsed) do
-  local attempt = held[i] and tonumber(string.match(held[i], '^(%d+)|'))
-  local token = held[i] and string.match(held[i], '|([^|]*)$')
+  local attempt, token = attempts[i], tokens_of[i]
   local rec = redis.call('GET', key(QUEUE, 't:' .. id))
   if attempt and rec and is_live(rec) and workers[i] and never_popped(workers[i], id, token) then
     -- Handed over and never popped: it never started, so it goes back first in line, the
