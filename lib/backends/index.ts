@@ -25,6 +25,14 @@ export interface BackendOptions {
    * @default { blockMs: 5_000, pingMs: 5_000, marginMs: 2_000 }
    */
   watchdog?: { blockMs?: number; pingMs?: number; marginMs?: number }
+  /**
+   * Redis only: load worq's Lua once per server as a function library (FUNCTION LOAD, Redis 7+)
+   * and call it with FCALL. `false`: send each operation as a script with EVALSHA, which leaves
+   * nothing behind on the server but runs the shared helpers again on every call. Servers without
+   * functions (Redis 6, an ACL that denies FUNCTION) get scripts either way.
+   * @default true
+   */
+  redisFunctions?: boolean
 }
 
 /** A shared backend. @internal */
@@ -59,6 +67,7 @@ function openRedis(url: URL, raw: string, o: BackendOptions): Backend {
   return new RedisBackend(url, raw, {
     maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
     redis: o.redis,
+    functions: o.redisFunctions ?? true,
     timing: {
       ...(w.blockMs !== undefined && { blockMs: w.blockMs }),
       ...(w.marginMs !== undefined && { marginMs: w.marginMs }),

@@ -13,7 +13,16 @@ async function commandCalls(admin: Redis): Promise<Map<string, number>> {
 }
 
 /** Commands a client sends itself (the rest run inside scripts). */
-const CLIENT_SENT = new Set(['evalsha', 'eval', 'blpop', 'subscribe', 'client|setname', 'select'])
+const CLIENT_SENT = new Set([
+  'fcall',
+  'function|load',
+  'evalsha',
+  'eval',
+  'blpop',
+  'subscribe',
+  'client|setname',
+  'select',
+])
 
 describe('redis: cost per task', () => {
   const redis = useRedisAdmin()

@@ -39,6 +39,8 @@ export interface RedisBackendOptions extends BackendLimits {
   timing?: Partial<WakerTiming>
   /** Liveness checks of the command and subscriber connections. @default { pingMs: 5_000, marginMs: timing.marginMs } */
   liveness?: Partial<Liveness>
+  /** Use a Redis function library where the server allows (see Scripts). @default true */
+  functions?: boolean
 }
 
 /**
@@ -84,7 +86,7 @@ export class RedisBackend implements Backend {
     this.#timing = { blockMs: 5_000, marginMs: 2_000, ...options.timing }
     const liveness = { pingMs: 5_000, marginMs: this.#timing.marginMs, ...options.liveness }
     this.#cmd = connect(this.#base, 'cmd', liveness)
-    this.#scripts = new Scripts(this.#cmd)
+    this.#scripts = new Scripts(this.#cmd, options.functions ?? true)
     this.#feed = new OutcomeFeed(
       () => connect(this.#base, 'sub', liveness),
       outcomeChannel(this.clientId),

@@ -1,9 +1,12 @@
 /**
- * Typed wrappers of the Lua scripts in ./scripts: each file is one atomic operation, loaded once,
- * prefixed with the shared helpers of common.lua and ready.lua, and defined on a connection with
- * ioredis `defineCommand` (EVALSHA, with EVAL on NOSCRIPT). Call sites never name a script or count
- * keys.
+ * Typed wrappers of the Lua operations in ./scripts. Each file is the body of one atomic
+ * operation; with the shared helpers of common.lua and ready.lua they make one Redis function
+ * library (FUNCTION LOAD, Redis 7+), loaded once per server and called with FCALL, so a call runs
+ * only its own code. Where functions are unavailable (Redis 6, an ACL without FUNCTION, or
+ * `redisFunctions: false`) each operation is a script of its own, helpers included, sent with
+ * EVALSHA (ioredis `defineCommand`, EVAL on NOSCRIPT). Call sites never name a script or count keys.
  */
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
 import type { Park } from '../backend.js'
@@ -27,16 +30,39 @@ const NAMES = [
 
 type Name = (typeof NAMES)[number]
 
-let sources: Map<Name, string> | undefined
-
-/** Prepended to every operation script, in this order: helpers, then reserving and readying. */
+/** The helpers every operation uses, in this order: helpers, then reserving and readying. */
 const PRELUDE = ['common', 'ready'] as const
 
-function load(): Map<Name, string> {
-  if (!sources) {
-    const prelude = PRELUDE.map(read).join('\n')
-    sources = new Map(NAMES.map(n => [n, `${prelude}\n${read(n)}`]))
-  }
+/** The Lua source, both ways it is sent. */
+interface Sources {
+  /** One whole script per operation (EVALSHA). */
+  scripts: Map<Name, string>
+  /** The function library: its source, and each operation's function name. */
+  library: { code: string; functions: Map<Name, string> }
+}
+
+let sources: Sources | undefined
+
+/** The Lua local that holds an operation: a function of (keys, args), as FCALL calls it. */
+const local = (name: Name): string => `op_${name.replace('-', '_')}`
+
+function load(): Sources {
+  if (sources) return sources
+  const prelude = PRELUDE.map(read).join('\n')
+  const op = (name: Name) =>
+    `local function ${local(name)}(_, args)\nbegin(args)\n${read(name)}\nend`
+  // A script's globals KEYS and ARGV, taken before common.lua declares its own ARGV.
+  const script = (n: Name) =>
+    `local keys, args = KEYS, ARGV\n${prelude}\n${op(n)}\nreturn ${local(n)}(keys, args)`
+  const scripts = new Map(NAMES.map(n => [n, script(n)] as const))
+  // The library is named for its content: processes running different versions of worq on one
+  // server each call their own, and loading is idempotent.
+  const body = `${prelude}\n${NAMES.map(op).join('\n')}`
+  const lib = `worq_${createHash('sha1').update(body).digest('hex').slice(0, 12)}`
+  const functions = new Map(NAMES.map(n => [n, `${lib}_${local(n).slice(3)}`] as const))
+  const register = NAMES.map(n => `redis.register_function('${functions.get(n)}', ${local(n)})`)
+  const code = `#!lua name=${lib}\n${body}\n${register.join('\n')}\n`
+  sources = { scripts, library: { code, functions } }
   return sources
 }
 
@@ -63,18 +89,75 @@ export interface FinishEntry {
 type Arg = string | number
 type Call = (...args: Arg[]) => Promise<unknown>
 
-/** The scripts, bound to one command connection. */
+/** How operations reach Redis: FCALL of the function library, or EVALSHA of whole scripts. */
+type Mode = 'function' | 'script'
+
+/** FUNCTION LOAD refused: a server without functions, or a user who may not load them. */
+const NO_FUNCTIONS = /unknown command|NOPERM/i
+/** FCALL refused before it ran: a user who may not call functions. */
+const NO_FCALL = /NOPERM.*'fcall'/i
+
+/** The operations, bound to one command connection. */
 export class Scripts {
   readonly #redis: Redis
+  /** Undefined until the first call finds out (and again after a server lost the library). */
+  #mode: Mode | undefined
+  #loading: Promise<void> | undefined
 
-  constructor(redis: Redis) {
+  /** `functions` false: never load the function library; send scripts with EVALSHA. */
+  constructor(redis: Redis, functions = true) {
     this.#redis = redis
-    for (const [name, lua] of load()) redis.defineCommand(command(name), { numberOfKeys: 0, lua })
+    for (const [name, lua] of load().scripts)
+      redis.defineCommand(command(name), { numberOfKeys: 0, lua })
+    if (!functions) this.#mode = 'script'
   }
 
-  #call(name: Name, queue: string, args: Arg[]): Promise<unknown> {
-    const fn = (this.#redis as unknown as Record<string, Call>)[command(name)]!
-    return fn.call(this.#redis, PREFIX, queue, ...args)
+  /** 'function' or 'script' once the first call has run; undefined before. */
+  get mode(): Mode | undefined {
+    return this.#mode
+  }
+
+  #call(name: Name, queue: string, args: Arg[], retried = false): Promise<unknown> {
+    if (this.#mode === 'script') {
+      const fn = (this.#redis as unknown as Record<string, Call>)[command(name)]!
+      return fn.call(this.#redis, PREFIX, queue, ...args)
+    }
+    if (this.#mode === 'function') {
+      const fname = load().library.functions.get(name)!
+      return this.#redis.fcall(fname, 0, PREFIX, queue, ...args).catch((err: unknown) => {
+        // The call did not run. A server restarted without persistence, or FUNCTION FLUSH: load
+        // again. A user who may load functions but not call them: scripts from now on.
+        if (retried) throw err
+        const message = String(err)
+        if (NO_FCALL.test(message)) this.#mode = 'script'
+        else if (/function not found/i.test(message)) this.#mode = undefined
+        else throw err
+        return this.#call(name, queue, args, true)
+      })
+    }
+    return this.#choose().then(() => this.#call(name, queue, args, retried))
+  }
+
+  /** Loads the library (one FUNCTION LOAD for all callers at once) or settles for scripts. */
+  #choose(): Promise<void> {
+    this.#loading ??= this.#redis
+      .function('LOAD', load().library.code)
+      .then(
+        () => 'function' as const,
+        (err: unknown) => {
+          const message = String(err)
+          if (/already exists/i.test(message)) return 'function' as const
+          if (NO_FUNCTIONS.test(message)) return 'script' as const
+          throw err
+        },
+      )
+      .then(mode => {
+        this.#mode = mode
+      })
+      .finally(() => {
+        this.#loading = undefined
+      })
+    return this.#loading
   }
 
   /**

@@ -1,5 +1,9 @@
---[[ common.lua: helpers prepended to every operation script (scripts.ts does the prepending).
-  Every operation script takes ARGV[1] = the key namespace ('worq') and ARGV[2] = its queue.
+--[[ common.lua: helpers shared by every operation (scripts.ts puts them first, then ready.lua,
+  then the operations). Each operation is the body of a function of (keys, args) that starts with
+  begin(args) (ready.lua): the state of one call below lives in upvalues, which a Redis function
+  library keeps between calls, so begin() resets all of it.
+  Every operation takes args[1] = the key namespace ('worq') and args[2] = its queue, and reads its
+  arguments as ARGV.
 
   A task record (key t:<id>, a string) is
       <state><attempts made>:<header JSON>\n<payload>
@@ -15,8 +19,8 @@
   Dependents of a task (hash `dependents`, field = the task id) are lines
   "<queue>\t<id>\t<slot>\t<generation>\n" (ids and queue names hold no control characters).
 ]]
-local PREFIX = ARGV[1]
-local QUEUE = ARGV[2]
+-- The current call's arguments, key namespace and queue.
+local ARGV, PREFIX, QUEUE
 
 -- Mirrors keys.ts queueKey(): worq:{<queue>}:<suffix>.
 local function key(queue, suffix)
@@ -81,7 +85,7 @@ local function wake(queue)
 end
 
 -- Earliest due time of each queue's delayed set seen by this script call (false: empty).
-local earliest = {}
+local earliest
 local function earliest_due(queue)
   if earliest[queue] == nil then
     local first = redis.call('ZRANGE', key(queue, 'delayed'), 0, 0, 'WITHSCORES')
@@ -91,8 +95,7 @@ local function earliest_due(queue)
 end
 
 -- Ids made ready per queue during this call, pushed by flush_ready() in one LPUSH per queue.
-local ready = {}
-local ready_order = {}
+local ready, ready_order
 
 -- Puts an enqueued task in line: the delayed set until run_at, else the wait list.
 local function make_ready(queue, id, run_at)
@@ -120,9 +123,9 @@ end
 -- publishing them (exchange.lua and enqueue.lua set it); nil: every outcome is published.
 local SELF
 -- Outcomes for SELF, returned in the reply: {queue, id, outcome, queue, id, outcome, ...}.
-local mine = {}
+local mine
 -- Outcomes to publish, per client, laid out like `mine`.
-local outbox = {}
+local outbox
 local function deliver(client, queue, id, outcome)
   local box
   if client == SELF then
@@ -247,7 +250,6 @@ local function cancel_one(queue, id, unlinked)
   return true
 end
 
--- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
 -- True when a decoded header has the fields the scripts compute with, of the right types.
 -- Ranges as well as types: a value Redis or Node would choke on later (a fractional PX, a negative
 -- heartrate, a timer past 2^31 ms, deps that are not pairs of strings) makes the record unreadable.
@@ -287,6 +289,7 @@ local function release(queue, id)
   if redis.call('RPUSH', key(queue, 'wait'), id) == 1 then wake(queue) end
 end
 
+-- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
 local function requeue(queue, id, attempt, run_at)
   local tkey = key(queue, 't:' .. id)
   local rec = redis.call('GET', tkey)
@@ -294,4 +297,11 @@ local function requeue(queue, id, attempt, run_at)
   h.u = run_at
   redis.call('SET', tkey, 'E' .. attempt .. ':' .. cjson.encode(h) .. string.sub(rec, nl))
   make_ready(queue, id, run_at)
+end
+
+-- Starts a call: its arguments, and a fresh state for everything above that lives for one call.
+local function begin_common(args)
+  ARGV, PREFIX, QUEUE = args, args[1], args[2]
+  now_ms, SELF = nil, nil
+  earliest, ready, ready_order, mine, outbox = {}, {}, {}, {}, {}
 end

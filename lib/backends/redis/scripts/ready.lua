@@ -1,5 +1,5 @@
---[[ ready.lua: reserving tasks and putting ready work in line, prepended to every operation
-  script after common.lua (scripts.ts does the prepending). reserve() is what exchange.lua and a
+--[[ ready.lua: reserving tasks and putting ready work in line, after common.lua and before the
+  operations (scripts.ts puts them together); begin() starts every call. reserve() is what exchange.lua and a
   handover share; flush_ready() pushes what make_ready() collected and hands it to parked workers
   (hand_over()). The keys and formats are those of common.lua's header and docs/redis.md.
 ]]
@@ -30,7 +30,7 @@ end
 
 -- Records of plain tasks this call wrote (enqueue.lua), by id, and their "<heartrate>|<keep ms>|
 -- <client>|<gen>": reserve() takes those without a GET or reading the header.
-local written, written_meta = {}, {}
+local written, written_meta
 
 -- Reserves up to `max` ready tasks of `queue`, the i-th with token `nonce .. '.' .. i`, taking ids
 -- from `take(n)` (up to n ids, or nil when there are none left) and records from `written` or GET.
@@ -209,4 +209,10 @@ local function flush_ready()
   end
   ready = {}
   ready_order = {}
+end
+
+-- Starts a call (the first line of every operation): its arguments and a fresh state.
+local function begin(args)
+  begin_common(args)
+  written, written_meta, CALLER = {}, {}, nil
 end
