@@ -22,10 +22,32 @@ export interface ExposeOptions {
   replace?: boolean
 }
 
+/** TaskOptions with the defaults filled in. */
+type Resolved = ReturnType<typeof resolveOptions>
+
+/** A call, encoded, before it becomes a task. */
+interface Call {
+  path: string
+  id: string
+  payload: string
+  deps: NewTask['deps']
+  opts: Resolved
+}
+
+/** A call in the batch of this tick, waiting for the enqueue's answer. */
 interface Pending {
   task: NewTask
-  resolve: (outcome: 'ok' | 'duplicate') => void
+  /** Its Deferred (none with ignoreResult), tracked by `hub` from before the enqueue is sent. */
+  deferred: Deferred<unknown> | undefined
+  hub: ResultHub
+  resolve: (d: Deferred<unknown> | undefined) => void
   reject: (err: unknown) => void
+}
+
+/** Rejects a call of a batch: its Deferred is no longer tracked. */
+function fail(p: Pending, err: unknown): void {
+  if (p.deferred) p.hub.untrack(p.deferred)
+  p.reject(err)
 }
 
 /** A queue name on a backend: expose functions, make queues, size, purge, close. */
@@ -35,6 +57,8 @@ export class Broker implements QueueHost {
   /** The queue name. */
   readonly name: string
   readonly #handle: Promise<BackendHandle>
+  /** The backend once open (the hot path of enqueue skips awaiting #handle). */
+  #opened: BackendHandle | undefined
   readonly #tasks = new Map<string, TaskFunction>()
   #closed = false
   #batch: Pending[] = []
@@ -47,7 +71,10 @@ export class Broker implements QueueHost {
     this.url = url
     this.name = name
     this.#handle = openBackend(url, options)
-    this.#handle.catch(() => undefined)
+    this.#handle.then(
+      handle => (this.#opened = handle),
+      () => undefined,
+    )
   }
 
   /**
@@ -129,23 +156,48 @@ export class Broker implements QueueHost {
     if (this.#closed) throw new BrokerClosed()
   }
 
-  /** @internal Enqueues one call. */
-  async enqueue(
+  /**
+   * @internal Enqueues one call. The common case (no promise among the arguments, the backend
+   * open and listening) makes one promise per call: this runs once per call on the producer's hot
+   * path, and every promise costs more while async context tracking is on.
+   */
+  enqueue(
     path: string,
     rawArgs: unknown[],
     defaults: TaskOptions,
     options?: TaskOptions,
   ): Promise<Deferred<unknown> | undefined> {
-    this.#open()
-    const opts = options ? resolveOptions(defaults, options) : resolvedDefaults(defaults)
-    const args = await resolveArgs(rawArgs)
+    try {
+      this.#open()
+      const opts = options ? resolveOptions(defaults, options) : resolvedDefaults(defaults)
+      const args = resolveArgs(rawArgs)
+      if (args instanceof Promise) return args.then(a => this.#encode(path, a, opts))
+      return this.#encode(path, args, opts)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /** Encodes a call whose arguments are values, then submits it once the backend listens. */
+  #encode(path: string, args: unknown[], opts: Resolved): Promise<Deferred<unknown> | undefined> {
     const id = checkId(typeof opts.id === 'function' ? opts.id(...args) : (opts.id ?? nanoid()))
     const { payload, deps } = encodeCall(args)
-    const { backend, hub } = await this.#ready()
+    const call = { path, id, payload, deps, opts }
+    const open = this.#opened
+    if (open && (opts.ignoreResult || open.hub.listening)) return this.#submit(open, call)
+    return this.#ready().then(async handle => {
+      if (!opts.ignoreResult) await handle.hub.ready()
+      return this.#submit(handle, call)
+    })
+  }
+
+  /** Puts an encoded call in this tick's batch; settles when the batch's enqueue answers. */
+  #submit(handle: BackendHandle, call: Call): Promise<Deferred<unknown> | undefined> {
+    const { backend, hub } = handle
+    const { path, id, payload, deps, opts } = call
     const limit = backend.limits.maxPayloadBytes
     if (payload.length > limit / 4 && Buffer.byteLength(payload) > limit)
       throw new PayloadTooLarge(`the arguments of ${path}`, Buffer.byteLength(payload), limit)
-    if (!opts.ignoreResult) await hub.ready()
     const task: NewTask = {
       id,
       name: path,
@@ -160,22 +212,14 @@ export class Broker implements QueueHost {
       runAt: opts.runAt(Date.now()),
       timeout: opts.timeout,
     }
-    const d = opts.ignoreResult
+    const deferred = opts.ignoreResult
       ? undefined
       : new Deferred<unknown>(this.#host(hub, backend), this.name, path, id)
-    if (d) hub.track(d)
-    const outcome = await new Promise<'ok' | 'duplicate'>((resolve, reject) => {
-      this.#batch.push({ task, resolve, reject })
+    if (deferred) hub.track(deferred)
+    return new Promise((resolve, reject) => {
+      this.#batch.push({ task, deferred, hub, resolve, reject })
       if (this.#batch.length === 1) setImmediate(() => void this.#flush(backend))
-    }).catch(err => {
-      if (d) hub.untrack(d)
-      throw err
     })
-    if (outcome === 'duplicate') {
-      if (d) hub.untrack(d)
-      throw new DuplicateTask(path, this.name, id)
-    }
-    return d
   }
 
   async #flush(backend: Backend): Promise<void> {
@@ -183,17 +227,22 @@ export class Broker implements QueueHost {
     this.#batch = []
     if (batch.length === 0) return
     this.#flushing = true
+    let outcomes: Array<'ok' | 'duplicate'>
     try {
-      const outcomes = await backend.enqueue(
+      outcomes = await backend.enqueue(
         this.name,
         batch.map(p => p.task),
       )
-      batch.forEach((p, i) => p.resolve(outcomes[i] as 'ok' | 'duplicate'))
     } catch (err) {
-      for (const p of batch) p.reject(err)
+      for (const p of batch) fail(p, err)
+      return
     } finally {
       this.#flushing = false
     }
+    batch.forEach((p, i) => {
+      if (outcomes[i] === 'duplicate') fail(p, new DuplicateTask(p.task.name, this.name, p.task.id))
+      else p.resolve(p.deferred)
+    })
   }
 
   async #drain(): Promise<void> {
@@ -215,8 +264,8 @@ export class Broker implements QueueHost {
 }
 
 /** A queue's defaults, resolved once (calls without per-call options share them). */
-const resolved = new WeakMap<TaskOptions, ReturnType<typeof resolveOptions>>()
-function resolvedDefaults(defaults: TaskOptions): ReturnType<typeof resolveOptions> {
+const resolved = new WeakMap<TaskOptions, Resolved>()
+function resolvedDefaults(defaults: TaskOptions): Resolved {
   let r = resolved.get(defaults)
   if (!r) resolved.set(defaults, (r = resolveOptions(defaults)))
   return r

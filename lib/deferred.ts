@@ -82,30 +82,37 @@ export class Deferred<T = unknown> {
    * Waits up to `ms` for the task to finish. True when it finished (completed, failed, expired or
    * cancelled): then `value` holds the outcome. False when time ran out.
    */
-  async wait(ms: number): Promise<boolean> {
-    checkMs(ms)
-    if (this.#outcome !== undefined) return true
-    if (this[kEpoch] !== this.#host.epoch) {
-      await this.#fetch()
-      if (this.#outcome !== undefined) return true
-    }
-    if (ms === 0) return false
-    const done = this.#host.waiting(this as Deferred<unknown>)
+  wait(ms: number): Promise<boolean> {
     try {
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(finish, ms)
-        function finish() {
-          clearTimeout(timer)
-          resolve()
-        }
-        const wake = () => finish()
-        ;(this.#wake ??= new Set()).add(wake)
-        // A gap in delivery while waiting is handled by the host, which re-fetches.
-      })
-    } finally {
-      done()
+      checkMs(ms)
+    } catch (err) {
+      return Promise.reject(err)
     }
-    return this.#outcome !== undefined
+    if (this.#outcome !== undefined) return Promise.resolve(true)
+    if (this[kEpoch] !== this.#host.epoch) return this.#fetchThenWait(ms)
+    return this.#waitFor(ms)
+  }
+
+  /** `wait` after a gap in delivery: fetch first, then wait if still unsettled. */
+  async #fetchThenWait(ms: number): Promise<boolean> {
+    await this.#fetch()
+    return this.#outcome !== undefined || this.#waitFor(ms)
+  }
+
+  /** Waits for a delivery (one promise, one timer; none when `ms` is 0). */
+  #waitFor(ms: number): Promise<boolean> {
+    if (ms === 0) return Promise.resolve(false)
+    // A gap in delivery while waiting is handled by the host, which re-fetches.
+    const done = this.#host.waiting(this as Deferred<unknown>)
+    return new Promise<boolean>(resolve => {
+      const finish = () => {
+        clearTimeout(timer)
+        done()
+        resolve(this.#outcome !== undefined)
+      }
+      const timer = setTimeout(finish, ms)
+      ;(this.#wake ??= new Set()).add(finish)
+    })
   }
 
   /**
@@ -126,9 +133,11 @@ export class Deferred<T = unknown> {
   }
 
   /** Waits up to `ms` and returns the value; rejects with the task's failure or `WaitTimeout`. */
-  async result(ms: number): Promise<T> {
-    if (!(await this.wait(ms))) throw new WaitTimeout(this.name, this.queue, this.id, ms)
-    return this.value
+  result(ms: number): Promise<T> {
+    return this.wait(ms).then(done => {
+      if (!done) throw new WaitTimeout(this.name, this.queue, this.id, ms)
+      return this.value
+    })
   }
 
   /** Cancels the task if it has not started running. True when it was cancelled. */

@@ -5,7 +5,8 @@
  */
 import { Deferred } from './deferred.js'
 
-function isThenable(v: unknown): v is PromiseLike<unknown> {
+/** True for a promise or any object with a `then` method. @internal */
+export function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (
     v !== null &&
     (typeof v === 'object' || typeof v === 'function') &&

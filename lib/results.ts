@@ -28,12 +28,19 @@ export class ResultHub {
 
   /** Resolves once outcomes of later enqueues are sure to be delivered. */
   ready(): Promise<void> {
-    this.#ready ??= this.#backend.listen(
-      (queue, id, outcome) => this.#deliver(queue, id, outcome),
-      () => this.#gap(),
-    )
+    this.#ready ??= this.#backend
+      .listen(
+        (queue, id, outcome) => this.#deliver(queue, id, outcome),
+        () => this.#gap(),
+      )
+      .then(() => {
+        this.listening = true
+      })
     return this.#ready
   }
+
+  /** True once `ready()` has resolved: outcomes of later enqueues will be delivered. */
+  listening = false
 
   /**
    * Tracks a Deferred before its enqueue is sent, so an outcome delivered before the enqueue's

@@ -5,7 +5,7 @@ export const name = 'worq'
 export const stores = 'stored result, read back through Deferred.result()'
 
 export async function create(url, { concurrency }) {
-  const broker = getBroker(url, 'bench', { redisFunctions: process.env.FN !== '0' })
+  const broker = getBroker(url, 'bench')
   broker.expose(
     new TaskSpace('', {
       add: (a, b) => a + b,

@@ -5,6 +5,7 @@
 import { backoffDelay, type Finish, type ReservedTask } from '../backends/backend.js'
 import { completedOutcome, failedOutcome, readOutcome, remoteError } from '../outcome.js'
 import { decodeCall } from '../serializer.js'
+import { isThenable } from '../resolve-args.js'
 import { TaskTimeout, type RemoteError } from '../errors.js'
 import type { TaskFunction } from '../types.js'
 import { runInContext, type TaskContext } from './context.js'
@@ -28,13 +29,17 @@ export interface RunEnv {
   progress(value: unknown): void
 }
 
-/** Runs `task` and reports how it ended. */
-export async function execute(
+/**
+ * Runs `task` and reports how it ended: at once when its function returns a value (no promise
+ * made on the worker's hot path), else when the promise it returned settles. Never throws or
+ * rejects.
+ */
+export function execute(
   task: ReservedTask,
   queue: string,
   lookup: Lookup,
   env: RunEnv,
-): Promise<Finish> {
+): Finish | Promise<Finish> {
   const fn = lookup(task.name)
   if (!fn) {
     return fail(task, queue, {
@@ -72,12 +77,20 @@ export async function execute(
   }
   let value: unknown
   try {
-    value = await runWithin(task, env.controller, () =>
-      runInContext(ctx, () => fn.apply(ctx, args)),
-    )
+    value = runWithin(task, env.controller, () => runInContext(ctx, () => fn.apply(ctx, args)))
   } catch (err) {
     return fail(task, queue, remoteError(err))
   }
+  if (isThenable(value))
+    return Promise.resolve(value).then(
+      v => complete(task, queue, v),
+      (err: unknown) => fail(task, queue, remoteError(err)),
+    )
+  return complete(task, queue, value)
+}
+
+/** A completed run: its value as an outcome, or a failure when the value cannot be sent. */
+function complete(task: ReservedTask, queue: string, value: unknown): Finish {
   try {
     return { id: task.id, token: task.token, outcome: completedOutcome(value) }
   } catch (err) {
@@ -107,13 +120,20 @@ export function fail(task: ReservedTask, queue: string, remote: RemoteError): Fi
   return finish
 }
 
-/** Runs `call`; past the task's timeout, aborts its signal and rejects with TaskTimeout. */
-async function runWithin(
+/**
+ * Runs `call`: without a timeout, what it returns; with one, a promise that past the task's
+ * timeout aborts its signal and rejects with TaskTimeout.
+ */
+function runWithin(task: ReservedTask, controller: LazyAbort, call: () => unknown): unknown {
+  if (!task.timeout) return call()
+  return raceTimeout(task, controller, call)
+}
+
+async function raceTimeout(
   task: ReservedTask,
   controller: LazyAbort,
   call: () => unknown,
 ): Promise<unknown> {
-  if (!task.timeout) return await call()
   let timer: NodeJS.Timeout | undefined
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

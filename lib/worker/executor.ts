@@ -11,8 +11,11 @@ import { execute, type Lookup, type RunEnv } from './execute.js'
 export interface Executor {
   /** Prepares the executor (forks child processes); the pool awaits it in `start()`. Optional. */
   start?(): Promise<void>
-  /** Runs one task. Never rejects: every way a run can end is a Finish. */
-  run(task: ReservedTask, queue: string, env: RunEnv): Promise<Finish>
+  /**
+   * Runs one task: its Finish, at once or as a promise. Never throws or rejects: every way a run
+   * can end is a Finish.
+   */
+  run(task: ReservedTask, queue: string, env: RunEnv): Finish | Promise<Finish>
   /** Releases what the executor holds (child processes). Tasks still running are abandoned. */
   close(): Promise<void>
 }
@@ -21,7 +24,7 @@ export interface Executor {
 export class InProcessExecutor implements Executor {
   constructor(private readonly lookup: Lookup) {}
 
-  run(task: ReservedTask, queue: string, env: RunEnv): Promise<Finish> {
+  run(task: ReservedTask, queue: string, env: RunEnv): Finish | Promise<Finish> {
     return execute(task, queue, this.lookup, env)
   }
 

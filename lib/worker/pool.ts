@@ -10,6 +10,7 @@ import type { Broker } from '../broker.js'
 import { expiredOutcome, outcomeStatus } from '../outcome.js'
 import { TypedEmitter, type WorkerPoolEvents } from './events.js'
 import type { Executor } from './executor.js'
+import { isThenable } from '../resolve-args.js'
 import { LeaseKeeper } from './leases.js'
 import { LazyAbort } from './abort.js'
 import { BrokerClosed, LeaseLost } from '../errors.js'
@@ -375,7 +376,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       progress: (value: unknown) =>
         this.emit('task:progress', { id: task.id, name: task.name, queue, value }),
     }
-    void this.#executor.run(task, queue, env).then(finish => {
+    const ended = (finish: Finish) => {
       const mine = this.#running.get(task.id)
       if (mine?.task.token !== task.token) return // handed back at stop: the backend will refuse it
       this.#running.delete(task.id)
@@ -399,7 +400,12 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         for (const resolve of this.#idle) resolve()
         this.#idle.clear()
       }
-    })
+    }
+    // A task that returned a value has ended already; its end is handled after this start's
+    // caller is done starting (the same microtask turn an awaited run would take).
+    const run = this.#executor.run(task, queue, env)
+    if (isThenable(run)) void Promise.resolve(run).then(ended)
+    else queueMicrotask(() => ended(run))
   }
 
   /** Registers this worker as live for three sweep intervals; refreshed on every sweep tick. */
