@@ -44,6 +44,8 @@ async function resolveDeep(v: unknown): Promise<unknown> {
 
 /** The arguments with every promise awaited. */
 export function resolveArgs(args: unknown[]): unknown[] | Promise<unknown[]> {
+  // Plain values (the common call) hold no promise: no walk.
+  if (args.every(a => a === null || (typeof a !== 'object' && typeof a !== 'function'))) return args
   if (!hasThenable(args, new Set())) return args
   return resolveDeep(args) as Promise<unknown[]>
 }

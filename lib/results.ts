@@ -11,12 +11,13 @@
 import { type Deferred, settle } from './deferred.js'
 import type { Backend } from './backends/backend.js'
 
-const key = (queue: string, id: string) => `${queue}\u0000${id}`
+/** Unsettled Deferreds of one queue by id (usually one each; more when an id was reused). */
+type Held = Map<string, Deferred<unknown> | Deferred<unknown>[]>
 
 export class ResultHub {
   #backend: Backend
-  /** Unsettled Deferreds by queue and id (usually one; more when an id was reused). */
-  #open = new Map<string, Deferred<unknown> | Deferred<unknown>[]>()
+  /** Unsettled Deferreds by queue, then id (no key built per call). */
+  #open = new Map<string, Held>()
   #waited = new Set<Deferred<unknown>>()
   #ready: Promise<void> | undefined
   /** Increments on every gap in delivery. */
@@ -47,21 +48,22 @@ export class ResultHub {
    * reply (a fast worker, another connection) still reaches it.
    */
   track(d: Deferred<unknown>): void {
-    const k = key(d.queue, d.id)
-    const held = this.#open.get(k)
-    if (held === undefined) this.#open.set(k, d)
-    else this.#open.set(k, Array.isArray(held) ? [...held, d] : [held, d])
+    let open = this.#open.get(d.queue)
+    if (!open) this.#open.set(d.queue, (open = new Map()))
+    const held = open.get(d.id)
+    if (held === undefined) open.set(d.id, d)
+    else open.set(d.id, Array.isArray(held) ? [...held, d] : [held, d])
   }
 
   /** Stops tracking a Deferred whose enqueue was refused. */
   untrack(d: Deferred<unknown>): void {
-    const k = key(d.queue, d.id)
-    const held = this.#open.get(k)
-    if (held === d) this.#open.delete(k)
+    const open = this.#open.get(d.queue)
+    const held = open?.get(d.id)
+    if (held === d) open!.delete(d.id)
     else if (Array.isArray(held)) {
       const rest = held.filter(x => x !== d)
-      if (rest.length === 1) this.#open.set(k, rest[0]!)
-      else this.#open.set(k, rest)
+      if (rest.length === 1) open!.set(d.id, rest[0]!)
+      else open!.set(d.id, rest)
     }
   }
 
@@ -71,10 +73,10 @@ export class ResultHub {
   }
 
   #deliver(queue: string, id: string, outcome: string): void {
-    const k = key(queue, id)
-    const held = this.#open.get(k)
+    const open = this.#open.get(queue)
+    const held = open?.get(id)
     if (held === undefined) return
-    this.#open.delete(k)
+    open!.delete(id)
     if (Array.isArray(held)) for (const d of held) settle(d, outcome)
     else settle(held, outcome)
   }
