@@ -27,6 +27,11 @@ local function key(queue, suffix)
   return PREFIX .. ':{' .. queue .. '}:' .. suffix
 end
 
+-- The key of a task's record, record(queue, id) in one concatenation (hot paths).
+local function record(queue, id)
+  return PREFIX .. ':{' .. queue .. '}:t:' .. id
+end
+
 local now_ms
 -- Server time in ms (one TIME per script call, taken lazily).
 local function now()
@@ -161,10 +166,13 @@ local function clean_gen(g)
   return ''
 end
 
--- The fields of a tokens hash value, "<attempt>|<keep ms>|<has slots 0/1>|<client>|<generation>|
--- <token>", as strings (nothing for a value of another shape).
+-- The fields of a tokens hash value, "<attempt>|<has slots 0/1>|<heartrate>|<keep ms>|<client>|
+-- <generation>|<token>" (the middle four are an enqueue's meta, as it came), as strings: attempt,
+-- keep, has slots, client, generation, token (nothing for a value of another shape).
 local function read_held(v)
-  return string.match(v, '^(%d+)|(%d+)|(%d)|([^|]*)|([^|]*)|(.*)$')
+  local attempt, slots, keep, client, gen, token =
+    string.match(v, '^(%d+)|(%d)|%d+|(%d+)|([^|]*)|([^|]*)|(.*)$')
+  return attempt, keep, slots, client, gen, token
 end
 
 -- The worker a token was given to: tokens are "<worker id>:<8 characters>[p].<n>".
@@ -176,10 +184,10 @@ end
 -- the record when nothing is kept.
 local function store(queue, id, outcome, keep, client, gen)
   if keep > 0 then
-    redis.call('SET', key(queue, 't:' .. id), outcome .. '\n' .. gen, 'PX', keep)
+    redis.call('SET', record(queue, id), outcome .. '\n' .. gen, 'PX', keep)
     if client and client ~= '' then deliver(client, queue, id, outcome) end
   else
-    redis.call('DEL', key(queue, 't:' .. id))
+    redis.call('DEL', record(queue, id))
   end
 end
 
@@ -207,7 +215,7 @@ local function settle(queue, id, outcome, keep, client, has_slots, dependents, g
     if deps then
       local failing = string.sub(out, 1, 1) ~= 'c'
       for dq, did, slot, gen in string.gmatch(deps, '([^\t]*)\t([^\t]*)\t(%d+)\t([^\n]*)\n') do
-        local dkey = key(dq, 't:' .. did)
+        local dkey = record(dq, did)
         local rec = redis.call('GET', dkey)
         if rec and string.sub(rec, 1, 1) == 'P' then
           local _, _, h = parse(rec)
@@ -234,7 +242,7 @@ end
 -- Cancels a pending or enqueued task that is not processing. With `unlinked`, the caller already
 -- took it out of its lines. Returns true when it was cancelled.
 local function cancel_one(queue, id, unlinked)
-  local rec = redis.call('GET', key(queue, 't:' .. id))
+  local rec = redis.call('GET', record(queue, id))
   if not rec or not is_live(rec) then return false end
   local state, _, h = parse(rec)
   if state == 'P' then
@@ -280,7 +288,7 @@ local function bad_message(queue, id, h, why)
   local name = (type(h) == 'table' and type(h.n) == 'string') and h.n or '?'
   local failure = { json = { taskName = name, queue = queue, taskId = id, attempts = 1,
     remote = { name = 'BadMessage', code = 'ERR_WORQ_BAD_MESSAGE', message = why } } }
-  redis.call('SET', key(queue, 't:' .. id), 'f' .. cjson.encode(failure), 'PX', 3600000)
+  redis.call('SET', record(queue, id), 'f' .. cjson.encode(failure), 'PX', 3600000)
 end
 
 -- Puts a reserved task that never started back first in line (the pop end of the wait list). Its
@@ -291,7 +299,7 @@ end
 
 -- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
 local function requeue(queue, id, attempt, run_at)
-  local tkey = key(queue, 't:' .. id)
+  local tkey = record(queue, id)
   local rec = redis.call('GET', tkey)
   local _, _, h, colon, nl = parse(rec)
   h.u = run_at

@@ -49,7 +49,7 @@ local function enqueue_pending(id, run_at, body, tkey)
   local slots, missing, failed = {}, 0, nil
   for slot, dep in ipairs(header.d) do
     local dq, did = dep[1], dep[2]
-    local arg = redis.call('GET', key(dq, 't:' .. did))
+    local arg = redis.call('GET', record(dq, did))
     if arg and is_live(arg) then
       local dkey = key(dq, 'dependents')
       local line = QUEUE .. '\t' .. id .. '\t' .. (slot - 1) .. '\t' .. header.g .. '\n'

@@ -25,7 +25,7 @@
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
   Tokens hash value of a processing task:
-  "<attempt>|<keep ms>|<has slots 0/1>|<client>|<generation>|<token>".
+  "<attempt>|<has slots 0/1>|<heartrate>|<keep ms>|<client>|<generation>|<token>".
 ]]
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local wait, delayed = key(QUEUE, 'wait'), key(QUEUE, 'delayed')
@@ -51,7 +51,7 @@ if memo and string.sub(memo, 1, #nonce + 1) == nonce .. '\n' then
     local held = redis.call('HGET', tokens, id)
     local attempt, slots, held_token, _
     if held then attempt, _, slots, _, _, held_token = read_held(held) end
-    local rec = held_token == token and redis.call('GET', key(QUEUE, 't:' .. id))
+    local rec = held_token == token and redis.call('GET', record(QUEUE, id))
     if rec then
       local n = #again
       again[n + 1] = id

@@ -11,7 +11,7 @@ local wait = key(QUEUE, 'wait')
 local oldest = -1
 local last = redis.call('LINDEX', wait, -1)
 if last then
-  local rec = redis.call('GET', key(QUEUE, 't:' .. last))
+  local rec = redis.call('GET', record(QUEUE, last))
   if rec and is_live(rec) then
     local _, _, h = parse(rec)
     oldest = math.max(h.e or 0, h.u or 0)

@@ -52,15 +52,15 @@ local function reserve(queue, max, nonce, take)
     if #ids < max - taken then drained = true end
     for _, id in ipairs(ids) do
       local rec, meta = written[id], written_meta[id]
-      if not rec then rec = redis.call('GET', key(queue, 't:' .. id)) end
+      if not rec then rec = redis.call('GET', record(queue, id)) end
       local state = rec and string.sub(rec, 1, 1)
-      local made, heartrate, keep, client, gen, slots
+      local made, heartrate, slots
       if meta then
-        -- Written by this call, with its fields at hand (enqueue.lua): no header to read.
+        -- Written by this call, with its meta at hand (enqueue.lua): no header to read.
         made, slots = 0, NO_SLOTS
-        heartrate, keep, client, gen = string.match(meta, '^(%d+)|(%d+)|([^|]*)|(.*)$')
-        heartrate = tonumber(heartrate)
+        heartrate = tonumber(string.match(meta, '^%d+'))
       elseif state == 'E' then
+        local keep, client, gen
         made, heartrate, keep, client, gen = plain_meta(rec)
         slots = NO_SLOTS
         if not made then
@@ -75,6 +75,7 @@ local function reserve(queue, max, nonce, take)
             bad_message(queue, id, ok and h or nil, 'the task record cannot be read')
           end
         end
+        if made then meta = heartrate .. '|' .. keep .. '|' .. client .. '|' .. gen end
       elseif state and (state == '' or not string.find('PEcfxk', state, 1, true)) then
         bad_message(queue, id, nil, 'the key holds no worq task record')
       end
@@ -83,8 +84,7 @@ local function reserve(queue, max, nonce, take)
         local token = nonce .. '.' .. taken
         local n = #hset
         hset[n + 1] = id
-        hset[n + 2] = (made + 1) .. '|' .. keep .. '|' .. (slots == NO_SLOTS and '0' or '1') ..
-          '|' .. client .. '|' .. gen .. '|' .. token
+        hset[n + 2] = (made + 1) .. (slots == NO_SLOTS and '|0|' or '|1|') .. meta .. '|' .. token
         local lease = 2 * heartrate + 1000
         if lease > longest then longest = lease end
         zadd[n + 1] = now() + lease

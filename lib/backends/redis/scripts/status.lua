@@ -6,7 +6,7 @@
   Returns: nil when unknown; the outcome string of a finished task; 'P' pending; 'E' enqueued or
   delayed; 'R' processing.
 ]]
-local rec = redis.call('GET', key(QUEUE, 't:' .. ARGV[3]))
+local rec = redis.call('GET', record(QUEUE, ARGV[3]))
 if not rec then return nil end
 local state = string.sub(rec, 1, 1)
 if state == 'P' then return 'P' end

@@ -50,7 +50,7 @@ end
 
 for i, id in ipairs(lapsed) do
   local attempt, token = attempts[i], tokens_of[i]
-  local rec = redis.call('GET', key(QUEUE, 't:' .. id))
+  local rec = redis.call('GET', record(QUEUE, id))
   if attempt and rec and is_live(rec) and workers[i] and never_popped(workers[i], id, token) then
     -- Handed over and never popped: it never started, so it goes back first in line, the
     -- attempt uncounted.
