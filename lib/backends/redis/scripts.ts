@@ -112,11 +112,6 @@ export class Scripts {
     if (!functions) this.#mode = 'script'
   }
 
-  /** 'function' or 'script' once the first call has run; undefined before. */
-  get mode(): Mode | undefined {
-    return this.#mode
-  }
-
   #call(name: Name, queue: string, args: Arg[], retried = false): Promise<unknown> {
     if (this.#mode === 'script') {
       const fn = (this.#redis as unknown as Record<string, Call>)[command(name)]!

@@ -27,7 +27,7 @@ local function key(queue, suffix)
   return PREFIX .. ':{' .. queue .. '}:' .. suffix
 end
 
--- The key of a task's record, record(queue, id) in one concatenation (hot paths).
+-- The key of a task's record: key(queue, 't:' .. id) in one concatenation (hot paths).
 local function record(queue, id)
   return PREFIX .. ':{' .. queue .. '}:t:' .. id
 end
