@@ -35,13 +35,16 @@ export class ResultHub {
         () => this.#gap(),
       )
       .then(() => {
-        this.listening = true
+        this.#listening = true
       })
     return this.#ready
   }
 
+  #listening = false
   /** True once `ready()` has resolved: outcomes of later enqueues will be delivered. */
-  listening = false
+  get listening(): boolean {
+    return this.#listening
+  }
 
   /**
    * Tracks a Deferred before its enqueue is sent, so an outcome delivered before the enqueue's

@@ -267,10 +267,10 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         if (!this.#lost.delete(id)) this.emit('lease:lost', { id, queue })
       }
       this.#accept(result.reserved)
-      this.#drained = result.reserved.length < free
       // Fewer than asked: the queue is drained. Asking again at once would only hold the next
       // finish behind an empty round trip; wait for a wake (new work) or a kick (a task ended).
-      if (result.reserved.length < free && this.#done.length === 0 && this.#state === 'running') {
+      this.#drained = result.reserved.length < free
+      if (this.#drained && this.#done.length === 0 && this.#state === 'running') {
         // A wait that ended while the loop was busy (a kick won the race) may have taken the only
         // wake marker for work that arrived after that exchange: look again before waiting.
         if (this.#woke) {

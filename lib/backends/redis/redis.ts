@@ -273,8 +273,9 @@ export class RedisBackend implements Backend {
   async unregisterWorker(queue: string, id: string): Promise<void> {
     this.#open()
     // Handovers popped that nobody took, and those still in the list, go back first in line.
-    const waker = this.#wakers.get(wakerKey(queue, id))
-    this.#wakers.delete(wakerKey(queue, id))
+    const key = wakerKey(queue, id)
+    const waker = this.#wakers.get(key)
+    this.#wakers.delete(key)
     waker?.close()
     const kept = (waker?.takeKept() ?? []).flatMap(m => this.#handed(m))
     if (kept.length > 0) {
