@@ -24,7 +24,10 @@
  *    down `onError: 'fail'` dependents. Every outcome is delivered to the client that enqueued the
  *    task through the listener given to `listen`.
  * 5. **sweep** finds lapsed leases: a task with attempts left goes back (after its backoff), else it
- *    becomes `expired` and the expiry cascades like a failure.
+ *    becomes `expired` and the expiry cascades like a failure. A sweep that comes more than
+ *    {@link stallMs} after the previous one that saw leases (the store was paused or down, or no
+ *    worker swept) acts on none of the leases that lapsed in between: it gives each one more lease
+ *    from now, so that live workers renew first; the next sweep acts on those still lapsed.
  * 6. After `resultTimeout` the outcome vanishes; nothing is left behind for the task.
  *
  * Outcomes travel as strings (see lib/outcome.ts): the first character is the status (`c`
@@ -263,6 +266,14 @@ export function backoffDelay(b: StoredBackoff, attempt: number, random: number):
 
 /** The lease grace added to 2 × heartrate, in ms. */
 export const LEASE_GRACE_MS = 1000
+
+/**
+ * How long sweeping may stop before the next sweep takes lapsed leases for a stall rather than for
+ * dead workers: two of its intervals and a second.
+ */
+export function stallMs(intervalMs: number): number {
+  return 2 * intervalMs + 1000
+}
 
 /** A lease's length for a heartrate. */
 export function leaseMs(heartrate: number): number {

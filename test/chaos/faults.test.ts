@@ -204,7 +204,7 @@ describe('chaos: connection faults', function () {
     }
   })
 
-  it('CLIENT PAUSE longer than a lease, two workers: every task completes, one result each', async () => {
+  it('CLIENT PAUSE longer than a lease, two workers: every task completes once, one result each', async () => {
     const url = await redisUrl()
     const admin = new Redis(url)
     const queue = uniqueQueue('pause')
@@ -224,17 +224,19 @@ describe('chaos: connection faults', function () {
       const c = await settle(retried)
       const o = await settle(once)
       expect(c.completed).to.equal(300)
-      expect(o.completed + o.expired).to.equal(100)
+      // The first sweep after the pause takes the lapsed leases for a stall and gives them one more:
+      // the workers renew, so no task expires, runs twice or is reported lost.
+      expect(o.completed).to.equal(100)
       await oneOutcomeEach(watch, [...retried, ...once])
       const runs = (id: string) => ws.reduce((s, w) => s + (w.runs.get(id) ?? 0), 0)
-      const ranTwice = retried.filter(([, id]) => runs(id) > 1).length
+      const ranTwice = [...retried, ...once].filter(([, id]) => runs(id) > 1).map(([, id]) => id)
       const lost = ws.reduce((s, w) => s + w.lost.length, 0)
-      // At most once without attempts, whatever the sweep decided after the pause.
-      expect(once.filter(([, id]) => runs(id) > 1).map(([, id]) => id)).to.deep.equal([])
+      expect(ranTwice).to.deep.equal([])
+      expect(lost).to.equal(0)
       const last = Math.max(c.lastAt, o.lastAt) - pausedAt
       const bound = PAUSE + LEASE + SWEEP + ALLOWANCE + 1000 // + the batch: 400 × 20 ms / 16 slots
       console.log(
-        `      CLIENT PAUSE ${PAUSE} ms: 300/300 with attempts completed; without attempts ${o.completed} completed, ${o.expired} expired; ${ranTwice} with attempts ran twice; ${lost} lease:lost reports; all done ${last} ms after the pause began (bound ${bound} ms)`,
+        `      CLIENT PAUSE ${PAUSE} ms: 300/300 with attempts completed; without attempts ${o.completed} completed, ${o.expired} expired; ${ranTwice.length} ran twice; ${lost} lease:lost reports; all done ${last} ms after the pause began (bound ${bound} ms)`,
       )
       expect(last).to.be.below(bound)
     } finally {

@@ -65,6 +65,45 @@ for (const backend of backends) {
       }
     })
 
+    it('a sweep after a stall gives the leases that lapsed meanwhile one more; later sweeps act on those still lapsed', async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      try {
+        const q = broker.queue()
+        const live = await task(q.func, { heartrate: 20 })()
+        const dead = await task(q.func, { heartrate: 20 })()
+        const { backend: b } = await broker.backend()
+        const reserved = (await b.exchange(queue, 'w', [], 2)).reserved
+        const mine = reserved.find(t => t.id === live.id)!
+        expect(await b.sweep(queue, 10)).to.equal(0) // nothing lapsed; the sweep is recorded
+        // Both leases (2 × 20 + 1000 ms) lapse while nothing sweeps for longer than 2 × 10 + 1000
+        // ms: time itself is under test.
+        await new Promise(r => setTimeout(r, 1150))
+        expect(await b.sweep(queue, 10)).to.equal(0)
+        expect(
+          await b.renew(queue, [{ id: mine.id, token: mine.token, heartrate: 20 }]),
+        ).to.deep.equal([])
+        const finished = await b.exchange(
+          queue,
+          'w',
+          [{ id: mine.id, token: mine.token, outcome: 'c{"json":1}' }],
+          0,
+        )
+        expect(finished.stale).to.deep.equal([])
+        expect(await live.result(1000)).to.equal(1)
+        // The lease nobody renewed lapses again, and a pool's regular sweeps expire its task.
+        const pool = new WorkerPool(broker, { sweepInterval: 20 })
+        const swept = latch()
+        pool.once('pool:swept', () => swept.resolve())
+        await pool.start()
+        await swept.promise
+        expect(await dead.result(1000).catch((e: unknown) => e)).to.be.instanceOf(TaskExpired)
+        await pool.stop()
+      } finally {
+        await broker.close()
+      }
+    })
+
     it('with attempts left, a lapsed lease runs the task again and the waiter gets the value', async () => {
       const queue = uniqueQueue()
       const broker = getBroker(url, queue)

@@ -6,6 +6,7 @@
 import {
   backoffDelay,
   leaseMs,
+  stallMs,
   type Backend,
   type BackendLimits,
   type ExchangeResult,
@@ -268,10 +269,20 @@ export class MemoryBackend implements Backend {
     const now = Date.now()
     if (now - q.lastSweep < intervalMs) return 0
     q.lastSweep = now
+    // Sweeping stopped for a while (the event loop was blocked, or no worker swept): leases that
+    // lapsed meanwhile get one more from now, so that live workers renew before anything is retried.
+    const last = q.sweptAt
+    const stalled = last !== undefined && now - last > stallMs(intervalMs)
+    q.sweptAt = now
     let handled = 0
     for (const id of [...q.processing]) {
       const rec = q.records.get(id)!
-      if ((rec.leaseUntil ?? 0) >= now) continue
+      const until = rec.leaseUntil ?? 0
+      if (until >= now) continue
+      if (stalled && until > last) {
+        rec.leaseUntil = now + leaseMs(rec.task.heartrate)
+        continue
+      }
       handled++
       rec.token = undefined
       rec.leaseUntil = undefined
@@ -334,7 +345,10 @@ export class MemoryBackend implements Backend {
   }
 
   async unregisterWorker(queue: string, id: string): Promise<void> {
-    this.#queues.get(queue)?.workers.delete(id)
+    const q = this.#queues.get(queue)
+    if (!q) return
+    q.workers.delete(id)
+    if (q.processing.size + q.wait.size + q.delayed.size === 0) q.sweptAt = undefined
   }
 
   async inspect(queue: string): Promise<QueueInfo> {

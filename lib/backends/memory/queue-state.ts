@@ -36,6 +36,11 @@ export class QueueState {
   /** Live workers and when their registration lapses. */
   readonly workers = new Map<string, { info: import('../backend.js').WorkerInfo; until: number }>()
   lastSweep = 0
+  /**
+   * When the queue was last swept, for telling a stall from dead workers (undefined: not since a
+   * worker unregistered from it without work left).
+   */
+  sweptAt: number | undefined
 
   /** Moves a record out of whatever line it is in. */
   unlink(id: string): void {

@@ -10,7 +10,16 @@ export const PREFIX = 'worq'
 
 /** The suffixes of a queue's own keys, one per structure. */
 export type QueueKeyName =
-  'wait' | 'delayed' | 'pending' | 'leases' | 'tokens' | 'dependents' | 'wake' | 'sweep' | 'workers'
+  | 'wait'
+  | 'delayed'
+  | 'pending'
+  | 'leases'
+  | 'tokens'
+  | 'dependents'
+  | 'wake'
+  | 'sweep'
+  | 'swept'
+  | 'workers'
 
 /** `worq:{<queue>}:<suffix>`. */
 export function queueKey(queue: string, suffix: string): string {
@@ -38,6 +47,7 @@ export function queueKeys(queue: string): Record<QueueKeyName, string> {
     dependents: queueKey(queue, 'dependents'),
     wake: queueKey(queue, 'wake'),
     sweep: queueKey(queue, 'sweep'),
+    swept: queueKey(queue, 'swept'),
     workers: queueKey(queue, 'workers'),
   }
 }

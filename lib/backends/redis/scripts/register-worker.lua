@@ -6,7 +6,8 @@
   ARGV[4]  ttl ms (0 = unregister)
   ARGV[5]  the worker's info, JSON (ignored when unregistering)
   Unregistering also drops the worker's park and releases what was handed over to it and never
-  popped (back first in line, the attempt uncounted).
+  popped (back first in line, the attempt uncounted), and drops the sweep record (`swept`, see
+  sweep.lua) of a queue left without work.
   Returns: 1. The `workers` hash holds "<until epoch ms>|<JSON>" per worker and expires with its
   longest-lived registration.
 ]]
@@ -26,6 +27,11 @@ if ttl == 0 then
     end
   end
   redis.call('DEL', key(QUEUE, 'l:' .. ARGV[3]))
+  -- The sweep record (sweep.lua) of a queue left without work (nothing leased, ready or delayed).
+  if redis.call('ZCARD', key(QUEUE, 'leases')) == 0 and redis.call('LLEN', key(QUEUE, 'wait')) == 0
+    and redis.call('ZCARD', key(QUEUE, 'delayed')) == 0 then
+    redis.call('DEL', key(QUEUE, 'swept'))
+  end
   return 1
 end
 redis.call('HSET', wkey, ARGV[3], (now() + ttl) .. '|' .. ARGV[5])

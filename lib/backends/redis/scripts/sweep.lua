@@ -5,6 +5,10 @@
   ARGV[3]  interval ms: the guard key `sweep` is SET NX PX interval
   ARGV[4]  a random number in [0, 1) (backoff jitter; the i-th task uses a golden-ratio step of it)
   Returns: how many tasks were handled; 0 when the guard held.
+  Key `swept` holds when the queue was last swept. A sweep that comes more than 2 × interval + 1 s
+  after that (stallMs() of backend.ts: Redis was paused or down, or no worker swept) acts on none
+  of the leases that lapsed since: each gets one more lease from now, so that live workers renew
+  first; the next sweep acts on those still lapsed.
   A lapsed task that was handed to a worker that never popped the handover (it died parked) goes
   back first in line, its attempt uncounted. Any other lapsed task with attempts left goes back
   (delayed by its backoff); otherwise it ends `expired`
@@ -21,6 +25,29 @@ for i = 1, #parks, 2 do
   local till = tonumber(string.match(parks[i + 1], '^%d+|(%d+)|'))
   if not till or till < now() then redis.call('HDEL', pkey, parks[i]) end
 end
+
+-- A stall: leases that lapsed while nothing swept get one more, counted from now (the heartrate is
+-- the third field of the tokens value). Those that lapsed before the last sweep are acted on below.
+local swept = key(QUEUE, 'swept')
+local last = tonumber(redis.call('GET', swept) or '')
+if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
+  local during = redis.call('ZRANGE', leases, '(' .. last, '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
+  if #during > 0 then
+    local held, zadd = redis.call('HMGET', tokens, unpack(during)), {}
+    for i, id in ipairs(during) do
+      local heartrate = held[i] and tonumber(string.match(held[i], '^%d+|%d|(%d+)|'))
+      if heartrate then
+        zadd[#zadd + 1] = now() + 2 * heartrate + 1000
+        zadd[#zadd + 1] = id
+      end
+    end
+    if #zadd > 0 then redis.call('ZADD', leases, 'XX', unpack(zadd)) end
+  end
+end
+-- When this sweep ran, for the next one; kept a day at most (a longer outage is taken for dead
+-- workers), and dropped by a worker that unregisters from a queue left without work.
+redis.call('SET', swept, now(), 'PX', 86400000)
+
 local lapsed = redis.call('ZRANGE', leases, '-inf', '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
 if #lapsed == 0 then return 0 end
 local held = redis.call('HMGET', tokens, unpack(lapsed))
