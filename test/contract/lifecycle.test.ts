@@ -104,6 +104,32 @@ for (const backend of backends) {
       }
     })
 
+    it('a stall that lapsed more leases than one sweep takes: none is acted on before each had one more', async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      try {
+        const q = task(broker.queue().func, { heartrate: 20, ignoreResult: true })
+        await Promise.all(Array.from({ length: 1500 }, () => q()))
+        const { backend: b } = await broker.backend()
+        const reserved = (await b.exchange(queue, 'w', [], 1500)).reserved
+        expect(reserved).to.have.length(1500)
+        expect(await b.sweep(queue, 10)).to.equal(0)
+        // The leases lapse while nothing sweeps (time itself is under test); then sweeps, each past
+        // the 10 ms guard of the one before.
+        await new Promise(r => setTimeout(r, 1150))
+        for (let i = 0; i < 3; i++) {
+          expect(await b.sweep(queue, 10)).to.equal(0)
+          await new Promise(r => setTimeout(r, 15))
+        }
+        const leases = reserved.map(t => ({ id: t.id, token: t.token, heartrate: 20 }))
+        expect(await b.renew(queue, leases)).to.deep.equal([])
+        const done = reserved.map(t => ({ id: t.id, token: t.token, outcome: 'cnull' }))
+        expect((await b.exchange(queue, 'w', done, 0)).stale).to.deep.equal([])
+      } finally {
+        await broker.close()
+      }
+    })
+
     it('with attempts left, a lapsed lease runs the task again and the waiter gets the value', async () => {
       const queue = uniqueQueue()
       const broker = getBroker(url, queue)

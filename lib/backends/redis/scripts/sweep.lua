@@ -33,16 +33,22 @@ local last = tonumber(redis.call('GET', swept) or '')
 if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
   local during = redis.call('ZRANGE', leases, '(' .. last, '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
   if #during > 0 then
-    local held, zadd = redis.call('HMGET', tokens, unpack(during)), {}
+    local held, zadd, orphans = redis.call('HMGET', tokens, unpack(during)), {}, {}
     for i, id in ipairs(during) do
       local heartrate = held[i] and tonumber(string.match(held[i], '^%d+|%d|(%d+)|'))
       if heartrate then
         zadd[#zadd + 1] = now() + 2 * heartrate + 1000
         zadd[#zadd + 1] = id
+      else
+        orphans[#orphans + 1] = id -- a lease with no reservation behind it: nothing to keep
       end
     end
     if #zadd > 0 then redis.call('ZADD', leases, 'XX', unpack(zadd)) end
+    if #orphans > 0 then redis.call('ZREM', leases, unpack(orphans)) end
   end
+  -- More lapsed in the stall than one call takes: the next sweep goes on from the same record,
+  -- and nothing is acted on until every such lease has had its one more.
+  if #during == 1000 then return 0 end
 end
 -- When this sweep ran, for the next one; kept a day at most (a longer outage is taken for dead
 -- workers), and dropped by a worker that unregisters from a queue left without work.
