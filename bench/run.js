@@ -25,6 +25,7 @@ const SCENARIOS = [
   ['enqueue-bulk', N, 0, 'enqueue only, bulk'],
   ['drain', N, 50, 'drain: all queued, then the worker starts (c=50)'],
   ['latency', 1000, 1, 'round trip, 1 000 sequential calls'],
+  ['latency-steady', 5000, 1, 'round trip after 2 000 warm-up calls, 5 000 sequential calls'],
   ['graph', N / 10, 50, 'fan-in trees of 10 leaves (flows for BullMQ)'],
 ].filter(([s]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(s))
 
@@ -137,7 +138,7 @@ for (const [scenario, n, c, label] of SCENARIOS) {
   const byLib = results.get(key(scenario, n, c))
   if (!byLib) continue
   const name = `${label} (n=${n})`
-  if (scenario === 'latency') {
+  if (scenario.startsWith('latency')) {
     row(name, 'p50 ms (lower is better)', byLib, 'p50', 3)
     row(name, 'p99 ms (lower is better)', byLib, 'p99', 3)
   } else {
