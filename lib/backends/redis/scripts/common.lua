@@ -9,9 +9,11 @@
       <state><attempts made>:<header JSON>\n<payload>
   state 'P' = pending (waits for Deferred arguments), 'E' = enqueued, delayed or processing (the
   tokens hash tells processing apart). When the task ends the same key holds its outcome string
-  (first character c, f, x or k; JSON, so no newline), then '\n' and the task's generation, with
-  a PX of resultTimeout, or is deleted (ignoreResult). The generation lets a resent enqueue of the
-  same call recognise a task that has already ended (held() in enqueue.lua); readers strip it
+  (first character c, f, x or k; JSON, so no newline), then '\n', the tag of the token whose finish
+  stored it ('' when no finish did: an expiry, a cancel, a failed argument), '\n' and the task's
+  generation, with a PX of resultTimeout, or is deleted (ignoreResult). The generation lets a
+  resent enqueue of the same call recognise a task that has already ended (held() in enqueue.lua),
+  the tag a resent exchange its own finish (finished_by()); readers strip both
   (stored_outcome()).
   Header fields: n name, c client id (results kept), r resultTimeout, i ignoreResult, h heartrate,
   a attempts allowed, b backoff {type, delay, jitter, maxDelay}, d deps {{queue, id}, ...},
@@ -155,7 +157,7 @@ local function flush_outbox()
   outbox = {}
 end
 
--- The outcome part of a stored outcome (its generation stripped).
+-- The outcome part of a stored outcome (its tag and generation stripped).
 local function stored_outcome(v)
   return string.match(v, '^[^\n]*')
 end
@@ -180,33 +182,48 @@ local function token_worker(token)
   return string.match(token, '^(.*):[^:]*$')
 end
 
--- Stores a task's outcome with its generation for `keep` ms and delivers it to `client`, or drops
--- the record when nothing is kept.
-local function store(queue, id, outcome, keep, client, gen)
+-- What a stored outcome keeps of the token whose finish stored it: "<8 characters>[p].<n>", which
+-- tells that call's reservations apart from any other's.
+local function token_tag(token)
+  return string.match(token, '[^:]*$')
+end
+
+-- True when the task's record holds an outcome that a finish with `token` stored: a finish this
+-- very exchange made before (its reply was lost and ioredis sent the call again).
+local function finished_by(queue, id, token)
+  local v = redis.call('GET', record(queue, id))
+  if not v or is_live(v) then return false end
+  local tag = string.match(v, '^[^\n]*\n([^\n]*)\n')
+  return tag ~= nil and tag ~= '' and tag == token_tag(token)
+end
+
+-- Stores a task's outcome with the tag of the finishing token (`tag`, nil for none) and its
+-- generation for `keep` ms and delivers it to `client`, or drops the record when nothing is kept.
+local function store(queue, id, outcome, keep, client, gen, tag)
   if keep > 0 then
-    redis.call('SET', record(queue, id), outcome .. '\n' .. gen, 'PX', keep)
+    redis.call('SET', record(queue, id), outcome .. '\n' .. (tag or '') .. '\n' .. gen, 'PX', keep)
     if client and client ~= '' then deliver(client, queue, id, outcome) end
   else
     redis.call('DEL', record(queue, id))
   end
 end
 
--- Ends tasks for good. Stores (or drops) the outcome (with the task's generation `gen`), delivers
--- it, and fills or fails the dependents, iteratively down the whole graph. `dependents` is the
--- task's dependents text when the caller already read it (false: none), nil to read (and delete)
--- it here.
-local function settle(queue, id, outcome, keep, client, has_slots, dependents, gen)
+-- Ends tasks for good. Stores (or drops) the outcome (with the task's generation `gen`, and the tag
+-- of the finishing token `tag` when a finish ends it), delivers it, and fills or fails the
+-- dependents, iteratively down the whole graph. `dependents` is the task's dependents text when the
+-- caller already read it (false: none), nil to read (and delete) it here.
+local function settle(queue, id, outcome, keep, client, has_slots, dependents, gen, tag)
   if dependents == false and not has_slots then
     -- The common case: no dependents, no argument slots, no work list.
-    store(queue, id, outcome, keep, client, gen)
+    store(queue, id, outcome, keep, client, gen, tag)
     return
   end
   local todo = { { queue, id, outcome, keep, client, has_slots, dependents, gen } }
   local i = 1
   while i <= #todo do
     local q, tid, out, kept, cl, slots, deps, g = unpack(todo[i])
+    store(q, tid, out, kept, cl, g, i == 1 and tag or nil)
     i = i + 1
-    store(q, tid, out, kept, cl, g)
     if slots then redis.call('DEL', key(q, 's:' .. tid)) end
     if deps == nil then
       deps = redis.call('HGET', key(q, 'dependents'), tid)

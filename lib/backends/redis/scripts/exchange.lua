@@ -20,7 +20,10 @@
   stale ids and the ids and tokens it reserved, PX the longest lease it gave, deleted by the
   worker's next call that reserves nothing. The same call resent (same nonce) is answered from it.
   Returns: { stale, reserved, nextDueIn, mine }
-    stale     ids whose token no longer matched (lease lost): refused, nothing changed
+    stale     ids whose token no longer matched (lease lost): refused, nothing changed. A finish
+              for good whose task's stored outcome carries this token's tag is not stale: this
+              very call stored it before (a resend, ioredis sending the call again after its
+              reply was lost).
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
@@ -78,7 +81,8 @@ if nf > 0 then
       attempt, keep, slots, client, gen, held_token = read_held(held[i])
     end
     if held_token ~= token then
-      stale[#stale + 1] = id
+      -- Refused, unless this very call finished it already (its reply lost, the call resent).
+      if retry_at ~= '' or not finished_by(QUEUE, id, token) then stale[#stale + 1] = id end
     else
       gone[#gone + 1] = id
       if retry_at == 'release' then
@@ -87,7 +91,8 @@ if nf > 0 then
         requeue(QUEUE, id, attempt, tonumber(retry_at))
       else
         if deps[i] then had_deps[#had_deps + 1] = id end
-        settle(QUEUE, id, outcome, tonumber(keep), client, slots == '1', deps[i], gen)
+        settle(QUEUE, id, outcome, tonumber(keep), client, slots == '1', deps[i], gen,
+          token_tag(token))
       end
     end
   end
