@@ -25,9 +25,9 @@
  *    task through the listener given to `listen`.
  * 5. **sweep** finds lapsed leases: a task with attempts left goes back (after its backoff), else it
  *    becomes `expired` and the expiry cascades like a failure. A sweep that comes more than
- *    {@link stallMs} after the previous one that saw leases (the store was paused or down, or no
- *    worker swept) acts on none of the leases that lapsed in between: it gives each one more lease
- *    from now, so that live workers renew first; the next sweep acts on those still lapsed.
+ *    {@link stallMs} after the queue's previous sweep (the store was paused or down, or no worker
+ *    swept) acts on none of the leases that lapsed in between: it gives each one more lease from
+ *    now, so that live workers renew first; the next sweep acts on those still lapsed.
  * 6. After `resultTimeout` the outcome vanishes; nothing is left behind for the task.
  *
  * Outcomes travel as strings (see lib/outcome.ts): the first character is the status (`c`
