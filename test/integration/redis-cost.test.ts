@@ -60,6 +60,28 @@ describe('redis: cost per task', () => {
     }
   })
 
+  it("a tick's calls reach Redis in one enqueue, or two when there are more than 25: the first 25 at once", async () => {
+    const broker = getBroker(redis.url, uniqueQueue('tick'))
+    try {
+      const q = broker.queue('', { ignoreResult: true })
+      await q.warm()
+      const enqueues = async (calls: number) => {
+        const before = await commandCalls(redis.admin)
+        await Promise.all(Array.from({ length: calls }, (_, i) => q.add(i, 1)))
+        const after = await commandCalls(redis.admin)
+        const sent = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0)
+        return sent('fcall') + sent('evalsha')
+      }
+      expect(await enqueues(10)).to.equal(1)
+      expect(await enqueues(25)).to.equal(1)
+      expect(await enqueues(60)).to.equal(2)
+      expect(await broker.size()).to.equal(96)
+    } finally {
+      await broker.purge()
+      await broker.close()
+    }
+  })
+
   it('outcomes of tasks run in the process that enqueued them come back in the reply, unpublished', async () => {
     const broker = getBroker(redis.url, uniqueQueue('local'))
     broker.expose(function add(a: number, b: number) {

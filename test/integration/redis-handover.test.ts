@@ -17,7 +17,7 @@ describe('redis: handover to parked workers', () => {
   const ctx = useRedisAdmin()
   const open = () => new RedisBackend(new URL(ctx.url), ctx.url, { maxPayloadBytes: 1 << 20 })
 
-  it('an enqueue reserves for a parked worker, its wait returns the reservation, and the park is used up', async () => {
+  it('an enqueue reserves for a parked worker, its wait returns the reservation, and the park serves handovers until its slots are used up', async () => {
     const queue = uniqueQueue('hand')
     const b = open()
     try {
@@ -28,27 +28,35 @@ describe('redis: handover to parked workers', () => {
       // Reserved by the enqueue: nothing waits in line, the task is processing.
       expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(0)
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'processing' })
-      // A park serves one handover: the next task waits in line for the worker's next exchange.
-      expect(await ctx.admin.hexists(queueKey(queue, 'parked'), 'w')).to.equal(0)
+      // One slot of the park is left, for a handover under a nonce of its own.
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^1\|\d+\|w:.*x$/)
       const handed = await b.waitForWork(queue, 'w', 5000)
       expect(handed.map(t => [t.id, t.attempt, t.name])).to.deep.equal([['a', 1, 'func']])
       await b.enqueue(queue, [newTask('b')])
-      expect(await b.status(queue, 'b')).to.deep.equal({ status: 'enqueued' })
+      expect(await b.status(queue, 'b')).to.deep.equal({ status: 'processing' })
+      // The park is used up: the next task waits in line for the worker's next exchange.
+      expect(await ctx.admin.hexists(queueKey(queue, 'parked'), 'w')).to.equal(0)
+      const second = await b.waitForWork(queue, 'w', 5000)
+      expect(second.map(t => t.id)).to.deep.equal(['b'])
+      expect(second[0]!.token).to.not.equal(handed[0]!.token)
+      await b.enqueue(queue, [newTask('c')])
+      expect(await b.status(queue, 'c')).to.deep.equal({ status: 'enqueued' })
       const next = (await b.exchange(queue, 'w', [], 1)).reserved
-      expect(next.map(t => t.id)).to.deep.equal(['b'])
-      expect(next[0]!.token).to.not.equal(handed[0]!.token)
+      expect(next.map(t => t.id)).to.deep.equal(['c'])
       const done = await b.exchange(
         queue,
         'w',
         [
           { ...handed[0]!, outcome: 'c1' },
-          { ...next[0]!, outcome: 'c2' },
+          { ...second[0]!, outcome: 'c2' },
+          { ...next[0]!, outcome: 'c3' },
         ],
         0,
       )
       expect(done.stale).to.deep.equal([])
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'completed', outcome: 'c1' })
       expect(await b.status(queue, 'b')).to.deep.equal({ status: 'completed', outcome: 'c2' })
+      expect(await b.status(queue, 'c')).to.deep.equal({ status: 'completed', outcome: 'c3' })
     } finally {
       await b.unregisterWorker(queue, 'w')
       await b.close()
@@ -200,19 +208,24 @@ describe('redis: handover to parked workers', () => {
     }
   })
 
-  it('a handover never popped (its worker died parked) goes back uncounted when its lease lapses', async () => {
+  it('handovers never popped (their worker died parked) go back uncounted when their leases lapse', async () => {
     const queue = uniqueQueue('hand')
     const b = open()
     try {
-      await b.exchange(queue, 'dead', [], 1, { ms: 60_000, slots: 1 })
+      // Two handovers under one park of two slots, neither popped.
+      await b.exchange(queue, 'dead', [], 2, { ms: 60_000, slots: 2 })
       await b.enqueue(queue, [newTask('a', { heartrate: 10, attempts: 1 })])
-      expect(await ctx.admin.llen(queueKey(queue, 'h:dead'))).to.equal(1)
+      await b.enqueue(queue, [newTask('b', { heartrate: 10, attempts: 1 })])
+      expect(await ctx.admin.llen(queueKey(queue, 'h:dead'))).to.equal(2)
       await lapse()
-      expect(await b.sweep(queue, 1)).to.equal(1)
+      expect(await b.sweep(queue, 1)).to.equal(2)
       expect(await ctx.admin.exists(queueKey(queue, 'h:dead'))).to.equal(0)
-      // With one attempt allowed, a counted attempt would have expired it.
-      const [again] = (await b.exchange(queue, 'live', [], 1)).reserved
-      expect([again?.id, again?.attempt]).to.deep.equal(['a', 1])
+      // With one attempt allowed, a counted attempt would have expired them.
+      const again = (await b.exchange(queue, 'live', [], 2)).reserved
+      expect(again.map(t => [t.id, t.attempt]).sort()).to.deep.equal([
+        ['a', 1],
+        ['b', 1],
+      ])
     } finally {
       await b.purge(queue)
       await b.close()

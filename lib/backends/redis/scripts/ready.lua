@@ -141,12 +141,20 @@ local function hand_over(queue, parks, take)
     local worker = parks[i]
     -- The worker exchanging now (exchange.lua) parks again or not at its end.
     if worker ~= CALLER then
-      -- A park serves one handover (a worker killed while it runs that work is handed no more;
-      -- it parks again at its next exchange); one past its time is dropped.
-      redis.call('HDEL', pkey, worker)
+      -- A park serves handovers until its slots are taken (a worker killed while it runs that
+      -- work is handed no more than it asked for; it parks again at its next exchange), each
+      -- reserving under a nonce of its own (one more 'x'); one past its time is dropped.
       local slots, till, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(.+)$')
-      if slots and tonumber(till) > now() then
+      if not (slots and tonumber(till) > now()) then
+        redis.call('HDEL', pkey, worker)
+      else
         local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take)
+        local left = tonumber(slots) - #got / 5
+        if left > 0 then
+          redis.call('HSET', pkey, worker, left .. '|' .. till .. '|' .. nonce .. 'x')
+        else
+          redis.call('HDEL', pkey, worker)
+        end
         if #got > 0 then
           local list = key(queue, 'h:' .. worker)
           redis.call('LPUSH', list, cjson.encode(got))
