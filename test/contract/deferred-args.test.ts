@@ -5,6 +5,7 @@ import {
   TaskSpace,
   TaskFailure,
   TaskExpired,
+  TaskCancelled,
   WorkerPool,
 } from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
@@ -191,6 +192,34 @@ for (const backend of backends) {
       } finally {
         await a.close()
         await b.close()
+      }
+    })
+
+    it('a cascade goes depth first: what a failing dependent makes ready joins the line before the next dependent', async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      try {
+        const q = broker.queue()
+        const root = await q.func(0)
+        // Registered on root in this order: a dependent that fails with it, then one that takes
+        // the failure in. The first has a dependent of its own, waiting on it in two slots, and
+        // another that fails with it, also through two slots.
+        const fails = await q.func(root)
+        const takes = await task(q.func, { onError: 'pass' })(root)
+        const under = await task(q.add, { onError: 'pass' })(fails, fails)
+        const failsToo = await q.add(fails, fails)
+        expect(await root.cancel()).to.equal(true)
+        const { backend } = await broker.backend()
+        const order = (await backend.exchange(queue, 'w', [], 10)).reserved.map(t => t.id)
+        expect(order).to.deep.equal([under.id, takes.id])
+        for (const d of [fails, failsToo]) {
+          const err = await d.result(5000).catch((e: unknown) => e)
+          expect(err, d.id).to.be.instanceOf(TaskCancelled)
+          expect((err as TaskCancelled).taskId).to.equal(root.id)
+        }
+      } finally {
+        await broker.purge()
+        await broker.close()
       }
     })
 

@@ -211,44 +211,54 @@ end
 
 -- Ends tasks for good. Stores (or drops) the outcome (with the task's generation `gen`, and the tag
 -- of the finishing token `tag` when a finish ends it), delivers it, and fills or fails the
--- dependents, iteratively down the whole graph. `dependents` is the task's dependents text when the
--- caller already read it (false: none), nil to read (and delete) it here.
+-- dependents, down the whole graph. `dependents` is the task's dependents text when the caller
+-- already read it (false: none), nil to read (and delete) it here.
+-- Depth first, in the order the dependents were registered, as memory:// does: a dependent that
+-- fails with the task ends, with everything under it, before the task's next dependent is filled,
+-- so tasks a cascade makes ready join the line in the same order on both backends, and a dependent
+-- that waits on the task in two slots ends once. Iterative (a stack of the tasks whose dependents
+-- are being gone through), so a deep graph does not deepen Lua's call stack.
 local function settle(queue, id, outcome, keep, client, has_slots, dependents, gen, tag)
   if dependents == false and not has_slots then
     -- The common case: no dependents, no argument slots, no work list.
     store(queue, id, outcome, keep, client, gen, tag)
     return
   end
-  local todo = { { queue, id, outcome, keep, client, has_slots, dependents, gen } }
-  local i = 1
-  while i <= #todo do
-    local q, tid, out, kept, cl, slots, deps, g = unpack(todo[i])
-    store(q, tid, out, kept, cl, g, i == 1 and tag or nil)
-    i = i + 1
+  local stack = {}
+  local function ends(q, tid, out, kept, cl, slots, deps, g, t)
+    store(q, tid, out, kept, cl, g, t)
     if slots then redis.call('DEL', key(q, 's:' .. tid)) end
     if deps == nil then
       deps = redis.call('HGET', key(q, 'dependents'), tid)
       if deps then redis.call('HDEL', key(q, 'dependents'), tid) end
     end
     if deps then
-      local failing = string.sub(out, 1, 1) ~= 'c'
-      for dq, did, slot, gen in string.gmatch(deps, '([^\t]*)\t([^\t]*)\t(%d+)\t([^\n]*)\n') do
-        local dkey = record(dq, did)
-        local rec = redis.call('GET', dkey)
-        if rec and string.sub(rec, 1, 1) == 'P' then
-          local _, _, h = parse(rec)
-          if h.g == gen then
-            if failing and h.o ~= 'p' then
+      stack[#stack + 1] = { out = out, failing = string.sub(out, 1, 1) ~= 'c',
+        lines = string.gmatch(deps, '([^\t]*)\t([^\t]*)\t(%d+)\t([^\n]*)\n') }
+    end
+  end
+  ends(queue, id, outcome, keep, client, has_slots, dependents, gen, tag)
+  while #stack > 0 do
+    local top = stack[#stack]
+    local dq, did, slot, dgen = top.lines()
+    if not dq then
+      stack[#stack] = nil
+    else
+      local dkey = record(dq, did)
+      local rec = redis.call('GET', dkey)
+      if rec and string.sub(rec, 1, 1) == 'P' then
+        local _, _, h = parse(rec)
+        if h.g == dgen then
+          if top.failing and h.o ~= 'p' then
+            redis.call('SREM', key(dq, 'pending'), did)
+            ends(dq, did, top.out, keep_ms(h), h.c, true, nil, clean_gen(h.g))
+          else
+            local skey = key(dq, 's:' .. did)
+            redis.call('HSET', skey, slot, top.out)
+            if redis.call('HINCRBY', skey, 'm', -1) == 0 then
               redis.call('SREM', key(dq, 'pending'), did)
-              todo[#todo + 1] = { dq, did, out, keep_ms(h), h.c, true, nil, clean_gen(h.g) }
-            else
-              local skey = key(dq, 's:' .. did)
-              redis.call('HSET', skey, slot, out)
-              if redis.call('HINCRBY', skey, 'm', -1) == 0 then
-                redis.call('SREM', key(dq, 'pending'), did)
-                redis.call('SETRANGE', dkey, 0, 'E')
-                make_ready(dq, did, h.u)
-              end
+              redis.call('SETRANGE', dkey, 0, 'E')
+              make_ready(dq, did, h.u)
             end
           end
         end
