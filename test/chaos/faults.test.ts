@@ -79,6 +79,19 @@ async function send(broker: Broker, n: number, attempts: number, ms = 2): Promis
 }
 
 /** Every Deferred settles; counts by outcome and notes when the last one did. */
+/**
+ * One broker through `url` that both enqueues and works, so its scripts return this process's
+ * outcomes in their replies; its pool runs one task at a time, and the lease:lost reports it makes.
+ */
+function selfWorker(url: string, queue: string, expose: (broker: Broker) => void) {
+  const broker = getBroker(url, queue, { watchdog: { blockMs: 500, pingMs: 200, marginMs: 300 } })
+  expose(broker)
+  const pool = new WorkerPool(broker, { concurrency: 1, prefetch: 0, sweepInterval: SWEEP })
+  const lost: string[] = []
+  pool.on('lease:lost', e => lost.push(e.id))
+  return { broker, pool, lost }
+}
+
 async function settle(sent: Sent[], ms = 30_000) {
   const c = { completed: 0, expired: 0, lastAt: 0 }
   await Promise.all(
@@ -294,17 +307,12 @@ describe('chaos: connection faults', function () {
     const url = await redisUrl()
     const proxy = await silentProxy(url)
     const queue = uniqueQueue('lostown')
-    // One broker, so one backend: its scripts return this process's outcomes in their replies.
-    const broker = getBroker(proxy.url, queue, {
-      watchdog: { blockMs: 500, pingMs: 200, marginMs: 300 },
-    })
-    broker.expose(async function work(id: string, ms: number) {
-      await new Promise(r => setTimeout(r, ms))
-      return id
-    })
-    const pool = new WorkerPool(broker, { concurrency: 1, prefetch: 0, sweepInterval: SWEEP })
-    const lost: string[] = []
-    pool.on('lease:lost', e => lost.push(e.id))
+    const { broker, pool, lost } = selfWorker(proxy.url, queue, b =>
+      b.expose(async function work(id: string, ms: number) {
+        await new Promise(r => setTimeout(r, ms))
+        return id
+      }),
+    )
     try {
       await pool.start()
       const warm = await task(broker.queue().work, { heartrate: HEARTRATE })('warm', 0)
@@ -331,6 +339,45 @@ describe('chaos: connection faults', function () {
         `      lost reply carrying an own outcome: a → ${got} after ${Date.now() - t0} ms; lease:lost for ${lost}`,
       )
       expect(got).to.equal(marker)
+      expect(lost).to.deep.equal([])
+    } finally {
+      await pool.stop({ timeout: 1000 })
+      await broker.close()
+      proxy.close()
+    }
+  })
+
+  it('a reply lost after an exchange that put a task back for a retry: the resend is not reported as a lost lease', async () => {
+    const url = await redisUrl()
+    const proxy = await silentProxy(url)
+    const queue = uniqueQueue('lostretry')
+    const runs = new Map<string, number>()
+    const { broker, pool, lost } = selfWorker(proxy.url, queue, b =>
+      b.expose(async function flaky(id: string) {
+        const n = (runs.get(id) ?? 0) + 1
+        runs.set(id, n)
+        await new Promise(r => setTimeout(r, 300))
+        if (n === 1) throw new Error('first attempt fails')
+        return id
+      }),
+    )
+    try {
+      await pool.start()
+      // The id is the marker: the exchange that retries the task carries it (no renewal does
+      // within the default heartrate).
+      const marker = `swallow-${queue}`
+      const started = latch()
+      pool.once('task:start', () => started.resolve())
+      const d = await task(broker.queue().flaky, { id: marker, attempts: 2, backoff: 10 })(marker)
+      await started.promise
+      // The exchange putting the task back reaches Redis; its reply is dropped, ioredis resends.
+      await proxy.swallowRepliesAfter(marker)
+      expect(await d.result(10_000)).to.equal(marker)
+      // The pool's next exchange (finishing one more task) comes after the resent one's reply.
+      const after = await task(broker.queue().flaky, { attempts: 2, backoff: 10 })('after')
+      expect(await after.result(10_000)).to.equal('after')
+      console.log(`      lost reply of a retry: ${runs.get(marker)} runs; lease:lost for ${lost}`)
+      expect(runs.get(marker)).to.equal(2)
       expect(lost).to.deep.equal([])
     } finally {
       await pool.stop({ timeout: 1000 })

@@ -21,6 +21,8 @@ interface Header {
   u: number
   e: number
   g: string
+  /** Written by the scripts only: the tag of the token whose finish put the task back for another attempt. */
+  f?: string
   /** Any other NewTask field (e.g. `timeout`), carried through as is. */
   x?: Record<string, unknown>
 }

@@ -17,7 +17,8 @@
   (stored_outcome()).
   Header fields: n name, c client id (results kept), r resultTimeout, i ignoreResult, h heartrate,
   a attempts allowed, b backoff {type, delay, jitter, maxDelay}, d deps {{queue, id}, ...},
-  o 'p' when onError is 'pass', u runAt, e enqueued at, g generation (unique per enqueue).
+  o 'p' when onError is 'pass', u runAt, e enqueued at, g generation (unique per enqueue), f the
+  tag of the token whose finish put it back for another attempt (requeue()).
   Dependents of a task (hash `dependents`, field = the task id) are lines
   "<queue>\t<id>\t<slot>\t<generation>\n" (ids and queue names hold no control characters).
 ]]
@@ -198,6 +199,15 @@ local function finished_by(queue, id, token)
   return tag ~= nil and tag ~= '' and tag == token_tag(token)
 end
 
+-- True when the task is back in line for another attempt by a finish with `token` (its header's
+-- `f`, requeue()): a retry this very exchange made before (its reply was lost, the call resent).
+local function requeued_by(queue, id, token)
+  local v = redis.call('GET', record(queue, id))
+  if not v or string.sub(v, 1, 1) ~= 'E' then return false end
+  local ok, _, h = pcall(parse_made, v)
+  return ok and type(h) == 'table' and h.f ~= nil and h.f == token_tag(token)
+end
+
 -- Stores a task's outcome with the tag of the finishing token (`tag`, nil for none) and its
 -- generation for `keep` ms and delivers it to `client`, or drops the record when nothing is kept.
 local function store(queue, id, outcome, keep, client, gen, tag)
@@ -326,11 +336,12 @@ local function release(queue, id)
 end
 
 -- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
-local function requeue(queue, id, attempt, run_at)
+local function requeue(queue, id, attempt, run_at, tag)
   local tkey = record(queue, id)
   local rec = redis.call('GET', tkey)
   local _, _, h, colon, nl = parse(rec)
   h.u = run_at
+  h.f = tag
   redis.call('SET', tkey, 'E' .. attempt .. ':' .. cjson.encode(h) .. string.sub(rec, nl))
   make_ready(queue, id, run_at)
 end

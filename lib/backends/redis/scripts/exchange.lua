@@ -21,9 +21,9 @@
   worker's next call that reserves nothing. The same call resent (same nonce) is answered from it.
   Returns: { stale, reserved, nextDueIn, mine }
     stale     ids whose token no longer matched (lease lost): refused, nothing changed. A finish
-              for good whose task's stored outcome carries this token's tag is not stale: this
-              very call stored it before (a resend, ioredis sending the call again after its
-              reply was lost).
+              for good whose task's stored outcome carries this token's tag, or a retry whose
+              task's record does (header `f`), is not stale: this very call applied it before (a
+              resend, ioredis sending the call again after its reply was lost).
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
@@ -81,14 +81,21 @@ if nf > 0 then
       attempt, keep, slots, client, gen, held_token = read_held(held[i])
     end
     if held_token ~= token then
-      -- Refused, unless this very call finished it already (its reply lost, the call resent).
-      if retry_at ~= '' or not finished_by(QUEUE, id, token) then stale[#stale + 1] = id end
+      -- Refused, unless this very call finished or retried it already (its reply lost, the call
+      -- resent).
+      local mine = false
+      if retry_at == '' then
+        mine = finished_by(QUEUE, id, token)
+      elseif retry_at ~= 'release' then
+        mine = requeued_by(QUEUE, id, token)
+      end
+      if not mine then stale[#stale + 1] = id end
     else
       gone[#gone + 1] = id
       if retry_at == 'release' then
         release(QUEUE, id)
       elseif retry_at ~= '' then
-        requeue(QUEUE, id, attempt, tonumber(retry_at))
+        requeue(QUEUE, id, attempt, tonumber(retry_at), token_tag(token))
       else
         if deps[i] then had_deps[#had_deps + 1] = id end
         settle(QUEUE, id, outcome, tonumber(keep), client, slots == '1', deps[i], gen,
