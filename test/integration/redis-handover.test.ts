@@ -29,7 +29,7 @@ describe('redis: handover to parked workers', () => {
       expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(0)
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'processing' })
       // One slot of the park is left, for a handover under a nonce of its own.
-      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^1\|\d+\|w:.*x$/)
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^1\|\d+\|w:.*p1$/)
       const handed = await b.waitForWork(queue, 'w', 5000)
       expect(handed.map(t => [t.id, t.attempt, t.name])).to.deep.equal([['a', 1, 'func']])
       await b.enqueue(queue, [newTask('b')])

@@ -178,13 +178,13 @@ local function read_held(v)
   return attempt, keep, slots, client, gen, token
 end
 
--- The worker a token was given to: tokens are "<worker id>:<8 characters>[p[x…]].<n>" (p: handed
--- over under a park; one x per earlier handover under the same park).
+-- The worker a token was given to: tokens are "<worker id>:<8 characters>[p[<k>]].<n>" (p: handed
+-- over under a park; k: how many that park had handed over before).
 local function token_worker(token)
   return string.match(token, '^(.*):[^:]*$')
 end
 
--- What a stored outcome keeps of the token whose finish stored it, "<8 characters>[p[x…]].<n>":
+-- What a stored outcome keeps of the token whose finish stored it, "<8 characters>[p[<k>]].<n>":
 -- it tells that call's reservations apart from any other's.
 local function token_tag(token)
   return string.match(token, '[^:]*$')

@@ -83,13 +83,13 @@ if nf > 0 then
     if held_token ~= token then
       -- Refused, unless this very call finished or retried it already (its reply lost, the call
       -- resent).
-      local mine = false
+      local applied = false
       if retry_at == '' then
-        mine = finished_by(QUEUE, id, token)
+        applied = finished_by(QUEUE, id, token)
       elseif retry_at ~= 'release' then
-        mine = requeued_by(QUEUE, id, token)
+        applied = requeued_by(QUEUE, id, token)
       end
-      if not mine then stale[#stale + 1] = id end
+      if not applied then stale[#stale + 1] = id end
     else
       gone[#gone + 1] = id
       if retry_at == 'release' then

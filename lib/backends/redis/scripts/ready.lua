@@ -142,16 +142,19 @@ local function hand_over(queue, parks, take)
     -- The worker exchanging now (exchange.lua) parks again or not at its end.
     if worker ~= CALLER then
       -- A park serves handovers until its slots are taken (a worker killed while it runs that
-      -- work is handed no more than it asked for; it parks again at its next exchange), each
-      -- reserving under a nonce of its own (one more 'x'); one past its time is dropped.
+      -- work is handed no more than it asked for; it parks again at its next exchange); one past
+      -- its time is dropped. Each handover reserves under a nonce of its own: the exchange's,
+      -- 'p', and how many were handed before (none for the first).
       local slots, till, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(.+)$')
       if not (slots and tonumber(till) > now()) then
         redis.call('HDEL', pkey, worker)
       else
         local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take)
         local left = tonumber(slots) - #got / 5
-        if left > 0 then
-          redis.call('HSET', pkey, worker, left .. '|' .. till .. '|' .. nonce .. 'x')
+        local base, before = string.match(nonce, '^(.-p)(%d*)$')
+        if left > 0 and base then
+          local next_nonce = base .. ((tonumber(before) or 0) + #got / 5)
+          redis.call('HSET', pkey, worker, left .. '|' .. till .. '|' .. next_nonce)
         else
           redis.call('HDEL', pkey, worker)
         end
