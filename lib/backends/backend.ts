@@ -19,7 +19,8 @@
  * 4. **finish** (inside `exchange`) stores the outcome for `resultTimeout` ms, or, with `retryAt`,
  *    puts the task back (delayed until `retryAt`) for another attempt, or, with `release`, returns
  *    a task that never started to the front of the line with its attempt uncounted. A finish whose token no
- *    longer matches is refused and reported (`stale`). Finishing writes the outcome into each
+ *    longer matches is refused and reported (`stale`); a release is refused without a report (the
+ *    task never started, so no run was lost). Finishing writes the outcome into each
  *    dependent's slot; a dependent whose last slot filled becomes `enqueued`; a failure cascades
  *    down `onError: 'fail'` dependents. Every outcome is delivered to the client that enqueued the
  *    task through the listener given to `listen`.
@@ -109,7 +110,10 @@ export interface Lease {
 
 /** What `exchange` did. */
 export interface ExchangeResult {
-  /** Ids of finishes refused because their token no longer matched (the lease was lost). */
+  /**
+   * Ids of finishes refused because their token no longer matched (the lease was lost). Releases
+   * are never listed: a task that never started lost no run.
+   */
   stale: string[]
   /** Newly reserved tasks (at most `max`). */
   reserved: ReservedTask[]

@@ -65,6 +65,40 @@ for (const backend of backends) {
       }
     })
 
+    it('a release whose token no longer matches is refused without a report (the task never started)', async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      try {
+        const d = await broker.queue().func()
+        const { backend: b } = await broker.backend()
+        const [first] = (await b.exchange(queue, 'w1', [], 1)).reserved
+        const release = { id: first!.id, token: first!.token, outcome: '', release: true }
+        expect((await b.exchange(queue, 'w1', [release], 0)).stale).to.deep.equal([])
+        // The same release again (a resend after a lost reply): refused, quiet, nothing changes.
+        expect((await b.exchange(queue, 'w1', [release], 0)).stale).to.deep.equal([])
+        expect(await d.status()).to.equal('enqueued')
+        const [second] = (await b.exchange(queue, 'w2', [], 2)).reserved
+        expect(second!.id).to.equal(first!.id)
+        expect(second!.attempt).to.equal(1) // the release left the attempt uncounted, once
+        // Now held by another worker: the old release is refused, quiet, and leaves it there.
+        expect((await b.exchange(queue, 'w1', [release], 0)).stale).to.deep.equal([])
+        expect(await d.status()).to.equal('processing')
+        // A finish for good with a token no longer held is still reported.
+        const late = await b.exchange(queue, 'w1', [{ ...release, release: undefined }], 0)
+        expect(late.stale).to.deep.equal([first!.id])
+        const done = await b.exchange(
+          queue,
+          'w2',
+          [{ id: second!.id, token: second!.token, outcome: 'c{"json":2}' }],
+          0,
+        )
+        expect(done.stale).to.deep.equal([])
+        expect(await d.result(1000)).to.equal(2)
+      } finally {
+        await broker.close()
+      }
+    })
+
     it('a sweep after a stall gives the leases that lapsed meanwhile one more; later sweeps act on those still lapsed', async () => {
       const queue = uniqueQueue()
       const broker = getBroker(url, queue)

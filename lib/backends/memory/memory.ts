@@ -160,7 +160,8 @@ export class MemoryBackend implements Backend {
     for (const f of done) {
       const rec = q.records.get(f.id)
       if (!rec || rec.state !== 'processing' || rec.token !== f.token) {
-        stale.push(f.id)
+        // A release is refused without a report: the task never started, so no run was lost.
+        if (!f.release) stale.push(f.id)
         continue
       }
       if (f.release) {

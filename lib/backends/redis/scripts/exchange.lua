@@ -23,7 +23,8 @@
     stale     ids whose token no longer matched (lease lost): refused, nothing changed. A finish
               for good whose task's stored outcome carries this token's tag, or a retry whose
               task's record does (header `f`), is not stale: this very call applied it before (a
-              resend, ioredis sending the call again after its reply was lost).
+              resend, ioredis sending the call again after its reply was lost). A release is never
+              stale: refused or not, the task never started, so no run was lost.
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
@@ -81,15 +82,16 @@ if nf > 0 then
       attempt, keep, slots, client, gen, held_token = read_held(held[i])
     end
     if held_token ~= token then
-      -- Refused, unless this very call finished or retried it already (its reply lost, the call
-      -- resent).
-      local applied = false
+      -- Refused. Reported, unless this very call finished or retried it already (its reply lost,
+      -- the call resent), or it is a release: a task that never started lost no run, whoever
+      -- holds it now (and a release leaves no mark a resend could recognise).
+      local quiet = retry_at == 'release'
       if retry_at == '' then
-        applied = finished_by(QUEUE, id, token)
-      elseif retry_at ~= 'release' then
-        applied = requeued_by(QUEUE, id, token)
+        quiet = finished_by(QUEUE, id, token)
+      elseif not quiet then
+        quiet = requeued_by(QUEUE, id, token)
       end
-      if not applied then stale[#stale + 1] = id end
+      if not quiet then stale[#stale + 1] = id end
     else
       gone[#gone + 1] = id
       if retry_at == 'release' then
