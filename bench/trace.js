@@ -3,6 +3,7 @@
 // REDIS_URL=redis://127.0.0.1:6379/0 node bench/trace.js [worq|bee-queue] [calls=3000]
 // (a Redis you may write to). Prints the median time of each event, over the calls that show the
 // most common sequence of events, after the first 500. The hooks add a few µs to every event.
+// WORQ_DIST=<absolute path of another build's index.js> traces that build instead of dist/.
 import net from 'node:net'
 
 const library = process.argv[2] ?? 'worq'
@@ -32,7 +33,9 @@ net.Socket.prototype.emit = function (name, ...args) {
 /** Enqueues one `add(i, 1)`, marks 'enqueued' and 'run', resolves with the result. */
 async function subject() {
   if (library === 'worq') {
-    const { getBroker, TaskSpace, WorkerPool } = await import('../dist/index.js')
+    const { getBroker, TaskSpace, WorkerPool } = await import(
+      process.env.WORQ_DIST ?? '../dist/index.js'
+    )
     const broker = getBroker(url, `trace-${Date.now()}`).expose(
       new TaskSpace('', {
         add: (a, b) => {

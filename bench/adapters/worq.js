@@ -1,5 +1,8 @@
-// worq under the benchmark: the built package (dist/), as users get it.
-import { getBroker, TaskSpace, WorkerPool } from '../../dist/index.js'
+// worq under the benchmark: the built package (dist/), as users get it. WORQ_DIST=<absolute path
+// of another build's index.js> measures that build instead (A/B runs of two builds, interleaved).
+const { getBroker, TaskSpace, WorkerPool } = await import(
+  process.env.WORQ_DIST ?? '../../dist/index.js'
+)
 
 export const name = 'worq'
 export const stores = 'stored result, read back through Deferred.result()'
