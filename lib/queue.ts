@@ -27,9 +27,16 @@ interface CallInfo {
   defaults: TaskOptions
 }
 
+/**
+ * Child Proxies a Proxy keeps (by name), so `q.math.add(1, 2)` in a loop builds no Proxy per call.
+ * Past this many names (names built at run time, say) children are built afresh and not kept.
+ */
+const KEPT_CHILDREN = 1000
+
 /** Builds the Proxy for `path` (`''` for the root). @internal */
 export function makeQueue(host: QueueHost, path: string, defaults: TaskOptions): unknown {
   const info: CallInfo = { host, path, defaults }
+  const children = new Map<string, unknown>()
   const call = function queue(...args: unknown[]) {
     return host.enqueue(path, args, defaults)
   }
@@ -39,7 +46,12 @@ export function makeQueue(host: QueueHost, path: string, defaults: TaskOptions):
       if (prop === kCall) return info
       if (prop === Symbol.asyncDispose) return () => host.close()
       if (typeof prop === 'symbol') return undefined
-      return makeQueue(host, path ? `${path}.${prop}` : prop, defaults)
+      let child = children.get(prop)
+      if (child === undefined) {
+        child = makeQueue(host, path ? `${path}.${prop}` : prop, defaults)
+        if (children.size < KEPT_CHILDREN) children.set(prop, child)
+      }
+      return child
     },
     apply(_target, _this, args: unknown[]) {
       if (!path)

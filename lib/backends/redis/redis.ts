@@ -126,7 +126,8 @@ export class RedisBackend implements Backend {
     if (from < entries.length) calls.push(this.#scripts.enqueue(queue, self, entries, from))
     let replies: Array<[number[], string[]]>
     try {
-      replies = await Promise.all(calls)
+      // One call (the common batch) needs no Promise.all.
+      replies = calls.length === 1 ? [await calls[0]!] : await Promise.all(calls)
     } catch (err) {
       if (self) this.#feed.gap()
       throw err
@@ -177,6 +178,7 @@ export class RedisBackend implements Backend {
 
   /** The outcome, or a failure saying it is over `maxPayloadBytes`. */
   #bounded(queue: string, f: Finish, known?: { name: string; attempt: number }): string {
+    if (f.outcome.length <= this.limits.maxPayloadBytes / 4) return f.outcome // the common case
     return boundedOutcome(f.outcome, this.limits.maxPayloadBytes, {
       taskName: known?.name ?? 'unknown',
       queue,

@@ -31,6 +31,11 @@ export class Waker {
   #looping = false
   #woken = false
   #closed = false
+  /** When the BLPOP in flight was sent (undefined: none is), and how to stop waiting for it. */
+  #sentAt: number | undefined
+  #giveUp: (() => void) | undefined
+  /** One watchdog timer for the loop, not one per BLPOP (see #watch). */
+  #watchdog: NodeJS.Timeout | undefined
 
   constructor(
     open: () => Redis,
@@ -120,16 +125,13 @@ export class Waker {
   /** A handover message, true for a wake marker, false for a timeout, or 'error'. */
   async #blpop(): Promise<string | boolean | 'error'> {
     const conn = (this.#conn ??= this.#open())
-    const { blockMs, marginMs } = this.#timing
-    let timer: NodeJS.Timeout | undefined
-    const watchdog = new Promise<'stuck'>(
-      r => (timer = setTimeout(() => r('stuck'), blockMs + marginMs)),
-    )
+    this.#sentAt = Date.now()
+    this.#watch(this.#timing.blockMs + this.#timing.marginMs)
     try {
-      const r = await Promise.race([
-        conn.blpop(this.#handover, this.#wake, blockMs / 1000),
-        watchdog,
-      ])
+      const r = await new Promise<[string, string] | null | 'stuck'>((resolve, reject) => {
+        this.#giveUp = () => resolve('stuck')
+        conn.blpop(this.#handover, this.#wake, this.#timing.blockMs / 1000).then(resolve, reject)
+      })
       if (r === null) return false
       if (r !== 'stuck') return r[0] === this.#handover ? r[1] : true
       if (this.#conn === conn) this.#conn = undefined
@@ -138,13 +140,33 @@ export class Waker {
     } catch {
       return this.#closed ? false : 'error'
     } finally {
-      clearTimeout(timer)
+      this.#sentAt = undefined
+      this.#giveUp = undefined
     }
+  }
+
+  /**
+   * Gives up on a BLPOP still unanswered `blockMs + marginMs` after it was sent. One timer serves
+   * the whole loop: when it fires it gives up on the BLPOP in flight if that one is overdue, else
+   * waits again for the rest of that one's time (none in flight: it stops; the next BLPOP arms
+   * it). Unref'd: a BLPOP in flight holds its socket, which keeps the process up anyway.
+   */
+  #watch(ms: number): void {
+    if (this.#watchdog) return
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined
+      if (this.#sentAt === undefined) return
+      const left = this.#sentAt + this.#timing.blockMs + this.#timing.marginMs - Date.now()
+      if (left <= 0) this.#giveUp?.()
+      else this.#watch(left)
+    }, ms).unref()
   }
 
   /** Drops the connection and resolves every wait. */
   close(): void {
     this.#closed = true
+    clearTimeout(this.#watchdog)
+    this.#watchdog = undefined
     this.#conn?.disconnect()
     this.#conn = undefined
     for (const done of [...this.#waiters]) done()
