@@ -180,3 +180,13 @@ export class LeaseLost extends WorqError {
     )
   }
 }
+
+/** The Redis server is older than worq needs (6.2: RPOP with a count, ZRANGE BYSCORE). */
+export class UnsupportedServer extends WorqError {
+  constructor(version: string, needed: string) {
+    super(
+      'ERR_WORQ_UNSUPPORTED_SERVER',
+      `the Redis server is version ${version}; worq needs Redis ${needed} or newer: upgrade the server, or point the broker at a newer one`,
+    )
+  }
+}

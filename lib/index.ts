@@ -35,6 +35,7 @@ export {
   BadUrl,
   TaskTimeout,
   LeaseLost,
+  UnsupportedServer,
 } from './errors.js'
 export type { RemoteError } from './errors.js'
 export type { BackendOptions } from './backends/index.js'

@@ -3,6 +3,38 @@
  * promises, reported as warnings (the library never prints; a pool emits `pool:warning`).
  */
 import type { Redis } from 'ioredis'
+import { UnsupportedServer } from '../../errors.js'
+
+/** The oldest Redis the scripts run on: `RPOP key count` and `ZRANGE … BYSCORE` came in 6.2. */
+export const OLDEST_REDIS = '6.2'
+
+/**
+ * Throws UnsupportedServer when INFO's `redis_version` is older than {@link OLDEST_REDIS}. A
+ * version it cannot read (a server that reports none) passes: the scripts will tell.
+ */
+export function checkVersion(info: string): void {
+  const version = /^redis_version:(\d+)\.(\d+)\S*/m.exec(info)
+  if (!version) return
+  const [major, minor] = [Number(version[1]), Number(version[2])]
+  const [oldMajor, oldMinor] = OLDEST_REDIS.split('.').map(Number) as [number, number]
+  if (major < oldMajor || (major === oldMajor && minor < oldMinor))
+    throw new UnsupportedServer(version[0].slice('redis_version:'.length), OLDEST_REDIS)
+}
+
+/**
+ * Reads the server's version (INFO server) and throws UnsupportedServer when it is too old. A user
+ * who may not run INFO (an ACL) is not checked.
+ */
+export async function checkServer(cmd: Redis): Promise<void> {
+  let info: string
+  try {
+    info = await cmd.info('server')
+  } catch (err) {
+    if (/NOPERM/i.test(String(err))) return
+    throw err
+  }
+  checkVersion(info)
+}
 
 /**
  * Warnings about the server: an eviction policy other than `noeviction` lets Redis drop task

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs'
 import type { Redis } from 'ioredis'
 import type { Park } from '../backend.js'
 import { PREFIX } from './keys.js'
+import { checkServer } from './checks.js'
 
 const read = (name: string): string =>
   readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8')
@@ -104,12 +105,14 @@ export class Scripts {
   #mode: Mode | undefined
   #loading: Promise<void> | undefined
 
+  readonly #functions: boolean
+
   /** `functions` false: never load the function library; send scripts with EVALSHA. */
   constructor(redis: Redis, functions = true) {
     this.#redis = redis
+    this.#functions = functions
     for (const [name, lua] of load().scripts)
       redis.defineCommand(command(name), { numberOfKeys: 0, lua })
-    if (!functions) this.#mode = 'script'
   }
 
   #call(name: Name, queue: string, args: Arg[], retried = false): Promise<unknown> {
@@ -133,19 +136,13 @@ export class Scripts {
     return this.#choose().then(() => this.#call(name, queue, args, retried))
   }
 
-  /** Loads the library (one FUNCTION LOAD for all callers at once) or settles for scripts. */
+  /**
+   * Checks the server's version (UnsupportedServer when it is too old), then loads the library (one
+   * FUNCTION LOAD for all callers at once) or settles for scripts.
+   */
   #choose(): Promise<void> {
-    this.#loading ??= this.#redis
-      .function('LOAD', load().library.code)
-      .then(
-        () => 'function' as const,
-        (err: unknown) => {
-          const message = String(err)
-          if (/already exists/i.test(message)) return 'function' as const
-          if (NO_FUNCTIONS.test(message)) return 'script' as const
-          throw err
-        },
-      )
+    this.#loading ??= checkServer(this.#redis)
+      .then(() => (this.#functions ? this.#load() : ('script' as const)))
       .then(mode => {
         this.#mode = mode
       })
@@ -153,6 +150,18 @@ export class Scripts {
         this.#loading = undefined
       })
     return this.#loading
+  }
+
+  #load(): Promise<Mode> {
+    return this.#redis.function('LOAD', load().library.code).then(
+      () => 'function' as const,
+      (err: unknown) => {
+        const message = String(err)
+        if (/already exists/i.test(message)) return 'function' as const
+        if (NO_FUNCTIONS.test(message)) return 'script' as const
+        throw err
+      },
+    )
   }
 
   /**
