@@ -15,6 +15,7 @@ import {
   WorkerPool,
   type Broker,
   type Deferred,
+  type TaskOptions,
 } from '../../lib/index.js'
 import { watchOutcomes, type OutcomeWatch } from '../helpers/chaos-outcomes.js'
 import { silentProxy } from '../helpers/chaos-proxy.js'
@@ -90,6 +91,48 @@ function selfWorker(url: string, queue: string, expose: (broker: Broker) => void
   const lost: string[] = []
   pool.on('lease:lost', e => lost.push(e.id))
   return { broker, pool, lost }
+}
+
+/**
+ * A self-working pool runs the task `swallow-<queue>` (enqueued with `options`; its first run
+ * throws when `failFirst`), and the reply of the exchange that ends it, or puts it back for a
+ * retry, is lost: ioredis resends that exchange. Resolves, once the task's result (when kept) and
+ * one more call (whose exchange follows the resent one's reply) are in, with how often the task
+ * ran, the leases the pool reported lost, and the tasks still waiting.
+ */
+async function loseReplyOfEnd(tag: string, options: TaskOptions<any>, failFirst: boolean) {
+  const url = await redisUrl()
+  const proxy = await silentProxy(url)
+  const queue = uniqueQueue(tag)
+  // The id is the marker: the exchange that ends or retries the task carries it (no renewal does
+  // within the default heartrate).
+  const marker = `swallow-${queue}`
+  let runs = 0
+  const { broker, pool, lost } = selfWorker(proxy.url, queue, b =>
+    b.expose(async function work(id: string) {
+      if (id === marker) runs++
+      await new Promise(r => setTimeout(r, 300))
+      if (id === marker && runs === 1 && failFirst) throw new Error('first attempt fails')
+      return id
+    }),
+  )
+  try {
+    await pool.start()
+    const started = latch()
+    pool.once('task:start', () => started.resolve())
+    const d = await task(broker.queue().work, { ...options, id: marker })(marker)
+    await started.promise
+    // The exchange reaches Redis; its reply is dropped, ioredis resends.
+    await proxy.swallowRepliesAfter(marker)
+    if (d) expect(await d.result(10_000)).to.equal(marker)
+    const after = await broker.queue().work('after')
+    expect(await after!.result(10_000)).to.equal('after')
+    return { runs, lost, waiting: await broker.size() }
+  } finally {
+    await pool.stop({ timeout: 1000 })
+    await broker.close()
+    proxy.close()
+  }
 }
 
 async function settle(sent: Sent[], ms = 30_000) {
@@ -348,42 +391,18 @@ describe('chaos: connection faults', function () {
   })
 
   it('a reply lost after an exchange that put a task back for a retry: the resend is not reported as a lost lease', async () => {
-    const url = await redisUrl()
-    const proxy = await silentProxy(url)
-    const queue = uniqueQueue('lostretry')
-    const runs = new Map<string, number>()
-    const { broker, pool, lost } = selfWorker(proxy.url, queue, b =>
-      b.expose(async function flaky(id: string) {
-        const n = (runs.get(id) ?? 0) + 1
-        runs.set(id, n)
-        await new Promise(r => setTimeout(r, 300))
-        if (n === 1) throw new Error('first attempt fails')
-        return id
-      }),
-    )
-    try {
-      await pool.start()
-      // The id is the marker: the exchange that retries the task carries it (no renewal does
-      // within the default heartrate).
-      const marker = `swallow-${queue}`
-      const started = latch()
-      pool.once('task:start', () => started.resolve())
-      const d = await task(broker.queue().flaky, { id: marker, attempts: 2, backoff: 10 })(marker)
-      await started.promise
-      // The exchange putting the task back reaches Redis; its reply is dropped, ioredis resends.
-      await proxy.swallowRepliesAfter(marker)
-      expect(await d.result(10_000)).to.equal(marker)
-      // The pool's next exchange (finishing one more task) comes after the resent one's reply.
-      const after = await task(broker.queue().flaky, { attempts: 2, backoff: 10 })('after')
-      expect(await after.result(10_000)).to.equal('after')
-      console.log(`      lost reply of a retry: ${runs.get(marker)} runs; lease:lost for ${lost}`)
-      expect(runs.get(marker)).to.equal(2)
-      expect(lost).to.deep.equal([])
-    } finally {
-      await pool.stop({ timeout: 1000 })
-      await broker.close()
-      proxy.close()
-    }
+    const r = await loseReplyOfEnd('lostretry', { attempts: 2, backoff: 10 }, true)
+    console.log(`      lost reply of a retry: ${r.runs} runs; lease:lost for ${r.lost}`)
+    expect(r.runs).to.equal(2)
+    expect(r.lost).to.deep.equal([])
+  })
+
+  it('a reply lost after an exchange that ended an ignoreResult task: the resend is not reported as a lost lease', async () => {
+    const r = await loseReplyOfEnd('lostignored', { ignoreResult: true }, false)
+    console.log(`      lost reply of an ignoreResult end: ${r.runs} runs; lease:lost for ${r.lost}`)
+    expect(r.runs).to.equal(1)
+    expect(r.lost).to.deep.equal([])
+    expect(r.waiting).to.equal(0)
   })
 
   it('a reply lost after exchange ran (reservation made, worker never told): the task still runs, no false lease:lost', async () => {

@@ -72,6 +72,14 @@ describe('redis: nothing is left behind', () => {
       expect(await redis.admin.exists(queueKeys(queue).wake)).to.equal(0)
       const done = reserved.map(t => ({ id: t.id, token: t.token, outcome: 'cnull' }))
       await backend.exchange(queue, 'w', done, 0)
+      // The tasks left nothing; the worker keeps the memo of that exchange (ended ignoreResult
+      // tasks leave no other mark a resend could find) until its next call, a lease at most.
+      const memo = `worq:{${queue}}:l:w`
+      expect(await keysOf(redis.admin, queue)).to.deep.equal([memo])
+      const ttl = await redis.admin.pttl(memo)
+      expect(ttl).to.be.above(0)
+      expect(ttl).to.be.at.most(2 * reserved[0]!.heartrate + 1000)
+      await backend.exchange(queue, 'w', [], 0)
       expect(await keysOf(redis.admin, queue)).to.deep.equal([])
     } finally {
       await broker.close()

@@ -171,11 +171,11 @@ end
 
 -- The fields of a tokens hash value, "<attempt>|<has slots 0/1>|<heartrate>|<keep ms>|<client>|
 -- <generation>|<token>" (the middle four are an enqueue's meta, as it came), as strings: attempt,
--- keep, has slots, client, generation, token (nothing for a value of another shape).
+-- keep, has slots, client, generation, token, heartrate (nothing for a value of another shape).
 local function read_held(v)
-  local attempt, slots, keep, client, gen, token =
-    string.match(v, '^(%d+)|(%d)|%d+|(%d+)|([^|]*)|([^|]*)|(.*)$')
-  return attempt, keep, slots, client, gen, token
+  local attempt, slots, heartrate, keep, client, gen, token =
+    string.match(v, '^(%d+)|(%d)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
+  return attempt, keep, slots, client, gen, token, heartrate
 end
 
 -- The worker a token was given to: tokens are "<worker id>:<8 characters>[p[<k>]].<n>" (p: handed

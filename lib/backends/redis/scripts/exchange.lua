@@ -16,9 +16,11 @@
   ARGV[10] number of finishes f, then 4 slots per finish:
     id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good, 'release' =
     never started: back first in line, its attempt uncounted)
-  A call that reserved tasks leaves a memo `l:<worker>`: its nonce, a newline, then JSON of its
-  stale ids and the ids and tokens it reserved, PX the longest lease it gave, deleted by the
-  worker's next call that reserves nothing. The same call resent (same nonce) is answered from it.
+  A call that reserved tasks, or finished an ignoreResult task (whose record goes), leaves a memo
+  `l:<worker>`: its nonce, a newline, then JSON of its stale ids and the ids and tokens it
+  reserved, PX the longest lease among those it gave and those it ended, deleted by the worker's
+  next call that neither reserves nor ends such a task. The same call resent (same nonce) is
+  answered from it.
   Returns: { stale, reserved, nextDueIn, mine }
     stale     ids whose token no longer matched (lease lost): refused, nothing changed. A finish
               for good whose task's stored outcome carries this token's tag, or a retry whose
@@ -39,6 +41,9 @@ local worker, park, park_slots = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 CALLER = worker
 local nf = tonumber(ARGV[10])
 local stale = {}
+-- The longest lease among the tasks this call finished and dropped (ignoreResult: no outcome is
+-- kept, so nothing would mark the finish for a resend): the memo below then stays that long.
+local dropped = 0
 local parked = key(QUEUE, 'parked')
 
 -- This very call again (ioredis resends a command whose reply was lost with its connection): its
@@ -77,9 +82,9 @@ if nf > 0 then
   for i = 1, nf do
     local base = 7 + i * 4
     local id, token, outcome, retry_at = ids[i], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-    local attempt, keep, slots, client, gen, held_token
+    local attempt, keep, slots, client, gen, held_token, heartrate
     if held[i] then
-      attempt, keep, slots, client, gen, held_token = read_held(held[i])
+      attempt, keep, slots, client, gen, held_token, heartrate = read_held(held[i])
     end
     if held_token ~= token then
       -- Refused. Reported, unless this very call finished or retried it already (its reply lost,
@@ -102,6 +107,7 @@ if nf > 0 then
         if deps[i] then had_deps[#had_deps + 1] = id end
         settle(QUEUE, id, outcome, tonumber(keep), client, slots == '1', deps[i], gen,
           token_tag(token))
+        if keep == '0' then dropped = math.max(dropped, 2 * tonumber(heartrate) + 1000) end
       end
     end
   end
@@ -157,14 +163,17 @@ end
 -- Whatever this worker asked before, it is not waiting now.
 if not parks then redis.call('HDEL', parked, worker) end
 -- The memo a resend of this call is answered from (above): what it refused and what it reserved,
--- kept as long as those leases (a resend after that finds the tasks swept anyway).
-if #reserved > 0 then
+-- kept as long as those leases (a resend after that finds the tasks swept anyway). A call that
+-- dropped a finished task's record leaves one too, for as long as that task's lease: a resend
+-- would find nothing else to tell its own finish from a lost lease.
+if #reserved > 0 or dropped > 0 then
   local ids = {}
   for i = 1, #reserved, 5 do
     ids[#ids + 1] = reserved[i]
     ids[#ids + 1] = reserved[i + 1]
   end
-  redis.call('SET', memo_key, nonce .. '\n' .. cjson.encode({ stale, ids }), 'PX', longest)
+  redis.call('SET', memo_key, nonce .. '\n' .. cjson.encode({ stale, ids }), 'PX',
+    math.max(longest, dropped))
 elseif memo then
   -- A worker's calls follow one another: this one means the last reply arrived.
   redis.call('DEL', memo_key)
