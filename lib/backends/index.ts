@@ -29,7 +29,7 @@ export interface BackendOptions {
    * Redis only: load worq's Lua once per server as a function library (FUNCTION LOAD, Redis 7+)
    * and call it with FCALL. `false`: send each operation as a script with EVALSHA, which leaves
    * nothing behind on the server but runs the shared helpers again on every call. Servers without
-   * functions (Redis 6, an ACL that denies FUNCTION) get scripts either way.
+   * functions (Redis 6.2, an ACL that denies FUNCTION) get scripts either way.
    * @default true
    */
   redisFunctions?: boolean

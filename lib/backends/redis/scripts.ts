@@ -2,7 +2,7 @@
  * Typed wrappers of the Lua operations in ./scripts. Each file is the body of one atomic
  * operation; with the shared helpers of common.lua and ready.lua they make one Redis function
  * library (FUNCTION LOAD, Redis 7+), loaded once per server and called with FCALL, so a call runs
- * only its own code. Where functions are unavailable (Redis 6, an ACL without FUNCTION, or
+ * only its own code. Where functions are unavailable (Redis 6.2, an ACL without FUNCTION, or
  * `redisFunctions: false`) each operation is a script of its own, helpers included, sent with
  * EVALSHA (ioredis `defineCommand`, EVAL on NOSCRIPT). Call sites never name a script or count keys.
  */
