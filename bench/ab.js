@@ -1,0 +1,66 @@
+// Two builds of worq, A and B, on one scenario, in interleaved pairs (A B A B …) on a private
+// redis-server: the way to tell whether a change helps on this noisy machine, where absolute figures
+// drift by 10–25 % within minutes.
+//
+//   node bench/ab.js <A index.js> <B index.js> [scenario=e2e-window] [n=20000] [concurrency=50] [pairs=8]
+//
+// A and B are absolute paths of built copies (e.g. `cp -r dist /tmp/a` before a change and
+// `npm run build && cp -r dist /tmp/b` after; the copies must sit where `ioredis` resolves, or
+// next to a `node_modules` link). Scenarios are runner.js's. Prints each pair and the median of the
+// pair ratios B/A: tasks/s for throughput scenarios (above 1 is B faster), p50 and p99 for the
+// latency ones (below 1 is B faster).
+import { execFileSync } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startRedis } from './redis.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const [, , a, b, scenario = 'e2e-window', nArg = '20000', cArg = '50', pairsArg = '8'] =
+  process.argv
+if (!a || !b) {
+  console.error(
+    'usage: node bench/ab.js <A index.js> <B index.js> [scenario] [n] [concurrency] [pairs]',
+  )
+  process.exit(2)
+}
+const latency = scenario.startsWith('latency')
+const metrics = latency ? ['p50', 'p99'] : ['tasksPerSec']
+
+const redis = await startRedis()
+function run(dist) {
+  const out = execFileSync(
+    process.execPath,
+    [join(here, 'runner.js'), 'worq', scenario, nArg, cArg],
+    {
+      env: { ...process.env, REDIS_URL: redis.url, WORQ_DIST: dist },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  const r = JSON.parse(out.trim().split('\n').at(-1))
+  r.tasksPerSec = (r.n / r.ms) * 1000
+  return r
+}
+
+const median = xs => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]
+const ratios = Object.fromEntries(metrics.map(m => [m, []]))
+try {
+  for (let i = 1; i <= Number(pairsArg); i++) {
+    const ra = run(a)
+    const rb = run(b)
+    const cells = metrics.map(m => {
+      ratios[m].push(rb[m] / ra[m])
+      return `${m} ${ra[m].toFixed(3)} → ${rb[m].toFixed(3)} (${(rb[m] / ra[m]).toFixed(3)})`
+    })
+    console.log(`pair ${i}: ${cells.join('; ')}`)
+  }
+  for (const m of metrics) {
+    const rs = ratios[m]
+    const better = rs.filter(r => (latency ? r < 1 : r > 1)).length
+    console.log(
+      `${m}: median pair ratio B/A ${median(rs).toFixed(3)} over ${rs.length} pairs (${better} with B better)`,
+    )
+  }
+} finally {
+  redis.stop()
+}
