@@ -69,18 +69,19 @@ export function expiredOutcome(
 
 /**
  * `outcome`, or, when it is over `limit` bytes, a failure of the task saying so (remote
- * `PayloadTooLarge`): what a backend stores in place of an outcome it must not keep.
+ * `PayloadTooLarge`): what a backend stores in place of an outcome it must not keep. `task`
+ * describes the task, asked only for an outcome over the limit (this runs on every finish).
  */
 export function boundedOutcome(
   outcome: string,
   limit: number,
-  task: { taskName: string; queue: string; taskId: string; attempts?: number },
+  task: () => { taskName: string; queue: string; taskId: string; attempts?: number },
 ): string {
   if (outcome.length <= limit / 4) return outcome
   const bytes = Buffer.byteLength(outcome)
   if (bytes <= limit) return outcome
   return failedOutcome({
-    ...task,
+    ...task(),
     remote: {
       name: 'PayloadTooLarge',
       message: `the result is ${bytes} bytes, over the limit of ${limit} bytes; store large data elsewhere and return a reference`,

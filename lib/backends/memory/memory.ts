@@ -209,12 +209,12 @@ export class MemoryBackend implements Backend {
   }
 
   #bounded(rec: TaskRecord, outcome: string): string {
-    return boundedOutcome(outcome, this.limits.maxPayloadBytes, {
+    return boundedOutcome(outcome, this.limits.maxPayloadBytes, () => ({
       taskName: rec.task.name,
       queue: rec.queue,
       taskId: rec.task.id,
       attempts: rec.attempt,
-    })
+    }))
   }
 
   #promote(q: QueueState, now: number): void {

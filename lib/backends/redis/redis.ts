@@ -178,13 +178,12 @@ export class RedisBackend implements Backend {
 
   /** The outcome, or a failure saying it is over `maxPayloadBytes`. */
   #bounded(queue: string, f: Finish, known?: { name: string; attempt: number }): string {
-    if (f.outcome.length <= this.limits.maxPayloadBytes / 4) return f.outcome // the common case
-    return boundedOutcome(f.outcome, this.limits.maxPayloadBytes, {
+    return boundedOutcome(f.outcome, this.limits.maxPayloadBytes, () => ({
       taskName: known?.name ?? 'unknown',
       queue,
       taskId: f.id,
       attempts: known?.attempt,
-    })
+    }))
   }
 
   /** Decodes reserved tasks and remembers their names (to describe an oversize result). */

@@ -45,6 +45,11 @@ local function now()
   return now_ms
 end
 
+-- A lease's length for a heartrate: leaseMs() of backend.ts (2 × heartrate + LEASE_GRACE_MS).
+local function lease_ms(heartrate)
+  return 2 * heartrate + 1000
+end
+
 local function is_live(rec)
   local s = string.sub(rec, 1, 1)
   return s == 'P' or s == 'E'

@@ -90,10 +90,12 @@ if nf > 0 then
       -- Refused. Reported, unless this very call finished or retried it already (its reply lost,
       -- the call resent), or it is a release: a task that never started lost no run, whoever
       -- holds it now (and a release leaves no mark a resend could recognise).
-      local quiet = retry_at == 'release'
-      if retry_at == '' then
+      local quiet
+      if retry_at == 'release' then
+        quiet = true
+      elseif retry_at == '' then
         quiet = finished_by(QUEUE, id, token)
-      elseif not quiet then
+      else
         quiet = requeued_by(QUEUE, id, token)
       end
       if not quiet then stale[#stale + 1] = id end
@@ -107,7 +109,7 @@ if nf > 0 then
         if deps[i] then had_deps[#had_deps + 1] = id end
         settle(QUEUE, id, outcome, tonumber(keep), client, slots == '1', deps[i], gen,
           token_tag(token))
-        if keep == '0' then dropped = math.max(dropped, 2 * tonumber(heartrate) + 1000) end
+        if keep == '0' then dropped = math.max(dropped, lease_ms(tonumber(heartrate))) end
       end
     end
   end

@@ -85,7 +85,7 @@ local function reserve(queue, max, nonce, take)
         local n = #hset
         hset[n + 1] = id
         hset[n + 2] = (made + 1) .. (slots == NO_SLOTS and '|0|' or '|1|') .. meta .. '|' .. token
-        local lease = 2 * heartrate + 1000
+        local lease = lease_ms(heartrate)
         if lease > longest then longest = lease end
         zadd[n + 1] = now() + lease
         zadd[n + 2] = id

@@ -16,7 +16,7 @@ for i = 1, n do
   local base = 1 + i * 3
   local token = held[i] and select(6, read_held(held[i]))
   if token == ARGV[base + 1] then
-    zadd[#zadd + 1] = now() + 2 * tonumber(ARGV[base + 2]) + 1000
+    zadd[#zadd + 1] = now() + lease_ms(tonumber(ARGV[base + 2]))
     zadd[#zadd + 1] = ids[i]
   else
     lost[#lost + 1] = ids[i]

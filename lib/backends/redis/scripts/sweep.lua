@@ -27,7 +27,7 @@ for i = 1, #parks, 2 do
 end
 
 -- A stall: leases that lapsed while nothing swept get one more, counted from now (the heartrate is
--- the third field of the tokens value). Those that lapsed before the last sweep are acted on below.
+-- in the tokens value). Those that lapsed before the last sweep are acted on below.
 local swept = key(QUEUE, 'swept')
 local last = tonumber(redis.call('GET', swept) or '')
 if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
@@ -35,9 +35,9 @@ if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
   if #during > 0 then
     local held, zadd, orphans = redis.call('HMGET', tokens, unpack(during)), {}, {}
     for i, id in ipairs(during) do
-      local heartrate = held[i] and tonumber(string.match(held[i], '^%d+|%d|(%d+)|'))
+      local heartrate = held[i] and tonumber((select(7, read_held(held[i]))))
       if heartrate then
-        zadd[#zadd + 1] = now() + 2 * heartrate + 1000
+        zadd[#zadd + 1] = now() + lease_ms(heartrate)
         zadd[#zadd + 1] = id
       else
         orphans[#orphans + 1] = id -- a lease with no reservation behind it: nothing to keep
