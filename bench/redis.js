@@ -11,7 +11,7 @@ function majorVersion() {
   return Number(/v=(\d+)/.exec(out)?.[1] ?? 0)
 }
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = srv.address()
@@ -21,26 +21,24 @@ function freePort() {
   })
 }
 
+/** redis-server's arguments for a private server: loopback, no persistence, then `extra`. */
+export function serverArgs(port, dir, ...extra) {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
+  return [...args, '--dir', dir, ...extra]
+}
+
 export async function startRedis() {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'worq-bench-'))
   const child = spawn(
     'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
+    serverArgs(
+      port,
       dir,
       // Redis 7 allocates a latency histogram per command name after CONFIG RESETSTAT: ~25 KB
       // each, which the memory-per-result row would count against whichever library ran.
       ...(majorVersion() >= 7 ? ['--latency-tracking', 'no'] : []),
-    ],
+    ),
     { stdio: ['ignore', 'pipe', 'inherit'] },
   )
   await new Promise((resolve, reject) => {

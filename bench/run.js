@@ -3,7 +3,7 @@
 // Env: BENCH_N (tasks per run, default 20000), BENCH_REPS (default 3), BENCH_ONLY (comma list of
 // scenarios), BENCH_LIBS (comma list of libraries).
 import { execFileSync, execSync } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,6 +18,18 @@ const LIBS = (process.env.BENCH_LIBS ?? 'worq,bullmq,bee-queue').split(',')
 /** [scenario, n, concurrency, what the row measures] */
 const SCENARIOS = [
   ['e2e-window', N, 50, 'end to end, c=50, one call at a time with 50 in flight'],
+  [
+    'e2e-open',
+    N,
+    50,
+    'open loop, c=50: enqueued with 50 calls in flight, results read as they come',
+  ],
+  [
+    'deploy',
+    N,
+    50,
+    'deployment: a producer and two worker processes at c=50 each, 100 calls in flight',
+  ],
   ['e2e-bulk', N, 50, 'end to end, c=50, enqueued in bulk'],
   ['e2e-window', N, 1, 'end to end, c=1, 50 in flight'],
   ['e2e-window', N / 10, 50, 'end to end, c=50, a tenth of the tasks (scaling)'],
@@ -42,21 +54,30 @@ const { default: Redis } = await import(join(root, 'node_modules/ioredis/built/i
 const redis = await startRedis()
 const admin = new Redis(redis.url)
 
-function commandCalls(info) {
-  let total = 0
+/** Calls and µs of every command and function in INFO commandstats, save the bench's own. */
+function commandStats(info) {
+  let calls = 0
+  let usec = 0
   for (const line of info.split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
-    if (m && !['info', 'config|resetstat', 'flushall', 'config'].includes(m[1]))
-      total += Number(m[2])
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
+    if (m && !['info', 'config|resetstat', 'flushall', 'config'].includes(m[1])) {
+      calls += Number(m[2])
+      usec += Number(m[3])
+    }
   }
-  return total
+  return { calls, usec }
 }
+/** The Redis server's CPU time so far (user + system, all its threads), in µs. */
+const serverCpuUs = info =>
+  1e6 *
+  (Number(/used_cpu_user:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]))
 const usedMemory = info => Number(/used_memory:(\d+)/.exec(info)[1])
 
 async function runOnce(lib, scenario, n, c) {
   await admin.flushall()
   await admin.config('RESETSTAT')
   const mem0 = usedMemory(await admin.info('memory'))
+  const cpu0 = serverCpuUs(await admin.info('cpu'))
   const out = execFileSync(
     process.execPath,
     [join(here, 'runner.js'), lib, scenario, String(n), String(c)],
@@ -68,7 +89,10 @@ async function runOnce(lib, scenario, n, c) {
     },
   )
   const r = JSON.parse(out.trim().split('\n').at(-1))
-  r.commandsPerTask = commandCalls(await admin.info('commandstats')) / n
+  r.redisCpuUsPerTask = (serverCpuUs(await admin.info('cpu')) - cpu0) / n
+  const stats = commandStats(await admin.info('commandstats'))
+  r.commandsPerTask = stats.calls / n
+  r.commandUsPerTask = stats.usec / n
   r.bytesPerTask = (usedMemory(await admin.info('memory')) - mem0) / n
   r.tasksPerSec = (n / r.ms) * 1000
   return r
@@ -143,8 +167,11 @@ for (const [scenario, n, c, label] of SCENARIOS) {
     row(name, 'p99 ms (lower is better)', byLib, 'p99', 3)
   } else {
     row(name, 'tasks/s', byLib, 'tasksPerSec', 0)
+    if (scenario.startsWith('e2e') || scenario === 'deploy' || scenario === 'drain')
+      row(name, 'Redis CPU µs per task (INFO cpu)', byLib, 'redisCpuUsPerTask', 1)
   }
   if (scenario === 'e2e-window' && c === 50 && n === N) {
+    row(name, 'Redis command µs per task (INFO commandstats)', byLib, 'commandUsPerTask', 1)
     row(name, 'Redis commands per task (INFO commandstats)', byLib, 'commandsPerTask', 2)
     row(name, 'client writes per task (round trips)', byLib, 'writesPerTask', 2)
     row(name, 'Redis memory per stored result, bytes', byLib, 'bytesPerTask', 0)
@@ -152,6 +179,73 @@ for (const [scenario, n, c, label] of SCENARIOS) {
     row(name, 'peak RSS MB', byLib, 'peakRssMb', 0)
   }
 }
+
+// This run's medians, kept in bench/results/ (one file per run), and the ratios of the rows the
+// targets are judged on in the last three runs, side by side.
+const JUDGED = [
+  ['e2e-window', N, 50, 'closed loop, c=50'],
+  ['e2e-open', N, 50, 'open loop, c=50'],
+  ['deploy', N, 50, 'deployment, 1 producer + 2 workers'],
+  ['latency-steady', 5000, 1, 'latency after warm-up'],
+]
+const medians = {}
+for (const [scenario, n, c] of JUDGED) {
+  const byLib = results.get(key(scenario, n, c))
+  if (!byLib) continue
+  medians[key(scenario, n, c)] = Object.fromEntries(
+    LIBS.map(l => [
+      l,
+      Object.fromEntries(
+        ['tasksPerSec', 'p50', 'p99', 'redisCpuUsPerTask']
+          .map(f => [f, stat(byLib.get(l) ?? [], f, 1).m])
+          .filter(([, v]) => Number.isFinite(v)),
+      ),
+    ]),
+  )
+}
+const resultsDir = join(here, 'results')
+mkdirSync(resultsDir, { recursive: true })
+const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+if (Object.keys(medians).length > 0)
+  writeFileSync(join(resultsDir, `${stamp}.json`), JSON.stringify({ at: stamp, medians }, null, 1))
+const lastRuns = readdirSync(resultsDir)
+  .filter(f => f.endsWith('.json'))
+  .sort()
+  .slice(-3)
+  .map(f => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')))
+const ratio = (w, p, lower) =>
+  Number.isFinite(w) && Number.isFinite(p) && p > 0 ? `${(lower ? p / w : w / p).toFixed(2)}×` : '—'
+const runRows = []
+for (const [scenario, n, c, label] of JUDGED) {
+  const k = key(scenario, n, c)
+  const cells = lastRuns.map(run => {
+    const m = run.medians[k]
+    if (!m?.worq) return '—'
+    const lat = scenario.startsWith('latency')
+    const f = lat ? 'p99' : 'tasksPerSec'
+    const parts = peers.map(p => `${p} ${ratio(m.worq[f], m[p]?.[f], lat)}`)
+    if (!lat)
+      parts.push(
+        `Redis µs ${LIBS.map(l => (m[l]?.redisCpuUsPerTask ?? NaN).toFixed(1)).join(' / ')}`,
+      )
+    return parts.join('; ')
+  })
+  runRows.push(`| ${label} | ${cells.join(' | ')} |`)
+}
+const runsSection =
+  lastRuns.length === 0
+    ? ''
+    : `## The last ${lastRuns.length} runs
+
+Each \`npm run bench\` keeps its medians in bench/results/; these are the ratios of worq over each
+peer in the runs that the targets are judged on (throughput: above 1× is worq faster; latency
+after warm-up, p99: the peer's over worq's, above 1× is worq faster), and each library's Redis CPU
+per task (${LIBS.join(' / ')}).
+
+| row | ${lastRuns.map(r => r.at.slice(0, 16).replace('T', ' ')).join(' | ')} |
+|---|${'---|'.repeat(lastRuns.length)}
+${runRows.join('\n')}
+`
 
 const version = p => JSON.parse(readFileSync(join(p, 'package.json'), 'utf8')).version
 const versions = [
@@ -173,8 +267,8 @@ this same run: above 1× is better for tasks/s, below 1× is better for latency,
 bytes, CPU and RSS.
 
 Results are stored and read back by the producer in every scenario: worq through
-\`Deferred.result()\`, BullMQ through \`job.waitUntilFinished()\` (the result stays in the job
-hash), bee-queue through the job's \`succeeded\` event — bee-queue does not store results, so its
+\`Deferred.result()\`, BullMQ through the \`completed\` events of one \`QueueEvents\` (the result
+stays in the job hash; \`BULLMQ_RESULTS=wait\` uses \`job.waitUntilFinished()\` instead), bee-queue through the job's \`succeeded\` event — bee-queue does not store results, so its
 "read back" is an event and its memory row counts only the job records it keeps.
 
 Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}.
@@ -188,10 +282,26 @@ ${header}
 ${rule}
 ${rows.join('\n')}
 
+Redis CPU per task is the server's own CPU time (\`INFO cpu\`, user and system, every thread)
+over the run, divided by the tasks: what bounds a deployment where many workers share one Redis.
+The commandstats row adds up the \`usec\` of every command and function the run called, Lua-issued
+commands included (so a script's inner commands count twice: in the script's time and their own);
+it is wall time inside Redis and grows when the machine is busy. The open-loop row enqueues every
+call with 50 enqueues in flight and reads the results as they come; the deployment row runs a
+producer process and two worker processes (each library the same way), the producer keeping 100
+calls in flight and reading every result; its Node CPU adds the workers'. BullMQ reads results
+through one \`QueueEvents\` listener (the fastest way it offers a producer).
+
+${runsSection}
 Absolute numbers drift on this shared 2-core machine; the ratios come from interleaved runs of the
 same session and are the figures to compare. "Client writes" counts writes to Redis sockets in the
 benchmark process, an approximation of round trips (a pipelined batch is one write).
 `
-writeFileSync(join(root, 'docs/benchmarks.md'), doc)
+// The sections written by hand (other benchmarks: scale-out, cluster) follow a marker and are kept.
+const MARKER = '<!-- written by hand below: kept by npm run bench -->'
+const target = join(root, 'docs/benchmarks.md')
+const before = existsSync(target) ? readFileSync(target, 'utf8') : ''
+const kept = before.includes(MARKER) ? before.slice(before.indexOf(MARKER)) : ''
+writeFileSync(target, kept ? `${doc}\n${kept}` : doc)
 console.log('\n' + header + '\n' + rule + '\n' + rows.join('\n'))
 console.log('\nwrote docs/benchmarks.md')

@@ -1,6 +1,10 @@
 // One benchmark run in a fresh process: `node runner.js <library> <scenario> <n> <concurrency>`.
 // Prints one JSON line: elapsed ms, Node CPU µs, peak RSS, socket writes to Redis, and latencies.
+// `node runner.js <library> worker 0 <concurrency>` is one worker process of the 'deploy' scenario:
+// it prints "ready" once its workers run, and on its stdin's end stops and prints its CPU time.
+import { spawn } from 'node:child_process'
 import net from 'node:net'
+import { createInterface } from 'node:readline'
 
 const [, , library, scenario, nArg, concurrencyArg] = process.argv
 const n = Number(nArg)
@@ -17,8 +21,48 @@ net.Socket.prototype.write = function (...args) {
 }
 
 const adapter = await import(`./adapters/${library}.js`)
-const needsWorker = scenario !== 'enqueue-single' && scenario !== 'enqueue-bulk'
+const needsWorker = !['enqueue-single', 'enqueue-bulk', 'deploy'].includes(scenario)
 const lib = await adapter.create(url, { concurrency, worker: needsWorker })
+
+if (scenario === 'worker') {
+  const cpu0 = process.cpuUsage()
+  await lib.startWorker()
+  process.stdout.write('ready\n')
+  process.stdin.resume()
+  await new Promise(resolve => process.stdin.on('end', resolve))
+  const cpu = process.cpuUsage(cpu0)
+  await lib.close()
+  process.stdout.write(JSON.stringify({ cpuUs: cpu.user + cpu.system }) + '\n')
+  process.exit(0)
+}
+
+/** The deploy scenario's worker processes: resolves once all of them run their workers. */
+async function startWorkerProcesses(count) {
+  const children = []
+  for (let i = 0; i < count; i++) {
+    const child = spawn(
+      process.execPath,
+      [process.argv[1], library, 'worker', '0', String(concurrency)],
+      { env: process.env, stdio: ['pipe', 'pipe', 'inherit'] },
+    )
+    const lines = createInterface({ input: child.stdout })
+    const next = () => new Promise(resolve => lines.once('line', resolve))
+    if ((await next()) !== 'ready') throw new Error(`${library} worker process did not start`)
+    children.push({ child, next })
+  }
+  return {
+    /** Stops the workers; resolves to their CPU time in µs. */
+    async stop() {
+      let cpuUs = 0
+      for (const { child, next } of children) {
+        const last = next()
+        child.stdin.end()
+        cpuUs += JSON.parse(await last).cpuUs
+      }
+      return cpuUs
+    },
+  }
+}
 const pairs = Array.from({ length: n }, (_, i) => [i, 1])
 
 /** Keeps `window` calls in flight: enqueue, then read the result, `n` times. */
@@ -35,6 +79,25 @@ async function windowed(window, withResult) {
     }
   }
   await Promise.all(Array.from({ length: window }, lane))
+}
+
+/** Open loop: `window` enqueues in flight, results read as they come, not waited on per lane. */
+async function openLoop(window) {
+  let next = 0
+  const results = []
+  async function lane() {
+    while (next < n) {
+      const [a, b] = pairs[next++]
+      const h = await lib.add(a, b)
+      results.push(
+        lib.result(h).then(v => {
+          if (v !== a + b) throw new Error(`wrong result ${v} for ${a} + ${b}`)
+        }),
+      )
+    }
+  }
+  await Promise.all(Array.from({ length: window }, lane))
+  await Promise.all(results)
 }
 
 async function bulk(withResult) {
@@ -54,6 +117,23 @@ switch (scenario) {
     writes0 = writes
     await windowed(50, true)
     break
+  case 'e2e-open':
+    await lib.startWorker()
+    t0 = performance.now()
+    writes0 = writes
+    await openLoop(50)
+    break
+  case 'deploy': {
+    // A producer process and two worker processes at `concurrency` each; the producer keeps
+    // 2 × concurrency calls in flight and reads every result back.
+    const workers = await startWorkerProcesses(2)
+    t0 = performance.now()
+    writes0 = writes
+    await windowed(2 * concurrency, true)
+    out.ms = performance.now() - t0
+    out.workerCpuUs = await workers.stop()
+    break
+  }
   case 'e2e-bulk':
     await lib.startWorker()
     t0 = performance.now()
@@ -116,9 +196,9 @@ switch (scenario) {
   default:
     throw new Error(`unknown scenario ${scenario}`)
 }
-out.ms = performance.now() - t0
+out.ms ??= performance.now() - t0
 const cpu = process.cpuUsage(cpu0)
-out.cpuUsPerTask = (cpu.user + cpu.system) / n
+out.cpuUsPerTask = (cpu.user + cpu.system + (out.workerCpuUs ?? 0)) / n
 out.writesPerTask = (writes - writes0) / n
 out.peakRssMb = process.resourceUsage().maxRSS / 1024
 await lib.close()

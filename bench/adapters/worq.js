@@ -7,8 +7,10 @@ const { getBroker, TaskSpace, WorkerPool } = await import(
 export const name = 'worq'
 export const stores = 'stored result, read back through Deferred.result()'
 
-export async function create(url, { concurrency }) {
-  const broker = getBroker(url, 'bench')
+export async function create(url, { concurrency, queue: name = 'bench' }) {
+  const broker = getBroker(url, name)
+  // WORQ_SETTINGS='{"events":false}' measures the queue with those settings.
+  if (process.env.WORQ_SETTINGS) await broker.configure(JSON.parse(process.env.WORQ_SETTINGS))
   broker.expose(
     new TaskSpace('', {
       add: (a, b) => a + b,

@@ -1,0 +1,63 @@
+// Redis instructions per task, counted by valgrind's callgrind (the count repeats whatever else the
+// machine is doing, unlike time): redis-server runs under callgrind, a worq build makes `n` calls
+// one at a time (enqueue, run, result) with one pool, and the server's instruction count for n1
+// calls is taken from that for n2 calls: (Ir(n2) - Ir(n1)) / (n2 - n1). Only command execution is
+// counted (callgrind collects inside processCommand: a script with the commands it calls; not the
+// event loop, socket reads and writes, or the server's cron).
+//
+//   node bench/instructions.js <index.js of a worq build> [n1=300] [n2=1300]
+//
+// Needs valgrind (apt-get install valgrind).
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort, serverArgs } from './redis.js'
+
+const [, , dist, n1Arg = '300', n2Arg = '1300'] = process.argv
+const { getBroker, task, TaskSpace, WorkerPool } = await import(dist)
+
+async function count(n) {
+  const dir = mkdtempSync(join(tmpdir(), 'worq-ir-'))
+  const port = await freePort()
+  const out = join(dir, 'callgrind.out')
+  const server = spawn(
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--collect-atstart=no',
+      '--toggle-collect=processCommand',
+      `--callgrind-out-file=${out}`,
+      'redis-server',
+      ...serverArgs(port, dir),
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  )
+  let log = ''
+  server.stdout.on('data', d => (log += d))
+  while (!log.includes('Ready to accept connections')) await once(server.stdout, 'data')
+  const url = `redis://127.0.0.1:${port}/0`
+  // Nothing that runs by the clock (sweeps, renewals, PINGs, re-armed waits) within the run, so
+  // that the count depends on the calls alone.
+  const long = 600_000
+  const broker = getBroker(url, 'ir', { watchdog: { pingMs: long, blockMs: long } })
+  broker.expose(new TaskSpace('', { add: (a, b) => a + b }))
+  const pool = new WorkerPool(broker, { concurrency: 1, sweepInterval: long })
+  await pool.start()
+  const add = task(broker.queue().add, { heartrate: long })
+  for (let i = 0; i < n; i++) await (await add(i, 1)).result(60_000)
+  await pool.stop({ timeout: 5000 })
+  await broker.close()
+  execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'])
+  await once(server, 'exit')
+  const ir = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(out, 'utf8'))[1])
+  rmSync(dir, { recursive: true, force: true })
+  return ir
+}
+
+const [n1, n2] = [Number(n1Arg), Number(n2Arg)]
+const a = await count(n1)
+const b = await count(n2)
+console.log(JSON.stringify({ dist, perTask: Math.round((b - a) / (n2 - n1)) }))
+process.exit(0)
