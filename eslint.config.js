@@ -3,7 +3,9 @@ import tseslint from 'typescript-eslint'
 import globals from 'globals'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/node_modules/**'] },
+  {
+    ignores: ['dist/**', 'node_modules/**', 'bench/node_modules/**', 'docs/api/**', '.scratch/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -20,5 +22,10 @@ export default tseslint.config(
   {
     files: ['examples/**', 'bench/**', 'scripts/**', 'test/**', 'lib/cli/**'],
     rules: { 'no-console': 'off' },
+  },
+  {
+    // The dashboard page runs in the browser.
+    files: ['dashboard/**'],
+    languageOptions: { globals: globals.browser },
   },
 )

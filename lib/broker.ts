@@ -1,20 +1,37 @@
 /**
  * Broker: one queue name on one backend URL. It exposes functions to the workers of this process,
  * turns calls into tasks (resolving promise arguments, serializing, batching the calls of one tick
- * into one backend round trip), and hands back Deferreds.
+ * into one backend round trip), hands back Deferreds, and manages the queue: its tasks (info,
+ * listing, cancel), its settings, pause, limits, schedules and result cache.
  */
 import { nanoid } from 'nanoid'
 import { openBackend, checkUrl, type BackendHandle, type BackendOptions } from './backends/index.js'
-import type { Backend, NewTask } from './backends/backend.js'
+import type { Backend, Limit, NewTask, QueueInfo, QueueSettings } from './backends/backend.js'
 import { Deferred, type DeferredHost } from './deferred.js'
-import { BrokerClosed, DuplicateTask, PayloadTooLarge } from './errors.js'
-import { checkId, checkOptions, resolveOptions } from './options.js'
-import { makeQueue, type Queue, type QueueHost } from './queue.js'
-import { encodeCall } from './serializer.js'
+import { BrokerClosed, NotRetryable, PayloadTooLarge } from './errors.js'
+import { checkId, checkOptions, resolveOptions, type ResolvedOptions } from './options.js'
+import { callInfo, makeQueue, type Queue, type QueueHost } from './queue.js'
 import { TaskSpace, checkName } from './taskspace.js'
 import type { TaskFunction, TaskOptions } from './types.js'
 import { resolveArgs } from './resolve-args.js'
 import type { ResultHub } from './results.js'
+import { CallBatcher } from './batcher.js'
+import { encodeTask } from './encode-task.js'
+import { startEnqueue } from './tracing.js'
+import { listQuery, toTaskInfo, type TaskFilter, type TaskInfo } from './task-info.js'
+import { BrokerCache } from './admin/cache.js'
+import { checkLimit, checkLimitName } from './admin/limits.js'
+import {
+  checkSchedule,
+  nextDue,
+  scheduleInfo,
+  type Schedule,
+  type ScheduleInfo,
+} from './admin/schedules.js'
+import { checkSettings } from './admin/settings.js'
+import { EventStream, type EventsOptions } from './events/stream.js'
+import { summarize, type QueueMetrics } from './metrics/summary.js'
+import { storedBackoff, type MinuteCounts } from './backends/backend.js'
 
 /** Options of `expose`. */
 export interface ExposeOptions {
@@ -22,69 +39,42 @@ export interface ExposeOptions {
   replace?: boolean
 }
 
-/** TaskOptions with the defaults filled in. */
-type Resolved = ReturnType<typeof resolveOptions>
-
-/** A call, encoded, before it becomes a task. */
-interface Call {
-  path: string
-  id: string
-  payload: string
-  deps: NewTask['deps']
-  opts: Resolved
+/** A task name the live workers of a queue expose. */
+export interface TaskType {
+  /** The dotted task name. */
+  name: string
+  /** How many live workers expose it. */
+  workers: number
 }
 
-/**
- * A tick's batch goes to the backend when the tick ends, except its first this-many calls, which
- * go at once: a wave of calls (many waiters answered together, each calling again) then reaches
- * Redis in two parts, and Redis works on the first while this process makes the rest.
- */
-const EARLY_FLUSH = 25
-
-/** A call in the batch of this tick, waiting for the enqueue's answer. */
-interface Pending {
-  task: NewTask
-  /** Its Deferred (none with ignoreResult), tracked by `hub` from before the enqueue is sent. */
-  deferred: Deferred<unknown> | undefined
-  hub: ResultHub
-  resolve: (d: Deferred<unknown> | undefined) => void
-  reject: (err: unknown) => void
-}
-
-/** Rejects a call of a batch: its Deferred is no longer tracked. */
-function fail(p: Pending, err: unknown): void {
-  if (p.deferred) p.hub.untrack(p.deferred)
-  p.reject(err)
-}
-
-/** A queue name on a backend: expose functions, make queues, size, purge, close. */
+/** A queue name on a backend: expose functions, make queues, manage the queue, close. */
 export class Broker implements QueueHost {
   /** The backend URL. */
   readonly url: string
   /** The queue name. */
   readonly name: string
+  /** The queue's result cache: `invalidate`, `clear`, `size`, `configure`. */
+  readonly cache: BrokerCache
   readonly #handle: Promise<BackendHandle>
   /** The backend once open (the hot path of enqueue skips awaiting #handle). */
   #opened: BackendHandle | undefined
   readonly #tasks = new Map<string, TaskFunction>()
+  readonly #batcher: CallBatcher
   #closed = false
-  #batch: Pending[] = []
-  /** Calls made since this tick's flush was scheduled. */
-  #tickCalls = 0
-  /** Enqueues of batches under way. */
-  #flushing = 0
 
   /** Use {@link getBroker}. */
   constructor(url: string, name = 'default', options: BackendOptions = {}) {
-    checkUrl(url)
+    checkUrl(url, options)
     checkName(name, 'name')
     this.url = url
     this.name = name
+    this.#batcher = new CallBatcher(name)
     this.#handle = openBackend(url, options)
     this.#handle.then(
       handle => (this.#opened = handle),
       () => undefined,
     )
+    this.cache = new BrokerCache(this.name, () => this.#ready().then(h => h.backend))
   }
 
   /**
@@ -114,6 +104,11 @@ export class Broker implements QueueHost {
     return this.#tasks.get(name)
   }
 
+  /** The names exposed on this broker. @internal */
+  exposed(): string[] {
+    return [...this.#tasks.keys()]
+  }
+
   /**
    * The Proxy Queue: `q.math.add(1, 2)` enqueues `math.add`. `target` prefixes every path;
    * `options` are defaults for every call made through it.
@@ -128,14 +123,238 @@ export class Broker implements QueueHost {
 
   /** Tasks waiting to run: enqueued, delayed and pending dependents. */
   async size(): Promise<number> {
-    const { backend } = await this.#ready()
-    return backend.size(this.name)
+    return (await this.#backend()).size(this.name)
   }
 
   /** Discards every waiting task; their Deferreds and dependents become `cancelled`. Returns how many. */
   async purge(): Promise<number> {
-    const { backend } = await this.#ready()
-    return backend.purge(this.name)
+    return (await this.#backend()).purge(this.name)
+  }
+
+  /** Counts of the queue's tasks, whether it is paused, and its live workers. */
+  async inspect(): Promise<QueueInfo> {
+    return (await this.#backend()).inspect(this.name)
+  }
+
+  // ---- tasks ----
+
+  /** What the backend knows of task `id`; undefined when it knows nothing (or no longer). */
+  async task(id: string): Promise<TaskInfo | undefined> {
+    checkId(id)
+    const stored = await (await this.#backend()).info(this.name, id)
+    return stored ? toTaskInfo(stored, this.name) : undefined
+  }
+
+  /**
+   * Tasks of the queue, newest first: by `status`, `name` (exact, or a prefix ending in `.`), age
+   * (`olderThan`, `newerThan`), paged with `limit` (100) and `offset`. Finished tasks are listed
+   * while their outcome is kept. Needs the queue's `listing` setting (on by default).
+   */
+  async tasks(filter?: TaskFilter): Promise<TaskInfo[]> {
+    const query = listQuery(filter)
+    const found = await (await this.#backend()).list(this.name, query)
+    return found.map(s => toTaskInfo(s, this.name))
+  }
+
+  /** Every task name the live workers of the queue expose, with how many workers expose it. */
+  async types(): Promise<TaskType[]> {
+    const { workers } = await this.inspect()
+    const counts = new Map<string, number>()
+    for (const w of workers)
+      for (const n of new Set(w.names)) counts.set(n, (counts.get(n) ?? 0) + 1)
+    return [...counts]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([name, workers]) => ({ name, workers }))
+  }
+
+  /**
+   * Cancels task `id` if it is pending, enqueued or processing (a running task's `signal` aborts
+   * with `TaskCancelled`). True when this call cancelled it; false when it had ended or is unknown.
+   */
+  async cancel(id: string): Promise<boolean> {
+    checkId(id)
+    return (await this.#backend()).cancel(this.name, id)
+  }
+
+  /**
+   * Enqueues again, with a new id, a task that failed, expired or was cancelled: the same name,
+   * arguments and options (priority and metadata included). Returns the new task's id, or
+   * undefined when the backend knows nothing of `id`. Throws `NotRetryable` for a task that has
+   * not ended that way, or whose call was not kept.
+   */
+  async retry(id: string): Promise<string | undefined> {
+    checkId(id)
+    const backend = await this.#backend()
+    const info = await backend.info(this.name, id)
+    if (!info) return undefined
+    if (!['failed', 'expired', 'cancelled'].includes(info.status) || !info.call)
+      throw new NotRetryable(info.name, this.name, id, info.status)
+    const c = info.call
+    const newId = nanoid()
+    const handle = await this.#ready()
+    if (!c.ignoreResult) await handle.hub.ready()
+    const task: NewTask = {
+      id: newId,
+      name: info.name,
+      payload: c.payload,
+      deps: c.deps,
+      onError: c.onError,
+      ignoreResult: c.ignoreResult,
+      resultTimeout: c.resultTimeout,
+      heartrate: c.heartrate,
+      attempts: c.attempts,
+      backoff: storedBackoff(c.backoff),
+      runAt: 0,
+      timeout: c.timeout,
+      priority: info.priority,
+      metadata: info.metadata ?? '',
+      cache: undefined,
+      trace: '',
+    }
+    const deferred = c.ignoreResult
+      ? undefined
+      : new Deferred<unknown>(this.#host(handle.hub, backend), this.name, info.name, newId)
+    await this.#batcher.add(backend, handle.hub, task, deferred)
+    return newId
+  }
+
+  // ---- events and metrics ----
+
+  /**
+   * The queue's events, from every process: `for await (const e of broker.events())`, or
+   * `.on(type, listener)`; `close()` stops it. `since` is `'now'` (the default) or an `eventId` to
+   * resume after. See docs/events.md.
+   */
+  events(options: EventsOptions = {}): EventStream {
+    return new EventStream(this.#backend(), this.name, options)
+  }
+
+  /**
+   * Per-minute counts of the last `minutes` minutes (60 by default), the tasks in each state now,
+   * wait and run time percentiles over those minutes, and totals. See docs/metrics.md.
+   */
+  async metrics(options: { minutes?: number } = {}): Promise<QueueMetrics> {
+    const minutes = options.minutes ?? 60
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440)
+      throw new TypeError(
+        `Expected \`minutes\` to be an integer from 1 to 1440, got ${String(minutes)}`,
+      )
+    const [data, info] = await Promise.all([this.metricsData(minutes), this.inspect()])
+    return summarize(this.name, data, info)
+  }
+
+  /** The backend's counts behind `metrics()` (for worq/metrics). @internal */
+  async metricsData(minutes: number): Promise<{ minutes: MinuteCounts[]; totals: MinuteCounts }> {
+    return (await this.#backend()).metrics(this.name, minutes)
+  }
+
+  // ---- settings and pause ----
+
+  /** The queue's settings, stored in the backend (defaults where nothing was configured). */
+  async settings(): Promise<QueueSettings> {
+    return (await this.#backend()).settings(this.name)
+  }
+
+  /**
+   * Changes queue settings for every process of the queue: `events`, `eventsMax`, `metrics`,
+   * `listing`, `cacheSize`, `cacheTtl`. Returns them all.
+   */
+  async configure(settings: Partial<Omit<QueueSettings, 'paused'>>): Promise<QueueSettings> {
+    const patch = checkSettings(settings)
+    return (await this.#backend()).configure(this.name, patch)
+  }
+
+  /** Pauses the queue: it accepts enqueues and starts nothing new; running tasks finish. */
+  async pause(): Promise<void> {
+    await (await this.#backend()).pause(this.name, true)
+  }
+
+  /** Resumes a paused queue: what waited runs, in priority order. */
+  async resume(): Promise<void> {
+    await (await this.#backend()).pause(this.name, false)
+  }
+
+  /** True while the queue is paused. */
+  async isPaused(): Promise<boolean> {
+    return (await this.settings()).paused
+  }
+
+  // ---- limits ----
+
+  /**
+   * Limits the tasks named `name` (a dotted name, a prefix ending in `.` for a namespace, taken
+   * together, or `'*'` for the whole queue) across every worker: at most `concurrency` running at
+   * once, at most `rate.max` starts in any window of `rate.per` ms. `null` removes the limit.
+   */
+  async limit(name: string, limit: Limit | null): Promise<void> {
+    checkLimitName(name)
+    const checked = limit === null ? null : checkLimit(limit)
+    await (await this.#backend()).setLimit(this.name, name, checked)
+  }
+
+  /** Every limit of the queue, by name. */
+  async limits(): Promise<Record<string, Limit>> {
+    return (await this.#backend()).listLimits(this.name)
+  }
+
+  // ---- schedules ----
+
+  /**
+   * Runs `call(...args)` periodically: `when` is `{ cron, tz? }` (five fields, or six with seconds)
+   * or `{ every: ms }`, with optional `startAt`, `endAt`, `limit` and `catchUp`. `call` is a queue
+   * function (`q.reports.build`) or `task(q.reports.build, options)`. The queue's worker pools fire
+   * it, one task per due time, with id `<id>@<due time ISO>`. The same `id` replaces a schedule.
+   */
+  async schedule(
+    id: string,
+    when: Schedule,
+    call: unknown,
+    ...args: unknown[]
+  ): Promise<ScheduleInfo> {
+    checkId(id)
+    if (id.includes('@'))
+      throw new TypeError('Expected the schedule `id` to have no "@" (runs are <id>@<time>)')
+    const timing = checkSchedule(when)
+    const info = callInfo(call)
+    if (!info)
+      throw new TypeError(
+        'Expected `call` to be a queue function like q.reports.build, or task(q.reports.build, options)',
+      )
+    const opts = resolveOptions(info.defaults, info.options ?? {})
+    const values = await resolveArgs(args)
+    const now = Date.now()
+    const { id: _id, runAt: _runAt, ...task } = encodeTask(info.path, '-', values, opts, 0)
+    const startAt = timing.startAt ?? ('every' in timing.when ? now + timing.when.every : undefined)
+    const stored = {
+      ...timing,
+      ...(startAt !== undefined && { startAt }),
+      id,
+      name: info.path,
+      task,
+      runs: 0,
+      next: null as number | null,
+    }
+    stored.next = nextDue(stored, now - 1)
+    const backend = await this.#backend()
+    if (backend.limits.maxPayloadBytes < Buffer.byteLength(task.payload))
+      throw new PayloadTooLarge(
+        `the arguments of schedule ${id}`,
+        Buffer.byteLength(task.payload),
+        backend.limits.maxPayloadBytes,
+      )
+    await backend.putSchedule(this.name, stored)
+    return scheduleInfo(stored)
+  }
+
+  /** Every schedule of the queue. */
+  async schedules(): Promise<ScheduleInfo[]> {
+    return (await (await this.#backend()).schedules(this.name)).map(scheduleInfo)
+  }
+
+  /** Removes a schedule; true when there was one. */
+  async unschedule(id: string): Promise<boolean> {
+    checkId(id)
+    return (await this.#backend()).removeSchedule(this.name, id)
   }
 
   /** Releases this broker's hold on the backend. Idempotent. */
@@ -143,7 +362,7 @@ export class Broker implements QueueHost {
     if (this.#closed) return
     this.#closed = true
     const handle = await this.#handle.catch(() => undefined)
-    await this.#drain()
+    await this.#batcher.drain()
     await handle?.release()
   }
 
@@ -155,6 +374,10 @@ export class Broker implements QueueHost {
   /** The backend and its result hub, once open. @internal */
   async backend(): Promise<{ backend: Backend; hub: ResultHub }> {
     return this.#ready()
+  }
+
+  async #backend(): Promise<Backend> {
+    return (await this.#ready()).backend
   }
 
   async #ready(): Promise<BackendHandle> {
@@ -189,79 +412,50 @@ export class Broker implements QueueHost {
   }
 
   /** Encodes a call whose arguments are values, then submits it once the backend listens. */
-  #encode(path: string, args: unknown[], opts: Resolved): Promise<Deferred<unknown> | undefined> {
+  #encode(
+    path: string,
+    args: unknown[],
+    opts: ResolvedOptions,
+  ): Promise<Deferred<unknown> | undefined> {
     const id = checkId(typeof opts.id === 'function' ? opts.id(...args) : (opts.id ?? nanoid()))
-    const { payload, deps } = encodeCall(args)
-    const call = { path, id, payload, deps, opts }
     const open = this.#opened
-    if (open && (opts.ignoreResult || open.hub.listening)) return this.#submit(open, call)
+    if (open && (opts.ignoreResult || open.hub.listening))
+      return this.#submit(open, path, id, args, opts)
     return this.#ready().then(async handle => {
       if (!opts.ignoreResult) await handle.hub.ready()
-      return this.#submit(handle, call)
+      return this.#submit(handle, path, id, args, opts)
     })
   }
 
   /** Puts an encoded call in this tick's batch; settles when the batch's enqueue answers. */
-  #submit(handle: BackendHandle, call: Call): Promise<Deferred<unknown> | undefined> {
+  #submit(
+    handle: BackendHandle,
+    path: string,
+    id: string,
+    args: unknown[],
+    opts: ResolvedOptions,
+  ): Promise<Deferred<unknown> | undefined> {
     const { backend, hub } = handle
-    const { path, id, payload, deps, opts } = call
+    const task = encodeTask(path, id, args, opts, Date.now())
     const limit = backend.limits.maxPayloadBytes
-    if (payload.length > limit / 4 && Buffer.byteLength(payload) > limit)
-      throw new PayloadTooLarge(`the arguments of ${path}`, Buffer.byteLength(payload), limit)
-    const task: NewTask = {
-      id,
-      name: path,
-      payload,
-      deps,
-      onError: opts.onError,
-      ignoreResult: opts.ignoreResult,
-      resultTimeout: opts.resultTimeout,
-      heartrate: opts.heartrate,
-      attempts: opts.attempts,
-      backoff: opts.backoff,
-      runAt: opts.runAt(Date.now()),
-      timeout: opts.timeout,
-    }
+    if (task.payload.length > limit / 4 && Buffer.byteLength(task.payload) > limit)
+      throw new PayloadTooLarge(`the arguments of ${path}`, Buffer.byteLength(task.payload), limit)
     const deferred = opts.ignoreResult
       ? undefined
       : new Deferred<unknown>(this.#host(hub, backend), this.name, path, id)
-    if (deferred) hub.track(deferred)
-    return new Promise((resolve, reject) => {
-      this.#batch.push({ task, deferred, hub, resolve, reject })
-      if (++this.#tickCalls === 1)
-        setImmediate(() => {
-          this.#tickCalls = 0
-          void this.#flush(backend)
-        })
-      else if (this.#tickCalls === EARLY_FLUSH) void this.#flush(backend)
-    })
-  }
-
-  async #flush(backend: Backend): Promise<void> {
-    const batch = this.#batch
-    this.#batch = []
-    if (batch.length === 0) return
-    this.#flushing++
-    let outcomes: Array<'ok' | 'duplicate'>
-    try {
-      outcomes = await backend.enqueue(
-        this.name,
-        batch.map(p => p.task),
-      )
-    } catch (err) {
-      for (const p of batch) fail(p, err)
-      return
-    } finally {
-      this.#flushing--
-    }
-    batch.forEach((p, i) => {
-      if (outcomes[i] === 'duplicate') fail(p, new DuplicateTask(p.task.name, this.name, p.task.id))
-      else p.resolve(p.deferred)
-    })
-  }
-
-  async #drain(): Promise<void> {
-    while (this.#batch.length > 0 || this.#flushing > 0) await new Promise(r => setImmediate(r))
+    const span = startEnqueue(this.name, path, id, args)
+    if (!span.carried) return this.#batcher.add(backend, hub, task, deferred)
+    task.trace = span.carried
+    return this.#batcher.add(backend, hub, task, deferred).then(
+      d => {
+        span.end(d)
+        return d
+      },
+      (err: unknown) => {
+        span.end(undefined, err)
+        throw err
+      },
+    )
   }
 
   #hostCache: DeferredHost | undefined
@@ -272,6 +466,10 @@ export class Broker implements QueueHost {
       },
       status: (queue, id) => backend.status(queue, id),
       cancel: (queue, id) => backend.cancel(queue, id),
+      info: async (queue, id) => {
+        const stored = await backend.info(queue, id)
+        return stored ? toTaskInfo(stored, queue) : undefined
+      },
       waiting: d => hub.waiting(d),
     }
     return this.#hostCache
@@ -279,8 +477,8 @@ export class Broker implements QueueHost {
 }
 
 /** A queue's defaults, resolved once (calls without per-call options share them). */
-const resolved = new WeakMap<TaskOptions, Resolved>()
-function resolvedDefaults(defaults: TaskOptions): Resolved {
+const resolved = new WeakMap<TaskOptions, ResolvedOptions>()
+function resolvedDefaults(defaults: TaskOptions): ResolvedOptions {
   let r = resolved.get(defaults)
   if (!r) resolved.set(defaults, (r = resolveOptions(defaults)))
   return r

@@ -6,8 +6,10 @@
  */
 import { NoResultYet, type TaskFailure, WaitTimeout } from './errors.js'
 import { expiredOutcome, outcomeStatus, readOutcome } from './outcome.js'
+import { markResultRefs } from './result-ref.js'
 import type { TaskStatus } from './types.js'
 import type { TaskState } from './backends/backend.js'
+import type { TaskInfo } from './task-info.js'
 
 /** What a Deferred needs from the broker that made it. @internal */
 export interface DeferredHost {
@@ -15,11 +17,13 @@ export interface DeferredHost {
   readonly epoch: number
   status(queue: string, id: string): Promise<TaskState | null>
   cancel(queue: string, id: string): Promise<boolean>
+  info(queue: string, id: string): Promise<TaskInfo | undefined>
   /** Marks `d` as waited on (so a delivery gap re-checks it) until `done` is called. */
   waiting(d: Deferred<unknown>): () => void
 }
 
 const kSettle = Symbol('worq.settle')
+const kProgress = Symbol('worq.progress')
 const kEpoch = Symbol('worq.epoch')
 
 /** A task's result, to wait for, read, or pass as an argument to another call. */
@@ -33,7 +37,11 @@ export class Deferred<T = unknown> {
   #host: DeferredHost
   #outcome: string | undefined
   #read: { ok: true; value: unknown } | { ok: false; error: TaskFailure } | undefined
-  #wake: Set<() => void> | undefined;
+  #wake: Set<() => void> | undefined
+  #cached = false
+  #progress: unknown
+  #progressListeners: Set<(value: unknown) => void> | undefined;
+  /** The host's epoch when this Deferred last heard from the backend. @internal */
   [kEpoch]: number
 
   /** @internal Deferreds are made by a broker's enqueue. */
@@ -45,14 +53,60 @@ export class Deferred<T = unknown> {
     this[kEpoch] = host.epoch
   }
 
-  /** @internal Records an outcome delivered or fetched. */
-  [kSettle](outcome: string): void {
+  /** @internal Records an outcome delivered or fetched (`cached`: it came from the result cache). */
+  [kSettle](outcome: string, cached = false): void {
     if (this.#outcome !== undefined) return
     this.#outcome = outcome
+    this.#cached = cached
     this.#read = undefined
     const wakers = this.#wake
     this.#wake = undefined
     if (wakers) for (const wake of wakers) wake()
+  }
+
+  /** @internal Records a progress value delivered and tells the listeners, in order. */
+  [kProgress](value: unknown): void {
+    this.#progress = value
+    if (this.#progressListeners)
+      for (const listener of [...this.#progressListeners]) {
+        try {
+          listener(value)
+        } catch {
+          // A listener's throw is its own; the others still hear of the progress.
+        }
+      }
+  }
+
+  /**
+   * The latest progress value this process has seen (`this.progress(value)` in the task), or
+   * undefined before any. `info()` reads it from the backend.
+   */
+  get progress(): unknown {
+    return this.#progress
+  }
+
+  /**
+   * Calls `listener` with each new progress value of the task, in order, wherever the task runs.
+   * Values reported faster than they can be delivered may be coalesced; the latest always arrives
+   * (docs/tasks.md). Returns a function that unsubscribes.
+   */
+  onProgress(listener: (value: unknown) => void): () => void {
+    if (typeof listener !== 'function')
+      throw new TypeError('Expected `listener` to be a function of the progress value')
+    ;(this.#progressListeners ??= new Set()).add(listener)
+    return () => {
+      this.#progressListeners?.delete(listener)
+    }
+  }
+
+  /** True when the outcome came from the result cache (or an identical call it waited for). */
+  get cached(): boolean {
+    return this.#cached
+  }
+
+  /** What the backend knows of the task now (undefined once its outcome expired). */
+  info(): Promise<TaskInfo<T> | undefined> {
+    return this.#host.info(this.queue, this.id) as Promise<TaskInfo<T> | undefined>
   }
 
   /** The task's status, fetched from the backend unless this Deferred already holds an outcome. */
@@ -72,7 +126,7 @@ export class Deferred<T = unknown> {
       const reason = 'the task and its result are gone (its resultTimeout passed)'
       this[kSettle](expiredOutcome(this.name, this.queue, this.id, reason))
     } else if (state.outcome !== undefined) {
-      this[kSettle](state.outcome)
+      this[kSettle](state.outcome, state.cached === true)
     } else {
       this.#live = state.status
     }
@@ -140,7 +194,11 @@ export class Deferred<T = unknown> {
     })
   }
 
-  /** Cancels the task if it has not started running. True when it was cancelled. */
+  /**
+   * Cancels the task: a pending or enqueued one never runs; a running one's `signal` aborts with
+   * `TaskCancelled` and whatever it returns is dropped. Waiters get `TaskCancelled`; dependents
+   * cascade as for a failure. True when this call cancelled it; false when it had already ended.
+   */
   async cancel(): Promise<boolean> {
     const cancelled = await this.#host.cancel(this.queue, this.id)
     if (cancelled) await this.#fetch()
@@ -164,8 +222,15 @@ export class Deferred<T = unknown> {
   }
 }
 
+// The codec sends a Deferred argument as a reference to its task (result-ref.ts).
+markResultRefs(Deferred)
+
 /** @internal */
-export const settle = (d: Deferred<unknown>, outcome: string): void => d[kSettle](outcome)
+export const settle = (d: Deferred<unknown>, outcome: string, cached = false): void =>
+  d[kSettle](outcome, cached)
+
+/** @internal */
+export const reportProgress = (d: Deferred<unknown>, value: unknown): void => d[kProgress](value)
 
 /** Checks a timeout argument. */
 export function checkMs(ms: unknown, name = 'ms'): asserts ms is number {

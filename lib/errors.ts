@@ -5,7 +5,7 @@
  * |---|---|---|
  * | `ERR_WORQ_TASK_FAILED` | TaskFailure | the remote function threw, was not exposed, or its result could not be stored |
  * | `ERR_WORQ_TASK_EXPIRED` | TaskExpired | the worker holding the task stopped renewing its lease, or the result is gone |
- * | `ERR_WORQ_TASK_CANCELLED` | TaskCancelled | `cancel()` or `purge()` discarded the task before it ran |
+ * | `ERR_WORQ_TASK_CANCELLED` | TaskCancelled | `cancel()` or `purge()` ended the task (before it ran, or while it ran) |
  * | `ERR_WORQ_DUPLICATE_TASK` | DuplicateTask | a task with that id is pending, enqueued or processing |
  * | `ERR_WORQ_WAIT_TIMEOUT` | WaitTimeout | `result(ms)` ran out of time |
  * | `ERR_WORQ_NO_RESULT` | NoResultYet | `value` was read before any outcome was fetched |
@@ -14,13 +14,18 @@
  * | `ERR_WORQ_BAD_URL` | BadUrl | a backend URL cannot be understood |
  * | `ERR_WORQ_TASK_TIMEOUT` | TaskTimeout | (remote) a run took longer than its `timeout` |
  * | `ERR_WORQ_LEASE_LOST` | LeaseLost | (remote) the worker lost the task's lease; its result will be refused |
+ * | `ERR_WORQ_UNSUPPORTED_SERVER` | UnsupportedServer | the Redis server is older than 6.2 |
+ * | `ERR_WORQ_LISTING_OFF` | ListingOff | `tasks()` on a queue whose `listing` setting is off |
+ * | `ERR_WORQ_NOT_RETRYABLE` | NotRetryable | `retry(id)` of a task that did not fail, expire or get cancelled, or whose call was not kept |
  */
 
 /** What a remote error looked like, carried across the wire. */
 export interface RemoteError {
   /** The remote error's class name, e.g. `TypeError`, or `NoSuchTask`. */
   name: string
+  /** The remote error's message. */
   message: string
+  /** The remote error's stack, as the worker printed it. */
   stack?: string
   /** The remote error's `cause`, as it was serialised. */
   cause?: unknown
@@ -83,14 +88,14 @@ export class TaskExpired extends TaskFailure {
   }
 }
 
-/** The task was discarded by `cancel()` or `purge()` before it ran. */
+/** The task was cancelled by `cancel()` or `purge()` (before it ran, or while it ran). */
 export class TaskCancelled extends TaskFailure {
   constructor(taskName: string, queue: string, taskId: string) {
     super(
       taskName,
       queue,
       taskId,
-      { name: 'TaskCancelled', message: 'task was cancelled before it ran' },
+      { name: 'TaskCancelled', message: 'the task was cancelled' },
       undefined,
       'ERR_WORQ_TASK_CANCELLED',
     )
@@ -99,8 +104,11 @@ export class TaskCancelled extends TaskFailure {
 
 /** A task with this id is already pending, enqueued or processing. */
 export class DuplicateTask extends WorqError {
+  /** Dotted name of the call that was refused. */
   readonly taskName: string
+  /** Queue it was sent to. */
   readonly queue: string
+  /** The id already taken. */
   readonly taskId: string
   constructor(taskName: string, queue: string, taskId: string) {
     super(
@@ -188,5 +196,48 @@ export class UnsupportedServer extends WorqError {
       'ERR_WORQ_UNSUPPORTED_SERVER',
       `the Redis server is version ${version}; worq needs Redis ${needed} or newer: upgrade the server, or point the broker at a newer one`,
     )
+  }
+}
+
+/**
+ * Fewer replicas than `replicas` acknowledged an enqueue or a finish within `replicaTimeoutMs`. The
+ * write happened on the master and may still reach the replicas; it is not confirmed to survive a
+ * failover. Sending the same call again is safe (an enqueue and a finish recognise themselves).
+ */
+export class ReplicationTimeout extends WorqError {
+  constructor(operation: string, wanted: number, acknowledged: number, ms: number) {
+    super(
+      'ERR_WORQ_REPLICATION_TIMEOUT',
+      `${operation}: ${acknowledged} of ${wanted} replicas acknowledged the write within ${ms} ms; check the replicas' link to the master (INFO replication), raise \`replicaTimeoutMs\`, or lower \`replicas\``,
+    )
+  }
+}
+
+/** `broker.tasks()` on a queue whose `listing` setting is off: nothing is indexed to list. */
+export class ListingOff extends WorqError {
+  constructor(queue: string) {
+    super(
+      'ERR_WORQ_LISTING_OFF',
+      `queue "${queue}" does not index its tasks (its \`listing\` setting is off); turn it on with broker.configure({ listing: true }) to list tasks enqueued from then on`,
+    )
+  }
+}
+
+/** `broker.retry(id)` of a task that did not fail, expire or get cancelled (or whose call is gone). */
+export class NotRetryable extends WorqError {
+  /** The task's dotted name. */
+  readonly taskName: string
+  /** Its queue. */
+  readonly queue: string
+  /** Its id. */
+  readonly taskId: string
+  constructor(taskName: string, queue: string, taskId: string, status: string) {
+    super(
+      'ERR_WORQ_NOT_RETRYABLE',
+      `${taskName} [${queue}:${taskId}] is ${status}: only a failed, expired or cancelled task can be retried (and only while its outcome is kept)`,
+    )
+    this.taskName = taskName
+    this.queue = queue
+    this.taskId = taskId
   }
 }

@@ -3,11 +3,23 @@
  *
  * @packageDocumentation
  */
+// The declarations name Node's types (URL, AbortSignal, NodeJS.Signals): @types/node, a
+// dependency, is loaded with them whatever the project's `types` (lib/ambient.ts).
+/// <reference types="node" preserve="true" />
 export { TaskSpace } from './taskspace.js'
 export { Broker, getBroker, getQueue } from './broker.js'
-export type { ExposeOptions } from './broker.js'
+export type { ExposeOptions, TaskType } from './broker.js'
+export type { BrokerCache } from './admin/cache.js'
+export type { TaskInfo, TaskError, TaskFilter, DeferredArg } from './task-info.js'
+export type { Schedule, ScheduleInfo } from './admin/schedules.js'
+export { EventStream } from './events/stream.js'
+export type { EventsOptions } from './events/stream.js'
+export type * from './events/types.js'
+export type { QueueMetrics, MinuteMetrics, Percentiles } from './metrics/summary.js'
+export type { QueueInfo, WorkerInfo, QueueSettings, Limit } from './backends/backend.js'
 export { task } from './queue.js'
 export type { Queue, LooseQueue, Remote, Arg, SpaceClient } from './queue.js'
+export type { Closable, MissingNodeTypes, NodeTypesLoaded } from './ambient.js'
 export { Deferred } from './deferred.js'
 export { WorkerPool } from './worker/pool.js'
 export type { WorkerPoolOptions, StopOptions } from './worker/pool.js'
@@ -18,8 +30,8 @@ export type {
   ChildExecutorEvents,
   ChildExitReason,
 } from './worker/children/index.js'
-export { logPoolEvents } from './cli/log-events.js'
-export type { Logger, LogFields } from './cli/logger.js'
+export { logPoolEvents } from './worker/log-events.js'
+export type { Logger, LogFields } from './worker/log-events.js'
 export { taskContext } from './worker/context.js'
 export type { TaskContext } from './worker/context.js'
 export {
@@ -36,6 +48,9 @@ export {
   TaskTimeout,
   LeaseLost,
   UnsupportedServer,
+  ReplicationTimeout,
+  ListingOff,
+  NotRetryable,
 } from './errors.js'
 export type { RemoteError } from './errors.js'
 export type { BackendOptions } from './backends/index.js'

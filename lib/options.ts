@@ -2,8 +2,11 @@
  * Task options: defaults, merging and validation. Bad options throw a TypeError that
  * names the option and what it expects.
  */
-import { storedBackoff, type StoredBackoff } from './backends/backend.js'
+import { PRIORITY_RANGE, storedBackoff, type StoredBackoff } from './backends/backend.js'
 import type { TaskOptions } from './types.js'
+
+/** The largest `metadata`, as JSON, in bytes. */
+export const METADATA_LIMIT = 4096
 
 /** Option defaults. */
 export const DEFAULTS = {
@@ -26,6 +29,11 @@ export interface ResolvedOptions {
   runAt: (now: number) => number
   /** ms, or 0 for no limit. */
   timeout: number
+  priority: number
+  /** JSON text, or ''. */
+  metadata: string
+  /** ms a cached result lives (0: the queue's `cacheTtl`), or undefined: no cache. */
+  cacheTtl: number | undefined
 }
 
 const KNOWN = new Set([
@@ -39,6 +47,9 @@ const KNOWN = new Set([
   'delay',
   'runAt',
   'timeout',
+  'priority',
+  'metadata',
+  'cache',
 ])
 
 function positive(name: string, v: unknown, min = 1): number {
@@ -79,7 +90,55 @@ export function checkOptions(options: unknown): TaskOptions {
   if (o.timeout !== undefined) positive('timeout', o.timeout)
   if (o.runAt !== undefined && !(o.runAt instanceof Date && Number.isFinite(o.runAt.getTime())))
     throw new TypeError('Expected `runAt` to be a valid Date')
+  if (o.priority !== undefined) checkPriority(o.priority)
+  if (o.metadata !== undefined) metadataText(o.metadata)
+  if (o.cache !== undefined) checkCache(o.cache)
   return o as TaskOptions
+}
+
+function checkPriority(p: unknown): void {
+  if (!Number.isInteger(p) || Math.abs(p as number) > PRIORITY_RANGE)
+    throw new TypeError(
+      `Expected \`priority\` to be an integer from -${PRIORITY_RANGE} to ${PRIORITY_RANGE} (lower runs first), got ${String(p)}`,
+    )
+}
+
+function checkCache(c: unknown): void {
+  if (typeof c === 'boolean') return
+  if (typeof c === 'object' && c !== null && !Array.isArray(c)) {
+    const keys = Object.keys(c)
+    if (keys.every(k => k === 'ttl')) {
+      positive('cache.ttl', (c as { ttl?: unknown }).ttl)
+      return
+    }
+  }
+  throw new TypeError('Expected `cache` to be true, false or { ttl: <ms> }')
+}
+
+/** True for JSON data: null, booleans, strings, finite numbers, arrays and plain objects of those. */
+function isJson(v: unknown, depth: number): boolean {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true
+  if (typeof v === 'number') return Number.isFinite(v)
+  if (typeof v !== 'object' || depth > 32) return false
+  if (Array.isArray(v)) return v.every(x => isJson(x, depth + 1))
+  const proto = Object.getPrototypeOf(v)
+  if (proto !== Object.prototype && proto !== null) return false
+  return Object.values(v).every(x => isJson(x, depth + 1))
+}
+
+/** The `metadata` option as JSON text; a TypeError when it is not a plain JSON object or too big. */
+export function metadataText(m: unknown): string {
+  if (typeof m !== 'object' || m === null || Array.isArray(m) || !isJson(m, 0))
+    throw new TypeError(
+      'Expected `metadata` to be a plain JSON object (strings, numbers, booleans, null, arrays and plain objects)',
+    )
+  const text = JSON.stringify(m)
+  const bytes = Buffer.byteLength(text)
+  if (bytes > METADATA_LIMIT)
+    throw new TypeError(
+      `Expected \`metadata\` to be at most ${METADATA_LIMIT} bytes as JSON, got ${bytes}; store large data elsewhere and put a reference in metadata`,
+    )
+  return text
 }
 
 function checkBackoff(b: unknown): void {
@@ -124,6 +183,10 @@ export function resolveOptions(...layers: TaskOptions[]): ResolvedOptions {
     backoff: storedBackoff(o.backoff),
     timeout: o.timeout ?? 0,
     runAt: runAt !== undefined ? () => runAt : delay > 0 ? now => now + delay : () => 0,
+    priority: o.priority ?? 0,
+    metadata: o.metadata === undefined ? '' : metadataText(o.metadata),
+    cacheTtl:
+      o.cache === undefined || o.cache === false ? undefined : o.cache === true ? 0 : o.cache.ttl,
   }
 }
 

@@ -89,6 +89,27 @@ export function boundedOutcome(
   })
 }
 
+/** The remote error an outcome that is not `c` records, for events and task info. */
+export function outcomeError(outcome: string): {
+  name: string
+  message: string
+  code?: string
+  stack?: string
+} {
+  const read = readOutcome(outcome)
+  if (read.ok) return { name: 'Error', message: 'the task completed' }
+  const { name, message, stack } = read.error.remote
+  const code =
+    read.error.remote.code ??
+    (read.error.code === 'ERR_WORQ_TASK_FAILED' ? undefined : read.error.code)
+  return {
+    name,
+    message,
+    ...(code !== undefined && { code }),
+    ...(stack !== undefined && { stack }),
+  }
+}
+
 /** A cancelled outcome. */
 export function cancelledOutcome(taskName: string, queue: string, taskId: string): string {
   return 'k' + JSON.stringify({ taskName, queue, taskId })

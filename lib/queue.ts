@@ -3,6 +3,7 @@
  * (so a queue is not mistaken for a promise), symbols (it answers `Symbol.asyncDispose`) and
  * `util.inspect.custom` are not names.
  */
+import type { Closable, MissingNodeTypes, NodeTypesLoaded } from './ambient.js'
 import type { Deferred } from './deferred.js'
 import { checkOptions } from './options.js'
 import type { TaskSpace } from './taskspace.js'
@@ -21,10 +22,20 @@ export interface QueueHost {
 
 const kCall = Symbol('worq.call')
 
-interface CallInfo {
+/** What a queue function (or a `task()` of one) calls. @internal */
+export interface CallInfo {
   host: QueueHost
   path: string
   defaults: TaskOptions
+  /** Per-call options, for a function made by `task()`. */
+  options?: TaskOptions
+}
+
+/** The call a queue function (`q.math.add`) or a `task(q.math.add, options)` makes, if it is one. @internal */
+export function callInfo(fn: unknown): CallInfo | undefined {
+  if (typeof fn !== 'function') return undefined
+  const info = (fn as unknown as Record<symbol, CallInfo | undefined>)[kCall]
+  return info && info.path ? info : undefined
 }
 
 /**
@@ -63,7 +74,11 @@ export function makeQueue(host: QueueHost, path: string, defaults: TaskOptions):
   })
 }
 
-/** Per-call options: `task(q.math.add, { id: 'x' })(1, 2)`. */
+/**
+ * Per-call options: `task(q.math.add, { id: 'x' })(1, 2)`.
+ *
+ * @typeParam F - the queue's function, e.g. the type of `q.math.add`.
+ */
 export function task<F extends (...args: any[]) => Promise<unknown>>(
   queueFn: F,
   options: TaskOptions<any> & { ignoreResult: true },
@@ -76,11 +91,13 @@ export function task(
   queueFn: unknown,
   options: TaskOptions<any>,
 ): (...args: unknown[]) => Promise<unknown> {
-  const info = (typeof queueFn === 'function' && (queueFn as any)[kCall]) as CallInfo | undefined
-  if (!info || !info.path)
-    throw new TypeError('Expected `queueFn` to be a task of a queue, like q.math.add')
+  const info = callInfo(queueFn)
+  if (!info) throw new TypeError('Expected `queueFn` to be a task of a queue, like q.math.add')
   const checked = checkOptions(options)
-  return (...args: unknown[]) => info.host.enqueue(info.path, args, info.defaults, checked)
+  const merged = info.options ? { ...info.options, ...checked } : checked
+  const call = (...args: unknown[]) => info.host.enqueue(info.path, args, info.defaults, merged)
+  Object.defineProperty(call, kCall, { value: { ...info, options: merged } satisfies CallInfo })
+  return call
 }
 
 // ---- Types: how TaskSpace definitions flow to the client ----
@@ -144,9 +161,10 @@ type Under<T, Target extends string> = Target extends ''
 
 /**
  * The client type of a queue serving the spaces `S` (a TaskSpace type, or a union of them), under
- * `Target`. Without `S` the queue is untyped.
+ * `Target`. Without `S` the queue is untyped. (In a program that did not load @types/node it is
+ * {@link MissingNodeTypes}, a compile error at first use, never `any`.)
  */
-export type Queue<S = never, Target extends string = ''> = ([S] extends [never]
-  ? LooseQueue
-  : Under<UnionToIntersection<SpaceClient<S>>, Target>) &
-  AsyncDisposable
+export type Queue<S = never, Target extends string = ''> = NodeTypesLoaded extends true
+  ? ([S] extends [never] ? LooseQueue : Under<UnionToIntersection<SpaceClient<S>>, Target>) &
+      Closable
+  : MissingNodeTypes

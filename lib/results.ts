@@ -8,8 +8,9 @@
  * collection than they saved; every task ends — completed, failed, expired or cancelled — so the
  * entry always goes.) The entries of a closed backend go with its hub.
  */
-import { type Deferred, settle } from './deferred.js'
+import { type Deferred, reportProgress, settle } from './deferred.js'
 import type { Backend } from './backends/backend.js'
+import { decodeValue } from './serializer.js'
 
 /** Unsettled Deferreds of one queue by id (usually one each; more when an id was reused). */
 type Held = Map<string, Deferred<unknown> | Deferred<unknown>[]>
@@ -75,13 +76,31 @@ export class ResultHub {
     return () => this.#waited.delete(d)
   }
 
+  /**
+   * An outcome (`c`, `f`, `x`, `k`; `C` is a completed outcome that came from the result cache) or
+   * a progress value (`p`) of a task enqueued here.
+   */
   #deliver(queue: string, id: string, outcome: string): void {
     const open = this.#open.get(queue)
     const held = open?.get(id)
     if (held === undefined) return
+    const kind = outcome.charAt(0)
+    if (kind === 'p') {
+      let value: unknown
+      try {
+        value = decodeValue(outcome.slice(1))
+      } catch {
+        return // not a value worq wrote
+      }
+      if (Array.isArray(held)) for (const d of held) reportProgress(d, value)
+      else reportProgress(held, value)
+      return
+    }
     open!.delete(id)
-    if (Array.isArray(held)) for (const d of held) settle(d, outcome)
-    else settle(held, outcome)
+    const cached = kind === 'C'
+    const stored = cached ? 'c' + outcome.slice(1) : outcome
+    if (Array.isArray(held)) for (const d of held) settle(d, stored, cached)
+    else settle(held, stored, cached)
   }
 
   #gap(): void {

@@ -8,9 +8,9 @@
  * types revived are the built-in list above and worq's own references.
  */
 import { SuperJSON } from 'superjson'
-import { Deferred } from './deferred.js'
 import type { TaskRef } from './backends/backend.js'
 import { TaskCancelled, TaskExpired, TaskFailure, type RemoteError } from './errors.js'
+import { isResultRef, type ResultRef } from './result-ref.js'
 
 const sj = new SuperJSON()
 sj.allowErrorProps('stack', 'code')
@@ -48,10 +48,11 @@ type RefJson = {
 let collecting: { deps: TaskRef[]; index: Map<string, number> } | undefined
 let resolving: ((index: number) => unknown) | undefined
 
+// A reference revives as the referenced value, not as a Deferred: hence `any`.
 sj.registerCustom<any, RefJson>(
   {
-    isApplicable: (v): v is Deferred<unknown> => v instanceof Deferred,
-    serialize(d) {
+    isApplicable: isResultRef,
+    serialize(d: ResultRef) {
       if (!collecting)
         throw new TypeError('a Deferred cannot be part of a result; return its value instead')
       const held = d.outcome
@@ -205,7 +206,7 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>): 
       return
   }
   if (value === null || seen.has(value)) return
-  if (value instanceof Deferred) {
+  if (isResultRef(value)) {
     if (!path.startsWith('args'))
       throw new TypeError(`${path} is a Deferred; return its value instead`)
     return

@@ -75,6 +75,30 @@ export interface TaskOptions<Args extends unknown[] = unknown[]> {
    * @default no limit
    */
   timeout?: number
+  /**
+   * Lower runs first: an integer from −1 000 000 to 1 000 000; first in first out within one
+   * priority. A task that comes back (a delay, a retry, a release) keeps its place by priority.
+   * @default 0
+   */
+  priority?: number
+  /**
+   * A plain JSON object stored with the task (at most 4 KiB as JSON): shown in `TaskInfo`, readable
+   * in the run as `this.metadata`, never passed to the function. @default none
+   */
+  metadata?: Record<string, unknown>
+  /**
+   * Reuse the result of an identical call (same name and arguments; Deferred arguments count by
+   * their values) instead of running the function: `true` keeps a result for the queue's
+   * `cacheTtl` (one hour unless configured), `{ ttl }` for `ttl` ms. Identical calls made while
+   * one runs wait for it (single flight). Failures are never cached. See docs/cache.md.
+   * @default false
+   */
+  cache?:
+    | boolean
+    | {
+        /** ms the result is kept. */
+        ttl: number
+      }
 }
 
 /** Any function that can be exposed as a task. */

@@ -1,6 +1,6 @@
 /**
- * The backend contract: what `memory://` and `redis://` both implement, byte for byte the same
- * semantics (one contract suite, test/contract, proves it).
+ * The backend contract: what `memory://` and `redis://` both implement, with the same semantics
+ * (one contract suite, test/contract, proves it). docs/backends.md says the same for implementers.
  *
  * ## Task lifecycle
  *
@@ -11,154 +11,84 @@
  *    task registers itself as a dependent of the argument's task. A failed, expired or cancelled
  *    argument with `onError: 'fail'` fails the dependent at once with that argument's outcome. An id
  *    that is pending, enqueued or processing is refused (`duplicate`); a finished id is reused and
- *    its kept outcome replaced (a backend may drop the old outcome at the new enqueue).
- * 2. **reserve** (inside `exchange`) moves ready tasks to `processing`, gives each a fencing
- *    `token` and a lease `now + 2 × heartrate + grace`, and returns them with their argument slots.
- * 3. **renew** extends the leases of running tasks; a lease whose token no longer matches is
- *    reported lost and not extended.
- * 4. **finish** (inside `exchange`) stores the outcome for `resultTimeout` ms, or, with `retryAt`,
- *    puts the task back (delayed until `retryAt`) for another attempt, or, with `release`, returns
- *    a task that never started to the front of the line with its attempt uncounted. A finish whose token no
- *    longer matches is refused and reported (`stale`); a release is refused without a report (the
- *    task never started, so no run was lost). Finishing writes the outcome into each
- *    dependent's slot; a dependent whose last slot filled becomes `enqueued`; a failure cascades
- *    down `onError: 'fail'` dependents. Every outcome is delivered to the client that enqueued the
- *    task through the listener given to `listen`.
- * 5. **sweep** finds lapsed leases: a task with attempts left goes back (after its backoff), else it
+ *    its kept outcome replaced.
+ * 2. **ready**: a task whose arguments are all there joins the line of its `priority` (lower first,
+ *    first in first out within one). A task with `cache` first looks up its key: a kept result
+ *    completes it at once (`cached`); a live task with the same key (single flight) takes it as a
+ *    follower that ends with the leader's value, or runs on its own if the leader fails.
+ * 3. **reserve** (inside `exchange`) moves ready tasks to `processing` unless the queue is paused,
+ *    gives each a fencing `token` and a lease `now + 2 × heartrate + grace`, and returns them with
+ *    their argument slots. A task bound by a limit that is full waits aside (a concurrency limit:
+ *    until a slot frees; a rate limit: until the window has room) without holding up the others.
+ * 4. **renew** extends the leases of running tasks; a lease whose token no longer matches is
+ *    reported lost and not extended. **progress** stores a running task's latest progress and
+ *    delivers it like an outcome (prefix `p`).
+ * 5. **finish** (inside `exchange`) stores the outcome for `resultTimeout` ms, or, with `retryAt`,
+ *    puts the task back (delayed until `retryAt`, in its priority) for another attempt, or, with
+ *    `release`, returns a task that never started to the front of its priority with its attempt
+ *    uncounted. A finish whose token no longer matches is refused and reported (`stale`), except a
+ *    release and the finish of a task cancelled while it ran. Finishing frees the task's limit
+ *    slots, writes the outcome into each dependent's slot; a dependent whose last slot filled
+ *    becomes ready; a failure cascades down `onError: 'fail'` dependents. Every outcome is delivered
+ *    to the client that enqueued the task through the listener given to `listen`.
+ * 6. **cancel** ends a pending, enqueued or processing task with a cancelled outcome (cascading as a
+ *    failure); a running one's worker is told through `control` at once, and its finish is refused
+ *    without a report.
+ * 7. **sweep** finds lapsed leases: a task with attempts left goes back (after its backoff), else it
  *    becomes `expired` and the expiry cascades like a failure. A sweep that comes more than
  *    {@link stallMs} after the queue's previous sweep (the store was paused or down, or no worker
  *    swept) acts on none of the leases that lapsed in between: it gives each one more lease from
- *    now, so that live workers renew first; the next sweep acts on those still lapsed.
- * 6. After `resultTimeout` the outcome vanishes; nothing is left behind for the task.
+ *    now, so that live workers renew first; the next sweep acts on those still lapsed. The sweep
+ *    also drops index entries of outcomes that expired.
+ * 8. After `resultTimeout` the outcome vanishes; nothing is left behind for the task.
  *
  * Outcomes travel as strings (see lib/outcome.ts): the first character is the status (`c`
  * completed, `f` failed, `x` expired, `k` cancelled), the rest its payload. Backends copy them;
  * only the broker reads them.
  */
-import type { Backoff } from '../types.js'
+import type {
+  EventBatch,
+  ExchangeResult,
+  Finish,
+  Lease,
+  Limit,
+  ListQuery,
+  MinuteCounts,
+  NewTask,
+  ProgressUpdate,
+  QueueInfo,
+  QueueSettings,
+  ReservedTask,
+  StoredInfo,
+  StoredSchedule,
+  TaskState,
+  WorkerInfo,
+} from './records.js'
 
-/** A reference to another task (a Deferred argument), possibly on another queue of the backend. */
-export interface TaskRef {
-  queue: string
-  id: string
-}
+export type * from './records.js'
+export {
+  storedBackoff,
+  backoffDelay,
+  LEASE_GRACE_MS,
+  stallMs,
+  leaseMs,
+  PRIORITY_RANGE,
+  limitBinds,
+  bindingLimits,
+  TIME_BUCKETS_MS,
+  timeBucket,
+  DEFAULT_SETTINGS,
+  METRICS_MINUTES,
+  cacheKey,
+  cachePlaceholder,
+  plainOutcomeJson,
+  readyCacheKey,
+} from './rules.js'
 
-/** Backoff normalised for storage. */
-export interface StoredBackoff {
-  type: 'fixed' | 'exponential'
-  delay: number
-  jitter: number
-  maxDelay: number
-}
-
-/** A task as the broker hands it to the backend. */
-export interface NewTask {
-  id: string
-  /** Dotted task name, e.g. `math.add`. */
-  name: string
-  /** The serialized call (lib/serializer.ts); Deferred arguments are references into `deps`. */
-  payload: string
-  /** Distinct Deferred arguments, in the order the payload refers to them. */
-  deps: TaskRef[]
-  onError: 'fail' | 'pass'
-  /** When true, no outcome is kept or delivered (the record vanishes when the task ends). */
-  ignoreResult: boolean
-  /** ms an outcome is kept. */
-  resultTimeout: number
-  /** ms between lease renewals. */
-  heartrate: number
-  /** Total runs allowed (≥ 1). */
-  attempts: number
-  backoff: StoredBackoff
-  /** Epoch ms before which the task must not run; 0 = now. */
-  runAt: number
-  /** ms one run may take before it fails with `TaskTimeout`; 0 = no limit. */
-  timeout: number
-}
-
-/** A task handed to a worker. */
-export interface ReservedTask extends NewTask {
-  /** Fencing token of this reservation; finish and renew must present it. */
-  token: string
-  /** 1 for the first run, 2 for the first retry, … */
-  attempt: number
-  /** Outcome strings of the Deferred arguments, aligned with `deps`. */
-  slots: string[]
-}
-
-/** A worker's report that a reserved task ended. */
-export interface Finish {
-  id: string
-  token: string
-  /** The outcome string (`c…` or `f…`). */
-  outcome: string
-  /** Epoch ms: run the task again then instead of finishing it (attempts remain). */
-  retryAt?: number
-  /**
-   * The task never started on this worker (it was prefetched, or reserved while stopping): put it
-   * back first in line as it was, its attempt not counted. `outcome` and `retryAt` are ignored.
-   */
-  release?: boolean
-}
-
-/** A lease a worker holds. */
-export interface Lease {
-  id: string
-  token: string
-  heartrate: number
-}
-
-/** What `exchange` did. */
-export interface ExchangeResult {
-  /**
-   * Ids of finishes refused because their token no longer matched (the lease was lost). Releases
-   * are never listed: a task that never started lost no run.
-   */
-  stale: string[]
-  /** Newly reserved tasks (at most `max`). */
-  reserved: ReservedTask[]
-  /** ms until the earliest delayed task is due, when fewer than `max` were ready; undefined if none. */
-  nextDueIn?: number
-}
-
-/** A task's current state, as `status()` reports it. */
-export interface TaskState {
-  status: 'pending' | 'enqueued' | 'processing' | 'completed' | 'failed' | 'expired' | 'cancelled'
-  /** The outcome string, for a finished task. */
-  outcome?: string
-}
-
-/** A live worker, as `worq info` lists it. */
-export interface WorkerInfo {
-  id: string
-  hostname: string
-  pid: number
-  concurrency: number
-  /** Tasks it runs now. */
-  running: number
-  /** Epoch ms it started. */
-  startedAt: number
-  /** Epoch ms of its last registration (filled in by the backend on read). */
-  seenAt: number
-}
-
-/** What `inspect` reports of a queue. */
-export interface QueueInfo {
-  /** Enqueued and ready. */
-  waiting: number
-  /** Enqueued but held back (delay, runAt, retry backoff). */
-  delayed: number
-  /** Waiting for Deferred arguments. */
-  pending: number
-  /** Reserved by a worker. */
-  processing: number
-  /** Age in ms of the oldest ready task, or null when none waits. */
-  oldestWaitingMs: number | null
-  /** Workers whose registration has not lapsed. */
-  workers: WorkerInfo[]
-}
-
-/** Receives outcomes of tasks enqueued through this backend instance. */
+/**
+ * Receives what a backend delivers to the instance that enqueued a task: its outcome (`c`, `f`,
+ * `x`, `k` strings) and its progress (`p` followed by the serialized value).
+ */
 export type OutcomeListener = (queue: string, id: string, outcome: string) => void
 
 /** Options every backend accepts. */
@@ -175,12 +105,39 @@ export interface Park {
   slots: number
 }
 
+/** What a queue's workers are told as it happens (`Backend.control`). */
+export type ControlMessage =
+  /** The task was cancelled: abort its run. */
+  | { type: 'cancel'; id: string }
+  /** The queue was paused, or resumed. */
+  | { type: 'paused' }
+  | { type: 'resumed' }
+  /** The queue's schedules changed: read them again. */
+  | { type: 'schedules' }
+  /**
+   * Messages may have been missed (the backend's connection was lost and is back): read again what
+   * they would have said (the pause, the schedules). A cancel missed shows as a lost lease.
+   */
+  | { type: 'resync' }
+
+/** How `readEvents` waits. */
+export interface ReadOptions {
+  /** Most events to return. */
+  count: number
+  /** Wait up to this many ms for an event when none is there (0: return at once). */
+  blockMs: number
+  signal?: AbortSignal
+}
+
 /** The backend contract. Every method may be called concurrently. */
 export interface Backend {
   /** The URL this backend was opened with (credentials redacted). */
   readonly url: string
   /** Limits the broker enforces before handing data over. */
   readonly limits: BackendLimits
+
+  // ---- tasks ----
+
   /**
    * Stores tasks atomically each (a batch is not one transaction). For each task, in order:
    * `ok`, or `duplicate` when its id is pending, enqueued or processing.
@@ -200,11 +157,11 @@ export interface Backend {
     park?: Park,
   ): Promise<ExchangeResult>
   /**
-   * Resolves when work may be ready on `queue` (an enqueue, a promotion, a retry) or after
-   * `timeoutMs`, whichever is first, with the tasks handed over to parked `workerId` (reserved for
-   * it, as exchange reserves) or none. Spurious wake-ups are allowed; missed ones are not. Rejects
-   * nothing: on `signal` abort it resolves. A worker that waited must unregister when it stops
-   * (handovers nobody took are released then).
+   * Resolves when work may be ready on `queue` (an enqueue, a promotion, a retry, a freed limit
+   * slot, a resume) or after `timeoutMs`, whichever is first, with the tasks handed over to parked
+   * `workerId` (reserved for it, as exchange reserves) or none. Spurious wake-ups are allowed;
+   * missed ones are not. Rejects nothing: on `signal` abort it resolves. A worker that waited must
+   * unregister when it stops (handovers nobody took are released then).
    */
   waitForWork(
     queue: string,
@@ -215,31 +172,128 @@ export interface Backend {
   /** Extends leases. Returns the ids whose lease was lost (token mismatch or gone). */
   renew(queue: string, leases: readonly Lease[]): Promise<string[]>
   /**
-   * Expires or retries tasks whose lease lapsed. Guarded: across all callers it runs at most once
-   * per `intervalMs`. Returns how many tasks it handled (0 when the guard held).
+   * Stores the latest progress of running tasks and delivers it to the listeners of the instance
+   * that enqueued each (prefix `p`), and as `progress` events. An update whose token no longer
+   * matches (a lost lease, a cancel) is dropped.
+   */
+  progress(queue: string, updates: readonly ProgressUpdate[]): Promise<void>
+  /**
+   * Expires or retries tasks whose lease lapsed, and drops index entries of expired outcomes.
+   * Guarded: across all callers it runs at most once per `intervalMs`. Returns how many tasks it
+   * handled (0 when the guard held).
    */
   sweep(queue: string, intervalMs: number): Promise<number>
   /** The task's state, or null when nothing is known of it (never existed, or its outcome expired). */
   status(queue: string, id: string): Promise<TaskState | null>
-  /** Cancels a pending or enqueued (or delayed) task. True when it was cancelled. */
+  /** What is known of one task, or null. */
+  info(queue: string, id: string): Promise<StoredInfo | null>
+  /**
+   * Tasks matching `query`, newest first by creation time: every task enqueued while the queue's
+   * `listing` setting was on, finished ones while their outcome is kept. Throws `ListingOff` when
+   * the setting is off.
+   */
+  list(queue: string, query: ListQuery): Promise<StoredInfo[]>
+  /**
+   * Cancels a pending, enqueued (or delayed) or processing task: it ends `cancelled` at once and
+   * the cancel cascades to its dependents; a processing task's worker is told through `control`.
+   * True when this call cancelled it; false when it had ended or is unknown.
+   */
   cancel(queue: string, id: string): Promise<boolean>
   /** Tasks waiting to run: enqueued, delayed and pending. */
   size(queue: string): Promise<number>
-  /** Cancels every waiting task of the queue. Returns how many. */
+  /** Cancels every waiting (not processing) task of the queue. Returns how many. */
   purge(queue: string): Promise<number>
   /**
-   * Subscribes to outcomes of tasks this instance enqueued (with results kept). Resolves once
-   * delivery is guaranteed for every later enqueue. The listener may also be called for outcomes
-   * that were already fetched. `onGap` is called when delivery was interrupted (a reconnect): the
-   * caller must re-check what it waits for.
+   * Subscribes to outcomes and progress of tasks this instance enqueued (with results kept).
+   * Resolves once delivery is guaranteed for every later enqueue. The listener may also be called
+   * for outcomes that were already fetched. `onGap` is called when delivery was interrupted (a
+   * reconnect): the caller must re-check what it waits for.
    */
   listen(listener: OutcomeListener, onGap: () => void): Promise<void>
+  /**
+   * Subscribes to the control messages of `queue` (cancels of running tasks, pause and resume,
+   * changed schedules). Resolves, once subscribed, with a function that unsubscribes.
+   */
+  control(queue: string, listener: (message: ControlMessage) => void): Promise<() => void>
+
+  // ---- workers ----
+
   /** Records (or refreshes) a live worker for `ttlMs`; one that stops refreshing disappears. */
   registerWorker(queue: string, info: WorkerInfo, ttlMs: number): Promise<void>
   /** Removes a worker's registration. */
   unregisterWorker(queue: string, id: string): Promise<void>
   /** Counts and live workers of a queue. */
   inspect(queue: string): Promise<QueueInfo>
+
+  // ---- queue settings ----
+
+  /** The queue's settings (defaults where nothing was configured). */
+  settings(queue: string): Promise<QueueSettings>
+  /** Changes settings (not `paused`: see `pause`); returns them all. */
+  configure(queue: string, patch: Partial<Omit<QueueSettings, 'paused'>>): Promise<QueueSettings>
+  /**
+   * Pauses (true) or resumes (false) the queue: a paused queue accepts enqueues and starts nothing
+   * new. Emits `paused`/`resumed` (event and control message) when the state changed; a resume
+   * wakes the workers. True when the state changed.
+   */
+  pause(queue: string, paused: boolean): Promise<boolean>
+
+  // ---- result cache ----
+
+  /** Drops the cached result under `key`; true when there was one. */
+  cacheDelete(queue: string, key: string): Promise<boolean>
+  /** Drops every cached result of the queue; returns how many. */
+  cacheClear(queue: string): Promise<number>
+  /** How many results the cache holds (expired ones not counted). */
+  cacheSize(queue: string): Promise<number>
+
+  // ---- limits ----
+
+  /** Sets (or with null removes) the limit named `name`; true when it changed something. */
+  setLimit(queue: string, name: string, limit: Limit | null): Promise<boolean>
+  /** Every limit of the queue, by name. */
+  listLimits(queue: string): Promise<Record<string, Limit>>
+
+  // ---- schedules ----
+
+  /** Stores a schedule (replacing one with the same id) and tells the workers (`control`). */
+  putSchedule(queue: string, schedule: StoredSchedule): Promise<void>
+  /** Removes a schedule; true when there was one. */
+  removeSchedule(queue: string, id: string): Promise<boolean>
+  /** Every schedule of the queue. */
+  schedules(queue: string): Promise<StoredSchedule[]>
+  /**
+   * Fires schedule `id` for its due time `due`, atomically and at most once per due time: when the
+   * schedule still has `next === due`, enqueues `task` (its id `<id>@<due ISO>`), sets `next` to
+   * `next` (null: the schedule ended), `last` to `due` and counts the run. With `task` null the
+   * due time is skipped instead (nothing enqueued, no run counted). False when another caller
+   * fired it first (or the schedule changed or went).
+   */
+  fireSchedule(
+    queue: string,
+    id: string,
+    due: number,
+    next: number | null,
+    task: NewTask | null,
+  ): Promise<boolean>
+
+  // ---- events and metrics ----
+
+  /**
+   * Events after position `after` (an eventId or a batch's `last`; `'now'` for only new ones). When
+   * none is there, waits up to `blockMs`. `gap` says events after `after` were dropped.
+   */
+  readEvents(queue: string, after: string, options: ReadOptions): Promise<EventBatch>
+  /**
+   * Per-minute counts of the last `minutes` minutes, oldest first (minutes without any left out),
+   * and the queue's totals since its metrics began (monotonic: a minute is folded into the totals
+   * before it expires; `totals.minute` is 0).
+   */
+  metrics(
+    queue: string,
+    minutes: number,
+  ): Promise<{ minutes: MinuteCounts[]; totals: MinuteCounts }>
+
   /**
    * Conditions under which the backend cannot keep its guarantees (e.g. a Redis that evicts keys),
    * each a sentence saying what to change. Checked when a pool starts.
@@ -247,39 +301,4 @@ export interface Backend {
   checks(): Promise<string[]>
   /** Releases connections and timers. Idempotent. */
   close(): Promise<void>
-}
-
-/** Normalises a backoff option for storage. */
-export function storedBackoff(backoff: Backoff | undefined): StoredBackoff {
-  if (backoff === undefined) return { type: 'fixed', delay: 0, jitter: 0, maxDelay: 0 }
-  if (typeof backoff === 'number') return { type: 'fixed', delay: backoff, jitter: 0, maxDelay: 0 }
-  return {
-    type: backoff.type,
-    delay: backoff.delay,
-    jitter: backoff.jitter ?? 0,
-    maxDelay: backoff.maxDelay ?? 0,
-  }
-}
-
-/** The delay before attempt `attempt + 1`, given the attempt that just failed. `random` in [0, 1). */
-export function backoffDelay(b: StoredBackoff, attempt: number, random: number): number {
-  let ms = b.type === 'exponential' ? b.delay * 2 ** (attempt - 1) : b.delay
-  if (b.maxDelay > 0) ms = Math.min(ms, b.maxDelay)
-  return Math.round(ms * (1 - b.jitter * random))
-}
-
-/** The lease grace added to 2 × heartrate, in ms. */
-export const LEASE_GRACE_MS = 1000
-
-/**
- * How long sweeping may stop before the next sweep takes lapsed leases for a stall rather than for
- * dead workers: two of its intervals and a second.
- */
-export function stallMs(intervalMs: number): number {
-  return 2 * intervalMs + 1000
-}
-
-/** A lease's length for a heartrate. */
-export function leaseMs(heartrate: number): number {
-  return 2 * heartrate + LEASE_GRACE_MS
 }

@@ -7,7 +7,7 @@ import { ResultHub } from '../results.js'
 import type { Backend } from './backend.js'
 import { MemoryBackend } from './memory/memory.js'
 import { RedisBackend } from './redis/redis.js'
-import { parseRedisUrl } from './redis/url.js'
+import { parseTopology } from './redis/topology.js'
 
 /** Options for the backend behind a URL. */
 export interface BackendOptions {
@@ -24,7 +24,14 @@ export interface BackendOptions {
    * `marginMs` past its due time drops the connection, which then reconnects.
    * @default { blockMs: 5_000, pingMs: 5_000, marginMs: 2_000 }
    */
-  watchdog?: { blockMs?: number; pingMs?: number; marginMs?: number }
+  watchdog?: {
+    /** Longest blocking wait, in ms. */
+    blockMs?: number
+    /** Interval of the PINGs on the command and subscriber connections, in ms. */
+    pingMs?: number
+    /** How late a BLPOP or PING answer may be before the connection is dropped, in ms. */
+    marginMs?: number
+  }
   /**
    * Redis only: load worq's Lua once per server as a function library (FUNCTION LOAD, Redis 7+)
    * and call it with FCALL. `false`: send each operation as a script with EVALSHA, which leaves
@@ -33,6 +40,28 @@ export interface BackendOptions {
    * @default true
    */
   redisFunctions?: boolean
+  /**
+   * Redis only: how many replicas must have an enqueue or a finish before it is confirmed. Each
+   * script call that stores tasks or outcomes is followed by `WAIT <replicas> <replicaTimeoutMs>`
+   * on the same connection (on a cluster, the node of the queue's slot); fewer acknowledgements in
+   * time fail the call with `ReplicationTimeout`, whose write may still survive a failover (resending
+   * it is safe). Asynchronous replication otherwise loses the writes a failed master had not yet
+   * sent on (docs/cluster.md measures how many).
+   * @default 0
+   */
+  replicas?: number
+  /**
+   * Redis only: how long the `WAIT` of {@link BackendOptions.replicas} may take, in ms.
+   * @default 1_000
+   */
+  replicaTimeoutMs?: number
+  /**
+   * Redis only, for tests and benchmarks: `split` hands work between queues over in two steps on a
+   * single server too, as on a cluster; `sweep` also leaves every second step to the owing queue's
+   * sweep, as when the process dies between the steps.
+   * @internal
+   */
+  crossSlot?: 'split' | 'sweep'
 }
 
 /** A shared backend. @internal */
@@ -53,21 +82,26 @@ const shared = new Map<string, Promise<Entry>>()
 /** The default `maxPayloadBytes`. */
 export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
 
-type Factory = (url: URL, raw: string, options: BackendOptions) => Backend | Promise<Backend>
+type Factory = (raw: string, options: BackendOptions) => Backend | Promise<Backend>
 
 const factories: Record<string, Factory> = {
-  'memory:': (_url, raw, o) =>
+  'memory:': (raw, o) =>
     new MemoryBackend(raw, { maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD }),
-  'redis:': (url, raw, o) => openRedis(url, raw, o),
-  'rediss:': (url, raw, o) => openRedis(url, raw, o),
+  'redis:': (raw, o) => openRedis(raw, o),
+  'rediss:': (raw, o) => openRedis(raw, o),
+  'redis-cluster:': (raw, o) => openRedis(raw, o),
+  'rediss-cluster:': (raw, o) => openRedis(raw, o),
+  'redis-sentinel:': (raw, o) => openRedis(raw, o),
 }
 
-function openRedis(url: URL, raw: string, o: BackendOptions): Backend {
+function openRedis(raw: string, o: BackendOptions): Backend {
   const w = o.watchdog ?? {}
-  return new RedisBackend(url, raw, {
+  return new RedisBackend(raw, {
     maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
     redis: o.redis,
     functions: o.redisFunctions ?? true,
+    replicas: checkReplicas(o.replicas, o.replicaTimeoutMs),
+    ...(o.crossSlot !== undefined && { crossSlot: o.crossSlot }),
     timing: {
       ...(w.blockMs !== undefined && { blockMs: w.blockMs }),
       ...(w.marginMs !== undefined && { marginMs: w.marginMs }),
@@ -79,13 +113,30 @@ function openRedis(url: URL, raw: string, o: BackendOptions): Backend {
   })
 }
 
-/** Parses and checks a backend URL. */
-export function parseUrl(raw: unknown): URL {
+/** `replicas` and `replicaTimeoutMs`, checked. */
+function checkReplicas(replicas = 0, timeoutMs = 1_000): { count: number; timeoutMs: number } {
+  if (!Number.isSafeInteger(replicas) || replicas < 0)
+    throw new RangeError(
+      `Expected \`replicas\` to be a whole number of replicas, 0 or more; got ${String(replicas)}`,
+    )
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1)
+    throw new RangeError(
+      `Expected \`replicaTimeoutMs\` to be a whole number of ms, 1 or more; got ${String(timeoutMs)}`,
+    )
+  return { count: replicas, timeoutMs }
+}
+
+/** Checks a backend URL; returns its scheme (`memory:`, `redis:`, …). */
+export function parseUrl(raw: unknown): string {
   if (typeof raw !== 'string' || raw === '')
     throw new TypeError(
       'Expected `url` to be a backend URL string such as "memory://" or "redis://127.0.0.1:6379/0"',
     )
-  if (/^rediss?:/i.test(raw)) parseRedisUrl(raw) // names the wrong part (port, db) precisely
+  const scheme = /^([a-z][a-z0-9+.-]*:)/i.exec(raw)?.[1]?.toLowerCase()
+  if (scheme !== undefined && scheme !== 'memory:' && scheme in factories) {
+    parseTopology(raw) // names the wrong part (port, db, master name) precisely
+    return scheme
+  }
   let url: URL
   try {
     url = new URL(raw)
@@ -98,10 +149,9 @@ export function parseUrl(raw: unknown): URL {
   if (!(url.protocol in factories))
     throw new BadUrl(
       raw,
-      `the scheme "${url.protocol}" is not supported; use memory://, redis:// or rediss://`,
+      `the scheme "${url.protocol}" is not supported; use memory://, redis://, rediss://, redis-cluster://, rediss-cluster:// or redis-sentinel://`,
     )
-  if (url.protocol !== 'memory:') parseRedisUrl(raw)
-  return url
+  return url.protocol
 }
 
 /** Opens (or shares) the backend for `url`. @internal */
@@ -109,13 +159,12 @@ export async function openBackend(
   raw: string,
   options: BackendOptions = {},
 ): Promise<BackendHandle> {
-  const url = parseUrl(raw)
-  const factory = factories[url.protocol] as Factory
+  const factory = factories[parseUrl(raw)] as Factory
   const shareable = options.redis === undefined && options.watchdog === undefined
-  const k = `${raw}\u0000${options.maxPayloadBytes ?? ''}`
+  const k = `${raw}\u0000${options.maxPayloadBytes ?? ''}\u0000${options.replicas ?? 0}\u0000${options.replicaTimeoutMs ?? ''}\u0000${options.crossSlot ?? ''}`
   let pending = shareable ? shared.get(k) : undefined
   if (!pending) {
-    pending = Promise.resolve(factory(url, raw, options)).then(backend => ({
+    pending = Promise.resolve(factory(raw, options)).then(backend => ({
       backend,
       hub: new ResultHub(backend),
       refs: 0,
@@ -142,7 +191,8 @@ export async function openBackend(
   }
 }
 
-/** Checks the scheme now so a bad URL fails at `getBroker`, not at the first call. */
-export function checkUrl(raw: unknown): void {
+/** Checks the URL and options now so that a mistake fails at `getBroker`, not at the first call. */
+export function checkUrl(raw: unknown, options: BackendOptions = {}): void {
   parseUrl(raw)
+  checkReplicas(options.replicas, options.replicaTimeoutMs)
 }

@@ -4,9 +4,10 @@
  * | code | meaning |
  * |---|---|
  * | 0 | done; for `worker`: stopped cleanly (after one SIGTERM or SIGINT, running tasks finished or were handed back) |
- * | 1 | an error: a bad URL, a tasks module that cannot load, a backend that cannot be reached; for `call`: the task failed, expired or was cancelled; for `purge`: not confirmed |
+ * | 1 | an error: a bad URL, a tasks module that cannot load, a backend that cannot be reached; for `call`: the task failed, expired or was cancelled; for `purge`: not confirmed; for `cancel`: the task had already ended |
  * | 2 | usage: an unknown command or option, a bad option value, a bad JSON argument, `purge` without `--yes` off a terminal |
  * | 3 | `call`: no result within `--wait` (the task may still run; its id is printed) |
+ * | 4 | `task`, `cancel`: no such task (never enqueued, or its outcome expired) |
  * | 130 | `worker`: stopped at once by a second SIGINT (128 + 2); running tasks were handed back |
  * | 143 | `worker`: stopped at once by a second SIGTERM (128 + 15); running tasks were handed back |
  */
@@ -15,6 +16,7 @@ export const EXIT = {
   ERROR: 1,
   USAGE: 2,
   WAIT_TIMEOUT: 3,
+  UNKNOWN_TASK: 4,
 } as const
 
 /** 128 + the signal's number, the shell convention for "ended by a signal". */

@@ -1,9 +1,9 @@
 /**
- * `worq info <url>`: a queue's counts (waiting, delayed, pending, processing), the age of its
- * oldest waiting task, and its live workers.
+ * `worq info <url>`: a queue's counts (waiting, delayed, pending, processing), whether it is paused,
+ * the age of its oldest waiting task, its live workers, and the task types they expose.
  */
 import { Command } from 'commander'
-import { getBroker } from '../broker.js'
+import { getBroker, type TaskType } from '../broker.js'
 import type { QueueInfo } from '../backends/backend.js'
 import { EXIT } from './exit-codes.js'
 
@@ -18,11 +18,11 @@ export async function runInfo(url: string, o: InfoCommandOptions): Promise<numbe
   const broker = getBroker(url, o.queue)
   try {
     const { backend } = await broker.backend()
-    const info = await backend.inspect(o.queue)
+    const [info, types] = await Promise.all([broker.inspect(), broker.types()])
     process.stdout.write(
       o.json
-        ? JSON.stringify({ queue: o.queue, url: backend.url, ...info }) + '\n'
-        : describe(o.queue, backend.url, info),
+        ? JSON.stringify({ queue: o.queue, url: backend.url, ...info, types }) + '\n'
+        : describe(o.queue, backend.url, info, types),
     )
     return EXIT.OK
   } finally {
@@ -30,10 +30,10 @@ export async function runInfo(url: string, o: InfoCommandOptions): Promise<numbe
   }
 }
 
-function describe(queue: string, url: string, info: QueueInfo): string {
+function describe(queue: string, url: string, info: QueueInfo, types: readonly TaskType[]): string {
   const now = Date.now()
   const lines = [
-    `queue ${queue} at ${url}`,
+    `queue ${queue} at ${url}${info.paused ? '  (paused: nothing new starts)' : ''}`,
     `  waiting     ${info.waiting}`,
     `  delayed     ${info.delayed}`,
     `  pending     ${info.pending}   (waiting for Deferred arguments)`,
@@ -46,6 +46,9 @@ function describe(queue: string, url: string, info: QueueInfo): string {
       `  ${w.id}  ${w.hostname} pid ${w.pid}  running ${w.running}/${w.concurrency}  ` +
         `up ${age(now - w.startedAt)}  seen ${age(now - w.seenAt)} ago`,
     )
+  lines.push(`task types: ${types.length}`)
+  for (const t of types)
+    lines.push(`  ${t.name}  (${t.workers} worker${t.workers === 1 ? '' : 's'})`)
   return lines.join('\n') + '\n'
 }
 
@@ -59,7 +62,9 @@ function age(ms: number): string {
 /** The `info` command. */
 export function infoCommand(run: (code: Promise<number>) => void): Command {
   return new Command('info')
-    .description('Show a queue: waiting, delayed, pending and in-flight tasks, and live workers.')
+    .description(
+      'Show a queue: waiting, delayed, pending and in-flight tasks, whether it is paused, live workers and the task types they expose.',
+    )
     .argument('<url>', 'backend URL, e.g. redis://127.0.0.1:6379/0')
     .option('-q, --queue <name>', 'queue to inspect', 'default')
     .option('--json', 'print one JSON object instead of text')

@@ -1,19 +1,9 @@
 /**
- * The logger the worker writes its lifecycle events to. The interface has pino's shape (`info(fields,
- * message)`), so a pino or bunyan logger can be passed as is; the CLI's own loggers print one line
- * per event, as text or JSON. The library never prints: only these loggers write, and only the CLI
- * creates them.
+ * The CLI's loggers: one line per event, as text or JSON, for the library's `Logger` interface
+ * (pino's shape, lib/worker/log-events.ts). The library never prints: only these loggers write,
+ * and only the CLI creates them.
  */
-
-/** Structured fields of a log line: `event` names it (`task:end`, `child:exit`, …). */
-export type LogFields = Record<string, unknown>
-
-/** Where lifecycle events go. pino-compatible: `logger.info(fields, message)`. */
-export interface Logger {
-  info(fields: LogFields, message: string): void
-  warn(fields: LogFields, message: string): void
-  error(fields: LogFields, message: string): void
-}
+import type { LogFields, Logger } from '../worker/log-events.js'
 
 /** The CLI's log formats. */
 export type LogFormat = 'text' | 'json'

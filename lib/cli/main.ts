@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 /**
- * The `worq` command: `worker`, `info`, `call`, `purge`. The only part of worq that prints.
+ * The `worq` command: `worker`, `info`, `call`, `purge`, `tasks`, `task`, `cancel`, `pause`,
+ * `resume`, `schedules`, `dashboard`. The only part of worq that prints.
  * Exit codes: see exit-codes.ts (and docs/worker.md).
  */
 import { Command, CommanderError } from 'commander'
 import { createRequire } from 'node:module'
 import { callCommand } from './call.js'
+import { dashboardCommand } from './dashboard.js'
 import { CliExit, EXIT } from './exit-codes.js'
 import { infoCommand } from './info.js'
 import { purgeCommand } from './purge.js'
 import { workerCommand } from './worker.js'
+import { taskCommands } from './tasks.js'
+import { queueCommands } from './queue-admin.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
@@ -24,7 +28,16 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     .version(version)
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
-  for (const cmd of [workerCommand(run), infoCommand(run), callCommand(run), purgeCommand(run)]) {
+  const commands = [
+    workerCommand(run),
+    infoCommand(run),
+    callCommand(run),
+    purgeCommand(run),
+    ...taskCommands(run),
+    ...queueCommands(run),
+    dashboardCommand(run),
+  ]
+  for (const cmd of commands) {
     program.addCommand(cmd.copyInheritedSettings(program))
   }
   try {

@@ -9,8 +9,8 @@ import { WorkerPool } from '../worker/pool.js'
 import { ChildProcessExecutor } from '../worker/children/child-executor.js'
 import { asTaskSpace, loadTasks } from '../worker/children/tasks-module.js'
 import { EXIT, signalExitCode } from './exit-codes.js'
-import { lineLogger, type LogFormat, type Logger } from './logger.js'
-import { logPoolEvents } from './log-events.js'
+import { logPoolEvents, type Logger } from '../worker/log-events.js'
+import { lineLogger, type LogFormat } from './logger.js'
 import { integer, ms } from './parse.js'
 
 /** Options of `worq worker`. */

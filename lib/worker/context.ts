@@ -27,7 +27,14 @@ export interface TaskContext {
    * lost (reason `LeaseLost`), or the worker is shutting down past its stop timeout.
    */
   readonly signal: AbortSignal
-  /** Reports progress to the worker (its pool emits `task:progress`). */
+  /** The task's `metadata` option ({} when none was given). */
+  readonly metadata: Readonly<Record<string, unknown>>
+  /**
+   * Reports progress: any value the serializer carries, typically a number from 0 to 1 or
+   * `{ done, total }`. The pool emits `task:progress`; the latest value is stored with the task
+   * (`info().progress`) and reaches the caller's `deferred.onProgress` listeners, coalesced to at
+   * most ten writes a second per pool.
+   */
   progress(value: unknown): void
 }
 

@@ -7,19 +7,101 @@ import type { FinalStatus } from '../types.js'
 /** Every event a WorkerPool emits, with its payload. */
 export interface WorkerPoolEvents {
   /** A task started running (attempt 1, 2, …). */
-  'task:start': [{ id: string; name: string; queue: string; attempt: number }]
+  'task:start': [
+    {
+      /** The task's id. */
+      id: string
+      /** Its dotted name, e.g. `math.add`. */
+      name: string
+      /** Its queue. */
+      queue: string
+      /** Which run this is: 1 for the first. */
+      attempt: number
+    },
+  ]
   /** A task ended: its outcome's status, or `retry` when it will run again. */
   'task:end': [
-    { id: string; name: string; queue: string; status: FinalStatus | 'retry'; ms: number },
+    {
+      /** The task's id. */
+      id: string
+      /** Its dotted name. */
+      name: string
+      /** Its queue. */
+      queue: string
+      /** How the run ended, or `retry` when the task will run again. */
+      status: FinalStatus | 'retry'
+      /** How long the run took, in ms. */
+      ms: number
+    },
   ]
-  /** A running task reported progress with `this.progress(value)` (local to this pool). */
-  'task:progress': [{ id: string; name: string; queue: string; value: unknown }]
+  /** A running task reported progress with `this.progress(value)`. */
+  'task:progress': [
+    {
+      /** The task's id. */
+      id: string
+      /** Its dotted name. */
+      name: string
+      /** Its queue. */
+      queue: string
+      /** What the task passed to `progress`. */
+      value: unknown
+    },
+  ]
+  /** A task this pool runs (or holds ahead) was cancelled: its `signal` aborts with `TaskCancelled`. */
+  'task:cancelled': [
+    {
+      /** The task's id. */
+      id: string
+      /** Its dotted name. */
+      name: string
+      /** Its queue. */
+      queue: string
+    },
+  ]
+  /**
+   * The queue was paused (or was paused when the pool started): this pool starts nothing new
+   * until it is resumed, and hands back the tasks it held ahead.
+   */
+  'pool:paused': [
+    {
+      /** The queue paused. */
+      queue: string
+    },
+  ]
+  /** The queue was resumed. */
+  'pool:resumed': [
+    {
+      /** The queue resumed. */
+      queue: string
+    },
+  ]
   /** The backend refused a finish or renewal: the task's lease had lapsed and it was given up. */
-  'lease:lost': [{ id: string; queue: string }]
+  'lease:lost': [
+    {
+      /** The task's id. */
+      id: string
+      /** Its queue. */
+      queue: string
+    },
+  ]
   /** The sweep expired or retried tasks whose lease lapsed. */
-  'pool:swept': [{ queue: string; count: number }]
+  'pool:swept': [
+    {
+      /** The queue swept. */
+      queue: string
+      /** How many tasks were expired or retried. */
+      count: number
+    },
+  ]
   /** The backend cannot keep its guarantees as configured (e.g. Redis evicts keys); what to change. */
-  'pool:warning': [{ queue: string; message: string }]
+  'pool:warning': [
+    {
+      /** The queue concerned. */
+      queue: string
+      /** What is wrong and what to change. */
+      message: string
+    },
+  ]
   /** A backend call failed; the pool retries. */
   'pool:error': [Error]
 }
@@ -51,6 +133,7 @@ export class TypedEmitter<E extends { [K in keyof E]: unknown[] }> {
     return this.#ee.listenerCount(event) > 0
   }
 
+  /** Calls `event`'s listeners with `args`. */
   protected emit<K extends keyof E & string>(event: K, ...args: E[K]): void {
     this.#ee.emit(event, ...args)
   }

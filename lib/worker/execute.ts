@@ -3,7 +3,14 @@
  * throw, a missing function, arguments that cannot be read, a result that cannot be sent.
  */
 import { backoffDelay, type Finish, type ReservedTask } from '../backends/backend.js'
-import { completedOutcome, failedOutcome, readOutcome, remoteError } from '../outcome.js'
+import {
+  completedOutcome,
+  failedOutcome,
+  outcomeError,
+  readOutcome,
+  remoteError,
+} from '../outcome.js'
+import { startRun, type RunSpan } from '../tracing.js'
 import { decodeCall } from '../serializer.js'
 import { isThenable } from '../resolve-args.js'
 import { TaskTimeout, type RemoteError } from '../errors.js'
@@ -63,6 +70,7 @@ export function execute(
       message: `the task's arguments cannot be read: ${(err as Error).message}`,
     })
   }
+  let metadata: Readonly<Record<string, unknown>> | undefined
   const ctx: TaskContext = {
     workerId: env.workerId,
     taskId: task.id,
@@ -73,20 +81,34 @@ export function execute(
     get signal() {
       return env.controller.signal
     },
+    get metadata() {
+      return (metadata ??= Object.freeze(task.metadata ? JSON.parse(task.metadata) : {}))
+    },
     progress: env.progress,
   }
+  const span = startRun(queue, task.name, task.id, task.attempt, task.trace)
   let value: unknown
   try {
-    value = runWithin(task, env.controller, () => runInContext(ctx, () => fn.apply(ctx, args)))
+    value = span.within(() =>
+      runWithin(task, env.controller, () => runInContext(ctx, () => fn.apply(ctx, args))),
+    )
   } catch (err) {
-    return fail(task, queue, remoteError(err))
+    return traced(span, fail(task, queue, remoteError(err)))
   }
   if (isThenable(value))
     return Promise.resolve(value).then(
-      v => complete(task, queue, v),
-      (err: unknown) => fail(task, queue, remoteError(err)),
+      v => traced(span, complete(task, queue, v)),
+      (err: unknown) => traced(span, fail(task, queue, remoteError(err))),
     )
-  return complete(task, queue, value)
+  return traced(span, complete(task, queue, value))
+}
+
+/** Ends a run's span as its finish says, and passes the finish on. */
+function traced(span: RunSpan, finish: Finish): Finish {
+  if (!span.recording) return finish
+  if (finish.outcome.charAt(0) === 'c' && finish.retryAt === undefined) span.end()
+  else span.end(outcomeError(finish.outcome))
+  return finish
 }
 
 /** A completed run: its value as an outcome, or a failure when the value cannot be sent. */

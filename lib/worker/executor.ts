@@ -16,6 +16,8 @@ export interface Executor {
    * can end is a Finish.
    */
   run(task: ReservedTask, queue: string, env: RunEnv): Finish | Promise<Finish>
+  /** The task names this executor runs, when they are not the broker's own (child processes). */
+  exposedNames?(): readonly string[]
   /** Releases what the executor holds (child processes). Tasks still running are abandoned. */
   close(): Promise<void>
 }

@@ -14,7 +14,10 @@ export interface WorkerPoolOptions {
   sweepInterval?: number
   /** Longest single blocking wait for work, in ms. @default 5_000 */
   blockTimeout?: number
-  /** This worker's id (part of every fencing token). @default a random id */
+  /**
+   * This worker's id (part of every fencing token, shown by `worq info` and in events): 1 to 64
+   * characters, none of them `|` or a control character. @default a random id
+   */
   id?: string
   /**
    * What runs the tasks. @default the broker's exposed functions, on this event loop
@@ -73,6 +76,10 @@ export function resolvePoolOptions(
     executor,
     prefetch = Math.max(16, concurrency),
   } = options
+  if (typeof id !== 'string' || !/^[^|\p{Cc}]{1,64}$/u.test(id))
+    throw new TypeError(
+      `Expected \`id\` to be 1 to 64 characters without \`|\` or control characters, got ${JSON.stringify(id)}`,
+    )
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new TypeError(
       `Expected \`concurrency\` to be an integer from 1 and up, got ${String(concurrency)}`,

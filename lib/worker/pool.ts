@@ -2,19 +2,27 @@
  * WorkerPool: runs the functions a broker exposes, up to `concurrency` tasks at once, in this
  * process. One loop per pool: it finishes what ended and reserves what fits in one backend round
  * trip (`exchange`), blocks on the backend when there is nothing to do, renews leases in one batch
- * per heartrate, and takes part in the sweep of lapsed leases.
+ * per heartrate, hears the queue's control messages (cancels, pause, schedules), and through its
+ * upkeep takes part in the sweep of lapsed leases and fires the queue's schedules. The runs
+ * themselves live in slots.ts.
  */
 import { hostname } from 'node:os'
-import type { Backend, Finish, ReservedTask } from '../backends/backend.js'
+import type {
+  Backend,
+  ControlMessage,
+  Finish,
+  ReservedTask,
+  WorkerInfo,
+} from '../backends/backend.js'
 import type { Broker } from '../broker.js'
-import { expiredOutcome, outcomeStatus } from '../outcome.js'
 import { TypedEmitter, type WorkerPoolEvents } from './events.js'
 import type { Executor } from './executor.js'
-import { isThenable } from '../resolve-args.js'
 import { LeaseKeeper } from './leases.js'
-import { LazyAbort } from './abort.js'
-import { BrokerClosed, LeaseLost } from '../errors.js'
+import { BrokerClosed } from '../errors.js'
 import { resolvePoolOptions, type StopOptions, type WorkerPoolOptions } from './pool-options.js'
+import { ProgressWriter } from './progress.js'
+import { Slots, type SlotsHost } from './slots.js'
+import { Upkeep } from './upkeep.js'
 
 export type { StopOptions, WorkerPoolOptions }
 
@@ -25,13 +33,14 @@ export type { StopOptions, WorkerPoolOptions }
  */
 const PARK_MS = 1_000
 
-/** Average task duration under which a pool prefetches. */
-const SHORT_TASK_MS = 5
-
-interface Running {
-  task: ReservedTask
-  started: number
-  controller: LazyAbort
+/** What a started pool holds. */
+interface Started {
+  backend: Backend
+  slots: Slots
+  progress: ProgressWriter
+  leases: LeaseKeeper
+  upkeep: Upkeep
+  unsubscribe: () => void
 }
 
 /** Runs exposed functions of one broker's queue in this process. */
@@ -41,17 +50,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   readonly #broker: Broker
   readonly #concurrency: number
   readonly #prefetch: number
-  /** Reserved, not started: waits for a free slot. */
-  #buffer: ReservedTask[] = []
-  /** Moving average of recent task durations in ms (undefined until one ended). */
-  #recentMs: number | undefined
   readonly #sweepInterval: number
   readonly #blockTimeout: number
-  readonly #running = new Map<string, Running>()
   readonly #executor: Executor
   #done: Finish[] = []
-  #backend: Backend | undefined
-  #leases: LeaseKeeper | undefined
+  #on: Started | undefined
   #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle'
   #kick: (() => void) | undefined
   #waiting: Promise<void> | undefined
@@ -59,15 +62,13 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #woke = false
   /** The last wait ended with a handover; no exchange since. */
   #handed = false
+  /** The queue is paused, as this pool last heard. */
+  #paused = false
   /** The last exchange reserved fewer tasks than it asked for. */
   #drained = false
   #abort = new AbortController()
   #loop: Promise<void> | undefined
-  #sweeper: NodeJS.Timeout | undefined
-  #idle = new Set<() => void>()
   #startedAt = 0
-  /** Ids whose lease loss was reported by the keeper and whose finish is still to come. */
-  #lost = new Set<string>()
   #stopping: Promise<void> | undefined
   #hurry: (() => void) | undefined
 
@@ -95,36 +96,95 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       throw err
     }
     const { backend } = await this.#broker.backend()
-    this.#backend = backend
-    this.#leases = new LeaseKeeper(
+    const queue = this.#broker.name
+    const error = (err: Error) => this.emit('pool:error', err)
+    const leases = new LeaseKeeper(
       backend,
-      this.#broker.name,
+      queue,
       id => {
-        const run = this.#running.get(id)
-        if (run) this.#lost.add(id)
-        run?.controller.abort(new LeaseLost(run.task.name))
-        this.emit('lease:lost', { id, queue: this.#broker.name })
+        this.#on?.slots.leaseLost(id)
+        this.emit('lease:lost', { id, queue })
       },
-      err => this.emit('pool:error', err),
+      error,
     )
-    for (const message of await backend.checks())
-      this.emit('pool:warning', { queue: this.#broker.name, message })
+    const progress = new ProgressWriter(backend, queue, error)
+    const slots = new Slots(this.#slotsHost(leases, progress), this.#concurrency, this.#prefetch)
+    for (const message of await backend.checks()) this.emit('pool:warning', { queue, message })
     this.#startedAt = Date.now()
-    this.#sweeper = setInterval(() => void this.#sweep(), this.#sweepInterval)
-    await this.#register()
-    void this.#sweep()
+    const unsubscribe = await backend.control(queue, m => this.#onControl(m))
+    const upkeep = new Upkeep(backend, queue, this.#sweepInterval, {
+      info: () => this.#info(),
+      swept: count => this.emit('pool:swept', { queue, count }),
+      error,
+    })
+    this.#on = { backend, slots, progress, leases, upkeep, unsubscribe }
+    await upkeep.start()
+    this.#paused = (await backend.settings(queue)).paused
+    if (this.#paused) this.emit('pool:paused', { queue })
     this.#loop = this.#run()
+  }
+
+  #slotsHost(leases: LeaseKeeper, progress: ProgressWriter): SlotsHost {
+    const accepting = () => this.#state === 'running'
+    return {
+      workerId: this.id,
+      queue: this.#broker.name,
+      executor: this.#executor,
+      leases,
+      progress,
+      get accepting() {
+        return accepting()
+      },
+      ended: finish => {
+        this.#done.push(finish)
+        this.#wakeLoop()
+      },
+      emit: (event, ...args) => this.emit(event, ...args),
+      listens: event => this.listens(event),
+    }
+  }
+
+  /** What the queue's control messages ask of this pool. */
+  #onControl(m: ControlMessage): void {
+    const queue = this.#broker.name
+    if (m.type === 'cancel') this.#on?.slots.cancel(m.id)
+    else if (m.type === 'paused') {
+      this.#paused = true
+      // What the pool holds ahead has not started: back in line, first, until the resume.
+      if (this.#on && this.#state === 'running') {
+        this.#done.push(...this.#on.slots.release())
+        this.#wakeLoop()
+      }
+      this.emit('pool:paused', { queue })
+    } else if (m.type === 'resumed') {
+      this.#paused = false
+      this.emit('pool:resumed', { queue })
+      this.#wakeLoop()
+    } else if (m.type === 'schedules') void this.#on?.upkeep.scheduler.reload()
+    else if (m.type === 'resync') void this.#resync()
+  }
+
+  /** After missed control messages: the schedules and the pause as they are now. */
+  async #resync(): Promise<void> {
+    const on = this.#on
+    if (!on || this.#state !== 'running') return
+    void on.upkeep.scheduler.reload()
+    try {
+      const { paused } = await on.backend.settings(this.#broker.name)
+      if (paused !== this.#paused) this.#onControl({ type: paused ? 'paused' : 'resumed' })
+    } catch (err) {
+      this.emit('pool:error', err as Error)
+    }
   }
 
   /** Number of tasks running now. */
   get running(): number {
-    return this.#running.size
+    return this.#on?.slots.running.size ?? 0
   }
 
   /** Resolves when no task is running (now, or as soon as the running ones end). */
   onIdle(): Promise<void> {
-    if (this.#running.size === 0) return Promise.resolve()
-    return new Promise(resolve => this.#idle.add(resolve))
+    return this.#on ? this.#on.slots.onIdle() : Promise.resolve()
   }
 
   /**
@@ -146,9 +206,10 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   }
 
   async #stop(timeout: number): Promise<void> {
+    const on = this.#on!
     this.#state = 'stopping'
-    clearInterval(this.#sweeper)
-    this.#release()
+    on.upkeep.stop()
+    this.#done.push(...on.slots.release())
     this.#abort.abort()
     this.#wakeLoop()
     let timer: NodeJS.Timeout | undefined
@@ -160,8 +221,10 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       }),
     ])
     clearTimeout(timer)
-    if (timedOut) this.#handBack()
-    this.#leases?.stop()
+    if (timedOut) this.#done.push(...on.slots.handBack())
+    on.leases.stop()
+    on.progress.close()
+    on.unsubscribe()
     this.#state = 'stopped'
     this.#wakeLoop()
     await this.#loop
@@ -169,53 +232,30 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     if (this.#done.length > 0) {
       const late = this.#done
       this.#done = []
-      await this.#backend!.exchange(this.#broker.name, this.id, late, 0).catch(() => undefined)
+      await on.backend.exchange(this.#broker.name, this.id, late, 0).catch(() => undefined)
     }
     await this.#executor.close()
-    await this.#backend!.unregisterWorker(this.#broker.name, this.id).catch(() => undefined)
+    await on.backend.unregisterWorker(this.#broker.name, this.id).catch(() => undefined)
   }
 
   /** Stops everything at once: the backend is gone. */
   #halt(): void {
-    clearInterval(this.#sweeper)
-    this.#leases?.stop()
-    this.#running.clear()
-    this.#buffer = []
+    const on = this.#on!
+    on.upkeep.stop()
+    on.leases.stop()
+    on.progress.close()
+    on.unsubscribe()
+    on.slots.clear()
     this.#state = 'stopped'
   }
 
-  #handBack(): void {
-    const queue = this.#broker.name
-    for (const { task, controller } of this.#running.values()) {
-      controller.abort(new Error('the worker stopped before the task finished (stop timeout)'))
-      const reason = 'the worker stopped before the task finished (stop timeout)'
-      this.#done.push(
-        task.attempt < task.attempts
-          ? { id: task.id, token: task.token, outcome: '', retryAt: Date.now() }
-          : {
-              id: task.id,
-              token: task.token,
-              outcome: expiredOutcome(task.name, queue, task.id, reason, task.attempt),
-            },
-      )
-      this.#leases?.delete(task.id)
-    }
-    this.#running.clear()
-  }
-
   async #run(): Promise<void> {
-    const backend = this.#backend!
+    const { backend, slots } = this.#on!
     const queue = this.#broker.name
     let failures = 0
     while (this.#state !== 'stopped' || this.#done.length > 0) {
-      this.#fill()
-      const free =
-        this.#state === 'running'
-          ? Math.max(
-              0,
-              this.#concurrency - this.#running.size + this.#ahead() - this.#buffer.length,
-            )
-          : 0
+      slots.fill()
+      const free = this.#state === 'running' ? slots.free() : 0
       if ((free === 0 || this.#handed) && this.#done.length === 0) {
         if (this.#state === 'stopped') break
         if (free === 0) {
@@ -239,10 +279,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
         // what it was handed).
         const park =
           this.#state === 'running'
-            ? {
-                ms: Math.min(this.#blockTimeout, PARK_MS),
-                slots: this.#concurrency - this.#running.size - this.#buffer.length,
-              }
+            ? { ms: Math.min(this.#blockTimeout, PARK_MS), slots: slots.startable() }
             : undefined
         const exchanged = backend.exchange(queue, this.id, done, free, park)
         // Where the last exchange found the queue drained, this one likely parks: block now, while
@@ -264,7 +301,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       }
       for (const id of result.stale) {
         // A lease the keeper already reported lost is not reported again when its finish is refused.
-        if (!this.#lost.delete(id)) this.emit('lease:lost', { id, queue })
+        if (!slots.takeLost(id)) this.emit('lease:lost', { id, queue })
       }
       this.#accept(result.reserved)
       // Fewer than asked: the queue is drained. Asking again at once would only hold the next
@@ -284,7 +321,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
 
   /** Starts waiting for work (a wake, a handover, or `ms`) unless a wait is under way. */
   #arm(ms: number): void {
-    this.#waiting ??= this.#backend!.waitForWork(
+    this.#waiting ??= this.#on!.backend.waitForWork(
       this.#broker.name,
       this.id,
       ms,
@@ -313,44 +350,17 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     if (this.#waiting === undefined) this.#woke = false // the wait ended: this pass exchanges
   }
 
-  /** Takes reserved tasks: buffered and started while slots are free, released when stopping. */
+  /** Takes reserved tasks: into the slots while running, released unrun when stopping. */
   #accept(tasks: readonly ReservedTask[]): void {
-    for (const task of tasks) {
-      // Reserved while stopping: release it unrun rather than start what nobody will finish.
-      if (this.#state === 'running') {
-        this.#leases!.add({ id: task.id, token: task.token, heartrate: task.heartrate })
-        this.#buffer.push(task)
-      } else {
-        this.#done.push({ id: task.id, token: task.token, outcome: '', release: true })
-      }
+    if (tasks.length === 0) return
+    if (this.#state === 'running') {
+      this.#on!.slots.add(tasks)
+      return
     }
-    this.#fill()
-    if (tasks.length > 0 && this.#state !== 'running') this.#wakeLoop()
-  }
-
-  /** How many tasks to hold ahead now: `prefetch` while recent tasks are short, else none. */
-  #ahead(): number {
-    return this.#recentMs !== undefined && this.#recentMs < SHORT_TASK_MS ? this.#prefetch : 0
-  }
-
-  /** Starts buffered tasks while slots are free. */
-  #fill(): void {
-    while (
-      this.#state === 'running' &&
-      this.#buffer.length > 0 &&
-      this.#running.size < this.#concurrency
-    )
-      this.#start(this.#buffer.shift()!)
-  }
-
-  /** Releases prefetched tasks that never started. */
-  #release(): void {
-    // Each release goes to the front of the line: release the last first to keep the order.
-    for (const task of this.#buffer.reverse()) {
-      this.#leases?.delete(task.id)
+    // Reserved while stopping: release it unrun rather than start what nobody will finish.
+    for (const task of tasks)
       this.#done.push({ id: task.id, token: task.token, outcome: '', release: true })
-    }
-    this.#buffer = []
+    this.#wakeLoop()
   }
 
   #nextKick(): Promise<void> {
@@ -363,72 +373,19 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     kick?.()
   }
 
-  #start(task: ReservedTask): void {
-    const queue = this.#broker.name
-    const started = Date.now()
-    const controller = new LazyAbort()
-    this.#running.set(task.id, { task, started, controller })
-    if (this.listens('task:start'))
-      this.emit('task:start', { id: task.id, name: task.name, queue, attempt: task.attempt })
-    const env = {
-      workerId: this.id,
-      controller,
-      progress: (value: unknown) =>
-        this.emit('task:progress', { id: task.id, name: task.name, queue, value }),
-    }
-    const ended = (finish: Finish) => {
-      const mine = this.#running.get(task.id)
-      if (mine?.task.token !== task.token) return // handed back at stop: the backend will refuse it
-      this.#running.delete(task.id)
-      this.#leases!.delete(task.id)
-      const ms = Date.now() - started
-      this.#recentMs = this.#recentMs === undefined ? ms : 0.8 * this.#recentMs + 0.2 * ms
-      this.#done.push(finish)
-      this.#fill()
-      if (this.listens('task:end')) {
-        const status = finish.retryAt !== undefined ? 'retry' : outcomeStatus(finish.outcome)
-        this.emit('task:end', {
-          id: task.id,
-          name: task.name,
-          queue,
-          status,
-          ms,
-        })
-      }
-      this.#wakeLoop()
-      if (this.#running.size === 0) {
-        for (const resolve of this.#idle) resolve()
-        this.#idle.clear()
-      }
-    }
-    // A task that returned a value has ended already; its end is handled after this start's
-    // caller is done starting (the same microtask turn an awaited run would take).
-    const run = this.#executor.run(task, queue, env)
-    if (isThenable(run)) void Promise.resolve(run).then(ended)
-    else queueMicrotask(() => ended(run))
-  }
-
-  /** Registers this worker as live for three sweep intervals; refreshed on every sweep tick. */
-  async #register(): Promise<void> {
-    const info = {
+  /** This worker's registration: what it exposes and what it runs now. */
+  #info(): WorkerInfo {
+    const running = this.#on?.slots.running
+    return {
       id: this.id,
       hostname: hostname(),
       pid: process.pid,
       concurrency: this.#concurrency,
-      running: this.#running.size,
+      running: running?.size ?? 0,
       startedAt: this.#startedAt,
       seenAt: Date.now(),
-    }
-    await this.#backend!.registerWorker(this.#broker.name, info, 3 * this.#sweepInterval)
-  }
-
-  async #sweep(): Promise<void> {
-    try {
-      await this.#register()
-      const count = await this.#backend!.sweep(this.#broker.name, this.#sweepInterval)
-      if (count > 0) this.emit('pool:swept', { queue: this.#broker.name, count })
-    } catch (err) {
-      this.emit('pool:error', err as Error)
+      names: [...(this.#executor.exposedNames?.() ?? this.#broker.exposed())],
+      tasks: [...(running?.keys() ?? [])].slice(0, 100),
     }
   }
 }

@@ -28,7 +28,9 @@ export interface OutcomeWatch {
 
 /** Starts watching the outcomes of `queue` on the Redis at `url`. */
 export async function watchOutcomes(url: string, queue: string): Promise<OutcomeWatch> {
-  const sub = new Redis(url, { connectionName: 'test:outcome-watch' })
+  // On a cluster, any node: the cluster bus carries every PUBLISH to every node.
+  const seed = /^rediss?-cluster:\/\/(?:[^@/]*@)?([^,/?]+)/.exec(url)?.[1]
+  const sub = new Redis(seed ? `redis://${seed}` : url, { connectionName: 'test:outcome-watch' })
   sub.on('error', () => undefined)
   const counts = new Map<string, number>()
   const last = new Map<string, string>()
@@ -80,4 +82,12 @@ export async function queueKeys(redis: Redis, queue: string): Promise<string[]> 
     cursor = next
   } while (cursor !== '0')
   return found
+}
+
+/**
+ * The keys of a queue that belong to its tasks: all of them but what the queue observed (its
+ * event stream and counter, its per-minute metrics: queue-level keys that expire by themselves).
+ */
+export async function taskKeys(redis: Redis, queue: string): Promise<string[]> {
+  return (await queueKeys(redis, queue)).filter(k => !/:(ev|evn|mt|m:\d+)$/.test(k))
 }

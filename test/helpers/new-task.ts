@@ -18,6 +18,10 @@ export function newTask(id: string, extra: Partial<NewTask> = {}): NewTask {
     backoff: storedBackoff(undefined),
     runAt: 0,
     timeout: 0,
+    priority: 0,
+    metadata: '',
+    cache: undefined,
+    trace: '',
     ...extra,
   }
 }

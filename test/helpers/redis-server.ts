@@ -14,6 +14,10 @@ import { Redis } from 'ioredis'
 export interface RedisServerOptions {
   /** Keep an append-only file (fsync always) in the server's directory, so a restart keeps data. @default false */
   appendonly?: boolean
+  /** More redis-server arguments (cluster mode, replication). */
+  args?: string[]
+  /** Run as a sentinel (`--sentinel`) from the config file `config` in its directory. */
+  sentinel?: string
 }
 
 /** A running private redis-server. */
@@ -33,10 +37,10 @@ export interface RedisServer {
   restart(signal?: NodeJS.Signals): Promise<void>
 }
 
-const INSTALL =
+export const INSTALL =
   'redis-server was not found on PATH; the Redis tests need it: apt-get install redis-server (or brew install redis), or set REDIS_URL to a server the tests may use'
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer()
     srv.unref()
@@ -48,25 +52,31 @@ function freePort(): Promise<number> {
   })
 }
 
-function hasBinary(): boolean {
+export function hasBinary(): boolean {
   return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
 }
 
 const children = new Set<ChildProcess>()
-const dirs = new Set<string>()
+/** Temporary directories removed at exit. */
+export const dirs = new Set<string>()
 process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL')
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
-async function launch(
+/** Starts redis-server on `port` in `dir` and resolves once it accepts connections. */
+export async function launch(
   port: number,
   dir: string,
   options: RedisServerOptions,
 ): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '']
-  args.push('--appendonly', options.appendonly ? 'yes' : 'no')
-  if (options.appendonly) args.push('--appendfsync', 'always')
+  const args = options.sentinel ? [join(dir, options.sentinel), '--sentinel'] : []
+  args.push('--port', String(port), '--bind', '127.0.0.1', '--dir', dir)
+  if (!options.sentinel) {
+    args.push('--save', '', '--appendonly', options.appendonly ? 'yes' : 'no')
+    if (options.appendonly) args.push('--appendfsync', 'always')
+  }
+  args.push(...(options.args ?? []))
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   child.once('exit', () => children.delete(child))
@@ -74,7 +84,7 @@ async function launch(
     let out = ''
     const onData = (chunk: Buffer) => {
       out += chunk.toString()
-      if (out.includes('Ready to accept connections')) {
+      if (out.includes('Ready to accept connections') || out.includes('+monitor master')) {
         child.stdout!.off('data', onData)
         child.stdout!.resume()
         resolve()
@@ -92,12 +102,25 @@ async function launch(
   return child
 }
 
-function terminate(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+/** Stops a server started with {@link launch} and resolves when it has exited. */
+export function terminate(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
   return new Promise(resolve => {
     child.once('exit', () => resolve())
     child.kill(signal)
   })
+}
+
+/** Runs `fn` on a new connection to the server on `port` alone (no retries), then closes it. */
+export async function onNode<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 })
+  r.on('error', () => undefined)
+  try {
+    await r.connect()
+    return await fn(r)
+  } finally {
+    r.disconnect()
+  }
 }
 
 /** Starts a private redis-server. Throws, saying how to install it, when there is none. */

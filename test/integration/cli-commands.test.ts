@@ -74,12 +74,24 @@ describe('cli: worq call, info, purge', function () {
     }
   })
 
-  it('--help on every command; usage errors exit 2; a bad URL exits 1', async () => {
-    for (const cmd of [[], ['worker'], ['info'], ['call'], ['purge']]) {
-      const r = await worqRun([...cmd, '--help'])
-      expect(r.code, cmd.join(' ')).to.equal(0)
+  it('--help on every command; usage errors exit 2; a bad URL exits 1', async function () {
+    this.timeout(60_000) // sixteen CLI processes, each a cold start
+    const commands = [
+      [],
+      ['worker'],
+      ['info'],
+      ['call'],
+      ['purge'],
+      ['tasks'],
+      ['task'],
+      ['cancel'],
+    ]
+    const all = [...commands, ['pause'], ['resume'], ['schedules']]
+    const helps = await Promise.all(all.map(cmd => worqRun([...cmd, '--help'])))
+    helps.forEach((r, i) => {
+      expect(r.code, all[i]!.join(' ')).to.equal(0)
       expect(r.out).to.match(/^Usage: worq/)
-    }
+    })
     expect((await worqRun(['nope'])).code).to.equal(2)
     expect((await worqRun(['worker', url])).code).to.equal(2) // --tasks missing
     expect((await worqRun(['worker', url, '--tasks', TASKS, '--concurrency', '0'])).code).to.equal(

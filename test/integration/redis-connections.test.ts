@@ -1,6 +1,7 @@
 import { expect } from 'chai'
 import type { Redis } from 'ioredis'
 import { getBroker, WorkerPool, type Deferred } from '../../lib/index.js'
+import { queueKey } from '../../lib/backends/redis/keys.js'
 import { useRedisAdmin } from '../helpers/redis-server.js'
 import { latch, uniqueQueue, until } from '../helpers/util.js'
 
@@ -80,6 +81,29 @@ describe('redis: connections', () => {
       expect(await e.result(10_000)).to.equal('next')
     } finally {
       gate.resolve()
+      await pool.stop()
+      await broker.close()
+    }
+  })
+
+  it('a pool whose subscriber missed a pause (its connection was down) learns it on reconnecting', async () => {
+    const queue = uniqueQueue('resync')
+    const broker = getBroker(redis.url, queue)
+    const pool = new WorkerPool(broker)
+    try {
+      await pool.start()
+      const paused = latch()
+      pool.on('pool:paused', () => paused.resolve())
+      // The pause as a lost message would leave it: stored, never heard.
+      await redis.admin.hset(queueKey(queue, 'conf'), 'paused', '1')
+      for (const c of await worqClients(redis.admin))
+        if (c.name === 'worq:sub') await redis.admin.client('KILL', 'ID', c.id)
+      await paused.promise
+      const resumed = latch()
+      pool.on('pool:resumed', () => resumed.resolve())
+      await broker.resume()
+      await resumed.promise
+    } finally {
       await pool.stop()
       await broker.close()
     }

@@ -38,14 +38,14 @@ describe('redis: the function library', () => {
   /** Runs every operation once through a backend; returns what each answered. */
   async function everyOperation(functions: boolean): Promise<Record<string, unknown>> {
     const queue = uniqueQueue('fn')
-    const b = new RedisBackend(new URL(server.url), server.url, {
+    const b = new RedisBackend(server.url, {
       maxPayloadBytes: 1 << 20,
       functions,
     })
     try {
       const info = {
         ...{ id: 'w', hostname: 'h', pid: 1, concurrency: 1 },
-        ...{ running: 0, startedAt: Date.now(), seenAt: 0 },
+        ...{ running: 0, startedAt: Date.now(), seenAt: 0, names: ['func'], tasks: [] },
       }
       await b.registerWorker(queue, info, 10_000)
       const enqueued = await b.enqueue(queue, [

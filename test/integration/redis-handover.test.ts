@@ -15,7 +15,7 @@ const lapse = () => new Promise(r => setTimeout(r, 1050))
 
 describe('redis: handover to parked workers', () => {
   const ctx = useRedisAdmin()
-  const open = () => new RedisBackend(new URL(ctx.url), ctx.url, { maxPayloadBytes: 1 << 20 })
+  const open = () => new RedisBackend(ctx.url, { maxPayloadBytes: 1 << 20 })
 
   it('an enqueue reserves for a parked worker, its wait returns the reservation, and the park serves handovers until its slots are used up', async () => {
     const queue = uniqueQueue('hand')

@@ -9,7 +9,7 @@ import { newTask as baseTask } from '../helpers/new-task.js'
 const newTask = (id: string, extra: Partial<NewTask> = {}) =>
   baseTask(id, { heartrate: 10, ...extra })
 
-const open = (url: string) => new RedisBackend(new URL(url), url, { maxPayloadBytes: 1 << 20 })
+const open = (url: string) => new RedisBackend(url, { maxPayloadBytes: 1 << 20 })
 const lapse = () => new Promise(r => setTimeout(r, 1050)) // lease = 2 × 10 + 1000 ms: time is under test
 
 describe('redis: leases and fencing', () => {
@@ -71,7 +71,7 @@ describe('redis: leases and fencing', () => {
 
   it('an oversize outcome is stored as a failure that says so', async () => {
     const queue = uniqueQueue('lease')
-    const b = new RedisBackend(new URL(url), url, { maxPayloadBytes: 100 })
+    const b = new RedisBackend(url, { maxPayloadBytes: 100 })
     try {
       await b.enqueue(queue, [newTask('big')])
       const [t] = (await b.exchange(queue, 'w', [], 1)).reserved

@@ -11,7 +11,7 @@ import { newTask } from '../helpers/new-task.js'
 // the same generations, may reach Redis twice.
 describe('redis: a resent enqueue', () => {
   const ctx = useRedisAdmin()
-  const open = () => new RedisBackend(new URL(ctx.url), ctx.url, { maxPayloadBytes: 1 << 20 })
+  const open = () => new RedisBackend(ctx.url, { maxPayloadBytes: 1 << 20 })
 
   it('finds its task live, or ended (its outcome keeps the generation), and neither refuses nor re-runs it', async () => {
     const queue = uniqueQueue('resend')
@@ -19,19 +19,19 @@ describe('redis: a resent enqueue', () => {
     const scripts = new Scripts(ctx.admin)
     try {
       const entry = encodeTask(newTask('a'), b.clientId, Date.now())
-      expect(await scripts.enqueue(queue, '', [entry])).to.deep.equal([[1], []])
+      expect(await scripts.enqueue(queue, '', [entry])).to.deep.equal([[1], [], []])
       // Resent while the task waits: the same generation, not a duplicate.
-      expect(await scripts.enqueue(queue, '', [entry])).to.deep.equal([[1], []])
+      expect(await scripts.enqueue(queue, '', [entry])).to.deep.equal([[1], [], []])
       expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(1)
       const [t] = (await b.exchange(queue, 'w', [], 1)).reserved
       await b.exchange(queue, 'w', [{ id: t!.id, token: t!.token, outcome: 'c1' }], 0)
       // Resent after the task ended: acknowledged, the outcome stays, nothing runs again.
-      expect(await scripts.enqueue(queue, '', [entry])).to.deep.equal([[1], []])
+      expect(await scripts.enqueue(queue, '', [entry])).to.deep.equal([[1], [], []])
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'completed', outcome: 'c1' })
       expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(0)
       // A new call with the same id (another generation) may reuse an ended task's id.
       const again = encodeTask(newTask('a'), b.clientId, Date.now())
-      expect(await scripts.enqueue(queue, '', [again])).to.deep.equal([[1], []])
+      expect(await scripts.enqueue(queue, '', [again])).to.deep.equal([[1], [], []])
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'enqueued' })
     } finally {
       await b.purge(queue)
@@ -46,7 +46,7 @@ describe('redis: a resent enqueue', () => {
     try {
       await scripts.enqueue(queue, '', [encodeTask(newTask('a'), b.clientId, Date.now())])
       const other = encodeTask(newTask('a'), b.clientId, Date.now())
-      expect(await scripts.enqueue(queue, '', [other])).to.deep.equal([[0], []])
+      expect(await scripts.enqueue(queue, '', [other])).to.deep.equal([[0], [], []])
     } finally {
       await b.purge(queue)
       await b.close()

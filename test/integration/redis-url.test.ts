@@ -1,6 +1,9 @@
 import { expect } from 'chai'
 import { BadUrl, getBroker } from '../../lib/index.js'
-import { connectionBase, parseRedisUrl, redactUrl } from '../../lib/backends/redis/url.js'
+import { parseRedisUrl, redactUrl } from '../../lib/backends/redis/url.js'
+import { connectionTopology } from '../../lib/backends/redis/topology.js'
+
+const connectionBase = (raw: string, redis?: object) => connectionTopology(raw, redis).options
 
 describe('redis: URLs', () => {
   it('reads host, port, db, user and password; no /db means db 0', () => {

@@ -11,11 +11,11 @@ describe('redis: blocking watchdog', () => {
     const proxy = await silentProxy(url)
     const queue = uniqueQueue('dog')
     const timing = { blockMs: 200, marginMs: 200 }
-    const worker = new RedisBackend(new URL(proxy.url), proxy.url, {
+    const worker = new RedisBackend(proxy.url, {
       maxPayloadBytes: 1 << 20,
       timing,
     })
-    const client = new RedisBackend(new URL(url), url, { maxPayloadBytes: 1 << 20 })
+    const client = new RedisBackend(url, { maxPayloadBytes: 1 << 20 })
     try {
       await worker.size(queue) // connected
       const woke = worker.waitForWork(queue, 'w', 30_000)
@@ -37,6 +37,10 @@ describe('redis: blocking watchdog', () => {
           backoff: storedBackoff(undefined),
           runAt: 0,
           timeout: 0,
+          priority: 0,
+          metadata: '',
+          cache: undefined,
+          trace: '',
         },
       ])
       await woke

@@ -3,7 +3,7 @@
  * Type tests, checked by `tsc --noEmit` in `npm test`: TaskSpace types flow to the client.
  * Nothing here runs; a wrong type is a compile error, and each @ts-expect-error must stay an error.
  */
-import { getQueue, task, TaskSpace, type Deferred } from '../../lib/index.js'
+import { getQueue, task, TaskSpace, type Deferred, type MissingNodeTypes } from '../../lib/index.js'
 
 const math = new TaskSpace('math', {
   add: (a: number, b: number) => a + b,
@@ -48,5 +48,11 @@ export async function typeTests() {
 
   const loose = getQueue('memory://')
   void loose.anything.goes(1, 'x', { y: 2 })
+
+  // A queue is AsyncDisposable (`await using`), without naming that global in its declaration.
+  const disposable: AsyncDisposable = q
+  const looseDisposable: AsyncDisposable = loose
+  // With @types/node loaded, a typed queue is never the sentence that reports it missing.
+  assertType<Equal<Extract<typeof q, MissingNodeTypes>, never>>()
   return v
 }

@@ -3,6 +3,7 @@ import { checkOptions, resolveOptions } from '../../lib/options.js'
 import { backoffDelay, storedBackoff } from '../../lib/backends/backend.js'
 import { TaskSpace } from '../../lib/taskspace.js'
 import { getBroker } from '../../lib/broker.js'
+import { WorkerPool } from '../../lib/worker/pool.js'
 
 describe('options', () => {
   it('fills in defaults and lets later layers win', () => {
@@ -62,5 +63,22 @@ describe('TaskSpace and names', () => {
     )
     expect(() => getBroker('nope://x')).to.throw(/scheme "nope:" is not supported/)
     expect(() => getBroker('memory://', 'bad name')).to.throw(TypeError, /Expected `name`/)
+  })
+})
+
+describe('WorkerPool options', () => {
+  it('refuses a worker id that would break its fencing tokens, and says what to change', async () => {
+    const broker = getBroker('memory://', 'pool-options')
+    try {
+      for (const id of ['', 'a|b', 'line\nbreak', 'x'.repeat(65), 7 as unknown as string])
+        expect(() => new WorkerPool(broker, { id }), JSON.stringify(id)).to.throw(
+          TypeError,
+          /Expected `id` to be 1 to 64 characters without `\|` or control characters/,
+        )
+      const pool = new WorkerPool(broker, { id: 'worker-1 (eu-west)' })
+      expect(pool.id).to.equal('worker-1 (eu-west)')
+    } finally {
+      await broker.close()
+    }
   })
 })

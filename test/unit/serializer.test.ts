@@ -68,6 +68,7 @@ describe('serializer', () => {
       epoch: 0,
       status: async () => null,
       cancel: async () => false,
+      info: async () => undefined,
       waiting: () => () => undefined,
     }
     const a = new Deferred(host, 'q', 'f', 'A')
@@ -85,6 +86,7 @@ describe('serializer', () => {
       epoch: 0,
       status: async () => null,
       cancel: async () => false,
+      info: async () => undefined,
       waiting: () => () => undefined,
     }
     expect(() => encodeValue({ d: new Deferred(host, 'q', 'f', 'A') })).to.throw(

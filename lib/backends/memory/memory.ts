@@ -1,27 +1,41 @@
 /**
  * memory:// — the embedded backend: every queue lives in this process, with the same semantics as
- * Redis (leases, sweeps, attempts, delays, Deferred arguments, result expiry). Brokers with the same
- * memory:// URL share one instance; when the last one closes, its tasks are gone.
+ * Redis (leases, sweeps, attempts, delays, priorities, Deferred arguments, the result cache,
+ * limits, pause, schedules, events, metrics, result expiry). Brokers with the same memory:// URL
+ * share one instance; when the last one closes, its tasks are gone. The task flows are in
+ * engine.ts, the reports in reads.ts.
  */
 import {
-  backoffDelay,
-  leaseMs,
-  stallMs,
+  DEFAULT_SETTINGS,
   type Backend,
   type BackendLimits,
+  type ControlMessage,
+  type EventBatch,
   type ExchangeResult,
   type Finish,
   type Lease,
+  type Limit,
+  type ListQuery,
+  type MinuteCounts,
   type NewTask,
-  type QueueInfo,
-  type WorkerInfo,
   type OutcomeListener,
+  type ProgressUpdate,
+  type QueueInfo,
+  type QueueSettings,
+  type ReadOptions,
   type ReservedTask,
+  type StoredInfo,
+  type StoredSchedule,
   type TaskState,
+  type WorkerInfo,
 } from '../backend.js'
-import { boundedOutcome, cancelledOutcome, expiredOutcome, outcomeStatus } from '../../outcome.js'
-import { QueueState, type TaskRecord } from './queue-state.js'
-import { BrokerClosed } from '../../errors.js'
+import { leaseMs } from '../backend.js'
+import { outcomeStatus } from '../../outcome.js'
+import { BrokerClosed, ListingOff } from '../../errors.js'
+import { MemoryEngine } from './engine.js'
+import { emit, zeroCounts } from './observe.js'
+import { infoOf, inspect, list, statusOf } from './reads.js'
+import { trimCache } from './shaping.js'
 
 const CLEANUP_MS = 1000
 
@@ -29,122 +43,25 @@ const CLEANUP_MS = 1000
 export class MemoryBackend implements Backend {
   readonly url: string
   readonly limits: BackendLimits
-  readonly #queues = new Map<string, QueueState>()
-  readonly #listeners: OutcomeListener[] = []
-  #tokens = 0
+  readonly #engine: MemoryEngine
   #cleanup: NodeJS.Timeout
   #closed = false
 
   constructor(url: string, limits: BackendLimits) {
     this.url = url
     this.limits = limits
+    this.#engine = new MemoryEngine(limits)
     this.#cleanup = setInterval(() => this.#expireOutcomes(), CLEANUP_MS).unref()
   }
 
-  #q(name: string): QueueState {
-    let q = this.#queues.get(name)
-    if (!q) this.#queues.set(name, (q = new QueueState()))
-    return q
-  }
-
-  /** The live or kept record of a task, after lazily dropping an expired outcome. */
-  #get(queue: string, id: string): TaskRecord | undefined {
-    const q = this.#queues.get(queue)
-    const r = q?.records.get(id)
-    if (r && r.state === 'done' && (r.expiresAt ?? 0) <= Date.now()) {
-      q!.records.delete(id)
-      return undefined
-    }
-    return r
+  #open(): void {
+    if (this.#closed) throw new BrokerClosed('memory:// backend')
   }
 
   async enqueue(queue: string, tasks: readonly NewTask[]): Promise<Array<'ok' | 'duplicate'>> {
-    return tasks.map(t => this.#enqueueOne(queue, t))
-  }
-
-  #enqueueOne(queue: string, task: NewTask): 'ok' | 'duplicate' {
-    const q = this.#q(queue)
-    const old = this.#get(queue, task.id)
-    if (old && old.state !== 'done') return 'duplicate'
-    const rec: TaskRecord = {
-      task,
-      queue,
-      state: 'pending',
-      attempt: 0,
-      slots: task.deps.map(() => undefined),
-      missing: 0,
-      dependents: [],
-    }
-    q.records.set(task.id, rec)
-    for (let slot = 0; slot < task.deps.length; slot++) {
-      const ref = task.deps[slot]!
-      const arg = this.#get(ref.queue, ref.id)
-      if (arg && arg.state !== 'done') {
-        arg.dependents.push({ queue, id: task.id, slot })
-        rec.missing++
-        continue
-      }
-      const outcome =
-        arg?.outcome ??
-        expiredOutcome(
-          'unknown',
-          ref.queue,
-          ref.id,
-          'the argument task and its result are gone (its resultTimeout passed)',
-        )
-      if (outcome.charAt(0) !== 'c' && task.onError === 'fail') {
-        this.#finish(rec, outcome)
-        return 'ok'
-      }
-      rec.slots[slot] = outcome
-    }
-    if (rec.missing === 0) this.#ready(q, rec)
-    else q.pending.add(task.id)
-    return 'ok'
-  }
-
-  /** Puts a record whose arguments are all there into the wait line (or the delayed set). */
-  #ready(q: QueueState, rec: TaskRecord, dueAt = rec.task.runAt): void {
-    q.unlink(rec.task.id)
-    if (dueAt > Date.now()) {
-      rec.state = 'delayed'
-      rec.dueAt = dueAt
-      q.delayed.add(rec.task.id)
-    } else {
-      rec.state = 'enqueued'
-      rec.readyAt = Date.now()
-      q.wait.add(rec.task.id)
-    }
-    q.wake()
-  }
-
-  /** Records an outcome, delivers it, and fills (or fails) the dependents. */
-  #finish(rec: TaskRecord, outcome: string): void {
-    const q = this.#q(rec.queue)
-    const { id } = rec.task
-    q.unlink(id)
-    rec.token = undefined
-    rec.leaseUntil = undefined
-    if (rec.task.ignoreResult) {
-      q.records.delete(id)
-    } else {
-      rec.state = 'done'
-      rec.outcome = outcome
-      rec.expiresAt = Date.now() + rec.task.resultTimeout
-      rec.task = { ...rec.task, payload: '' }
-      for (const l of this.#listeners) l(rec.queue, id, outcome)
-    }
-    const dependents = rec.dependents
-    rec.dependents = []
-    for (const d of dependents) this.#fill(d.queue, d.id, d.slot, outcome)
-  }
-
-  #fill(queue: string, id: string, slot: number, outcome: string): void {
-    const dep = this.#get(queue, id)
-    if (!dep || dep.state !== 'pending' || dep.slots[slot] !== undefined) return
-    if (outcome.charAt(0) !== 'c' && dep.task.onError === 'fail') return this.#finish(dep, outcome)
-    dep.slots[slot] = outcome
-    if (--dep.missing === 0) this.#ready(this.#q(queue), dep)
+    this.#open()
+    const now = Date.now()
+    return tasks.map(t => this.#engine.enqueue(queue, t, now))
   }
 
   async exchange(
@@ -153,52 +70,12 @@ export class MemoryBackend implements Backend {
     done: readonly Finish[],
     max: number,
   ): Promise<ExchangeResult> {
-    if (this.#closed) throw new BrokerClosed('memory:// backend')
-    const q = this.#q(queue)
+    this.#open()
+    const q = this.#engine.q(queue)
     const now = Date.now()
-    const stale: string[] = []
-    for (const f of done) {
-      const rec = q.records.get(f.id)
-      if (!rec || rec.state !== 'processing' || rec.token !== f.token) {
-        // A release is refused without a report: the task never started, so no run was lost.
-        if (!f.release) stale.push(f.id)
-        continue
-      }
-      if (f.release) {
-        // Never started here: first in line again, as if it had not been reserved.
-        rec.token = undefined
-        rec.leaseUntil = undefined
-        rec.attempt--
-        rec.state = 'enqueued'
-        q.processing.delete(f.id)
-        q.wait = new Set([f.id, ...q.wait])
-        q.wake()
-      } else if (f.retryAt !== undefined) {
-        rec.token = undefined
-        rec.leaseUntil = undefined
-        this.#ready(q, rec, f.retryAt)
-      } else {
-        this.#finish(rec, this.#bounded(rec, f.outcome))
-      }
-    }
-    this.#promote(q, now)
-    const reserved: ReservedTask[] = []
-    for (const id of q.wait) {
-      if (reserved.length >= max) break
-      const rec = q.records.get(id)!
-      q.wait.delete(id)
-      rec.state = 'processing'
-      rec.attempt++
-      rec.token = `${workerId}:${++this.#tokens}`
-      rec.leaseUntil = now + leaseMs(rec.task.heartrate)
-      q.processing.add(id)
-      reserved.push({
-        ...rec.task,
-        token: rec.token,
-        attempt: rec.attempt,
-        slots: rec.slots as string[],
-      })
-    }
+    const stale = this.#engine.applyFinishes(q, done, now)
+    this.#engine.promote(q, now)
+    const reserved = this.#engine.reserve(q, workerId, max, now)
     const result: ExchangeResult = { stale, reserved }
     if (reserved.length < max && q.delayed.size > 0) {
       let due = Infinity
@@ -208,28 +85,6 @@ export class MemoryBackend implements Backend {
     return result
   }
 
-  #bounded(rec: TaskRecord, outcome: string): string {
-    return boundedOutcome(outcome, this.limits.maxPayloadBytes, () => ({
-      taskName: rec.task.name,
-      queue: rec.queue,
-      taskId: rec.task.id,
-      attempts: rec.attempt,
-    }))
-  }
-
-  #promote(q: QueueState, now: number): void {
-    for (const id of q.delayed) {
-      const rec = q.records.get(id)!
-      if ((rec.dueAt ?? 0) <= now) {
-        q.delayed.delete(id)
-        rec.state = 'enqueued'
-        rec.readyAt = rec.dueAt
-        rec.dueAt = undefined
-        q.wait.add(id)
-      }
-    }
-  }
-
   /** In-process work needs no handover: this backend never parks a worker and hands over none. */
   waitForWork(
     queue: string,
@@ -237,8 +92,9 @@ export class MemoryBackend implements Backend {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<ReservedTask[]> {
-    const q = this.#q(queue)
-    if (q.wait.size > 0 || this.#closed || signal?.aborted) return Promise.resolve([])
+    const q = this.#engine.q(queue)
+    if ((q.wait.size > 0 && !q.settings.paused) || this.#closed || signal?.aborted)
+      return Promise.resolve([])
     return new Promise(resolve => {
       const done = () => {
         clearTimeout(timer)
@@ -253,7 +109,7 @@ export class MemoryBackend implements Backend {
   }
 
   async renew(queue: string, leases: readonly Lease[]): Promise<string[]> {
-    const q = this.#q(queue)
+    const q = this.#engine.q(queue)
     const now = Date.now()
     const lost: string[] = []
     for (const l of leases) {
@@ -265,75 +121,64 @@ export class MemoryBackend implements Backend {
     return lost
   }
 
+  async progress(queue: string, updates: readonly ProgressUpdate[]): Promise<void> {
+    this.#open()
+    this.#engine.progress(queue, updates, Date.now())
+  }
+
   async sweep(queue: string, intervalMs: number): Promise<number> {
-    const q = this.#q(queue)
-    const now = Date.now()
-    if (now - q.lastSweep < intervalMs) return 0
-    q.lastSweep = now
-    // Sweeping stopped for a while (the event loop was blocked, or no worker swept): leases that
-    // lapsed meanwhile get one more from now, so that live workers renew before anything is retried.
-    const last = q.sweptAt
-    const stalled = last !== undefined && now - last > stallMs(intervalMs)
-    q.sweptAt = now
-    let handled = 0
-    for (const id of [...q.processing]) {
-      const rec = q.records.get(id)!
-      const until = rec.leaseUntil ?? 0
-      if (until >= now) continue
-      if (stalled && until > last) {
-        rec.leaseUntil = now + leaseMs(rec.task.heartrate)
-        continue
-      }
-      handled++
-      rec.token = undefined
-      rec.leaseUntil = undefined
-      if (rec.attempt < rec.task.attempts) {
-        this.#ready(q, rec, now + backoffDelay(rec.task.backoff, rec.attempt, Math.random()))
-      } else {
-        const reason =
-          'the worker stopped renewing its lease (it died, hung or lost its connection)'
-        this.#finish(rec, expiredOutcome(rec.task.name, queue, id, reason, rec.attempt))
-      }
-    }
-    return handled
+    this.#open()
+    return this.#engine.sweep(queue, intervalMs, Date.now())
   }
 
   async status(queue: string, id: string): Promise<TaskState | null> {
-    const rec = this.#get(queue, id)
+    const rec = this.#engine.get(queue, id)
     if (!rec) return null
-    switch (rec.state) {
-      case 'done':
-        return { status: outcomeStatus(rec.outcome!), outcome: rec.outcome! }
-      case 'delayed':
-        return { status: 'enqueued' }
-      default:
-        return { status: rec.state }
-    }
+    if (rec.state !== 'done') return { status: statusOf(rec) }
+    const state: TaskState = { status: outcomeStatus(rec.outcome!), outcome: rec.outcome! }
+    if (rec.cached) state.cached = true
+    return state
+  }
+
+  async info(queue: string, id: string): Promise<StoredInfo | null> {
+    const rec = this.#engine.get(queue, id)
+    return rec ? infoOf(rec) : null
+  }
+
+  async list(queue: string, query: ListQuery): Promise<StoredInfo[]> {
+    const q = this.#engine.q(queue)
+    if (!q.settings.listing) throw new ListingOff(queue)
+    return list(q, query, Date.now())
   }
 
   async cancel(queue: string, id: string): Promise<boolean> {
-    const rec = this.#get(queue, id)
-    if (!rec || !['pending', 'enqueued', 'delayed'].includes(rec.state)) return false
-    this.#finish(rec, cancelledOutcome(rec.task.name, queue, id))
-    return true
+    this.#open()
+    return this.#engine.cancel(queue, id, Date.now())
   }
 
   async size(queue: string): Promise<number> {
-    const q = this.#queues.get(queue)
-    return q ? q.wait.size + q.delayed.size + q.pending.size : 0
+    const i = inspect(this.#engine.queues.get(queue), Date.now())
+    return i.waiting + i.delayed + i.pending
   }
 
   async purge(queue: string): Promise<number> {
-    const q = this.#queues.get(queue)
+    const q = this.#engine.queues.get(queue)
     if (!q) return 0
     const ids = [...q.pending, ...q.wait, ...q.delayed]
+    for (const line of q.held.values()) ids.push(...line)
     let n = 0
-    for (const id of ids) if (await this.cancel(queue, id)) n++
+    for (const id of ids) if (this.#engine.cancel(queue, id, Date.now())) n++
     return n
   }
 
   async listen(listener: OutcomeListener): Promise<void> {
-    this.#listeners.push(listener)
+    this.#engine.listeners.push(listener)
+  }
+
+  async control(queue: string, listener: (message: ControlMessage) => void): Promise<() => void> {
+    const q = this.#engine.q(queue)
+    q.control.add(listener)
+    return () => q.control.delete(listener)
   }
 
   async checks(): Promise<string[]> {
@@ -342,48 +187,159 @@ export class MemoryBackend implements Backend {
 
   async registerWorker(queue: string, info: WorkerInfo, ttlMs: number): Promise<void> {
     const now = Date.now()
-    this.#q(queue).workers.set(info.id, { info: { ...info, seenAt: now }, until: now + ttlMs })
+    this.#engine
+      .q(queue)
+      .workers.set(info.id, { info: { ...info, seenAt: now }, until: now + ttlMs })
   }
 
   async unregisterWorker(queue: string, id: string): Promise<void> {
-    const q = this.#queues.get(queue)
+    const q = this.#engine.queues.get(queue)
     if (!q) return
     q.workers.delete(id)
     if (q.processing.size + q.wait.size + q.delayed.size === 0) q.sweptAt = undefined
   }
 
   async inspect(queue: string): Promise<QueueInfo> {
-    const q = this.#queues.get(queue)
-    const now = Date.now()
-    if (!q)
-      return {
-        waiting: 0,
-        delayed: 0,
-        pending: 0,
-        processing: 0,
-        oldestWaitingMs: null,
-        workers: [],
+    return inspect(this.#engine.queues.get(queue), Date.now())
+  }
+
+  async settings(queue: string): Promise<QueueSettings> {
+    return { ...(this.#engine.queues.get(queue)?.settings ?? DEFAULT_SETTINGS) }
+  }
+
+  async configure(
+    queue: string,
+    patch: Partial<Omit<QueueSettings, 'paused'>>,
+  ): Promise<QueueSettings> {
+    const q = this.#engine.q(queue)
+    q.settings = { ...q.settings, ...patch, paused: q.settings.paused }
+    if (patch.cacheSize !== undefined) trimCache(q, Date.now())
+    return { ...q.settings }
+  }
+
+  async pause(queue: string, paused: boolean): Promise<boolean> {
+    const q = this.#engine.q(queue)
+    if (q.settings.paused === paused) return false
+    q.settings = { ...q.settings, paused }
+    emit(q, paused ? 'paused' : 'resumed', undefined, Date.now())
+    q.tell({ type: paused ? 'paused' : 'resumed' })
+    if (!paused) q.wake()
+    return true
+  }
+
+  async cacheDelete(queue: string, key: string): Promise<boolean> {
+    return this.#engine.queues.get(queue)?.cache.delete(key) ?? false
+  }
+
+  async cacheClear(queue: string): Promise<number> {
+    const q = this.#engine.queues.get(queue)
+    if (!q) return 0
+    trimCache(q, Date.now())
+    const n = q.cache.size
+    q.cache.clear()
+    return n
+  }
+
+  async cacheSize(queue: string): Promise<number> {
+    const q = this.#engine.queues.get(queue)
+    if (!q) return 0
+    trimCache(q, Date.now())
+    return q.cache.size
+  }
+
+  async setLimit(queue: string, name: string, limit: Limit | null): Promise<boolean> {
+    const q = this.#engine.q(queue)
+    const had = q.limits.get(name)
+    if (limit === null) {
+      if (!had) return false
+      q.limits.delete(name)
+      q.holders.delete(name)
+      q.starts.delete(name)
+      // Tasks that waited for this limit go back to the front of their line.
+      const waiting = q.held.get(name)
+      q.held.delete(name)
+      for (const id of [...(waiting ?? [])].reverse()) {
+        const rec = q.records.get(id)
+        if (!rec || rec.state !== 'held') continue
+        rec.state = 'enqueued'
+        rec.heldBy = undefined
+        q.wait.unshift(id, rec.task.priority)
       }
-    const first = q.wait.values().next()
-    const oldest = first.done ? undefined : q.records.get(first.value)?.readyAt
-    for (const [id, w] of q.workers) if (w.until <= now) q.workers.delete(id)
+      q.wake()
+      return true
+    }
+    q.limits.set(name, { ...limit })
+    q.wake() // a raised limit may let tasks start
+    return JSON.stringify(had) !== JSON.stringify(limit)
+  }
+
+  async listLimits(queue: string): Promise<Record<string, Limit>> {
+    return Object.fromEntries(this.#engine.queues.get(queue)?.limits ?? [])
+  }
+
+  async putSchedule(queue: string, schedule: StoredSchedule): Promise<void> {
+    const q = this.#engine.q(queue)
+    q.schedules.set(schedule.id, structuredClone(schedule))
+    q.tell({ type: 'schedules' })
+  }
+
+  async removeSchedule(queue: string, id: string): Promise<boolean> {
+    const q = this.#engine.queues.get(queue)
+    if (!q?.schedules.delete(id)) return false
+    q.tell({ type: 'schedules' })
+    return true
+  }
+
+  async schedules(queue: string): Promise<StoredSchedule[]> {
+    return [...(this.#engine.queues.get(queue)?.schedules.values() ?? [])].map(s =>
+      structuredClone(s),
+    )
+  }
+
+  async fireSchedule(
+    queue: string,
+    id: string,
+    due: number,
+    next: number | null,
+    task: NewTask | null,
+  ): Promise<boolean> {
+    const s = this.#engine.queues.get(queue)?.schedules.get(id)
+    if (!s || s.next !== due) return false
+    s.next = next
+    if (task === null) return true
+    s.last = due
+    s.runs++
+    this.#engine.enqueue(queue, task, Date.now())
+    return true
+  }
+
+  async readEvents(queue: string, after: string, options: ReadOptions): Promise<EventBatch> {
+    return this.#engine.q(queue).events.read(after, options)
+  }
+
+  async metrics(
+    queue: string,
+    minutes: number,
+  ): Promise<{ minutes: MinuteCounts[]; totals: MinuteCounts }> {
+    const q = this.#engine.queues.get(queue)
+    if (!q) return { minutes: [], totals: zeroCounts(0) }
+    const now = Date.now()
+    const from = now - (now % 60_000) - (minutes - 1) * 60_000
     return {
-      waiting: q.wait.size,
-      delayed: q.delayed.size,
-      pending: q.pending.size,
-      processing: q.processing.size,
-      oldestWaitingMs: oldest === undefined ? null : now - oldest,
-      workers: [...q.workers.values()].map(w => w.info),
+      minutes: [...q.metrics.values()]
+        .filter(m => m.minute >= from)
+        .sort((a, b) => a.minute - b.minute)
+        .map(m => structuredClone(m)),
+      totals: structuredClone(q.totals ?? zeroCounts(0)),
     }
   }
 
   #expireOutcomes(): void {
     const now = Date.now()
-    for (const [name, q] of this.#queues) {
+    for (const [name, q] of this.#engine.queues) {
       for (const [id, r] of q.records)
         if (r.state === 'done' && (r.expiresAt ?? 0) <= now) q.records.delete(id)
-      if (q.records.size === 0 && q.wakers.size === 0 && q.workers.size === 0)
-        this.#queues.delete(name)
+      if (q.empty && q.events.idle && q.metrics.size === 0) this.#engine.queues.delete(name)
     }
   }
 
@@ -391,6 +347,9 @@ export class MemoryBackend implements Backend {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#cleanup)
-    for (const q of this.#queues.values()) q.wake()
+    for (const q of this.#engine.queues.values()) {
+      q.wake()
+      q.events.close()
+    }
   }
 }

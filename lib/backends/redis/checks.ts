@@ -2,7 +2,7 @@
  * Start-up checks of the Redis server a worker uses: conditions under which worq cannot keep its
  * promises, reported as warnings (the library never prints; a pool emits `pool:warning`).
  */
-import type { Redis } from 'ioredis'
+import type { Connection as Redis } from './connections.js'
 import { UnsupportedServer } from '../../errors.js'
 
 /** The oldest Redis the scripts run on: `RPOP key count` and `ZRANGE … BYSCORE` came in 6.2. */

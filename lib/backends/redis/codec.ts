@@ -4,7 +4,13 @@
  * is documented at the top of scripts/common.lua.
  */
 import { nanoid } from 'nanoid'
-import type { NewTask, ReservedTask, StoredBackoff } from '../backend.js'
+import {
+  timeBucket,
+  type Finish,
+  type NewTask,
+  type ReservedTask,
+  type StoredBackoff,
+} from '../backend.js'
 import type { EnqueueEntry } from './scripts.js'
 
 /** The record header, as JSON (short field names: it is stored once per live task). */
@@ -21,6 +27,16 @@ interface Header {
   u: number
   e: number
   g: string
+  /** Priority (absent: 0). */
+  p?: number
+  /** Metadata, as JSON text. */
+  m?: string
+  /** Cache key ('' = computed by the scripts when the task is ready), its ttl (0 = the queue's) and template. */
+  k?: string
+  kt?: number
+  kp?: string
+  /** Trace context. */
+  tr?: string
   /** Written by the scripts only: the tag of the token whose finish put the task back for another attempt. */
   f?: string
   /** Any other NewTask field (e.g. `timeout`), carried through as is. */
@@ -43,57 +59,103 @@ let genSeq = 0
 export function encodeTask(task: NewTask, client: string, now: number): EnqueueEntry {
   const gen = GEN_PREFIX + (++genSeq).toString(36)
   const b = task.backoff
+  const name = JSON.stringify(task.name)
   let header =
-    `{"n":${JSON.stringify(task.name)},"r":${ms(task.resultTimeout)},"h":${ms(task.heartrate)},` +
+    `{"n":${name},"r":${ms(task.resultTimeout)},"h":${ms(task.heartrate)},` +
     `"a":${task.attempts},"b":[${JSON.stringify(b.type)},${ms(b.delay)},${b.jitter},${ms(b.maxDelay)}],` +
     `"u":${task.runAt},"e":${now},"g":"${gen}"`
-  const meta = task.ignoreResult
-    ? `${ms(task.heartrate)}|0||${gen}`
-    : `${ms(task.heartrate)}|${ms(task.resultTimeout)}|${client}|${gen}`
   if (task.ignoreResult) header += ',"i":1'
   else header += `,"c":${JSON.stringify(client)}`
+  let flags = ''
   const pending = task.deps.length > 0
-  if (pending) header += `,"d":${JSON.stringify(task.deps.map(d => [d.queue, d.id]))}`
+  if (pending) {
+    header += `,"d":${JSON.stringify(task.deps.map(d => [d.queue, d.id]))}`
+    flags += 's'
+  }
   if (task.onError === 'pass') header += ',"o":"p"'
   if (task.timeout) header += `,"x":{"timeout":${ms(task.timeout)}}`
+  if (task.cache) {
+    header += `,"k":${JSON.stringify(task.cache.key)},"kt":${ms(task.cache.ttl)}`
+    if (task.cache.template) header += `,"kp":${JSON.stringify(task.cache.template)}`
+    flags += 'k'
+  }
+  if (task.metadata) {
+    header += `,"m":${JSON.stringify(task.metadata)}`
+    flags += 'm'
+  }
+  if (task.priority) {
+    header += `,"p":${task.priority}`
+    flags += 'q'
+  }
+  if (task.trace) header += `,"tr":${JSON.stringify(task.trace)}`
+  const keep = task.ignoreResult ? 0 : ms(task.resultTimeout)
   return {
     id: task.id,
     runAt: task.runAt,
     body: `${pending ? 'P' : 'E'}0:${header}}\n${task.payload}`,
-    meta,
+    meta:
+      `${flags}|${ms(task.heartrate)}|${keep}|${task.ignoreResult ? '' : client}|${gen}\n` +
+      `${task.name}|${now}|${task.attempts}|${task.priority}`,
   }
+}
+
+/** A task as its record's header and payload describe it. */
+export function decodeRecord(id: string, record: string): NewTask {
+  return decodeWithDue(id, record)[0]
+}
+
+/** The task of a record, and when it became due (the later of its enqueue and its runAt). */
+function decodeWithDue(id: string, record: string): [NewTask, number] {
+  const colon = record.indexOf(':')
+  const nl = record.indexOf('\n', colon)
+  const h = JSON.parse(record.slice(colon + 1, nl)) as Header
+  const task: NewTask = {
+    ...(h.x as Partial<NewTask>),
+    id,
+    name: h.n,
+    payload: record.slice(nl + 1),
+    deps: (h.d ?? []).map(([queue, ref]) => ({ queue, id: ref })),
+    onError: h.o === 'p' ? 'pass' : 'fail',
+    ignoreResult: h.i === 1,
+    resultTimeout: h.r,
+    heartrate: h.h,
+    attempts: h.a,
+    backoff: { type: h.b[0], delay: h.b[1], jitter: h.b[2], maxDelay: h.b[3] },
+    runAt: h.u,
+    timeout: (h.x?.timeout as number | undefined) ?? 0,
+    priority: h.p ?? 0,
+    metadata: h.m ?? '',
+    cache: h.k === undefined ? undefined : { key: h.k, ttl: h.kt ?? 0, template: h.kp ?? '' },
+    trace: h.tr ?? '',
+  }
+  return [task, Math.max(h.e ?? 0, h.u ?? 0)]
+}
+
+/** The header's enqueue time, attempts made, and `e` of a live record. */
+export function recordMade(record: string): number {
+  return Number(record.slice(1, record.indexOf(':')))
+}
+
+/** The header's enqueue time (ms) of a live record. */
+export function recordEnqueued(record: string): number {
+  return Number(/"e":(\d+)/.exec(record)?.[1] ?? 0)
 }
 
 /** The tasks exchange.lua reserved: 5 entries each (id, token, attempt, record, slots). */
 export function decodeReserved(flat: readonly unknown[]): ReservedTask[] {
   const tasks: ReservedTask[] = []
   for (let i = 0; i < flat.length; i += 5) {
-    const id = flat[i] as string
-    const record = flat[i + 3] as string
-    const colon = record.indexOf(':')
-    const nl = record.indexOf('\n', colon)
-    const h = JSON.parse(record.slice(colon + 1, nl)) as Header
-    const deps = (h.d ?? []).map(([queue, ref]) => ({ queue, id: ref }))
+    const [task, dueAt] = decodeWithDue(flat[i] as string, flat[i + 3] as string)
     const kv = flat[i + 4] as string[]
-    const slots: string[] = deps.map(() => '')
+    const slots: string[] = task.deps.map(() => '')
     for (let k = 0; k < kv.length; k += 2) if (kv[k] !== 'm') slots[Number(kv[k])] = kv[k + 1]!
     tasks.push({
-      ...(h.x as Partial<NewTask>),
-      id,
-      name: h.n,
-      payload: record.slice(nl + 1),
-      deps,
-      onError: h.o === 'p' ? 'pass' : 'fail',
-      ignoreResult: h.i === 1,
-      resultTimeout: h.r,
-      heartrate: h.h,
-      attempts: h.a,
-      backoff: { type: h.b[0], delay: h.b[1], jitter: h.b[2], maxDelay: h.b[3] },
-      runAt: h.u,
+      ...task,
       token: flat[i + 1] as string,
       attempt: Number(flat[i + 2]),
       slots,
-    } as ReservedTask)
+      dueAt,
+    })
   }
   return tasks
 }
@@ -104,4 +166,25 @@ export function decodeOutcomes(message: string): string[] {
   if (!Array.isArray(flat) || !flat.every(x => typeof x === 'string'))
     throw new TypeError('an outcome message is an array of strings')
   return flat as string[]
+}
+
+/**
+ * The wait- and run-time histogram counts of the runs `done` reports (`w<bucket>=<n>`, `ws=<sum>`,
+ * `t…`, `ts`, comma-separated), which exchange.lua adds to the queue's metrics in one step.
+ */
+export function histogramFields(done: readonly Finish[]): string {
+  const counts = new Map<string, number>()
+  const add = (field: string, n: number) => counts.set(field, (counts.get(field) ?? 0) + n)
+  for (const f of done) {
+    if (f.release) continue
+    if (f.waitMs !== undefined) {
+      add(`w${timeBucket(f.waitMs)}`, 1)
+      add('ws', Math.round(f.waitMs))
+    }
+    if (f.runMs !== undefined) {
+      add(`t${timeBucket(f.runMs)}`, 1)
+      add('ts', Math.round(f.runMs))
+    }
+  }
+  return [...counts].map(([k, v]) => `${k}=${v}`).join(',')
 }

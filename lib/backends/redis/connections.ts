@@ -1,12 +1,27 @@
 /**
  * The connections of one RedisBackend: a command connection (scripts), a subscriber connection
  * (outcome delivery, made on first `listen`), and one blocking connection per queue a worker waits
- * on (made on first wait). Their number does not grow with the number of tasks or Deferreds.
+ * on (made on first wait). Their number does not grow with the number of tasks or Deferreds. On a
+ * Redis Cluster each is an ioredis `Cluster`, which opens a socket to a node when a command first
+ * goes there and follows MOVED and ASK; behind Sentinel each asks the sentinels for the master.
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { Topology } from './topology.js'
+
+/** A connection: to one server (or the master Sentinel names), or to a Redis Cluster. */
+export type Connection = Redis | Cluster
+
+/**
+ * A master demoted to a replica (a Sentinel failover, a cluster failover the client missed)
+ * refuses writes with READONLY: reconnect (to the master the sentinels or the slots now name) and
+ * send the command again. A script refused with READONLY did not run.
+ */
+function reconnectOnReadonly(err: Error): 2 | false {
+  return /^READONLY/.test(err.message) ? 2 : false
+}
 
 /** What a connection is for; it shows as `worq:<role>` in CLIENT LIST. */
-export type Role = 'cmd' | 'sub' | 'block'
+export type Role = 'cmd' | 'sub' | 'block' | 'events'
 
 /** How often an idle-or-busy connection proves it is alive, and how long a PING may take. */
 export interface Liveness {
@@ -21,7 +36,7 @@ export interface Liveness {
  * the peer went silent without closing) drops the socket, and ioredis reconnects. Without it a
  * command sent on such a socket would wait for the operating system to give up, minutes later.
  */
-function watch(redis: Redis, { pingMs, marginMs }: Liveness): void {
+function watch(redis: Connection, { pingMs, marginMs }: Liveness): void {
   let inFlight = false
   const timer = setInterval(() => {
     if (inFlight || redis.status !== 'ready') return
@@ -39,8 +54,9 @@ function watch(redis: Redis, { pingMs, marginMs }: Liveness): void {
   redis.once('end', () => clearInterval(timer))
 }
 
-/** Opens a connection for `role` from the base options. */
-export function connect(base: RedisOptions, role: Role, liveness?: Liveness): Redis {
+/** Opens a connection for `role` to the servers `topology` names. */
+export function connect(topology: Topology, role: Role, liveness?: Liveness): Connection {
+  const base = topology.kind === 'cluster' ? topology.options.redisOptions : topology.options
   const options: RedisOptions = {
     ...base,
     connectionName: `worq:${role}`,
@@ -51,7 +67,39 @@ export function connect(base: RedisOptions, role: Role, liveness?: Liveness): Re
     // Wait for the server however long it is away instead of failing the wait or subscription.
     options.maxRetriesPerRequest = null
   }
-  const redis = new Redis(options)
+  if (role === 'sub') {
+    // No INFO ready check on the subscriber: when its socket is dropped and reopened (the
+    // watchdog, under load) while a SUBSCRIBE is under way, ioredis sent the check in subscriber
+    // mode, and its refusal crashed the process with an unhandled rejection. A subscriber needs
+    // no check that the server finished loading: it stores nothing.
+    options.enableReadyCheck = false
+  }
+  if (options.sentinels) {
+    options.reconnectOnError ??= reconnectOnReadonly
+    options.failoverDetector ??= true
+  }
+  let redis: Connection
+  if (topology.kind === 'cluster') {
+    const { redisOptions: _, ...cluster } = topology.options
+    options.reconnectOnError ??= reconnectOnReadonly
+    redis = new Cluster(topology.nodes, {
+      // Patience through a failover (a master is declared dead after the cluster's node timeout,
+      // then a replica is elected) and a resharding of a queue's slot (TRYAGAIN, see Scripts):
+      // about 13 s of retries before a call fails.
+      maxRedirections: 64,
+      retryDelayOnFailover: 200,
+      retryDelayOnClusterDown: 200,
+      retryDelayOnTryAgain: 100,
+      ...cluster,
+      // Every operation writes: the masters serve them all.
+      scaleReads: 'master',
+      enableAutoPipelining: false,
+      lazyConnect: false,
+      redisOptions: options,
+    })
+  } else {
+    redis = new Redis(options)
+  }
   // ioredis prints unhandled 'error' events; reconnects are handled, and failed commands reject.
   redis.on('error', () => undefined)
   if (liveness && role !== 'block') watch(redis, liveness)
@@ -59,7 +107,7 @@ export function connect(base: RedisOptions, role: Role, liveness?: Liveness): Re
 }
 
 /** Closes a connection: QUIT when idle and connected, else drops the socket. */
-export async function disconnect(redis: Redis, graceful: boolean): Promise<void> {
+export async function disconnect(redis: Connection, graceful: boolean): Promise<void> {
   if (graceful && redis.status === 'ready') {
     await redis.quit().catch(() => redis.disconnect())
     return

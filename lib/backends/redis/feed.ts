@@ -1,50 +1,136 @@
 /**
- * Outcome delivery: one subscriber connection per backend instance, subscribed to this instance's
- * channel. The finish scripts publish every outcome of a task enqueued here (batched per call).
- * After a reconnect the subscription is renewed, then `onGap` tells the caller to re-check.
+ * The subscriber side of a Redis backend: one subscriber connection per backend instance. It
+ * carries outcome and progress delivery (the instance's own channel, which the scripts publish
+ * every outcome of a task enqueued here to, batched per call) and the control channels of queues
+ * whose workers run here (cancels, pause and resume, schedule changes). After a reconnect every
+ * subscription is renewed, then `onGap` tells outcome listeners to re-check.
  */
-import type { Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
+import type { Connection as Redis } from './connections.js'
 import type { OutcomeListener } from '../backend.js'
 import { decodeOutcomes } from './codec.js'
 
-/** The subscriber side of outcome delivery. */
+/** The subscriber side of outcome delivery and control messages. */
 export class OutcomeFeed {
   readonly #open: () => Redis
   readonly #channel: string
   readonly #listeners: OutcomeListener[] = []
   readonly #gaps: Array<() => void> = []
+  /** Control channels and their listeners. */
+  readonly #control = new Map<string, Set<(message: string) => void>>()
   #sub: Redis | undefined
   #subscribed: Promise<void> | undefined
+  /** Publishes on the command connection (the probes that tell a cluster subscription works). */
+  readonly #publish: (channel: string, message: string) => Promise<unknown>
+  /** The probe in flight: its message, and what to do when it comes back. */
+  #probe: { message: string; back: () => void } | undefined
 
-  constructor(open: () => Redis, channel: string) {
+  constructor(
+    open: () => Redis,
+    channel: string,
+    publish: (channel: string, message: string) => Promise<unknown>,
+  ) {
     this.#open = open
     this.#channel = channel
+    this.#publish = publish
   }
 
   /** Adds a listener; resolves once the SUBSCRIBE is confirmed. */
   listen(listener: OutcomeListener, onGap: () => void): Promise<void> {
     this.#listeners.push(listener)
     this.#gaps.push(onGap)
-    this.#subscribed ??= this.#subscribe()
-    return this.#subscribed
+    return this.#connection().then(sub => sub.subscribe(this.#channel).then(() => undefined))
   }
 
-  async #subscribe(): Promise<void> {
+  /**
+   * Subscribes `listener` to a control channel; resolves, once subscribed, with a function that
+   * unsubscribes.
+   */
+  async control(channel: string, listener: (message: string) => void): Promise<() => void> {
+    const sub = await this.#connection()
+    let set = this.#control.get(channel)
+    if (!set) {
+      this.#control.set(channel, (set = new Set()))
+      await sub.subscribe(channel)
+    }
+    set.add(listener)
+    return () => {
+      set.delete(listener)
+      if (set.size === 0 && this.#control.get(channel) === set) {
+        this.#control.delete(channel)
+        void sub.unsubscribe(channel).catch(() => undefined)
+      }
+    }
+  }
+
+  #connection(): Promise<Redis> {
+    this.#subscribed ??= this.#connect()
+    return this.#subscribed.then(() => this.#sub!)
+  }
+
+  async #connect(): Promise<void> {
     const sub = (this.#sub = this.#open())
+    if (sub instanceof Cluster) this.#watchCluster(sub)
     let connected = false
-    sub.on('message', (_channel: string, message: string) => this.#deliver(message))
+    sub.on('message', (channel: string, message: string) => {
+      if (channel === this.#channel) {
+        if (message === this.#probe?.message) return this.#probe.back()
+        return this.#deliver(message)
+      }
+      const set = this.#control.get(channel)
+      if (set) for (const l of [...set]) l(message)
+    })
     sub.on('ready', () => {
       if (!connected) {
         connected = true
         return
       }
-      // Outcomes published while we were away are lost: renew, then let the caller re-check.
+      // Messages published while we were away are lost: renew, then let the callers re-check (an
+      // empty control message says so).
+      const channels = [...this.#control.keys()]
+      if (this.#listeners.length > 0) channels.push(this.#channel)
+      if (channels.length === 0) return
       void sub
-        .subscribe(this.#channel)
-        .then(() => this.gap())
+        .subscribe(...channels)
+        .then(() => {
+          this.gap()
+          for (const set of [...this.#control.values()]) for (const l of [...set]) l('')
+        })
         .catch(() => undefined)
     })
-    await sub.subscribe(this.#channel)
+  }
+
+  /**
+   * On a cluster, ioredis moves the subscription to another node by itself when the node it was
+   * on fails, and says nothing: messages published meanwhile are lost. After a node error, probe
+   * messages go out on the instance's own channel until one comes back (the subscription works
+   * again); then waiters re-check.
+   */
+  #watchCluster(sub: Cluster): void {
+    let pending = false
+    const probe = async () => {
+      if (pending) return
+      pending = true
+      try {
+        for (let round = 0; round < 60 && this.#listeners.length > 0; round++) {
+          const message = `probe:${Math.random()}`
+          const back = new Promise<boolean>(resolve => {
+            this.#probe = { message, back: () => resolve(true) }
+            setTimeout(() => resolve(false), 1000).unref()
+          })
+          await this.#publish(this.#channel, message).catch(() => undefined)
+          if (await back) {
+            this.gap()
+            return
+          }
+        }
+      } finally {
+        this.#probe = undefined
+        pending = false
+      }
+    }
+    sub.on('node error', () => void probe())
+    sub.on('-node', () => void probe())
   }
 
   #deliver(message: string): void {

@@ -1,8 +1,9 @@
 /**
  * Every Redis key worq uses, built in one place. Each queue's keys carry the hash tag `{<queue>}`,
- * so that one queue lives in one Cluster slot. The Lua scripts build the same names for other
- * queues (a Deferred argument may live on another queue) with `key()` in scripts/common.lua, which
- * mirrors {@link queueKey}; docs/redis.md lists every key, its type and its lifetime.
+ * so that one queue lives in one Cluster slot. The Lua scripts build the same names with `key()` in
+ * scripts/common.lua, which mirrors {@link queueKey} (on one server also for another queue's keys:
+ * a Deferred argument may live there; on a cluster that is a hand-over, docs/cluster.md);
+ * docs/redis.md lists every key, its type and its lifetime.
  */
 
 /** The namespace every key and channel starts with. */

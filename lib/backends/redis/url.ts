@@ -1,5 +1,6 @@
 /**
- * Parses `redis://[user:pass@]host[:port][/db]` and `rediss://…` (TLS) into ioredis options. What a
+ * Parses `redis://[user:pass@]host[:port][/db]` and `rediss://…` (TLS) into ioredis options (the
+ * cluster and sentinel URLs are read in topology.ts). What a
  * URL cannot say (TLS certificates, sentinels, timeouts) comes from the `redis` option: an options
  * object merged over the URL's, or an ioredis instance whose options our connections copy.
  */
@@ -48,35 +49,4 @@ export function parseRedisUrl(raw: string): RedisOptions {
   if (url.password) options.password = decodeURIComponent(url.password)
   if (url.protocol === 'rediss:') options.tls = {}
   return options
-}
-
-/** An ioredis instance, as far as we need one: its options. */
-interface HasOptions {
-  options: RedisOptions
-  duplicate: unknown
-}
-
-function isClient(o: object): o is HasOptions {
-  return typeof (o as HasOptions).duplicate === 'function' && 'options' in o
-}
-
-/**
- * The options our connections start from: the URL's, with the `redis` option merged over them (an
- * ioredis instance's own options replace the URL's). Options worq manages itself are dropped:
- * `keyPrefix` (the scripts build keys themselves) and `enableAutoPipelining`.
- */
-export function connectionBase(raw: string, redis?: object): RedisOptions {
-  const fromUrl = parseRedisUrl(raw)
-  if (redis !== undefined && (typeof redis !== 'object' || redis === null))
-    throw new TypeError('Expected `redis` to be an ioredis options object or an ioredis instance')
-  const merged: RedisOptions =
-    redis === undefined
-      ? fromUrl
-      : isClient(redis)
-        ? { ...redis.options }
-        : { ...fromUrl, ...(redis as RedisOptions) }
-  delete merged.keyPrefix
-  delete merged.enableAutoPipelining
-  delete merged.lazyConnect
-  return merged
 }

@@ -7,7 +7,7 @@
  * scripts/ready.lua) goes to one waiter, or is kept for the next wait when nobody waits; a wake
  * marker popped with nobody left waiting is pushed back.
  */
-import type { Redis } from 'ioredis'
+import type { Connection as Redis } from './connections.js'
 
 /** Timing of the blocking loop. */
 export interface WakerTiming {

@@ -91,6 +91,11 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     return this.#names
   }
 
+  /** The task names the children expose, for the worker's registration. */
+  exposedNames(): readonly string[] {
+    return this.#names
+  }
+
   /** Pids of the live children. */
   get pids(): number[] {
     return [...this.#children].filter(c => c.state !== 'dead').map(c => c.pid)
@@ -127,7 +132,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     }
   }
 
-  /** Runs one task in a child. Never rejects. */
+  /** Runs one task in a child. Never rejects. @internal the pool calls it */
   run(task: ReservedTask, queue: string, env: RunEnv): Promise<Finish> {
     return new Promise<Finish>(resolve => {
       const signal = env.controller.signal
@@ -137,6 +142,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
         env,
         settle: finish => {
           clearTimeout(run.timer)
+          clearTimeout(run.abortTimer)
           signal.removeEventListener('abort', onAbort)
           run.child?.runs.delete(task.id)
           resolve(finish)
@@ -267,8 +273,28 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
 
   #abort(run: Run, reason: unknown): void {
     const remote = remoteError(reason)
-    if (run.child) {
-      run.child.send({ t: 'abort', id: run.task.id, reason: remote })
+    const child = run.child
+    if (child) {
+      child.send({ t: 'abort', id: run.task.id, reason: remote })
+      // A run that ignores its signal (a cancel, a lost lease) past the grace is killed with its
+      // child; the other runs of that child fail with WorkerCrashed (retried while attempts remain).
+      run.abortTimer = setTimeout(() => {
+        if (!child.runs.has(run.task.id)) return
+        run.settle(fail(run.task, run.queue, remote))
+        for (const other of [...child.runs.values()])
+          other.settle(
+            fail(
+              other.task,
+              other.queue,
+              killedForError(
+                child,
+                run.task.name,
+                `did not stop within ${this.#grace} ms of its ${remote.name}`,
+              ),
+            ),
+          )
+        child.kill('timeout')
+      }, this.#grace)
       return
     }
     this.#waiting = this.#waiting.filter(r => r !== run)
@@ -276,8 +302,13 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
   }
 
   #onMessage(child: Child, msg: ChildMessage): void {
-    if (msg.t === 'progress') child.runs.get(msg.id)?.env.progress(msg.value)
-    else if (msg.t === 'finish') {
+    if (msg.t === 'progress') {
+      try {
+        child.runs.get(msg.id)?.env.progress(msg.value)
+      } catch {
+        // A value that cannot be stored: the pool's event still went out.
+      }
+    } else if (msg.t === 'finish') {
       child.runs.get(msg.id)?.settle(msg.finish)
       if (child.state === 'retiring' && child.runs.size === 0)
         void child.end('recycled', this.#grace)

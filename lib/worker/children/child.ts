@@ -24,6 +24,8 @@ export interface Run {
   child?: Child
   /** Fires at timeout + grace: the child did not answer. */
   timer?: NodeJS.Timeout
+  /** Fires `killGrace` ms after the run's signal aborted (a cancel, a lost lease) if it has not ended. */
+  abortTimer?: NodeJS.Timeout
 }
 
 /** Where a child is in its life. */

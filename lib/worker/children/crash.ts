@@ -25,11 +25,15 @@ export function crashedError(
 }
 
 /** The failure of tasks that shared a child with a task that overran its timeout. */
-export function killedForError(child: Child, taskName: string): RemoteError {
+export function killedForError(
+  child: Child,
+  taskName: string,
+  why = 'did not stop after its timeout',
+): RemoteError {
   return {
     name: 'WorkerCrashed',
     code: 'ERR_WORQ_WORKER_CRASHED',
-    message: `the child process (pid ${child.pid}) was killed because ${taskName}, running in it too, did not stop after its timeout`,
+    message: `the child process (pid ${child.pid}) was killed because ${taskName}, running in it too, ${why}`,
   }
 }
 

@@ -9,7 +9,7 @@ export type ChildExitReason =
   | 'recycled'
   /** It died by itself: exit, uncaught exception, unhandled rejection, a signal, out of memory. */
   | 'crashed'
-  /** It was killed: a task overran its timeout by more than `killGrace`. */
+  /** It was killed: a task overran its timeout, or ignored a cancel, by more than `killGrace`. */
   | 'timeout'
   /** The executor closed (the pool stopped). */
   | 'stopped'
@@ -19,17 +19,35 @@ export type ChildExitReason =
 /** Every event a ChildProcessExecutor emits, with its payload. */
 export interface ChildExecutorEvents {
   /** A child process was forked. */
-  'child:spawn': [{ pid: number }]
+  'child:spawn': [
+    {
+      /** The child's process id. */
+      pid: number
+    },
+  ]
   /** A child loaded the tasks module and exposes these task names. */
-  'child:ready': [{ pid: number; names: string[] }]
+  'child:ready': [
+    {
+      /** The child's process id. */
+      pid: number
+      /** The dotted names of the tasks it runs. */
+      names: string[]
+    },
+  ]
   /** A child exited; `tasks` is how many tasks it was given; `error` what it reported, if anything. */
   'child:exit': [
     {
+      /** The child's process id. */
       pid: number
+      /** Its exit code, or null when a signal ended it. */
       code: number | null
+      /** The signal that ended it, or null. */
       signal: NodeJS.Signals | null
+      /** Why it exited. */
       reason: ChildExitReason
+      /** How many tasks it was given. */
       tasks: number
+      /** What it reported before it exited (an uncaught error, a failed load), if anything. */
       error?: RemoteError
     },
   ]

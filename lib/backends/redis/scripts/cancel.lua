@@ -1,13 +1,19 @@
---[[ cancel.lua: cancels one pending, enqueued or delayed task (not a processing one).
-  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+--[[ cancel.lua: cancels one task that has not ended: pending, enqueued (delayed, held by a limit)
+  or processing (its worker is told on the queue's control channel; its finish will be refused
+  without a report).
+  KEYS[1]  a key of the queue (its slot)
   ARGV[1]  key namespace ('worq')
   ARGV[2]  queue
   ARGV[3]  task id
-  Returns: 1 cancelled (outcome 'k' + JSON {taskName, queue, taskId}, cascading to dependents),
-           0 not cancellable (unknown, processing or finished).
+  Returns: { done, owed }
+    done  1 cancelled (outcome 'k' + JSON {taskName, queue, taskId}, cascading to dependents),
+          0 not cancellable (unknown or finished)
+    owed  hand-overs to dependents on other queues (common.lua), SPLIT calls only
 ]]
 local done = cancel_one(QUEUE, ARGV[3], false)
-if done and redis.call('LLEN', key(QUEUE, 'wait')) == 0 then redis.call('DEL', key(QUEUE, 'wake')) end
-flush_ready()
-flush_outbox()
-return done and 1 or 0
+if done and redis.call('LLEN', key(QUEUE, 'wait')) == 0 and
+  redis.call('EXISTS', key(QUEUE, 'prio')) == 0 then
+  redis.call('DEL', key(QUEUE, 'wake'))
+end
+flush_all()
+return { done and 1 or 0, owed or NONE }

@@ -1,29 +1,42 @@
---[[ common.lua: helpers shared by every operation (scripts.ts puts them first, then ready.lua,
-  then the operations). Each operation is the body of a function of (keys, args) that starts with
-  begin(args) (ready.lua): the state of one call below lives in upvalues, which a Redis function
-  library keeps between calls, so begin() resets all of it.
-  Every operation takes args[1] = the key namespace ('worq') and args[2] = its queue, and reads its
-  arguments as ARGV.
+--[[ common.lua: helpers shared by every operation. scripts.ts puts the helper files first, in the
+  order common, observe, lines, shaping, store, ready, then the operations. Each operation is the
+  body of a function of (keys, args) that starts with begin(args) (ready.lua): the state of one
+  call below lives in upvalues, which a Redis function library keeps between calls, so begin()
+  resets all of it. Every operation declares one key, KEYS[1], a key of its queue (so Redis
+  Cluster routes it to the queue's slot), takes args[1] = the key namespace ('worq') and
+  args[2] = its queue, and reads its arguments as ARGV.
 
-  A task record (key t:<id>, a string) is
+  A live task record (key t:<id>, a string) is
       <state><attempts made>:<header JSON>\n<payload>
-  state 'P' = pending (waits for Deferred arguments), 'E' = enqueued, delayed or processing (the
-  tokens hash tells processing apart). When the task ends the same key holds its outcome string
-  (first character c, f, x or k; JSON, so no newline), then '\n', the tag of the token whose finish
-  stored it ('' when no finish did: an expiry, a cancel, a failed argument), '\n' and the task's
-  generation, with a PX of resultTimeout, or is deleted (ignoreResult). The generation lets a
-  resent enqueue of the same call recognise a task that has already ended (held() in enqueue.lua),
-  the tag a resent exchange its own finish (finished_by()); readers strip both
-  (stored_outcome()).
+  state 'P' = pending (waits for Deferred arguments, or for an identical call: the cache's single
+  flight), 'E' = enqueued, delayed, held by a limit, or processing (the tokens hash tells
+  processing apart).
   Header fields: n name, c client id (results kept), r resultTimeout, i ignoreResult, h heartrate,
   a attempts allowed, b backoff {type, delay, jitter, maxDelay}, d deps {{queue, id}, ...},
-  o 'p' when onError is 'pass', u runAt, e enqueued at, g generation (unique per enqueue), f the
-  tag of the token whose finish put it back for another attempt (requeue()).
+  o 'p' when onError is 'pass', u runAt, e enqueued at (ms, the enqueuer's clock), g generation
+  (unique per enqueue), p priority (absent: 0), m metadata (JSON text), k cache key ('' = computed
+  when ready) and kt its ttl (0 = the queue's), tr trace context, x other options ({timeout}),
+  f the tag of the token whose finish put it back for another attempt (requeue()).
+
+  When the task ends the same key holds, with a PX of resultTimeout (or is deleted: ignoreResult):
+      <outcome>\n<tag>\n<generation>\n<details>[\nP<progress>][\nM<metadata>][\nH<header>\nA<payload>]
+  outcome: first character c, f, x or k, JSON after it (no newline); tag: of the token whose
+  finish stored it, or whose run a cancel ended ('' otherwise); details (end_task() in store.lua):
+  "<name>|<enqueued>|<attempts>|<priority>|<started>|<worker>|<attempt>|<held limit slots 0/1>|
+  <flags>|<finished>" (times in epoch ms; flags: C = from the cache; started and worker '' when
+  it never ran: the tokens value's head, then what the end adds);
+  the call (H, A) is kept for a task that did not complete (to retry it by hand). The generation
+  lets a resent enqueue recognise a task that has already ended (held() in admit.lua), the tag a
+  resent exchange its own finish (finished_by()); readers take the outcome alone with
+  stored_outcome().
   Dependents of a task (hash `dependents`, field = the task id) are lines
-  "<queue>\t<id>\t<slot>\t<generation>\n" (ids and queue names hold no control characters).
+  "<queue>\t<id>\t<slot>\t<generation>\n", slot 'c' for a follower of the cache's single flight
+  (ids and queue names hold no control characters).
 ]]
--- The current call's arguments, key namespace and queue.
-local ARGV, PREFIX, QUEUE
+-- The current call's arguments, key namespace and queue. SPLIT: the call keeps to its queue's slot
+-- (a Redis Cluster; the namespace argument ends with '!'): what it owes other queues is handed over
+-- in a second step (owe()).
+local ARGV, PREFIX, QUEUE, SPLIT
 
 -- Mirrors keys.ts queueKey(): worq:{<queue>}:<suffix>.
 local function key(queue, suffix)
@@ -35,17 +48,30 @@ local function record(queue, id)
   return PREFIX .. ':{' .. queue .. '}:t:' .. id
 end
 
-local now_ms
+local now_ms, now_us, now_s
 -- Server time in ms (one TIME per script call, taken lazily).
 local function now()
   if not now_ms then
     local t = redis.call('TIME')
-    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    now_ms = math.floor(now_us / 1000)
   end
   return now_ms
 end
 
--- A lease's length for a heartrate: leaseMs() of backend.ts (2 × heartrate + LEASE_GRACE_MS).
+-- Server time in ms as a string (made once per call: the times stored with every task).
+local function now_str()
+  if not now_s then now_s = string.format('%d', now()) end
+  return now_s
+end
+
+-- Server time in µs (the listing index's order).
+local function now_micros()
+  now()
+  return now_us
+end
+
+-- A lease's length for a heartrate: leaseMs() of rules.ts (2 × heartrate + LEASE_GRACE_MS).
 local function lease_ms(heartrate)
   return 2 * heartrate + 1000
 end
@@ -75,7 +101,7 @@ local function keep_ms(h)
   return h.r
 end
 
--- backoffDelay() of backend.ts.
+-- backoffDelay() of rules.ts.
 local function backoff_delay(b, attempt, r)
   local ms = b[2]
   if b[1] == 'exponential' then ms = b[2] * 2 ^ (attempt - 1) end
@@ -97,39 +123,29 @@ local function wake(queue)
   redis.call('LPUSH', key(queue, 'wake'), '1')
 end
 
--- Earliest due time of each queue's delayed set seen by this script call (false: empty).
-local earliest
-local function earliest_due(queue)
-  if earliest[queue] == nil then
-    local first = redis.call('ZRANGE', key(queue, 'delayed'), 0, 0, 'WITHSCORES')
-    earliest[queue] = first[2] and tonumber(first[2]) or false
-  end
-  return earliest[queue]
-end
-
--- Ids made ready per queue during this call, pushed by flush_ready() in one LPUSH per queue.
-local ready, ready_order
-
--- Puts an enqueued task in line: the delayed set until run_at, else the wait list.
-local function make_ready(queue, id, run_at)
-  if run_at and run_at > 0 and run_at > now() then
-    local first = earliest_due(queue)
-    redis.call('ZADD', key(queue, 'delayed'), run_at, id)
-    if not first or run_at < first then
-      earliest[queue] = run_at
-      -- A new earliest due time: let a blocked worker shorten its wait. The key is kept briefly.
-      wake(queue)
-      redis.call('PEXPIRE', key(queue, 'wake'), 10000)
+-- Queue settings (hash `conf`), read once per queue and call; absent fields take the defaults of
+-- DEFAULT_SETTINGS in rules.ts. `lim` is the limits JSON ({name: {c = concurrency, r = {max,
+-- per}}}), decoded only when the queue has any.
+local confs
+local function conf(queue)
+  local c = confs[queue]
+  if c then return c end
+  c = { paused = false, events = true, evmax = 10000, metrics = true, listing = true,
+    csize = 10000, cttl = 3600000 }
+  local flat = redis.call('HGETALL', key(queue, 'conf'))
+  for i = 1, #flat, 2 do
+    local f, v = flat[i], flat[i + 1]
+    if f == 'paused' or f == 'events' or f == 'metrics' or f == 'listing' then
+      c[f] = v == '1'
+    elseif f == 'lim' then
+      local ok, l = pcall(cjson.decode, v)
+      if ok and type(l) == 'table' and next(l) then c.limits = l end
+    else
+      c[f] = tonumber(v) or c[f]
     end
-    return
   end
-  local list = ready[queue]
-  if not list then
-    list = {}
-    ready[queue] = list
-    ready_order[#ready_order + 1] = queue
-  end
-  list[#list + 1] = id
+  confs[queue] = c
+  return c
 end
 
 -- The calling client's id when the script returns that client's outcomes in its reply instead of
@@ -163,9 +179,20 @@ local function flush_outbox()
   outbox = {}
 end
 
--- The outcome part of a stored outcome (its tag and generation stripped).
+-- Tells the queue's workers (Backend.control): 'c<id>' cancel, 'P' paused, 'R' resumed,
+-- 'S' schedules changed.
+local function tell(queue, message)
+  redis.call('PUBLISH', key(queue, 'ctl'), message)
+end
+
+-- The outcome part of a stored outcome (its tag, generation and details stripped).
 local function stored_outcome(v)
   return string.match(v, '^[^\n]*')
+end
+
+-- The generation stored with an ended task ('' when none).
+local function stored_gen(v)
+  return string.match(v, '^[^\n]*\n[^\n]*\n([^\n]*)') or ''
 end
 
 -- A generation fit to store after an outcome and in the tokens hash ('' when not).
@@ -174,13 +201,35 @@ local function clean_gen(g)
   return ''
 end
 
--- The fields of a tokens hash value, "<attempt>|<has slots 0/1>|<heartrate>|<keep ms>|<client>|
--- <generation>|<token>" (the middle four are an enqueue's meta, as it came), as strings: attempt,
--- keep, has slots, client, generation, token, heartrate (nothing for a value of another shape).
+-- A tokens hash value is "<token>|<flags>|<heartrate>|<keep ms>|<client>|<generation>\n<details
+-- head>", the details head being "<name>|<enqueued>|<attempts>|<priority>|<started>|
+-- <worker>|<attempt>|<holds limit slots 0/1>": the start of the details line its outcome will
+-- keep (end_task() in store.lua). Flags: s has argument slots, k has a cache key, m has metadata,
+-- q has a priority. HELD splits it: token, flags, heartrate, keep, client, generation, head.
+local HELD = '^([^|]*)|(%a*)|(%d+)|(%d+)|([^|]*)|([^|\n]*)\n(.*)$'
+local HEAD = '^([^|]*)|(%d+)|(%d+)|(%-?%d+)|(%d+)|([^|]*)|(%d+)|([01])$'
+
+-- All fields of a tokens hash value, as strings (save started, a number, and holds, a boolean);
+-- nil for a value of another shape.
 local function read_held(v)
-  local attempt, slots, heartrate, keep, client, gen, token =
-    string.match(v, '^(%d+)|(%d)|(%d+)|(%d+)|([^|]*)|([^|]*)|(.*)$')
-  return attempt, keep, slots, client, gen, token, heartrate
+  local token, flags, heartrate, keep, client, gen, head = string.match(v, HELD)
+  if not token then return nil end
+  local name, enq, attempts, prio, started, worker, attempt, holds = string.match(head, HEAD)
+  if not name then return nil end
+  return { token = token, flags = flags, heartrate = heartrate, keep = keep, client = client,
+    gen = gen, head = head, name = name, enq = enq, attempts = attempts, prio = prio,
+    started = tonumber(started), worker = worker, attempt = attempt,
+    holds = holds == '1' }
+end
+
+-- The token of a tokens hash value (the one field renew and cancel need).
+local function held_token(v)
+  return string.match(v, '^[^|]*')
+end
+
+-- True when flags (a tokens value's, or a meta's) has `f`.
+local function has(flags, f)
+  return string.find(flags, f, 1, true) ~= nil
 end
 
 -- The worker a token was given to: tokens are "<worker id>:<8 characters>[p[<k>]].<n>" (p: handed
@@ -195,8 +244,9 @@ local function token_tag(token)
   return string.match(token, '[^:]*$')
 end
 
--- True when the task's record holds an outcome that a finish with `token` stored: a finish this
--- very exchange made before (its reply was lost and ioredis sent the call again).
+-- True when the task's record holds an outcome that a finish with `token` stored (a finish this
+-- very exchange made before: its reply was lost and ioredis sent the call again), or that a
+-- cancel stored while that token's run was going (the run's late finish changes nothing).
 local function finished_by(queue, id, token)
   local v = redis.call('GET', record(queue, id))
   if not v or is_live(v) then return false end
@@ -211,94 +261,6 @@ local function requeued_by(queue, id, token)
   if not v or string.sub(v, 1, 1) ~= 'E' then return false end
   local ok, _, h = pcall(parse_made, v)
   return ok and type(h) == 'table' and h.f ~= nil and h.f == token_tag(token)
-end
-
--- Stores a task's outcome with the tag of the finishing token (`tag`, nil for none) and its
--- generation for `keep` ms and delivers it to `client`, or drops the record when nothing is kept.
-local function store(queue, id, outcome, keep, client, gen, tag)
-  if keep > 0 then
-    redis.call('SET', record(queue, id), outcome .. '\n' .. (tag or '') .. '\n' .. gen, 'PX', keep)
-    if client and client ~= '' then deliver(client, queue, id, outcome) end
-  else
-    redis.call('DEL', record(queue, id))
-  end
-end
-
--- Ends tasks for good. Stores (or drops) the outcome (with the task's generation `gen`, and the tag
--- of the finishing token `tag` when a finish ends it), delivers it, and fills or fails the
--- dependents, down the whole graph. `dependents` is the task's dependents text when the caller
--- already read it (false: none), nil to read (and delete) it here.
--- Depth first, in the order the dependents were registered, as memory:// does: a dependent that
--- fails with the task ends, with everything under it, before the task's next dependent is filled,
--- so tasks a cascade makes ready join the line in the same order on both backends, and a dependent
--- that waits on the task in two slots ends once. Iterative (a stack of the tasks whose dependents
--- are being gone through), so a deep graph does not deepen Lua's call stack.
-local function settle(queue, id, outcome, keep, client, has_slots, dependents, gen, tag)
-  if dependents == false and not has_slots then
-    -- The common case: no dependents, no argument slots, no work list.
-    store(queue, id, outcome, keep, client, gen, tag)
-    return
-  end
-  local stack = {}
-  local function ends(q, tid, out, kept, cl, slots, deps, g, t)
-    store(q, tid, out, kept, cl, g, t)
-    if slots then redis.call('DEL', key(q, 's:' .. tid)) end
-    if deps == nil then
-      deps = redis.call('HGET', key(q, 'dependents'), tid)
-      if deps then redis.call('HDEL', key(q, 'dependents'), tid) end
-    end
-    if deps then
-      stack[#stack + 1] = { out = out, failing = string.sub(out, 1, 1) ~= 'c',
-        lines = string.gmatch(deps, '([^\t]*)\t([^\t]*)\t(%d+)\t([^\n]*)\n') }
-    end
-  end
-  ends(queue, id, outcome, keep, client, has_slots, dependents, gen, tag)
-  while #stack > 0 do
-    local top = stack[#stack]
-    local dq, did, slot, dgen = top.lines()
-    if not dq then
-      stack[#stack] = nil
-    else
-      local dkey = record(dq, did)
-      local rec = redis.call('GET', dkey)
-      if rec and string.sub(rec, 1, 1) == 'P' then
-        local _, _, h = parse(rec)
-        if h.g == dgen then
-          if top.failing and h.o ~= 'p' then
-            redis.call('SREM', key(dq, 'pending'), did)
-            ends(dq, did, top.out, keep_ms(h), h.c, true, nil, clean_gen(h.g))
-          else
-            local skey = key(dq, 's:' .. did)
-            redis.call('HSET', skey, slot, top.out)
-            if redis.call('HINCRBY', skey, 'm', -1) == 0 then
-              redis.call('SREM', key(dq, 'pending'), did)
-              redis.call('SETRANGE', dkey, 0, 'E')
-              make_ready(dq, did, h.u)
-            end
-          end
-        end
-      end
-    end
-  end
-end
-
--- Cancels a pending or enqueued task that is not processing. With `unlinked`, the caller already
--- took it out of its lines. Returns true when it was cancelled.
-local function cancel_one(queue, id, unlinked)
-  local rec = redis.call('GET', record(queue, id))
-  if not rec or not is_live(rec) then return false end
-  local state, _, h = parse(rec)
-  if state == 'P' then
-    if not unlinked then redis.call('SREM', key(queue, 'pending'), id) end
-  else
-    if redis.call('HEXISTS', key(queue, 'tokens'), id) == 1 then return false end
-    if not unlinked and redis.call('ZREM', key(queue, 'delayed'), id) == 0 then
-      redis.call('LREM', key(queue, 'wait'), 1, id)
-    end
-  end
-  settle(queue, id, cancelled_outcome(h.n, queue, id), keep_ms(h), h.c, h.d ~= nil, nil,
-    clean_gen(h.g))
-  return true
 end
 
 -- True when a decoded header has the fields the scripts compute with, of the right types.
@@ -322,38 +284,42 @@ local function valid_header(h)
   return type(h) == 'table' and type(h.n) == 'string' and whole(h.h, 1) and whole(h.r, 1) and
     whole(h.a, 1) and type(h.b) == 'table' and whole(h.b[2], 0) and type(h.b[3]) == 'number' and
     h.b[3] >= 0 and h.b[3] <= 1 and whole(h.b[4], 0) and valid_deps(h.d) and
-    (h.x == nil or (type(h.x) == 'table' and (h.x.timeout == nil or whole(h.x.timeout, 0))))
+    (h.x == nil or (type(h.x) == 'table' and (h.x.timeout == nil or whole(h.x.timeout, 0)))) and
+    (h.p == nil or (type(h.p) == 'number' and h.p == math.floor(h.p) and h.p >= -1000000 and
+      h.p <= 1000000))
 end
 
--- Ends an unreadable task record as a failed outcome (remote BadMessage) kept for an hour; no client
--- can be told (its id is in the unreadable header), but status() and waiters that poll see it.
-local function bad_message(queue, id, h, why)
-  local name = (type(h) == 'table' and type(h.n) == 'string') and h.n or '?'
-  local failure = { json = { taskName = name, queue = queue, taskId = id, attempts = 1,
-    remote = { name = 'BadMessage', code = 'ERR_WORQ_BAD_MESSAGE', message = why } } }
-  redis.call('SET', record(queue, id), 'f' .. cjson.encode(failure), 'PX', 3600000)
-end
-
--- Puts a reserved task that never started back first in line (the pop end of the wait list). Its
--- record still counts the attempts made before this reservation, so the attempt is not counted.
-local function release(queue, id)
-  if redis.call('RPUSH', key(queue, 'wait'), id) == 1 then wake(queue) end
-end
-
--- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
-local function requeue(queue, id, attempt, run_at, tag)
-  local tkey = record(queue, id)
-  local rec = redis.call('GET', tkey)
-  local _, _, h, colon, nl = parse(rec)
-  h.u = run_at
-  h.f = tag
-  redis.call('SET', tkey, 'E' .. attempt .. ':' .. cjson.encode(h) .. string.sub(rec, nl))
-  make_ready(queue, id, run_at)
+--[[ Hand-overs between slots (SPLIT calls only; docs/cluster.md). A call that would touch another
+  queue's keys records what it owes that queue in its own queue's `ho` (hash: field -> value) and
+  `hos` (sorted set: field -> when the sweep may redo it), and returns the same pairs in its reply
+  (`owed`); the caller then hands them over (handover.ts) and drops them with fill.lua, and the
+  sweep redoes any still there after HANDOVER_GRACE_MS (its caller died between the steps). Every
+  step is idempotent. Fields:
+    L\t<id>\t<slot>                 value <queue>\t<id>\t<generation>: task <id> of this queue waits
+                                     for that task of another queue in <slot> (link.lua registers it,
+                                     or answers with that task's outcome)
+    D\t<id>\t<queue>\t<dep id>\t<slot>  value <dep generation>\t<outcome>: task <id> of this queue
+                                     ended with <outcome>; dependent <dep id> of <queue> takes it in
+                                     <slot> (fill.lua) ]]
+local HANDOVER_GRACE_MS = 1000
+-- The hand-overs this call owes (field, value, …), made on the first; replies send `owed or NONE`
+-- (NONE is never written to), so a call that owes nothing builds no table for it.
+local owed
+local NONE = {}
+local function owe(field, value)
+  redis.call('HSET', key(QUEUE, 'ho'), field, value)
+  redis.call('ZADD', key(QUEUE, 'hos'), now() + HANDOVER_GRACE_MS, field)
+  owed = owed or {}
+  owed[#owed + 1] = field
+  owed[#owed + 1] = value
 end
 
 -- Starts a call: its arguments, and a fresh state for everything above that lives for one call.
 local function begin_common(args)
-  ARGV, PREFIX, QUEUE = args, args[1], args[2]
-  now_ms, SELF = nil, nil
-  earliest, ready, ready_order, mine, outbox = {}, {}, {}, {}, {}
+  ARGV, QUEUE = args, args[2]
+  PREFIX = args[1]
+  SPLIT = string.byte(PREFIX, -1) == 33 -- '!'
+  if SPLIT then PREFIX = string.sub(PREFIX, 1, -2) end
+  now_ms, now_us, now_s, SELF = nil, nil, nil, nil
+  mine, outbox, confs, owed = {}, {}, {}, nil
 end

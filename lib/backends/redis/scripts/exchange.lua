@@ -1,6 +1,6 @@
 --[[ exchange.lua: finish-and-fetch. Finishes a worker's ended tasks, promotes due delayed tasks,
   then reserves up to `max` ready tasks, in one call; parks the worker when fewer were ready.
-  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+  KEYS[1]  a key of the queue (its slot)
   ARGV[1]  key namespace ('worq')
   ARGV[2]  queue
   ARGV[3]  nonce: unique per call; token of the i-th reservation = nonce .. '.' .. i
@@ -13,25 +13,30 @@
   ARGV[8]  park ms: when fewer than `max` were ready, hold the slots left (max - reserved, at most
            ARGV[9]) for handover (hand_over() in ready.lua) for this long at most (0 = do not park)
   ARGV[9]  park slots: the most tasks to hand over
-  ARGV[10] number of finishes f, then 4 slots per finish:
-    id, token, outcome (the outcome string), retryAt (epoch ms, '' = finish for good, 'release' =
-    never started: back first in line, its attempt uncounted)
+  ARGV[10] the wait- and run-time histogram counts of the runs reported here, as the worker
+           measured them: "<field>=<n>,…" (fields of observe.lua: w<b>, ws, t<b>, ts; '' = none)
+  ARGV[11] number of finishes f, then 4 slots per finish:
+    id, token, outcome (the outcome string; for a retry, the failure that caused it), retryAt
+    (epoch ms, '' = finish for good, 'release' = never started: back first in line, its attempt
+    uncounted)
+  A paused queue reserves nothing and parks nobody (finishes are applied; wake markers are dropped
+  so that blocked workers wait for the resume's).
   A call that reserved tasks, or finished an ignoreResult task (whose record goes), leaves a memo
   `l:<worker>`: its nonce, a newline, then JSON of its stale ids and the ids and tokens it
   reserved, PX the longest lease among those it gave and those it ended, deleted by the worker's
   next call that neither reserves nor ends such a task. The same call resent (same nonce) is
   answered from it.
-  Returns: { stale, reserved, nextDueIn, mine }
+  Returns: { stale, reserved, nextDueIn, mine, owed }
     stale     ids whose token no longer matched (lease lost): refused, nothing changed. A finish
-              for good whose task's stored outcome carries this token's tag, or a retry whose
-              task's record does (header `f`), is not stale: this very call applied it before (a
-              resend, ioredis sending the call again after its reply was lost). A release is never
-              stale: refused or not, the task never started, so no run was lost.
+              for good whose task's stored outcome carries this token's tag (this very call
+              applied it before: a resend, ioredis sending the call again after its reply was lost;
+              or a cancel ended that run), or a retry whose task's record does (header `f`), is not
+              stale. A release is never stale: refused or not, the task never started.
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
-  Tokens hash value of a processing task:
-  "<attempt>|<has slots 0/1>|<heartrate>|<keep ms>|<client>|<generation>|<token>".
+    owed      hand-overs to dependents on other queues (common.lua: field, value, …), SPLIT calls
+              only
 ]]
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local wait, delayed = key(QUEUE, 'wait'), key(QUEUE, 'delayed')
@@ -39,7 +44,10 @@ local nonce, max, woken = ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
 if ARGV[6] ~= '' then SELF = ARGV[6] end
 local worker, park, park_slots = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 CALLER = worker
-local nf = tonumber(ARGV[10])
+local nf = tonumber(ARGV[11])
+if ARGV[10] ~= '' and conf(QUEUE).metrics then
+  for field, n in string.gmatch(ARGV[10], '([wt][%ds]%d*)=(%d+)') do count(QUEUE, field, tonumber(n)) end
+end
 local stale = {}
 -- The longest lease among the tasks this call finished and dropped (ignoreResult: no outcome is
 -- kept, so nothing would mark the finish for a resend): the memo below then stays that long.
@@ -57,67 +65,84 @@ if memo and string.sub(memo, 1, #nonce + 1) == nonce .. '\n' then
   local again = {}
   for i = 1, #first[2] - 1, 2 do
     local id, token = first[2][i], first[2][i + 1]
-    local held = redis.call('HGET', tokens, id)
-    local attempt, slots, held_token, _
-    if held then attempt, _, slots, _, _, held_token = read_held(held) end
-    local rec = held_token == token and redis.call('GET', record(QUEUE, id))
+    local v = redis.call('HGET', tokens, id)
+    local held = v and read_held(v)
+    local rec = held and held.token == token and redis.call('GET', record(QUEUE, id))
     if rec then
       local n = #again
       again[n + 1] = id
       again[n + 2] = token
-      again[n + 3] = tonumber(attempt)
+      again[n + 3] = tonumber(held.attempt)
       again[n + 4] = rec
-      again[n + 5] = slots == '1' and redis.call('HGETALL', key(QUEUE, 's:' .. id)) or NO_SLOTS
+      again[n + 5] = has(held.flags, 's') and redis.call('HGETALL', key(QUEUE, 's:' .. id)) or
+        NO_SLOTS
     end
   end
-  return { first[1], again, -1, {} }
+  return { first[1], again, -1, {}, {} }
 end
 
 if nf > 0 then
-  local ids = {}
-  for i = 1, nf do ids[i] = ARGV[7 + i * 4] end
-  local held = redis.call('HMGET', tokens, unpack(ids))
+  local ids, fields = {}, {}
+  for i = 1, nf do
+    ids[i] = ARGV[8 + i * 4]
+    fields[2 * i - 1] = ids[i]
+    fields[2 * i] = 'p:' .. ids[i]
+  end
+  local held = redis.call('HMGET', tokens, unpack(fields))
   local deps = redis.call('HMGET', key(QUEUE, 'dependents'), unpack(ids))
+  -- Listed tasks leave the listing when their outcome expires (store.lua); with listing off, the
+  -- sweep drops what was listed before.
+  local listing = conf(QUEUE).listing
   local gone, had_deps = {}, {}
   for i = 1, nf do
-    local base = 7 + i * 4
+    local base = 8 + i * 4
     local id, token, outcome, retry_at = ids[i], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-    local attempt, keep, slots, client, gen, held_token, heartrate
-    if held[i] then
-      attempt, keep, slots, client, gen, held_token, heartrate = read_held(held[i])
-    end
-    if held_token ~= token then
+    local v = held[2 * i - 1]
+    local plain = retry_at == '' and v and not deps[i] and
+      end_plain(QUEUE, id, outcome, token, v, held[2 * i] or nil)
+    local h = not plain and v and read_held(v)
+    if plain then
+      -- Ended the common way (store.lua): its tokens fields go below.
+      gone[#gone + 1] = id
+      gone[#gone + 1] = 'p:' .. id
+    elseif not h or h.token ~= token then
       -- Refused. Reported, unless this very call finished or retried it already (its reply lost,
-      -- the call resent), or it is a release: a task that never started lost no run, whoever
-      -- holds it now (and a release leaves no mark a resend could recognise).
-      local quiet
-      if retry_at == 'release' then
-        quiet = true
-      elseif retry_at == '' then
-        quiet = finished_by(QUEUE, id, token)
-      else
-        quiet = requeued_by(QUEUE, id, token)
-      end
+      -- the call resent), a cancel ended the run, or it is a release: a task that never started
+      -- lost no run, whoever holds it now (and a release leaves no mark a resend could recognise).
+      local quiet = retry_at == 'release' or finished_by(QUEUE, id, token) or
+        (retry_at ~= '' and requeued_by(QUEUE, id, token))
       if not quiet then stale[#stale + 1] = id end
     else
       gone[#gone + 1] = id
+      gone[#gone + 1] = 'p:' .. id
       if retry_at == 'release' then
-        release(QUEUE, id)
+        if h.holds then free_slots(QUEUE, id, h.name) end
+        release(QUEUE, id, tonumber(h.prio))
       elseif retry_at ~= '' then
-        requeue(QUEUE, id, attempt, tonumber(retry_at), token_tag(token))
+        local at = tonumber(retry_at)
+        if h.holds then free_slots(QUEUE, id, h.name) end
+        requeue(QUEUE, id, h.attempt, at, token_tag(token))
+        if events_on(QUEUE) then
+          event(QUEUE, 'retrying', id, h.head, { d = math.max(0, at - now()),
+            e = outcome ~= '' and outcome_error(outcome) or nil })
+        end
+        count(QUEUE, 'r', 1)
       else
         if deps[i] then had_deps[#had_deps + 1] = id end
-        settle(QUEUE, id, outcome, tonumber(keep), client, slots == '1', deps[i], gen,
-          token_tag(token))
-        if keep == '0' then dropped = math.max(dropped, lease_ms(tonumber(heartrate))) end
+        settle(QUEUE, id, outcome, { held = h, deps = deps[i] or false, tag = token_tag(token),
+          progress = held[2 * i] or nil, reported = true })
+        if h.keep == '0' then dropped = math.max(dropped, lease_ms(tonumber(h.heartrate))) end
       end
     end
   end
   if #gone > 0 then
     redis.call('HDEL', tokens, unpack(gone))
-    redis.call('ZREM', leases, unpack(gone))
+    local only = {}
+    for i = 1, #gone, 2 do only[#only + 1] = gone[i] end
+    redis.call('ZREM', leases, unpack(only))
   end
   if #had_deps > 0 then redis.call('HDEL', key(QUEUE, 'dependents'), unpack(had_deps)) end
+  if listing then gc_step(QUEUE, 2 * nf + 20) end
 end
 
 -- Promote due delayed tasks (FIFO by due time), looking at the earliest one first.
@@ -125,15 +150,22 @@ local first = earliest_due(QUEUE)
 if first and first <= now() then
   local due = redis.call('ZRANGE', delayed, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 1000)
   redis.call('ZREM', delayed, unpack(due))
-  for _, id in ipairs(due) do make_ready(QUEUE, id, 0) end
+  for _, m in ipairs(due) do
+    local id, prio = split_member(m)
+    make_ready(QUEUE, id, 0, prio)
+  end
   earliest[QUEUE] = nil
 end
 flush_ready()
 
 local reserved, longest = {}, 0
-if max > 0 then
+local paused = conf(QUEUE).paused
+if paused then
+  -- Nothing starts: no marker may keep a worker spinning until the resume pushes its own.
+  redis.call('DEL', key(QUEUE, 'wake'))
+elseif max > 0 then
   local popped, drained
-  reserved, popped, drained, longest = reserve(QUEUE, max, nonce, from_wait(QUEUE))
+  reserved, popped, drained, longest = reserve(QUEUE, max, nonce, from_wait(QUEUE), worker)
   -- Drained: no marker may outlive the ready work. Else pass the wake on: a woken worker that
   -- leaves ready work behind wakes the next one.
   -- A call that popped nothing leaves the markers alone: one may announce a delayed task's due time.
@@ -146,7 +178,7 @@ end
 
 local next_due = -1
 local parks = false
-if #reserved < 5 * max then
+if #reserved < 5 * max and not paused then
   local due = earliest_due(QUEUE)
   if due then next_due = math.max(0, due - now()) end
   -- Park: the slots left are filled by the next enqueue, through the worker's handover list,
@@ -180,5 +212,5 @@ elseif memo then
   -- A worker's calls follow one another: this one means the last reply arrived.
   redis.call('DEL', memo_key)
 end
-flush_outbox()
-return { stale, reserved, next_due, mine }
+flush_all()
+return { stale, reserved, next_due, mine, owed or NONE }

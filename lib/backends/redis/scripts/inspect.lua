@@ -1,15 +1,20 @@
---[[ inspect.lua: counts of a queue and its live workers.
-  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+--[[ inspect.lua: counts of a queue, whether it is paused, and its live workers.
+  KEYS[1]  a key of the queue (its slot)
   ARGV[1]  key namespace ('worq')
   ARGV[2]  queue
-  Returns: { waiting, delayed, pending, processing, oldest ready time (epoch ms, -1 = none), now,
-             workers (flat id/JSON list of registrations whose time has not lapsed) }
+  Returns: { waiting (ready or held by a limit), delayed, pending, processing, oldest ready time
+             (epoch ms, -1 = none), now, workers (flat id/JSON list of registrations whose time
+             has not lapsed), paused (0/1) }
   The oldest ready time is the later of the task's enqueue time and its runAt (a dependent counts
   from its enqueue). Lapsed worker registrations are removed.
 ]]
 local wait = key(QUEUE, 'wait')
 local oldest = -1
 local last = redis.call('LINDEX', wait, -1)
+if not last then
+  local first = redis.call('ZRANGE', key(QUEUE, 'prio'), 0, 0)
+  last = first[1]
+end
 if last then
   local rec = redis.call('GET', record(QUEUE, last))
   if rec and is_live(rec) then
@@ -30,6 +35,11 @@ for i = 1, #all, 2 do
   end
 end
 if #dead > 0 then redis.call('HDEL', wkey, unpack(dead)) end
-return { redis.call('LLEN', wait), redis.call('ZCARD', key(QUEUE, 'delayed')),
-  redis.call('SCARD', key(QUEUE, 'pending')), redis.call('HLEN', key(QUEUE, 'tokens')), oldest,
-  now(), workers }
+local waiting = redis.call('LLEN', wait) + redis.call('ZCARD', key(QUEUE, 'prio'))
+local lim = conf(QUEUE).limits
+if lim then
+  for lname in pairs(lim) do waiting = waiting + redis.call('ZCARD', key(QUEUE, 'lw:' .. lname)) end
+end
+return { waiting, redis.call('ZCARD', key(QUEUE, 'delayed')),
+  redis.call('SCARD', key(QUEUE, 'pending')), redis.call('ZCARD', key(QUEUE, 'leases')), oldest,
+  now(), workers, conf(QUEUE).paused and 1 or 0 }

@@ -1,17 +1,18 @@
---[[ ready.lua: reserving tasks and putting ready work in line, after common.lua and before the
-  operations (scripts.ts puts them together); begin() starts every call. reserve() is what exchange.lua and a
-  handover share; flush_ready() pushes what make_ready() collected and hands it to parked workers
-  (hand_over()). The keys and formats are those of common.lua's header and docs/redis.md.
+--[[ ready.lua: reserving tasks and putting ready work in line, after the other helpers and before
+  the operations (scripts.ts puts them together); begin() starts every call. reserve() is what
+  exchange.lua and a handover share; flush_ready() pushes what make_ready() collected and hands it
+  to parked workers (hand_over()). The keys and formats are those of common.lua and docs/redis.md.
 ]]
 
 -- The fields a reservation needs, read without decoding the header when it has the exact shape
--- encodeTask() writes for a plain task (no Deferred arguments, onError, or extra options):
--- attempts made, heartrate, keep ms, client. Ranges are checked as valid_header() checks them.
+-- encodeTask() writes for a plain task (no Deferred arguments, onError, priority, metadata, cache
+-- or extra options): attempts made, heartrate, name, when it became due, and the reservation's
+-- meta (read_held() in common.lua). Ranges are checked as valid_header() checks them.
 -- nil: decode and validate the header instead.
-local PLAIN = '^E(%d+):{"n":"[^"\\]*","r":(%d+),"h":(%d+),"a":(%d+),"b":%["%a+",(%d+),([%d%.]+),' ..
-  '(%d+)%],"u":%d+,"e":%d+,"g":"([%w_%-]*)",(.-)}\n'
+local PLAIN = '^E(%d+):{"n":"([^"\\]*)","r":(%d+),"h":(%d+),"a":(%d+),"b":%["%a+",(%d+),' ..
+  '([%d%.]+),(%d+)%],"u":(%d+),"e":(%d+),"g":"([%w_%-]*)",(.-)}\n'
 local function plain_meta(rec)
-  local made, r, h, a, delay, jitter, max_delay, gen, tail = string.match(rec, PLAIN)
+  local made, name, r, h, a, delay, jitter, max_delay, u, e, gen, tail = string.match(rec, PLAIN)
   if not made then return nil end
   local client
   if tail == '"i":1' then
@@ -20,28 +21,50 @@ local function plain_meta(rec)
     client = string.match(tail, '^"c":"([%w_%-]*)"$')
     if not client then return nil end
   end
-  r, h, a, jitter = tonumber(r), tonumber(h), tonumber(a), tonumber(jitter)
-  if r < 1 or h < 1 or a < 1 or r > MAX_MS or h > MAX_MS or a > MAX_MS or
-    tonumber(delay) > MAX_MS or tonumber(max_delay) > MAX_MS or not jitter or jitter > 1 then
+  local rn, hn, an, jn = tonumber(r), tonumber(h), tonumber(a), tonumber(jitter)
+  if rn < 1 or hn < 1 or an < 1 or rn > MAX_MS or hn > MAX_MS or an > MAX_MS or
+    tonumber(delay) > MAX_MS or tonumber(max_delay) > MAX_MS or not jn or jn > 1 then
     return nil
   end
-  return tonumber(made), h, client == '' and 0 or r, client, gen
+  local keep = client == '' and '0' or r
+  local un, en = tonumber(u), tonumber(e)
+  return tonumber(made), hn, name, en, un > en and un or en,
+    '|' .. h .. '|' .. keep .. '|' .. client .. '|' .. gen .. '\n' .. name .. '|' .. e .. '|' .. a ..
+    '|0'
 end
 
--- Records of plain tasks this call wrote (enqueue.lua), by id, and their "<heartrate>|<keep ms>|
--- <client>|<gen>": reserve() takes those without a GET or reading the header.
+-- The same from a decoded header.
+local function header_meta(h)
+  local flags = (h.d and 's' or '') .. (h.k and 'k' or '') .. (h.m and 'm' or '') ..
+    ((h.p and h.p ~= 0) and 'q' or '')
+  local e = h.e or 0
+  return e, (h.u and h.u > e) and h.u or e,
+    flags .. '|' .. h.h .. '|' .. keep_ms(h) .. '|' .. (h.c or '') .. '|' .. clean_gen(h.g) ..
+    '\n' .. h.n .. '|' .. e .. '|' .. h.a .. '|' .. (h.p or 0)
+end
+
+-- The parts of an enqueue's meta ("<flags>|<heartrate>|<keep ms>|<client>|<generation>\n<name>|
+-- <enqueued>|<attempts>|<priority>") a reservation needs: heartrate, name, enqueued.
+local META = '^%a*|(%d+)|[^\n]*\n([^|]*)|(%d+)|'
+
+-- Records of tasks this call wrote (admit.lua), by id, and their meta (as it came from the
+-- enqueue: read_held() in common.lua): reserve() takes those without a GET or reading the header.
 local written, written_meta
 
--- Reserves up to `max` ready tasks of `queue`, the i-th with token `nonce .. '.' .. i`, taking ids
+-- Reserves up to `max` ready tasks of `queue` for `worker`, the i-th with token
+-- `nonce .. '.' .. i`, taking ids
 -- from `take(n)` (up to n ids, or nil when there are none left) and records from `written` or GET.
--- One HSET of tokens, one ZADD of leases. Ids whose record is gone or ended are skipped;
--- unreadable records end as BadMessage. Returns the reserved tasks (5 entries each: id, token,
--- attempt, record, slots), whether any id was taken, whether `take` ran dry, and the longest lease
--- given (ms from now).
+-- A task a full limit holds back is put aside (lw:<limit>) or delayed (a rate limit), and the next
+-- one is taken. One HSET of tokens, one ZADD of leases. Ids whose record is gone or ended are
+-- skipped; unreadable records end as BadMessage. Returns the reserved tasks (5 entries each: id,
+-- token, attempt, record, slots), whether any id was taken, whether `take` ran dry, and the longest
+-- lease given (ms from now).
 local NO_SLOTS = {}
-local function reserve(queue, max, nonce, take)
-  local reserved, hset, zadd = {}, {}, {}
+local function reserve(queue, max, nonce, take, worker)
+  local reserved, hset, zadd, lease_ends = {}, {}, {}, {}
   local taken, drained, popped, longest = 0, false, false, 0
+  local c = conf(queue)
+  local limited, ev = c.limits ~= nil, c.events
   while taken < max and not drained do
     local ids = take(max - taken)
     if not ids then
@@ -54,19 +77,21 @@ local function reserve(queue, max, nonce, take)
       local rec, meta = written[id], written_meta[id]
       if not rec then rec = redis.call('GET', record(queue, id)) end
       local state = rec and string.sub(rec, 1, 1)
-      local made, heartrate, slots
+      local made, heartrate, slots, name, enq, due
       if meta then
-        -- Written by this call, with its meta at hand (enqueue.lua): no header to read.
+        -- Written by this call, with its meta at hand (admit.lua): no header to read.
         made, slots = 0, NO_SLOTS
-        heartrate = tonumber(string.match(meta, '^%d+'))
+        heartrate, name, enq = string.match(meta, META)
+        heartrate, enq = tonumber(heartrate), tonumber(enq)
+        due = enq
       elseif state == 'E' then
-        local keep, client, gen
-        made, heartrate, keep, client, gen = plain_meta(rec)
+        made, heartrate, name, enq, due, meta = plain_meta(rec)
         slots = NO_SLOTS
         if not made then
           local ok, m, h = pcall(parse_made, rec)
           if ok and valid_header(h) and m then
-            made, heartrate, keep, client, gen = m, h.h, keep_ms(h), h.c or '', clean_gen(h.g)
+            made, heartrate, name = m, h.h, h.n
+            enq, due, meta = header_meta(h)
             if h.d ~= nil then slots = redis.call('HGETALL', key(queue, 's:' .. id)) end
           else
             -- A record that cannot be read (written by something other than worq, or cut short)
@@ -75,26 +100,44 @@ local function reserve(queue, max, nonce, take)
             bad_message(queue, id, ok and h or nil, 'the task record cannot be read')
           end
         end
-        if made then meta = heartrate .. '|' .. keep .. '|' .. client .. '|' .. gen end
       elseif state and (state == '' or not string.find('PEcfxk', state, 1, true)) then
         bad_message(queue, id, nil, 'the key holds no worq task record')
       end
       if made then
-        taken = taken + 1
-        local token = nonce .. '.' .. taken
-        local n = #hset
-        hset[n + 1] = id
-        hset[n + 2] = (made + 1) .. (slots == NO_SLOTS and '|0|' or '|1|') .. meta .. '|' .. token
-        local lease = lease_ms(heartrate)
-        if lease > longest then longest = lease end
-        zadd[n + 1] = now() + lease
-        zadd[n + 2] = id
-        n = #reserved
-        reserved[n + 1] = id
-        reserved[n + 2] = token
-        reserved[n + 3] = made + 1
-        reserved[n + 4] = rec
-        reserved[n + 5] = slots
+        local token = nonce .. '.' .. (taken + 1)
+        local verdict, arg = 'ok', false
+        if limited then verdict, arg = take_slots(queue, id, name, token) end
+        if verdict == 'hold' then
+          hold(queue, id, tonumber(string.match(meta, '|(%-?%d+)$')), arg)
+        elseif verdict == 'until' then
+          make_ready(queue, id, arg, tonumber(string.match(meta, '|(%-?%d+)$')))
+        else
+          taken = taken + 1
+          local n = #hset
+          hset[n + 1] = id
+          -- The tokens value (read_held() in common.lua).
+          local attempt = made == 0 and '1' or tostring(made + 1)
+          local value = token .. '|' .. meta .. '|' .. now_str() .. '|' .. worker .. '|' .. attempt ..
+            (arg and '|1' or '|0')
+          hset[n + 2] = value
+          -- The lease's end as a string, made once per heartrate in a call.
+          local ends = lease_ends[heartrate]
+          if not ends then
+            local lease = lease_ms(heartrate)
+            if lease > longest then longest = lease end
+            ends = string.format('%d', now() + lease)
+            lease_ends[heartrate] = ends
+          end
+          zadd[n + 1] = ends
+          zadd[n + 2] = id
+          n = #reserved
+          reserved[n + 1] = id
+          reserved[n + 2] = token
+          reserved[n + 3] = made + 1
+          reserved[n + 4] = rec
+          reserved[n + 5] = slots
+          if ev then event(queue, 'started', id, value) end
+        end
       end
     end
   end
@@ -105,11 +148,28 @@ local function reserve(queue, max, nonce, take)
   return reserved, popped, drained, longest
 end
 
--- Takes ids from the pop end of a queue's wait list (FIFO).
+-- Takes ids in priority order: priorities below 0 (`prio`), then 0 (`wait`), then above (`prio`).
 local function from_wait(queue)
-  local wait = key(queue, 'wait')
+  local wait, pkey = key(queue, 'wait'), key(queue, 'prio')
+  local prioritized = redis.call('EXISTS', pkey) == 1
+  if not prioritized then
+    return function(n)
+      return redis.call('RPOP', wait, n)
+    end
+  end
   return function(n)
-    return redis.call('RPOP', wait, n)
+    local ids = redis.call('ZRANGE', pkey, '-inf', '(0', 'BYSCORE', 'LIMIT', 0, n)
+    if #ids > 0 then
+      redis.call('ZREM', pkey, unpack(ids))
+      return ids
+    end
+    ids = redis.call('RPOP', wait, n)
+    if ids then return ids end
+    local popped = redis.call('ZPOPMIN', pkey, n)
+    if #popped == 0 then return nil end
+    ids = {}
+    for i = 1, #popped - 1, 2 do ids[#ids + 1] = popped[i] end
+    return ids
   end
 end
 
@@ -149,7 +209,7 @@ local function hand_over(queue, parks, take)
       if not (slots and tonumber(till) > now()) then
         redis.call('HDEL', pkey, worker)
       else
-        local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take)
+        local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take, worker)
         local left = tonumber(slots) - #got / 5
         local base, before = string.match(nonce, '^(.-p)(%d*)$')
         if left > 0 and base then
@@ -191,16 +251,26 @@ end
 
 -- Puts the ids make_ready() collected in line. Where workers are parked they are handed over:
 -- straight from the collected ids when nothing else waits (no trip through the wait list), else
--- from the wait list after the push. Wakes a blocked worker where the wait list was empty before
--- and ready work is left.
+-- from the lines after the push. Wakes a blocked worker where the lines were empty before and
+-- ready work is left. A paused queue parks nobody and wakes nobody (resume does).
 local function flush_ready()
   for _, queue in ipairs(ready_order) do
-    local list = ready[queue]
+    local list, plist = ready[queue], ready_prio[queue]
     local wait = key(queue, 'wait')
-    local parks = redis.call('HGETALL', key(queue, 'parked'))
+    local paused = conf(queue).paused
+    if #plist > 0 then
+      local n = redis.call('INCRBY', key(queue, 'pseq'), #plist / 2)
+      local zadd = {}
+      for i = 1, #plist - 1, 2 do
+        zadd[#zadd + 1] = plist[i + 1] * PRIO_UNIT + n - (#plist - i - 1) / 2
+        zadd[#zadd + 1] = plist[i]
+      end
+      redis.call('ZADD', key(queue, 'prio'), unpack(zadd))
+    end
+    local parks = paused and {} or redis.call('HGETALL', key(queue, 'parked'))
     local from, empty = 1, nil
-    if #parks > 0 then
-      empty = redis.call('LLEN', wait) == 0
+    if #parks > 0 and #plist == 0 then
+      empty = redis.call('LLEN', wait) == 0 and redis.call('EXISTS', key(queue, 'prio')) == 0
       if empty then
         local take, next_index = from_list(list)
         hand_over(queue, parks, take)
@@ -208,22 +278,38 @@ local function flush_ready()
         parks = {}
       end
     end
-    local len = 0
+    local left = 0
     for i = from, #list, 5000 do
-      len = redis.call('LPUSH', wait, unpack(list, i, math.min(i + 4999, #list)))
+      left = redis.call('LPUSH', wait, unpack(list, i, math.min(i + 4999, #list)))
     end
+    local pushed = #list - from + 1 + #plist / 2
     if #parks > 0 then
       hand_over(queue, parks, from_wait(queue))
-      len = redis.call('LLEN', wait)
+      left = redis.call('LLEN', wait) + redis.call('ZCARD', key(queue, 'prio'))
+    elseif #plist > 0 then
+      if left == 0 then left = redis.call('LLEN', wait) end
+      left = left + redis.call('ZCARD', key(queue, 'prio'))
     end
-    if len > 0 and (empty or len == #list - from + 1) then wake(queue) end
+    -- Wake a blocked worker where the lines were empty before this call's work arrived.
+    if not paused and left > 0 and (empty or left == pushed) then wake(queue) end
   end
-  ready = {}
-  ready_order = {}
+  ready, ready_prio, ready_order = {}, {}, {}
+end
+
+-- Writes everything a call collected: ready work, outcomes to publish, events and metrics, and
+-- listing clean-up entries.
+local function flush_all()
+  flush_ready()
+  flush_outbox()
+  flush_listing()
+  flush_observed()
 end
 
 -- Starts a call (the first line of every operation): its arguments and a fresh state.
 local function begin(args)
   begin_common(args)
+  begin_observe()
+  begin_lines()
+  begin_store()
   written, written_meta, CALLER = {}, {}, nil
 end

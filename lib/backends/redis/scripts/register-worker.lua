@@ -1,5 +1,5 @@
 --[[ register-worker.lua: records (or refreshes, or with ttl 0 removes) a live worker.
-  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+  KEYS[1]  a key of the queue (its slot)
   ARGV[1]  key namespace ('worq')
   ARGV[2]  queue
   ARGV[3]  worker id
@@ -19,19 +19,23 @@ if ttl == 0 then
   local tokens, handed = key(QUEUE, 'tokens'), unpopped(QUEUE, ARGV[3])
   for i = 1, #handed - 1, 2 do
     local id, token = handed[i], handed[i + 1]
-    local held = redis.call('HGET', tokens, id)
-    if held and select(6, read_held(held)) == token then
-      redis.call('HDEL', tokens, id)
+    local v = redis.call('HGET', tokens, id)
+    local h = v and read_held(v)
+    if h and h.token == token then
+      redis.call('HDEL', tokens, id, 'p:' .. id)
       redis.call('ZREM', key(QUEUE, 'leases'), id)
-      release(QUEUE, id)
+      if h.holds then free_slots(QUEUE, id, h.name) end
+      release(QUEUE, id, tonumber(h.prio))
     end
   end
   redis.call('DEL', key(QUEUE, 'l:' .. ARGV[3]))
   -- The sweep record (sweep.lua) of a queue left without work (nothing leased, ready or delayed).
   if redis.call('ZCARD', key(QUEUE, 'leases')) == 0 and redis.call('LLEN', key(QUEUE, 'wait')) == 0
-    and redis.call('ZCARD', key(QUEUE, 'delayed')) == 0 then
+    and redis.call('ZCARD', key(QUEUE, 'delayed')) == 0 and
+    redis.call('EXISTS', key(QUEUE, 'prio')) == 0 then
     redis.call('DEL', key(QUEUE, 'swept'))
   end
+  flush_all()
   return 1
 end
 redis.call('HSET', wkey, ARGV[3], (now() + ttl) .. '|' .. ARGV[5])

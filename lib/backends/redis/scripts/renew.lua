@@ -1,5 +1,5 @@
 --[[ renew.lua: extends a worker's leases in one call.
-  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+  KEYS[1]  a key of the queue (its slot)
   ARGV[1]  key namespace ('worq')
   ARGV[2]  queue
   ARGV[3]  number of leases n, then 3 slots per lease: id, token, heartrate (ms)
@@ -14,7 +14,7 @@ local held = redis.call('HMGET', tokens, unpack(ids))
 local lost, zadd = {}, {}
 for i = 1, n do
   local base = 1 + i * 3
-  local token = held[i] and select(6, read_held(held[i]))
+  local token = held[i] and held_token(held[i])
   if token == ARGV[base + 1] then
     zadd[#zadd + 1] = now() + lease_ms(tonumber(ARGV[base + 2]))
     zadd[#zadd + 1] = ids[i]

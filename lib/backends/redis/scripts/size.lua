@@ -1,8 +1,14 @@
---[[ size.lua: tasks waiting to run (enqueued, delayed and pending; not processing).
-  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+--[[ size.lua: tasks waiting to run (enqueued, delayed, held by a limit, and pending; not
+  processing).
+  KEYS[1]  a key of the queue (its slot)
   ARGV[1]  key namespace ('worq')
   ARGV[2]  queue
   Returns: the count.
 ]]
-return redis.call('LLEN', key(QUEUE, 'wait')) + redis.call('ZCARD', key(QUEUE, 'delayed')) +
-  redis.call('SCARD', key(QUEUE, 'pending'))
+local n = redis.call('LLEN', key(QUEUE, 'wait')) + redis.call('ZCARD', key(QUEUE, 'prio')) +
+  redis.call('ZCARD', key(QUEUE, 'delayed')) + redis.call('SCARD', key(QUEUE, 'pending'))
+local lim = conf(QUEUE).limits
+if lim then
+  for lname in pairs(lim) do n = n + redis.call('ZCARD', key(QUEUE, 'lw:' .. lname)) end
+end
+return n

@@ -1,23 +1,72 @@
---[[ sweep.lua: handles lapsed leases, at most once per interval across all callers.
-  KEYS: none declared (built from ARGV[1..2] by key() in common.lua).
+--[[ sweep.lua: handles lapsed leases, at most once per interval across all callers, and the
+  queue's housekeeping: expired cache entries, listing entries of expired outcomes.
+  KEYS[1]  a key of the queue (its slot)
   ARGV[1]  key namespace ('worq')
   ARGV[2]  queue
   ARGV[3]  interval ms: the guard key `sweep` is SET NX PX interval
   ARGV[4]  a random number in [0, 1) (backoff jitter; the i-th task uses a golden-ratio step of it)
-  Returns: how many tasks were handled; 0 when the guard held.
+  Returns: { handled, owed }
+    handled  how many tasks were handled; 0 when the guard held
+    owed     hand-overs to other queues (common.lua) to do now: those this sweep's cascades owe,
+             and those owed for more than HANDOVER_GRACE_MS (their caller died between the two
+             steps: each is redone, and is due again an interval later if it is still there)
   Key `swept` holds when the queue was last swept. A sweep that comes more than 2 × interval + 1 s
-  after that (stallMs() of backend.ts: Redis was paused or down, or no worker swept) acts on none
+  after that (stallMs() of rules.ts: Redis was paused or down, or no worker swept) acts on none
   of the leases that lapsed since: each gets one more lease from now, so that live workers renew
   first; the next sweep acts on those still lapsed.
   A lapsed task that was handed to a worker that never popped the handover (it died parked) goes
   back first in line, its attempt uncounted. Any other lapsed task with attempts left goes back
-  (delayed by its backoff); otherwise it ends `expired`
+  (delayed by its backoff, in its priority); otherwise it ends `expired`
   ('x' + JSON {taskName, queue, taskId, reason, attempts}) and the expiry cascades to dependents.
+  A lapsed task frees the limit slots it held.
 ]]
-if not redis.call('SET', key(QUEUE, 'sweep'), '1', 'NX', 'PX', ARGV[3]) then return 0 end
+if not redis.call('SET', key(QUEUE, 'sweep'), '1', 'NX', 'PX', ARGV[3]) then return { 0, {} } end
+-- Hand-overs still owed past their grace: the caller that owed them died between the two steps.
+do
+  local hos = key(QUEUE, 'hos')
+  local due = redis.call('ZRANGE', hos, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 500)
+  if #due > 0 then
+    local values = redis.call('HMGET', key(QUEUE, 'ho'), unpack(due))
+    local again = {}
+    for i, f in ipairs(due) do
+      if values[i] then
+        owed = owed or {}
+        owed[#owed + 1] = f
+        owed[#owed + 1] = values[i]
+        again[#again + 1] = now() + tonumber(ARGV[3])
+        again[#again + 1] = f
+      else
+        redis.call('ZREM', hos, f)
+      end
+    end
+    if #again > 0 then redis.call('ZADD', hos, unpack(again)) end
+  end
+end
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local random = tonumber(ARGV[4])
 local reason = 'the worker stopped renewing its lease (it died, hung or lost its connection)'
+cache_expire(QUEUE)
+gc_step(QUEUE, 5000)
+fold_metrics(QUEUE)
+-- With listing off, tasks listed before end without scheduling their clean-up: drop entries
+-- whose task is gone, a bounded batch per sweep, from the oldest.
+if not conf(QUEUE).listing then
+  local idx = key(QUEUE, 'idx')
+  local old = redis.call('ZRANGE', idx, 0, 199)
+  if #old > 0 then
+    local keys = {}
+    for i, id in ipairs(old) do keys[i] = record(QUEUE, id) end
+    local recs = redis.call('MGET', unpack(keys))
+    local gone = {}
+    for i, id in ipairs(old) do
+      if not recs[i] then gone[#gone + 1] = id end
+    end
+    if #gone > 0 then
+      redis.call('ZREM', idx, unpack(gone))
+      redis.call('ZREM', key(QUEUE, 'bad'), unpack(gone))
+    end
+  end
+end
 -- Parks past their time (a worker that died or stopped waiting while parked) are dropped.
 local pkey = key(QUEUE, 'parked')
 local parks = redis.call('HGETALL', pkey)
@@ -35,9 +84,9 @@ if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
   if #during > 0 then
     local held, zadd, orphans = redis.call('HMGET', tokens, unpack(during)), {}, {}
     for i, id in ipairs(during) do
-      local heartrate = held[i] and tonumber((select(7, read_held(held[i]))))
-      if heartrate then
-        zadd[#zadd + 1] = now() + lease_ms(heartrate)
+      local h = held[i] and read_held(held[i])
+      if h then
+        zadd[#zadd + 1] = now() + lease_ms(tonumber(h.heartrate))
         zadd[#zadd + 1] = id
       else
         orphans[#orphans + 1] = id -- a lease with no reservation behind it: nothing to keep
@@ -48,23 +97,34 @@ if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
   end
   -- More lapsed in the stall than one call takes: the next sweep goes on from the same record,
   -- and nothing is acted on until every such lease has had its one more.
-  if #during == 1000 then return 0 end
+  if #during == 1000 then
+    flush_all()
+    return { 0, owed or NONE }
+  end
 end
 -- When this sweep ran, for the next one; kept a day at most (a longer outage is taken for dead
 -- workers), and dropped by a worker that unregisters from a queue left without work.
 redis.call('SET', swept, now(), 'PX', 86400000)
 
 local lapsed = redis.call('ZRANGE', leases, '-inf', '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
-if #lapsed == 0 then return 0 end
-local held = redis.call('HMGET', tokens, unpack(lapsed))
+if #lapsed == 0 then
+  flush_all()
+  return { 0, owed or NONE }
+end
+local fields = {}
+for i, id in ipairs(lapsed) do
+  fields[2 * i - 1] = id
+  fields[2 * i] = 'p:' .. id
+end
+local held = redis.call('HMGET', tokens, unpack(fields))
 -- A worker whose lease lapsed is taken for dead: its park goes before its tasks are put back, so
 -- they are not handed to it again. Its id is its tokens' nonce up to the last ':'.
-local attempts, tokens_of, workers = {}, {}, {}
+local helds, workers = {}, {}
 for i = 1, #lapsed do
-  if held[i] then
-    local attempt, _, _, _, _, token = read_held(held[i])
-    attempts[i], tokens_of[i] = tonumber(attempt), token
-    workers[i] = token and token_worker(token)
+  local h = held[2 * i - 1] and read_held(held[2 * i - 1])
+  if h then
+    helds[i] = h
+    workers[i] = token_worker(h.token)
     if workers[i] then redis.call('HDEL', pkey, workers[i]) end
   end
 end
@@ -72,35 +132,40 @@ end
 -- What a worker was handed and never popped (it died parked): "<id>\t<token>" -> true, read once
 -- per worker.
 local handed = {}
-local function never_popped(worker, id, token)
-  if not handed[worker] then
-    local set, found = {}, unpopped(QUEUE, worker)
+local function never_popped(w, id, token)
+  if not handed[w] then
+    local set, found = {}, unpopped(QUEUE, w)
     for j = 1, #found - 1, 2 do set[found[j] .. '\t' .. found[j + 1]] = true end
-    handed[worker] = set
+    handed[w] = set
   end
-  return handed[worker][id .. '\t' .. token] == true
+  return handed[w][id .. '\t' .. token] == true
 end
 
 for i, id in ipairs(lapsed) do
-  local attempt, token = attempts[i], tokens_of[i]
-  local rec = redis.call('GET', record(QUEUE, id))
-  if attempt and rec and is_live(rec) and workers[i] and never_popped(workers[i], id, token) then
-    -- Handed over and never popped: it never started, so it goes back first in line, the
-    -- attempt uncounted.
-    release(QUEUE, id)
-  elseif attempt and rec and is_live(rec) then
-    local _, _, h = parse(rec)
-    if attempt < h.a then
+  local h = helds[i]
+  local rec = h and redis.call('GET', record(QUEUE, id))
+  if rec and is_live(rec) then
+    if h.holds then free_slots(QUEUE, id, h.name) end
+    if workers[i] and never_popped(workers[i], id, h.token) then
+      -- Handed over and never popped: it never started, so it goes back first in line, the
+      -- attempt uncounted.
+      release(QUEUE, id, tonumber(h.prio))
+    elseif tonumber(h.attempt) < tonumber(h.attempts) then
       local r = (random + i * 0.6180339887) % 1
-      requeue(QUEUE, id, attempt, now() + backoff_delay(h.b, attempt, r))
+      local _, _, header = parse(rec)
+      local at = now() + backoff_delay(header.b, tonumber(h.attempt), r)
+      requeue(QUEUE, id, h.attempt, at)
+      event(QUEUE, 'retrying', id, h.head, { d = at - now(),
+        e = { n = 'TaskExpired', m = reason, c = 'ERR_WORQ_TASK_EXPIRED' } })
+      count(QUEUE, 'r', 1)
     else
-      local out = expired_outcome(h.n, QUEUE, id, reason, attempt)
-      settle(QUEUE, id, out, keep_ms(h), h.c, h.d ~= nil, nil, clean_gen(h.g))
+      local out = expired_outcome(h.name, QUEUE, id, reason, tonumber(h.attempt))
+      h.holds = false -- freed above
+      settle(QUEUE, id, out, { held = h, progress = held[2 * i] or nil })
     end
   end
 end
-redis.call('HDEL', tokens, unpack(lapsed))
+redis.call('HDEL', tokens, unpack(fields))
 redis.call('ZREM', leases, unpack(lapsed))
-flush_ready()
-flush_outbox()
-return #lapsed
+flush_all()
+return { #lapsed, owed or NONE }

@@ -1,11 +1,24 @@
 /**
  * Turns a WorkerPool's events (and its child processes', when it has them) into one log line each:
  * task start and end (name, queue, id, status, ms), lost leases, sweeps, backend errors, children
- * forked, ready and exited.
+ * forked, ready and exited. The library only calls the logger it is given: the `worq` command
+ * passes its own (lib/cli/logger.ts), an application may pass pino or bunyan.
  */
-import type { ChildProcessExecutor } from '../worker/children/child-executor.js'
-import type { WorkerPool } from '../worker/pool.js'
-import type { Logger } from './logger.js'
+import type { ChildProcessExecutor } from './children/child-executor.js'
+import type { WorkerPool } from './pool.js'
+
+/** Structured fields of a log line: `event` names it (`task:end`, `child:exit`, …). */
+export type LogFields = Record<string, unknown>
+
+/** Where lifecycle events go. pino-compatible: `logger.info(fields, message)`. */
+export interface Logger {
+  /** A lifecycle event: a task started or completed, a sweep, a child forked or recycled. */
+  info(fields: LogFields, message: string): void
+  /** Something to look at: a task that did not complete, a lost lease, a pool warning. */
+  warn(fields: LogFields, message: string): void
+  /** A failure: a backend error, a child that crashed or could not load its tasks. */
+  error(fields: LogFields, message: string): void
+}
 
 /**
  * Logs `pool`'s lifecycle events (and `executor`'s children) to `logger`. Returns a function that
@@ -37,6 +50,21 @@ export function logPoolEvents(
     if (e.status === 'completed') logger.info({ ...fields, ms: e.ms }, line)
     else logger.warn({ ...fields, ms: e.ms }, line)
   })
+  on(pool, 'task:cancelled', e =>
+    logger.warn(
+      { event: 'task:cancelled', name: e.name, queue: e.queue, id: e.id },
+      `task:cancelled ${e.name} [${e.queue}:${e.id}]: its signal aborts`,
+    ),
+  )
+  on(pool, 'pool:paused', e =>
+    logger.info(
+      { event: 'pool:paused', queue: e.queue },
+      `pool:paused queue ${e.queue} is paused: nothing new starts until it is resumed`,
+    ),
+  )
+  on(pool, 'pool:resumed', e =>
+    logger.info({ event: 'pool:resumed', queue: e.queue }, `pool:resumed queue ${e.queue}`),
+  )
   on(pool, 'lease:lost', e =>
     logger.warn(
       { event: 'lease:lost', queue: e.queue, id: e.id },

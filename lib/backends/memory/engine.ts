@@ -1,0 +1,361 @@
+/**
+ * The task flows of memory://: enqueue, readiness (the result cache and single flight), reserving
+ * (priorities, pause, limits), finishing (the cascade down Deferred arguments and cache
+ * followers), cancel, progress and the sweep. The Redis scripts do the same in Lua.
+ */
+import {
+  backoffDelay,
+  readyCacheKey,
+  leaseMs,
+  stallMs,
+  type BackendLimits,
+  type Finish,
+  type NewTask,
+  type OutcomeListener,
+  type ProgressUpdate,
+  type ReservedTask,
+} from '../backend.js'
+import { boundedOutcome, cancelledOutcome, expiredOutcome, outcomeError } from '../../outcome.js'
+import { countEnd, countStart, emit, endEvent } from './observe.js'
+import { QueueState, type TaskRecord } from './queue-state.js'
+import { cacheHit, cacheStore, freeSlots, hold, takeSlots, trimCache } from './shaping.js'
+
+const GONE = 'the argument task and its result are gone (its resultTimeout passed)'
+const LAPSED = 'the worker stopped renewing its lease (it died, hung or lost its connection)'
+
+/** How a task ends: from the cache, and the tag of the finishing (or cancelled) token. */
+interface Ending {
+  cached?: boolean
+  tag?: string
+}
+
+export class MemoryEngine {
+  readonly queues = new Map<string, QueueState>()
+  readonly listeners: OutcomeListener[] = []
+  #tokens = 0
+
+  constructor(readonly limits: BackendLimits) {}
+
+  /** The queue's state, made on first use. */
+  q(name: string): QueueState {
+    let q = this.queues.get(name)
+    if (!q) this.queues.set(name, (q = new QueueState()))
+    return q
+  }
+
+  /** The live or kept record of a task, after lazily dropping an expired outcome. */
+  get(queue: string, id: string): TaskRecord | undefined {
+    const q = this.queues.get(queue)
+    const r = q?.records.get(id)
+    if (r && r.state === 'done' && (r.expiresAt ?? 0) <= Date.now()) {
+      q!.records.delete(id)
+      return undefined
+    }
+    return r
+  }
+
+  enqueue(queue: string, task: NewTask, now: number): 'ok' | 'duplicate' {
+    const q = this.q(queue)
+    const old = this.get(queue, task.id)
+    if (old && old.state !== 'done') return 'duplicate'
+    if (old) q.records.delete(task.id) // a reused id is listed as new
+    const rec: TaskRecord = {
+      task,
+      queue,
+      state: 'pending',
+      attempt: 0,
+      slots: task.deps.map(() => undefined),
+      missing: 0,
+      dependents: [],
+      createdAt: now,
+      listed: q.settings.listing,
+    }
+    q.records.set(task.id, rec)
+    emit(q, 'enqueued', rec, now)
+    for (let slot = 0; slot < task.deps.length; slot++) {
+      const ref = task.deps[slot]!
+      const arg = this.get(ref.queue, ref.id)
+      if (arg && arg.state !== 'done') {
+        arg.dependents.push({ queue, id: task.id, slot })
+        rec.missing++
+        continue
+      }
+      const outcome = arg?.outcome ?? expiredOutcome('unknown', ref.queue, ref.id, GONE)
+      if (outcome.charAt(0) !== 'c' && task.onError === 'fail') {
+        this.finish(rec, outcome, now)
+        return 'ok'
+      }
+      rec.slots[slot] = outcome
+    }
+    if (rec.missing === 0) this.ready(q, rec, now)
+    else q.pending.add(task.id)
+    return 'ok'
+  }
+
+  /**
+   * A task whose arguments are all there: a cache hit ends it, a live identical call takes it as a
+   * follower, else it joins the line.
+   */
+  ready(q: QueueState, rec: TaskRecord, now: number): void {
+    const cache = rec.task.cache
+    if (cache) {
+      const key =
+        cache.key ||
+        readyCacheKey(rec.task.name, rec.task.payload, cache.template, rec.slots as string[])
+      rec.cacheKey = key
+      const hit = cacheHit(q, key, now)
+      if (hit) return this.finish(rec, hit.outcome, now, { cached: true })
+      const leader = q.records.get(q.flights.get(key) ?? '')
+      if (leader && leader !== rec && leader.state !== 'done') {
+        leader.dependents.push({ queue: rec.queue, id: rec.task.id, slot: -1 })
+        q.unlink(rec)
+        rec.state = 'pending'
+        q.pending.add(rec.task.id)
+        return
+      }
+      q.flights.set(key, rec.task.id)
+    }
+    this.line(q, rec, rec.task.runAt, now)
+  }
+
+  /** Puts a record in the wait line of its priority, or in the delayed set until `dueAt`. */
+  line(q: QueueState, rec: TaskRecord, dueAt: number, now: number): void {
+    q.unlink(rec)
+    if (dueAt > now) {
+      rec.state = 'delayed'
+      rec.dueAt = dueAt
+      q.delayed.add(rec.task.id)
+    } else {
+      rec.state = 'enqueued'
+      rec.readyAt = now
+      q.wait.push(rec.task.id, rec.task.priority)
+    }
+    q.wake()
+  }
+
+  /** Records an outcome, delivers it, frees limit slots, and fills (or fails) the dependents. */
+  finish(rec: TaskRecord, outcome: string, now: number, how: Ending = {}): void {
+    const q = this.q(rec.queue)
+    const { id } = rec.task
+    const ran = rec.state === 'processing' && rec.startedAt !== undefined
+    q.unlink(rec)
+    const woke = freeSlots(q, rec)
+    rec.token = undefined
+    rec.leaseUntil = undefined
+    rec.finishedAt = now
+    if (how.cached) rec.cached = true
+    const kind = outcome.charAt(0)
+    if (rec.cacheKey !== undefined) {
+      if (q.flights.get(rec.cacheKey) === id) q.flights.delete(rec.cacheKey)
+      if (kind === 'c' && !how.cached && rec.task.cache)
+        cacheStore(q, rec.cacheKey, outcome, rec.task.cache.ttl || q.settings.cacheTtl, now)
+    }
+    endEvent(q, rec, outcome, now, how.cached === true)
+    countEnd(q, kind, ran ? now - rec.startedAt! : undefined, now)
+    if (rec.task.ignoreResult) {
+      q.records.delete(id)
+    } else {
+      rec.state = 'done'
+      rec.outcome = outcome
+      rec.finishTag = how.tag
+      rec.expiresAt = now + rec.task.resultTimeout
+      // A completed task keeps no call: only one that did not complete may be retried by hand.
+      if (kind === 'c') rec.task = { ...rec.task, payload: '' }
+      const delivered = how.cached ? 'C' + outcome.slice(1) : outcome
+      for (const l of this.listeners) l(rec.queue, id, delivered)
+    }
+    if (woke) q.wake()
+    const dependents = rec.dependents
+    rec.dependents = []
+    for (const d of dependents) {
+      if (d.slot < 0) this.#follow(d.queue, d.id, outcome, now)
+      else this.#fill(d.queue, d.id, d.slot, outcome, now)
+    }
+  }
+
+  #fill(queue: string, id: string, slot: number, outcome: string, now: number): void {
+    const dep = this.get(queue, id)
+    if (!dep || dep.state !== 'pending' || dep.slots[slot] !== undefined) return
+    if (outcome.charAt(0) !== 'c' && dep.task.onError === 'fail')
+      return this.finish(dep, outcome, now)
+    dep.slots[slot] = outcome
+    if (--dep.missing === 0) this.ready(this.q(queue), dep, now)
+  }
+
+  /** A cache follower: ends with its leader's value, or runs on its own when the leader did not complete. */
+  #follow(queue: string, id: string, outcome: string, now: number): void {
+    const f = this.get(queue, id)
+    if (!f || f.state !== 'pending') return
+    if (outcome.charAt(0) === 'c') this.finish(f, outcome, now, { cached: true })
+    else this.line(this.q(queue), f, f.task.runAt, now)
+  }
+
+  /** Moves due delayed tasks into the wait line. */
+  promote(q: QueueState, now: number): void {
+    for (const id of q.delayed) {
+      const rec = q.records.get(id)!
+      if ((rec.dueAt ?? 0) <= now) {
+        q.delayed.delete(id)
+        rec.state = 'enqueued'
+        rec.readyAt = rec.dueAt
+        rec.dueAt = undefined
+        q.wait.push(id, rec.task.priority)
+      }
+    }
+  }
+
+  /** Reserves up to `max` ready tasks (none while paused); limited tasks that may not start wait aside. */
+  reserve(q: QueueState, workerId: string, max: number, now: number): ReservedTask[] {
+    const reserved: ReservedTask[] = []
+    if (q.settings.paused) return reserved
+    while (reserved.length < max) {
+      const id = q.wait.shift()
+      if (id === undefined) break
+      const rec = q.records.get(id)!
+      const blocked = takeSlots(q, rec, now)
+      if (blocked && 'limit' in blocked) {
+        hold(q, rec, blocked.limit)
+        continue
+      }
+      if (blocked) {
+        rec.state = 'delayed'
+        rec.dueAt = blocked.until
+        q.delayed.add(id)
+        continue
+      }
+      rec.state = 'processing'
+      rec.attempt++
+      rec.token = `${workerId}:${++this.#tokens}`
+      rec.leaseUntil = now + leaseMs(rec.task.heartrate)
+      rec.startedAt = now
+      rec.workerId = workerId
+      q.processing.add(id)
+      countStart(q, now - (rec.readyAt ?? rec.createdAt), now)
+      emit(q, 'started', rec, now, { attempt: rec.attempt, workerId })
+      reserved.push({
+        ...rec.task,
+        token: rec.token,
+        attempt: rec.attempt,
+        slots: rec.slots as string[],
+        dueAt: rec.readyAt ?? rec.createdAt,
+      })
+    }
+    return reserved
+  }
+
+  /** Applies a worker's finishes; returns the ids of refused ones that lost a run (stale). */
+  applyFinishes(q: QueueState, done: readonly Finish[], now: number): string[] {
+    const stale: string[] = []
+    for (const f of done) {
+      const rec = q.records.get(f.id)
+      if (!rec || rec.state !== 'processing' || rec.token !== f.token) {
+        // Quiet: a release (the task never started), or the end of a run cancelled as it ran.
+        const cancelled = rec?.state === 'done' && rec.finishTag === f.token
+        if (!f.release && !cancelled) stale.push(f.id)
+        continue
+      }
+      if (f.release) {
+        freeSlots(q, rec)
+        q.processing.delete(f.id)
+        rec.token = undefined
+        rec.leaseUntil = undefined
+        rec.attempt--
+        rec.state = 'enqueued'
+        q.wait.unshift(f.id, rec.task.priority)
+        q.wake()
+      } else if (f.retryAt !== undefined) {
+        this.#retry(q, rec, f.retryAt, outcomeError(f.outcome), now)
+      } else {
+        this.finish(rec, this.#bounded(rec, f.outcome), now, { tag: f.token })
+      }
+    }
+    return stale
+  }
+
+  #retry(
+    q: QueueState,
+    rec: TaskRecord,
+    at: number,
+    error: { name: string; message: string; code?: string },
+    now: number,
+  ): void {
+    const ran = rec.startedAt !== undefined ? now - rec.startedAt : undefined
+    freeSlots(q, rec)
+    rec.token = undefined
+    rec.leaseUntil = undefined
+    const { stack: _stack, ...brief } = error as typeof error & { stack?: string }
+    emit(q, 'retrying', rec, now, {
+      attempt: rec.attempt,
+      ...(rec.workerId !== undefined && { workerId: rec.workerId }),
+      delay: Math.max(0, at - now),
+      error: brief,
+      ...(ran !== undefined && { ms: ran }),
+    })
+    countEnd(q, 'r', ran, now)
+    this.line(q, rec, at, now)
+  }
+
+  #bounded(rec: TaskRecord, outcome: string): string {
+    return boundedOutcome(outcome, this.limits.maxPayloadBytes, () => ({
+      taskName: rec.task.name,
+      queue: rec.queue,
+      taskId: rec.task.id,
+      attempts: rec.attempt,
+    }))
+  }
+
+  progress(queue: string, updates: readonly ProgressUpdate[], now: number): void {
+    const q = this.q(queue)
+    for (const u of updates) {
+      const rec = q.records.get(u.id)
+      if (!rec || rec.state !== 'processing' || rec.token !== u.token) continue
+      rec.progress = u.value
+      emit(q, 'progress', rec, now, {
+        progress: u.value,
+        attempt: rec.attempt,
+        ...(rec.workerId !== undefined && { workerId: rec.workerId }),
+      })
+      if (!rec.task.ignoreResult) for (const l of this.listeners) l(queue, u.id, 'p' + u.value)
+    }
+  }
+
+  /** Cancels a task that has not ended; a running one's worker is told. */
+  cancel(queue: string, id: string, now: number): boolean {
+    const rec = this.get(queue, id)
+    if (!rec || rec.state === 'done') return false
+    const token = rec.state === 'processing' ? rec.token : undefined
+    this.finish(rec, cancelledOutcome(rec.task.name, queue, id), now, { tag: token })
+    if (token !== undefined) this.q(queue).tell({ type: 'cancel', id })
+    return true
+  }
+
+  sweep(queue: string, intervalMs: number, now: number): number {
+    const q = this.q(queue)
+    if (now - q.lastSweep < intervalMs) return 0
+    q.lastSweep = now
+    trimCache(q, now)
+    // Sweeping stopped for a while (the event loop was blocked, or no worker swept): leases that
+    // lapsed meanwhile get one more from now, so that live workers renew before anything is retried.
+    const last = q.sweptAt
+    const stalled = last !== undefined && now - last > stallMs(intervalMs)
+    q.sweptAt = now
+    let handled = 0
+    for (const id of [...q.processing]) {
+      const rec = q.records.get(id)!
+      const until = rec.leaseUntil ?? 0
+      if (until >= now) continue
+      if (stalled && until > last) {
+        rec.leaseUntil = now + leaseMs(rec.task.heartrate)
+        continue
+      }
+      handled++
+      if (rec.attempt < rec.task.attempts) {
+        const at = now + backoffDelay(rec.task.backoff, rec.attempt, Math.random())
+        this.#retry(q, rec, at, { name: 'TaskExpired', message: LAPSED }, now)
+      } else {
+        this.finish(rec, expiredOutcome(rec.task.name, queue, id, LAPSED, rec.attempt), now)
+      }
+    }
+    return handled
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * A queue's event log in memory: the last `max` events, numbered from 1, with waiters for new ones.
+ * Event ids are their numbers as strings, as on Redis.
+ */
+import type { EventBatch, ReadOptions, StoredEvent } from '../backend.js'
+
+type NewEvent = Omit<StoredEvent, 'eventId'>
+
+export class EventLog {
+  #events: StoredEvent[] = []
+  /** The number of the last event appended (0: none yet). */
+  #last = 0
+  readonly #waiters = new Set<() => void>()
+
+  /** Appends events, dropping the oldest beyond `max`. */
+  append(events: readonly NewEvent[], max: number): void {
+    if (events.length === 0) return
+    for (const e of events) this.#events.push({ ...e, eventId: String(++this.#last) })
+    if (this.#events.length > max) this.#events.splice(0, this.#events.length - max)
+    for (const wake of [...this.#waiters]) wake()
+  }
+
+  /** Events after `after` ('now': after the last one so far). */
+  async read(after: string, options: ReadOptions): Promise<EventBatch> {
+    const from = after === 'now' ? this.#last : Number(after)
+    const start = Number.isFinite(from) && from >= 0 ? from : 0
+    const batch = this.#after(start, options.count)
+    if (batch.events.length > 0 || batch.gap || options.blockMs <= 0 || options.signal?.aborted)
+      return batch
+    await new Promise<void>(resolve => {
+      const done = () => {
+        clearTimeout(timer)
+        options.signal?.removeEventListener('abort', done)
+        this.#waiters.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, options.blockMs)
+      options.signal?.addEventListener('abort', done)
+      this.#waiters.add(done)
+    })
+    return this.#after(start, options.count)
+  }
+
+  #after(position: number, count: number): EventBatch {
+    const first = this.#events[0]
+    const firstNumber = first ? Number(first.eventId) : this.#last + 1
+    // A position past the last event belongs to another log (a backend opened anew): start over.
+    const reset = position > this.#last
+    const from = reset ? firstNumber - 1 : position
+    const gap = reset || from + 1 < firstNumber
+    const skip = Math.max(0, from + 1 - firstNumber)
+    const events = this.#events.slice(skip, skip + count)
+    const last =
+      events.length > 0
+        ? events[events.length - 1]!.eventId
+        : String(Math.max(from, firstNumber - 1))
+    return { events, gap, last }
+  }
+
+  /** True when it holds no events and nobody waits for one. */
+  get idle(): boolean {
+    return this.#events.length === 0 && this.#waiters.size === 0
+  }
+
+  /** Wakes every reader (the backend closed). */
+  close(): void {
+    for (const wake of [...this.#waiters]) wake()
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * The data that crosses the backend contract (lib/backends/backend.ts): tasks as the broker hands
+ * them over, tasks as a worker gets them, what a worker reports back, and what a backend reports of
+ * tasks, queues, events and metrics. Values the broker alone reads (arguments, outcomes, progress,
+ * metadata) travel as strings that backends store and copy without reading.
+ */
+import type { TaskStatus } from '../types.js'
+
+/** A reference to another task (a Deferred argument), possibly on another queue of the backend. */
+export interface TaskRef {
+  queue: string
+  id: string
+}
+
+/** Backoff normalised for storage. */
+export interface StoredBackoff {
+  type: 'fixed' | 'exponential'
+  delay: number
+  jitter: number
+  maxDelay: number
+}
+
+/** A task as the broker hands it to the backend. */
+export interface NewTask {
+  id: string
+  /** Dotted task name, e.g. `math.add`. */
+  name: string
+  /** The serialized call (lib/serializer.ts); Deferred arguments are references into `deps`. */
+  payload: string
+  /** Distinct Deferred arguments, in the order the payload refers to them. */
+  deps: TaskRef[]
+  onError: 'fail' | 'pass'
+  /** When true, no outcome is kept or delivered (the record vanishes when the task ends). */
+  ignoreResult: boolean
+  /** ms an outcome is kept. */
+  resultTimeout: number
+  /** ms between lease renewals. */
+  heartrate: number
+  /** Total runs allowed (≥ 1). */
+  attempts: number
+  backoff: StoredBackoff
+  /** Epoch ms before which the task must not run; 0 = now. */
+  runAt: number
+  /** ms one run may take before it fails with `TaskTimeout`; 0 = no limit. */
+  timeout: number
+  /** Lower runs first; an integer from −1 000 000 to 1 000 000. 0 is the default (and the fast path). */
+  priority: number
+  /** A JSON object, as text (at most 4 KiB), or '' for none. Stored and reported, never read. */
+  metadata: string
+  /**
+   * The result cache (docs/cache.md), or undefined: a completed outcome of the same call within
+   * `ttl` ms (0: the queue's `cacheTtl`) is reused instead of running the function. `key` is the
+   * call's key when the broker could compute it (all arguments are values); '' asks the backend to
+   * compute it when the task becomes ready (`readyCacheKey` in rules.ts), from `template` (the
+   * arguments as plain JSON with a placeholder for each pending Deferred argument, '' when they
+   * are not plain JSON) and the argument outcomes.
+   */
+  cache: { key: string; ttl: number; template: string } | undefined
+  /** W3C trace context of the producer's span (`traceparent`, a newline, `tracestate`), or ''. */
+  trace: string
+}
+
+/** A task handed to a worker. */
+export interface ReservedTask extends NewTask {
+  /** Fencing token of this reservation; finish and renew must present it. */
+  token: string
+  /** 1 for the first run, 2 for the first retry, … */
+  attempt: number
+  /** Outcome strings of the Deferred arguments, aligned with `deps`. */
+  slots: string[]
+  /** Epoch ms it became due to run (its enqueue, its runAt or its retry time, whichever is later). */
+  dueAt: number
+}
+
+/** A worker's report that a reserved task ended. */
+export interface Finish {
+  id: string
+  token: string
+  /** The outcome string (`c…` or `f…`). */
+  outcome: string
+  /** Epoch ms: run the task again then instead of finishing it (attempts remain). */
+  retryAt?: number
+  /**
+   * The task never started on this worker (it was prefetched, or reserved while stopping): put it
+   * back first in line as it was, its attempt not counted. `outcome` and `retryAt` are ignored.
+   */
+  release?: boolean
+  /**
+   * How long the run took, and how long the task waited from due to its start (ms), as the worker
+   * measured them. A backend may count its wait- and run-time metrics from these (Redis does).
+   */
+  runMs?: number
+  waitMs?: number
+}
+
+/** A lease a worker holds. */
+export interface Lease {
+  id: string
+  token: string
+  heartrate: number
+}
+
+/** The latest progress of a running task, as its worker reports it. */
+export interface ProgressUpdate {
+  id: string
+  token: string
+  /** The value, serialized (lib/serializer.ts `encodeValue`). */
+  value: string
+}
+
+/** What `exchange` did. */
+export interface ExchangeResult {
+  /**
+   * Ids of finishes refused because their token no longer matched (the lease was lost). Releases
+   * are never listed, nor finishes of tasks cancelled while they ran: no run was lost.
+   */
+  stale: string[]
+  /** Newly reserved tasks (at most `max`). */
+  reserved: ReservedTask[]
+  /** ms until the earliest delayed task is due, when fewer than `max` were ready; undefined if none. */
+  nextDueIn?: number
+}
+
+/** A task's current state, as `status()` reports it. */
+export interface TaskState {
+  status: TaskStatus
+  /** The outcome string, for a finished task. */
+  outcome?: string
+  /** True when the outcome came from the result cache. */
+  cached?: boolean
+}
+
+/** The options of a call, as a task keeps them for a retry by hand (`POST /api/tasks/:id/retry`). */
+export interface StoredCall {
+  payload: string
+  deps: TaskRef[]
+  onError: 'fail' | 'pass'
+  ignoreResult: boolean
+  resultTimeout: number
+  heartrate: number
+  attempts: number
+  backoff: StoredBackoff
+  timeout: number
+  cacheTtl: number
+}
+
+/** What a backend knows of one task: `TaskInfo` before the broker decodes its values. */
+export interface StoredInfo {
+  id: string
+  name: string
+  status: TaskStatus
+  priority: number
+  /** The latest progress, serialized, or undefined. */
+  progress?: string
+  /** JSON text, or undefined. */
+  metadata?: string
+  /** Runs started so far (0 before the first). */
+  attempt: number
+  attempts: number
+  createdAt: number
+  /** When a delayed task may run (epoch ms), if it was held back. */
+  runAt?: number
+  startedAt?: number
+  finishedAt?: number
+  workerId?: string
+  /** The outcome string of a finished task. */
+  outcome?: string
+  /** True when the outcome came from the result cache (or a call it was attached to). */
+  cached?: boolean
+  /** The call, while the task lives and after it failed, expired or was cancelled (not after it completed). */
+  call?: StoredCall
+}
+
+/** A `list` query: every given condition must hold. */
+export interface ListQuery {
+  /** Any of these statuses (all when undefined). */
+  statuses?: readonly TaskStatus[]
+  /** Exact dotted name, or a namespace prefix ending in `.`. */
+  name?: string
+  /** Created strictly before this epoch ms. */
+  createdBefore?: number
+  /** Created strictly after this epoch ms. */
+  createdAfter?: number
+  /** At most this many (1–1000). */
+  limit: number
+  /** Skip this many matches first. */
+  offset: number
+}
+
+/** A live worker, as `worq info` lists it. */
+export interface WorkerInfo {
+  /** The worker's id (WorkerPool `id`). */
+  id: string
+  /** The host it runs on. */
+  hostname: string
+  /** Its process id. */
+  pid: number
+  /** Tasks it runs at once, at most. */
+  concurrency: number
+  /** Tasks it runs now. */
+  running: number
+  /** Epoch ms it started. */
+  startedAt: number
+  /** Epoch ms of its last registration (filled in by the backend on read). */
+  seenAt: number
+  /** The task names it exposes. */
+  names: string[]
+  /** Ids of the tasks it runs now (at most 100). */
+  tasks: string[]
+}
+
+/** What `inspect` reports of a queue. */
+export interface QueueInfo {
+  /** Enqueued and ready, or waiting for a slot of a concurrency limit. */
+  waiting: number
+  /** Enqueued but held back (delay, runAt, retry backoff, a rate limit). */
+  delayed: number
+  /** Waiting for Deferred arguments, or for the result of an identical call (the cache's single flight). */
+  pending: number
+  /** Reserved by a worker. */
+  processing: number
+  /** Age in ms of the oldest ready task, or null when none waits. */
+  oldestWaitingMs: number | null
+  /** True while the queue is paused. */
+  paused: boolean
+  /** Workers whose registration has not lapsed. */
+  workers: WorkerInfo[]
+}
+
+/** Queue settings, stored in the backend so that every process of the queue agrees. */
+export interface QueueSettings {
+  /** A paused queue takes enqueues and starts nothing new. */
+  paused: boolean
+  /** Keep an event stream of the queue (docs/events.md). */
+  events: boolean
+  /** How many events the stream keeps (at least). */
+  eventsMax: number
+  /** Keep per-minute counts and time histograms (docs/metrics.md). */
+  metrics: boolean
+  /** Index every task so that finished ones are listed, and keep their call (docs/tasks.md). */
+  listing: boolean
+  /** Most entries of the result cache. */
+  cacheSize: number
+  /** ms a cached result lives when a call asks for `cache: true`. */
+  cacheTtl: number
+}
+
+/** A limit that binds every worker of a queue (docs/limits.md). */
+export interface Limit {
+  /** At most this many such tasks run at once. */
+  concurrency?: number
+  /** At most `max` starts in any window of `per` ms. */
+  rate?: {
+    /** Starts allowed in a window. */
+    max: number
+    /** The window, ms. */
+    per: number
+  }
+}
+
+/** When a schedule fires: a cron expression (with a time zone) or a fixed interval. */
+export type ScheduleWhen = { cron: string; tz?: string } | { every: number }
+
+/** A periodic task as the backend stores it. */
+export interface StoredSchedule {
+  id: string
+  /** The dotted task name it calls. */
+  name: string
+  when: ScheduleWhen
+  /** The task every run enqueues; its `id` and `runAt` are set per run. */
+  task: Omit<NewTask, 'id' | 'runAt'>
+  startAt?: number
+  endAt?: number
+  /** Most runs in all. */
+  limit?: number
+  /** Fire once for due times missed while no pool ran. */
+  catchUp: boolean
+  /** The next due time (epoch ms), or null when the schedule has ended. */
+  next: number | null
+  last?: number
+  runs: number
+}
+
+/** The kinds of queue events (docs/events.md). */
+export type EventType =
+  | 'enqueued'
+  | 'started'
+  | 'progress'
+  | 'completed'
+  | 'failed'
+  | 'retrying'
+  | 'expired'
+  | 'cancelled'
+  | 'cached'
+  | 'paused'
+  | 'resumed'
+
+/** One event as a backend keeps it. */
+export interface StoredEvent {
+  /** Increasing per queue; a reader resumes after it. */
+  eventId: string
+  type: EventType
+  /** The task ('' for `paused` and `resumed`). */
+  id: string
+  name: string
+  /** Epoch ms. */
+  time: number
+  attempt?: number
+  workerId?: string
+  /** `progress`: the value, serialized. */
+  progress?: string
+  /** `failed`, `expired`, `cancelled`: what went wrong (the outcome's remote error). */
+  error?: { name: string; message: string; code?: string }
+  /** End events: ms the run took. */
+  ms?: number
+  /** `retrying`: ms until the next attempt. */
+  delay?: number
+}
+
+/** A batch of events read from a queue's stream. */
+export interface EventBatch {
+  events: StoredEvent[]
+  /** Events after the reader's position were dropped (the stream keeps the last N). */
+  gap: boolean
+  /** The position to read on from. */
+  last: string
+}
+
+/** Counts of one minute of a queue. */
+export interface MinuteCounts {
+  /** Epoch ms of the minute's start. */
+  minute: number
+  completed: number
+  failed: number
+  retried: number
+  expired: number
+  cancelled: number
+  /** Tasks by wait time (ready → started): count per bucket of {@link TIME_BUCKETS_MS}, then over. */
+  wait: number[]
+  /** Runs by run time (started → ended), as `wait`. */
+  run: number[]
+  /** Sums of the wait and run times, ms. */
+  waitSum: number
+  runSum: number
+}

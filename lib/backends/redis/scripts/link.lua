@@ -1,0 +1,29 @@
+--[[ link.lua: the second step of registering dependents on another slot (common.lua, hand-overs):
+  run on the queue of the Deferred arguments. Each link registers a task of another queue as a
+  dependent of an argument task of this queue that has not ended, once (a link done again finds
+  its line there), or answers with the argument's outcome when it has ended (an expiry when it is
+  gone).
+  KEYS[1]  a key of the queue (its slot)
+  ARGV[1]  key namespace ('worq!')
+  ARGV[2]  queue (of the arguments)
+  ARGV[3]  number of links n, then 5 slots per link: the dependent's queue, its id, its argument
+           slot, its generation, and the argument's id on this queue
+  Returns: n strings: '' registered (the argument has not ended), else the argument's outcome
+]]
+local dkey = key(QUEUE, 'dependents')
+local out = {}
+for i = 1, tonumber(ARGV[3]) do
+  local base = 4 + (i - 1) * 5
+  local dq, did, slot, gen, aid = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3],
+    ARGV[base + 4]
+  local arg = redis.call('GET', record(QUEUE, aid))
+  if arg and is_live(arg) then
+    local line = dq .. '\t' .. did .. '\t' .. slot .. '\t' .. gen .. '\n'
+    local lines = redis.call('HGET', dkey, aid) or ''
+    if not string.find(lines, line, 1, true) then redis.call('HSET', dkey, aid, lines .. line) end
+    out[i] = ''
+  else
+    out[i] = arg and stored_outcome(arg) or expired_outcome('unknown', QUEUE, aid, GONE)
+  end
+end
+return out

@@ -1,0 +1,191 @@
+--[[ observe.lua: what a queue records as things happen, collected during a call and written once at
+  its end (flush_observed()): events (when the queue's `events` setting is on) and per-minute
+  metrics (when `metrics` is on). docs/events.md and docs/metrics.md describe both.
+
+  Events: stream `ev`, one entry per call, id "<n>-0" where n counts the queue's events (`evn`),
+  the last of which is event n (both keys expire a week after the last event, renewed every
+  thousand events or so). Its field `v` holds the call's events column by column: five columns
+  separated by \30 (record separator), the values of a column by \31 (unit separator): the time
+  (ms, one for the call), types, task ids, what the event says of the task and the rest (JSON of
+  {d = retry delay, p = progress, e = {n = error name, m = message, c = code}}, or ''). What it
+  says of the task is its name alone (enqueued), or the details head of its run ("<name>|
+  <enqueued>|<attempts>|<priority>|<started>|<worker>|<attempt>|<holds>", common.lua), or a whole
+  tokens value, whose head follows its newline (started), or '' (paused, resumed); an end
+  event's run time is the time less <started>. Ids, names and worker ids hold no control
+  characters other than that newline, and JSON escapes them, so the separators cannot occur in a
+  value. (Entries written before this format hold field `e`,
+  JSON of the same columns; readers accept both.) The stream keeps entries from event
+  n − eventsMax on (MINID ~: at least the last eventsMax events).
+  Metrics: hash `m:<minute start, epoch ms>` with counts c completed, f failed, r retried,
+  x expired, k cancelled; w<b> and t<b> wait and run times per bucket b (timeBucket() of rules.ts:
+  the first b with duration ≤ 2^b ms, 21 beyond 2^20 ms); ws and ts their sums; it expires a day
+  after its minute (METRICS_MINUTES). Hash `mt` holds the totals (fold_metrics()).
+]]
+local ev_buf, m_buf, observed_order
+-- How long a queue's event stream outlives its last event (ms): a week.
+local EVENTS_TTL = 7 * 86400000
+
+local function observed(queue)
+  if not ev_buf[queue] and not m_buf[queue] then observed_order[#observed_order + 1] = queue end
+end
+
+-- Records an event of `queue`: its type, task id, what it says of the task (`head`: see above)
+-- and the rest (`extra`: a table, or false). A queue whose `events` setting is off keeps none.
+local function event(queue, type, id, head, extra)
+  if not conf(queue).events then return end
+  local e = ev_buf[queue]
+  if not e then
+    observed(queue)
+    e = { n = 0, {}, {}, {}, {} }
+    ev_buf[queue] = e
+  end
+  local k = e.n + 1
+  e.n = k
+  e[1][k], e[2][k], e[3][k], e[4][k] = type, id, head, extra and cjson.encode(extra) or ''
+end
+
+-- True when the queue keeps events (so that a caller builds one only then).
+local function events_on(queue)
+  return conf(queue).events
+end
+
+-- What an outcome that is not `c` says went wrong: {n = name, m = message, c = code}.
+local function outcome_error(out)
+  local kind = string.sub(out, 1, 1)
+  local ok, d = pcall(cjson.decode, string.sub(out, 2))
+  if kind == 'x' then
+    return { n = 'TaskExpired', m = ok and d.reason or 'expired', c = 'ERR_WORQ_TASK_EXPIRED' }
+  elseif kind == 'k' then
+    return { n = 'TaskCancelled', m = 'the task was cancelled', c = 'ERR_WORQ_TASK_CANCELLED' }
+  end
+  local r = ok and type(d) == 'table' and type(d.json) == 'table' and d.json.remote
+  if type(r) ~= 'table' then return { n = 'Error', m = 'the task failed' } end
+  local code = r.code
+  if type(code) ~= 'string' then code = nil end
+  return { n = tostring(r.name), m = tostring(r.message), c = code }
+end
+
+-- Counts `n` in metric `field` of `queue` for this minute.
+local function count(queue, field, n)
+  if not conf(queue).metrics then return end
+  observed(queue)
+  local m = m_buf[queue]
+  if not m then
+    m = {}
+    m_buf[queue] = m
+  end
+  m[field] = (m[field] or 0) + n
+end
+
+-- The histogram fields, by bucket (no number is turned into a name per task).
+local BUCKET = { w = {}, t = {} }
+for b = 0, 21 do
+  BUCKET.w[b], BUCKET.t[b] = 'w' .. b, 't' .. b
+end
+local SUM = { w = 'ws', t = 'ts' }
+
+-- Counts a duration in the histogram `prefix` ('w' wait, 't' run), and its sum: bucket b is the
+-- first with ms ≤ 2^b (timeBucket() of rules.ts).
+local function count_time(queue, prefix, ms)
+  if not conf(queue).metrics then return end
+  local b = 0
+  if ms > 1 then
+    local m, e = math.frexp(ms)
+    b = m == 0.5 and e - 1 or e
+    if b > 21 then b = 21 end
+  elseif ms < 0 then
+    ms = 0
+  end
+  count(queue, BUCKET[prefix][b], 1)
+  count(queue, SUM[prefix], ms)
+end
+
+local function flush_events(queue, e)
+  local n = e.n
+  local last = redis.call('INCRBY', key(queue, 'evn'), n)
+  local floor = last - conf(queue).evmax
+  if floor < 0 then floor = 0 end
+  local body = now_str() .. '\30' .. table.concat(e[1], '\31') .. '\30' ..
+    table.concat(e[2], '\31') .. '\30' .. table.concat(e[3], '\31') .. '\30' ..
+    table.concat(e[4], '\31')
+  local skey = key(queue, 'ev')
+  local added = redis.pcall('XADD', skey, 'MINID', '~', floor, last .. '-0', 'v', body)
+  if type(added) == 'table' and added.err then
+    -- The counter went back (its key was removed): the stream starts over from it.
+    redis.call('DEL', skey)
+    redis.call('XADD', skey, last .. '-0', 'v', body)
+  end
+  -- A queue left alone forgets its events after EVENTS_TTL: the TTL is renewed about every
+  -- thousand events (and on the first).
+  local start = last - n
+  if start == 0 or math.floor(start / 1000) < math.floor(last / 1000) then
+    redis.call('PEXPIRE', skey, EVENTS_TTL)
+    redis.call('PEXPIRE', key(queue, 'evn'), EVENTS_TTL)
+  end
+end
+
+local function flush_metrics(queue, m)
+  local minute = now() - now() % 60000
+  local mkey = key(queue, 'm:' .. minute)
+  local fields = { 'z' }
+  for f in pairs(m) do fields[#fields + 1] = f end
+  local old = redis.call('HMGET', mkey, unpack(fields))
+  local set = { 'z', '1' }
+  for i = 2, #fields do
+    set[#set + 1] = fields[i]
+    set[#set + 1] = (tonumber(old[i]) or 0) + m[fields[i]]
+  end
+  redis.call('HSET', mkey, unpack(set))
+  if not old[1] then
+    redis.call('PEXPIREAT', mkey, minute + 1441 * 60000)
+    -- The totals begin with the queue's first minute (fold_metrics()).
+    if redis.call('HSETNX', key(queue, 'mt'), 'upto', minute) == 1 then
+      redis.call('PEXPIRE', key(queue, 'mt'), 30 * 86400000)
+    end
+  end
+end
+
+-- Folds the minutes before the current one that are not in the totals yet (hash `mt`: the same
+-- fields as a minute's, and `upto`, the first minute not folded) into them, at most 60 per call,
+-- so that the totals only grow. The sweep calls it.
+local function fold_metrics(queue)
+  local mt = key(queue, 'mt')
+  local upto = tonumber(redis.call('HGET', mt, 'upto') or '')
+  if not upto then return end
+  local current = now() - now() % 60000
+  local acc, steps = {}, 0
+  while upto < current and steps < 60 do
+    local flat = redis.call('HGETALL', key(queue, 'm:' .. upto))
+    for i = 1, #flat - 1, 2 do
+      if flat[i] ~= 'z' then acc[flat[i]] = (acc[flat[i]] or 0) + tonumber(flat[i + 1]) end
+    end
+    upto = upto + 60000
+    steps = steps + 1
+  end
+  if steps == 0 then return end
+  local fields = {}
+  for f in pairs(acc) do fields[#fields + 1] = f end
+  local set = { 'upto', upto }
+  if #fields > 0 then
+    local old = redis.call('HMGET', mt, unpack(fields))
+    for i, f in ipairs(fields) do
+      set[#set + 1] = f
+      set[#set + 1] = (tonumber(old[i]) or 0) + acc[f]
+    end
+  end
+  redis.call('HSET', mt, unpack(set))
+  redis.call('PEXPIRE', mt, 30 * 86400000)
+end
+
+-- Writes what this call observed.
+local function flush_observed()
+  for _, queue in ipairs(observed_order) do
+    if ev_buf[queue] then flush_events(queue, ev_buf[queue]) end
+    if m_buf[queue] then flush_metrics(queue, m_buf[queue]) end
+  end
+  ev_buf, m_buf, observed_order = {}, {}, {}
+end
+
+local function begin_observe()
+  ev_buf, m_buf, observed_order = {}, {}, {}
+end

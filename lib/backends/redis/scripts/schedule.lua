@@ -1,0 +1,41 @@
+--[[ schedule.lua: the queue's periodic tasks (docs/schedules.md): hash `sched`, id → JSON of the
+  schedule's definition (StoredSchedule of records.ts without next, last and runs), and hash
+  `sstate`, id → "<next due>|<last due>|<runs>" (next '' once the schedule ended; last '' before
+  the first run).
+  KEYS[1]  a key of the queue (its slot)
+  ARGV[1]  key namespace ('worq')
+  ARGV[2]  queue
+  ARGV[3]  'put' (ARGV[4] id, ARGV[5] definition JSON, ARGV[6] its state), 'remove' (ARGV[4] id),
+           or 'fire': ARGV[4] id, ARGV[5] due (epoch ms), ARGV[6] next due ('' = the schedule
+           ended), ARGV[7] the caller's client id, then an enqueue entry (admit.lua: id, runAt,
+           record, meta), or nothing to skip this due time
+  'put' and 'remove' tell the workers (control message 'S'). 'fire' acts only when the stored
+  next due time is still `due` (one caller per due time): it sets the next, and with a task
+  enqueues it, sets `last` and counts the run.
+  Returns: 'put', 'remove': 1 when it acted, else 0; 'fire': { acted (1/0), mine, owed }.
+]]
+local skey, state = key(QUEUE, 'sched'), key(QUEUE, 'sstate')
+local action, id = ARGV[3], ARGV[4]
+if action == 'put' then
+  redis.call('HSET', skey, id, ARGV[5])
+  redis.call('HSET', state, id, ARGV[6])
+  tell(QUEUE, 'S')
+  return 1
+elseif action == 'remove' then
+  local n = redis.call('HDEL', skey, id)
+  redis.call('HDEL', state, id)
+  if n == 1 then tell(QUEUE, 'S') end
+  return n
+end
+if ARGV[7] ~= '' then SELF = ARGV[7] end
+local v = redis.call('HGET', state, id)
+if not v then return { 0, {} } end
+local next_due, last, runs = string.match(v, '^([^|]*)|([^|]*)|(%d+)$')
+if next_due ~= ARGV[5] then return { 0, {} } end
+if ARGV[8] then
+  last, runs = ARGV[5], tonumber(runs) + 1
+  admit(QUEUE, ARGV[8], tonumber(ARGV[9]), ARGV[10], ARGV[11], 0)
+end
+redis.call('HSET', state, id, ARGV[6] .. '|' .. last .. '|' .. runs)
+flush_all()
+return { 1, mine, owed or NONE }

@@ -1,0 +1,57 @@
+/**
+ * HTTP errors: `HttpError` carries a status and a stable code; `toHttpError` maps what the
+ * library throws (a TypeError naming a bad option, DuplicateTask, NotRetryable, …) to a status.
+ * Every error answers `{ "error": { "code", "message" } }`.
+ */
+import { WorqError } from '../index.js'
+
+/** An error the API answers with `status`. */
+export class HttpError extends WorqError {
+  /** The HTTP status. */
+  readonly status: number
+  /** Extra response headers (`Allow`, `WWW-Authenticate`). */
+  readonly headers: Record<string, string>
+
+  /** @internal */
+  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+    super(code, message)
+    this.name = 'HttpError'
+    this.status = status
+    this.headers = headers
+  }
+}
+
+/** 400 with `code` (default ERR_WORQ_HTTP_BAD_REQUEST). */
+export function badRequest(message: string, code = 'ERR_WORQ_HTTP_BAD_REQUEST'): HttpError {
+  return new HttpError(400, code, message)
+}
+
+/** Library error codes and the status each answers with. */
+const STATUS_OF_CODE: Record<string, number> = {
+  ERR_WORQ_DUPLICATE_TASK: 409,
+  ERR_WORQ_NOT_RETRYABLE: 409,
+  ERR_WORQ_LISTING_OFF: 409,
+  ERR_WORQ_PAYLOAD_TOO_LARGE: 413,
+  ERR_WORQ_BROKER_CLOSED: 503,
+}
+
+/** What the API answers for `err`: its status, code and message. */
+export function toHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err
+  if (err instanceof WorqError) {
+    const status = STATUS_OF_CODE[err.code]
+    if (status) return new HttpError(status, err.code, err.message)
+  }
+  // The library's argument checks (task options, filters, ids, names) throw TypeError/RangeError
+  // with a message that names what to change.
+  if (err instanceof TypeError || err instanceof RangeError)
+    return new HttpError(400, 'ERR_WORQ_HTTP_BAD_REQUEST', err.message)
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code === 'string' && /^(ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EAI_AGAIN)$/.test(code))
+    return new HttpError(503, 'ERR_WORQ_HTTP_BACKEND_DOWN', 'the backend cannot be reached')
+  return new HttpError(
+    500,
+    'ERR_WORQ_HTTP_INTERNAL',
+    'the server failed to answer this request; its log may say why',
+  )
+}

@@ -1,0 +1,227 @@
+/**
+ * `worq/http`: the HTTP control API and live dashboard of worq queues (docs/http.md,
+ * docs/dashboard.md). `worqHttp(brokers, options)` is a Node request listener that works in
+ * `http.createServer`, as Express middleware, and in Fastify; it uses the library's public API
+ * only.
+ *
+ * @packageDocumentation
+ */
+// The declarations name Node's types: @types/node, a dependency, is loaded with them (lib/ambient.ts).
+/// <reference types="node" preserve="true" />
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Broker } from '../index.js'
+import { authenticate, bearerCheck, checkToken, type Authorize } from './auth.js'
+import { DEFAULT_BODY_LIMIT } from './body.js'
+import { HttpError, toHttpError } from './errors.js'
+import { parseQuery } from './query.js'
+import { match, type Reply, type Route } from './router.js'
+import { routeTable } from './routes/index.js'
+import { Served, type SubmitPolicy } from './served.js'
+import type { Clients } from './sse.js'
+import { isPageFile, servePage } from './static.js'
+
+export { HttpError } from './errors.js'
+export type { Authorize } from './auth.js'
+export type { SubmitPolicy } from './served.js'
+export type * from './types.js'
+
+/** Options of {@link worqHttp}. */
+export interface WorqHttpOptions {
+  /**
+   * Every API request (`/api/…` and `/metrics`) needs `Authorization: Bearer <token>`, compared in
+   * constant time. The page's own files need none (they hold no data); the page asks for the
+   * token and keeps it in sessionStorage. @default no token
+   */
+  token?: string
+  /** Decides whether an API request may go on (after the token, when both are set): any other scheme. */
+  authorize?: Authorize
+  /** Every change (POST, DELETE) answers 403. @default false */
+  readOnly?: boolean
+  /**
+   * Which task names `POST /api/tasks` may enqueue: a list of names, a function of the name, queue
+   * and request, or `'exposed'`: the names the queue's live workers expose. @default 'exposed'
+   */
+  submit?: SubmitPolicy
+  /**
+   * The path prefix the handler is mounted under, when the framework does not strip it (plain
+   * `http.createServer`, Fastify); Express's `app.use('/worq', …)` strips it itself. @default ''
+   */
+  basePath?: string
+  /** The largest request body, bytes (413 past it). @default 1 MiB */
+  bodyLimit?: number
+  /** ms between keep-alive comments on an event stream. @default 15000 */
+  heartbeatMs?: number
+  /** Most event streams open at once (503 past it); on Redis each holds a connection while it waits. @default 100 */
+  maxEventStreams?: number
+  /** ms `GET /api/health` waits for a backend before it answers 503. @default 2000 */
+  healthTimeoutMs?: number
+  /** Called with an error the API answered 500 for (the library never prints: log it here). */
+  onError?: (err: unknown, req: IncomingMessage) => void
+}
+
+/** The handler `worqHttp` returns: a Node request listener and Express middleware. */
+export interface WorqHttpHandler {
+  /** Answers `req`; with Express's `next`, a request outside the API and the page goes on to it. */
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void
+  /** Ends every open event stream (call it before `server.close()`). The brokers stay open. */
+  close(): Promise<void>
+}
+
+function positiveInt(name: string, v: unknown, fallback: number): number {
+  if (v === undefined) return fallback
+  if (!Number.isSafeInteger(v) || (v as number) < 1)
+    throw new TypeError(`Expected \`${name}\` to be a positive integer, got ${String(v)}`)
+  return v as number
+}
+
+function checkBasePath(v: unknown): string {
+  if (v === undefined || v === '' || v === '/') return ''
+  if (typeof v !== 'string' || !/^(\/[\w.~-]+)+$/.test(v))
+    throw new TypeError(
+      `Expected \`basePath\` to be a path like "/worq" (no trailing slash), got ${String(v)}`,
+    )
+  return v
+}
+
+function checkSubmitPolicy(v: unknown): SubmitPolicy {
+  if (v === undefined || v === 'exposed' || typeof v === 'function')
+    return (v ?? 'exposed') as SubmitPolicy
+  if (Array.isArray(v) && v.every(n => typeof n === 'string')) return [...v]
+  throw new TypeError("Expected `submit` to be 'exposed', an array of task names, or a function")
+}
+
+const SECURITY_HEADERS = {
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  const status = reply.status ?? 200
+  const headers: Record<string, string | number> = { 'Cache-Control': 'no-store', ...reply.headers }
+  const body = reply.text ?? JSON.stringify(reply.body) + '\n'
+  headers['Content-Type'] ??= 'application/json; charset=utf-8'
+  headers['Content-Length'] = Buffer.byteLength(body)
+  res.writeHead(status, headers)
+  res.end(body)
+}
+
+function sendError(res: ServerResponse, err: HttpError): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  // A refused body may still be arriving: close the connection after the answer.
+  if (err.status === 413) res.setHeader('Connection', 'close')
+  send(res, {
+    status: err.status,
+    headers: err.headers,
+    body: { error: { code: err.code, message: err.message } },
+  })
+}
+
+/**
+ * The HTTP API and dashboard of one broker's queue or several (one broker per queue), as a Node
+ * request listener: `http.createServer(worqHttp(broker))`, `app.use('/worq', worqHttp(brokers))`.
+ * The brokers stay the caller's to close.
+ */
+export function worqHttp(
+  brokers: Broker | readonly Broker[],
+  options: WorqHttpOptions = {},
+): WorqHttpHandler {
+  const list = (Array.isArray(brokers) ? brokers : [brokers]) as Broker[]
+  if (list.length === 0) throw new TypeError('Expected at least one broker to serve')
+  if (options.authorize !== undefined && typeof options.authorize !== 'function')
+    throw new TypeError('Expected `authorize` to be a function of the request')
+  const served = new Served(list, {
+    check: options.token === undefined ? undefined : bearerCheck(checkToken(options.token)),
+    authorize: options.authorize,
+    readOnly: options.readOnly === true,
+    submit: checkSubmitPolicy(options.submit),
+    basePath: checkBasePath(options.basePath),
+    bodyLimit: positiveInt('bodyLimit', options.bodyLimit, DEFAULT_BODY_LIMIT),
+    heartbeatMs: positiveInt('heartbeatMs', options.heartbeatMs, 15_000),
+    maxEventStreams: positiveInt('maxEventStreams', options.maxEventStreams, 100),
+    healthTimeoutMs: positiveInt('healthTimeoutMs', options.healthTimeoutMs, 2000),
+    onError: options.onError,
+  })
+  const clients: Clients = new Set()
+  const routes: Route[] = routeTable(clients)
+
+  async function answer(req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) {
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    let pathname = q < 0 ? url : url.slice(0, q)
+    const search = q < 0 ? '' : url.slice(q + 1)
+    const base = served.options.basePath
+    if (base) {
+      if (pathname !== base && !pathname.startsWith(base + '/')) return pass(res, next)
+      pathname = pathname.slice(base.length)
+    }
+    // Mounted by Express under a path: the part it stripped (for Location headers and redirects).
+    const original = (req as { originalUrl?: string }).originalUrl?.split('?')[0]
+    let prefix = base
+    if (!base && original !== undefined && original !== pathname)
+      prefix = original.endsWith(pathname) ? original.slice(0, -pathname.length) : original
+    // The page's links are relative: it must be read at a path ending in '/'.
+    const redirect =
+      pathname === '' || (pathname === '/' && original !== undefined && !original.endsWith('/'))
+    const page = (req.method === 'GET' || req.method === 'HEAD') && isPageFile(pathname)
+    const api = pathname.startsWith('/api/') || pathname === '/metrics'
+    // What is not ours goes on untouched (Express at the root), or is a 404.
+    if (!redirect && !page && !api) return pass(res, next)
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v)
+    if (redirect) {
+      res.writeHead(308, { Location: `${prefix}/` })
+      res.end()
+      return
+    }
+    if (page) return servePage(pathname, req.method === 'HEAD', res)
+    await authenticate(req, served.options.check, served.options.authorize)
+    const found = match(routes, req.method ?? 'GET', pathname)
+    if (!found)
+      throw new HttpError(
+        404,
+        'ERR_WORQ_HTTP_NOT_FOUND',
+        `no route ${pathname}; see /api/openapi.json`,
+      )
+    if (found.route.change && served.options.readOnly)
+      throw new HttpError(
+        403,
+        'ERR_WORQ_HTTP_READ_ONLY',
+        'this server is read-only: it changes nothing',
+      )
+    const reply = await found.route.handle({
+      req,
+      res,
+      params: found.params,
+      query: parseQuery(search, found.route.query),
+      served,
+      prefix,
+    })
+    if (reply) send(res, reply)
+  }
+
+  const handler = ((req, res, next) => {
+    answer(req, res, next).catch((err: unknown) => {
+      const http = toHttpError(err)
+      if (http.status >= 500 && !(err instanceof HttpError)) served.options.onError?.(err, req)
+      sendError(res, http)
+    })
+  }) as WorqHttpHandler
+  handler.close = async () => {
+    for (const end of [...clients]) end()
+    clients.clear()
+  }
+  return handler
+}
+
+/** Hands a request that is not the API's or the page's to `next`, or answers 404. */
+function pass(res: ServerResponse, next: ((err?: unknown) => void) | undefined): void {
+  if (next) return next()
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v)
+  sendError(
+    res,
+    new HttpError(404, 'ERR_WORQ_HTTP_NOT_FOUND', 'no such page; the API is under /api'),
+  )
+}

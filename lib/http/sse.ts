@@ -1,0 +1,136 @@
+/**
+ * `GET /api/events`: a queue's event stream (or every served queue's) as Server-Sent Events. One
+ * `EventStream` per client and queue, closed when the client goes. Each event is one `data:` line
+ * of JSON (lib/http/types.ts EventJson) with an `id:` line, so a client that reconnects sends
+ * `Last-Event-ID` and resumes where it was: the queue's eventId for one queue, or
+ * `queue=eventId&queue=eventId` (URL-encoded) for several. A comment every `heartbeatMs` keeps
+ * proxies from closing an idle stream. A `gap` event means events were dropped: read afresh.
+ */
+import type { Broker, EventStream } from '../index.js'
+import { HttpError, badRequest } from './errors.js'
+import { eventJson } from './json.js'
+import type { Context, Reply, Route } from './router.js'
+
+/** A client buffering more than this (bytes not yet sent) is dropped; it resumes on reconnect. */
+const MAX_BUFFERED = 1024 * 1024
+
+/** The live event streams of one handler, as the functions that end them (for `close()`). */
+export type Clients = Set<() => void>
+
+/** Where each queue's stream starts, from the `Last-Event-ID` header. */
+export function resumePoints(
+  header: string | undefined,
+  queues: readonly string[],
+): Map<string, string> {
+  const points = new Map<string, string>()
+  if (header === undefined || header === '') return points
+  if (queues.length === 1 && /^\d{1,20}$/.test(header)) {
+    points.set(queues[0]!, header)
+    return points
+  }
+  for (const pair of header.split('&')) {
+    const [rawQueue, id, extra] = pair.split('=')
+    let queue: string
+    try {
+      queue = decodeURIComponent(rawQueue ?? '')
+    } catch {
+      queue = ''
+    }
+    if (extra !== undefined || !queues.includes(queue) || !/^\d{1,20}$/.test(id ?? ''))
+      throw badRequest(
+        'Last-Event-ID is not an id this server sent: an eventId, or queue=eventId pairs joined by &',
+        'ERR_WORQ_HTTP_BAD_EVENT_ID',
+      )
+    points.set(queue, id!)
+  }
+  return points
+}
+
+/** The `id:` of an event: the eventId for one queue, every queue's position for several. */
+function idLine(positions: Map<string, string>, single: boolean): string {
+  if (single) return [...positions.values()][0] ?? ''
+  return [...positions]
+    .filter(([, id]) => id !== '')
+    .map(([q, id]) => `${encodeURIComponent(q)}=${id}`)
+    .join('&')
+}
+
+async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined> {
+  const { served, req, res, query } = ctx
+  const queue = query.get('queue')
+  const brokers: Broker[] =
+    queue === undefined ? [...served.brokers.values()] : [served.broker(queue)]
+  const single = brokers.length === 1
+  const points = resumePoints(
+    req.headers['last-event-id'] as string | undefined,
+    brokers.map(b => b.name),
+  )
+  if (clients.size >= served.options.maxEventStreams)
+    throw new HttpError(
+      503,
+      'ERR_WORQ_HTTP_BUSY',
+      `this server has ${clients.size} event streams open, its maxEventStreams; try again later`,
+      { 'Retry-After': '5' },
+    )
+  const streams: EventStream[] = brokers.map(b => b.events({ since: points.get(b.name) ?? 'now' }))
+  // Once every stream's position is fixed, what happens next is in the stream: say so then.
+  try {
+    await Promise.all(streams.map(s => s.ready))
+  } catch (err) {
+    for (const s of streams) void s.close()
+    throw err
+  }
+  // Each queue's position from the start, so that any id sent resumes every queue where it was.
+  const positions = new Map(brokers.map((b, i) => [b.name, streams[i]!.position ?? '0']))
+  res.writeHead(200, {
+    'Content-Type': 'text/event-stream; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'X-Accel-Buffering': 'no',
+  })
+  res.write('retry: 2000\n: connected\n\n')
+  const heartbeat = setInterval(() => res.write(': ping\n\n'), served.options.heartbeatMs)
+  heartbeat.unref()
+  let ended = false
+  const end = () => {
+    if (ended) return
+    ended = true
+    clearInterval(heartbeat)
+    clients.delete(end)
+    for (const s of streams) void s.close()
+    if (!res.writableEnded) res.end()
+  }
+  clients.add(end)
+  res.once('close', end)
+  await Promise.all(
+    streams.map(async (stream, i) => {
+      try {
+        for await (const event of stream) {
+          if (ended) return
+          positions.set(brokers[i]!.name, event.eventId)
+          res.write(
+            `id: ${idLine(positions, single)}\ndata: ${JSON.stringify(eventJson(event))}\n\n`,
+          )
+          if (res.writableLength > MAX_BUFFERED) end()
+        }
+      } catch (err) {
+        // The backend failed under the stream: end it, the client reconnects and resumes.
+        if (!ended)
+          res.write(`: the event stream failed (${(err as Error).message}); reconnect\n\n`)
+        end()
+      }
+    }),
+  )
+  end()
+  return undefined
+}
+
+/** The SSE route, serving into `clients`. */
+export function eventRoute(clients: Clients): Route {
+  return {
+    method: 'GET',
+    path: '/api/events',
+    query: ['queue'],
+    change: false,
+    handle: ctx => serve(ctx, clients),
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * TaskInfo: what `broker.task(id)`, `broker.tasks(filter)` and `deferred.info()` report of a task,
+ * decoded from what a backend stores; and the listing filter, checked.
+ */
+import type { ListQuery, StoredInfo } from './backends/backend.js'
+import { outcomeError, readOutcome } from './outcome.js'
+import { decodeCall, decodeValue } from './serializer.js'
+import type { TaskStatus } from './types.js'
+
+/** What went wrong with a task that failed, expired or was cancelled. */
+export interface TaskError {
+  /** The remote error's class name (`TypeError`, `TaskExpired`, `TaskCancelled`, …). */
+  name: string
+  /** Its message. */
+  message: string
+  /** Its stack, when it had one. */
+  stack?: string
+  /** Its `code`, when it had one. */
+  code?: string
+}
+
+/** What is known of one task. */
+export interface TaskInfo<T = unknown> {
+  /** The task id. */
+  id: string
+  /** The dotted task name. */
+  name: string
+  /** Its queue. */
+  queue: string
+  /** Where it is in its life. */
+  status: TaskStatus
+  /** Its priority (lower runs first). */
+  priority: number
+  /** The latest value the task reported with `this.progress()`; undefined before any. */
+  progress: unknown
+  /** The task's `metadata` option ({} when none was given). */
+  metadata: Record<string, unknown>
+  /** Runs started so far (0 before the first). */
+  attempt: number
+  /** Runs allowed in all. */
+  attempts: number
+  /** When it was enqueued. */
+  createdAt: Date
+  /** When a held-back task may run. */
+  runAt?: Date
+  /** When its latest run started. */
+  startedAt?: Date
+  /** When it ended. */
+  finishedAt?: Date
+  /** The worker that ran (or runs) it. */
+  workerId?: string
+  /** The result of a completed task. */
+  value?: T
+  /** What went wrong, for a failed, expired or cancelled task. */
+  error?: TaskError
+  /** True when its result came from the result cache (or an identical call it waited for). */
+  cached: boolean
+  /**
+   * The call's arguments, decoded, while the backend keeps the call: as long as the task lives,
+   * and after it failed, expired or was cancelled (what `retry` enqueues again); a completed task
+   * keeps no call. A Deferred argument whose value was not known at the call reads as a
+   * {@link DeferredArg} reference. Undefined when the call is not kept (or cannot be decoded).
+   */
+  args?: unknown[]
+}
+
+/** A Deferred argument in {@link TaskInfo.args}: the task whose result the argument is. */
+export interface DeferredArg {
+  /** The referenced task. */
+  $deferred: {
+    /** Its queue. */
+    queue: string
+    /** Its id. */
+    id: string
+  }
+}
+
+/** Which tasks `broker.tasks()` lists. */
+export interface TaskFilter {
+  /** One status or several. @default every status */
+  status?: TaskStatus | readonly TaskStatus[]
+  /** An exact dotted name, or a namespace prefix ending in `.` (`'reports.'`). */
+  name?: string
+  /** Created more than this many ms ago, or before this Date. */
+  olderThan?: number | Date
+  /** Created less than this many ms ago, or after this Date. */
+  newerThan?: number | Date
+  /** At most this many (1–1 000). @default 100 */
+  limit?: number
+  /** Skip this many first (paging). @default 0 */
+  offset?: number
+}
+
+const STATUSES: readonly TaskStatus[] = [
+  'pending',
+  'enqueued',
+  'processing',
+  'completed',
+  'failed',
+  'expired',
+  'cancelled',
+]
+
+/** The arguments of a stored call, Deferred arguments as references; undefined when unreadable. */
+function decodeArgs(call: StoredInfo['call']): unknown[] | undefined {
+  if (!call) return undefined
+  try {
+    return decodeCall(call.payload, index => {
+      const ref = call.deps[index]
+      return ref ? ({ $deferred: { queue: ref.queue, id: ref.id } } satisfies DeferredArg) : null
+    })
+  } catch {
+    return undefined
+  }
+}
+
+function decodeSafely(text: string): unknown {
+  try {
+    return decodeValue(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** Decodes a backend's report of a task. */
+export function toTaskInfo<T = unknown>(s: StoredInfo, queue: string): TaskInfo<T> {
+  const info: TaskInfo<T> = {
+    id: s.id,
+    name: s.name,
+    queue,
+    status: s.status,
+    priority: s.priority,
+    progress: s.progress === undefined ? undefined : decodeSafely(s.progress),
+    metadata: s.metadata ? (JSON.parse(s.metadata) as Record<string, unknown>) : {},
+    attempt: s.attempt,
+    attempts: s.attempts,
+    createdAt: new Date(s.createdAt),
+    cached: s.cached === true,
+  }
+  if (s.runAt !== undefined) info.runAt = new Date(s.runAt)
+  if (s.startedAt !== undefined) info.startedAt = new Date(s.startedAt)
+  if (s.finishedAt !== undefined) info.finishedAt = new Date(s.finishedAt)
+  if (s.workerId !== undefined) info.workerId = s.workerId
+  const args = decodeArgs(s.call)
+  if (args !== undefined) info.args = args
+  if (s.outcome !== undefined) {
+    if (s.outcome.charAt(0) === 'c') {
+      const read = readOutcome(s.outcome)
+      if (read.ok) info.value = read.value as T
+    } else {
+      info.error = outcomeError(s.outcome)
+    }
+  }
+  return info
+}
+
+function dateOrAge(name: string, v: unknown, now: number): number {
+  if (v instanceof Date && Number.isFinite(v.getTime())) return v.getTime()
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return now - v
+  throw new TypeError(
+    `Expected \`${name}\` to be a Date or a number of ms of age ≥ 0, got ${String(v)}`,
+  )
+}
+
+const FILTER_KEYS = new Set(['status', 'name', 'olderThan', 'newerThan', 'limit', 'offset'])
+
+/** Checks a filter and turns it into a backend query; a TypeError names a bad field. */
+export function listQuery(filter: TaskFilter = {}, now = Date.now()): ListQuery {
+  if (typeof filter !== 'object' || filter === null)
+    throw new TypeError('Expected the filter to be an object like { status: "failed", limit: 10 }')
+  for (const k of Object.keys(filter))
+    if (!FILTER_KEYS.has(k))
+      throw new TypeError(`Unknown filter field \`${k}\`; known: ${[...FILTER_KEYS].join(', ')}`)
+  const query: ListQuery = { limit: filter.limit ?? 100, offset: filter.offset ?? 0 }
+  if (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > 1000)
+    throw new TypeError(
+      `Expected \`limit\` to be an integer from 1 to 1000, got ${String(query.limit)}`,
+    )
+  if (!Number.isInteger(query.offset) || query.offset < 0)
+    throw new TypeError(`Expected \`offset\` to be an integer ≥ 0, got ${String(query.offset)}`)
+  if (filter.status !== undefined) {
+    const statuses = typeof filter.status === 'string' ? [filter.status] : filter.status
+    if (!Array.isArray(statuses) || statuses.some(x => !STATUSES.includes(x)))
+      throw new TypeError(
+        `Expected \`status\` to be one of ${STATUSES.join(', ')}, or an array of them, got ${JSON.stringify(filter.status)}`,
+      )
+    query.statuses = [...new Set(statuses)]
+  }
+  if (filter.name !== undefined) {
+    if (
+      typeof filter.name !== 'string' ||
+      !/^[A-Za-z_$][\w$-]*(\.[A-Za-z_$][\w$-]*)*\.?$/.test(filter.name)
+    )
+      throw new TypeError(
+        `Expected \`name\` to be a dotted task name ("math.add") or a prefix ending in "." ("math."), got ${JSON.stringify(filter.name)}`,
+      )
+    query.name = filter.name
+  }
+  if (filter.olderThan !== undefined)
+    query.createdBefore = dateOrAge('olderThan', filter.olderThan, now)
+  if (filter.newerThan !== undefined)
+    query.createdAfter = dateOrAge('newerThan', filter.newerThan, now)
+  return query
+}

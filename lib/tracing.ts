@@ -1,0 +1,169 @@
+/**
+ * OpenTelemetry tracing through `@opentelemetry/api` alone (docs/tracing.md): a `worq.enqueue`
+ * span of kind PRODUCER around each call, its W3C trace context carried in the task's record, and
+ * a `worq.run` span of kind CONSUMER around each run, parented to the producer's context in
+ * whatever process runs it; a dependent's run links to the producers of its Deferred arguments.
+ * Attributes follow the OpenTelemetry messaging conventions. Without an SDK registered every span
+ * is a no-op that records nothing, and nothing is carried.
+ *
+ * The carried text is `<traceparent>\n<tracestate>` and then one `<traceparent>` line per link.
+ */
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  context,
+  propagation,
+  trace,
+  type Link,
+  type Span,
+  type SpanContext,
+} from '@opentelemetry/api'
+import { createRequire } from 'node:module'
+import { Deferred } from './deferred.js'
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
+const tracer = trace.getTracer('worq', version)
+
+const kProducer = Symbol('worq.producer')
+
+type Traced = Deferred<unknown> & { [kProducer]?: SpanContext }
+
+/** The span contexts of the producers of the Deferreds among `args` (arrays, plain objects). */
+function producers(v: unknown, out: SpanContext[], depth = 0): SpanContext[] {
+  if (v instanceof Deferred) {
+    const sc = (v as Traced)[kProducer]
+    if (sc) out.push(sc)
+  } else if (v !== null && typeof v === 'object' && depth < 32) {
+    const proto = Object.getPrototypeOf(v)
+    if (Array.isArray(v)) for (const x of v) producers(x, out, depth + 1)
+    else if (proto === Object.prototype || proto === null)
+      for (const x of Object.values(v)) producers(x, out, depth + 1)
+  }
+  return out
+}
+
+function traceparent(sc: SpanContext): string {
+  return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1).toString(16).padStart(2, '0')}`
+}
+
+/** A producer span in flight: the text to carry, and how to end it. */
+export interface EnqueueSpan {
+  /** What the task record carries ('' when nothing records). */
+  carried: string
+  /** Ends the span (with the error when the enqueue failed); remembers it on the Deferred. */
+  end(deferred: Deferred<unknown> | undefined, err?: unknown): void
+}
+
+const NOTHING: EnqueueSpan = { carried: '', end: () => undefined }
+
+/** Starts the `worq.enqueue` span of a call (a no-op without an SDK). */
+export function startEnqueue(
+  queue: string,
+  name: string,
+  id: string,
+  args: readonly unknown[],
+): EnqueueSpan {
+  const span = tracer.startSpan(`worq.enqueue`, {
+    kind: SpanKind.PRODUCER,
+    attributes: {
+      'messaging.system': 'worq',
+      'messaging.destination.name': queue,
+      'messaging.message.id': id,
+      'messaging.operation.type': 'send',
+      'messaging.operation.name': 'enqueue',
+      'worq.task.name': name,
+    },
+  })
+  // Nothing records (no SDK): nothing more to do on the call's path.
+  if (!span.isRecording()) return NOTHING
+  const links: Link[] = producers(args, []).map(sc => ({ context: sc }))
+  if (links.length > 0) span.addLinks(links)
+  const carrier: Record<string, string> = {}
+  propagation.inject(trace.setSpan(context.active(), span), carrier)
+  const parent = carrier.traceparent ?? traceparent(span.spanContext())
+  const carried = [
+    parent,
+    carrier.tracestate ?? '',
+    ...links.map(l => traceparent(l.context)),
+  ].join('\n')
+  return {
+    carried,
+    end(deferred, err) {
+      if (err !== undefined) fail(span, err)
+      span.end()
+      if (deferred) (deferred as Traced)[kProducer] = span.spanContext()
+    },
+  }
+}
+
+function fail(span: Span, err: unknown): void {
+  span.recordException(err instanceof Error ? err : String(err))
+  span.setStatus({
+    code: SpanStatusCode.ERROR,
+    message: err instanceof Error ? err.message : String(err),
+  })
+}
+
+/** A consumer span in flight. */
+export interface RunSpan {
+  /** False when nothing records (no SDK). */
+  readonly recording: boolean
+  /** Runs `fn` with the span as the active one (so spans the task makes nest under it). */
+  within<T>(fn: () => T): T
+  /** Ends the span: `error` is the run's failure, if it failed. */
+  end(error?: { name: string; message: string; stack?: string }): void
+}
+
+const NO_RUN: RunSpan = { recording: false, within: fn => fn(), end: () => undefined }
+
+/** Starts the `worq.run` span of a task's run (a no-op without an SDK, or with nothing carried). */
+export function startRun(
+  queue: string,
+  name: string,
+  id: string,
+  attempt: number,
+  carried: string,
+): RunSpan {
+  const [parent = '', state = '', ...linked] = carried ? carried.split('\n') : []
+  const carrier: Record<string, string> = parent ? { traceparent: parent } : {}
+  if (state) carrier.tracestate = state
+  const parentContext = parent ? propagation.extract(ROOT_CONTEXT, carrier) : context.active()
+  const links: Link[] = []
+  for (const tp of linked) {
+    const sc = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, { traceparent: tp }))
+    if (sc) links.push({ context: sc })
+  }
+  const span = tracer.startSpan(
+    'worq.run',
+    {
+      kind: SpanKind.CONSUMER,
+      attributes: {
+        'messaging.system': 'worq',
+        'messaging.destination.name': queue,
+        'messaging.message.id': id,
+        'messaging.operation.type': 'process',
+        'messaging.operation.name': 'run',
+        'worq.task.name': name,
+        'worq.task.attempt': attempt,
+      },
+      links,
+    },
+    parentContext,
+  )
+  if (!span.isRecording()) return NO_RUN
+  const active = trace.setSpan(parentContext, span)
+  return {
+    recording: true,
+    within: fn => context.with(active, fn),
+    end(error) {
+      if (error) {
+        const e = new Error(error.message)
+        e.name = error.name
+        if (error.stack) e.stack = error.stack
+        fail(span, e)
+      }
+      span.end()
+    },
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The scheduler of a pool: fires the queue's periodic tasks (docs/schedules.md). Every pool of the
+ * queue runs one; the backend's `fireSchedule` lets exactly one of them fire each due time, and the
+ * run's task id (`<schedule id>@<due time ISO>`) makes a second firing a duplicate by construction.
+ * A due time missed by more than MISSED_MS (no pool ran) fires once, or is skipped with
+ * `catchUp: false`.
+ */
+import type { Backend, StoredSchedule } from '../backends/backend.js'
+import { MISSED_MS, nextDue } from '../admin/schedules.js'
+
+/** Longest timer (Node's limit); a longer wait re-arms. */
+const MAX_TIMER_MS = 2_147_483_647
+
+export class Scheduler {
+  #schedules: StoredSchedule[] = []
+  #timer: NodeJS.Timeout | undefined
+  #stopped = false
+  #loading: Promise<void> | undefined
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly queue: string,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  /** Reads the queue's schedules again and arms the timer for the earliest due time. */
+  reload(): Promise<void> {
+    this.#loading ??= this.backend
+      .schedules(this.queue)
+      .then(
+        all => {
+          this.#schedules = all
+          this.#arm()
+        },
+        (err: unknown) => this.onError(err as Error),
+      )
+      .finally(() => (this.#loading = undefined))
+    return this.#loading
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (this.#stopped) return
+    let first = Infinity
+    for (const s of this.#schedules) if (s.next !== null && s.next < first) first = s.next
+    if (first === Infinity) return
+    const wait = Math.min(Math.max(0, first - Date.now()), MAX_TIMER_MS)
+    this.#timer = setTimeout(() => void this.#fireDue(), wait)
+    this.#timer.unref()
+  }
+
+  async #fireDue(): Promise<void> {
+    const now = Date.now()
+    try {
+      for (const s of this.#schedules) {
+        if (this.#stopped || s.next === null || s.next > now) continue
+        const missed = s.next < now - MISSED_MS
+        const fire = !missed || s.catchUp
+        const next = nextDue({ ...s, runs: s.runs + (fire ? 1 : 0) }, Math.max(now, s.next))
+        const task = fire
+          ? { ...s.task, id: `${s.id}@${new Date(s.next).toISOString()}`, runAt: 0 }
+          : null
+        await this.backend.fireSchedule(this.queue, s.id, s.next, next, task)
+      }
+    } catch (err) {
+      this.onError(err as Error)
+    }
+    if (!this.#stopped) await this.reload()
+  }
+
+  /** Stops firing. */
+  stop(): void {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+  }
+}

@@ -1,0 +1,199 @@
+import { expect } from 'chai'
+import { getBroker, task, TaskSpace, WorkerPool } from '../../lib/index.js'
+import { backends } from '../helpers/backends.js'
+import { latch, uniqueQueue, until } from '../helpers/util.js'
+
+for (const backend of backends) {
+  describe(`contract: limits [${backend.name}]`, () => {
+    let url: string
+    before(async () => {
+      url = await backend.url()
+    })
+
+    it('a concurrency limit is never exceeded, while other tasks of the queue run at full speed', async () => {
+      const queue = uniqueQueue('limit')
+      const broker = getBroker(url, queue)
+      let running = 0
+      let most = 0
+      broker.expose(
+        new TaskSpace('reports', {
+          async build(ms: number) {
+            running++
+            most = Math.max(most, running)
+            await new Promise(r => setTimeout(r, ms))
+            running--
+            return ms
+          },
+        }),
+      )
+      broker.expose(function fast(n: number) {
+        return n
+      })
+      try {
+        await broker.limit('reports.build', { concurrency: 2 })
+        expect(await broker.limits()).to.deep.equal({ 'reports.build': { concurrency: 2 } })
+        const pool = new WorkerPool(broker, { concurrency: 8, prefetch: 0 })
+        await pool.start()
+        const q = broker.queue()
+        const slow = await Promise.all(Array.from({ length: 6 }, () => q.reports.build(60)))
+        await until(() => running === 2, 5000, 'two slow tasks to run')
+        const started = Date.now()
+        const quick = await Promise.all(Array.from({ length: 100 }, (_, i) => q.fast(i)))
+        await Promise.all(quick.map(d => d.result(5000)))
+        // The fast tasks did not wait behind the held slow ones.
+        expect(Date.now() - started).to.be.below(1000)
+        await Promise.all(slow.map(d => d.result(5000)))
+        expect(most).to.equal(2)
+        await pool.stop()
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it('a waiting limited task starts as soon as a slot frees (pushed, not polled)', async () => {
+      const queue = uniqueQueue('limit')
+      const broker = getBroker(url, queue)
+      const release = latch()
+      const startedAt: number[] = []
+      broker.expose(async function one(n: number) {
+        startedAt.push(Date.now())
+        if (n === 0) await release.promise
+        return n
+      })
+      try {
+        await broker.limit('one', { concurrency: 1 })
+        // blockTimeout far above the wait measured: a poll would show.
+        const pool = new WorkerPool(broker, { concurrency: 4, blockTimeout: 5000 })
+        await pool.start()
+        const q = broker.queue()
+        const first = await q.one(0)
+        await until(() => startedAt.length === 1, 5000, 'the first to start')
+        const second = await q.one(1)
+        await new Promise(r => setTimeout(r, 100)) // the second waits for the slot meanwhile
+        expect(startedAt).to.have.length(1)
+        const freed = Date.now()
+        release.resolve()
+        await first.result(5000)
+        expect(await second.result(5000)).to.equal(1)
+        expect(startedAt[1]! - freed).to.be.below(1000)
+        await pool.stop()
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it('a limit on a prefix counts the tasks under it together; "*" limits the whole queue', async () => {
+      const queue = uniqueQueue('limit')
+      const broker = getBroker(url, queue)
+      let running = 0
+      let most = 0
+      const work = async () => {
+        running++
+        most = Math.max(most, running)
+        await new Promise(r => setTimeout(r, 30))
+        running--
+      }
+      broker.expose(new TaskSpace('reports', { a: work, b: work }))
+      try {
+        await broker.limit('reports.', { concurrency: 1 })
+        const pool = new WorkerPool(broker, { concurrency: 8, prefetch: 0 })
+        await pool.start()
+        const q = broker.queue()
+        const ds = [
+          await q.reports.a(),
+          await q.reports.b(),
+          await q.reports.a(),
+          await q.reports.b(),
+        ]
+        await Promise.all(ds.map(d => d.result(5000)))
+        expect(most).to.equal(1)
+        await broker.limit('reports.', null)
+        await broker.limit('*', { concurrency: 2 })
+        most = 0
+        const more = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => (i % 2 ? q.reports.a() : q.reports.b())),
+        )
+        await Promise.all(more.map(d => d.result(5000)))
+        expect(most).to.equal(2)
+        expect(Object.keys(await broker.limits())).to.deep.equal(['*'])
+        await pool.stop()
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it('a rate limit: at most max starts in any window of per ms', async () => {
+      const queue = uniqueQueue('limit')
+      const broker = getBroker(url, queue)
+      broker.expose(function tick(n: number) {
+        return n
+      })
+      try {
+        await broker.limit('tick', { rate: { max: 5, per: 300 } })
+        const pool = new WorkerPool(broker, { concurrency: 8 })
+        await pool.start()
+        const q = broker.queue()
+        const ds = await Promise.all(Array.from({ length: 15 }, (_, i) => q.tick(i)))
+        await Promise.all(ds.map(d => d.result(10_000)))
+        // A start is a worker taking the task (TaskInfo.startedAt, the backend's clock): any
+        // window of 300 ms holds at most 5 of them.
+        const starts = (await Promise.all(ds.map(d => d.info())))
+          .map(i => i!.startedAt!.getTime())
+          .sort((a, b) => a - b)
+        for (let i = 0; i + 5 < starts.length; i++)
+          expect(starts[i + 5]! - starts[i]!, `starts ${i}..${i + 5}`).to.be.at.least(300)
+        await pool.stop()
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it('a slot held by a worker whose lease lapsed is given back when the lease is swept', async () => {
+      const queue = uniqueQueue('limit')
+      const broker = getBroker(url, queue)
+      broker.expose(function job(n: number) {
+        return n
+      })
+      try {
+        await broker.limit('job', { concurrency: 1 })
+        const held = await task(broker.queue().job, { heartrate: 20 })(1)
+        const { backend: b } = await broker.backend()
+        // A worker takes the slot and dies.
+        expect((await b.exchange(queue, 'dead', [], 1)).reserved).to.have.length(1)
+        const next = await broker.queue().job(2)
+        await new Promise(r => setTimeout(r, 1100)) // the lease (2 × 20 + 1000 ms) lapses: time is under test
+        const pool = new WorkerPool(broker, { sweepInterval: 20 })
+        await pool.start()
+        expect(await next.result(5000)).to.equal(2)
+        expect(await held.result(5000).catch((e: unknown) => (e as Error).name)).to.equal(
+          'TaskExpired',
+        )
+        await pool.stop()
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it('bad limits are TypeErrors naming what to change', async () => {
+      const broker = getBroker(url, uniqueQueue('limit'))
+      try {
+        const bad: Array<[string, unknown, RegExp]> = [
+          ['a..b', { concurrency: 1 }, /name/],
+          ['a', {}, /concurrency`, `rate`/],
+          ['a', { concurrency: 0 }, /`concurrency`/],
+          ['a', { rate: { max: 1 } }, /`rate.per`/],
+          ['a', { rate: { max: 1, per: 10, burst: 2 } }, /`rate`/],
+          ['a', { speed: 1 }, /speed/],
+        ]
+        for (const [name, limit, message] of bad) {
+          const err = await broker.limit(name, limit as never).catch((e: unknown) => e)
+          expect(err, `${name} ${JSON.stringify(limit)}`).to.be.instanceOf(TypeError)
+          expect((err as Error).message).to.match(message)
+        }
+        expect(await broker.limits()).to.deep.equal({})
+      } finally {
+        await broker.close()
+      }
+    })
+  })
+}

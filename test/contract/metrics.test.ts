@@ -1,0 +1,102 @@
+import { expect } from 'chai'
+import { getBroker, task, WorkerPool, type TaskContext } from '../../lib/index.js'
+import { prometheusMetrics } from '../../lib/metrics/index.js'
+import { backends } from '../helpers/backends.js'
+import { uniqueQueue } from '../helpers/util.js'
+import { promtoolCheck, samples } from '../helpers/promtool.js'
+
+for (const backend of backends) {
+  describe(`contract: metrics [${backend.name}]`, () => {
+    let url: string
+    before(async () => {
+      url = await backend.url()
+    })
+
+    it('counts what the test did, and percentiles fall within the bucket of the true values', async () => {
+      const queue = uniqueQueue('metrics')
+      const broker = getBroker(url, queue)
+      broker.expose(async function work(this: TaskContext, kind: string, ms: number) {
+        await new Promise(r => setTimeout(r, ms))
+        if (kind === 'flaky' && this.attempt === 1) throw new Error('again')
+        if (kind === 'bad') throw new Error('bad')
+        return kind
+      })
+      try {
+        const q = broker.queue()
+        const pool = new WorkerPool(broker, { concurrency: 10 })
+        await pool.start()
+        const ok = await Promise.all(Array.from({ length: 20 }, () => q.work('ok', 40)))
+        const flaky = await Promise.all(
+          Array.from({ length: 3 }, () => task(q.work, { attempts: 2 })('flaky', 1)),
+        )
+        const bad = await Promise.all(Array.from({ length: 2 }, () => q.work('bad', 1)))
+        const cancelled = await task(q.work, { delay: 60_000 })('never', 0)
+        await Promise.all([...ok, ...flaky].map(d => d!.result(5000)))
+        await Promise.all(bad.map(d => d.wait(5000)))
+        await cancelled!.cancel()
+        await pool.stop()
+        const m = await broker.metrics({ minutes: 5 })
+        const sum = (f: 'completed' | 'failed' | 'retried' | 'expired' | 'cancelled') =>
+          m.minutes.reduce((s, x) => s + x[f], 0)
+        expect(sum('completed')).to.equal(23)
+        expect(sum('failed')).to.equal(2)
+        expect(sum('retried')).to.equal(3)
+        expect(sum('cancelled')).to.equal(1)
+        expect(sum('expired')).to.equal(0)
+        expect(m.totals).to.include({
+          completed: 23,
+          failed: 2,
+          retried: 3,
+          cancelled: 1,
+          expired: 0,
+        })
+        expect(m.counts).to.deep.equal({ waiting: 0, delayed: 0, pending: 0, processing: 0 })
+        // 20 of 28 runs took 40 ms or a little more: p50 lies in the bucket (32, 64] ms.
+        expect(m.runTime!.p50).to.be.within(32, 64)
+        expect(m.runTime!.p99).to.be.within(32, 128)
+        expect(m.waitTime!.p50).to.be.at.least(0)
+        expect(m.minutes[0]!.time).to.be.instanceOf(Date)
+      } finally {
+        await broker.close()
+      }
+    })
+
+    it('renders Prometheus text that its parser accepts, with counters, gauges and histograms', async () => {
+      const queue = uniqueQueue('metrics')
+      const other = uniqueQueue('metrics')
+      const broker = getBroker(url, queue)
+      const second = getBroker(url, other)
+      broker.expose(function job(n: number) {
+        return n
+      })
+      try {
+        const pool = new WorkerPool(broker)
+        await pool.start()
+        const ds = await Promise.all([1, 2, 3].map(n => broker.queue().job(n)))
+        await Promise.all(ds.map(d => d.result(5000)))
+        await second.queue().job(9) // waits: no worker on that queue
+        const text = await prometheusMetrics([broker, second])
+        await pool.stop()
+        // Prometheus's own parser accepts it, and its linter finds nothing.
+        expect(promtoolCheck(text)).to.equal('')
+        expect(text).to.match(/^# TYPE worq_tasks_total counter$/m)
+        expect(text).to.match(/^# TYPE worq_tasks gauge$/m)
+        expect(text).to.match(/^# TYPE worq_task_run_seconds histogram$/m)
+        const all = samples(text)
+        const one = (name: string, labels: Record<string, string>) =>
+          all.find(
+            x => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v),
+          )?.value
+        expect(one('worq_tasks_total', { queue, status: 'completed' })).to.equal(3)
+        expect(one('worq_tasks', { queue: other, state: 'waiting' })).to.equal(1)
+        expect(one('worq_task_run_seconds_count', { queue })).to.equal(3)
+        expect(one('worq_task_run_seconds_bucket', { queue, le: '+Inf' })).to.equal(3)
+        expect(one('worq_workers', { queue: other })).to.equal(0)
+      } finally {
+        await second.purge()
+        await second.close()
+        await broker.close()
+      }
+    })
+  })
+}

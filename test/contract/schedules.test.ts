@@ -1,0 +1,165 @@
+import { expect } from 'chai'
+import { getBroker, task, WorkerPool, type Broker, type TaskContext } from '../../lib/index.js'
+import { backends } from '../helpers/backends.js'
+import { uniqueQueue, until } from '../helpers/util.js'
+
+for (const backend of backends) {
+  describe(`contract: periodic tasks [${backend.name}]`, () => {
+    let url: string
+    before(async () => {
+      url = await backend.url()
+    })
+
+    /** Three pools of one queue, each recording the task ids it ran. */
+    async function pools(queue: string, n: number) {
+      const runs: string[] = []
+      const made: Array<{ broker: Broker; pool: WorkerPool }> = []
+      for (let i = 0; i < n; i++) {
+        const broker = getBroker(url, queue)
+        broker.expose(function report(this: TaskContext, what: string) {
+          runs.push(this.taskId)
+          return what
+        })
+        const pool = new WorkerPool(broker, { sweepInterval: 200 })
+        await pool.start()
+        made.push({ broker, pool })
+      }
+      return {
+        runs,
+        async stop() {
+          for (const m of made) {
+            await m.pool.stop()
+            await m.broker.close()
+          }
+        },
+      }
+    }
+
+    it('an every: 300 schedule with three pools for 3 s fires 9–11 times, never twice for one due time', async () => {
+      const queue = uniqueQueue('sched')
+      const admin = getBroker(url, queue)
+      const p = await pools(queue, 3)
+      try {
+        const info = await admin.schedule('tick', { every: 300 }, admin.queue().report, 'daily')
+        expect(info).to.include({ id: 'tick', name: 'report', every: 300, runs: 0 })
+        await new Promise(r => setTimeout(r, 3000)) // the schedule's period is under test
+        await admin.unschedule('tick')
+        const fired = [...p.runs]
+        expect(fired.length, fired.join(' ')).to.be.within(9, 11)
+        expect(new Set(fired).size).to.equal(fired.length)
+        for (const id of fired) expect(id).to.match(/^tick@\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+        const dues = fired.map(id => Date.parse(id.slice(5))).sort((a, b) => a - b)
+        for (let i = 1; i < dues.length; i++) expect(dues[i]! - dues[i - 1]!).to.equal(300)
+        await new Promise(r => setTimeout(r, 400))
+        expect(p.runs.length).to.equal(fired.length) // unschedule stopped it
+        expect(await admin.schedules()).to.deep.equal([])
+      } finally {
+        await p.stop()
+        await admin.close()
+      }
+    })
+
+    it('lists schedules with their next due time, and replaces one upserted with the same id', async () => {
+      const queue = uniqueQueue('sched')
+      const admin = getBroker(url, queue)
+      try {
+        const q = admin.queue()
+        await admin.schedule('nightly', { cron: '0 3 * * *', tz: 'Europe/Berlin' }, q.report, 'a')
+        await admin.schedule('often', { every: 60_000 }, task(q.report, { priority: 2 }), 'b')
+        let all = await admin.schedules()
+        expect(all.map(s => s.id).sort()).to.deep.equal(['nightly', 'often'])
+        const nightly = all.find(s => s.id === 'nightly')!
+        expect(nightly).to.include({
+          name: 'report',
+          cron: '0 3 * * *',
+          tz: 'Europe/Berlin',
+          runs: 0,
+        })
+        expect(nightly.next!.getTime()).to.be.above(Date.now())
+        await admin.schedule('nightly', { cron: '30 4 * * *' }, q.report, 'c')
+        all = await admin.schedules()
+        // Without tz, the caller's zone is stored with it: every pool reads it alike.
+        expect(all.find(s => s.id === 'nightly')).to.include({
+          cron: '30 4 * * *',
+          tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
+        })
+        expect(await admin.unschedule('nightly')).to.equal(true)
+        expect(await admin.unschedule('nightly')).to.equal(false)
+        expect((await admin.schedules()).map(s => s.id)).to.deep.equal(['often'])
+        await admin.unschedule('often')
+      } finally {
+        await admin.close()
+      }
+    })
+
+    it('after downtime a pool that starts fires one catch-up run; catchUp: false skips it', async () => {
+      const queue = uniqueQueue('sched')
+      const admin = getBroker(url, queue)
+      try {
+        const q = admin.queue()
+        await admin.schedule('late', { every: 200, limit: 20 }, q.report, 'x')
+        await admin.schedule('skip', { every: 200, limit: 20, catchUp: false }, q.report, 'y')
+        await new Promise(r => setTimeout(r, 2700)) // several due times pass with no pool: time is under test
+        const p = await pools(queue, 1)
+        await until(() => p.runs.some(id => id.startsWith('late@')), 5000, 'the catch-up run')
+        const firstRun = Date.now()
+        await new Promise(r => setTimeout(r, 100))
+        await admin.unschedule('late')
+        await admin.unschedule('skip')
+        await p.stop()
+        const late = p.runs.filter(id => id.startsWith('late@'))
+        // One run for all the missed due times (then, perhaps, one regular run after it).
+        expect(late.length).to.be.within(1, 2)
+        expect(Date.parse(late[0]!.slice(5))).to.be.below(firstRun - 2000)
+        // The skipped schedule's missed times did not run; only a regular time after the start may.
+        for (const id of p.runs.filter(i => i.startsWith('skip@')))
+          expect(Date.parse(id.slice(5))).to.be.above(firstRun - 1000)
+      } finally {
+        await admin.close()
+      }
+    })
+
+    it('a schedule with a limit ends after that many runs', async () => {
+      const queue = uniqueQueue('sched')
+      const admin = getBroker(url, queue)
+      const p = await pools(queue, 1)
+      try {
+        await admin.schedule('thrice', { every: 100, limit: 3 }, admin.queue().report, 'z')
+        await until(() => p.runs.length === 3, 5000, 'three runs')
+        await new Promise(r => setTimeout(r, 400))
+        expect(p.runs).to.have.length(3)
+        const [s] = await admin.schedules()
+        expect(s).to.include({ id: 'thrice', runs: 3 })
+        expect(s!.next).to.equal(undefined)
+        await admin.unschedule('thrice')
+      } finally {
+        await p.stop()
+        await admin.close()
+      }
+    })
+
+    it('bad schedules are TypeErrors naming what to change', async () => {
+      const admin = getBroker(url, uniqueQueue('sched'))
+      try {
+        const q = admin.queue()
+        const bad: Array<[string, unknown, unknown, RegExp]> = [
+          ['a@b', { every: 100 }, q.report, /"@"/],
+          ['a', { cron: 'not a cron' }, q.report, /`cron`/],
+          ['a', { cron: '0 3 * * *', tz: 'Mars/Olympus' }, q.report, /`cron` and `tz`/],
+          ['a', { every: 5 }, q.report, /`every`/],
+          ['a', { every: 100, cron: '* * * * *' }, q.report, /either/],
+          ['a', { every: 100, limit: 0 }, q.report, /`limit`/],
+          ['a', { every: 100 }, () => 1, /queue function/],
+        ]
+        for (const [id, when, call, message] of bad) {
+          const err = await admin.schedule(id, when as never, call).catch((e: unknown) => e)
+          expect(err, JSON.stringify(when)).to.be.instanceOf(TypeError)
+          expect((err as Error).message).to.match(message)
+        }
+        expect(await admin.schedules()).to.deep.equal([])
+      } finally {
+        await admin.close()
+      }
+    })
+  })
+}

@@ -1,0 +1,73 @@
+/**
+ * `worq dashboard` as a real process against the test Redis: it prints its address, serves the
+ * API, needs the token when given one, refuses a non-loopback host without one, and stops cleanly
+ * on SIGINT and SIGTERM.
+ */
+import { expect } from 'chai'
+import { killAll, worq, worqRun } from '../helpers/cli.js'
+import { redisUrl } from '../helpers/redis-server.js'
+import { uniqueQueue } from '../helpers/util.js'
+
+async function address(p: ReturnType<typeof worq>): Promise<string> {
+  const line = await p.line(/^worq dashboard: http:\/\//)
+  return /(http:\/\/\S+)\//.exec(line)![1]!
+}
+
+describe('cli: worq dashboard', function () {
+  let url: string
+  before(async () => {
+    url = await redisUrl()
+  })
+  after(() => killAll())
+
+  it('serves the queues on loopback without a token, says so, and stops on SIGINT with exit 0', async () => {
+    const [a, b] = [uniqueQueue('dash'), uniqueQueue('dash')]
+    const p = worq(['dashboard', url, '--queue', a, '--queue', b, '--port', '0'])
+    const base = await address(p)
+    expect(base).to.match(/^http:\/\/127\.0\.0\.1:\d+$/)
+    await p.line(/no token .* loopback only/)
+    const health = (await (await fetch(`${base}/api/health`)).json()) as { ok: boolean }
+    expect(health.ok).to.equal(true)
+    const config = (await (await fetch(`${base}/api/config`)).json()) as { queues: string[] }
+    expect(config.queues).to.deep.equal([a, b])
+    p.proc.kill('SIGINT')
+    expect((await p.exited).code).to.equal(0)
+    expect(p.lines).to.include('worq dashboard: stopped')
+  })
+
+  it('with --token every API request needs it; --read-only refuses changes; SIGTERM stops it', async () => {
+    const queue = uniqueQueue('dash')
+    const p = worq([
+      'dashboard',
+      url,
+      '-q',
+      queue,
+      '--port',
+      '0',
+      '--token',
+      'tok-123',
+      '--read-only',
+    ])
+    const base = await address(p)
+    expect(p.lines.join('\n')).to.not.match(/no token/)
+    expect((await fetch(`${base}/api/queues`)).status).to.equal(401)
+    const auth = { authorization: 'Bearer tok-123' }
+    expect((await fetch(`${base}/api/queues`, { headers: auth })).status).to.equal(200)
+    const pause = await fetch(`${base}/api/queues/${queue}/pause`, {
+      method: 'POST',
+      headers: auth,
+    })
+    expect(pause.status).to.equal(403)
+    p.proc.kill('SIGTERM')
+    expect((await p.exited).code).to.equal(0)
+  })
+
+  it('refuses a non-loopback --host without a token (exit 2), and a bad queue name', async () => {
+    const open = await worqRun(['dashboard', url, '--host', '0.0.0.0', '--port', '0'])
+    expect(open.code).to.equal(2)
+    expect(open.out).to.match(/refusing to serve on 0\.0\.0\.0 without a token/)
+    const bad = await worqRun(['dashboard', url, '--queue', 'a..b'])
+    expect(bad.code).to.equal(2)
+    expect(bad.out).to.match(/queue name/)
+  })
+})
