@@ -47,7 +47,7 @@ for (const backend of backends) {
       const h = await api.server.call('GET', '/api/health')
       expect(h.status).to.equal(200)
       expect(h.json).to.include({ ok: true })
-      expect(h.json.backend).to.match(/^(memory|redis):\/\//)
+      expect(h.json.backend).to.match(/^(memory|redis|redis-cluster|redis-sentinel|postgres):\/\//)
       expect(h.json.latencyMs).to.be.a('number').within(0, 2000)
       const c = await api.server.call('GET', '/api/config')
       expect(c.json).to.deep.include({ queues: [queue], readOnly: false })
