@@ -7,6 +7,9 @@
 //
 //   node bench/instructions.js <index.js of a worq build> [n1=300] [n2=1300]
 //
+// BATCH=25 makes the calls in rounds of 25 at once (a pool of concurrency 25), as a busy queue
+// does; WORQ_SETTINGS='{"events":false}' configures the queue's settings first (docs/settings.md).
+//
 // Needs valgrind (apt-get install valgrind).
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -17,6 +20,8 @@ import { freePort, serverArgs } from './redis.js'
 
 const [, , dist, n1Arg = '300', n2Arg = '1300'] = process.argv
 const { getBroker, task, TaskSpace, WorkerPool } = await import(dist)
+const batch = Number(process.env.BATCH ?? 1)
+const settings = process.env.WORQ_SETTINGS ? JSON.parse(process.env.WORQ_SETTINGS) : undefined
 
 async function count(n) {
   const dir = mkdtempSync(join(tmpdir(), 'worq-ir-'))
@@ -43,10 +48,15 @@ async function count(n) {
   const long = 600_000
   const broker = getBroker(url, 'ir', { watchdog: { pingMs: long, blockMs: long } })
   broker.expose(new TaskSpace('', { add: (a, b) => a + b }))
-  const pool = new WorkerPool(broker, { concurrency: 1, sweepInterval: long })
+  if (settings) await broker.configure(settings)
+  const pool = new WorkerPool(broker, { concurrency: batch, sweepInterval: long })
   await pool.start()
   const add = task(broker.queue().add, { heartrate: long })
-  for (let i = 0; i < n; i++) await (await add(i, 1)).result(60_000)
+  for (let i = 0; i < n; i += batch) {
+    const calls = []
+    for (let j = i; j < Math.min(i + batch, n); j++) calls.push(add(j, 1))
+    await Promise.all((await Promise.all(calls)).map(d => d.result(60_000)))
+  }
   await pool.stop({ timeout: 5000 })
   await broker.close()
   execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'])
@@ -59,5 +69,5 @@ async function count(n) {
 const [n1, n2] = [Number(n1Arg), Number(n2Arg)]
 const a = await count(n1)
 const b = await count(n2)
-console.log(JSON.stringify({ dist, perTask: Math.round((b - a) / (n2 - n1)) }))
+console.log(JSON.stringify({ dist, batch, settings, perTask: Math.round((b - a) / (n2 - n1)) }))
 process.exit(0)

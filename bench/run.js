@@ -30,6 +30,7 @@ const SCENARIOS = [
     50,
     'deployment: a producer and two worker processes at c=50 each, 100 calls in flight',
   ],
+  ['e2e-priority', N, 50, 'end to end, c=50, three priority levels in turn (not in bee-queue)'],
   ['e2e-bulk', N, 50, 'end to end, c=50, enqueued in bulk'],
   ['e2e-window', N, 1, 'end to end, c=1, 50 in flight'],
   ['e2e-window', N / 10, 50, 'end to end, c=50, a tenth of the tasks (scaling)'],

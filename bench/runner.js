@@ -65,13 +65,20 @@ async function startWorkerProcesses(count) {
 }
 const pairs = Array.from({ length: n }, (_, i) => [i, 1])
 
-/** Keeps `window` calls in flight: enqueue, then read the result, `n` times. */
-async function windowed(window, withResult) {
+/** Three priority levels in turn, 1 first (both worq and BullMQ run lower numbers first). */
+const levels = [3, 1, 2]
+
+/**
+ * Keeps `window` calls in flight: enqueue, then read the result, `n` times; `prioritized` gives
+ * each call one of three priorities in turn.
+ */
+async function windowed(window, withResult, prioritized = false) {
   let next = 0
   async function lane() {
     while (next < n) {
-      const [a, b] = pairs[next++]
-      const h = await lib.add(a, b)
+      const i = next++
+      const [a, b] = pairs[i]
+      const h = prioritized ? await lib.addPriority(a, b, levels[i % 3]) : await lib.add(a, b)
       if (withResult) {
         const v = await lib.result(h)
         if (v !== a + b) throw new Error(`wrong result ${v} for ${a} + ${b}`)
@@ -116,6 +123,16 @@ switch (scenario) {
     t0 = performance.now()
     writes0 = writes
     await windowed(50, true)
+    break
+  case 'e2e-priority':
+    if (!lib.addPriority) {
+      out.skipped = 'no priorities'
+      break
+    }
+    await lib.startWorker()
+    t0 = performance.now()
+    writes0 = writes
+    await windowed(50, true, true)
     break
   case 'e2e-open':
     await lib.startWorker()

@@ -47,6 +47,8 @@ export async function create(url, { concurrency, worker, queue: name = 'bench' }
       return jobs
     },
     result: read,
+    // bee-queue has no priorities.
+    addPriority: null,
     graph: null,
     async close() {
       await queue.close(5000)

@@ -59,6 +59,7 @@ export async function create(url, { concurrency, queue: name = 'bench' }) {
       await worker.waitUntilReady()
     },
     add: (a, b) => queue.add('add', { a, b }),
+    addPriority: (a, b, priority) => queue.add('add', { a, b }, { priority }),
     addBulk: pairs => queue.addBulk(pairs.map(([a, b]) => ({ name: 'add', data: { a, b } }))),
     result: read,
     async graph(leaves) {

@@ -1,6 +1,6 @@
 // worq under the benchmark: the built package (dist/), as users get it. WORQ_DIST=<absolute path
 // of another build's index.js> measures that build instead (A/B runs of two builds, interleaved).
-const { getBroker, TaskSpace, WorkerPool } = await import(
+const { getBroker, task, TaskSpace, WorkerPool } = await import(
   process.env.WORQ_DIST ?? '../../dist/index.js'
 )
 
@@ -25,6 +25,7 @@ export async function create(url, { concurrency, queue: name = 'bench' }) {
       await pool.start()
     },
     add: (a, b) => q.add(a, b),
+    addPriority: (a, b, priority) => task(q.add, { priority })(a, b),
     addBulk: pairs => Promise.all(pairs.map(([a, b]) => q.add(a, b))),
     result: d => d.result(120_000),
     graph: leaves => q.sum(leaves.map(([a, b]) => q.add(a, b))),
