@@ -208,7 +208,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   async #stop(timeout: number): Promise<void> {
     const on = this.#on!
     this.#state = 'stopping'
-    on.upkeep.stop()
+    const upkeepStopped = on.upkeep.stop()
     this.#done.push(...on.slots.release())
     this.#abort.abort()
     this.#wakeLoop()
@@ -235,13 +235,14 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       await on.backend.exchange(this.#broker.name, this.id, late, 0).catch(() => undefined)
     }
     await this.#executor.close()
+    await upkeepStopped
     await on.backend.unregisterWorker(this.#broker.name, this.id).catch(() => undefined)
   }
 
   /** Stops everything at once: the backend is gone. */
   #halt(): void {
     const on = this.#on!
-    on.upkeep.stop()
+    void on.upkeep.stop()
     on.leases.stop()
     on.progress.close()
     on.unsubscribe()

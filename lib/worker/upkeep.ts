@@ -17,6 +17,8 @@ export interface UpkeepHooks {
 export class Upkeep {
   readonly scheduler: Scheduler
   #timer: NodeJS.Timeout | undefined
+  /** The tick under way, if any: stop() waits for it, so that nothing is written after it. */
+  #ticking: Promise<void> | undefined
 
   constructor(
     private readonly backend: Backend,
@@ -30,8 +32,16 @@ export class Upkeep {
   /** Registers the worker, then starts the periodic tick (whose first sweep runs at once). */
   async start(): Promise<void> {
     await this.register()
-    this.#timer = setInterval(() => void this.#tick(), this.intervalMs)
-    void this.#tick(false)
+    this.#timer = setInterval(() => this.#run(), this.intervalMs)
+    this.#run(false)
+  }
+
+  /** Runs a tick unless one is still under way (a slow backend skips a beat rather than piling up). */
+  #run(register = true): void {
+    if (this.#ticking) return
+    this.#ticking = this.#tick(register)
+      .catch(err => this.hooks.error(err as Error))
+      .finally(() => (this.#ticking = undefined))
   }
 
   /** Records the worker as live for three sweep intervals. */
@@ -50,9 +60,13 @@ export class Upkeep {
     await this.scheduler.reload()
   }
 
-  /** Stops the tick and the scheduler. */
-  stop(): void {
+  /**
+   * Stops the tick and the scheduler; resolves once a tick under way has ended, so that a pool
+   * unregistering after it is not registered again or swept after by its own last tick.
+   */
+  async stop(): Promise<void> {
     clearInterval(this.#timer)
     this.scheduler.stop()
+    await this.#ticking
   }
 }
