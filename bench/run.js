@@ -303,6 +303,16 @@ const MARKER = '<!-- written by hand below: kept by npm run bench -->'
 const target = join(root, 'docs/benchmarks.md')
 const before = existsSync(target) ? readFileSync(target, 'utf8') : ''
 const kept = before.includes(MARKER) ? before.slice(before.indexOf(MARKER)) : ''
-writeFileSync(target, kept ? `${doc}\n${kept}` : doc)
-console.log('\n' + header + '\n' + rule + '\n' + rows.join('\n'))
-console.log('\nwrote docs/benchmarks.md')
+// A partial run (BENCH_ONLY, BENCH_LIBS) keeps the last full run's table and refreshes only the
+// section of the last runs' ratios; a full run rewrites the page.
+const RUNS = /## The last \d+ runs[\s\S]*?(?=\nAbsolute numbers drift)/
+const partial = Boolean(process.env.BENCH_ONLY || process.env.BENCH_LIBS)
+if (partial && RUNS.test(before) && runsSection) {
+  writeFileSync(target, before.replace(RUNS, runsSection))
+  console.log('\n' + header + '\n' + rule + '\n' + rows.join('\n'))
+  console.log('\na partial run: refreshed the last runs in docs/benchmarks.md, kept its table')
+} else {
+  writeFileSync(target, kept ? `${doc}\n${kept}` : doc)
+  console.log('\n' + header + '\n' + rule + '\n' + rows.join('\n'))
+  console.log('\nwrote docs/benchmarks.md')
+}

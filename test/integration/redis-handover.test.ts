@@ -105,6 +105,35 @@ describe('redis: handover to parked workers', () => {
     }
   })
 
+  it('a worker too busy to block takes what was handed to it at its next exchange', async () => {
+    // A busy worker exchanges again as soon as a task ends, and each exchange parks it anew: work
+    // handed over meanwhile must not wait in its list for a BLPOP that may be seconds away.
+    const queue = uniqueQueue('hand')
+    const b = open()
+    try {
+      await b.exchange(queue, 'w', [], 2, { ms: 5000, slots: 2 })
+      await b.enqueue(queue, [newTask('a'), newTask('b')])
+      expect(await ctx.admin.llen(queueKey(queue, 'h:w'))).to.equal(1)
+      const next = await b.exchange(queue, 'w', [], 1, { ms: 5000, slots: 1 })
+      expect(next.reserved.map(t => [t.id, t.attempt])).to.deep.equal([
+        ['a', 1],
+        ['b', 1],
+      ])
+      expect(await ctx.admin.exists(queueKey(queue, 'h:w'))).to.equal(0)
+      const done = await b.exchange(
+        queue,
+        'w',
+        next.reserved.map(t => ({ ...t, outcome: `c${t.id}` })),
+        0,
+      )
+      expect(done.stale).to.deep.equal([])
+      expect(await b.status(queue, 'b')).to.deep.equal({ status: 'completed', outcome: 'cb' })
+    } finally {
+      await b.unregisterWorker(queue, 'w')
+      await b.close()
+    }
+  })
+
   it("a worker's next exchange cancels its park; one that asks for nothing does not park", async () => {
     const queue = uniqueQueue('hand')
     const b = open()

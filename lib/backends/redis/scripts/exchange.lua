@@ -32,7 +32,8 @@
               applied it before: a resend, ioredis sending the call again after its reply was lost;
               or a cancel ended that run), or a retry whose task's record does (header `f`), is not
               stale. A release is never stale: refused or not, the task never started.
-    reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list)
+    reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list); after
+              those reserved now, any handed over to the worker and not yet popped by it
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
     owed      hand-overs to dependents on other queues (common.lua: field, value, …), SPLIT calls
@@ -196,6 +197,23 @@ if #reserved < 5 * max and not paused then
 end
 -- Whatever this worker asked before, it is not waiting now.
 if not parks then redis.call('HDEL', parked, worker) end
+-- Handovers made to this worker since an earlier exchange parked it, while it was too busy to
+-- block on its list (it exchanges again as soon as a task ends, and each exchange parks it anew):
+-- taken here, so that no handed task waits for the worker's next BLPOP. The worker accepts them
+-- beyond `max` (its prefetch holds them until a slot frees).
+local handed = redis.call('LPOP', key(QUEUE, 'h:' .. worker), 100)
+if handed then
+  for _, message in ipairs(handed) do
+    local ok, got = pcall(cjson.decode, message)
+    if ok and type(got) == 'table' then
+      for j = 1, #got - 4, 5 do
+        for k = 0, 4 do reserved[#reserved + 1] = got[j + k] end
+      end
+    end
+  end
+  -- Their leases were set when they were handed over; the memo lasts about as long.
+  if longest == 0 then longest = 60000 end
+end
 -- The memo a resend of this call is answered from (above): what it refused and what it reserved,
 -- kept as long as those leases (a resend after that finds the tasks swept anyway). A call that
 -- dropped a finished task's record leaves one too, for as long as that task's lease: a resend
