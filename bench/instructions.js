@@ -6,6 +6,7 @@
 // event loop, socket reads and writes, or the server's cron).
 //
 //   node bench/instructions.js <index.js of a worq build> [n1=300] [n2=1300]
+//   node bench/instructions.js bee-queue|bullmq [n1] [n2]   (a peer, through its bench adapter)
 //
 // BATCH=25 makes the calls in rounds of 25 at once (a pool of concurrency 25), as a busy queue
 // does; WORQ_SETTINGS='{"events":false}' configures the queue's settings first (docs/settings.md).
@@ -19,7 +20,8 @@ import { join } from 'node:path'
 import { freePort, serverArgs } from './redis.js'
 
 const [, , dist, n1Arg = '300', n2Arg = '1300'] = process.argv
-const { getBroker, task, TaskSpace, WorkerPool } = await import(dist)
+const peer = ['bee-queue', 'bullmq'].includes(dist) ? await import(`./adapters/${dist}.js`) : null
+const { getBroker, task, TaskSpace, WorkerPool } = peer ? {} : await import(dist)
 const batch = Number(process.env.BATCH ?? 1)
 const settings = process.env.WORQ_SETTINGS ? JSON.parse(process.env.WORQ_SETTINGS) : undefined
 
@@ -43,6 +45,19 @@ async function count(n) {
   server.stdout.on('data', d => (log += d))
   while (!log.includes('Ready to accept connections')) await once(server.stdout, 'data')
   const url = `redis://127.0.0.1:${port}/0`
+  if (peer) {
+    // A peer as the bench runs it (results read back as its adapter reads them); what it runs by
+    // the clock (stall checks) counts too, so its figure is, if anything, a little high.
+    const lib = await peer.create(url, { concurrency: batch, worker: true })
+    await lib.startWorker()
+    for (let i = 0; i < n; i += batch) {
+      const calls = []
+      for (let j = i; j < Math.min(i + batch, n); j++) calls.push(lib.add(j, 1))
+      await Promise.all((await Promise.all(calls)).map(h => lib.result(h)))
+    }
+    await lib.close()
+    return stop()
+  }
   // Nothing that runs by the clock (sweeps, renewals, PINGs, re-armed waits) within the run, so
   // that the count depends on the calls alone.
   const long = 600_000
@@ -59,11 +74,15 @@ async function count(n) {
   }
   await pool.stop({ timeout: 5000 })
   await broker.close()
-  execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'])
-  await once(server, 'exit')
-  const ir = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(out, 'utf8'))[1])
-  rmSync(dir, { recursive: true, force: true })
-  return ir
+  return stop()
+
+  async function stop() {
+    execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'])
+    await once(server, 'exit')
+    const ir = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(out, 'utf8'))[1])
+    rmSync(dir, { recursive: true, force: true })
+    return ir
+  }
 }
 
 const [n1, n2] = [Number(n1Arg), Number(n2Arg)]
