@@ -63,4 +63,3 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     return EXIT.ERROR
   }
 }
-
