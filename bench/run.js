@@ -1,19 +1,26 @@
 // npm run bench: worq against BullMQ and bee-queue on one private Redis, interleaved runs,
 // medians, spreads and ratios from the same run; writes docs/benchmarks.md.
+// Then the Postgres rows (bench/run-postgres.js): worq on PostgreSQL against pg-boss and
+// graphile-worker on one server, when a PostgreSQL server is reachable.
 // Env: BENCH_N (tasks per run, default 20000), BENCH_REPS (default 3), BENCH_ONLY (comma list of
-// scenarios), BENCH_LIBS (comma list of libraries).
+// scenarios), BENCH_LIBS (comma list of libraries), BENCH_BACKENDS (comma list of redis, postgres:
+// the sections to run, default both; the other section's text in docs/benchmarks.md is kept).
+// The Postgres rows' own settings (BENCH_PG_N, BENCH_PG_LIBS, BENCH_PG_URL) are in run-postgres.js.
 import { execFileSync, execSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startRedis } from './redis.js'
+import { PG_LIBS, postgresRows } from './run-postgres.js'
+import { stat } from './table.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 const N = Number(process.env.BENCH_N ?? 20000)
 const REPS = Number(process.env.BENCH_REPS ?? 3)
 const LIBS = (process.env.BENCH_LIBS ?? 'worq,bullmq,bee-queue').split(',')
+const BACKENDS = (process.env.BENCH_BACKENDS ?? 'redis,postgres').split(',')
 
 /** [scenario, n, concurrency, what the row measures] */
 const SCENARIOS = [
@@ -42,277 +49,306 @@ const SCENARIOS = [
   ['graph', N / 10, 50, 'fan-in trees of 10 leaves (flows for BullMQ)'],
 ].filter(([s]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split(',').includes(s))
 
-if (!existsSync(join(here, 'node_modules'))) {
+// bench/ has its own dependencies (the peers); `npm install`, not `npm ci`, with this lockfile.
+const PEERS = ['bullmq', 'bee-queue', 'pg-boss', 'graphile-worker', 'pg']
+if (!PEERS.every(p => existsSync(join(here, 'node_modules', p, 'package.json')))) {
   console.log('installing bench dependencies…')
   execSync('npm install --no-audit --no-fund', { cwd: here, stdio: 'inherit' })
 }
-if (LIBS.includes('worq')) {
+if (
+  (BACKENDS.includes('redis') && LIBS.includes('worq')) ||
+  (BACKENDS.includes('postgres') && PG_LIBS.includes('worq'))
+) {
   console.log('building worq…')
   execSync('npm run build', { cwd: root, stdio: 'inherit' })
 }
 
-const { default: Redis } = await import(join(root, 'node_modules/ioredis/built/index.js'))
-const redis = await startRedis()
-const admin = new Redis(redis.url)
+// docs/benchmarks.md: the Redis section, then the Postgres section, then the sections written by
+// hand; a section not run this time keeps its text.
+let redisDoc = null
+let redisRuns = null
+let redisTable = null
+if (BACKENDS.includes('redis')) {
+  const { default: Redis } = await import(join(root, 'node_modules/ioredis/built/index.js'))
+  const redis = await startRedis()
+  const admin = new Redis(redis.url)
 
-/** Calls and µs of every command and function in INFO commandstats, save the bench's own. */
-function commandStats(info) {
-  let calls = 0
-  let usec = 0
-  for (const line of info.split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
-    if (m && !['info', 'config|resetstat', 'flushall', 'config'].includes(m[1])) {
-      calls += Number(m[2])
-      usec += Number(m[3])
-    }
-  }
-  return { calls, usec }
-}
-/** The Redis server's CPU time so far (user + system, all its threads), in µs. */
-const serverCpuUs = info =>
-  1e6 *
-  (Number(/used_cpu_user:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]))
-const usedMemory = info => Number(/used_memory:(\d+)/.exec(info)[1])
-
-async function runOnce(lib, scenario, n, c) {
-  await admin.flushall()
-  await admin.config('RESETSTAT')
-  const mem0 = usedMemory(await admin.info('memory'))
-  const cpu0 = serverCpuUs(await admin.info('cpu'))
-  const out = execFileSync(
-    process.execPath,
-    [join(here, 'runner.js'), lib, scenario, String(n), String(c)],
-    {
-      env: { ...process.env, REDIS_URL: redis.url },
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  const r = JSON.parse(out.trim().split('\n').at(-1))
-  r.redisCpuUsPerTask = (serverCpuUs(await admin.info('cpu')) - cpu0) / n
-  const stats = commandStats(await admin.info('commandstats'))
-  r.commandsPerTask = stats.calls / n
-  r.commandUsPerTask = stats.usec / n
-  r.bytesPerTask = (usedMemory(await admin.info('memory')) - mem0) / n
-  r.tasksPerSec = (n / r.ms) * 1000
-  return r
-}
-
-const results = new Map() // key → lib → runs
-const key = (s, n, c) => `${s}|${n}|${c}`
-try {
-  for (let rep = 1; rep <= REPS; rep++) {
-    for (const [scenario, n, c] of SCENARIOS) {
-      for (const lib of LIBS) {
-        const r = await runOnce(lib, scenario, n, c)
-        const k = key(scenario, n, c)
-        if (!results.has(k)) results.set(k, new Map())
-        if (!results.get(k).has(lib)) results.get(k).set(lib, [])
-        results.get(k).get(lib).push(r)
-        const shown =
-          r.skipped ??
-          (r.p50 !== undefined
-            ? `p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms`
-            : `${Math.round(r.tasksPerSec)} tasks/s`)
-        console.log(`rep ${rep} ${scenario} n=${n} c=${c} ${lib}: ${shown}`)
+  /** Calls and µs of every command and function in INFO commandstats, save the bench's own. */
+  function commandStats(info) {
+    let calls = 0
+    let usec = 0
+    for (const line of info.split('\n')) {
+      const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
+      if (m && !['info', 'config|resetstat', 'flushall', 'config'].includes(m[1])) {
+        calls += Number(m[2])
+        usec += Number(m[3])
       }
     }
+    return { calls, usec }
   }
-} finally {
-  admin.disconnect()
-  redis.stop()
-}
+  /** The Redis server's CPU time so far (user + system, all its threads), in µs. */
+  const serverCpuUs = info =>
+    1e6 *
+    (Number(/used_cpu_user:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]))
+  const usedMemory = info => Number(/used_memory:(\d+)/.exec(info)[1])
 
-const median = xs => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
-const fmt = (x, d = 0) =>
-  x === undefined || Number.isNaN(x)
-    ? '—'
-    : x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
-function stat(runs, field, d) {
-  const xs = runs.map(r => r[field]).filter(x => typeof x === 'number')
-  if (!xs.length) return { m: NaN, text: '—' }
-  const m = median(xs)
-  const spread = xs.length > 1 ? ` (${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)})` : ''
-  return { m, text: `${fmt(m, d)}${spread}` }
-}
-
-const peers = LIBS.filter(l => l !== 'worq')
-const header = `| scenario | metric | ${LIBS.join(' | ')} | ${peers.map(p => `worq/${p}`).join(' | ')} |`
-const rule = `|${'---|'.repeat(2 + LIBS.length + peers.length)}`
-const rows = []
-function row(label, metric, runsByLib, field, d) {
-  const stats = LIBS.map(l =>
-    runsByLib.get(l)?.some(r => r.skipped)
-      ? { m: NaN, text: 'n/a' }
-      : stat(runsByLib.get(l) ?? [], field, d),
-  )
-  const w = stats[0].m
-  const ratios = peers.map((_, i) => {
-    const p = stats[i + 1].m
-    return Number.isFinite(w) && Number.isFinite(p) && p !== 0 ? `${(w / p).toFixed(2)}×` : '—'
-  })
-  rows.push(
-    `| ${label} | ${metric} | ${stats.map(s => s.text).join(' | ')} | ${ratios.join(' | ')} |`,
-  )
-}
-for (const [scenario, n, c, label] of SCENARIOS) {
-  const byLib = results.get(key(scenario, n, c))
-  if (!byLib) continue
-  const name = `${label} (n=${n})`
-  if (scenario.startsWith('latency')) {
-    row(name, 'p50 ms (lower is better)', byLib, 'p50', 3)
-    row(name, 'p99 ms (lower is better)', byLib, 'p99', 3)
-  } else {
-    row(name, 'tasks/s', byLib, 'tasksPerSec', 0)
-    if (scenario.startsWith('e2e') || scenario === 'deploy' || scenario === 'drain')
-      row(name, 'Redis CPU µs per task (INFO cpu)', byLib, 'redisCpuUsPerTask', 1)
+  async function runOnce(lib, scenario, n, c) {
+    await admin.flushall()
+    await admin.config('RESETSTAT')
+    const mem0 = usedMemory(await admin.info('memory'))
+    const cpu0 = serverCpuUs(await admin.info('cpu'))
+    const out = execFileSync(
+      process.execPath,
+      [join(here, 'runner.js'), lib, scenario, String(n), String(c)],
+      {
+        env: { ...process.env, REDIS_URL: redis.url },
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    const r = JSON.parse(out.trim().split('\n').at(-1))
+    r.redisCpuUsPerTask = (serverCpuUs(await admin.info('cpu')) - cpu0) / n
+    const stats = commandStats(await admin.info('commandstats'))
+    r.commandsPerTask = stats.calls / n
+    r.commandUsPerTask = stats.usec / n
+    r.bytesPerTask = (usedMemory(await admin.info('memory')) - mem0) / n
+    r.tasksPerSec = (n / r.ms) * 1000
+    return r
   }
-  if (scenario === 'e2e-window' && c === 50 && n === N) {
-    row(name, 'Redis command µs per task (INFO commandstats)', byLib, 'commandUsPerTask', 1)
-    row(name, 'Redis commands per task (INFO commandstats)', byLib, 'commandsPerTask', 2)
-    row(name, 'client writes per task (round trips)', byLib, 'writesPerTask', 2)
-    row(name, 'Redis memory per stored result, bytes', byLib, 'bytesPerTask', 0)
-    row(name, 'Node CPU µs per task', byLib, 'cpuUsPerTask', 0)
-    row(name, 'peak RSS MB', byLib, 'peakRssMb', 0)
+
+  const results = new Map() // key → lib → runs
+  const key = (s, n, c) => `${s}|${n}|${c}`
+  try {
+    for (let rep = 1; rep <= REPS; rep++) {
+      for (const [scenario, n, c] of SCENARIOS) {
+        for (const lib of LIBS) {
+          const r = await runOnce(lib, scenario, n, c)
+          const k = key(scenario, n, c)
+          if (!results.has(k)) results.set(k, new Map())
+          if (!results.get(k).has(lib)) results.get(k).set(lib, [])
+          results.get(k).get(lib).push(r)
+          const shown =
+            r.skipped ??
+            (r.p50 !== undefined
+              ? `p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms`
+              : `${Math.round(r.tasksPerSec)} tasks/s`)
+          console.log(`rep ${rep} ${scenario} n=${n} c=${c} ${lib}: ${shown}`)
+        }
+      }
+    }
+  } finally {
+    admin.disconnect()
+    redis.stop()
   }
+
+  const peers = LIBS.filter(l => l !== 'worq')
+  const header = `| scenario | metric | ${LIBS.join(' | ')} | ${peers.map(p => `worq/${p}`).join(' | ')} |`
+  const rule = `|${'---|'.repeat(2 + LIBS.length + peers.length)}`
+  const rows = []
+  function row(label, metric, runsByLib, field, d) {
+    const stats = LIBS.map(l =>
+      runsByLib.get(l)?.some(r => r.skipped)
+        ? { m: NaN, text: 'n/a' }
+        : stat(runsByLib.get(l) ?? [], field, d),
+    )
+    const w = stats[0].m
+    const ratios = peers.map((_, i) => {
+      const p = stats[i + 1].m
+      return Number.isFinite(w) && Number.isFinite(p) && p !== 0 ? `${(w / p).toFixed(2)}×` : '—'
+    })
+    rows.push(
+      `| ${label} | ${metric} | ${stats.map(s => s.text).join(' | ')} | ${ratios.join(' | ')} |`,
+    )
+  }
+  for (const [scenario, n, c, label] of SCENARIOS) {
+    const byLib = results.get(key(scenario, n, c))
+    if (!byLib) continue
+    const name = `${label} (n=${n})`
+    if (scenario.startsWith('latency')) {
+      row(name, 'p50 ms (lower is better)', byLib, 'p50', 3)
+      row(name, 'p99 ms (lower is better)', byLib, 'p99', 3)
+    } else {
+      row(name, 'tasks/s', byLib, 'tasksPerSec', 0)
+      if (scenario.startsWith('e2e') || scenario === 'deploy' || scenario === 'drain')
+        row(name, 'Redis CPU µs per task (INFO cpu)', byLib, 'redisCpuUsPerTask', 1)
+    }
+    if (scenario === 'e2e-window' && c === 50 && n === N) {
+      row(name, 'Redis command µs per task (INFO commandstats)', byLib, 'commandUsPerTask', 1)
+      row(name, 'Redis commands per task (INFO commandstats)', byLib, 'commandsPerTask', 2)
+      row(name, 'client writes per task (round trips)', byLib, 'writesPerTask', 2)
+      row(name, 'Redis memory per stored result, bytes', byLib, 'bytesPerTask', 0)
+      row(name, 'Node CPU µs per task', byLib, 'cpuUsPerTask', 0)
+      row(name, 'peak RSS MB', byLib, 'peakRssMb', 0)
+    }
+  }
+
+  // This run's medians, kept in bench/results/ (one file per run), and the ratios of the rows the
+  // targets are judged on in the last three runs, side by side.
+  const JUDGED = [
+    ['e2e-window', N, 50, 'closed loop, c=50'],
+    ['e2e-open', N, 50, 'open loop, c=50'],
+    ['deploy', N, 50, 'deployment, 1 producer + 2 workers'],
+    ['latency-steady', 5000, 1, 'latency after warm-up'],
+  ]
+  const medians = {}
+  for (const [scenario, n, c] of JUDGED) {
+    const byLib = results.get(key(scenario, n, c))
+    if (!byLib) continue
+    medians[key(scenario, n, c)] = Object.fromEntries(
+      LIBS.map(l => [
+        l,
+        Object.fromEntries(
+          ['tasksPerSec', 'p50', 'p99', 'redisCpuUsPerTask']
+            .map(f => [f, stat(byLib.get(l) ?? [], f, 1).m])
+            .filter(([, v]) => Number.isFinite(v)),
+        ),
+      ]),
+    )
+  }
+  const resultsDir = join(here, 'results')
+  mkdirSync(resultsDir, { recursive: true })
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  if (Object.keys(medians).length > 0)
+    writeFileSync(
+      join(resultsDir, `${stamp}.json`),
+      JSON.stringify({ at: stamp, medians }, null, 1),
+    )
+  const lastRuns = readdirSync(resultsDir)
+    .filter(f => f.endsWith('.json'))
+    .sort()
+    .slice(-3)
+    .map(f => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')))
+  const ratio = (w, p, lower) =>
+    Number.isFinite(w) && Number.isFinite(p) && p > 0
+      ? `${(lower ? p / w : w / p).toFixed(2)}×`
+      : '—'
+  const runRows = []
+  for (const [scenario, n, c, label] of JUDGED) {
+    const k = key(scenario, n, c)
+    const cells = lastRuns.map(run => {
+      const m = run.medians[k]
+      if (!m?.worq) return '—'
+      const lat = scenario.startsWith('latency')
+      const f = lat ? 'p99' : 'tasksPerSec'
+      const parts = peers.map(p => `${p} ${ratio(m.worq[f], m[p]?.[f], lat)}`)
+      if (!lat)
+        parts.push(
+          `Redis µs ${LIBS.map(l => (m[l]?.redisCpuUsPerTask ?? NaN).toFixed(1)).join(' / ')}`,
+        )
+      return parts.join('; ')
+    })
+    runRows.push(`| ${label} | ${cells.join(' | ')} |`)
+  }
+  const runsSection =
+    lastRuns.length === 0
+      ? ''
+      : `## The last ${lastRuns.length} runs
+
+  Each \`npm run bench\` keeps its medians in bench/results/; these are the ratios of worq over each
+  peer in the runs that the targets are judged on (throughput: above 1× is worq faster; latency
+  after warm-up, p99: the peer's over worq's, above 1× is worq faster), and each library's Redis CPU
+  per task (${LIBS.join(' / ')}).
+
+  | row | ${lastRuns.map(r => r.at.slice(0, 16).replace('T', ' ')).join(' | ')} |
+  |---|${'---|'.repeat(lastRuns.length)}
+  ${runRows.join('\n')}
+  `
+
+  const version = p => JSON.parse(readFileSync(join(p, 'package.json'), 'utf8')).version
+  const versions = [
+    `worq ${version(root)}`,
+    `bullmq ${version(join(here, 'node_modules/bullmq'))}`,
+    `bee-queue ${version(join(here, 'node_modules/bee-queue'))}`,
+    `ioredis ${version(join(root, 'node_modules/ioredis'))}`,
+    `Node.js ${process.version}`,
+    redis.version,
+  ]
+  const cpus = os.cpus()
+  const doc = `# Benchmarks
+
+  Written by \`npm run bench\` (bench/run.js) on ${new Date().toISOString().slice(0, 10)}. Every library runs in
+  a fresh Node process against the same private \`redis-server\` on loopback, flushed before each run;
+  runs are interleaved (worq, BullMQ, bee-queue, worq, …) and repeated ${REPS} times. Cells show the
+  median and, in parentheses, the spread (min–max). Ratios are worq's median over the peer's, from
+  this same run: above 1× is better for tasks/s, below 1× is better for latency, commands, writes,
+  bytes, CPU and RSS.
+
+  Results are stored and read back by the producer in every scenario: worq through
+  \`Deferred.result()\`, BullMQ through the \`completed\` events of one \`QueueEvents\` (the result
+  stays in the job hash; \`BULLMQ_RESULTS=wait\` uses \`job.waitUntilFinished()\` instead), bee-queue through the job's \`succeeded\` event — bee-queue does not store results, so its
+  "read back" is an event and its memory row counts only the job records it keeps.
+
+  Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}.
+  Versions: ${versions.join(', ')}.
+  Command: \`${['BENCH_N', 'BENCH_REPS', 'BENCH_ONLY', 'BENCH_LIBS']
+    .filter(k => process.env[k])
+    .map(k => `${k}=${process.env[k]} `)
+    .join('')}npm run bench\`.
+
+  ${header}
+  ${rule}
+  ${rows.join('\n')}
+
+  Redis CPU per task is the server's own CPU time (\`INFO cpu\`, user and system, every thread)
+  over the run, divided by the tasks: what bounds a deployment where many workers share one Redis.
+  The commandstats row adds up the \`usec\` of every command and function the run called, Lua-issued
+  commands included (so a script's inner commands count twice: in the script's time and their own);
+  it is wall time inside Redis and grows when the machine is busy. The open-loop row enqueues every
+  call with 50 enqueues in flight and reads the results as they come; the deployment row runs a
+  producer process and two worker processes (each library the same way), the producer keeping 100
+  calls in flight and reading every result; its Node CPU adds the workers'. BullMQ reads results
+  through one \`QueueEvents\` listener (the fastest way it offers a producer).
+
+  ${runsSection}
+  Absolute numbers drift on this shared 2-core machine; the ratios come from interleaved runs of the
+  same session and are the figures to compare. "Client writes" counts writes to Redis sockets in the
+  benchmark process, an approximation of round trips (a pipelined batch is one write).
+  `
+  redisDoc = doc
+  redisRuns = runsSection
+  redisTable = header + '\n' + rule + '\n' + rows.join('\n')
 }
 
-// This run's medians, kept in bench/results/ (one file per run), and the ratios of the rows the
-// targets are judged on in the last three runs, side by side.
-const JUDGED = [
-  ['e2e-window', N, 50, 'closed loop, c=50'],
-  ['e2e-open', N, 50, 'open loop, c=50'],
-  ['deploy', N, 50, 'deployment, 1 producer + 2 workers'],
-  ['latency-steady', 5000, 1, 'latency after warm-up'],
-]
-const medians = {}
-for (const [scenario, n, c] of JUDGED) {
-  const byLib = results.get(key(scenario, n, c))
-  if (!byLib) continue
-  medians[key(scenario, n, c)] = Object.fromEntries(
-    LIBS.map(l => [
-      l,
-      Object.fromEntries(
-        ['tasksPerSec', 'p50', 'p99', 'redisCpuUsPerTask']
-          .map(f => [f, stat(byLib.get(l) ?? [], f, 1).m])
-          .filter(([, v]) => Number.isFinite(v)),
-      ),
-    ]),
-  )
+let pgDoc = null
+let pgTable = null
+if (BACKENDS.includes('postgres')) {
+  const pg = await postgresRows({ here, root, reps: REPS })
+  if (pg.skipped) console.log(`\nPostgres rows skipped: ${pg.skipped}`)
+  else ({ doc: pgDoc, table: pgTable } = pg)
 }
-const resultsDir = join(here, 'results')
-mkdirSync(resultsDir, { recursive: true })
-const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-if (Object.keys(medians).length > 0)
-  writeFileSync(join(resultsDir, `${stamp}.json`), JSON.stringify({ at: stamp, medians }, null, 1))
-const lastRuns = readdirSync(resultsDir)
-  .filter(f => f.endsWith('.json'))
-  .sort()
-  .slice(-3)
-  .map(f => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')))
-const ratio = (w, p, lower) =>
-  Number.isFinite(w) && Number.isFinite(p) && p > 0 ? `${(lower ? p / w : w / p).toFixed(2)}×` : '—'
-const runRows = []
-for (const [scenario, n, c, label] of JUDGED) {
-  const k = key(scenario, n, c)
-  const cells = lastRuns.map(run => {
-    const m = run.medians[k]
-    if (!m?.worq) return '—'
-    const lat = scenario.startsWith('latency')
-    const f = lat ? 'p99' : 'tasksPerSec'
-    const parts = peers.map(p => `${p} ${ratio(m.worq[f], m[p]?.[f], lat)}`)
-    if (!lat)
-      parts.push(
-        `Redis µs ${LIBS.map(l => (m[l]?.redisCpuUsPerTask ?? NaN).toFixed(1)).join(' / ')}`,
-      )
-    return parts.join('; ')
-  })
-  runRows.push(`| ${label} | ${cells.join(' | ')} |`)
-}
-const runsSection =
-  lastRuns.length === 0
-    ? ''
-    : `## The last ${lastRuns.length} runs
 
-Each \`npm run bench\` keeps its medians in bench/results/; these are the ratios of worq over each
-peer in the runs that the targets are judged on (throughput: above 1× is worq faster; latency
-after warm-up, p99: the peer's over worq's, above 1× is worq faster), and each library's Redis CPU
-per task (${LIBS.join(' / ')}).
-
-| row | ${lastRuns.map(r => r.at.slice(0, 16).replace('T', ' ')).join(' | ')} |
-|---|${'---|'.repeat(lastRuns.length)}
-${runRows.join('\n')}
-`
-
-const version = p => JSON.parse(readFileSync(join(p, 'package.json'), 'utf8')).version
-const versions = [
-  `worq ${version(root)}`,
-  `bullmq ${version(join(here, 'node_modules/bullmq'))}`,
-  `bee-queue ${version(join(here, 'node_modules/bee-queue'))}`,
-  `ioredis ${version(join(root, 'node_modules/ioredis'))}`,
-  `Node.js ${process.version}`,
-  redis.version,
-]
-const cpus = os.cpus()
-const doc = `# Benchmarks
-
-Written by \`npm run bench\` (bench/run.js) on ${new Date().toISOString().slice(0, 10)}. Every library runs in
-a fresh Node process against the same private \`redis-server\` on loopback, flushed before each run;
-runs are interleaved (worq, BullMQ, bee-queue, worq, …) and repeated ${REPS} times. Cells show the
-median and, in parentheses, the spread (min–max). Ratios are worq's median over the peer's, from
-this same run: above 1× is better for tasks/s, below 1× is better for latency, commands, writes,
-bytes, CPU and RSS.
-
-Results are stored and read back by the producer in every scenario: worq through
-\`Deferred.result()\`, BullMQ through the \`completed\` events of one \`QueueEvents\` (the result
-stays in the job hash; \`BULLMQ_RESULTS=wait\` uses \`job.waitUntilFinished()\` instead), bee-queue through the job's \`succeeded\` event — bee-queue does not store results, so its
-"read back" is an event and its memory row counts only the job records it keeps.
-
-Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}.
-Versions: ${versions.join(', ')}.
-Command: \`${['BENCH_N', 'BENCH_REPS', 'BENCH_ONLY', 'BENCH_LIBS']
-  .filter(k => process.env[k])
-  .map(k => `${k}=${process.env[k]} `)
-  .join('')}npm run bench\`.
-
-${header}
-${rule}
-${rows.join('\n')}
-
-Redis CPU per task is the server's own CPU time (\`INFO cpu\`, user and system, every thread)
-over the run, divided by the tasks: what bounds a deployment where many workers share one Redis.
-The commandstats row adds up the \`usec\` of every command and function the run called, Lua-issued
-commands included (so a script's inner commands count twice: in the script's time and their own);
-it is wall time inside Redis and grows when the machine is busy. The open-loop row enqueues every
-call with 50 enqueues in flight and reads the results as they come; the deployment row runs a
-producer process and two worker processes (each library the same way), the producer keeping 100
-calls in flight and reading every result; its Node CPU adds the workers'. BullMQ reads results
-through one \`QueueEvents\` listener (the fastest way it offers a producer).
-
-${runsSection}
-Absolute numbers drift on this shared 2-core machine; the ratios come from interleaved runs of the
-same session and are the figures to compare. "Client writes" counts writes to Redis sockets in the
-benchmark process, an approximation of round trips (a pipelined batch is one write).
-`
-// The sections written by hand (other benchmarks: scale-out, cluster) follow a marker and are kept.
+// The sections written by hand (other benchmarks: scale-out, cluster) follow a marker and are kept;
+// the Postgres section, generated, starts at its own marker.
 const MARKER = '<!-- written by hand below: kept by npm run bench -->'
+const PG_MARKER = '<!-- Postgres rows: written by npm run bench -->'
 const target = join(root, 'docs/benchmarks.md')
 const before = existsSync(target) ? readFileSync(target, 'utf8') : ''
-const kept = before.includes(MARKER) ? before.slice(before.indexOf(MARKER)) : ''
-// A partial run (BENCH_ONLY, BENCH_LIBS) keeps the last full run's table and refreshes only the
-// section of the last runs' ratios; a full run rewrites the page.
+const handAt = before.includes(MARKER) ? before.indexOf(MARKER) : before.length
+const pgAt = before.includes(PG_MARKER) ? before.indexOf(PG_MARKER) : handAt
+const kept = before.slice(handAt)
+const redisBefore = before.slice(0, pgAt).trimEnd() + '\n'
+const pgBefore = before.slice(pgAt, handAt).trimEnd() + '\n'
+// A partial run (BENCH_ONLY, BENCH_LIBS; BENCH_PG_LIBS for the Postgres rows) keeps the last full
+// run's tables and refreshes only the Redis section of the last runs' ratios; a full run rewrites
+// the sections it ran.
 const RUNS = /## The last \d+ runs[\s\S]*?(?=\nAbsolute numbers drift)/
 const partial = Boolean(process.env.BENCH_ONLY || process.env.BENCH_LIBS)
-if (partial && RUNS.test(before) && runsSection) {
-  writeFileSync(target, before.replace(RUNS, runsSection))
-  console.log('\n' + header + '\n' + rule + '\n' + rows.join('\n'))
-  console.log('\na partial run: refreshed the last runs in docs/benchmarks.md, kept its table')
-} else {
-  writeFileSync(target, kept ? `${doc}\n${kept}` : doc)
-  console.log('\n' + header + '\n' + rule + '\n' + rows.join('\n'))
-  console.log('\nwrote docs/benchmarks.md')
-}
+const pgPartial = Boolean(process.env.BENCH_ONLY || process.env.BENCH_PG_LIBS)
+let redisText = redisBefore
+if (redisDoc && partial && RUNS.test(redisBefore) && redisRuns)
+  redisText = redisBefore.replace(RUNS, redisRuns)
+else if (redisDoc) redisText = redisDoc
+const pgText = pgDoc && !(pgPartial && pgBefore.trim()) ? `${PG_MARKER}\n\n${pgDoc}` : pgBefore
+writeFileSync(target, [redisText, pgText.trim() ? pgText : '', kept].filter(Boolean).join('\n'))
+if (redisTable) console.log('\n' + redisTable)
+if (pgTable) console.log('\n' + pgTable)
+const keptTables = [
+  redisDoc && redisText !== redisDoc && 'the Redis table (its last runs refreshed)',
+  pgDoc && !pgText.includes(pgDoc) && 'the Postgres table',
+].filter(Boolean)
+console.log(
+  keptTables.length
+    ? `\na partial run: kept ${keptTables.join(' and ')} in docs/benchmarks.md`
+    : '\nwrote docs/benchmarks.md',
+)

@@ -1,7 +1,12 @@
 // One benchmark run in a fresh process: `node runner.js <library> <scenario> <n> <concurrency>`.
-// Prints one JSON line: elapsed ms, Node CPU µs, peak RSS, socket writes to Redis, and latencies.
+// Prints one JSON line: elapsed ms, Node CPU µs, peak RSS, socket writes to the server (Redis or
+// PostgreSQL), and latencies. The server is BENCH_URL (a postgres:// URL for the Postgres rows), or
+// REDIS_URL.
 // `node runner.js <library> worker 0 <concurrency>` is one worker process of the 'deploy' scenario:
 // it prints "ready" once its workers run, and on its stdin's end stops and prints its CPU time.
+// `node runner.js <library> setup 0 <concurrency>` starts the library and its worker and stops them
+// (on Postgres: creates the library's schema before the measured run, out of its statistics).
+// An adapter whose `create` resolves to `{ skipped: reason }` makes every run print that reason.
 import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { createInterface } from 'node:readline'
@@ -9,20 +14,58 @@ import { createInterface } from 'node:readline'
 const [, , library, scenario, nArg, concurrencyArg] = process.argv
 const n = Number(nArg)
 const concurrency = Number(concurrencyArg)
-const url = process.env.REDIS_URL
-const redisPort = Number(new URL(url).port)
+const url = process.env.BENCH_URL ?? process.env.REDIS_URL
+const serverPort = Number(new URL(url).port || (url.startsWith('postgres') ? 5432 : 6379))
 
-// Client round trips, approximated as writes to Redis sockets (a pipeline flush is one write).
+// Client round trips, approximated as writes to the server's sockets (a pipeline flush is one write).
 let writes = 0
 const write = net.Socket.prototype.write
 net.Socket.prototype.write = function (...args) {
-  if (this.remotePort === redisPort) writes++
+  if (this.remotePort === serverPort) writes++
   return write.apply(this, args)
+}
+
+// On Postgres, client round trips counted exactly: every query a node-postgres client sends (each
+// waits for its reply). Both the bench's pg (the peers') and the library's own, if it has one.
+let queries = 0
+if (/^postgres(ql)?:/.test(url)) {
+  const { createRequire } = await import('node:module')
+  const seen = new Set()
+  for (const from of [import.meta.url, new URL('../package.json', import.meta.url).href]) {
+    let path
+    try {
+      path = createRequire(from).resolve('pg')
+    } catch {
+      continue
+    }
+    if (seen.has(path)) continue
+    seen.add(path)
+    const { default: pg } = await import(path)
+    const query = pg.Client.prototype.query
+    pg.Client.prototype.query = function (...args) {
+      queries++
+      return query.apply(this, args)
+    }
+  }
 }
 
 const adapter = await import(`./adapters/${library}.js`)
 const needsWorker = !['enqueue-single', 'enqueue-bulk', 'deploy'].includes(scenario)
-const lib = await adapter.create(url, { concurrency, worker: needsWorker })
+const lib = await adapter.create(url, { concurrency, worker: needsWorker, scenario })
+if (lib.skipped) {
+  if (scenario === 'worker') process.stdout.write('ready\n')
+  process.stdout.write(
+    JSON.stringify({ library, scenario, n, concurrency, skipped: lib.skipped }) + '\n',
+  )
+  process.exit(0)
+}
+
+if (scenario === 'setup') {
+  if (concurrency > 0) await lib.startWorker()
+  await lib.close()
+  process.stdout.write(JSON.stringify({ library, scenario, setup: true }) + '\n')
+  process.exit(0)
+}
 
 if (scenario === 'worker') {
   const cpu0 = process.cpuUsage()
@@ -117,11 +160,13 @@ const out = { library, scenario, n, concurrency }
 const cpu0 = process.cpuUsage()
 let t0 = performance.now()
 let writes0 = writes
+let queries0 = queries
 switch (scenario) {
   case 'e2e-window':
     await lib.startWorker()
     t0 = performance.now()
     writes0 = writes
+    queries0 = queries
     await windowed(50, true)
     break
   case 'e2e-priority':
@@ -138,6 +183,7 @@ switch (scenario) {
     await lib.startWorker()
     t0 = performance.now()
     writes0 = writes
+    queries0 = queries
     await openLoop(50)
     break
   case 'deploy': {
@@ -146,6 +192,7 @@ switch (scenario) {
     const workers = await startWorkerProcesses(2)
     t0 = performance.now()
     writes0 = writes
+    queries0 = queries
     await windowed(2 * concurrency, true)
     out.ms = performance.now() - t0
     out.workerCpuUs = await workers.stop()
@@ -155,6 +202,7 @@ switch (scenario) {
     await lib.startWorker()
     t0 = performance.now()
     writes0 = writes
+    queries0 = queries
     await bulk(true)
     break
   case 'enqueue-single':
@@ -168,6 +216,7 @@ switch (scenario) {
     for (let i = 0; i < n; i += 1000) handles.push(...(await lib.addBulk(pairs.slice(i, i + 1000))))
     t0 = performance.now()
     writes0 = writes
+    queries0 = queries
     await lib.startWorker()
     await Promise.all(handles.map(h => lib.result(h)))
     break
@@ -182,6 +231,7 @@ switch (scenario) {
     for (let i = 0; i < warmup; i++) await lib.result(await lib.add(i, 1))
     t0 = performance.now()
     writes0 = writes
+    queries0 = queries
     for (let i = 0; i < n; i++) {
       const s = performance.now()
       await lib.result(await lib.add(i, 1))
@@ -200,6 +250,7 @@ switch (scenario) {
     await lib.startWorker()
     t0 = performance.now()
     writes0 = writes
+    queries0 = queries
     const trees = n / 10
     const roots = []
     for (let t = 0; t < trees; t++)
@@ -217,6 +268,8 @@ out.ms ??= performance.now() - t0
 const cpu = process.cpuUsage(cpu0)
 out.cpuUsPerTask = (cpu.user + cpu.system + (out.workerCpuUs ?? 0)) / n
 out.writesPerTask = (writes - writes0) / n
+if (/^postgres(ql)?:/.test(url)) out.queriesPerTask = (queries - queries0) / n
+if (adapter.readsBack === false) out.readsBack = false
 out.peakRssMb = process.resourceUsage().maxRSS / 1024
 await lib.close()
 process.stdout.write(JSON.stringify(out) + '\n')

@@ -7,8 +7,24 @@ const { getBroker, task, TaskSpace, WorkerPool } = await import(
 export const name = 'worq'
 export const stores = 'stored result, read back through Deferred.result()'
 
+/** The reason printed, and shown in the table, when this build of worq has no Postgres backend. */
+export const NO_POSTGRES = 'worq postgres backend not available in this build'
+
 export async function create(url, { concurrency, queue: name = 'bench' }) {
-  const broker = getBroker(url, name)
+  let broker
+  try {
+    broker = getBroker(url, name)
+  } catch (err) {
+    // The same adapter serves the Postgres rows with a postgres:// URL: before the backend lands,
+    // getBroker refuses the scheme (BadUrl), and the rows are skipped with a printed reason.
+    const refused =
+      err?.code === 'ERR_WORQ_BAD_URL' || /not supported|unsupported/i.test(err?.message ?? '')
+    if (/^postgres(ql)?:/.test(url) && refused) {
+      console.error(`${NO_POSTGRES} (${err.message})`)
+      return { skipped: NO_POSTGRES }
+    }
+    throw err
+  }
   // WORQ_SETTINGS='{"events":false}' measures the queue with those settings.
   if (process.env.WORQ_SETTINGS) await broker.configure(JSON.parse(process.env.WORQ_SETTINGS))
   broker.expose(
