@@ -213,13 +213,13 @@ cheaper measure, and its deployment row is n/a (the event is not seen in another
 Transactions and rows written are the bench database's own counters in \`pg_stat_database\`
 (\`xact_commit\`; \`tup_inserted + tup_updated + tup_deleted\`) over the measured run (producer and
 workers, every connection; the schema's creation is done by a run of its own before, not counted),
-per task; latency rows count their warm-up calls as tasks too. Client queries count every query a
+per task; the latency rows count their warm-up calls in both the counters and the tasks. Client queries count every query a
 node-postgres client of the producer's process sent (each waits for its reply: a round trip),
 LISTEN connections and result polls included. A session that LISTENs reads each NOTIFY in a
 transaction of its own, so every library that wakes its workers by NOTIFY shows about one
-transaction per task more than it sends queries. How each library is driven (docs/benchmarks.md,
-"The Postgres adapters") matters as much as the library: the adapters follow each peer's own
-documentation for a fast configuration.
+transaction per task more than it sends queries. How each library is driven matters as much as the library: the adapters follow each peer's own
+documentation for a fast configuration (below: "The Postgres rows: how to run them, and what each
+adapter does").
 `
   console.log('\n' + table)
   return { doc, table }
