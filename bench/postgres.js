@@ -3,7 +3,10 @@
 // FLUSHALL on the private Redis), dropped at the end. The server is the one at BENCH_PG_URL
 // (default postgres://postgres@127.0.0.1:5432/postgres, the maintenance database, whose own
 // connections are not counted in the bench database's statistics).
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import pg from 'pg'
 
 export const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -64,6 +67,27 @@ export async function startPostgres(adminUrl = process.env.BENCH_PG_URL ?? DEFAU
   }
   await create()
 
+  // The server's CPU, when it runs on this machine: the postmaster's reaped children's user and
+  // system time (/proc/<pid>/stat cutime + cstime), which takes in every backend that has exited.
+  // A run's sessions have all exited when stats() returns, so the difference is their CPU time
+  // (and that of any other client's session that ended meanwhile on a shared server).
+  let postmaster = null
+  try {
+    const dir = (await admin.query('SHOW data_directory')).rows[0].data_directory
+    const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0])
+    readFileSync(`/proc/${pid}/stat`)
+    postmaster = pid
+  } catch {
+    // Not readable (another machine, another user): no CPU row.
+  }
+  const ticks = postmaster ? Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) : 0
+  const reapedCpuUs = () => {
+    if (!postmaster) return NaN
+    const fields = readFileSync(`/proc/${postmaster}/stat`, 'utf8').split(') ')[1].split(' ')
+    // After the name: state is field 3 of stat(5), cutime 16 and cstime 17.
+    return ((Number(fields[13]) + Number(fields[14])) / ticks) * 1e6
+  }
+
   return {
     url: url.href,
     db,
@@ -87,7 +111,9 @@ export async function startPostgres(adminUrl = process.env.BENCH_PG_URL ?? DEFAU
            FROM pg_stat_database WHERE datname = $1`,
         [db],
       )
-      return rows[0]
+      // Let the postmaster reap the backends that have just exited.
+      await new Promise(r => setTimeout(r, 100))
+      return { ...rows[0], serverCpuUs: reapedCpuUs() }
     },
     async stop() {
       try {

@@ -89,6 +89,7 @@ export async function postgresRows({ here, root, reps }) {
     const tasks = n + (WARMUP[scenario] ?? 0)
     r.commitsPerTask = (s1.commits - s0.commits) / tasks
     r.rowsPerTask = (s1.rows_written - s0.rows_written) / tasks
+    r.serverCpuUsPerTask = (s1.serverCpuUs - s0.serverCpuUs) / tasks
     r.tasksPerSec = (n / r.ms) * 1000
     return r
   }
@@ -152,6 +153,15 @@ export async function postgresRows({ here, root, reps }) {
     } else row(scenario, name, 'tasks/s', byLib, 'tasksPerSec', 0)
     row(scenario, name, 'transactions per task (pg_stat_database)', byLib, 'commitsPerTask', 2)
     row(scenario, name, 'rows written per task (pg_stat_database)', byLib, 'rowsPerTask', 2)
+    if (!scenario.startsWith('enqueue'))
+      row(
+        scenario,
+        name,
+        'PostgreSQL CPU µs per task (its backends)',
+        byLib,
+        'serverCpuUsPerTask',
+        0,
+      )
     if (scenario === 'e2e-window' && c === 50) {
       row(scenario, name, 'client queries per task (round trips)', byLib, 'queriesPerTask', 2)
       row(scenario, name, 'Node CPU µs per task', byLib, 'cpuUsPerTask', 0)
@@ -217,7 +227,10 @@ per task; the latency rows count their warm-up calls in both the counters and th
 node-postgres client of the producer's process sent (each waits for its reply: a round trip),
 LISTEN connections and result polls included. A session that LISTENs reads each NOTIFY in a
 transaction of its own, so every library that wakes its workers by NOTIFY shows about one
-transaction per task more than it sends queries. How each library is driven matters as much as the library: the adapters follow each peer's own
+transaction per task more than it sends queries. PostgreSQL CPU is the time of the server's
+backends that ended during the run (the postmaster's reaped children, /proc; on a server on this
+machine only): the bench's sessions, and any other client's that ended meanwhile on a shared
+server; in 10 ms ticks. How each library is driven matters as much as the library: the adapters follow each peer's own
 documentation for a fast configuration (below: "The Postgres rows: how to run them, and what each
 adapter does").
 `
