@@ -20,6 +20,7 @@ const SCENARIOS = [
   ['e2e-window', PN, 50, 'end to end, c=50, one call at a time with 50 in flight'],
   ['e2e-open', PN, 50, 'open loop, c=50: 50 enqueues in flight, results read as they come'],
   ['deploy', PN, 50, 'deployment: a producer and two worker processes at c=50 each'],
+  ['e2e-priority', PN, 50, 'end to end, c=50, three priority levels in turn'],
   ['e2e-bulk', PN, 50, 'end to end, c=50, enqueued in bulk'],
   ['e2e-window', PN, 1, 'end to end, c=1, 50 in flight'],
   ['enqueue-single', PN, 0, 'enqueue only, single calls, 50 in flight'],

@@ -69,6 +69,8 @@ export async function create(url, { concurrency, scenario }) {
       runner.events.on('job:failed', ({ job, error }) => settle(job.id, { error }))
     },
     add: (a, b) => utils.addJob('add', { a, b }),
+    // graphile-worker runs numerically smaller priorities first, as the runner's levels do.
+    addPriority: (a, b, level) => utils.addJob('add', { a, b }, { priority: level }),
     addBulk: pairs =>
       utils.addJobs(pairs.map(([a, b]) => ({ identifier: 'add', payload: { a, b } }))),
     result: job =>

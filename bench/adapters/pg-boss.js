@@ -123,6 +123,8 @@ export async function create(url, { concurrency }) {
             )
     },
     add: (a, b) => boss.send(QUEUE, { a, b }),
+    // pg-boss runs higher numbers first; the runner's levels run lower numbers first.
+    addPriority: (a, b, level) => boss.send(QUEUE, { a, b }, { priority: 10 - level }),
     addBulk: pairs =>
       boss.insert(
         QUEUE,
