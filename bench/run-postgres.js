@@ -235,6 +235,5 @@ server; in 10 ms ticks. How each library is driven matters as much as the librar
 documentation for a fast configuration (below: "The Postgres rows: how to run them, and what each
 adapter does").
 `
-  console.log('\n' + table)
   return { doc, table }
 }
