@@ -101,20 +101,25 @@ export function encodeTask(task: NewTask, client: string, now: number): EnqueueE
 
 /** A task as its record's header and payload describe it. */
 export function decodeRecord(id: string, record: string): NewTask {
-  return decodeWithDue(id, record)[0]
+  const nl = record.indexOf('\n', record.indexOf(':'))
+  return fromHeader(id, record, nl, headerOf(record, nl))
 }
 
-/** The task of a record, and when it became due (the later of its enqueue and its runAt). */
-function decodeWithDue(id: string, record: string): [NewTask, number] {
-  const colon = record.indexOf(':')
-  const nl = record.indexOf('\n', colon)
-  const h = JSON.parse(record.slice(colon + 1, nl)) as Header
+/** The JSON header of a record whose header line ends at `nl`. */
+function headerOf(record: string, nl: number): Header {
+  return JSON.parse(record.slice(record.indexOf(':') + 1, nl)) as Header
+}
+
+/**
+ * The task a header describes. Built as one object literal of a fixed shape (a reserved task
+ * adds its fields to it the same way each time): this runs once per task a worker reserves.
+ */
+function fromHeader(id: string, record: string, nl: number, h: Header): NewTask {
   const task: NewTask = {
-    ...(h.x as Partial<NewTask>),
     id,
     name: h.n,
     payload: record.slice(nl + 1),
-    deps: (h.d ?? []).map(([queue, ref]) => ({ queue, id: ref })),
+    deps: h.d === undefined ? [] : h.d.map(([queue, ref]) => ({ queue, id: ref })),
     onError: h.o === 'p' ? 'pass' : 'fail',
     ignoreResult: h.i === 1,
     resultTimeout: h.r,
@@ -128,7 +133,10 @@ function decodeWithDue(id: string, record: string): [NewTask, number] {
     cache: h.k === undefined ? undefined : { key: h.k, ttl: h.kt ?? 0, template: h.kp ?? '' },
     trace: h.tr ?? '',
   }
-  return [task, Math.max(h.e ?? 0, h.u ?? 0)]
+  // Other fields carried through as is; the header's own win.
+  if (h.x !== undefined)
+    for (const [k, v] of Object.entries(h.x)) if (!(k in task)) Object.assign(task, { [k]: v })
+  return task
 }
 
 /** The header's enqueue time, attempts made, and `e` of a live record. */
@@ -145,17 +153,22 @@ export function recordEnqueued(record: string): number {
 export function decodeReserved(flat: readonly unknown[]): ReservedTask[] {
   const tasks: ReservedTask[] = []
   for (let i = 0; i < flat.length; i += 5) {
-    const [task, dueAt] = decodeWithDue(flat[i] as string, flat[i + 3] as string)
+    const record = flat[i + 3] as string
+    const nl = record.indexOf('\n', record.indexOf(':'))
+    const h = headerOf(record, nl)
+    const task = fromHeader(flat[i] as string, record, nl, h) as ReservedTask
     const kv = flat[i + 4] as string[]
-    const slots: string[] = task.deps.map(() => '')
-    for (let k = 0; k < kv.length; k += 2) if (kv[k] !== 'm') slots[Number(kv[k])] = kv[k + 1]!
-    tasks.push({
-      ...task,
-      token: flat[i + 1] as string,
-      attempt: Number(flat[i + 2]),
-      slots,
-      dueAt,
-    })
+    const slots: string[] = []
+    if (task.deps.length > 0) {
+      for (let k = 0; k < task.deps.length; k++) slots.push('')
+      for (let k = 0; k < kv.length; k += 2) if (kv[k] !== 'm') slots[Number(kv[k])] = kv[k + 1]!
+    }
+    task.token = flat[i + 1] as string
+    task.attempt = Number(flat[i + 2])
+    task.slots = slots
+    // When it became due: the later of its enqueue and its runAt.
+    task.dueAt = Math.max(h.e ?? 0, h.u ?? 0)
+    tasks.push(task)
   }
   return tasks
 }
