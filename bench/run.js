@@ -305,8 +305,9 @@ if (BACKENDS.includes('redis')) {
   same session and are the figures to compare. "Client writes" counts writes to Redis sockets in the
   benchmark process, an approximation of round trips (a pipelined batch is one write).
   `
-  redisDoc = doc
-  redisRuns = runsSection
+  // The templates above are indented with the code: take that indentation off.
+  redisDoc = doc.replace(/^ {2}/gm, '')
+  redisRuns = runsSection.replace(/^ {2}/gm, '')
   redisTable = header + '\n' + rule + '\n' + rows.join('\n')
 }
 
