@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startPostgres } from './postgres.js'
-import { stat } from './table.js'
+import { stat, tableRow } from './table.js'
 
 const PN = Number(process.env.BENCH_PG_N ?? 5000)
 export const PG_LIBS = (process.env.BENCH_PG_LIBS ?? 'worq,pg-boss,graphile-worker').split(',')
@@ -135,14 +135,7 @@ export async function postgresRows({ here, root, reps }) {
       if (readsResults(scenario) && runs.some(r => r.readsBack === false)) s.text += ' †'
       return s
     })
-    const w = LIBS[0] === 'worq' ? stats[0].m : NaN
-    const ratios = peers.map(p => {
-      const m = stats[LIBS.indexOf(p)].m
-      return Number.isFinite(w) && Number.isFinite(m) && m !== 0 ? `${(w / m).toFixed(2)}×` : '—'
-    })
-    rows.push(
-      `| ${label} | ${metric} | ${stats.map(s => s.text).join(' | ')} | ${ratios.join(' | ')} |`,
-    )
+    rows.push(tableRow(label, metric, stats, LIBS, peers))
   }
   for (const [scenario, n, c, label] of SCENARIOS) {
     const byLib = results.get(key(scenario, n, c))

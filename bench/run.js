@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startRedis } from './redis.js'
 import { PG_LIBS, postgresRows } from './run-postgres.js'
-import { stat } from './table.js'
+import { stat, tableRow } from './table.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -152,14 +152,7 @@ if (BACKENDS.includes('redis')) {
         ? { m: NaN, text: 'n/a' }
         : stat(runsByLib.get(l) ?? [], field, d),
     )
-    const w = stats[0].m
-    const ratios = peers.map((_, i) => {
-      const p = stats[i + 1].m
-      return Number.isFinite(w) && Number.isFinite(p) && p !== 0 ? `${(w / p).toFixed(2)}×` : '—'
-    })
-    rows.push(
-      `| ${label} | ${metric} | ${stats.map(s => s.text).join(' | ')} | ${ratios.join(' | ')} |`,
-    )
+    rows.push(tableRow(label, metric, stats, LIBS, peers))
   }
   for (const [scenario, n, c, label] of SCENARIOS) {
     const byLib = results.get(key(scenario, n, c))

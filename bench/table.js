@@ -18,3 +18,16 @@ export function stat(runs, field, d) {
   const spread = xs.length > 1 ? ` (${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)})` : ''
   return { m, text: `${fmt(m, d)}${spread}` }
 }
+
+/**
+ * A table row: each library's cell, then worq's median over each peer's ('—' where either is
+ * missing). `libs` names the columns of `stats`, worq first when it ran.
+ */
+export function tableRow(label, metric, stats, libs, peers) {
+  const w = libs[0] === 'worq' ? stats[0].m : NaN
+  const ratios = peers.map(p => {
+    const m = stats[libs.indexOf(p)].m
+    return Number.isFinite(w) && Number.isFinite(m) && m !== 0 ? `${(w / m).toFixed(2)}×` : '—'
+  })
+  return `| ${label} | ${metric} | ${stats.map(s => s.text).join(' | ')} | ${ratios.join(' | ')} |`
+}
