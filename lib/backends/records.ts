@@ -144,6 +144,22 @@ export interface StoredCall {
   cacheTtl: number
 }
 
+/** The call a task keeps for a retry by hand: its payload and options. */
+export function storedCall(t: NewTask): StoredCall {
+  return {
+    payload: t.payload,
+    deps: t.deps,
+    onError: t.onError,
+    ignoreResult: t.ignoreResult,
+    resultTimeout: t.resultTimeout,
+    heartrate: t.heartrate,
+    attempts: t.attempts,
+    backoff: t.backoff,
+    timeout: t.timeout,
+    cacheTtl: t.cache?.ttl ?? 0,
+  }
+}
+
 /** What a backend knows of one task: `TaskInfo` before the broker decodes its values. */
 export interface StoredInfo {
   id: string

@@ -3,6 +3,7 @@
  */
 import type { ListQuery, QueueInfo, StoredCall, StoredInfo } from '../backend.js'
 import { outcomeStatus } from '../../outcome.js'
+import { storedCall } from '../records.js'
 import type { TaskStatus } from '../../types.js'
 import type { QueueState, TaskRecord } from './queue-state.js'
 
@@ -20,20 +21,8 @@ export function statusOf(rec: TaskRecord): TaskStatus {
 }
 
 function callOf(rec: TaskRecord): StoredCall | undefined {
-  const t = rec.task
-  if (rec.state === 'done' && t.payload === '') return undefined
-  return {
-    payload: t.payload,
-    deps: t.deps,
-    onError: t.onError,
-    ignoreResult: t.ignoreResult,
-    resultTimeout: t.resultTimeout,
-    heartrate: t.heartrate,
-    attempts: t.attempts,
-    backoff: t.backoff,
-    timeout: t.timeout,
-    cacheTtl: t.cache?.ttl ?? 0,
-  }
+  if (rec.state === 'done' && rec.task.payload === '') return undefined
+  return storedCall(rec.task)
 }
 
 /** A record as a backend reports it. */

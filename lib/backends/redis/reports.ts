@@ -3,8 +3,9 @@
  * its tokens value (processing) and progress, or an ended record with its details (the formats of
  * scripts/common.lua).
  */
-import type { NewTask, StoredCall, StoredInfo } from '../backend.js'
+import type { StoredInfo } from '../backend.js'
 import { outcomeStatus } from '../../outcome.js'
+import { storedCall } from '../records.js'
 import { decodeRecord, recordMade } from './codec.js'
 
 /** A tokens hash value (read_held() in common.lua). */
@@ -40,21 +41,6 @@ export function tokenWorker(token: string): string | undefined {
   return i > 0 ? token.slice(0, i) : undefined
 }
 
-function callOf(t: NewTask): StoredCall {
-  return {
-    payload: t.payload,
-    deps: t.deps,
-    onError: t.onError,
-    ignoreResult: t.ignoreResult,
-    resultTimeout: t.resultTimeout,
-    heartrate: t.heartrate,
-    attempts: t.attempts,
-    backoff: t.backoff,
-    timeout: t.timeout,
-    cacheTtl: t.cache?.ttl ?? 0,
-  }
-}
-
 function liveInfo(
   id: string,
   rec: string,
@@ -73,7 +59,7 @@ function liveInfo(
     attempt: held ? held.attempt : recordMade(rec),
     attempts: task.attempts,
     createdAt: header.e ?? 0,
-    call: callOf(task),
+    call: storedCall(task),
   }
   if (progress) info.progress = progress
   if (task.metadata) info.metadata = task.metadata
@@ -124,7 +110,7 @@ function endedInfo(id: string, rec: string): StoredInfo {
     else if (kind === 'M') info.metadata = line.slice(1)
     else if (kind === 'H') header = line.slice(1)
     else if (kind === 'A' && header !== undefined)
-      info.call = callOf(decodeRecord(id, `E0:${header}\n${line.slice(1)}`))
+      info.call = storedCall(decodeRecord(id, `E0:${header}\n${line.slice(1)}`))
   }
   return info
 }
