@@ -1,4 +1,5 @@
 import { clusterUrl } from './redis-cluster.js'
+import { postgresUrl } from './postgres.js'
 import { hasBinary, redisUrl } from './redis-server.js'
 import { sentinelUrl } from './redis-sentinel.js'
 
@@ -18,6 +19,7 @@ const all: BackendCase[] = [
   { name: 'redis', url: redisUrl },
   { name: 'cluster', url: clusterUrl },
   { name: 'sentinel', url: sentinelUrl },
+  { name: 'postgres', url: postgresUrl },
 ]
 
 /** The cases that need servers started with redis-server (the cluster and sentinels do). */
