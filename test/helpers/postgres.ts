@@ -21,7 +21,7 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   try {
     await c.connect()
   } catch (err) {
-    throw new Error(`${START_PG} (${(err as Error).message})`)
+    throw new Error(`${START_PG} (${(err as Error).message})`, { cause: err })
   }
   try {
     return await fn(c)
@@ -52,7 +52,8 @@ export async function dropDatabases(): Promise<void> {
   if (dropped || databases.length === 0) return
   dropped = true
   await admin(async c => {
-    for (const name of databases.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    for (const name of databases.splice(0))
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
   })
 }
 

@@ -6,7 +6,6 @@
  * may join the caller's own transaction (`tx`). docs/postgres.md describes the tables and flows.
  */
 import { nanoid } from 'nanoid'
-import pg from 'pg'
 import {
   DEFAULT_SETTINGS,
   type Backend,
@@ -367,7 +366,9 @@ export class PostgresBackend implements Backend {
       params.push(v)
       cols.push(`${col} = $${params.length}`)
     }
-    await this.#db.rows(`INSERT INTO ${s}.queues (name) VALUES ($1) ON CONFLICT DO NOTHING`, [queue])
+    await this.#db.rows(`INSERT INTO ${s}.queues (name) VALUES ($1) ON CONFLICT DO NOTHING`, [
+      queue,
+    ])
     if (cols.length > 0)
       await this.#db.rows(`UPDATE ${s}.queues SET ${cols.join(', ')} WHERE name = $1`, params)
     if (patch.cacheSize !== undefined)
@@ -497,9 +498,13 @@ export class PostgresBackend implements Backend {
       const batch: EventBatch = {
         events,
         gap,
-        last: events.length > 0 ? events[events.length - 1]!.eventId : String(Math.max(from, first - 1)),
+        last:
+          events.length > 0
+            ? events[events.length - 1]!.eventId
+            : String(Math.max(from, first - 1)),
       }
-      if (events.length > 0 || gap || Date.now() >= deadline || options.signal?.aborted) return batch
+      if (events.length > 0 || gap || Date.now() >= deadline || options.signal?.aborted)
+        return batch
       position = from
       await pause(Math.min(50, deadline - Date.now()), options.signal)
     }

@@ -2,13 +2,7 @@
  * What the postgres:// backend reports from its rows: one task's info, a listing's SQL, queue
  * counts and events, with the meanings reads.ts gives them for memory://.
  */
-import type {
-  ListQuery,
-  MinuteCounts,
-  StoredEvent,
-  StoredInfo,
-  TaskState,
-} from '../backend.js'
+import type { ListQuery, MinuteCounts, StoredEvent, StoredInfo, TaskState } from '../backend.js'
 import { outcomeError, outcomeStatus } from '../../outcome.js'
 import type { TaskStatus } from '../../types.js'
 
@@ -121,7 +115,11 @@ export function listSql(schema: string, queue: string, query: ListQuery): [strin
     )
   if (query.name !== undefined) {
     params.push(query.name)
-    where.push(query.name.endsWith('.') ? `starts_with(name, $${params.length})` : `name = $${params.length}`)
+    where.push(
+      query.name.endsWith('.')
+        ? `starts_with(name, $${params.length})`
+        : `name = $${params.length}`,
+    )
   }
   if (query.createdBefore !== undefined) {
     params.push(query.createdBefore)

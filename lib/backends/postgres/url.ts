@@ -36,7 +36,10 @@ export function parsePostgresUrl(raw: string): PostgresUrl {
   }
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''))
   if (database.includes('/'))
-    throw new BadUrl(raw, `the database "${database}" contains a "/"; the path is one database name`)
+    throw new BadUrl(
+      raw,
+      `the database "${database}" contains a "/"; the path is one database name`,
+    )
   for (const key of url.searchParams.keys())
     if (!PARAMS.has(key))
       throw new BadUrl(
