@@ -70,6 +70,8 @@ export class PostgresBackend implements Backend {
   readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
   /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
   readonly #reserved = new Map<string, { name: string; attempt: number }>()
+  /** The latest progress call per queue under way (a finish waits for it). */
+  readonly #progressing = new Map<string, Promise<void>>()
   #listening = false
   #closed = false
 
@@ -144,13 +146,16 @@ export class PostgresBackend implements Backend {
     max: number,
   ): Promise<ExchangeResult> {
     this.#waits.seen(queue, workerId)
+    // Progress sent before a finish is stored before it (Redis orders them on one connection).
+    await this.#progressing.get(queue)
     const finishes = done.map(f => {
       const known = this.#reserved.get(f.token)
       this.#reserved.delete(f.token)
       if (f.release) return { id: f.id, token: f.token, release: true }
+      const times = { runMs: f.runMs, waitMs: f.waitMs }
       if (f.retryAt !== undefined) {
         const { stack: _stack, ...error } = outcomeError(f.outcome)
-        return { id: f.id, token: f.token, retryAt: f.retryAt, error }
+        return { id: f.id, token: f.token, retryAt: f.retryAt, error, ...times }
       }
       const outcome = boundedOutcome(f.outcome, this.limits.maxPayloadBytes, () => ({
         taskName: known?.name ?? 'unknown',
@@ -158,7 +163,7 @@ export class PostgresBackend implements Backend {
         taskId: f.id,
         attempts: known?.attempt,
       }))
-      return { id: f.id, token: f.token, outcome }
+      return { id: f.id, token: f.token, outcome, ...times }
     })
     const r = await this.#fn<{
       stale: string[]
@@ -193,7 +198,16 @@ export class PostgresBackend implements Backend {
 
   async progress(queue: string, updates: readonly ProgressUpdate[]): Promise<void> {
     if (updates.length === 0) return
-    await this.#fn(`progress($1, $2::jsonb)`, [queue, JSON.stringify(updates)])
+    const sent = this.#fn<void>(`progress($1, $2::jsonb)`, [queue, JSON.stringify(updates)])
+    const mine = sent.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#progressing.set(queue, mine)
+    void mine.then(() => {
+      if (this.#progressing.get(queue) === mine) this.#progressing.delete(queue)
+    })
+    await sent
   }
 
   async sweep(queue: string, intervalMs: number): Promise<number> {
@@ -476,9 +490,11 @@ export class PostgresBackend implements Backend {
     for (;;) {
       this.#open()
       const s = this.schema
+      // Two statements: the second's snapshot sees what the first folded in.
+      await this.#db.rows(`SELECT 1 FROM ${s}.settle($1)`, [queue])
       const head = await this.#db.rows<{ last: string; first: string | null }>(
-        `SELECT (${s}.settle($1)).event_seq AS last,
-           (SELECT min(n) FROM ${s}.events WHERE queue = $1) AS first`,
+        `SELECT event_seq AS last, (SELECT min(n) FROM ${s}.events WHERE queue = $1) AS first
+         FROM ${s}.queues WHERE name = $1`,
         [queue],
       )
       const last = Number(head[0]!.last)

@@ -177,7 +177,6 @@ CREATE OR REPLACE FUNCTION worq.finish(q text, tid text, outcome text, now bigin
 DECLARE
   r worq.tasks;
   kind text := left(outcome, 1);
-  ran boolean;
   woke boolean;
   ttl bigint;
   extra jsonb := '{}';
@@ -186,7 +185,6 @@ DECLARE
 BEGIN
   SELECT * INTO r FROM worq.tasks WHERE queue = q AND id = tid FOR UPDATE;
   IF NOT FOUND THEN RETURN; END IF;
-  ran := r.state = 'processing' AND r.started_at IS NOT NULL;
   woke := worq.free_slots(q, tid, r.holds);
   IF r.cache_key IS NOT NULL THEN
     DELETE FROM worq.flights WHERE queue = q AND key = r.cache_key AND id = tid;
@@ -202,8 +200,7 @@ BEGIN
   IF kind <> 'c' THEN extra := extra || jsonb_build_object('outcome', outcome); END IF;
   PERFORM worq.task_event(CASE kind WHEN 'c' THEN CASE WHEN hit THEN 'cached' ELSE 'completed' END
     WHEN 'f' THEN 'failed' WHEN 'x' THEN 'expired' ELSE 'cancelled' END, r, now, extra);
-  PERFORM worq.emit(q, jsonb_build_object('k', kind, 'run',
-    CASE WHEN ran THEN now - r.started_at END, 't', now));
+  PERFORM worq.emit(q, jsonb_build_object('k', kind, 't', now));
   IF r.ignore_result THEN
     DELETE FROM worq.tasks WHERE queue = q AND id = tid;
   ELSE

@@ -30,8 +30,7 @@ BEGIN
   IF r.worker_id IS NOT NULL THEN extra := extra || jsonb_build_object('workerId', r.worker_id); END IF;
   IF r.started_at IS NOT NULL THEN extra := extra || jsonb_build_object('ms', now - r.started_at); END IF;
   PERFORM worq.task_event('retrying', r, now, extra);
-  PERFORM worq.emit(q, jsonb_build_object('k', 'r', 'run',
-    CASE WHEN r.started_at IS NOT NULL THEN now - r.started_at END, 't', now));
+  PERFORM worq.emit(q, jsonb_build_object('k', 'r', 't', now));
   PERFORM worq.line(q, tid, at, now);
 END $$;
 
@@ -63,11 +62,9 @@ BEGIN
       RETURNING t.*
     ), logged AS (
       INSERT INTO worq.inbox (queue, body)
-      SELECT q, b FROM took, LATERAL (VALUES
-        (jsonb_build_object('e', jsonb_build_object('type', 'started', 'id', took.id,
-          'name', took.name, 'time', now, 'attempt', took.attempt, 'workerId', worker))),
-        (jsonb_build_object('w', now - coalesce(took.ready_at, took.created_at), 't', now))) v(b)
-      ORDER BY took.priority, took.line_seq
+      SELECT q, jsonb_build_object('e', jsonb_build_object('type', 'started', 'id', took.id,
+          'name', took.name, 'time', now, 'attempt', took.attempt, 'workerId', worker))
+      FROM took ORDER BY took.priority, took.line_seq
     )
     SELECT coalesce(jsonb_agg(worq.reserved(took) ORDER BY took.priority, took.line_seq), '[]')
       INTO out FROM took;
@@ -92,7 +89,6 @@ BEGIN
       lease_until = now + worq.lease_ms(heartrate), started_at = now, worker_id = worker,
       holds = CASE WHEN blocked ? 'holds' THEN ARRAY(SELECT jsonb_array_elements_text(blocked->'holds')) END
     WHERE queue = q AND id = r.id RETURNING * INTO r;
-    PERFORM worq.emit(q, jsonb_build_object('w', now - coalesce(r.ready_at, r.created_at), 't', now));
     PERFORM worq.task_event('started', r, now,
       jsonb_build_object('attempt', r.attempt, 'workerId', worker));
     out := out || jsonb_build_array(worq.reserved(r));
@@ -125,8 +121,13 @@ DECLARE
   res jsonb;
 BEGIN
   FOR f IN SELECT * FROM jsonb_to_recordset(done)
-    AS x(id text, token text, outcome text, "retryAt" bigint, release boolean, error jsonb)
+    AS x(id text, token text, outcome text, "retryAt" bigint, release boolean, error jsonb,
+      "runMs" bigint, "waitMs" bigint)
   LOOP
+    -- Wait and run times as the worker measured them (a release never ran).
+    IF NOT coalesce(f.release, false) AND (f."runMs" IS NOT NULL OR f."waitMs" IS NOT NULL) THEN
+      PERFORM worq.emit(q, jsonb_build_object('t', now, 'run', f."runMs", 'w', f."waitMs"));
+    END IF;
     SELECT * INTO r FROM worq.tasks WHERE queue = q AND id = f.id FOR UPDATE;
     found_ := FOUND;
     IF NOT found_ OR r.state <> 'processing' OR r.token IS DISTINCT FROM f.token THEN

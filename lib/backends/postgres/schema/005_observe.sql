@@ -64,16 +64,16 @@ $$ SELECT worq.lock(q) $$;
 CREATE OR REPLACE FUNCTION worq.fire_schedule(q text, sid text, due bigint, next bigint,
   task jsonb, origin text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
-  body jsonb;
+  b jsonb;
   qr worq.queues := worq.lock(q);
 BEGIN
-  SELECT schedules.body INTO body FROM worq.schedules WHERE queue = q AND id = sid FOR UPDATE;
-  IF NOT FOUND OR (body->>'next')::bigint IS DISTINCT FROM due THEN RETURN false; END IF;
-  body := jsonb_set(body, '{next}', coalesce(to_jsonb(next), 'null'::jsonb));
+  SELECT body INTO b FROM worq.schedules WHERE queue = q AND id = sid FOR UPDATE;
+  IF NOT FOUND OR (b->>'next')::bigint IS DISTINCT FROM due THEN RETURN false; END IF;
+  b := jsonb_set(b, '{next}', coalesce(to_jsonb(next), 'null'::jsonb));
   IF task IS NOT NULL THEN
-    body := body || jsonb_build_object('last', due, 'runs', (body->>'runs')::integer + 1);
+    b := b || jsonb_build_object('last', due, 'runs', (b->>'runs')::integer + 1);
   END IF;
-  UPDATE worq.schedules SET body = fire_schedule.body WHERE queue = q AND id = sid;
+  UPDATE worq.schedules SET body = b WHERE queue = q AND id = sid;
   IF task IS NOT NULL THEN
     PERFORM worq.enqueue_one(q, task, origin, qr.listing, worq.now_ms());
   END IF;
