@@ -17,6 +17,25 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIME
 /** SQLSTATEs after which the statement is simply run again. */
 const RETRY = new Set(['40P01', '40001'])
 
+/**
+ * A connection that was dropped (terminated by an administrator, a server restart, a network cut):
+ * its statement did not commit, except in the instant between the commit and its reply, so it is
+ * sent again on another connection. (In that instant an enqueue sent again answers `duplicate`:
+ * docs/postgres.md.)
+ */
+function dropped(err: unknown): boolean {
+  const e = err as { code?: string; message?: string }
+  return (
+    e.code === '57P01' ||
+    e.code === '57P02' ||
+    e.code === '57P03' ||
+    (e.code?.startsWith('08') ?? false) ||
+    e.code === 'ECONNRESET' ||
+    e.code === 'EPIPE' ||
+    /Connection terminated|Client has encountered a connection error/i.test(e.message ?? '')
+  )
+}
+
 function unreachable(err: unknown): boolean {
   const e = err as { code?: string; message?: string }
   return (
@@ -81,6 +100,10 @@ export class PgPool {
       } catch (err) {
         const code = (err as { code?: string }).code
         if (code !== undefined && RETRY.has(code) && attempt < 5) continue
+        if (dropped(err) && attempt < 3) {
+          await new Promise(r => setTimeout(r, 50 * attempt))
+          continue
+        }
         if (unreachable(err))
           throw new BackendUnreachable(this.#url, (err as Error).message, { cause: err })
         throw err

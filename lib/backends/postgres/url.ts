@@ -20,6 +20,15 @@ const SSL_MODES = new Set(['disable', 'prefer', 'require', 'verify-ca', 'verify-
 
 /** Reads a postgres:// or postgresql:// URL. Throws BadUrl naming the wrong part. */
 export function parsePostgresUrl(raw: string): PostgresUrl {
+  const port = /^postgres(?:ql)?:\/\/(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/?#]*)(?::([^/?#]*))?/.exec(
+    raw,
+  )?.[1]
+  if (
+    port !== undefined &&
+    port !== '' &&
+    (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535)
+  )
+    throw new BadUrl(raw, `the port "${port}" is not a number from 1 to 65535`)
   let url: URL
   try {
     url = new URL(raw)

@@ -83,7 +83,7 @@ BEGIN
   FOR i IN 0 .. n - 1 LOOP
     ref := t->'deps'->i;
     SELECT state, outcome, expires_at INTO a FROM worq.tasks
-      WHERE queue = ref->>'queue' AND id = ref->>'id' FOR SHARE;
+      WHERE queue = ref->>'queue' AND id = ref->>'id' FOR KEY SHARE;
     IF FOUND AND a.state <> 'done' THEN
       INSERT INTO worq.deps (queue, id, dq, did, slot) VALUES (ref->>'queue', ref->>'id', q, tid, i);
       miss := miss + 1;
@@ -159,7 +159,7 @@ BEGIN
     INSERT INTO worq.flights (queue, key, id) VALUES (q, k, tid) ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
       SELECT id INTO leader FROM worq.flights WHERE queue = q AND key = k;
-      SELECT state INTO lstate FROM worq.tasks WHERE queue = q AND id = leader FOR SHARE;
+      SELECT state INTO lstate FROM worq.tasks WHERE queue = q AND id = leader FOR KEY SHARE;
       IF leader <> tid AND lstate IS NOT NULL AND lstate <> 'done' THEN
         INSERT INTO worq.deps (queue, id, dq, did, slot) VALUES (q, leader, q, tid, -1);
         UPDATE worq.tasks SET state = 'pending', held_by = NULL WHERE queue = q AND id = tid;

@@ -1,4 +1,4 @@
--- The worker's side: the queue lock, reserving (FOR UPDATE SKIP LOCKED), exchange (finish and
+-- The worker's side: the queue lock, reserving (FOR NO KEY UPDATE SKIP LOCKED), exchange (finish and
 -- reserve in one call), retries, renewals, progress, cancel, purge and the sweep.
 
 -- Takes the queue's row lock (the row is made on first use) and folds its inbox.
@@ -53,7 +53,7 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM worq.limits WHERE queue = q) THEN
     WITH picked AS (
       SELECT id FROM worq.tasks WHERE queue = q AND state = 'enqueued'
-      ORDER BY priority, line_seq LIMIT max FOR UPDATE SKIP LOCKED
+      ORDER BY priority, line_seq LIMIT max FOR NO KEY UPDATE SKIP LOCKED
     ), took AS (
       UPDATE worq.tasks t SET state = 'processing', attempt = t.attempt + 1,
         token = worker || ':' || nextval('worq.token_seq'),
@@ -72,7 +72,7 @@ BEGIN
   END IF;
   WHILE jsonb_array_length(out) < max LOOP
     SELECT * INTO r FROM worq.tasks WHERE queue = q AND state = 'enqueued'
-      ORDER BY priority, line_seq LIMIT 1 FOR UPDATE SKIP LOCKED;
+      ORDER BY priority, line_seq LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     EXIT WHEN NOT FOUND;
     blocked := worq.take_slots(q, r.id, r.name, now);
     IF blocked ? 'limit' THEN
