@@ -115,7 +115,13 @@ export interface TaskOptions<Args extends unknown[] = unknown[]> {
  */
 export interface TransactionClient {
   /** Runs one statement in the caller's transaction. */
-  query(text: string, values?: any[]): Promise<{ rows: any[] }>
+  query(
+    text: string,
+    values?: any[],
+  ): Promise<{
+    /** The statement's rows. */
+    rows: any[]
+  }>
 }
 
 /** Any function that can be exposed as a task. */
