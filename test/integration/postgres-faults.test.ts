@@ -57,6 +57,9 @@ describe('postgres: URLs, faults and migrations', () => {
       expect(err?.code).to.equal('ERR_WORQ_BACKEND_UNREACHABLE')
       expect(err?.message).to.match(/127\.0\.0\.1:1/)
       expect(Date.now() - t0).to.be.below(3_000)
+      // A call waits for the outcomes' LISTEN connection first: the same error.
+      const call = await errorOf(broker.queue().f())
+      expect(call?.code).to.equal('ERR_WORQ_BACKEND_UNREACHABLE')
     } finally {
       await broker.close()
     }

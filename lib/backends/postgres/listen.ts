@@ -5,6 +5,8 @@
  * what may have been missed meanwhile is reported as a gap.
  */
 import pg from 'pg'
+import { BackendUnreachable } from '../../errors.js'
+import { unreachable } from './pool.js'
 
 /** What the listener hands on. */
 export interface ListenHandlers {
@@ -24,7 +26,16 @@ export class Listener {
   #closed = false
   #retry: NodeJS.Timeout | undefined
 
-  constructor(config: pg.ClientConfig, schema: string, clientId: string, handlers: ListenHandlers) {
+  readonly #url: string
+
+  constructor(
+    url: string,
+    config: pg.ClientConfig,
+    schema: string,
+    clientId: string,
+    handlers: ListenHandlers,
+  ) {
+    this.#url = url
     this.#config = config
     this.#handlers = handlers
     this.#channels = [`${schema}.work`, `${schema}.control`, `${schema}.o.${clientId}`]
@@ -32,8 +43,10 @@ export class Listener {
 
   /** Resolves once listening (the first connection; later ones reconnect by themselves). */
   ready(): Promise<void> {
-    this.#ready ??= this.#connect().catch(err => {
+    this.#ready ??= this.#connect().catch((err: unknown) => {
       this.#ready = undefined
+      if (unreachable(err))
+        throw new BackendUnreachable(this.#url, (err as Error).message, { cause: err })
       throw err
     })
     return this.#ready

@@ -36,7 +36,8 @@ function dropped(err: unknown): boolean {
   )
 }
 
-function unreachable(err: unknown): boolean {
+/** True for an error that says the server could not be reached. */
+export function unreachable(err: unknown): boolean {
   const e = err as { code?: string; message?: string }
   return (
     (e.code !== undefined && UNREACHABLE.has(e.code)) ||

@@ -87,7 +87,7 @@ export class PostgresBackend implements Backend {
     this.#db = new PgPool(this.url, { ...config, max: parsed.pool }, client =>
       migrate(client, this.schema),
     )
-    this.#listener = new Listener(config, this.schema, this.clientId, {
+    this.#listener = new Listener(this.url, config, this.schema, this.clientId, {
       work: queue => this.#waits.wake(queue),
       control: (queue, m) => this.#tell(queue, m as ControlMessage),
       outcome: (queue, id, what) => void this.#deliver(queue, id, what),
