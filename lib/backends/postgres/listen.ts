@@ -103,6 +103,14 @@ export class Listener {
     this.#retry.unref()
   }
 
+  /**
+   * Resolves once every notification committed before this call has been handed on: the server
+   * sends pending notifications ahead of a query's answer on the listening connection.
+   */
+  async sync(): Promise<void> {
+    await this.#client?.query('SELECT 1').catch(() => undefined)
+  }
+
   async close(): Promise<void> {
     this.#closed = true
     clearTimeout(this.#retry)

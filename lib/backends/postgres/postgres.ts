@@ -240,7 +240,11 @@ export class PostgresBackend implements Backend {
   }
 
   async cancel(queue: string, id: string): Promise<boolean> {
-    return this.#fn(`cancel($1, $2)`, [queue, id])
+    const cancelled = await this.#fn<boolean>(`cancel($1, $2)`, [queue, id])
+    // A pool of this process holding the task (running or prefetched) hears of the cancel before
+    // the call answers, as it would on memory://.
+    if (cancelled && this.#control.has(queue)) await this.#listener.sync()
+    return cancelled
   }
 
   async size(queue: string): Promise<number> {
