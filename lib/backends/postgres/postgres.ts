@@ -62,8 +62,8 @@ export class PostgresBackend implements Backend {
   readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
   /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
   readonly #reserved = new Map<string, { name: string; attempt: number }>()
-  /** The latest progress call per queue under way (a finish waits for it). */
-  readonly #progressing = new Map<string, Promise<void>>()
+  /** Progress calls under way per queue (a finish waits for all of them). */
+  readonly #progressing = new Map<string, Set<Promise<void>>>()
   #listening = false
   #closed = false
 
@@ -140,7 +140,8 @@ export class PostgresBackend implements Backend {
   ): Promise<ExchangeResult> {
     this.#waits.seen(queue, workerId)
     // Progress sent before a finish is stored before it (Redis orders them on one connection).
-    await this.#progressing.get(queue)
+    const inFlight = this.#progressing.get(queue)
+    if (inFlight) await Promise.all(inFlight)
     const finishes = done.map(f => {
       const known = this.#reserved.get(f.token)
       this.#reserved.delete(f.token)
@@ -196,9 +197,13 @@ export class PostgresBackend implements Backend {
       () => undefined,
       () => undefined,
     )
-    this.#progressing.set(queue, mine)
+    let inFlight = this.#progressing.get(queue)
+    if (!inFlight) this.#progressing.set(queue, (inFlight = new Set()))
+    inFlight.add(mine)
     void mine.then(() => {
-      if (this.#progressing.get(queue) === mine) this.#progressing.delete(queue)
+      inFlight.delete(mine)
+      if (inFlight.size === 0 && this.#progressing.get(queue) === inFlight)
+        this.#progressing.delete(queue)
     })
     await sent
   }
