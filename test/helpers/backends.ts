@@ -5,9 +5,10 @@ import { sentinelUrl } from './redis-sentinel.js'
 
 /**
  * The backend URLs the contract suite runs against: memory:// always, a private Redis, a private
- * Redis Cluster (3 masters, 3 replicas: the suite's queues spread over the masters) and a private
- * Sentinel set (1 master, 1 replica, 3 sentinels). `WORQ_BACKENDS=memory,redis` picks some of them
- * (`npm test` runs memory and redis; `npm run test:cluster` runs cluster and sentinel).
+ * Redis Cluster (3 masters, 3 replicas: the suite's queues spread over the masters), a private
+ * Sentinel set (1 master, 1 replica, 3 sentinels) and a private PostgreSQL database (postgres.ts:
+ * created on 127.0.0.1:5432 and dropped after the run, or DATABASE_URL). `WORQ_BACKENDS=memory,redis`
+ * picks some of them (`npm run test:cluster` runs cluster and sentinel).
  */
 export interface BackendCase {
   name: string
