@@ -240,14 +240,23 @@ END $$;
 CREATE OR REPLACE FUNCTION worq.sweep(q text, "interval" bigint) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-  qr worq.queues := worq.lock(q);
-  now bigint := worq.now_ms();
-  last bigint := qr.swept_at;
+  qr worq.queues;
+  now bigint;
+  last bigint;
   stalled boolean;
   handled integer := 0;
   t record;
   lapsed text := 'the worker stopped renewing its lease (it died, hung or lost its connection)';
 BEGIN
+  -- The guard is read without the lock first: the pools of a queue that swept recently wait for
+  -- nobody (nor hold up the queue's exchanges).
+  IF EXISTS (SELECT 1 FROM worq.queues WHERE name = q
+      AND worq.now_ms() - last_sweep < "interval") THEN
+    RETURN 0;
+  END IF;
+  qr := worq.lock(q);
+  now := worq.now_ms();
+  last := qr.swept_at;
   IF now - qr.last_sweep < "interval" THEN RETURN 0; END IF;
   stalled := last IS NOT NULL AND now - last > 2 * "interval" + 1000;
   UPDATE worq.queues SET last_sweep = now, swept_at = now WHERE name = q;
