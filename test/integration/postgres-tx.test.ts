@@ -107,3 +107,25 @@ describe('postgres: enqueue in the caller’s transaction', () => {
     }
   })
 })
+
+describe('postgres: outcomes too big to notify', () => {
+  it('a result whose escaped form is over a notification’s 8000 bytes still arrives', async () => {
+    const url = await postgresUrl()
+    const w = await withWorker(url, b =>
+      b.expose(function quotes(n: number) {
+        return '"\\'.repeat(n) // each character is escaped twice on its way
+      }),
+    )
+    try {
+      const q = w.broker.queue()
+      for (const n of [1_000, 2_500, 3_000, 5_000]) {
+        const d = (await q.quotes(n)) as Deferred<string>
+        expect(await d.result(5_000)).to.have.length(2 * n)
+      }
+      const p = (await q.quotes(100_000)) as Deferred<string>
+      expect(await p.result(5_000)).to.have.length(200_000)
+    } finally {
+      await w.close()
+    }
+  })
+})

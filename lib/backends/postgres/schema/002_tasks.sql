@@ -19,13 +19,16 @@ $$ SELECT pg_notify('@schema@.control', jsonb_build_object('q', q, 'm', m)::text
 -- notification, else only its address (the listener reads it).
 CREATE OR REPLACE FUNCTION worq.deliver(q text, tid text, origin text, what text) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+  message text;
 BEGIN
   IF origin IS NULL THEN RETURN; END IF;
-  IF octet_length(what) < 7000 THEN
-    PERFORM pg_notify('@schema@.o.' || origin, jsonb_build_array(q, tid, what)::text);
-  ELSE
-    PERFORM pg_notify('@schema@.o.' || origin, jsonb_build_array(q, tid, left(what, 1))::text);
+  -- A notification's payload must stay under 8000 bytes, escapes included.
+  IF octet_length(what) < 7800 THEN message := jsonb_build_array(q, tid, what)::text; END IF;
+  IF message IS NULL OR octet_length(message) >= 7800 THEN
+    message := jsonb_build_array(q, tid, left(what, 1))::text;
   END IF;
+  PERFORM pg_notify('@schema@.o.' || origin, message);
 END $$;
 
 -- Appends an event or a count for the queue's next locking operation to number or fold.
