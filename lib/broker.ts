@@ -8,11 +8,18 @@ import { nanoid } from 'nanoid'
 import { openBackend, checkUrl, type BackendHandle, type BackendOptions } from './backends/index.js'
 import type { Backend, Limit, NewTask, QueueInfo, QueueSettings } from './backends/backend.js'
 import { Deferred, type DeferredHost } from './deferred.js'
-import { BrokerClosed, NotRetryable, PayloadTooLarge } from './errors.js'
+import {
+  BrokerClosed,
+  DuplicateTask,
+  NotRetryable,
+  PayloadTooLarge,
+  TransactionsUnsupported,
+} from './errors.js'
 import { checkId, checkOptions, resolveOptions, type ResolvedOptions } from './options.js'
 import { callInfo, makeQueue, type Queue, type QueueHost } from './queue.js'
 import { TaskSpace, checkName } from './taskspace.js'
-import type { TaskFunction, TaskOptions } from './types.js'
+import type { TaskFunction, TaskOptions, TransactionClient } from './types.js'
+import type { TransactionalBackend } from './backends/backend.js'
 import { resolveArgs } from './resolve-args.js'
 import type { ResultHub } from './results.js'
 import { CallBatcher } from './batcher.js'
@@ -119,6 +126,20 @@ export class Broker implements QueueHost {
   ): Queue<S, Target> {
     checkName(target, 'target', true)
     return makeQueue(this, target, checkOptions(options)) as Queue<S, Target>
+  }
+
+  /**
+   * A Proxy Queue whose calls all enqueue inside the caller's transaction on `client` (a
+   * node-postgres client after `BEGIN`), as the `tx` option does for one call: the tasks exist if
+   * and only if the transaction commits. postgres:// only; elsewhere calls fail with
+   * `TransactionsUnsupported`.
+   */
+  transaction<S = never, Target extends string = ''>(
+    client: TransactionClient,
+    target: Target = '' as Target,
+    options?: TaskOptions,
+  ): Queue<S, Target> {
+    return this.queue<S, Target>(target, { ...options, tx: client })
   }
 
   /** Tasks waiting to run: enqueued, delayed and pending dependents. */
@@ -444,6 +465,19 @@ export class Broker implements QueueHost {
       ? undefined
       : new Deferred<unknown>(this.#host(hub, backend), this.name, path, id)
     const span = startEnqueue(this.name, path, id, args)
+    if (opts.tx) {
+      if (span.carried) task.trace = span.carried
+      return this.#enqueueIn(opts.tx, backend, hub, task, deferred).then(
+        d => {
+          span.end(d)
+          return d
+        },
+        (err: unknown) => {
+          span.end(undefined, err)
+          throw err
+        },
+      )
+    }
     if (!span.carried) return this.#batcher.add(backend, hub, task, deferred)
     task.trace = span.carried
     return this.#batcher.add(backend, hub, task, deferred).then(
@@ -456,6 +490,31 @@ export class Broker implements QueueHost {
         throw err
       },
     )
+  }
+
+  /** Enqueues one task in the caller's transaction `tx` (postgres:// only), outside any batch. */
+  async #enqueueIn(
+    tx: TransactionClient,
+    backend: Backend,
+    hub: ResultHub,
+    task: NewTask,
+    deferred: Deferred<unknown> | undefined,
+  ): Promise<Deferred<unknown> | undefined> {
+    const inTx = (backend as Partial<TransactionalBackend>).enqueueIn
+    if (typeof inTx !== 'function') throw new TransactionsUnsupported(backend.url)
+    if (deferred) hub.track(deferred)
+    let outcome: 'ok' | 'duplicate' | undefined
+    try {
+      ;[outcome] = await inTx.call(backend, tx, this.name, [task])
+    } catch (err) {
+      if (deferred) hub.untrack(deferred)
+      throw err
+    }
+    if (outcome === 'duplicate') {
+      if (deferred) hub.untrack(deferred)
+      throw new DuplicateTask(task.name, this.name, task.id)
+    }
+    return deferred
   }
 
   #hostCache: DeferredHost | undefined

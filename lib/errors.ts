@@ -17,6 +17,9 @@
  * | `ERR_WORQ_UNSUPPORTED_SERVER` | UnsupportedServer | the Redis server is older than 6.2 |
  * | `ERR_WORQ_LISTING_OFF` | ListingOff | `tasks()` on a queue whose `listing` setting is off |
  * | `ERR_WORQ_NOT_RETRYABLE` | NotRetryable | `retry(id)` of a task that did not fail, expire or get cancelled, or whose call was not kept |
+ * | `ERR_WORQ_BACKEND_UNREACHABLE` | BackendUnreachable | the PostgreSQL server did not accept a connection within its connect timeout |
+ * | `ERR_WORQ_SCHEMA_TOO_NEW` | SchemaTooNew | the database's worq schema is newer than this worq |
+ * | `ERR_WORQ_NO_TRANSACTIONS` | TransactionsUnsupported | the `tx` option on a backend other than postgres:// |
  */
 
 /** What a remote error looked like, carried across the wire. */
@@ -239,5 +242,36 @@ export class NotRetryable extends WorqError {
     this.taskName = taskName
     this.queue = queue
     this.taskId = taskId
+  }
+}
+
+/** The backend's server could not be reached (or stopped answering) within its connect timeout. */
+export class BackendUnreachable extends WorqError {
+  constructor(url: string, detail: string, options?: ErrorOptions) {
+    super(
+      'ERR_WORQ_BACKEND_UNREACHABLE',
+      `cannot reach the backend at "${redact(url)}": ${detail}; check that the server runs and accepts connections there`,
+      options,
+    )
+  }
+}
+
+/** The database's worq schema was made by a newer worq than this one. */
+export class SchemaTooNew extends WorqError {
+  constructor(schema: string, found: number, known: number) {
+    super(
+      'ERR_WORQ_SCHEMA_TOO_NEW',
+      `the PostgreSQL schema "${schema}" is at worq schema version ${found}, newer than this worq knows (${known}); upgrade worq in this process, or point it at another ?schema=`,
+    )
+  }
+}
+
+/** The `tx` task option (or `broker.transaction`) on a backend without transactions. */
+export class TransactionsUnsupported extends WorqError {
+  constructor(url: string) {
+    super(
+      'ERR_WORQ_NO_TRANSACTIONS',
+      `the \`tx\` option needs a postgres:// backend; "${redact(url)}" cannot enqueue inside a database transaction`,
+    )
   }
 }

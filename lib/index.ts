@@ -51,7 +51,17 @@ export {
   ReplicationTimeout,
   ListingOff,
   NotRetryable,
+  BackendUnreachable,
+  SchemaTooNew,
+  TransactionsUnsupported,
 } from './errors.js'
 export type { RemoteError } from './errors.js'
 export type { BackendOptions } from './backends/index.js'
-export type { TaskOptions, TaskStatus, FinalStatus, Backoff, TaskFunction } from './types.js'
+export type {
+  TaskOptions,
+  TaskStatus,
+  FinalStatus,
+  Backoff,
+  TaskFunction,
+  TransactionClient,
+} from './types.js'

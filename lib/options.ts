@@ -3,7 +3,7 @@
  * names the option and what it expects.
  */
 import { PRIORITY_RANGE, storedBackoff, type StoredBackoff } from './backends/backend.js'
-import type { TaskOptions } from './types.js'
+import type { TaskOptions, TransactionClient } from './types.js'
 
 /** The largest `metadata`, as JSON, in bytes. */
 export const METADATA_LIMIT = 4096
@@ -34,6 +34,8 @@ export interface ResolvedOptions {
   metadata: string
   /** ms a cached result lives (0: the queue's `cacheTtl`), or undefined: no cache. */
   cacheTtl: number | undefined
+  /** The caller's transaction to enqueue in (postgres://), or undefined. */
+  tx: TransactionClient | undefined
 }
 
 const KNOWN = new Set([
@@ -50,6 +52,7 @@ const KNOWN = new Set([
   'priority',
   'metadata',
   'cache',
+  'tx',
 ])
 
 function positive(name: string, v: unknown, min = 1): number {
@@ -93,6 +96,15 @@ export function checkOptions(options: unknown): TaskOptions {
   if (o.priority !== undefined) checkPriority(o.priority)
   if (o.metadata !== undefined) metadataText(o.metadata)
   if (o.cache !== undefined) checkCache(o.cache)
+  if (
+    o.tx !== undefined &&
+    (typeof o.tx !== 'object' ||
+      o.tx === null ||
+      typeof (o.tx as { query?: unknown }).query !== 'function')
+  )
+    throw new TypeError(
+      'Expected `tx` to be a node-postgres client in a transaction (an object with a query method)',
+    )
   return o as TaskOptions
 }
 
@@ -187,6 +199,7 @@ export function resolveOptions(...layers: TaskOptions[]): ResolvedOptions {
     metadata: o.metadata === undefined ? '' : metadataText(o.metadata),
     cacheTtl:
       o.cache === undefined || o.cache === false ? undefined : o.cache === true ? 0 : o.cache.ttl,
+    tx: o.tx,
   }
 }
 

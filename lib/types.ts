@@ -99,6 +99,29 @@ export interface TaskOptions<Args extends unknown[] = unknown[]> {
         /** ms the result is kept. */
         ttl: number
       }
+  /**
+   * postgres:// only: enqueue inside the caller's open transaction on this node-postgres client
+   * (a `pg.Client` or a `pg.PoolClient` after `BEGIN`). The call resolves once the task's row is
+   * written in that transaction; the task exists if and only if the transaction commits, and no
+   * worker sees it before. On other backends the call fails with `TransactionsUnsupported`.
+   * See docs/postgres.md.
+   */
+  tx?: TransactionClient
+}
+
+/**
+ * What the `tx` option takes: a node-postgres client in a transaction, or anything whose `query`
+ * runs a statement with `$1`-style parameters in that transaction and resolves to its `rows`.
+ */
+export interface TransactionClient {
+  /** Runs one statement in the caller's transaction. */
+  query(
+    text: string,
+    values?: any[],
+  ): Promise<{
+    /** The statement's rows. */
+    rows: any[]
+  }>
 }
 
 /** Any function that can be exposed as a task. */

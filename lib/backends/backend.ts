@@ -302,3 +302,16 @@ export interface Backend {
   /** Releases connections and timers. Idempotent. */
   close(): Promise<void>
 }
+
+/** A backend that can enqueue inside the caller's own database transaction (postgres://). */
+export interface TransactionalBackend extends Backend {
+  /**
+   * Stores tasks in the caller's open transaction on `tx`: they exist if and only if it commits,
+   * and no worker sees them before. Answers as `enqueue` does.
+   */
+  enqueueIn(
+    tx: { query(text: string, values?: any[]): Promise<{ rows: any[] }> },
+    queue: string,
+    tasks: readonly NewTask[],
+  ): Promise<Array<'ok' | 'duplicate'>>
+}

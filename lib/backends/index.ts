@@ -6,6 +6,8 @@ import { BadUrl } from '../errors.js'
 import { ResultHub } from '../results.js'
 import type { Backend } from './backend.js'
 import { MemoryBackend } from './memory/memory.js'
+import { PostgresBackend } from './postgres/postgres.js'
+import { parsePostgresUrl } from './postgres/url.js'
 import { RedisBackend } from './redis/redis.js'
 import { parseTopology } from './redis/topology.js'
 
@@ -62,6 +64,12 @@ export interface BackendOptions {
    * @internal
    */
   crossSlot?: 'split' | 'sweep'
+  /**
+   * PostgreSQL only: how long to wait for a connection before an operation fails with
+   * `BackendUnreachable`, in ms.
+   * @default 5_000
+   */
+  connectTimeoutMs?: number
 }
 
 /** A shared backend. @internal */
@@ -92,6 +100,15 @@ const factories: Record<string, Factory> = {
   'redis-cluster:': (raw, o) => openRedis(raw, o),
   'rediss-cluster:': (raw, o) => openRedis(raw, o),
   'redis-sentinel:': (raw, o) => openRedis(raw, o),
+  'postgres:': (raw, o) => openPostgres(raw, o),
+  'postgresql:': (raw, o) => openPostgres(raw, o),
+}
+
+function openPostgres(raw: string, o: BackendOptions): Backend {
+  return new PostgresBackend(raw, {
+    maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
+    ...(o.connectTimeoutMs !== undefined && { connectTimeoutMs: o.connectTimeoutMs }),
+  })
 }
 
 function openRedis(raw: string, o: BackendOptions): Backend {
@@ -133,6 +150,10 @@ export function parseUrl(raw: unknown): string {
       'Expected `url` to be a backend URL string such as "memory://" or "redis://127.0.0.1:6379/0"',
     )
   const scheme = /^([a-z][a-z0-9+.-]*:)/i.exec(raw)?.[1]?.toLowerCase()
+  if (scheme === 'postgres:' || scheme === 'postgresql:') {
+    parsePostgresUrl(raw) // names the wrong part (port, schema, parameter)
+    return scheme
+  }
   if (scheme !== undefined && scheme !== 'memory:' && scheme in factories) {
     parseTopology(raw) // names the wrong part (port, db, master name) precisely
     return scheme
@@ -149,7 +170,7 @@ export function parseUrl(raw: unknown): string {
   if (!(url.protocol in factories))
     throw new BadUrl(
       raw,
-      `the scheme "${url.protocol}" is not supported; use memory://, redis://, rediss://, redis-cluster://, rediss-cluster:// or redis-sentinel://`,
+      `the scheme "${url.protocol}" is not supported; use memory://, redis://, rediss://, redis-cluster://, rediss-cluster://, redis-sentinel://, postgres:// or postgresql://`,
     )
   return url.protocol
 }
@@ -160,7 +181,10 @@ export async function openBackend(
   options: BackendOptions = {},
 ): Promise<BackendHandle> {
   const factory = factories[parseUrl(raw)] as Factory
-  const shareable = options.redis === undefined && options.watchdog === undefined
+  const shareable =
+    options.redis === undefined &&
+    options.watchdog === undefined &&
+    options.connectTimeoutMs === undefined
   const k = `${raw}\u0000${options.maxPayloadBytes ?? ''}\u0000${options.replicas ?? 0}\u0000${options.replicaTimeoutMs ?? ''}\u0000${options.crossSlot ?? ''}`
   let pending = shareable ? shared.get(k) : undefined
   if (!pending) {

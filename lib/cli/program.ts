@@ -9,6 +9,7 @@ import { callCommand } from './call.js'
 import { dashboardCommand } from './dashboard.js'
 import { CliExit, EXIT } from './exit-codes.js'
 import { infoCommand } from './info.js'
+import { migrateCommand } from './migrate.js'
 import { purgeCommand } from './purge.js'
 import { workerCommand } from './worker.js'
 import { taskCommands } from './tasks.js'
@@ -35,6 +36,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     ...taskCommands(run),
     ...queueCommands(run),
     dashboardCommand(run),
+    migrateCommand(run),
   ]
   for (const cmd of commands) {
     program.addCommand(cmd.copyInheritedSettings(program))

@@ -1,12 +1,14 @@
 import { clusterUrl } from './redis-cluster.js'
+import { postgresUrl } from './postgres.js'
 import { hasBinary, redisUrl } from './redis-server.js'
 import { sentinelUrl } from './redis-sentinel.js'
 
 /**
  * The backend URLs the contract suite runs against: memory:// always, a private Redis, a private
- * Redis Cluster (3 masters, 3 replicas: the suite's queues spread over the masters) and a private
- * Sentinel set (1 master, 1 replica, 3 sentinels). `WORQ_BACKENDS=memory,redis` picks some of them
- * (`npm test` runs memory and redis; `npm run test:cluster` runs cluster and sentinel).
+ * Redis Cluster (3 masters, 3 replicas: the suite's queues spread over the masters), a private
+ * Sentinel set (1 master, 1 replica, 3 sentinels) and a private PostgreSQL database (postgres.ts:
+ * created on 127.0.0.1:5432 and dropped after the run, or DATABASE_URL). `WORQ_BACKENDS=memory,redis`
+ * picks some of them (`npm run test:cluster` runs cluster and sentinel).
  */
 export interface BackendCase {
   name: string
@@ -18,6 +20,7 @@ const all: BackendCase[] = [
   { name: 'redis', url: redisUrl },
   { name: 'cluster', url: clusterUrl },
   { name: 'sentinel', url: sentinelUrl },
+  { name: 'postgres', url: postgresUrl },
 ]
 
 /** The cases that need servers started with redis-server (the cluster and sentinels do). */

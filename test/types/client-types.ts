@@ -3,6 +3,7 @@
  * Type tests, checked by `tsc --noEmit` in `npm test`: TaskSpace types flow to the client.
  * Nothing here runs; a wrong type is a compile error, and each @ts-expect-error must stay an error.
  */
+import pg from 'pg'
 import { getQueue, task, TaskSpace, type Deferred, type MissingNodeTypes } from '../../lib/index.js'
 
 const math = new TaskSpace('math', {
@@ -42,6 +43,11 @@ export async function typeTests() {
   assertType<Equal<typeof fire, undefined>>()
   const withId = await task(q.math.add, { id: 'x' })(1, 2)
   assertType<Equal<typeof withId, Deferred<number>>>()
+  // A node-postgres client (or pool client) is a `tx`; an object without `query` is not.
+  const inTx = await task(q.math.add, { tx: new pg.Client() })(1, 2)
+  assertType<Equal<typeof inTx, Deferred<number>>>()
+  // @ts-expect-error: tx needs a query method
+  void task(q.math.add, { tx: {} })
 
   const sub = getQueue<typeof math, 'math'>('memory://', 'default', 'math')
   void sub.add(1, 2)

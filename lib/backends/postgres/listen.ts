@@ -1,0 +1,121 @@
+/**
+ * The one LISTEN connection of a postgres:// backend: it hears work wake-ups (`<schema>.work`,
+ * payload the queue), control messages (`<schema>.control`) and the outcomes and progress of this
+ * instance's own tasks (`<schema>.o.<clientId>`). A lost connection is made again (with backoff);
+ * what may have been missed meanwhile is reported as a gap.
+ */
+import pg from 'pg'
+import { BackendUnreachable } from '../../errors.js'
+import { unreachable } from './pool.js'
+
+/** What the listener hands on. */
+export interface ListenHandlers {
+  work(queue: string): void
+  control(queue: string, message: unknown): void
+  outcome(queue: string, id: string, what: string): void
+  /** The connection was lost and is back: notifications may have been missed. */
+  gap(): void
+}
+
+export class Listener {
+  readonly #config: pg.ClientConfig
+  readonly #channels: string[]
+  readonly #handlers: ListenHandlers
+  #client: pg.Client | undefined
+  #ready: Promise<void> | undefined
+  #closed = false
+  #retry: NodeJS.Timeout | undefined
+
+  readonly #url: string
+
+  constructor(
+    url: string,
+    config: pg.ClientConfig,
+    schema: string,
+    clientId: string,
+    handlers: ListenHandlers,
+  ) {
+    this.#url = url
+    this.#config = config
+    this.#handlers = handlers
+    this.#channels = [`${schema}.work`, `${schema}.control`, `${schema}.o.${clientId}`]
+  }
+
+  /** Resolves once listening (the first connection; later ones reconnect by themselves). */
+  ready(): Promise<void> {
+    this.#ready ??= this.#connect().catch((err: unknown) => {
+      this.#ready = undefined
+      if (unreachable(err))
+        throw new BackendUnreachable(this.#url, (err as Error).message, { cause: err })
+      throw err
+    })
+    return this.#ready
+  }
+
+  async #connect(): Promise<void> {
+    const client = new pg.Client(this.#config)
+    client.on('error', () => this.#lost(client))
+    client.on('end', () => this.#lost(client))
+    client.on('notification', n => this.#heard(n.channel, n.payload ?? ''))
+    await client.connect()
+    if (this.#closed) {
+      await client.end().catch(() => undefined)
+      return
+    }
+    for (const c of this.#channels) await client.query(`LISTEN "${c}"`)
+    this.#client = client
+  }
+
+  #heard(channel: string, payload: string): void {
+    try {
+      if (channel === this.#channels[0]) this.#handlers.work(payload)
+      else if (channel === this.#channels[1]) {
+        const { q, m } = JSON.parse(payload) as { q: string; m: unknown }
+        this.#handlers.control(q, m)
+      } else {
+        const [q, id, what] = JSON.parse(payload) as [string, string, string]
+        this.#handlers.outcome(q, id, what)
+      }
+    } catch {
+      // Not a message worq wrote: ignore it.
+    }
+  }
+
+  #lost(client: pg.Client): void {
+    if (this.#client !== client) return
+    this.#client = undefined
+    client.removeAllListeners('notification')
+    client.end().catch(() => undefined)
+    if (!this.#closed) this.#reconnect(100)
+  }
+
+  #reconnect(ms: number): void {
+    this.#retry = setTimeout(() => {
+      this.#connect().then(
+        () => {
+          if (!this.#closed) this.#handlers.gap()
+        },
+        () => {
+          if (!this.#closed) this.#reconnect(Math.min(ms * 2, 2_000))
+        },
+      )
+    }, ms)
+    this.#retry.unref()
+  }
+
+  /**
+   * Resolves once every notification committed before this call has been handed on: the server
+   * sends pending notifications ahead of a query's answer on the listening connection.
+   */
+  async sync(): Promise<void> {
+    await this.#client?.query('SELECT 1').catch(() => undefined)
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#retry)
+    const c = this.#client
+    this.#client = undefined
+    await c?.end().catch(() => undefined)
+  }
+}

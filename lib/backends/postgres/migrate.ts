@@ -1,0 +1,64 @@
+/**
+ * Creates and upgrades worq's schema in a PostgreSQL database: the tables and the plpgsql
+ * functions of schema/*.sql, versioned in `<schema>.migrations`. Runs under a session advisory
+ * lock, so any number of processes may migrate at once; the first does the work, the others find
+ * it done. A database whose schema is newer than this code is refused (SchemaTooNew).
+ */
+import { readFileSync } from 'node:fs'
+import type { ClientBase } from 'pg'
+import { SchemaTooNew } from '../../errors.js'
+
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = 1
+
+/** The files of each version, applied in order in one transaction. */
+const VERSIONS: Record<number, string[]> = {
+  1: ['001_tables', '002_tasks', '003_work', '004_shaping', '005_observe'],
+}
+
+/** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */
+export function schemaSql(file: string, schema: string): string {
+  const text = readFileSync(new URL(`./schema/${file}.sql`, import.meta.url), 'utf8')
+  return text.replace(/\bworq\./g, `${schema}.`).replace(/@schema@/g, schema)
+}
+
+/** What a migration did: the version found and the version left. */
+export interface Migrated {
+  schema: string
+  from: number
+  to: number
+}
+
+/**
+ * Brings `schema` to {@link SCHEMA_VERSION} on `client` (a connection of its own: it takes a
+ * session advisory lock). Safe to run concurrently and again.
+ */
+export async function migrate(client: ClientBase, schema: string): Promise<Migrated> {
+  const lock = `worq.migrate:${schema}`
+  await client.query('SELECT pg_advisory_lock(hashtext($1))', [lock])
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${schema}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+    )
+    const { rows } = await client.query<{ v: number }>(
+      `SELECT coalesce(max(version), 0)::integer AS v FROM ${schema}.migrations`,
+    )
+    const from = rows[0]!.v
+    if (from > SCHEMA_VERSION) throw new SchemaTooNew(schema, from, SCHEMA_VERSION)
+    for (let v = from + 1; v <= SCHEMA_VERSION; v++) {
+      await client.query('BEGIN')
+      try {
+        for (const file of VERSIONS[v]!) await client.query(schemaSql(file, schema))
+        await client.query(`INSERT INTO ${schema}.migrations (version) VALUES ($1)`, [v])
+        await client.query('COMMIT')
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw err
+      }
+    }
+    return { schema, from, to: SCHEMA_VERSION }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lock]).catch(() => undefined)
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The connection pool of a postgres:// backend: node-postgres's Pool, the schema migrated before
+ * the first query, a connection that cannot be made reported as BackendUnreachable, and a
+ * statement that lost a deadlock (two queues' cascades crossing) run again.
+ */
+import pg from 'pg'
+import { BackendUnreachable } from '../../errors.js'
+
+/** What the `tx` option accepts: a node-postgres client (or anything with its `query`). */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>
+}
+
+/** Codes of errors that say the server could not be reached. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'EAI_AGAIN'])
+
+/** SQLSTATEs after which the statement is simply run again. */
+const RETRY = new Set(['40P01', '40001'])
+
+/**
+ * A connection that was dropped (terminated by an administrator, a server restart, a network cut):
+ * its statement did not commit, except in the instant between the commit and its reply, so it is
+ * sent again on another connection. (In that instant an enqueue sent again answers `duplicate`:
+ * docs/postgres.md.)
+ */
+function dropped(err: unknown): boolean {
+  const e = err as { code?: string; message?: string }
+  return (
+    e.code === '57P01' ||
+    e.code === '57P02' ||
+    e.code === '57P03' ||
+    (e.code?.startsWith('08') ?? false) ||
+    e.code === 'ECONNRESET' ||
+    e.code === 'EPIPE' ||
+    /Connection terminated|Client has encountered a connection error/i.test(e.message ?? '')
+  )
+}
+
+/** True for an error that says the server could not be reached. */
+export function unreachable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string }
+  return (
+    (e.code !== undefined && UNREACHABLE.has(e.code)) ||
+    /timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(
+      e.message ?? '',
+    )
+  )
+}
+
+export class PgPool {
+  readonly #url: string
+  readonly #pool: pg.Pool
+  readonly #setup: (client: pg.PoolClient) => Promise<unknown>
+  #ready: Promise<void> | undefined
+
+  constructor(
+    url: string,
+    config: pg.PoolConfig,
+    setup: (client: pg.PoolClient) => Promise<unknown>,
+  ) {
+    this.#url = url
+    this.#pool = new pg.Pool(config)
+    // An idle connection that fails is dropped by the pool; the next query makes a new one.
+    this.#pool.on('error', () => undefined)
+    this.#setup = setup
+  }
+
+  /** Resolves once the schema is in place (migrating it on first use). */
+  ready(): Promise<void> {
+    this.#ready ??= this.#connect(async client => {
+      await this.#setup(client)
+    }).catch(err => {
+      this.#ready = undefined
+      throw err
+    })
+    return this.#ready
+  }
+
+  async #connect<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient
+    try {
+      client = await this.#pool.connect()
+    } catch (err) {
+      if (unreachable(err))
+        throw new BackendUnreachable(this.#url, (err as Error).message, { cause: err })
+      throw err
+    }
+    try {
+      return await fn(client)
+    } finally {
+      client.release()
+    }
+  }
+
+  /** The rows of one statement. */
+  async rows<T>(text: string, values: unknown[] = []): Promise<T[]> {
+    await this.ready()
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.#pool.query(text, values)).rows as T[]
+      } catch (err) {
+        const code = (err as { code?: string }).code
+        if (code !== undefined && RETRY.has(code) && attempt < 5) continue
+        if (dropped(err) && attempt < 3) {
+          await new Promise(r => setTimeout(r, 50 * attempt))
+          continue
+        }
+        if (unreachable(err))
+          throw new BackendUnreachable(this.#url, (err as Error).message, { cause: err })
+        throw err
+      }
+    }
+  }
+
+  /** Column `v` of the first row. */
+  async value<T>(text: string, values: unknown[] = []): Promise<T> {
+    const rows = await this.rows<{ v: T }>(text, values)
+    return rows[0]!.v
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end().catch(() => undefined)
+  }
+}

@@ -1,0 +1,406 @@
+/**
+ * postgres:// — the PostgreSQL backend. Every operation that changes a queue is one call of a
+ * plpgsql function (schema/*.sql, installed by migrate.ts): one round trip, atomic, with the
+ * semantics of memory:// and the Redis scripts. A pool of connections serves the calls; one LISTEN
+ * connection per backend hears wake-ups, control messages and this instance's outcomes. An enqueue
+ * may join the caller's own transaction (`tx`). docs/postgres.md describes the tables and flows.
+ */
+import { nanoid } from 'nanoid'
+import {
+  type Backend,
+  type BackendLimits,
+  type ControlMessage,
+  type EventBatch,
+  type ExchangeResult,
+  type Finish,
+  type Lease,
+  type Limit,
+  type ListQuery,
+  type MinuteCounts,
+  type NewTask,
+  type OutcomeListener,
+  type ProgressUpdate,
+  type QueueInfo,
+  type QueueSettings,
+  type ReadOptions,
+  type ReservedTask,
+  type StoredInfo,
+  type StoredSchedule,
+  type TaskState,
+  type WorkerInfo,
+} from '../backend.js'
+import { boundedOutcome, outcomeError } from '../../outcome.js'
+import { BrokerClosed, ListingOff } from '../../errors.js'
+import { redactUrl } from '../redis/url.js'
+import { Listener } from './listen.js'
+import { migrate } from './migrate.js'
+import { PgPool, type Queryable } from './pool.js'
+import { infoOfRow, listSql, stateOfRow, type TaskRow } from './reads.js'
+import { QueueStore } from './queue-store.js'
+import { parsePostgresUrl } from './url.js'
+import { WorkWaits } from './waits.js'
+
+/** Options of a postgres:// backend. */
+export interface PostgresBackendOptions {
+  maxPayloadBytes: number
+  /** ms to wait for a connection before failing with BackendUnreachable. @default 5_000 */
+  connectTimeoutMs?: number
+}
+
+/** The PostgreSQL backend. */
+export class PostgresBackend implements Backend {
+  readonly url: string
+  readonly limits: BackendLimits
+  /** This instance's id: outcomes of tasks enqueued here are notified on its channel. */
+  readonly clientId = nanoid(12).replace(/-/g, '_')
+  readonly schema: string
+  readonly #db: PgPool
+  readonly #listener: Listener
+  readonly #store: QueueStore
+  readonly #waits = new WorkWaits()
+  readonly #control = new Map<string, Set<(m: ControlMessage) => void>>()
+  readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
+  /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
+  readonly #reserved = new Map<string, { name: string; attempt: number }>()
+  /** Progress calls under way per queue (a finish waits for all of them). */
+  readonly #progressing = new Map<string, Set<Promise<void>>>()
+  #listening = false
+  #closed = false
+
+  constructor(raw: string, options: PostgresBackendOptions) {
+    this.url = redactUrl(raw)
+    this.limits = { maxPayloadBytes: options.maxPayloadBytes }
+    const parsed = parsePostgresUrl(raw)
+    this.schema = parsed.schema
+    const config = {
+      ...parsed.connection,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    }
+    this.#db = new PgPool(this.url, { ...config, max: parsed.pool }, client =>
+      migrate(client, this.schema),
+    )
+    this.#store = new QueueStore(this.#db, this.schema, () => this.#open())
+    this.#listener = new Listener(this.url, config, this.schema, this.clientId, {
+      work: queue => this.#waits.wake(queue),
+      control: (queue, m) => this.#tell(queue, m as ControlMessage),
+      outcome: (queue, id, what) => void this.#deliver(queue, id, what),
+      gap: () => this.#gap(),
+    })
+  }
+
+  #open(): void {
+    if (this.#closed) throw new BrokerClosed('postgres:// backend')
+  }
+
+  #fn<T>(sql: string, params: unknown[]): Promise<T> {
+    this.#open()
+    return this.#db.value<T>(`SELECT ${this.schema}.${sql} AS v`, params)
+  }
+
+  /** Runs a migration now (the first operation would). */
+  async migrate(): Promise<void> {
+    await this.#db.ready()
+  }
+
+  async enqueue(queue: string, tasks: readonly NewTask[]): Promise<Array<'ok' | 'duplicate'>> {
+    return this.#fn(`enqueue($1, $2::jsonb, $3)`, [queue, JSON.stringify(tasks), this.#origin()])
+  }
+
+  /**
+   * Enqueues in the caller's transaction on `tx` (a node-postgres client in a transaction): the
+   * tasks exist if and only if it commits, and no worker sees them before.
+   */
+  async enqueueIn(
+    tx: Queryable,
+    queue: string,
+    tasks: readonly NewTask[],
+  ): Promise<Array<'ok' | 'duplicate'>> {
+    this.#open()
+    await this.#db.ready()
+    const { rows } = await tx.query(`SELECT ${this.schema}.enqueue($1, $2::jsonb, $3) AS v`, [
+      queue,
+      JSON.stringify(tasks),
+      this.#origin(),
+    ])
+    const v = (rows[0] as { v: unknown }).v
+    return (typeof v === 'string' ? v.replace(/^\{|\}$/g, '').split(',') : v) as Array<
+      'ok' | 'duplicate'
+    >
+  }
+
+  #origin(): string | null {
+    return this.#listening ? this.clientId : null
+  }
+
+  async exchange(
+    queue: string,
+    workerId: string,
+    done: readonly Finish[],
+    max: number,
+  ): Promise<ExchangeResult> {
+    this.#waits.seen(queue, workerId)
+    // Progress sent before a finish is stored before it (Redis orders them on one connection).
+    const inFlight = this.#progressing.get(queue)
+    if (inFlight) await Promise.all(inFlight)
+    const finishes = done.map(f => {
+      const known = this.#reserved.get(f.token)
+      this.#reserved.delete(f.token)
+      if (f.release) return { id: f.id, token: f.token, release: true }
+      const times = { runMs: f.runMs, waitMs: f.waitMs }
+      if (f.retryAt !== undefined) {
+        const { stack: _stack, ...error } = outcomeError(f.outcome)
+        return { id: f.id, token: f.token, retryAt: f.retryAt, error, ...times }
+      }
+      const outcome = boundedOutcome(f.outcome, this.limits.maxPayloadBytes, () => ({
+        taskName: known?.name ?? 'unknown',
+        queue,
+        taskId: f.id,
+        attempts: known?.attempt,
+      }))
+      return { id: f.id, token: f.token, outcome, ...times }
+    })
+    const r = await this.#fn<{
+      stale: string[]
+      reserved: Array<ReservedTask & { cache: ReservedTask['cache'] | null }>
+      nextDueIn?: number
+    }>(`exchange($1, $2, $3::jsonb, $4)`, [queue, workerId, JSON.stringify(finishes), max])
+    const reserved = r.reserved.map(t => {
+      this.#reserved.set(t.token, { name: t.name, attempt: t.attempt })
+      return { ...t, cache: t.cache ?? undefined, slots: t.slots ?? [] }
+    })
+    const result: ExchangeResult = { stale: r.stale, reserved }
+    if (r.nextDueIn !== undefined) result.nextDueIn = r.nextDueIn
+    return result
+  }
+
+  async waitForWork(
+    queue: string,
+    workerId: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<ReservedTask[]> {
+    if (this.#closed || signal?.aborted) return []
+    await this.#listener.ready().catch(() => undefined)
+    await this.#waits.wait(queue, workerId, timeoutMs, signal)
+    return []
+  }
+
+  async renew(queue: string, leases: readonly Lease[]): Promise<string[]> {
+    if (leases.length === 0) return []
+    return this.#fn(`renew($1, $2::jsonb)`, [queue, JSON.stringify(leases)])
+  }
+
+  async progress(queue: string, updates: readonly ProgressUpdate[]): Promise<void> {
+    if (updates.length === 0) return
+    const sent = this.#fn<void>(`progress($1, $2::jsonb)`, [queue, JSON.stringify(updates)])
+    const mine = sent.then(
+      () => undefined,
+      () => undefined,
+    )
+    let inFlight = this.#progressing.get(queue)
+    if (!inFlight) this.#progressing.set(queue, (inFlight = new Set()))
+    inFlight.add(mine)
+    void mine.then(() => {
+      inFlight.delete(mine)
+      if (inFlight.size === 0 && this.#progressing.get(queue) === inFlight)
+        this.#progressing.delete(queue)
+    })
+    await sent
+  }
+
+  async sweep(queue: string, intervalMs: number): Promise<number> {
+    return this.#fn(`sweep($1, $2)`, [queue, intervalMs])
+  }
+
+  async #row(queue: string, id: string): Promise<TaskRow | undefined> {
+    this.#open()
+    const rows = await this.#db.rows<TaskRow>(
+      `SELECT * FROM ${this.schema}.tasks WHERE queue = $1 AND id = $2 AND NOT (state = 'done' AND expires_at <= ${this.schema}.now_ms())`,
+      [queue, id],
+    )
+    return rows[0]
+  }
+
+  async status(queue: string, id: string): Promise<TaskState | null> {
+    const row = await this.#row(queue, id)
+    return row ? stateOfRow(row) : null
+  }
+
+  async info(queue: string, id: string): Promise<StoredInfo | null> {
+    const row = await this.#row(queue, id)
+    return row ? infoOfRow(row) : null
+  }
+
+  async list(queue: string, query: ListQuery): Promise<StoredInfo[]> {
+    if (!(await this.settings(queue)).listing) throw new ListingOff(queue)
+    const [sql, params] = listSql(this.schema, queue, query)
+    return (await this.#db.rows<TaskRow>(sql, params)).map(infoOfRow)
+  }
+
+  async cancel(queue: string, id: string): Promise<boolean> {
+    const cancelled = await this.#fn<boolean>(`cancel($1, $2)`, [queue, id])
+    // A pool of this process holding the task (running or prefetched) hears of the cancel before
+    // the call answers, as it would on memory://.
+    if (cancelled && this.#control.has(queue)) await this.#listener.sync()
+    return cancelled
+  }
+
+  async size(queue: string): Promise<number> {
+    return Number(
+      await this.#db.value(
+        `SELECT count(*) AS v FROM ${this.schema}.tasks WHERE queue = $1 AND state IN ('pending', 'enqueued', 'delayed', 'held')`,
+        [queue],
+      ),
+    )
+  }
+
+  async purge(queue: string): Promise<number> {
+    return this.#fn(`purge($1)`, [queue])
+  }
+
+  async listen(listener: OutcomeListener, onGap: () => void): Promise<void> {
+    this.#outcomes.push({ listener, onGap })
+    await this.#listener.ready()
+    this.#listening = true
+  }
+
+  /** An outcome notified for this instance: inline, or only its kind when too big to notify. */
+  async #deliver(queue: string, id: string, what: string): Promise<void> {
+    let outcome = what
+    if (what.length === 1) {
+      const row = await this.#row(queue, id).catch(() => undefined)
+      if (!row) return
+      if (what === 'p') {
+        if (row.progress === null) return
+        outcome = 'p' + row.progress
+      } else {
+        if (row.outcome === null) return
+        outcome = (what === 'C' ? 'C' : row.outcome.charAt(0)) + row.outcome.slice(1)
+      }
+    }
+    for (const o of this.#outcomes) o.listener(queue, id, outcome)
+  }
+
+  #gap(): void {
+    for (const o of this.#outcomes) o.onGap()
+    for (const queue of this.#control.keys()) this.#tell(queue, { type: 'resync' })
+    this.#waits.wakeAll()
+  }
+
+  #tell(queue: string, m: ControlMessage): void {
+    for (const l of [...(this.#control.get(queue) ?? [])]) l(m)
+  }
+
+  async control(queue: string, listener: (message: ControlMessage) => void): Promise<() => void> {
+    await this.#listener.ready()
+    let set = this.#control.get(queue)
+    if (!set) this.#control.set(queue, (set = new Set()))
+    set.add(listener)
+    return () => {
+      set.delete(listener)
+      if (set.size === 0 && this.#control.get(queue) === set) this.#control.delete(queue)
+    }
+  }
+
+  async pause(queue: string, paused: boolean): Promise<boolean> {
+    return this.#fn(`pause($1, $2)`, [queue, paused])
+  }
+
+  async setLimit(queue: string, name: string, limit: Limit | null): Promise<boolean> {
+    return this.#fn(`set_limit($1, $2, $3::jsonb)`, [
+      queue,
+      name,
+      limit === null ? null : JSON.stringify(limit),
+    ])
+  }
+
+  async fireSchedule(
+    queue: string,
+    id: string,
+    due: number,
+    next: number | null,
+    task: NewTask | null,
+  ): Promise<boolean> {
+    return this.#fn(`fire_schedule($1, $2, $3, $4, $5::jsonb, $6)`, [
+      queue,
+      id,
+      due,
+      next,
+      task === null ? null : JSON.stringify(task),
+      this.#origin(),
+    ])
+  }
+
+  async registerWorker(queue: string, info: WorkerInfo, ttlMs: number): Promise<void> {
+    return this.#store.registerWorker(queue, info, ttlMs)
+  }
+
+  async unregisterWorker(queue: string, id: string): Promise<void> {
+    return this.#store.unregisterWorker(queue, id)
+  }
+
+  async inspect(queue: string): Promise<QueueInfo> {
+    return this.#store.inspect(queue)
+  }
+
+  async settings(queue: string): Promise<QueueSettings> {
+    return this.#store.settings(queue)
+  }
+
+  async configure(
+    queue: string,
+    patch: Partial<Omit<QueueSettings, 'paused'>>,
+  ): Promise<QueueSettings> {
+    return this.#store.configure(queue, patch)
+  }
+
+  async cacheDelete(queue: string, key: string): Promise<boolean> {
+    return this.#store.cacheDelete(queue, key)
+  }
+
+  async cacheClear(queue: string): Promise<number> {
+    return this.#store.cacheClear(queue)
+  }
+
+  async cacheSize(queue: string): Promise<number> {
+    return this.#store.cacheSize(queue)
+  }
+
+  async listLimits(queue: string): Promise<Record<string, Limit>> {
+    return this.#store.listLimits(queue)
+  }
+
+  async putSchedule(queue: string, schedule: StoredSchedule): Promise<void> {
+    return this.#store.putSchedule(queue, schedule)
+  }
+
+  async removeSchedule(queue: string, id: string): Promise<boolean> {
+    return this.#store.removeSchedule(queue, id)
+  }
+
+  async schedules(queue: string): Promise<StoredSchedule[]> {
+    return this.#store.schedules(queue)
+  }
+
+  async readEvents(queue: string, after: string, options: ReadOptions): Promise<EventBatch> {
+    return this.#store.readEvents(queue, after, options)
+  }
+
+  async metrics(
+    queue: string,
+    minutes: number,
+  ): Promise<{ minutes: MinuteCounts[]; totals: MinuteCounts }> {
+    return this.#store.metrics(queue, minutes)
+  }
+
+  async checks(): Promise<string[]> {
+    return []
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#waits.wakeAll()
+    await Promise.all([this.#listener.close(), this.#db.close()])
+  }
+}

@@ -1,0 +1,133 @@
+import { expect } from 'chai'
+import { spawn } from 'node:child_process'
+import pg from 'pg'
+import { getBroker, TaskSpace, WorkerPool, type Deferred } from '../../lib/index.js'
+import { freshDatabase, postgresUrl } from '../helpers/postgres.js'
+import { CLI_TS } from '../helpers/cli.js'
+import { uniqueQueue } from '../helpers/util.js'
+
+function errorOf(p: Promise<unknown>): Promise<{ code?: string; message: string } | undefined> {
+  return p.then(
+    () => undefined,
+    (e: unknown) => e as { code?: string; message: string },
+  )
+}
+
+/** Runs `worq migrate <url>`; resolves with its exit code and output. */
+function migrateCli(url: string): Promise<{ code: number | null; out: string }> {
+  return new Promise(resolve => {
+    const p = spawn(process.execPath, ['--import', 'tsx', CLI_TS, 'migrate', url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    p.stdout.on('data', (d: Buffer) => (out += String(d)))
+    p.stderr.on('data', (d: Buffer) => (out += String(d)))
+    p.on('exit', code => resolve({ code, out }))
+  })
+}
+
+describe('postgres: URLs, faults and migrations', () => {
+  let url: string
+  before(async () => {
+    url = await postgresUrl()
+  })
+
+  it('a bad URL is a BadUrl naming the bad part', () => {
+    const bad: Array<[string, RegExp]> = [
+      ['postgres://h:99999/db', /port "99999"/],
+      ['postgres://h/db?schema=Bad-Name', /schema "Bad-Name"/],
+      ['postgres://h/db?sslmode=sometimes', /sslmode "sometimes"/],
+      ['postgres://h/db?pool=0', /pool size "0"/],
+      ['postgres://h/db?colour=red', /parameter "colour"/],
+      ['postgresql://h/a/b', /database "a\/b"/],
+    ]
+    for (const [u, re] of bad)
+      expect(() => getBroker(u, 'q'))
+        .to.throw(re)
+        .with.property('code', 'ERR_WORQ_BAD_URL')
+  })
+
+  it('an unreachable server fails the first call within seconds with BackendUnreachable', async () => {
+    const broker = getBroker('postgres://postgres@127.0.0.1:1/none', 'q', {
+      connectTimeoutMs: 1_000,
+    })
+    try {
+      const t0 = Date.now()
+      const err = await errorOf(broker.size())
+      expect(err?.code).to.equal('ERR_WORQ_BACKEND_UNREACHABLE')
+      expect(err?.message).to.match(/127\.0\.0\.1:1/)
+      expect(Date.now() - t0).to.be.below(3_000)
+      // A call waits for the outcomes' LISTEN connection first: the same error.
+      const call = await errorOf(broker.queue().f())
+      expect(call?.code).to.equal('ERR_WORQ_BACKEND_UNREACHABLE')
+    } finally {
+      await broker.close()
+    }
+  })
+
+  it('connections dropped mid-run (pg_terminate_backend) lose no task', async () => {
+    const queue = uniqueQueue('drop')
+    const broker = getBroker(url, queue)
+    broker.expose(
+      new TaskSpace('s', {
+        async slow(i: number) {
+          await new Promise(r => setTimeout(r, 20))
+          return i
+        },
+      }),
+    )
+    const pool = new WorkerPool(broker, { concurrency: 8 })
+    pool.on('pool:error', () => undefined)
+    await pool.start()
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      const q = broker.queue()
+      const calls: Deferred<number>[] = []
+      for (let i = 0; i < 200; i++) {
+        calls.push((await q.s.slow(i)) as Deferred<number>)
+        if (i % 50 === 25)
+          await admin.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'worq'`,
+          )
+      }
+      const values = await Promise.all(calls.map(d => d.result(30_000)))
+      expect(values).to.deep.equal(Array.from({ length: 200 }, (_, i) => i))
+    } finally {
+      await admin.end()
+      await pool.stop({ timeout: 5_000 })
+      await broker.close()
+    }
+  })
+
+  it('several processes migrating one database at once: one schema, version 1', async () => {
+    const fresh = await freshDatabase()
+    const runs = await Promise.all(Array.from({ length: 4 }, () => migrateCli(fresh)))
+    for (const r of runs) expect(r.code, r.out).to.equal(0)
+    expect(runs.filter(r => /migrated from version 0 to 1/.test(r.out))).to.have.length(1)
+    const c = new pg.Client({ connectionString: fresh })
+    await c.connect()
+    try {
+      const { rows } = await c.query('SELECT version FROM worq.migrations')
+      expect(rows).to.deep.equal([{ version: 1 }])
+      // A schema newer than this code is refused with a clear error.
+      await c.query('INSERT INTO worq.migrations (version) VALUES (99)')
+      const broker = getBroker(fresh, 'q')
+      try {
+        const err = await errorOf(broker.size())
+        expect(err?.code).to.equal('ERR_WORQ_SCHEMA_TOO_NEW')
+      } finally {
+        await broker.close()
+      }
+    } finally {
+      await c.end()
+    }
+  })
+
+  it('worq migrate refuses a URL that is not postgres://', async () => {
+    const r = await migrateCli('redis://127.0.0.1:6379/0')
+    expect(r.code).to.equal(2)
+    expect(r.out).to.match(/postgres:\/\//)
+  })
+})
