@@ -73,6 +73,9 @@ const ENQUEUE_CHUNK = 250
 /** …and about this many characters of records per call (big payloads go a few at a time). */
 const ENQUEUE_CHARS = 2 * 1024 * 1024
 
+/** Longest wait of a cancel for this process's pools to hear it, ms. */
+const CANCEL_SYNC_MS = 2_000
+
 /** The waker of one worker of one queue. */
 const wakerKey = (queue: string, workerId: string) => `${queue}\n${workerId}`
 
@@ -96,6 +99,10 @@ export class RedisBackend implements Backend {
   readonly #feed: OutcomeFeed
   readonly #events: EventReader
   readonly #handovers: HandOvers
+  /** Control subscriptions of this process, by queue. */
+  readonly #controlled = new Map<string, number>()
+  /** Cancels waiting for this process's pools to hear them, by queue and id. */
+  readonly #cancelWaiters = new Map<string, Set<() => void>>()
   readonly #wakers = new Map<string, Waker>()
   readonly #timing: WakerTiming
   /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
@@ -333,13 +340,49 @@ export class RedisBackend implements Backend {
 
   async control(queue: string, listener: (message: ControlMessage) => void): Promise<() => void> {
     this.#open()
-    return this.#feed.control(queueKey(queue, 'ctl'), message => {
+    this.#controlled.set(queue, (this.#controlled.get(queue) ?? 0) + 1)
+    const unsubscribe = await this.#feed.control(queueKey(queue, 'ctl'), message => {
       const kind = message.charAt(0)
-      if (kind === 'c') listener({ type: 'cancel', id: message.slice(1) })
-      else if (kind === 'P') listener({ type: 'paused' })
+      if (kind === 'c') {
+        listener({ type: 'cancel', id: message.slice(1) })
+        this.#cancelHeard(queue, message.slice(1))
+      } else if (kind === 'P') listener({ type: 'paused' })
       else if (kind === 'R') listener({ type: 'resumed' })
       else if (kind === 'S') listener({ type: 'schedules' })
       else if (kind === '') listener({ type: 'resync' })
+    })
+    return () => {
+      this.#controlled.set(queue, (this.#controlled.get(queue) ?? 1) - 1)
+      unsubscribe()
+    }
+  }
+
+  /** This process's control listeners of `queue` heard the cancel of `id`. */
+  #cancelHeard(queue: string, id: string): void {
+    const key = `${queue}\n${id}`
+    for (const done of [...(this.#cancelWaiters.get(key) ?? [])]) done()
+  }
+
+  /**
+   * Resolves once this process's pools of `queue` heard that `id` was cancelled (at most
+   * CANCEL_SYNC_MS): a task one of them reserved ahead and has not started is then never started.
+   * Pools in other processes hear it as the message reaches them.
+   */
+  #cancelSync(queue: string, id: string): Promise<void> {
+    if (!this.#controlled.get(queue)) return Promise.resolve()
+    const key = `${queue}\n${id}`
+    return new Promise(resolve => {
+      const waiters = this.#cancelWaiters.get(key) ?? new Set<() => void>()
+      const done = () => {
+        clearTimeout(timer)
+        waiters.delete(done)
+        if (waiters.size === 0 && this.#cancelWaiters.get(key) === waiters)
+          this.#cancelWaiters.delete(key)
+        resolve()
+      }
+      const timer = setTimeout(done, CANCEL_SYNC_MS)
+      waiters.add(done)
+      this.#cancelWaiters.set(key, waiters)
     })
   }
 
@@ -458,9 +501,13 @@ export class RedisBackend implements Backend {
 
   async cancel(queue: string, id: string): Promise<boolean> {
     this.#open()
+    const sync = this.#controlled.get(queue) ? this.#cancelSync(queue, id) : undefined
     const [done, owed] = await this.#scripts.cancel(queue, id)
     this.#handovers.start(queue, owed)
-    return done === 1
+    // A worker held it: wait until this process's pools heard (the message may come first).
+    if (done === 2) await sync
+    else if (sync) this.#cancelHeard(queue, id)
+    return done > 0
   }
 
   async size(queue: string): Promise<number> {

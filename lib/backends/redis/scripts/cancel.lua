@@ -7,13 +7,15 @@
   ARGV[3]  task id
   Returns: { done, owed }
     done  1 cancelled (outcome 'k' + JSON {taskName, queue, taskId}, cascading to dependents),
-          0 not cancellable (unknown or finished)
+          2 the same for a task a worker held (it is told on the control channel), 0 not
+          cancellable (unknown or finished)
     owed  hand-overs to dependents on other queues (common.lua), SPLIT calls only
 ]]
+local held = redis.call('HEXISTS', key(QUEUE, 'tokens'), ARGV[3]) == 1
 local done = cancel_one(QUEUE, ARGV[3], false)
 if done and redis.call('LLEN', key(QUEUE, 'wait')) == 0 and
   redis.call('EXISTS', key(QUEUE, 'prio')) == 0 then
   redis.call('DEL', key(QUEUE, 'wake'))
 end
 flush_all()
-return { done and 1 or 0, owed or NONE }
+return { done and (held and 2 or 1) or 0, owed or NONE }
