@@ -6,106 +6,26 @@
  * `redisFunctions: false`) each operation is a script of its own, helpers included, sent with
  * EVALSHA (ioredis `defineCommand`, EVAL on NOSCRIPT). Call sites never name a script or count keys.
  */
-import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { Cluster } from 'ioredis'
 import type { Park } from '../backend.js'
 import { PREFIX, queueKey } from './keys.js'
 import { checkServer } from './checks.js'
 import type { Connection } from './connections.js'
 import { ReplicationTimeout } from '../../errors.js'
+import { command, load, type Name, scriptSha } from './lua-source.js'
+import type {
+  EnqueueEntry,
+  ExchangeReply,
+  FinishEntry,
+  Fill,
+  InfoReply,
+  Link,
+  ListReply,
+  ListStep,
+  MetricsReply,
+} from './script-types.js'
 
-const read = (name: string): string =>
-  readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8')
-
-const NAMES = [
-  'enqueue',
-  'exchange',
-  'renew',
-  'sweep',
-  'cancel',
-  'purge',
-  'status',
-  'size',
-  'inspect',
-  'register-worker',
-  'progress',
-  'info',
-  'list',
-  'configure',
-  'limit',
-  'cache',
-  'schedule',
-  'metrics',
-  'link',
-  'fill',
-] as const
-
-type Name = (typeof NAMES)[number]
-
-/**
- * The helpers every operation uses, in this order (each uses only what comes before it): basics,
- * events and metrics, the lines tasks wait in, limits and the cache, how tasks end, reserving and
- * readying, storing a new task.
- */
-const PRELUDE = ['common', 'observe', 'lines', 'shaping', 'store', 'ready', 'admit'] as const
-
-/** The Lua source, both ways it is sent. */
-interface Sources {
-  /** One whole script per operation (EVALSHA). */
-  scripts: Map<Name, string>
-  /** The function library: its source, and each operation's function name. */
-  library: { code: string; functions: Map<Name, string> }
-}
-
-let sources: Sources | undefined
-
-/** The Lua local that holds an operation: a function of (keys, args), as FCALL calls it. */
-const local = (name: Name): string => `op_${name.replace('-', '_')}`
-
-function load(): Sources {
-  if (sources) return sources
-  const prelude = PRELUDE.map(read).join('\n')
-  const op = (name: Name) =>
-    `local function ${local(name)}(_, args)\nbegin(args)\n${read(name)}\nend`
-  // A script's globals KEYS and ARGV, taken before common.lua declares its own ARGV.
-  const script = (n: Name) =>
-    `local keys, args = KEYS, ARGV\n${prelude}\n${op(n)}\nreturn ${local(n)}(keys, args)`
-  const scripts = new Map(NAMES.map(n => [n, script(n)] as const))
-  // The library is named for its content: processes running different versions of worq on one
-  // server each call their own, and loading is idempotent.
-  const body = `${prelude}\n${NAMES.map(op).join('\n')}`
-  const lib = `worq_${createHash('sha1').update(body).digest('hex').slice(0, 12)}`
-  const functions = new Map(NAMES.map(n => [n, `${lib}_${local(n).slice(3)}`] as const))
-  const register = NAMES.map(n => `redis.register_function('${functions.get(n)}', ${local(n)})`)
-  const code = `#!lua name=${lib}\n${body}\n${register.join('\n')}\n`
-  sources = { scripts, library: { code, functions } }
-  return sources
-}
-
-/** One task of an enqueue batch, as enqueue.lua takes it. */
-export interface EnqueueEntry {
-  id: string
-  /** Epoch ms before which it must not run; 0 = now. */
-  runAt: number
-  /** The record: `E0:<header JSON>\n<payload>`, or `P0:…` for a task with Deferred arguments. */
-  body: string
-  /**
-   * `<flags>|<heartrate>|<keep ms>|<client>|<generation>\n<name>|<enqueued>|<attempts>|<priority>`,
-   * as in the header (keep 0, no client: ignoreResult); flags: s Deferred arguments, k cache,
-   * m metadata, q a priority.
-   */
-  meta: string
-}
-
-/** One finish, as exchange.lua takes it. */
-export interface FinishEntry {
-  id: string
-  token: string
-  outcome: string
-  /** Epoch ms to run again, or 'release': back first in line, the attempt uncounted. */
-  retryAt?: number | 'release'
-}
+export type * from './script-types.js'
 
 type Arg = string | number
 type Call = (...args: Arg[]) => Promise<unknown>
@@ -496,63 +416,8 @@ export class Scripts {
   }
 }
 
-/** What exchange.lua returns: stale ids, reserved (flat), nextDueIn, mine, owed. */
-export type ExchangeReply = [string[], unknown[], number, string[], string[]]
-
-/** A dependent on another queue to register on an argument task (link.lua). */
-export interface Link {
-  /** The dependent's queue and id. */
-  queue: string
-  id: string
-  slot: string
-  generation: string
-  /** The argument task's id, on the queue link.lua runs on. */
-  argument: string
-}
-
-/** An argument's outcome for a dependent's slot (fill.lua). */
-export interface Fill {
-  id: string
-  slot: string
-  generation: string
-  outcome: string
-}
-
-/** What metrics.lua returns: the totals (flat) and minutes (minute, flat, …). */
-export type MetricsReply = [string[], Array<number | string[]>]
-
-/** What info.lua returns of a known task: record, tokens value, progress, due time. */
-export type InfoReply = [string, string | false, string | false, string | false]
-
-/** What list.lua returns: off, or matches (5 entries each), how many it skipped, where to go on. */
-export type ListReply = ['off'] | [Array<string | false>, number, string | false]
-
-/** One step of a listing (list.lua's arguments). */
-export interface ListStep {
-  /** Comma-separated statuses, '' for all. */
-  statuses: string
-  name: string
-  /** '+inf' or '(<score>'. */
-  max: string
-  /** '-inf' or '(<score>'. */
-  min: string
-  skip: number
-  want: number
-  first: boolean
-  budget: number
-}
-
 /**
  * The namespace argument of a call that must keep to its queue's slot (common.lua): a Deferred
  * argument on another queue is then handed over in two steps (handover.ts).
  */
 const SPLIT_PREFIX = `${PREFIX}!`
-
-/** The SHA1 of an operation's whole script (EVALSHA). */
-function scriptSha(name: Name): string {
-  return createHash('sha1').update(load().scripts.get(name)!).digest('hex')
-}
-
-function command(name: Name): string {
-  return `worq_${name.replace('-', '_')}`
-}
