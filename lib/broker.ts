@@ -4,7 +4,6 @@
  * into one backend round trip), hands back Deferreds, and manages the queue: its tasks (info,
  * listing, cancel), its settings, pause, limits, schedules and result cache.
  */
-import { nanoid } from 'nanoid'
 import { openBackend, checkUrl, type BackendHandle, type BackendOptions } from './backends/index.js'
 import type { Backend, Limit, NewTask, QueueInfo, QueueSettings } from './backends/backend.js'
 import { Deferred, type DeferredHost } from './deferred.js'
@@ -15,8 +14,14 @@ import {
   PayloadTooLarge,
   TransactionsUnsupported,
 } from './errors.js'
-import { checkId, checkOptions, resolveOptions, type ResolvedOptions } from './options.js'
-import { callInfo, makeQueue, type Queue, type QueueHost } from './queue.js'
+import {
+  checkId,
+  checkOptions,
+  newTaskId,
+  resolveOptions,
+  type ResolvedOptions,
+} from './options.js'
+import { makeQueue, type Queue, type QueueHost } from './queue.js'
 import { TaskSpace, checkName } from './taskspace.js'
 import type { TaskFunction, TaskOptions, TransactionClient } from './types.js'
 import type { TransactionalBackend } from './backends/backend.js'
@@ -27,18 +32,14 @@ import { encodeTask } from './encode-task.js'
 import { startEnqueue } from './tracing.js'
 import { listQuery, toTaskInfo, type TaskFilter, type TaskInfo } from './task-info.js'
 import { BrokerCache } from './admin/cache.js'
+import { retryTask, taskTypes } from './admin/retry.js'
+import { storedSchedule } from './admin/schedule-call.js'
 import { checkLimit, checkLimitName } from './admin/limits.js'
-import {
-  checkSchedule,
-  nextDue,
-  scheduleInfo,
-  type Schedule,
-  type ScheduleInfo,
-} from './admin/schedules.js'
+import { scheduleInfo, type Schedule, type ScheduleInfo } from './admin/schedules.js'
 import { checkSettings } from './admin/settings.js'
 import { EventStream, type EventsOptions } from './events/stream.js'
 import { summarize, type QueueMetrics } from './metrics/summary.js'
-import { storedBackoff, type MinuteCounts } from './backends/backend.js'
+import type { MinuteCounts } from './backends/backend.js'
 
 /** Options of `expose`. */
 export interface ExposeOptions {
@@ -179,13 +180,7 @@ export class Broker implements QueueHost {
 
   /** Every task name the live workers of the queue expose, with how many workers expose it. */
   async types(): Promise<TaskType[]> {
-    const { workers } = await this.inspect()
-    const counts = new Map<string, number>()
-    for (const w of workers)
-      for (const n of new Set(w.names)) counts.set(n, (counts.get(n) ?? 0) + 1)
-    return [...counts]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([name, workers]) => ({ name, workers }))
+    return taskTypes((await this.inspect()).workers)
   }
 
   /**
@@ -211,27 +206,10 @@ export class Broker implements QueueHost {
     if (!['failed', 'expired', 'cancelled'].includes(info.status) || !info.call)
       throw new NotRetryable(info.name, this.name, id, info.status)
     const c = info.call
-    const newId = nanoid()
+    const newId = newTaskId()
     const handle = await this.#ready()
     if (!c.ignoreResult) await handle.hub.ready()
-    const task: NewTask = {
-      id: newId,
-      name: info.name,
-      payload: c.payload,
-      deps: c.deps,
-      onError: c.onError,
-      ignoreResult: c.ignoreResult,
-      resultTimeout: c.resultTimeout,
-      heartrate: c.heartrate,
-      attempts: c.attempts,
-      backoff: storedBackoff(c.backoff),
-      runAt: 0,
-      timeout: c.timeout,
-      priority: info.priority,
-      metadata: info.metadata ?? '',
-      cache: undefined,
-      trace: '',
-    }
+    const task = retryTask(info, c, newId)
     const deferred = c.ignoreResult
       ? undefined
       : new Deferred<unknown>(this.#host(handle.hub, backend), this.name, info.name, newId)
@@ -332,30 +310,8 @@ export class Broker implements QueueHost {
     call: unknown,
     ...args: unknown[]
   ): Promise<ScheduleInfo> {
-    checkId(id)
-    if (id.includes('@'))
-      throw new TypeError('Expected the schedule `id` to have no "@" (runs are <id>@<time>)')
-    const timing = checkSchedule(when)
-    const info = callInfo(call)
-    if (!info)
-      throw new TypeError(
-        'Expected `call` to be a queue function like q.reports.build, or task(q.reports.build, options)',
-      )
-    const opts = resolveOptions(info.defaults, info.options ?? {})
-    const values = await resolveArgs(args)
-    const now = Date.now()
-    const { id: _id, runAt: _runAt, ...task } = encodeTask(info.path, '-', values, opts, 0)
-    const startAt = timing.startAt ?? ('every' in timing.when ? now + timing.when.every : undefined)
-    const stored = {
-      ...timing,
-      ...(startAt !== undefined && { startAt }),
-      id,
-      name: info.path,
-      task,
-      runs: 0,
-      next: null as number | null,
-    }
-    stored.next = nextDue(stored, now - 1)
+    const stored = await storedSchedule(id, when, call, args)
+    const { task } = stored
     const backend = await this.#backend()
     if (backend.limits.maxPayloadBytes < Buffer.byteLength(task.payload))
       throw new PayloadTooLarge(
@@ -438,7 +394,7 @@ export class Broker implements QueueHost {
     args: unknown[],
     opts: ResolvedOptions,
   ): Promise<Deferred<unknown> | undefined> {
-    const id = checkId(typeof opts.id === 'function' ? opts.id(...args) : (opts.id ?? nanoid()))
+    const id = checkId(typeof opts.id === 'function' ? opts.id(...args) : (opts.id ?? newTaskId()))
     const open = this.#opened
     if (open && (opts.ignoreResult || open.hub.listening))
       return this.#submit(open, path, id, args, opts)

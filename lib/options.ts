@@ -2,6 +2,7 @@
  * Task options: defaults, merging and validation. Bad options throw a TypeError that
  * names the option and what it expects.
  */
+import { nanoid } from 'nanoid'
 import { PRIORITY_RANGE, storedBackoff, type StoredBackoff } from './backends/backend.js'
 import type { TaskOptions, TransactionClient } from './types.js'
 
@@ -169,6 +170,15 @@ function checkBackoff(b: unknown): void {
   if (o.jitter !== undefined && (typeof o.jitter !== 'number' || o.jitter < 0 || o.jitter > 1))
     throw new TypeError('Expected `backoff.jitter` to be a number from 0 to 1')
   if (o.maxDelay !== undefined) positive('backoff.maxDelay', o.maxDelay, 0)
+}
+
+/**
+ * A new task id: 21 random URL-safe characters (nanoid), never starting with `-`, so that it can
+ * be given to the `worq` command as it is (a leading dash would read as an option).
+ */
+export function newTaskId(): string {
+  const id = nanoid()
+  return id.charCodeAt(0) === 45 ? `_${id.slice(1)}` : id
 }
 
 /** Checks a task id. */

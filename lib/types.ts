@@ -46,7 +46,7 @@ export interface TaskOptions<Args extends unknown[] = unknown[]> {
    * The task id, or a function of the call's (resolved) arguments that returns it. While a task
    * with that id is pending, enqueued or processing, another call with it fails with
    * `DuplicateTask`; once it finished, the id may be used again and the new run replaces the kept
-   * result. @default a random 21-character id
+   * result. @default a random 21-character id of URL-safe characters that never starts with `-`
    */
   id?: string | ((...args: Args) => string)
   /** Fire and forget: the call resolves to `undefined` and no result is kept. @default false */

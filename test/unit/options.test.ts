@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { checkOptions, resolveOptions } from '../../lib/options.js'
+import { checkOptions, newTaskId, resolveOptions } from '../../lib/options.js'
 import { backoffDelay, storedBackoff } from '../../lib/backends/backend.js'
 import { TaskSpace } from '../../lib/taskspace.js'
 import { getBroker } from '../../lib/broker.js'
@@ -45,6 +45,14 @@ describe('options', () => {
     expect(backoffDelay(exp, 2, 0)).to.equal(200)
     expect(backoffDelay(exp, 3, 0)).to.equal(350)
     expect(backoffDelay(exp, 2, 1)).to.equal(100)
+  })
+})
+
+describe('task ids', () => {
+  it('are 21 URL-safe characters and never start with a dash (the worq command takes them as they are)', () => {
+    const ids = Array.from({ length: 20_000 }, newTaskId)
+    for (const id of ids) expect(id).to.match(/^[A-Za-z0-9_][A-Za-z0-9_-]{20}$/)
+    expect(new Set(ids).size).to.equal(ids.length)
   })
 })
 

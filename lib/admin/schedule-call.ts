@@ -1,0 +1,44 @@
+/** A schedule as `broker.schedule()` stores it: its call checked and encoded once, its first due time. */
+import type { StoredSchedule } from '../backends/backend.js'
+import { encodeTask } from '../encode-task.js'
+import { checkId, resolveOptions } from '../options.js'
+import { callInfo } from '../queue.js'
+import { resolveArgs } from '../resolve-args.js'
+import { checkSchedule, nextDue, type Schedule } from './schedules.js'
+
+/**
+ * Checks a schedule's id, timing and call, and encodes the call as the task each run enqueues.
+ * A bad part is a `TypeError` that names it.
+ */
+export async function storedSchedule(
+  id: string,
+  when: Schedule,
+  call: unknown,
+  args: unknown[],
+): Promise<StoredSchedule> {
+  checkId(id)
+  if (id.includes('@'))
+    throw new TypeError('Expected the schedule `id` to have no "@" (runs are <id>@<time>)')
+  const timing = checkSchedule(when)
+  const info = callInfo(call)
+  if (!info)
+    throw new TypeError(
+      'Expected `call` to be a queue function like q.reports.build, or task(q.reports.build, options)',
+    )
+  const opts = resolveOptions(info.defaults, info.options ?? {})
+  const values = await resolveArgs(args)
+  const now = Date.now()
+  const { id: _id, runAt: _runAt, ...task } = encodeTask(info.path, '-', values, opts, 0)
+  const startAt = timing.startAt ?? ('every' in timing.when ? now + timing.when.every : undefined)
+  const stored = {
+    ...timing,
+    ...(startAt !== undefined && { startAt }),
+    id,
+    name: info.path,
+    task,
+    runs: 0,
+    next: null as number | null,
+  }
+  stored.next = nextDue(stored, now - 1)
+  return stored
+}
