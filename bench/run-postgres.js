@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startPostgres } from './postgres.js'
-import { stat, tableRow } from './table.js'
+import { key, runInterleaved, stat, tableRow } from './table.js'
 
 const PN = Number(process.env.BENCH_PG_N ?? 5000)
 export const PG_LIBS = (process.env.BENCH_PG_LIBS ?? 'worq,pg-boss,graphile-worker').split(',')
@@ -95,27 +95,18 @@ export async function postgresRows({ here, root, reps }) {
     return r
   }
 
-  const results = new Map()
-  const key = (s, n, c) => `${s}|${n}|${c}`
+  let results
   try {
-    for (let rep = 1; rep <= reps; rep++) {
-      for (const [scenario, n, c] of SCENARIOS) {
-        for (const lib of LIBS) {
-          const r = await runOnce(lib, scenario, n, c)
-          const k = key(scenario, n, c)
-          if (!results.has(k)) results.set(k, new Map())
-          if (!results.get(k).has(lib)) results.get(k).set(lib, [])
-          results.get(k).get(lib).push(r)
-          if (r.skipped) skipReasons.set(lib, r.skipped)
-          const shown = r.skipped
-            ? `skipped: ${r.skipped}`
-            : r.p50 !== undefined
-              ? `p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms`
-              : `${Math.round(r.tasksPerSec)} tasks/s`
-          console.log(`postgres rep ${rep} ${scenario} n=${n} c=${c} ${lib}: ${shown}`)
-        }
-      }
-    }
+    results = await runInterleaved({
+      reps: reps,
+      scenarios: SCENARIOS,
+      libs: LIBS,
+      runOnce,
+      label: 'postgres ',
+      onRun: (lib, r) => {
+        if (r.skipped) skipReasons.set(lib, r.skipped)
+      },
+    })
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)

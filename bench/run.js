@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startRedis } from './redis.js'
 import { PG_LIBS, postgresRows } from './run-postgres.js'
-import { stat, tableRow } from './table.js'
+import { key, runInterleaved, stat, tableRow } from './table.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -117,26 +117,15 @@ if (BACKENDS.includes('redis')) {
     return r
   }
 
-  const results = new Map() // key → lib → runs
-  const key = (s, n, c) => `${s}|${n}|${c}`
+  let results
   try {
-    for (let rep = 1; rep <= REPS; rep++) {
-      for (const [scenario, n, c] of SCENARIOS) {
-        for (const lib of LIBS) {
-          const r = await runOnce(lib, scenario, n, c)
-          const k = key(scenario, n, c)
-          if (!results.has(k)) results.set(k, new Map())
-          if (!results.get(k).has(lib)) results.get(k).set(lib, [])
-          results.get(k).get(lib).push(r)
-          const shown =
-            r.skipped ??
-            (r.p50 !== undefined
-              ? `p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms`
-              : `${Math.round(r.tasksPerSec)} tasks/s`)
-          console.log(`rep ${rep} ${scenario} n=${n} c=${c} ${lib}: ${shown}`)
-        }
-      }
-    }
+    results = await runInterleaved({
+      reps: REPS,
+      scenarios: SCENARIOS,
+      libs: LIBS,
+      runOnce,
+      label: '',
+    })
   } finally {
     admin.disconnect()
     redis.stop()

@@ -31,3 +31,34 @@ export function tableRow(label, metric, stats, libs, peers) {
   })
   return `| ${label} | ${metric} | ${stats.map(s => s.text).join(' | ')} | ${ratios.join(' | ')} |`
 }
+
+/**
+ * Runs every scenario for every library, `reps` times, interleaved (a, b, c, a, b, c, …), and
+ * prints each run as `<label>rep <rep> <scenario> n=<n> c=<c> <lib>: <what it measured>`.
+ * Resolves to the runs by `key(scenario, n, c)`, then by library.
+ */
+export async function runInterleaved({ reps, scenarios, libs, runOnce, label = '', onRun }) {
+  const results = new Map()
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const [scenario, n, c] of scenarios) {
+      for (const lib of libs) {
+        const r = await runOnce(lib, scenario, n, c)
+        const k = key(scenario, n, c)
+        if (!results.has(k)) results.set(k, new Map())
+        if (!results.get(k).has(lib)) results.get(k).set(lib, [])
+        results.get(k).get(lib).push(r)
+        onRun?.(lib, r)
+        const shown = r.skipped
+          ? `skipped: ${r.skipped}`
+          : r.p50 !== undefined
+            ? `p50 ${r.p50.toFixed(3)} ms p99 ${r.p99.toFixed(3)} ms`
+            : `${Math.round(r.tasksPerSec)} tasks/s`
+        console.log(`${label}rep ${rep} ${scenario} n=${n} c=${c} ${lib}: ${shown}`)
+      }
+    }
+  }
+  return results
+}
+
+/** The key of a scenario's runs. */
+export const key = (s, n, c) => `${s}|${n}|${c}`
