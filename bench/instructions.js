@@ -11,10 +11,12 @@
 // BATCH=25 makes the calls in rounds of 25 at once (a pool of concurrency 25), as a busy queue
 // does; WORQ_SETTINGS='{"events":false}' configures the queue's settings first (docs/settings.md).
 //
+// IR_KEEP=/tmp/ir keeps each count's callgrind file as /tmp/ir.<n> (callgrind_annotate reads it).
+//
 // Needs valgrind (apt-get install valgrind).
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, serverArgs } from './redis.js'
@@ -80,6 +82,7 @@ async function count(n) {
     execFileSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'])
     await once(server, 'exit')
     const ir = Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(out, 'utf8'))[1])
+    if (process.env.IR_KEEP) copyFileSync(out, `${process.env.IR_KEEP}.${n}`)
     rmSync(dir, { recursive: true, force: true })
     return ir
   }
