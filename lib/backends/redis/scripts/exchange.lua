@@ -149,7 +149,7 @@ end
 -- Promote due delayed tasks (FIFO by due time), looking at the earliest one first.
 local first = earliest_due(QUEUE)
 if first and first <= now() then
-  local due = redis.call('ZRANGE', delayed, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 1000)
+  local due = redis.call('ZRANGE', delayed, '-inf', now_str(), 'BYSCORE', 'LIMIT', '0', '1000')
   redis.call('ZREM', delayed, unpack(due))
   for _, m in ipairs(due) do
     local id, prio = split_member(m)
@@ -189,10 +189,11 @@ if #reserved < 5 * max and not paused then
     parks = true
     local till = park
     if next_due >= 0 and next_due < till then till = next_due end
-    redis.call('HSET', parked, worker, slots .. '|' .. (now() + till) .. '|' .. nonce .. 'p')
+    redis.call('HSET', parked, worker,
+      digits(slots) .. '|' .. digits(now() + till) .. '|' .. nonce .. 'p')
     -- A park dropped early is harmless (the enqueue wakes the worker with a marker instead): the
     -- hash lives as long as the latest park.
-    redis.call('PEXPIRE', parked, till + 1000)
+    redis.call('PEXPIRE', parked, digits(till + 1000))
   end
 end
 -- Whatever this worker asked before, it is not waiting now.
@@ -201,7 +202,7 @@ if not parks then redis.call('HDEL', parked, worker) end
 -- block on its list (it exchanges again as soon as a task ends, and each exchange parks it anew):
 -- taken here, so that no handed task waits for the worker's next BLPOP. The worker accepts them
 -- beyond `max` (its prefetch holds them until a slot frees).
-local handed = redis.call('LPOP', key(QUEUE, 'h:' .. worker), 100)
+local handed = redis.call('LPOP', key(QUEUE, 'h:' .. worker), '100')
 if handed then
   for _, message in ipairs(handed) do
     local ok, got = pcall(cjson.decode, message)
@@ -225,7 +226,7 @@ if #reserved > 0 or dropped > 0 then
     ids[#ids + 1] = reserved[i + 1]
   end
   redis.call('SET', memo_key, nonce .. '\n' .. cjson.encode({ stale, ids }), 'PX',
-    math.max(longest, dropped))
+    digits(math.max(longest, dropped)))
 elseif memo then
   -- A worker's calls follow one another: this one means the last reply arrived.
   redis.call('DEL', memo_key)

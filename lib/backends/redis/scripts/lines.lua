@@ -14,7 +14,7 @@ local PRIO_UNIT = 4294967296
 local earliest
 local function earliest_due(queue)
   if earliest[queue] == nil then
-    local first = redis.call('ZRANGE', key(queue, 'delayed'), 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', key(queue, 'delayed'), '0', '0', 'WITHSCORES')
     earliest[queue] = first[2] and tonumber(first[2]) or false
   end
   return earliest[queue]
@@ -22,7 +22,7 @@ end
 
 -- The member of a delayed task.
 local function delayed_member(id, prio)
-  if prio and prio ~= 0 then return id .. '\t' .. prio end
+  if prio and prio ~= 0 then return id .. '\t' .. digits(prio) end
   return id
 end
 
@@ -52,12 +52,12 @@ end
 local function make_ready(queue, id, run_at, prio)
   if run_at and run_at > 0 and run_at > now() then
     local first = earliest_due(queue)
-    redis.call('ZADD', key(queue, 'delayed'), run_at, delayed_member(id, prio))
+    redis.call('ZADD', key(queue, 'delayed'), digits(run_at), delayed_member(id, prio))
     if not first or run_at < first then
       earliest[queue] = run_at
       -- A new earliest due time: let a blocked worker shorten its wait. The key is kept briefly.
       wake(queue)
-      redis.call('PEXPIRE', key(queue, 'wake'), 10000)
+      redis.call('PEXPIRE', key(queue, 'wake'), '10000')
     end
     return
   end
@@ -76,7 +76,7 @@ end
 local function put_first(queue, id, prio)
   if prio and prio ~= 0 then
     local n = redis.call('INCR', key(queue, 'pseq'))
-    return redis.call('ZADD', key(queue, 'prio'), prio * PRIO_UNIT - n, id) == 1 and
+    return redis.call('ZADD', key(queue, 'prio'), digits(prio * PRIO_UNIT - n), id) == 1 and
       redis.call('ZCARD', key(queue, 'prio')) == 1 and
       redis.call('LLEN', key(queue, 'wait')) == 0
   end

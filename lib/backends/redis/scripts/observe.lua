@@ -102,30 +102,31 @@ end
 
 local function flush_events(queue, e)
   local n = e.n
-  local last = redis.call('INCRBY', key(queue, 'evn'), n)
+  local last = redis.call('INCRBY', key(queue, 'evn'), digits(n))
   local floor = last - conf(queue).evmax
   if floor < 0 then floor = 0 end
+  local id = digits(last) .. '-0'
   local body = now_str() .. '\30' .. table.concat(e[1], '\31') .. '\30' ..
     table.concat(e[2], '\31') .. '\30' .. table.concat(e[3], '\31') .. '\30' ..
     table.concat(e[4], '\31')
   local skey = key(queue, 'ev')
-  local added = redis.pcall('XADD', skey, 'MINID', '~', floor, last .. '-0', 'v', body)
+  local added = redis.pcall('XADD', skey, 'MINID', '~', digits(floor), id, 'v', body)
   if type(added) == 'table' and added.err then
     -- The counter went back (its key was removed): the stream starts over from it.
     redis.call('DEL', skey)
-    redis.call('XADD', skey, last .. '-0', 'v', body)
+    redis.call('XADD', skey, id, 'v', body)
   end
   -- A queue left alone forgets its events after EVENTS_TTL: the TTL is renewed about every
   -- thousand events (and on the first).
   local start = last - n
   if start == 0 or math.floor(start / 1000) < math.floor(last / 1000) then
-    redis.call('PEXPIRE', skey, EVENTS_TTL)
-    redis.call('PEXPIRE', key(queue, 'evn'), EVENTS_TTL)
+    redis.call('PEXPIRE', skey, digits(EVENTS_TTL))
+    redis.call('PEXPIRE', key(queue, 'evn'), digits(EVENTS_TTL))
   end
 end
 
 local function flush_metrics(queue, m)
-  local minute = now() - now() % 60000
+  local minute = digits(now() - now() % 60000)
   local mkey = key(queue, 'm:' .. minute)
   local fields = { 'z' }
   for f in pairs(m) do fields[#fields + 1] = f end
@@ -133,11 +134,11 @@ local function flush_metrics(queue, m)
   local set = { 'z', '1' }
   for i = 2, #fields do
     set[#set + 1] = fields[i]
-    set[#set + 1] = (tonumber(old[i]) or 0) + m[fields[i]]
+    set[#set + 1] = digits((tonumber(old[i]) or 0) + m[fields[i]])
   end
   redis.call('HSET', mkey, unpack(set))
   if not old[1] then
-    redis.call('PEXPIREAT', mkey, minute + 1441 * 60000)
+    redis.call('PEXPIREAT', mkey, digits(tonumber(minute) + 1441 * 60000))
     -- The totals begin with the queue's first minute (fold_metrics()).
     if redis.call('HSETNX', key(queue, 'mt'), 'upto', minute) == 1 then
       redis.call('PEXPIRE', key(queue, 'mt'), 30 * 86400000)

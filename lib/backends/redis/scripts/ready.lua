@@ -104,7 +104,7 @@ local function reserve(queue, max, nonce, take, worker)
         bad_message(queue, id, nil, 'the key holds no worq task record')
       end
       if made then
-        local token = nonce .. '.' .. (taken + 1)
+        local token = nonce .. '.' .. digits(taken + 1)
         local verdict, arg = 'ok', false
         if limited then verdict, arg = take_slots(queue, id, name, token) end
         if verdict == 'hold' then
@@ -154,18 +154,18 @@ local function from_wait(queue)
   local prioritized = redis.call('EXISTS', pkey) == 1
   if not prioritized then
     return function(n)
-      return redis.call('RPOP', wait, n)
+      return redis.call('RPOP', wait, digits(n))
     end
   end
   return function(n)
-    local ids = redis.call('ZRANGE', pkey, '-inf', '(0', 'BYSCORE', 'LIMIT', 0, n)
+    local ids = redis.call('ZRANGE', pkey, '-inf', '(0', 'BYSCORE', 'LIMIT', '0', digits(n))
     if #ids > 0 then
       redis.call('ZREM', pkey, unpack(ids))
       return ids
     end
-    ids = redis.call('RPOP', wait, n)
+    ids = redis.call('RPOP', wait, digits(n))
     if ids then return ids end
-    local popped = redis.call('ZPOPMIN', pkey, n)
+    local popped = redis.call('ZPOPMIN', pkey, digits(n))
     if #popped == 0 then return nil end
     ids = {}
     for i = 1, #popped - 1, 2 do ids[#ids + 1] = popped[i] end
@@ -213,8 +213,8 @@ local function hand_over(queue, parks, take)
         local left = tonumber(slots) - #got / 5
         local base, before = string.match(nonce, '^(.-p)(%d*)$')
         if left > 0 and base then
-          local next_nonce = base .. ((tonumber(before) or 0) + #got / 5)
-          redis.call('HSET', pkey, worker, left .. '|' .. till .. '|' .. next_nonce)
+          local next_nonce = base .. digits((tonumber(before) or 0) + #got / 5)
+          redis.call('HSET', pkey, worker, digits(left) .. '|' .. till .. '|' .. next_nonce)
         else
           redis.call('HDEL', pkey, worker)
         end
@@ -224,7 +224,7 @@ local function hand_over(queue, parks, take)
           -- Unpopped (the worker died parked), the reservations lapse with their leases; the
           -- sweep that finds them puts them back uncounted and deletes the list, which otherwise
           -- goes a minute after them.
-          redis.call('PEXPIRE', list, longest + 60000)
+          redis.call('PEXPIRE', list, digits(longest + 60000))
         end
         if drained then return end
       end
@@ -259,10 +259,10 @@ local function flush_ready()
     local wait = key(queue, 'wait')
     local paused = conf(queue).paused
     if #plist > 0 then
-      local n = redis.call('INCRBY', key(queue, 'pseq'), #plist / 2)
+      local n = redis.call('INCRBY', key(queue, 'pseq'), digits(#plist / 2))
       local zadd = {}
       for i = 1, #plist - 1, 2 do
-        zadd[#zadd + 1] = plist[i + 1] * PRIO_UNIT + n - (#plist - i - 1) / 2
+        zadd[#zadd + 1] = digits(plist[i + 1] * PRIO_UNIT + n - (#plist - i - 1) / 2)
         zadd[#zadd + 1] = plist[i]
       end
       redis.call('ZADD', key(queue, 'prio'), unpack(zadd))

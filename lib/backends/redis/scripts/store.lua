@@ -23,7 +23,7 @@ local function index_add(queue, id, score)
     list = {}
     idx_buf[queue] = list
   end
-  list[#list + 1] = score
+  list[#list + 1] = digits(score)
   list[#list + 1] = id
 end
 
@@ -43,29 +43,43 @@ local function gc_add(queue, id, expires_ms)
   list[#list + 1] = id
 end
 
+-- A bucket is in `gcs` for as long as it exists: it is registered by the push that creates it, and
+-- gc_step() unregisters it once emptied. So a push onto a bucket that was there already
+-- registers nothing.
 local function flush_listing()
   for queue, list in pairs(idx_buf) do redis.call('ZADD', key(queue, 'idx'), unpack(list)) end
   for _, queue in ipairs(gc_order) do
     local secs = {}
     for sec, list in pairs(gc_buf[queue]) do
-      redis.call('RPUSH', key(queue, 'gc:' .. sec), unpack(list))
-      secs[#secs + 1] = sec
-      secs[#secs + 1] = sec
+      local s = digits(sec)
+      if redis.call('RPUSH', key(queue, 'gc:' .. s), unpack(list)) == #list then
+        secs[#secs + 1] = s
+        secs[#secs + 1] = s
+      end
     end
-    redis.call('ZADD', key(queue, 'gcs'), unpack(secs))
+    if #secs > 0 then redis.call('ZADD', key(queue, 'gcs'), unpack(secs)) end
   end
   idx_buf, gc_buf, gc_order = {}, {}, {}
 end
 
+-- Per queue, the second in which gc_step() last found no bucket due (a hint kept between calls:
+-- a bucket is due in the second after its outcome expires, so none made later comes due within
+-- the second it is made, and checking `gcs` again in that second finds nothing; a stale hint, of
+-- another database or after a flush, delays a clean-up by a second at most).
+local gc_idle = {}
+
 -- Removes the listing entries of up to `budget` outcomes that expired by now.
 local function gc_step(queue, budget)
   local gcs = key(queue, 'gcs')
-  local due = redis.call('ZRANGE', gcs, '-inf', math.floor(now() / 1000), 'BYSCORE', 'LIMIT', 0, 4)
+  local second = math.floor(now() / 1000)
+  if gc_idle[gcs] == second then return end
+  local due = redis.call('ZRANGE', gcs, '-inf', digits(second), 'BYSCORE', 'LIMIT', '0', '4')
+  if #due == 0 then gc_idle[gcs] = second end
   local idx = key(queue, 'idx')
   for _, sec in ipairs(due) do
     if budget <= 0 then return end
     local bucket = key(queue, 'gc:' .. sec)
-    local ids = redis.call('LPOP', bucket, budget)
+    local ids = redis.call('LPOP', bucket, digits(budget))
     if ids then
       budget = budget - #ids
       local gone = {}
