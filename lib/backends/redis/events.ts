@@ -1,6 +1,6 @@
 /**
  * Reading a queue's event stream (the format of scripts/observe.lua): entries `<n>-0` holding one
- * call's events column by column, the last of which is event number n. A reader's position is an event
+ * call's events (four values each, after the call's time), the last of which is event number n. A reader's position is an event
  * number; a read that finds nothing waits with XREAD BLOCK on a blocking connection of its own
  * (kept in a small pool for the next read), and a read whose events were trimmed away meanwhile
  * reports a gap.
@@ -9,7 +9,7 @@ import type { Connection as Redis } from './connections.js'
 import type { EventBatch, EventType, ReadOptions, StoredEvent } from '../backend.js'
 import { queueKey } from './keys.js'
 
-/** One call's events, column by column (field `e` of entries written before field `v`). */
+/** One call's events, column by column (as field `e` of the oldest entries held them). */
 interface RawEvents {
   at: number
   t: EventType[]
@@ -51,18 +51,17 @@ function toEvent(e: RawEvents, j: number, n: number): StoredEvent {
 const ENDS = new Set(['completed', 'failed', 'expired', 'cancelled', 'cached', 'retrying'])
 
 /**
- * Field `v`: five columns split by \x1e, their values by \x1f (observe.lua): time, types, ids,
- * what each event says of its task (a name, a details head, or a tokens value whose head follows
- * its newline) and JSON of the rest.
+ * One call's events from its parts (observe.lua): the time, and per event its type, task id, what
+ * it says of its task (a name, a details head, or a tokens value whose head follows its newline)
+ * and JSON of the rest ('' for none).
  */
-function fromColumns(body: string): RawEvents | undefined {
-  const c = body.split('\x1e')
-  if (c.length !== 5) return undefined
-  const at = Number(c[0])
-  const t = c[1]!.split('\x1f') as EventType[]
-  const ids = c[2]!.split('\x1f')
-  const heads = c[3]!.split('\x1f')
-  const rest = c[4]!.split('\x1f')
+function fromParts(
+  at: number,
+  t: EventType[],
+  ids: string[],
+  heads: string[],
+  rest: string[],
+): RawEvents {
   const raw: RawEvents = { at, t, i: ids, n: [], a: [], w: [], x: [] }
   t.forEach((type, j) => {
     const text = heads[j] ?? ''
@@ -83,9 +82,45 @@ function fromColumns(body: string): RawEvents | undefined {
   return raw
 }
 
+/**
+ * Field `f` (the current format): the time, \x1e, then four values per event (type, task id,
+ * head, rest) split by \x1f.
+ */
+function fromFlat(body: string): RawEvents | undefined {
+  const sep = body.indexOf('\x1e')
+  if (sep < 0) return undefined
+  const values = body.slice(sep + 1).split('\x1f')
+  if (values.length % 4 !== 0) return undefined
+  const t: EventType[] = []
+  const ids: string[] = []
+  const heads: string[] = []
+  const rest: string[] = []
+  for (let k = 0; k < values.length; k += 4) {
+    t.push(values[k] as EventType)
+    ids.push(values[k + 1]!)
+    heads.push(values[k + 2]!)
+    rest.push(values[k + 3]!)
+  }
+  return fromParts(Number(body.slice(0, sep)), t, ids, heads, rest)
+}
+
+/** Field `v` (written before `f`): five columns split by \x1e, their values by \x1f. */
+function fromColumns(body: string): RawEvents | undefined {
+  const c = body.split('\x1e')
+  if (c.length !== 5) return undefined
+  return fromParts(
+    Number(c[0]),
+    c[1]!.split('\x1f') as EventType[],
+    c[2]!.split('\x1f'),
+    c[3]!.split('\x1f'),
+    c[4]!.split('\x1f'),
+  )
+}
+
 /** One entry's events, or undefined for an entry that cannot be read. */
 function entryEvents(fields: string[]): RawEvents | undefined {
   try {
+    if (fields[0] === 'f') return fromFlat(fields[1] ?? '')
     const v = fields.indexOf('v')
     if (v >= 0 && v % 2 === 0) return fromColumns(fields[v + 1] ?? '')
     const raw = JSON.parse(fields[fields.indexOf('e') + 1] ?? '{}') as RawEvents

@@ -4,18 +4,18 @@
 
   Events: stream `ev`, one entry per call, id "<n>-0" where n counts the queue's events (`evn`),
   the last of which is event n (both keys expire a week after the last event, renewed every
-  thousand events or so). Its field `v` holds the call's events column by column: five columns
-  separated by \30 (record separator), the values of a column by \31 (unit separator): the time
-  (ms, one for the call), types, task ids, what the event says of the task and the rest (JSON of
-  {d = retry delay, p = progress, e = {n = error name, m = message, c = code}}, or ''). What it
-  says of the task is its name alone (enqueued), or the details head of its run ("<name>|
-  <enqueued>|<attempts>|<priority>|<started>|<worker>|<attempt>|<holds>", common.lua), or a whole
-  tokens value, whose head follows its newline (started), or '' (paused, resumed); an end
-  event's run time is the time less <started>. Ids, names and worker ids hold no control
-  characters other than that newline, and JSON escapes them, so the separators cannot occur in a
-  value. (Entries written before this format hold field `e`,
-  JSON of the same columns; readers accept both.) The stream keeps entries from event
-  n − eventsMax on (MINID ~: at least the last eventsMax events).
+  thousand events or so). Its field `f` holds the time (ms, one for the call), \30 (record
+  separator), then four values per event, every value followed by \31 (unit separator) but the
+  last: its type, its task id, what it says of the task and the rest (JSON of {d = retry delay,
+  p = progress, e = {n = error name, m = message, c = code}}, or ''). What it says of the task is
+  its name alone (enqueued), or the details head of its run ("<name>|<enqueued>|<attempts>|
+  <priority>|<started>|<worker>|<attempt>|<holds>", common.lua), or a whole tokens value, whose
+  head follows its newline (started), or '' (paused, resumed); an end event's run time is the
+  time less <started>. Ids, names and worker ids hold no control characters other than that
+  newline, and JSON escapes them, so the separators cannot occur in a value. One flat list is
+  built per call and joined once. (Entries written before this format hold field `v`, the same
+  values column by column, or `e`, JSON of the columns; readers accept all three.) The stream
+  keeps entries from event n − eventsMax on (MINID ~: at least the last eventsMax events).
   Metrics: hash `m:<minute start, epoch ms>` with counts c completed, f failed, r retried,
   x expired, k cancelled; w<b> and t<b> wait and run times per bucket b (timeBucket() of rules.ts:
   the first b with duration ≤ 2^b ms, 21 beyond 2^20 ms); ws and ts their sums; it expires a day
@@ -36,12 +36,12 @@ local function event(queue, type, id, head, extra)
   local e = ev_buf[queue]
   if not e then
     observed(queue)
-    e = { n = 0, {}, {}, {}, {} }
+    e = { n = 0 }
     ev_buf[queue] = e
   end
-  local k = e.n + 1
-  e.n = k
-  e[1][k], e[2][k], e[3][k], e[4][k] = type, id, head, extra and cjson.encode(extra) or ''
+  local k = e.n
+  e[k + 1], e[k + 2], e[k + 3], e[k + 4] = type, id, head, extra and cjson.encode(extra) or ''
+  e.n = k + 4
 end
 
 -- True when the queue keeps events (so that a caller builds one only then).
@@ -101,20 +101,19 @@ local function count_time(queue, prefix, ms)
 end
 
 local function flush_events(queue, e)
-  local n = e.n
+  local n = e.n / 4
   local last = redis.call('INCRBY', key(queue, 'evn'), digits(n))
   local floor = last - conf(queue).evmax
   if floor < 0 then floor = 0 end
   local id = digits(last) .. '-0'
-  local body = now_str() .. '\30' .. table.concat(e[1], '\31') .. '\30' ..
-    table.concat(e[2], '\31') .. '\30' .. table.concat(e[3], '\31') .. '\30' ..
-    table.concat(e[4], '\31')
+  e[1] = now_str() .. '\30' .. e[1]
+  local body = table.concat(e, '\31', 1, e.n)
   local skey = key(queue, 'ev')
-  local added = redis.pcall('XADD', skey, 'MINID', '~', digits(floor), id, 'v', body)
+  local added = redis.pcall('XADD', skey, 'MINID', '~', digits(floor), id, 'f', body)
   if type(added) == 'table' and added.err then
     -- The counter went back (its key was removed): the stream starts over from it.
     redis.call('DEL', skey)
-    redis.call('XADD', skey, id, 'v', body)
+    redis.call('XADD', skey, id, 'f', body)
   end
   -- A queue left alone forgets its events after EVENTS_TTL: the TTL is renewed about every
   -- thousand events (and on the first).
