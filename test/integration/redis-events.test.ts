@@ -12,7 +12,15 @@ describe('redis: the event stream', () => {
     const stream = queueKey(queue, 'ev')
     const at = Date.now() - 1000
     // Event 1, as the first versions wrote it: JSON of the columns.
-    const columns = { at, t: ['enqueued'], i: ['a'], n: ['add'], a: [false], w: [false], x: [false] }
+    const columns = {
+      at,
+      t: ['enqueued'],
+      i: ['a'],
+      n: ['add'],
+      a: [false],
+      w: [false],
+      x: [false],
+    }
     await redis.admin.xadd(stream, '1-0', 'e', JSON.stringify(columns))
     // Events 2 and 3, column by column: 'started' says its run with a whole tokens value.
     const head = `add|${at}|1|0|${at - 40}|w1|1|0`
