@@ -13,7 +13,7 @@ import { resolveArgs } from './resolve-args.js'
 import type { ResultHub } from './results.js'
 import { CallBatcher } from './batcher.js'
 import { encodeTask } from './encode-task.js'
-import { startEnqueue } from './tracing.js'
+import { startEnqueue, type EnqueueSpan } from './tracing.js'
 import { toTaskInfo } from './task-info.js'
 
 /** How the enqueue path reaches its broker's backend. @internal */
@@ -115,29 +115,11 @@ export class Enqueuer {
     const span = startEnqueue(this.#queue, path, id, args)
     if (opts.tx) {
       if (span.carried) task.trace = span.carried
-      return this.#enqueueIn(opts.tx, backend, hub, task, deferred).then(
-        d => {
-          span.end(d)
-          return d
-        },
-        (err: unknown) => {
-          span.end(undefined, err)
-          throw err
-        },
-      )
+      return ended(span, this.#enqueueIn(opts.tx, backend, hub, task, deferred))
     }
     if (!span.carried) return this.#batcher.add(backend, hub, task, deferred)
     task.trace = span.carried
-    return this.#batcher.add(backend, hub, task, deferred).then(
-      d => {
-        span.end(d)
-        return d
-      },
-      (err: unknown) => {
-        span.end(undefined, err)
-        throw err
-      },
-    )
+    return ended(span, this.#batcher.add(backend, hub, task, deferred))
   }
 
   /** Enqueues one task in the caller's transaction `tx` (postgres:// only), outside any batch. */
@@ -181,6 +163,23 @@ export class Enqueuer {
     }
     return this.#hostCache
   }
+}
+
+/** `enqueued`, ending `span` when it settles. */
+function ended(
+  span: EnqueueSpan,
+  enqueued: Promise<Deferred<unknown> | undefined>,
+): Promise<Deferred<unknown> | undefined> {
+  return enqueued.then(
+    d => {
+      span.end(d)
+      return d
+    },
+    (err: unknown) => {
+      span.end(undefined, err)
+      throw err
+    },
+  )
 }
 
 /** A queue's defaults, resolved once (calls without per-call options share them). */
