@@ -348,13 +348,8 @@ export class Broker implements QueueHost {
   }
 
   /** @internal Enqueues one call (enqueue.ts). */
-  enqueue(
-    path: string,
-    rawArgs: unknown[],
-    defaults: TaskOptions,
-    options?: TaskOptions,
-  ): Promise<Deferred<unknown> | undefined> {
-    return this.#enqueuer.enqueue(path, rawArgs, defaults, options)
+  enqueue(...call: Parameters<QueueHost['enqueue']>): Promise<Deferred<unknown> | undefined> {
+    return this.#enqueuer.enqueue(...call)
   }
 }
 
