@@ -5,31 +5,15 @@
  * listing, cancel), its settings, pause, limits, schedules and result cache.
  */
 import { openBackend, checkUrl, type BackendHandle, type BackendOptions } from './backends/index.js'
-import type { Backend, Limit, NewTask, QueueInfo, QueueSettings } from './backends/backend.js'
-import { Deferred, type DeferredHost } from './deferred.js'
-import {
-  BrokerClosed,
-  DuplicateTask,
-  NotRetryable,
-  PayloadTooLarge,
-  TransactionsUnsupported,
-} from './errors.js'
-import {
-  checkId,
-  checkOptions,
-  newTaskId,
-  resolveOptions,
-  type ResolvedOptions,
-} from './options.js'
+import type { Backend, Limit, QueueInfo, QueueSettings } from './backends/backend.js'
+import type { Deferred } from './deferred.js'
+import { BrokerClosed, NotRetryable, PayloadTooLarge } from './errors.js'
+import { checkId, checkOptions, newTaskId } from './options.js'
 import { makeQueue, type Queue, type QueueHost } from './queue.js'
 import { TaskSpace, checkName } from './taskspace.js'
 import type { TaskFunction, TaskOptions, TransactionClient } from './types.js'
-import type { TransactionalBackend } from './backends/backend.js'
-import { resolveArgs } from './resolve-args.js'
 import type { ResultHub } from './results.js'
-import { CallBatcher } from './batcher.js'
-import { encodeTask } from './encode-task.js'
-import { startEnqueue } from './tracing.js'
+import { Enqueuer } from './enqueue.js'
 import { listQuery, toTaskInfo, type TaskFilter, type TaskInfo } from './task-info.js'
 import { BrokerCache } from './admin/cache.js'
 import { retryTask, taskTypes } from './admin/retry.js'
@@ -67,7 +51,7 @@ export class Broker implements QueueHost {
   /** The backend once open (the hot path of enqueue skips awaiting #handle). */
   #opened: BackendHandle | undefined
   readonly #tasks = new Map<string, TaskFunction>()
-  readonly #batcher: CallBatcher
+  readonly #enqueuer: Enqueuer
   #closed = false
 
   /** Use {@link getBroker}. */
@@ -76,12 +60,16 @@ export class Broker implements QueueHost {
     checkName(name, 'name')
     this.url = url
     this.name = name
-    this.#batcher = new CallBatcher(name)
     this.#handle = openBackend(url, options)
     this.#handle.then(
       handle => (this.#opened = handle),
       () => undefined,
     )
+    this.#enqueuer = new Enqueuer(name, {
+      open: () => this.#open(),
+      opened: () => this.#opened,
+      ready: () => this.#ready(),
+    })
     this.cache = new BrokerCache(this.name, () => this.#ready().then(h => h.backend))
   }
 
@@ -205,15 +193,8 @@ export class Broker implements QueueHost {
     if (!info) return undefined
     if (!['failed', 'expired', 'cancelled'].includes(info.status) || !info.call)
       throw new NotRetryable(info.name, this.name, id, info.status)
-    const c = info.call
     const newId = newTaskId()
-    const handle = await this.#ready()
-    if (!c.ignoreResult) await handle.hub.ready()
-    const task = retryTask(info, c, newId)
-    const deferred = c.ignoreResult
-      ? undefined
-      : new Deferred<unknown>(this.#host(handle.hub, backend), this.name, info.name, newId)
-    await this.#batcher.add(backend, handle.hub, task, deferred)
+    await this.#enqueuer.resubmit(retryTask(info, info.call, newId))
     return newId
   }
 
@@ -339,7 +320,7 @@ export class Broker implements QueueHost {
     if (this.#closed) return
     this.#closed = true
     const handle = await this.#handle.catch(() => undefined)
-    await this.#batcher.drain()
+    await this.#enqueuer.drain()
     await handle?.release()
   }
 
@@ -366,137 +347,10 @@ export class Broker implements QueueHost {
     if (this.#closed) throw new BrokerClosed()
   }
 
-  /**
-   * @internal Enqueues one call. The common case (no promise among the arguments, the backend
-   * open and listening) makes one promise per call: this runs once per call on the producer's hot
-   * path, and every promise costs more while async context tracking is on.
-   */
-  enqueue(
-    path: string,
-    rawArgs: unknown[],
-    defaults: TaskOptions,
-    options?: TaskOptions,
-  ): Promise<Deferred<unknown> | undefined> {
-    try {
-      this.#open()
-      const opts = options ? resolveOptions(defaults, options) : resolvedDefaults(defaults)
-      const args = resolveArgs(rawArgs)
-      if (args instanceof Promise) return args.then(a => this.#encode(path, a, opts))
-      return this.#encode(path, args, opts)
-    } catch (err) {
-      return Promise.reject(err)
-    }
+  /** @internal Enqueues one call (enqueue.ts). */
+  enqueue(...call: Parameters<QueueHost['enqueue']>): Promise<Deferred<unknown> | undefined> {
+    return this.#enqueuer.enqueue(...call)
   }
-
-  /** Encodes a call whose arguments are values, then submits it once the backend listens. */
-  #encode(
-    path: string,
-    args: unknown[],
-    opts: ResolvedOptions,
-  ): Promise<Deferred<unknown> | undefined> {
-    const id = checkId(typeof opts.id === 'function' ? opts.id(...args) : (opts.id ?? newTaskId()))
-    const open = this.#opened
-    if (open && (opts.ignoreResult || open.hub.listening))
-      return this.#submit(open, path, id, args, opts)
-    return this.#ready().then(async handle => {
-      if (!opts.ignoreResult) await handle.hub.ready()
-      return this.#submit(handle, path, id, args, opts)
-    })
-  }
-
-  /** Puts an encoded call in this tick's batch; settles when the batch's enqueue answers. */
-  #submit(
-    handle: BackendHandle,
-    path: string,
-    id: string,
-    args: unknown[],
-    opts: ResolvedOptions,
-  ): Promise<Deferred<unknown> | undefined> {
-    const { backend, hub } = handle
-    const task = encodeTask(path, id, args, opts, Date.now())
-    const limit = backend.limits.maxPayloadBytes
-    if (task.payload.length > limit / 4 && Buffer.byteLength(task.payload) > limit)
-      throw new PayloadTooLarge(`the arguments of ${path}`, Buffer.byteLength(task.payload), limit)
-    const deferred = opts.ignoreResult
-      ? undefined
-      : new Deferred<unknown>(this.#host(hub, backend), this.name, path, id)
-    const span = startEnqueue(this.name, path, id, args)
-    if (opts.tx) {
-      if (span.carried) task.trace = span.carried
-      return this.#enqueueIn(opts.tx, backend, hub, task, deferred).then(
-        d => {
-          span.end(d)
-          return d
-        },
-        (err: unknown) => {
-          span.end(undefined, err)
-          throw err
-        },
-      )
-    }
-    if (!span.carried) return this.#batcher.add(backend, hub, task, deferred)
-    task.trace = span.carried
-    return this.#batcher.add(backend, hub, task, deferred).then(
-      d => {
-        span.end(d)
-        return d
-      },
-      (err: unknown) => {
-        span.end(undefined, err)
-        throw err
-      },
-    )
-  }
-
-  /** Enqueues one task in the caller's transaction `tx` (postgres:// only), outside any batch. */
-  async #enqueueIn(
-    tx: TransactionClient,
-    backend: Backend,
-    hub: ResultHub,
-    task: NewTask,
-    deferred: Deferred<unknown> | undefined,
-  ): Promise<Deferred<unknown> | undefined> {
-    const inTx = (backend as Partial<TransactionalBackend>).enqueueIn
-    if (typeof inTx !== 'function') throw new TransactionsUnsupported(backend.url)
-    if (deferred) hub.track(deferred)
-    let outcome: 'ok' | 'duplicate' | undefined
-    try {
-      ;[outcome] = await inTx.call(backend, tx, this.name, [task])
-    } catch (err) {
-      if (deferred) hub.untrack(deferred)
-      throw err
-    }
-    if (outcome === 'duplicate') {
-      if (deferred) hub.untrack(deferred)
-      throw new DuplicateTask(task.name, this.name, task.id)
-    }
-    return deferred
-  }
-
-  #hostCache: DeferredHost | undefined
-  #host(hub: ResultHub, backend: Backend): DeferredHost {
-    this.#hostCache ??= {
-      get epoch() {
-        return hub.epoch
-      },
-      status: (queue, id) => backend.status(queue, id),
-      cancel: (queue, id) => backend.cancel(queue, id),
-      info: async (queue, id) => {
-        const stored = await backend.info(queue, id)
-        return stored ? toTaskInfo(stored, queue) : undefined
-      },
-      waiting: d => hub.waiting(d),
-    }
-    return this.#hostCache
-  }
-}
-
-/** A queue's defaults, resolved once (calls without per-call options share them). */
-const resolved = new WeakMap<TaskOptions, ResolvedOptions>()
-function resolvedDefaults(defaults: TaskOptions): ResolvedOptions {
-  let r = resolved.get(defaults)
-  if (!r) resolved.set(defaults, (r = resolveOptions(defaults)))
-  return r
 }
 
 /**

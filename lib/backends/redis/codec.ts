@@ -1,11 +1,13 @@
 /**
  * How tasks are laid out in Redis: the record header (decoded by the scripts with cjson) kept apart
- * from the payload (never decoded in Lua), and the reverse for reserved tasks. The record format
- * is documented at the top of scripts/common.lua.
+ * from the payload (never decoded in Lua), and the reverse for reserved tasks, handovers included;
+ * and the messages published on the outcome and control channels. The record format is documented
+ * at the top of scripts/common.lua.
  */
 import { nanoid } from 'nanoid'
 import {
   timeBucket,
+  type ControlMessage,
   type Finish,
   type NewTask,
   type ReservedTask,
@@ -173,12 +175,35 @@ export function decodeReserved(flat: readonly unknown[]): ReservedTask[] {
   return tasks
 }
 
+/** A handover message: the JSON array hand_over() pushed (laid out like exchange's reserved). */
+export function parseHandover(message: string): unknown[] {
+  const flat = JSON.parse(message) as unknown[]
+  // cjson writes an empty slot list as {}.
+  for (let i = 4; i < flat.length; i += 5) if (!Array.isArray(flat[i])) flat[i] = []
+  return flat
+}
+
 /** The outcomes of one published message: queue, id, outcome, queue, id, outcome, …. */
 export function decodeOutcomes(message: string): string[] {
   const flat: unknown = JSON.parse(message)
   if (!Array.isArray(flat) || !flat.every(x => typeof x === 'string'))
     throw new TypeError('an outcome message is an array of strings')
   return flat as string[]
+}
+
+/**
+ * A message on a queue's control channel: `c<id>` (cancelled), `P` (paused), `R` (resumed), `S`
+ * (schedules changed), or '' (the feed's own: messages may have been missed); undefined for any
+ * other.
+ */
+export function controlMessage(message: string): ControlMessage | undefined {
+  const kind = message.charAt(0)
+  if (kind === 'c') return { type: 'cancel', id: message.slice(1) }
+  if (kind === 'P') return { type: 'paused' }
+  if (kind === 'R') return { type: 'resumed' }
+  if (kind === 'S') return { type: 'schedules' }
+  if (kind === '') return { type: 'resync' }
+  return undefined
 }
 
 /**

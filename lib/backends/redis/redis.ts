@@ -2,7 +2,9 @@
  * redis:// and rediss:// — the distributed backend. Every change is one Lua script (./scripts),
  * every key is built in keys.ts, connections are fixed in number (connections.ts): a command
  * connection, a subscriber for outcome delivery (feed.ts) and a blocking connection per queue a
- * worker waits on (waker.ts). docs/redis.md describes the keys, scripts and recovery latency.
+ * worker waits on (waker.ts). What the workers do (exchanges, waits, handovers) is work.ts's; a
+ * cancel waits for this process's pools (cancel-sync.ts). docs/redis.md describes the keys,
+ * scripts and recovery latency.
  */
 import { nanoid } from 'nanoid'
 import {
@@ -11,13 +13,11 @@ import {
   type ControlMessage,
   type EventBatch,
   type ExchangeResult,
-  type Finish,
   type Lease,
   type Limit,
   type ListQuery,
   type MinuteCounts,
   type NewTask,
-  type Park,
   type ProgressUpdate,
   type QueueSettings,
   type ReadOptions,
@@ -30,8 +30,8 @@ import {
   type WorkerInfo,
 } from '../backend.js'
 import { BrokerClosed, ListingOff } from '../../errors.js'
-import { boundedOutcome, outcomeStatus } from '../../outcome.js'
-import { decodeReserved, encodeTask, histogramFields } from './codec.js'
+import { CancelSync } from './cancel-sync.js'
+import { controlMessage, encodeTask } from './codec.js'
 import { connect, disconnect, type Connection, type Liveness } from './connections.js'
 import { EventReader } from './events.js'
 import { HandOvers } from './handover.js'
@@ -39,13 +39,15 @@ import { OutcomeFeed } from './feed.js'
 import { outcomeChannel, queueKey } from './keys.js'
 import { listTasks } from './listing.js'
 import { readMetrics } from './metrics.js'
-import { storedInfo } from './reports.js'
-import { Scripts, type EnqueueEntry, type ExchangeReply, type FinishEntry } from './scripts.js'
+import { infoOf, queueInfo, taskState } from './reports.js'
+import { Scripts } from './scripts.js'
 import { readSchedules, scheduleDefinition, scheduleState } from './schedules.js'
-import { settingsOf, settingsFields } from './settings.js'
+import { limitSpec, limitsOf, settingsOf, settingsOfFlat, settingsFields } from './settings.js'
 import { redactUrl } from './url.js'
 import { connectionTopology, type Topology } from './topology.js'
-import { Waker, type WakerTiming } from './waker.js'
+import type { WakerTiming } from './waker.js'
+import { WorkerSide } from './work.js'
+import { enqueueChunks } from './enqueue-chunks.js'
 import { serverWarnings } from './checks.js'
 
 /** Options of a RedisBackend. */
@@ -64,29 +66,6 @@ export interface RedisBackendOptions extends BackendLimits {
   crossSlot?: 'split' | 'sweep'
 }
 
-/**
- * Tasks per enqueue.lua call. A batch goes as several calls, each written as soon as it is
- * encoded and none awaited before the next is sent: Redis runs one call while Node encodes the
- * next (the two share the machine's cores), and a call stays short however big the batch.
- */
-const ENQUEUE_CHUNK = 250
-/** …and about this many characters of records per call (big payloads go a few at a time). */
-const ENQUEUE_CHARS = 2 * 1024 * 1024
-
-/** Longest wait of a cancel for this process's pools to hear it, ms. */
-const CANCEL_SYNC_MS = 2_000
-
-/** The waker of one worker of one queue. */
-const wakerKey = (queue: string, workerId: string) => `${queue}\n${workerId}`
-
-/** A handover message: the JSON array hand_over() pushed (laid out like exchange's reserved). */
-function parseHandover(message: string): unknown[] {
-  const flat = JSON.parse(message) as unknown[]
-  // cjson writes an empty slot list as {}.
-  for (let i = 4; i < flat.length; i += 5) if (!Array.isArray(flat[i])) flat[i] = []
-  return flat
-}
-
 /** The Redis backend. */
 export class RedisBackend implements Backend {
   readonly url: string
@@ -99,22 +78,17 @@ export class RedisBackend implements Backend {
   readonly #feed: OutcomeFeed
   readonly #events: EventReader
   readonly #handovers: HandOvers
-  /** Control subscriptions of this process, by queue. */
-  readonly #controlled = new Map<string, number>()
-  /** Cancels waiting for this process's pools to hear them, by queue and id. */
-  readonly #cancelWaiters = new Map<string, Set<() => void>>()
-  readonly #wakers = new Map<string, Waker>()
-  readonly #timing: WakerTiming
-  /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
-  readonly #reserved = new Map<string, { name: string; attempt: number }>()
+  /** Cancels in step with this process's control listeners. */
+  readonly #cancels = new CancelSync()
+  readonly #work: WorkerSide
   #closed: Promise<void> | undefined
 
   constructor(raw: string, options: RedisBackendOptions) {
     this.url = redactUrl(raw)
     this.limits = { maxPayloadBytes: options.maxPayloadBytes }
     this.#base = connectionTopology(raw, options.redis)
-    this.#timing = { blockMs: 5_000, marginMs: 2_000, ...options.timing }
-    const liveness = { pingMs: 5_000, marginMs: this.#timing.marginMs, ...options.liveness }
+    const timing = { blockMs: 5_000, marginMs: 2_000, ...options.timing }
+    const liveness = { pingMs: 5_000, marginMs: timing.marginMs, ...options.liveness }
     this.#cmd = connect(this.#base, 'cmd', liveness)
     this.#scripts = new Scripts(
       this.#cmd,
@@ -134,6 +108,16 @@ export class RedisBackend implements Backend {
       () => (this.#feed.listening ? this.clientId : ''),
       mine => this.#feed.deliver(mine),
     )
+    this.#work = new WorkerSide({
+      scripts: this.#scripts,
+      feed: this.#feed,
+      handovers: this.#handovers,
+      clientId: this.clientId,
+      limits: this.limits,
+      block: () => connect(this.#base, 'block'),
+      pushWake: wake => this.#cmd.lpush(wake, '1'),
+      timing,
+    })
     // Outcomes of this process's own tasks ride in script replies; a reply lost with a dropped
     // connection (ioredis resends the call, which then finds the work done) must not leave a
     // waiter hanging: after every reconnect, waiters re-check.
@@ -150,23 +134,8 @@ export class RedisBackend implements Backend {
 
   async enqueue(queue: string, tasks: readonly NewTask[]): Promise<Array<'ok' | 'duplicate'>> {
     this.#open()
-    const now = Date.now()
     const self = this.#feed.listening ? this.clientId : ''
-    const entries: EnqueueEntry[] = []
-    const calls: Array<Promise<[number[], string[], string[]]>> = []
-    let from = 0
-    let chars = 0
-    for (const task of tasks) {
-      const entry = encodeTask(task, this.clientId, now)
-      entries.push(entry)
-      chars += entry.body.length
-      if (entries.length - from === ENQUEUE_CHUNK || chars >= ENQUEUE_CHARS) {
-        calls.push(this.#scripts.enqueue(queue, self, entries, from, entries.length))
-        from = entries.length
-        chars = 0
-      }
-    }
-    if (from < entries.length) calls.push(this.#scripts.enqueue(queue, self, entries, from))
+    const calls = enqueueChunks(this.#scripts, queue, this.clientId, self, tasks)
     let replies: Array<[number[], string[], string[]]>
     try {
       // One call (the common batch) needs no Promise.all.
@@ -184,107 +153,14 @@ export class RedisBackend implements Backend {
     return results
   }
 
-  async exchange(
-    queue: string,
-    workerId: string,
-    done: readonly Finish[],
-    max: number,
-    park?: Park,
-  ): Promise<ExchangeResult> {
+  async exchange(...args: Parameters<Backend['exchange']>): Promise<ExchangeResult> {
     this.#open()
-    const finishes: FinishEntry[] = done.map(f => {
-      const known = this.#reserved.get(f.token)
-      this.#reserved.delete(f.token)
-      if (f.release) return { id: f.id, token: f.token, outcome: '', retryAt: 'release' }
-      // A retry sends its failure along (for the `retrying` event), cut short when large.
-      if (f.retryAt !== undefined)
-        return {
-          id: f.id,
-          token: f.token,
-          outcome: f.outcome.length > 8192 ? '' : f.outcome,
-          retryAt: f.retryAt,
-        }
-      return { id: f.id, token: f.token, outcome: this.#bounded(queue, f, known) }
-    })
-    const times = histogramFields(done)
-    const woken = this.#wakers.get(wakerKey(queue, workerId))?.takeWoken() ?? false
-    const nonce = `${workerId}:${nanoid(8)}`
-    // A listening instance takes its own tasks' outcomes in the reply: no PUBLISH, no hop through
-    // the subscriber connection. A lost reply may have carried some: listeners re-check.
-    const self = this.#feed.listening ? this.clientId : ''
-    let reply: ExchangeReply
-    try {
-      reply = await this.#scripts.exchange(
-        queue,
-        nonce,
-        max,
-        woken,
-        self,
-        workerId,
-        park,
-        times,
-        finishes,
-      )
-    } catch (err) {
-      if (self && finishes.length > 0) this.#feed.gap()
-      throw err
-    }
-    const [stale, flat, nextDue, mine, owed] = reply
-    if (mine.length > 0) this.#feed.deliver(mine)
-    if (owed.length > 0) this.#handovers.start(queue, owed)
-    const reserved = this.#took(flat)
-    const result: ExchangeResult = { stale, reserved }
-    if (nextDue >= 0) result.nextDueIn = nextDue
-    return result
+    return this.#work.exchange(...args)
   }
 
-  /** The outcome, or a failure saying it is over `maxPayloadBytes`. */
-  #bounded(queue: string, f: Finish, known?: { name: string; attempt: number }): string {
-    return boundedOutcome(f.outcome, this.limits.maxPayloadBytes, () => ({
-      taskName: known?.name ?? 'unknown',
-      queue,
-      taskId: f.id,
-      attempts: known?.attempt,
-    }))
-  }
-
-  /** Decodes reserved tasks and remembers their names (to describe an oversize result). */
-  #took(flat: readonly unknown[]): ReservedTask[] {
-    const reserved = decodeReserved(flat)
-    for (const t of reserved) this.#reserved.set(t.token, { name: t.name, attempt: t.attempt })
-    return reserved
-  }
-
-  /** The tasks of a handover message (none from a message hand_over() did not write). */
-  #handed(message: string): ReservedTask[] {
-    try {
-      return this.#took(parseHandover(message))
-    } catch {
-      return [] // its tasks, if any, are swept with their leases
-    }
-  }
-
-  async waitForWork(
-    queue: string,
-    workerId: string,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<ReservedTask[]> {
+  async waitForWork(...args: Parameters<Backend['waitForWork']>): Promise<ReservedTask[]> {
     if (this.#closed) return []
-    const id = wakerKey(queue, workerId)
-    let waker = this.#wakers.get(id)
-    if (!waker) {
-      const wake = queueKey(queue, 'wake')
-      waker = new Waker(
-        () => connect(this.#base, 'block'),
-        { handover: queueKey(queue, `h:${workerId}`), wake },
-        () => this.#cmd.lpush(wake, '1'),
-        this.#timing,
-      )
-      this.#wakers.set(id, waker)
-    }
-    const handover = await waker.wait(timeoutMs, signal)
-    return handover === undefined ? [] : this.#handed(handover)
+    return this.#work.wait(...args)
   }
 
   async renew(queue: string, leases: readonly Lease[]): Promise<string[]> {
@@ -310,25 +186,12 @@ export class RedisBackend implements Backend {
 
   async status(queue: string, id: string): Promise<TaskState | null> {
     this.#open()
-    const s = await this.#scripts.status(queue, id)
-    if (s === null) return null
-    if (s === 'P') return { status: 'pending' }
-    if (s === 'E') return { status: 'enqueued' }
-    if (s === 'R') return { status: 'processing' }
-    if (s.charAt(0) === 'C') {
-      const outcome = 'c' + s.slice(1)
-      return { status: 'completed', outcome, cached: true }
-    }
-    return { status: outcomeStatus(s), outcome: s }
+    return taskState(await this.#scripts.status(queue, id))
   }
 
   async info(queue: string, id: string): Promise<StoredInfo | null> {
     this.#open()
-    const reply = await this.#scripts.info(queue, id)
-    if (!reply) return null
-    // Lua's false arrives as null.
-    const [rec, tokens, progress, due] = reply as unknown as Array<string | null>
-    return storedInfo(id, rec!, tokens ?? false, progress ?? false, due ?? false)
+    return infoOf(id, await this.#scripts.info(queue, id))
   }
 
   async list(queue: string, query: ListQuery): Promise<StoredInfo[]> {
@@ -340,50 +203,17 @@ export class RedisBackend implements Backend {
 
   async control(queue: string, listener: (message: ControlMessage) => void): Promise<() => void> {
     this.#open()
-    this.#controlled.set(queue, (this.#controlled.get(queue) ?? 0) + 1)
+    const unlisten = this.#cancels.listening(queue)
     const unsubscribe = await this.#feed.control(queueKey(queue, 'ctl'), message => {
-      const kind = message.charAt(0)
-      if (kind === 'c') {
-        listener({ type: 'cancel', id: message.slice(1) })
-        this.#cancelHeard(queue, message.slice(1))
-      } else if (kind === 'P') listener({ type: 'paused' })
-      else if (kind === 'R') listener({ type: 'resumed' })
-      else if (kind === 'S') listener({ type: 'schedules' })
-      else if (kind === '') listener({ type: 'resync' })
+      const decoded = controlMessage(message)
+      if (!decoded) return
+      listener(decoded)
+      if (decoded.type === 'cancel') this.#cancels.heard(queue, decoded.id)
     })
     return () => {
-      this.#controlled.set(queue, (this.#controlled.get(queue) ?? 1) - 1)
+      unlisten()
       unsubscribe()
     }
-  }
-
-  /** This process's control listeners of `queue` heard the cancel of `id`. */
-  #cancelHeard(queue: string, id: string): void {
-    const key = `${queue}\n${id}`
-    for (const done of [...(this.#cancelWaiters.get(key) ?? [])]) done()
-  }
-
-  /**
-   * Resolves once this process's pools of `queue` heard that `id` was cancelled (at most
-   * CANCEL_SYNC_MS): a task one of them reserved ahead and has not started is then never started.
-   * Pools in other processes hear it as the message reaches them.
-   */
-  #cancelSync(queue: string, id: string): Promise<void> {
-    if (!this.#controlled.get(queue)) return Promise.resolve()
-    const key = `${queue}\n${id}`
-    return new Promise(resolve => {
-      const waiters = this.#cancelWaiters.get(key) ?? new Set<() => void>()
-      const done = () => {
-        clearTimeout(timer)
-        waiters.delete(done)
-        if (waiters.size === 0 && this.#cancelWaiters.get(key) === waiters)
-          this.#cancelWaiters.delete(key)
-        resolve()
-      }
-      const timer = setTimeout(done, CANCEL_SYNC_MS)
-      waiters.add(done)
-      this.#cancelWaiters.set(key, waiters)
-    })
   }
 
   async settings(queue: string): Promise<QueueSettings> {
@@ -396,10 +226,7 @@ export class RedisBackend implements Backend {
     patch: Partial<Omit<QueueSettings, 'paused'>>,
   ): Promise<QueueSettings> {
     this.#open()
-    const flat = await this.#scripts.configure(queue, settingsFields(patch))
-    const h: Record<string, string> = {}
-    for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!
-    return settingsOf(h)
+    return settingsOfFlat(await this.#scripts.configure(queue, settingsFields(patch)))
   }
 
   async pause(queue: string, paused: boolean): Promise<boolean> {
@@ -424,30 +251,12 @@ export class RedisBackend implements Backend {
 
   async setLimit(queue: string, name: string, limit: Limit | null): Promise<boolean> {
     this.#open()
-    const spec =
-      limit === null
-        ? ''
-        : JSON.stringify({
-            ...(limit.concurrency !== undefined && { c: limit.concurrency }),
-            ...(limit.rate !== undefined && { r: [limit.rate.max, limit.rate.per] }),
-          })
-    return (await this.#scripts.limit(queue, name, spec)) === 1
+    return (await this.#scripts.limit(queue, name, limitSpec(limit))) === 1
   }
 
   async listLimits(queue: string): Promise<Record<string, Limit>> {
     this.#open()
-    const lim = await this.#cmd.hget(queueKey(queue, 'conf'), 'lim')
-    const out: Record<string, Limit> = {}
-    if (!lim) return out
-    for (const [name, spec] of Object.entries(
-      JSON.parse(lim) as Record<string, { c?: number; r?: [number, number] }>,
-    )) {
-      const l: Limit = {}
-      if (spec.c !== undefined) l.concurrency = spec.c
-      if (Array.isArray(spec.r)) l.rate = { max: spec.r[0], per: spec.r[1] }
-      out[name] = l
-    }
-    return out
+    return limitsOf(await this.#cmd.hget(queueKey(queue, 'conf'), 'lim'))
   }
 
   async putSchedule(queue: string, schedule: StoredSchedule): Promise<void> {
@@ -501,12 +310,12 @@ export class RedisBackend implements Backend {
 
   async cancel(queue: string, id: string): Promise<boolean> {
     this.#open()
-    const sync = this.#controlled.get(queue) ? this.#cancelSync(queue, id) : undefined
+    const sync = this.#cancels.expect(queue, id)
     const [done, owed] = await this.#scripts.cancel(queue, id)
     this.#handovers.start(queue, owed)
     // A worker held it: wait until this process's pools heard (the message may come first).
     if (done === 2) await sync
-    else if (sync) this.#cancelHeard(queue, id)
+    else if (sync) this.#cancels.heard(queue, id)
     return done > 0
   }
 
@@ -534,16 +343,7 @@ export class RedisBackend implements Backend {
 
   async unregisterWorker(queue: string, id: string): Promise<void> {
     this.#open()
-    // Handovers popped that nobody took, and those still in the list, go back first in line.
-    const key = wakerKey(queue, id)
-    const waker = this.#wakers.get(key)
-    this.#wakers.delete(key)
-    waker?.close()
-    const kept = (waker?.takeKept() ?? []).flatMap(m => this.#handed(m))
-    if (kept.length > 0) {
-      const releases = kept.map(t => ({ id: t.id, token: t.token, outcome: '', release: true }))
-      await this.exchange(queue, id, releases, 0)
-    }
+    await this.#work.leave(queue, id)
     await this.#scripts.registerWorker(queue, id, 0, '')
   }
 
@@ -554,29 +354,14 @@ export class RedisBackend implements Backend {
 
   async inspect(queue: string): Promise<QueueInfo> {
     this.#open()
-    const [waiting, delayed, pending, processing, oldest, now, flat, paused] =
-      await this.#scripts.inspect(queue)
-    const workers: WorkerInfo[] = []
-    for (let i = 1; i < flat.length; i += 2) {
-      const info = JSON.parse(flat[i]!) as WorkerInfo
-      workers.push({ ...info, seenAt: info.seenAt })
-    }
-    return {
-      waiting,
-      delayed,
-      pending,
-      processing,
-      oldestWaitingMs: oldest < 0 ? null : Math.max(0, now - oldest),
-      paused: paused === 1,
-      workers,
-    }
+    return queueInfo(await this.#scripts.inspect(queue))
   }
 
   /** The connections this instance holds now (for tests of connection counts). @internal */
   connections(): Connection[] {
     const all = [this.#cmd]
     if (this.#feed.connection) all.push(this.#feed.connection)
-    for (const w of this.#wakers.values()) if (w.connection) all.push(w.connection)
+    all.push(...this.#work.connections())
     all.push(...this.#events.connections)
     return all
   }
@@ -590,7 +375,7 @@ export class RedisBackend implements Backend {
     this.#closed ??= (async () => {
       // Hand-overs under way finish first (a process that dies instead leaves them to the sweep).
       await this.#handovers.settled()
-      for (const w of this.#wakers.values()) w.close()
+      this.#work.close()
       this.#events.close()
       const sub = this.#feed.connection
       await Promise.all([disconnect(this.#cmd, true), sub ? disconnect(sub, true) : undefined])

@@ -1,12 +1,13 @@
 /**
- * What the Redis backend reports of tasks, decoded from what the scripts store: a live record with
- * its tokens value (processing) and progress, or an ended record with its details (the formats of
- * scripts/common.lua).
+ * What the Redis backend reports of tasks and queues, decoded from what the scripts return: a
+ * task's state, a live record with its tokens value (processing) and progress, or an ended record
+ * with its details (the formats of scripts/common.lua), and a queue's counts and workers.
  */
-import type { StoredInfo } from '../backend.js'
+import type { QueueInfo, StoredInfo, TaskState, WorkerInfo } from '../backend.js'
 import { outcomeStatus } from '../../outcome.js'
 import { storedCall } from '../records.js'
 import { decodeRecord, recordMade } from './codec.js'
+import type { InfoReply } from './script-types.js'
 
 /** A tokens hash value (read_held() in common.lua). */
 export interface Held {
@@ -125,4 +126,46 @@ export function storedInfo(
 ): StoredInfo {
   const live = rec.charAt(0) === 'P' || rec.charAt(0) === 'E'
   return live ? liveInfo(id, rec, tokens, progress, due) : endedInfo(id, rec)
+}
+
+/** What info.lua returned of task `id` (null: unknown), as a backend reports it. */
+export function infoOf(id: string, reply: InfoReply | null): StoredInfo | null {
+  if (!reply) return null
+  // Lua's false arrives as null.
+  const [rec, tokens, progress, due] = reply as unknown as Array<string | null>
+  return storedInfo(id, rec!, tokens ?? false, progress ?? false, due ?? false)
+}
+
+/** A task's state from status.lua's reply: null, an outcome, or 'P' / 'E' / 'R'. */
+export function taskState(s: string | null): TaskState | null {
+  if (s === null) return null
+  if (s === 'P') return { status: 'pending' }
+  if (s === 'E') return { status: 'enqueued' }
+  if (s === 'R') return { status: 'processing' }
+  if (s.charAt(0) === 'C') {
+    const outcome = 'c' + s.slice(1)
+    return { status: 'completed', outcome, cached: true }
+  }
+  return { status: outcomeStatus(s), outcome: s }
+}
+
+/** A queue's counts, pause and live workers from inspect.lua's reply. */
+export function queueInfo(
+  reply: [number, number, number, number, number, number, string[], number],
+): QueueInfo {
+  const [waiting, delayed, pending, processing, oldest, now, flat, paused] = reply
+  const workers: WorkerInfo[] = []
+  for (let i = 1; i < flat.length; i += 2) {
+    const info = JSON.parse(flat[i]!) as WorkerInfo
+    workers.push({ ...info, seenAt: info.seenAt })
+  }
+  return {
+    waiting,
+    delayed,
+    pending,
+    processing,
+    oldestWaitingMs: oldest < 0 ? null : Math.max(0, now - oldest),
+    paused: paused === 1,
+    workers,
+  }
 }

@@ -2,7 +2,7 @@
  * Queue settings on Redis: hash `conf` (conf() in scripts/common.lua reads it with the same
  * defaults, DEFAULT_SETTINGS of rules.ts). Booleans are '1'/'0'; `lim` holds the limits.
  */
-import { DEFAULT_SETTINGS, type QueueSettings } from '../backend.js'
+import { DEFAULT_SETTINGS, type Limit, type QueueSettings } from '../backend.js'
 
 /** Settings from the `conf` hash. */
 export function settingsOf(h: Record<string, string>): QueueSettings {
@@ -19,6 +19,13 @@ export function settingsOf(h: Record<string, string>): QueueSettings {
   }
 }
 
+/** Settings from configure.lua's reply: the `conf` hash, flat (field, value, …). */
+export function settingsOfFlat(flat: readonly string[]): QueueSettings {
+  const h: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!
+  return settingsOf(h)
+}
+
 /** The `conf` fields and values of a settings patch. */
 export function settingsFields(patch: Partial<Omit<QueueSettings, 'paused'>>): string[] {
   const out: string[] = []
@@ -29,5 +36,30 @@ export function settingsFields(patch: Partial<Omit<QueueSettings, 'paused'>>): s
   if (patch.eventsMax !== undefined) out.push('evmax', String(patch.eventsMax))
   if (patch.cacheSize !== undefined) out.push('csize', String(patch.cacheSize))
   if (patch.cacheTtl !== undefined) out.push('cttl', String(patch.cacheTtl))
+  return out
+}
+
+/** A limit as limit.lua stores it in `lim` (JSON `{ c, r: [max, per] }`), or '' to remove it. */
+export function limitSpec(limit: Limit | null): string {
+  return limit === null
+    ? ''
+    : JSON.stringify({
+        ...(limit.concurrency !== undefined && { c: limit.concurrency }),
+        ...(limit.rate !== undefined && { r: [limit.rate.max, limit.rate.per] }),
+      })
+}
+
+/** The limits in the `conf` hash's `lim` field (null or absent: none), by name. */
+export function limitsOf(lim: string | null | undefined): Record<string, Limit> {
+  const out: Record<string, Limit> = {}
+  if (!lim) return out
+  for (const [name, spec] of Object.entries(
+    JSON.parse(lim) as Record<string, { c?: number; r?: [number, number] }>,
+  )) {
+    const l: Limit = {}
+    if (spec.c !== undefined) l.concurrency = spec.c
+    if (Array.isArray(spec.r)) l.rate = { max: spec.r[0], per: spec.r[1] }
+    out[name] = l
+  }
   return out
 }

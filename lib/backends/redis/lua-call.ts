@@ -1,0 +1,194 @@
+/**
+ * How the Lua operations reach Redis. With the shared helpers of common.lua and ready.lua they
+ * make one Redis function library (FUNCTION LOAD, Redis 7+), loaded once per server and called
+ * with FCALL, so a call runs only its own code. Where functions are unavailable (Redis 6.2, an ACL
+ * without FUNCTION, or `redisFunctions: false`) each operation is a script of its own, helpers
+ * included, sent with EVALSHA (ioredis `defineCommand`, EVAL on NOSCRIPT). The first call finds
+ * out which; with `replicas` set, a call that stores tasks or outcomes is followed by WAIT.
+ */
+import { Cluster } from 'ioredis'
+import { PREFIX, queueKey } from './keys.js'
+import { checkServer } from './checks.js'
+import type { Connection } from './connections.js'
+import { ReplicationTimeout } from '../../errors.js'
+import { command, load, type Name, scriptSha } from './lua-source.js'
+
+/** An ARGV value of an operation. */
+export type Arg = string | number
+type Call = (...args: Arg[]) => Promise<unknown>
+
+/** How operations reach Redis: FCALL of the function library, or EVALSHA of whole scripts. */
+type Mode = 'function' | 'script'
+
+/** FUNCTION LOAD refused: a server without functions, or a user who may not load them. */
+const NO_FUNCTIONS = /unknown command|NOPERM/i
+/** FCALL refused before it ran: a user who may not call functions. */
+const NO_FCALL = /NOPERM.*'fcall'/i
+
+/** Operations whose writes `replicas` waits for: those that store tasks or outcomes. */
+const CONFIRMED: ReadonlySet<Name> = new Set(['enqueue', 'exchange', 'schedule'])
+
+/** The masters of a cluster (once it knows them), or the one server. */
+async function masters(redis: Connection): Promise<Connection[]> {
+  if (!(redis instanceof Cluster)) return [redis]
+  if (redis.status !== 'ready')
+    await new Promise<void>((resolve, reject) => {
+      const ready = () => {
+        redis.off('end', end)
+        resolve()
+      }
+      const end = () => {
+        redis.off('ready', ready)
+        reject(new Error('the cluster connection closed before it was ready'))
+      }
+      redis.once('ready', ready)
+      redis.once('end', end)
+    })
+  return redis.nodes('master')
+}
+
+/** Calls the operations on one command connection, by FCALL or EVALSHA. */
+export class LuaCaller {
+  readonly #redis: Connection
+  /** Undefined until the first call finds out (and again after a server lost the library). */
+  #mode: Mode | undefined
+  #loading: Promise<void> | undefined
+
+  readonly #functions: boolean
+  readonly #replicas: { count: number; timeoutMs: number }
+  /** Cross-queue hand-overs go in two steps (a cluster: a call keeps to its queue's slot). */
+  readonly #split: boolean
+
+  /**
+   * `functions` false: never load the function library; send scripts with EVALSHA. `replicas`:
+   * how many replicas must acknowledge a call that stores tasks or outcomes (WAIT), and how long
+   * they may take. `split`: calls keep to their queue's slot (see #keys and SPLIT_PREFIX).
+   */
+  constructor(
+    redis: Connection,
+    options: { functions: boolean; replicas: { count: number; timeoutMs: number }; split: boolean },
+  ) {
+    this.#redis = redis
+    this.#functions = options.functions
+    this.#replicas = options.replicas
+    this.#split = options.split
+    // No fixed key count: a call declares one key, or two on a cluster (see #keys).
+    for (const [name, lua] of load().scripts) redis.defineCommand(command(name), { lua })
+  }
+
+  /**
+   * Calls an operation of `queue`. Its one declared key is a key of the queue (every key a call
+   * touches is in the queue's slot, save a Deferred argument's on another queue). `retried`: this
+   * is the call sent again after the server said it had not run it.
+   */
+  call(name: Name, queue: string, args: Arg[], retried = false): Promise<unknown> {
+    if (this.#replicas.count > 0 && CONFIRMED.has(name)) return this.#confirmed(name, queue, args)
+    const keys = this.#keys(queue)
+    const ns = this.#split ? SPLIT_PREFIX : PREFIX
+    if (this.#mode === 'script') {
+      const fn = (this.#redis as unknown as Record<string, Call>)[command(name)]!
+      return fn.call(this.#redis, keys.length, ...keys, ns, queue, ...args)
+    }
+    if (this.#mode === 'function') {
+      const fname = load().library.functions.get(name)!
+      return this.#redis
+        .fcall(fname, keys.length, ...keys, ns, queue, ...args)
+        .catch((err: unknown) => {
+          // The call did not run. A server restarted without persistence, or FUNCTION FLUSH: load
+          // again. A user who may load functions but not call them: scripts from now on.
+          if (retried) throw err
+          const message = String(err)
+          if (NO_FCALL.test(message)) this.#mode = 'script'
+          else if (/function not found/i.test(message)) this.#mode = undefined
+          else throw err
+          return this.call(name, queue, args, true)
+        })
+    }
+    return this.#choose().then(() => this.call(name, queue, args, retried))
+  }
+
+  /**
+   * The keys a call declares: a key of its queue, so Redis Cluster routes it to the queue's slot.
+   * On a cluster also `moving`, a key that never exists: while the queue's slot migrates (a
+   * resharding), Redis answers a call that declares several keys, some of them missing, with
+   * TRYAGAIN before running it, and ioredis sends it again after `retryDelayOnTryAgain`. So no
+   * call runs while the queue's keys are split between two nodes (a script would see only part of
+   * them, and one that touched a key already moved would stop half done).
+   */
+  #keys(queue: string): string[] {
+    const conf = queueKey(queue, 'conf')
+    return this.#split ? [conf, queueKey(queue, 'moving')] : [conf]
+  }
+
+  /**
+   * An operation followed by `WAIT <replicas> <timeout>` in one pipeline: on a cluster both go to
+   * the node of the queue's slot. Fewer acknowledgements than asked fail the call.
+   */
+  async #confirmed(name: Name, queue: string, args: Arg[]): Promise<unknown> {
+    if (this.#mode === undefined) await this.#choose()
+    const keys = this.#keys(queue)
+    const ns = this.#split ? SPLIT_PREFIX : PREFIX
+    const { count, timeoutMs } = this.#replicas
+    const pipe = this.#redis.pipeline()
+    if (this.#mode === 'function')
+      pipe.fcall(load().library.functions.get(name)!, keys.length, ...keys, ns, queue, ...args)
+    else pipe.evalsha(scriptSha(name), keys.length, ...keys, ns, queue, ...args)
+    pipe.wait(count, timeoutMs)
+    const replies = (await pipe.exec()) ?? []
+    const [err, reply] = replies[0] ?? [new Error('the pipeline returned nothing')]
+    if (err) {
+      const message = String(err)
+      if (/NOSCRIPT|function not found/i.test(message)) {
+        // Not run: load the library (or the script) and send it again.
+        this.#mode = undefined
+        if (/NOSCRIPT/.test(message)) await this.#redis.script('LOAD', load().scripts.get(name)!)
+        return this.#confirmed(name, queue, args)
+      }
+      throw err
+    }
+    const acked = replies[1]?.[1]
+    if (typeof acked !== 'number' || acked < count)
+      throw new ReplicationTimeout(name, count, typeof acked === 'number' ? acked : 0, timeoutMs)
+    return reply
+  }
+
+  /**
+   * Checks the server's version (UnsupportedServer when it is too old), then loads the library (one
+   * FUNCTION LOAD for all callers at once) or settles for scripts.
+   */
+  #choose(): Promise<void> {
+    this.#loading ??= checkServer(this.#redis)
+      .then(() => (this.#functions ? this.#load() : ('script' as const)))
+      .then(mode => {
+        this.#mode = mode
+      })
+      .finally(() => {
+        this.#loading = undefined
+      })
+    return this.#loading
+  }
+
+  /** Loads the library on the server, or on every master of a cluster. */
+  async #load(): Promise<Mode> {
+    const modes = await Promise.all(
+      (await masters(this.#redis)).map(node =>
+        node.function('LOAD', load().library.code).then(
+          () => 'function' as const,
+          (err: unknown) => {
+            const message = String(err)
+            if (/already exists/i.test(message)) return 'function' as const
+            if (NO_FUNCTIONS.test(message)) return 'script' as const
+            throw err
+          },
+        ),
+      ),
+    )
+    return modes.includes('script') ? 'script' : 'function'
+  }
+}
+
+/**
+ * The namespace argument of a call that must keep to its queue's slot (common.lua): a Deferred
+ * argument on another queue is then handed over in two steps (handover.ts).
+ */
+const SPLIT_PREFIX = `${PREFIX}!`

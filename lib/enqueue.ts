@@ -1,0 +1,191 @@
+/**
+ * The enqueue path of a Broker: a call's options resolved, its arguments awaited and encoded, the
+ * task checked against the backend's payload limit, traced, and put in this tick's batch (or in
+ * the caller's transaction), with the Deferred that waits for its result.
+ */
+import type { BackendHandle } from './backends/index.js'
+import type { Backend, NewTask, TransactionalBackend } from './backends/backend.js'
+import { Deferred, type DeferredHost } from './deferred.js'
+import { DuplicateTask, PayloadTooLarge, TransactionsUnsupported } from './errors.js'
+import { checkId, newTaskId, resolveOptions, type ResolvedOptions } from './options.js'
+import type { TaskOptions, TransactionClient } from './types.js'
+import { resolveArgs } from './resolve-args.js'
+import type { ResultHub } from './results.js'
+import { CallBatcher } from './batcher.js'
+import { encodeTask } from './encode-task.js'
+import { startEnqueue, type EnqueueSpan } from './tracing.js'
+import { toTaskInfo } from './task-info.js'
+
+/** How the enqueue path reaches its broker's backend. @internal */
+export interface EnqueueSource {
+  /** Throws `BrokerClosed` once the broker is closed. */
+  open(): void
+  /** The backend once open (the hot path skips awaiting `ready()`), else undefined. */
+  opened(): BackendHandle | undefined
+  /** The backend, once open; rejects with `BrokerClosed` once the broker is closed. */
+  ready(): Promise<BackendHandle>
+}
+
+/** Turns the calls of one broker's queue into tasks, batched per tick. @internal */
+export class Enqueuer {
+  readonly #queue: string
+  readonly #source: EnqueueSource
+  readonly #batcher: CallBatcher
+
+  /** Enqueues on queue `queue` of the backend `source` opens. */
+  constructor(queue: string, source: EnqueueSource) {
+    this.#queue = queue
+    this.#source = source
+    this.#batcher = new CallBatcher(queue)
+  }
+
+  /**
+   * Enqueues one call. The common case (no promise among the arguments, the backend open and
+   * listening) makes one promise per call: this runs once per call on the producer's hot path,
+   * and every promise costs more while async context tracking is on.
+   */
+  enqueue(
+    path: string,
+    rawArgs: unknown[],
+    defaults: TaskOptions,
+    options?: TaskOptions,
+  ): Promise<Deferred<unknown> | undefined> {
+    try {
+      this.#source.open()
+      const opts = options ? resolveOptions(defaults, options) : resolvedDefaults(defaults)
+      const args = resolveArgs(rawArgs)
+      if (args instanceof Promise) return args.then(a => this.#encode(path, a, opts))
+      return this.#encode(path, args, opts)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /**
+   * Puts a task encoded elsewhere (a retry's, under a new id) in this tick's batch once the
+   * backend listens; settles when the batch's enqueue answers.
+   */
+  async resubmit(task: NewTask): Promise<void> {
+    const handle = await this.#source.ready()
+    if (!task.ignoreResult) await handle.hub.ready()
+    const { backend, hub } = handle
+    const deferred = task.ignoreResult
+      ? undefined
+      : new Deferred<unknown>(this.#host(hub, backend), this.#queue, task.name, task.id)
+    await this.#batcher.add(backend, hub, task, deferred)
+  }
+
+  /** Resolves once the batches under way have been sent and answered. */
+  drain(): Promise<void> {
+    return this.#batcher.drain()
+  }
+
+  /** Encodes a call whose arguments are values, then submits it once the backend listens. */
+  #encode(
+    path: string,
+    args: unknown[],
+    opts: ResolvedOptions,
+  ): Promise<Deferred<unknown> | undefined> {
+    const id = checkId(typeof opts.id === 'function' ? opts.id(...args) : (opts.id ?? newTaskId()))
+    const open = this.#source.opened()
+    if (open && (opts.ignoreResult || open.hub.listening))
+      return this.#submit(open, path, id, args, opts)
+    return this.#source.ready().then(async handle => {
+      if (!opts.ignoreResult) await handle.hub.ready()
+      return this.#submit(handle, path, id, args, opts)
+    })
+  }
+
+  /** Puts an encoded call in this tick's batch; settles when the batch's enqueue answers. */
+  #submit(
+    handle: BackendHandle,
+    path: string,
+    id: string,
+    args: unknown[],
+    opts: ResolvedOptions,
+  ): Promise<Deferred<unknown> | undefined> {
+    const { backend, hub } = handle
+    const task = encodeTask(path, id, args, opts, Date.now())
+    const limit = backend.limits.maxPayloadBytes
+    if (task.payload.length > limit / 4 && Buffer.byteLength(task.payload) > limit)
+      throw new PayloadTooLarge(`the arguments of ${path}`, Buffer.byteLength(task.payload), limit)
+    const deferred = opts.ignoreResult
+      ? undefined
+      : new Deferred<unknown>(this.#host(hub, backend), this.#queue, path, id)
+    const span = startEnqueue(this.#queue, path, id, args)
+    if (opts.tx) {
+      if (span.carried) task.trace = span.carried
+      return ended(span, this.#enqueueIn(opts.tx, backend, hub, task, deferred))
+    }
+    if (!span.carried) return this.#batcher.add(backend, hub, task, deferred)
+    task.trace = span.carried
+    return ended(span, this.#batcher.add(backend, hub, task, deferred))
+  }
+
+  /** Enqueues one task in the caller's transaction `tx` (postgres:// only), outside any batch. */
+  async #enqueueIn(
+    tx: TransactionClient,
+    backend: Backend,
+    hub: ResultHub,
+    task: NewTask,
+    deferred: Deferred<unknown> | undefined,
+  ): Promise<Deferred<unknown> | undefined> {
+    const inTx = (backend as Partial<TransactionalBackend>).enqueueIn
+    if (typeof inTx !== 'function') throw new TransactionsUnsupported(backend.url)
+    if (deferred) hub.track(deferred)
+    let outcome: 'ok' | 'duplicate' | undefined
+    try {
+      ;[outcome] = await inTx.call(backend, tx, this.#queue, [task])
+    } catch (err) {
+      if (deferred) hub.untrack(deferred)
+      throw err
+    }
+    if (outcome === 'duplicate') {
+      if (deferred) hub.untrack(deferred)
+      throw new DuplicateTask(task.name, this.#queue, task.id)
+    }
+    return deferred
+  }
+
+  #hostCache: DeferredHost | undefined
+  #host(hub: ResultHub, backend: Backend): DeferredHost {
+    this.#hostCache ??= {
+      get epoch() {
+        return hub.epoch
+      },
+      status: (queue, id) => backend.status(queue, id),
+      cancel: (queue, id) => backend.cancel(queue, id),
+      info: async (queue, id) => {
+        const stored = await backend.info(queue, id)
+        return stored ? toTaskInfo(stored, queue) : undefined
+      },
+      waiting: d => hub.waiting(d),
+    }
+    return this.#hostCache
+  }
+}
+
+/** `enqueued`, ending `span` when it settles. */
+function ended(
+  span: EnqueueSpan,
+  enqueued: Promise<Deferred<unknown> | undefined>,
+): Promise<Deferred<unknown> | undefined> {
+  return enqueued.then(
+    d => {
+      span.end(d)
+      return d
+    },
+    (err: unknown) => {
+      span.end(undefined, err)
+      throw err
+    },
+  )
+}
+
+/** A queue's defaults, resolved once (calls without per-call options share them). */
+const resolved = new WeakMap<TaskOptions, ResolvedOptions>()
+function resolvedDefaults(defaults: TaskOptions): ResolvedOptions {
+  let r = resolved.get(defaults)
+  if (!r) resolved.set(defaults, (r = resolveOptions(defaults)))
+  return r
+}
