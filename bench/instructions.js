@@ -9,7 +9,7 @@
 //   node bench/instructions.js bee-queue|bullmq [n1] [n2]   (a peer, through its bench adapter)
 //
 // BATCH=25 makes the calls in rounds of 25 at once (a pool of concurrency 25), as a busy queue
-// does; WORQ_SETTINGS='{"events":false}' configures the queue's settings first (docs/settings.md).
+// does; PRODUCER=apart makes them from a second broker, as a producer process does; WORQ_SETTINGS='{"events":false}' configures the queue's settings first (docs/settings.md).
 //
 // IR_KEEP=/tmp/ir keeps each count's callgrind file as /tmp/ir.<n> (callgrind_annotate reads it).
 //
@@ -68,7 +68,10 @@ async function count(n) {
   if (settings) await broker.configure(settings)
   const pool = new WorkerPool(broker, { concurrency: batch, sweepInterval: long })
   await pool.start()
-  const add = task(broker.queue().add, { heartrate: long })
+  // PRODUCER=apart: the calls come from a broker of their own (another client id), as a producer
+  // process makes them: outcomes go back by PUBLISH instead of in the exchange's reply.
+  const producer = process.env.PRODUCER === 'apart' ? getBroker(url, 'ir') : broker
+  const add = task(producer.queue().add, { heartrate: long })
   for (let i = 0; i < n; i += batch) {
     const calls = []
     for (let j = i; j < Math.min(i + batch, n); j++) calls.push(add(j, 1))
@@ -76,6 +79,7 @@ async function count(n) {
   }
   await pool.stop({ timeout: 5000 })
   await broker.close()
+  if (producer !== broker) await producer.close()
   return stop()
 
   async function stop() {
@@ -91,5 +95,13 @@ async function count(n) {
 const [n1, n2] = [Number(n1Arg), Number(n2Arg)]
 const a = await count(n1)
 const b = await count(n2)
-console.log(JSON.stringify({ dist, batch, settings, perTask: Math.round((b - a) / (n2 - n1)) }))
+console.log(
+  JSON.stringify({
+    dist,
+    batch,
+    settings,
+    producer: process.env.PRODUCER,
+    perTask: Math.round((b - a) / (n2 - n1)),
+  }),
+)
 process.exit(0)
