@@ -101,6 +101,61 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
+  it('an enqueue sent again after its reply was lost (a server crash) answers ok for its own tasks, and does not run a finished one again', async () => {
+    const queue = uniqueQueue('resend')
+    const broker = getBroker(url, queue)
+    broker.expose(function echo(x: string) {
+      return x
+    })
+    await broker.size() // migrates
+    const db = new pg.Client({ connectionString: url })
+    await db.connect()
+    try {
+      const d = (await broker.queue().echo('first')) as Deferred<string>
+      const [stored] = (
+        await db.query('SELECT enqueue_tag FROM worq.tasks WHERE queue = $1 AND id = $2', [
+          queue,
+          d.id,
+        ])
+      ).rows as Array<{ enqueue_tag: string }>
+      const row = (
+        await db.query(
+          `SELECT json_build_array(json_build_object('id', id, 'name', name, 'payload', payload,
+             'deps', deps, 'onError', on_error, 'ignoreResult', ignore_result, 'resultTimeout',
+             result_timeout, 'heartrate', heartrate, 'attempts', attempts, 'backoff', backoff,
+             'runAt', run_at, 'timeout', timeout, 'priority', priority, 'metadata', metadata,
+             'trace', trace)) AS t FROM worq.tasks WHERE queue = $1 AND id = $2`,
+          [queue, d.id],
+        )
+      ).rows[0] as { t: unknown }
+      const resend = async (tag: string) =>
+        (
+          await db.query('SELECT worq.enqueue($1, $2::jsonb, NULL, $3) AS v', [
+            queue,
+            JSON.stringify(row.t),
+            tag,
+          ])
+        ).rows[0].v as string[]
+      // The same call sent again: its own task. Another call with that id: a duplicate.
+      expect(await resend(stored!.enqueue_tag)).to.deep.equal(['ok'])
+      expect(await resend('another call')).to.deep.equal(['duplicate'])
+      const pool = new WorkerPool(broker, { concurrency: 1 })
+      await pool.start()
+      try {
+        expect(await d.result(10_000)).to.equal('first')
+        // Sent again after the task ended: still its own task, not run a second time.
+        expect(await resend(stored!.enqueue_tag)).to.deep.equal(['ok'])
+        expect(await broker.size()).to.equal(0)
+        expect(await d.status()).to.equal('completed')
+      } finally {
+        await pool.stop({ timeout: 5_000 })
+      }
+    } finally {
+      await db.end()
+      await broker.close()
+    }
+  })
+
   it('several processes migrating one database at once: one schema, version 1', async () => {
     const fresh = await freshDatabase()
     const runs = await Promise.all(Array.from({ length: 4 }, () => migrateCli(fresh)))

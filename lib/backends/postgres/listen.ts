@@ -8,6 +8,12 @@ import pg from 'pg'
 import { BackendUnreachable } from '../../errors.js'
 import { unreachable } from './pool.js'
 
+/**
+ * Longest pause between two attempts to make the connection again: a restarted server is heard
+ * within this of accepting connections, and an absent one costs a refused connect per period.
+ */
+const MAX_BACKOFF_MS = 500
+
 /** What the listener hands on. */
 export interface ListenHandlers {
   work(queue: string): void
@@ -86,7 +92,7 @@ export class Listener {
     this.#client = undefined
     client.removeAllListeners('notification')
     client.end().catch(() => undefined)
-    if (!this.#closed) this.#reconnect(100)
+    if (!this.#closed) this.#reconnect(50)
   }
 
   #reconnect(ms: number): void {
@@ -96,7 +102,7 @@ export class Listener {
           if (!this.#closed) this.#handlers.gap()
         },
         () => {
-          if (!this.#closed) this.#reconnect(Math.min(ms * 2, 2_000))
+          if (!this.#closed) this.#reconnect(Math.min(ms * 2, MAX_BACKOFF_MS))
         },
       )
     }, ms)

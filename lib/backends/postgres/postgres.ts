@@ -29,9 +29,9 @@ import {
   type TaskState,
   type WorkerInfo,
 } from '../backend.js'
-import { boundedOutcome, outcomeError } from '../../outcome.js'
 import { BrokerClosed, ListingOff } from '../../errors.js'
 import { redactUrl } from '../redis/url.js'
+import { encodeFinishes, type ReservedNames } from './finishes.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'
 import { PgPool, type Queryable } from './pool.js'
@@ -61,7 +61,7 @@ export class PostgresBackend implements Backend {
   readonly #control = new Map<string, Set<(m: ControlMessage) => void>>()
   readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
   /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
-  readonly #reserved = new Map<string, { name: string; attempt: number }>()
+  readonly #reserved: ReservedNames = new Map()
   /** Progress calls under way per queue (a finish waits for all of them). */
   readonly #progressing = new Map<string, Set<Promise<void>>>()
   #listening = false
@@ -102,8 +102,10 @@ export class PostgresBackend implements Backend {
     await this.#db.ready()
   }
 
+  /** Sent again after a lost reply, the same call (same tag) finds its own tasks: docs/postgres.md. */
   async enqueue(queue: string, tasks: readonly NewTask[]): Promise<Array<'ok' | 'duplicate'>> {
-    return this.#fn(`enqueue($1, $2::jsonb, $3)`, [queue, JSON.stringify(tasks), this.#origin()])
+    const args = [queue, JSON.stringify(tasks), this.#origin(), nanoid()]
+    return this.#fn(`enqueue($1, $2::jsonb, $3, $4)`, args)
   }
 
   /**
@@ -117,10 +119,11 @@ export class PostgresBackend implements Backend {
   ): Promise<Array<'ok' | 'duplicate'>> {
     this.#open()
     await this.#db.ready()
-    const { rows } = await tx.query(`SELECT ${this.schema}.enqueue($1, $2::jsonb, $3) AS v`, [
+    const { rows } = await tx.query(`SELECT ${this.schema}.enqueue($1, $2::jsonb, $3, $4) AS v`, [
       queue,
       JSON.stringify(tasks),
       this.#origin(),
+      nanoid(),
     ])
     const v = (rows[0] as { v: unknown }).v
     return (typeof v === 'string' ? v.replace(/^\{|\}$/g, '').split(',') : v) as Array<
@@ -142,23 +145,7 @@ export class PostgresBackend implements Backend {
     // Progress sent before a finish is stored before it (Redis orders them on one connection).
     const inFlight = this.#progressing.get(queue)
     if (inFlight) await Promise.all(inFlight)
-    const finishes = done.map(f => {
-      const known = this.#reserved.get(f.token)
-      this.#reserved.delete(f.token)
-      if (f.release) return { id: f.id, token: f.token, release: true }
-      const times = { runMs: f.runMs, waitMs: f.waitMs }
-      if (f.retryAt !== undefined) {
-        const { stack: _stack, ...error } = outcomeError(f.outcome)
-        return { id: f.id, token: f.token, retryAt: f.retryAt, error, ...times }
-      }
-      const outcome = boundedOutcome(f.outcome, this.limits.maxPayloadBytes, () => ({
-        taskName: known?.name ?? 'unknown',
-        queue,
-        taskId: f.id,
-        attempts: known?.attempt,
-      }))
-      return { id: f.id, token: f.token, outcome, ...times }
-    })
+    const finishes = encodeFinishes(queue, done, this.#reserved, this.limits.maxPayloadBytes)
     const r = await this.#fn<{
       stale: string[]
       reserved: Array<ReservedTask & { cache: ReservedTask['cache'] | null }>

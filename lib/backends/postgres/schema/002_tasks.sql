@@ -50,9 +50,10 @@ LANGUAGE sql IMMUTABLE AS
 $$ SELECT 'k' || jsonb_build_object('taskName', name, 'queue', q, 'taskId', tid)::text $$;
 
 -- Stores one task (state pending), links or fills its argument slots; 'ok' or 'duplicate'. Takes
--- no queue lock, so it may run in the caller's own transaction.
+-- no queue lock, so it may run in the caller's own transaction. A row written by the same enqueue
+-- call (`tag`: it was sent again after its reply was lost) is this task: 'ok', nothing written.
 CREATE OR REPLACE FUNCTION worq.enqueue_one(q text, t jsonb, origin text, listing boolean,
-  now bigint) RETURNS text LANGUAGE plpgsql AS $$
+  now bigint, tag text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   tid text := t->>'id';
   n integer := jsonb_array_length(t->'deps');
@@ -63,21 +64,23 @@ DECLARE
   s text[];
   miss integer := 0;
 BEGIN
-  SELECT state, expires_at INTO old FROM worq.tasks WHERE queue = q AND id = tid FOR UPDATE;
+  SELECT state, expires_at, enqueue_tag INTO old FROM worq.tasks WHERE queue = q AND id = tid
+    FOR UPDATE;
   IF FOUND THEN
+    IF old.enqueue_tag = tag THEN RETURN 'ok'; END IF;
     IF old.state <> 'done' THEN RETURN 'duplicate'; END IF;
     DELETE FROM worq.tasks WHERE queue = q AND id = tid;
   END IF;
   INSERT INTO worq.tasks (queue, id, name, state, payload, deps, on_error, ignore_result,
     result_timeout, heartrate, attempts, backoff, run_at, timeout, priority, metadata, cache,
-    trace, created_at, listed, origin, slots)
+    trace, created_at, listed, origin, slots, enqueue_tag)
   VALUES (q, tid, t->>'name', 'pending', t->>'payload', t->'deps', t->>'onError',
     (t->>'ignoreResult')::boolean, (t->>'resultTimeout')::bigint, (t->>'heartrate')::bigint,
     (t->>'attempts')::integer, t->'backoff', (t->>'runAt')::bigint, (t->>'timeout')::bigint,
     (t->>'priority')::integer, t->>'metadata', CASE WHEN t ? 'cache' THEN t->'cache' END,
     coalesce(t->>'trace', ''), now, listing,
     CASE WHEN (t->>'ignoreResult')::boolean THEN NULL ELSE origin END,
-    CASE WHEN n = 0 THEN '{}'::text[] ELSE array_fill(NULL::text, ARRAY[n]) END)
+    CASE WHEN n = 0 THEN '{}'::text[] ELSE array_fill(NULL::text, ARRAY[n]) END, tag)
   ON CONFLICT (queue, id) DO NOTHING;
   IF NOT FOUND THEN RETURN 'duplicate'; END IF;
   PERFORM worq.emit(q, jsonb_build_object('e', jsonb_build_object('type', 'enqueued', 'id', tid,
@@ -109,8 +112,10 @@ BEGIN
   RETURN 'ok';
 END $$;
 
-CREATE OR REPLACE FUNCTION worq.enqueue(q text, tasks jsonb, origin text) RETURNS text[]
-LANGUAGE plpgsql AS $$
+-- Enqueues a batch (a JSON array of NewTask) written by one call (`tag`); 'ok' or 'duplicate' per
+-- task, in order.
+CREATE OR REPLACE FUNCTION worq.enqueue(q text, batch jsonb, origin text, tag text)
+RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
   now bigint := worq.now_ms();
   listing boolean;
@@ -118,8 +123,8 @@ DECLARE
   res text[] := '{}';
 BEGIN
   SELECT queues.listing INTO listing FROM worq.queues WHERE name = q;
-  FOR t IN SELECT * FROM jsonb_array_elements(tasks) LOOP
-    res := res || worq.enqueue_one(q, t, origin, coalesce(listing, true), now);
+  FOR t IN SELECT * FROM jsonb_array_elements(batch) LOOP
+    res := res || worq.enqueue_one(q, t, origin, coalesce(listing, true), now, tag);
   END LOOP;
   RETURN res;
 END $$;

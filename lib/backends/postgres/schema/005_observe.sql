@@ -89,7 +89,7 @@ BEGIN
   END IF;
   UPDATE worq.schedules SET body = b WHERE queue = q AND id = sid;
   IF task IS NOT NULL THEN
-    PERFORM worq.enqueue_one(q, task, origin, qr.listing, worq.now_ms());
+    PERFORM worq.enqueue_one(q, task, origin, qr.listing, worq.now_ms(), NULL);
   END IF;
   RETURN true;
 END $$;
