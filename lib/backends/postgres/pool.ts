@@ -4,9 +4,11 @@
  * a server that is away (restarting, crashed, refusing connections, dropping them) waited for:
  * the statement is sent again, with backoff, until it answers or `patienceMs` (the backend's
  * `connectTimeoutMs`) has passed since the operation began, then fails with BackendUnreachable.
+ * A statement the server cancelled for its `statement_timeout` or `lock_timeout` fails at once
+ * with StatementTimeout.
  */
 import pg from 'pg'
-import { BackendUnreachable } from '../../errors.js'
+import { BackendUnreachable, StatementTimeout } from '../../errors.js'
 
 /** What the `tx` option accepts: a node-postgres client (or anything with its `query`). */
 export interface Queryable {
@@ -47,6 +49,18 @@ export function unreachable(err: unknown): boolean {
       e.message ?? '',
     )
   )
+}
+
+/** The statement timeout's error, when `err` is a statement the server cancelled for one. */
+export function timedOut(err: unknown, statement: string): StatementTimeout | undefined {
+  const e = err as { code?: string; message?: string }
+  const setting =
+    e.code === '57014' && /statement timeout/i.test(e.message ?? '')
+      ? 'statement_timeout'
+      : e.code === '55P03' && /lock timeout/i.test(e.message ?? '')
+        ? 'lock_timeout'
+        : undefined
+  return setting && new StatementTimeout(statement, setting, { cause: err })
 }
 
 /** The operation a statement runs, for messages: `enqueue`, `exchange`, or its first words. */
@@ -101,7 +115,8 @@ export class PgPool {
 
   /**
    * Runs `fn` until it answers: again after a deadlock (up to 5 times), again with backoff while
-   * the server is away (until `patienceMs` has passed: then BackendUnreachable).
+   * the server is away (until `patienceMs` has passed: then BackendUnreachable); a statement or
+   * lock timeout is a StatementTimeout.
    */
   async #patiently<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.#patienceMs
@@ -111,6 +126,8 @@ export class PgPool {
       } catch (err) {
         const code = (err as { code?: string }).code
         if (code !== undefined && RETRY.has(code) && attempt < 5) continue
+        const timeout = timedOut(err, operation)
+        if (timeout) throw timeout
         if (!dropped(err) && !unreachable(err)) throw err
         const left = deadline - Date.now()
         if (left <= 0)

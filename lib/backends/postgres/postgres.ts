@@ -34,7 +34,7 @@ import { redactUrl } from '../redis/url.js'
 import { encodeFinishes, type ReservedNames } from './finishes.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'
-import { PgPool, type Queryable } from './pool.js'
+import { PgPool, timedOut, type Queryable } from './pool.js'
 import { infoOfRow, listSql, stateOfRow, type TaskRow } from './reads.js'
 import { QueueStore } from './queue-store.js'
 import { parsePostgresUrl } from './url.js'
@@ -119,12 +119,11 @@ export class PostgresBackend implements Backend {
   ): Promise<Array<'ok' | 'duplicate'>> {
     this.#open()
     await this.#db.ready()
-    const { rows } = await tx.query(`SELECT ${this.schema}.enqueue($1, $2::jsonb, $3, $4) AS v`, [
-      queue,
-      JSON.stringify(tasks),
-      this.#origin(),
-      nanoid(),
-    ])
+    const sql = `SELECT ${this.schema}.enqueue($1, $2::jsonb, $3, $4) AS v`
+    const args = [queue, JSON.stringify(tasks), this.#origin(), nanoid()]
+    const { rows } = await tx.query(sql, args).catch((err: unknown) => {
+      throw timedOut(err, 'enqueue') ?? err
+    })
     const v = (rows[0] as { v: unknown }).v
     return (typeof v === 'string' ? v.replace(/^\{|\}$/g, '').split(',') : v) as Array<
       'ok' | 'duplicate'
