@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { spawn } from 'node:child_process'
 import pg from 'pg'
-import { getBroker, TaskSpace, WorkerPool, type Deferred } from '../../lib/index.js'
+import { getBroker, task, TaskSpace, WorkerPool, type Deferred } from '../../lib/index.js'
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js'
 import { CLI_TS } from '../helpers/cli.js'
 import { uniqueQueue } from '../helpers/util.js'
@@ -152,6 +152,28 @@ describe('postgres: URLs, faults and migrations', () => {
       }
     } finally {
       await db.end()
+      await broker.close()
+    }
+  })
+
+  it("two calls with one id in one batch: the second is a DuplicateTask (the batch's tag must not pass it as its own)", async () => {
+    const queue = uniqueQueue('dup-batch')
+    const broker = getBroker(url, queue)
+    broker.expose(function echo(x: string) {
+      return x
+    })
+    try {
+      const f = task(broker.queue().echo, { id: 'same' })
+      const [a, b] = await Promise.allSettled([f('a'), f('b')])
+      expect(a.status).to.equal('fulfilled')
+      expect(b.status).to.equal('rejected')
+      expect((b as PromiseRejectedResult).reason).to.have.property(
+        'code',
+        'ERR_WORQ_DUPLICATE_TASK',
+      )
+      expect(await broker.size()).to.equal(1)
+    } finally {
+      await broker.purge()
       await broker.close()
     }
   })

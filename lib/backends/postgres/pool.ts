@@ -137,11 +137,11 @@ export class PgPool {
     }
   }
 
-  /** The rows of one statement. */
-  async rows<T>(text: string, values: unknown[] = []): Promise<T[]> {
+  /** The rows of one statement (`operation` names it in a StatementTimeout). */
+  async rows<T>(text: string, values: unknown[] = [], operation?: string): Promise<T[]> {
     await this.ready()
     return this.#patiently(
-      operationOf(text),
+      operation ?? operationOf(text),
       async () => (await this.#pool.query(text, values)).rows as T[],
     )
   }

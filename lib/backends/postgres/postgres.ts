@@ -31,6 +31,7 @@ import {
 } from '../backend.js'
 import { BrokerClosed, ListingOff } from '../../errors.js'
 import { redactUrl } from '../redis/url.js'
+import { BatchEnqueue } from './enqueue.js'
 import { encodeFinishes, type ReservedNames } from './finishes.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'
@@ -57,6 +58,7 @@ export class PostgresBackend implements Backend {
   readonly #db: PgPool
   readonly #listener: Listener
   readonly #store: QueueStore
+  readonly #batches: BatchEnqueue
   readonly #waits = new WorkWaits()
   readonly #control = new Map<string, Set<(m: ControlMessage) => void>>()
   readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
@@ -80,6 +82,7 @@ export class PostgresBackend implements Backend {
       migrate(client, this.schema),
     )
     this.#store = new QueueStore(this.#db, this.schema, () => this.#open())
+    this.#batches = new BatchEnqueue(this.#db, this.schema)
     this.#listener = new Listener(this.url, config, this.schema, this.clientId, {
       work: queue => this.#waits.wake(queue),
       control: (queue, m) => this.#tell(queue, m as ControlMessage),
@@ -102,10 +105,9 @@ export class PostgresBackend implements Backend {
     await this.#db.ready()
   }
 
-  /** Sent again after a lost reply, the same call (same tag) finds its own tasks: docs/postgres.md. */
   async enqueue(queue: string, tasks: readonly NewTask[]): Promise<Array<'ok' | 'duplicate'>> {
-    const args = [queue, JSON.stringify(tasks), this.#origin(), nanoid()]
-    return this.#fn(`enqueue($1, $2::jsonb, $3, $4)`, args)
+    this.#open()
+    return this.#batches.enqueue(queue, tasks, this.#origin())
   }
 
   /**

@@ -17,8 +17,8 @@ BEGIN
 END $$;
 
 -- Puts a task back after a failed run or a lapsed lease, delayed until `at`.
-CREATE OR REPLACE FUNCTION worq.retry(q text, tid text, at bigint, err jsonb, now bigint)
-RETURNS void LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION worq.retry(q text, tid text, at bigint, err jsonb, now bigint,
+  timing jsonb DEFAULT '{}') RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   r worq.tasks;
   extra jsonb;
@@ -29,8 +29,8 @@ BEGIN
   extra := jsonb_build_object('attempt', r.attempt, 'delay', greatest(0, at - now)) || err;
   IF r.worker_id IS NOT NULL THEN extra := extra || jsonb_build_object('workerId', r.worker_id); END IF;
   IF r.started_at IS NOT NULL THEN extra := extra || jsonb_build_object('ms', now - r.started_at); END IF;
-  PERFORM worq.task_event('retrying', r, now, extra);
-  PERFORM worq.emit(q, jsonb_build_object('k', 'r', 't', now));
+  PERFORM worq.task_event('retrying', r, now, extra,
+    jsonb_build_object('k', 'r', 't', now) || timing);
   PERFORM worq.line(q, tid, at, now);
 END $$;
 
@@ -61,10 +61,12 @@ BEGIN
       FROM picked WHERE t.queue = q AND t.id = picked.id
       RETURNING t.*
     ), logged AS (
+      -- One inbox row for the `started` events of the whole reservation.
       INSERT INTO worq.inbox (queue, body)
-      SELECT q, jsonb_build_object('e', jsonb_build_object('type', 'started', 'id', took.id,
-          'name', took.name, 'time', now, 'attempt', took.attempt, 'workerId', worker))
-      FROM took ORDER BY took.priority, took.line_seq
+      SELECT q, jsonb_build_object('es', jsonb_agg(jsonb_build_object('type', 'started',
+          'id', took.id, 'name', took.name, 'time', now, 'attempt', took.attempt,
+          'workerId', worker) ORDER BY took.priority, took.line_seq))
+      FROM took HAVING count(*) > 0 AND qr.events
     )
     SELECT coalesce(jsonb_agg(worq.reserved(took) ORDER BY took.priority, took.line_seq), '[]')
       INTO out FROM took;
@@ -116,6 +118,7 @@ DECLARE
   r worq.tasks;
   found_ boolean;
   stale text[] := '{}';
+  timing jsonb;
   reserved jsonb;
   due bigint;
   res jsonb;
@@ -124,13 +127,15 @@ BEGIN
     AS x(id text, token text, outcome text, "retryAt" bigint, release boolean, error jsonb,
       "runMs" bigint, "waitMs" bigint)
   LOOP
-    -- Wait and run times as the worker measured them (a release never ran).
-    IF NOT coalesce(f.release, false) AND (f."runMs" IS NOT NULL OR f."waitMs" IS NOT NULL) THEN
-      PERFORM worq.emit(q, jsonb_build_object('t', now, 'run', f."runMs", 'w', f."waitMs"));
-    END IF;
+    -- Wait and run times as the worker measured them (a release never ran): counted with the
+    -- retry or the outcome, or on their own for a finish refused as stale.
+    timing := CASE WHEN NOT coalesce(f.release, false)
+        AND (f."runMs" IS NOT NULL OR f."waitMs" IS NOT NULL)
+      THEN jsonb_build_object('run', f."runMs", 'w', f."waitMs") ELSE '{}' END;
     SELECT * INTO r FROM worq.tasks WHERE queue = q AND id = f.id FOR UPDATE;
     found_ := FOUND;
     IF NOT found_ OR r.state <> 'processing' OR r.token IS DISTINCT FROM f.token THEN
+      IF timing <> '{}' THEN PERFORM worq.emit(q, jsonb_build_object('t', now) || timing); END IF;
       -- Quiet: a release (the task never started), or the end of a run cancelled as it ran.
       IF NOT coalesce(f.release, false) AND NOT (found_ AND r.state = 'done'
           AND r.finish_tag IS NOT DISTINCT FROM f.token) THEN
@@ -144,9 +149,9 @@ BEGIN
         attempt = attempt - 1, line_seq = -nextval('worq.line_seq') WHERE queue = q AND id = f.id;
       PERFORM worq.wake(q);
     ELSIF f."retryAt" IS NOT NULL THEN
-      PERFORM worq.retry(q, f.id, f."retryAt", jsonb_build_object('error', f.error), now);
+      PERFORM worq.retry(q, f.id, f."retryAt", jsonb_build_object('error', f.error), now, timing);
     ELSE
-      PERFORM worq.finish(q, f.id, f.outcome, now, false, f.token);
+      PERFORM worq.finish(q, f.id, f.outcome, now, false, f.token, timing);
     END IF;
   END LOOP;
   reserved := worq.reserve(qr, worker, max, now);
