@@ -53,10 +53,16 @@ BEGIN
     WHERE qr.events
     RETURNING 1
   ),
+  -- Counts: a row's own (`t`), or a list of them (`ms`).
+  cnt AS (
+    SELECT body AS c FROM gone WHERE body ? 't'
+    UNION ALL
+    SELECT x.c FROM gone, jsonb_array_elements(gone.body->'ms') AS x(c) WHERE gone.body ? 'ms'
+  ),
   m AS (
-    SELECT (body->>'t')::bigint - (body->>'t')::bigint % 60000 AS minute, body->>'k' AS k,
-      (body->>'run')::bigint AS run, (body->>'w')::bigint AS w
-    FROM gone WHERE qr.metrics AND body ? 't'
+    SELECT (c->>'t')::bigint - (c->>'t')::bigint % 60000 AS minute, c->>'k' AS k,
+      (c->>'run')::bigint AS run, (c->>'w')::bigint AS w
+    FROM cnt WHERE qr.metrics
   ),
   agg AS (
     SELECT jsonb_build_object('minute', minute, 'c', count(*) FILTER (WHERE k = 'c'),
