@@ -25,7 +25,12 @@ const PRODUCERS = 3
 const WORKERS = 3
 const CONCURRENCY = 16
 const SWEEP_MS = 100
-const KEEP_MS = 3000
+/**
+ * How long outcomes are kept: longer than the server's crash and recovery under load (0.5–4 s), so
+ * that a result is not gone before the producer, which awaits its Deferreds only once it has sent
+ * everything, reads it.
+ */
+const KEEP_MS = 8000
 const KILL_MS = [200, 600] as const
 /** The server crashes and restarts after this many worker kills. */
 const RESTART_AFTER_KILLS = 10

@@ -4,7 +4,8 @@ import pg from 'pg'
 import { getBroker, task, TaskSpace, WorkerPool, type Deferred } from '../../lib/index.js'
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js'
 import { CLI_TS } from '../helpers/cli.js'
-import { uniqueQueue } from '../helpers/util.js'
+import { latch, uniqueQueue, until } from '../helpers/util.js'
+import { tcpForwarder } from '../helpers/tcp-forwarder.js'
 
 function errorOf(p: Promise<unknown>): Promise<{ code?: string; message: string } | undefined> {
   return p.then(
@@ -175,6 +176,56 @@ describe('postgres: URLs, faults and migrations', () => {
     } finally {
       await broker.purge()
       await broker.close()
+    }
+  })
+
+  it("an outcome recorded while the caller's LISTEN connection was cut reaches its Deferred, though no one awaited it before its result expired (found by the soak with a server crash)", async () => {
+    const queue = uniqueQueue('missed')
+    const cut = await tcpForwarder(Number(new URL(url).port || 5432))
+    const through = new URL(url)
+    through.port = String(cut.port)
+    // The caller through the forwarder, the worker straight to the server.
+    const caller = getBroker(through.toString(), queue)
+    const worker = getBroker(`${url}${url.includes('?') ? '&' : '?'}application_name=worq-w`, queue)
+    const gate = latch()
+    const started = latch()
+    worker.expose(async function gated(x: string) {
+      started.resolve()
+      await gate.promise
+      return x
+    })
+    const pool = new WorkerPool(worker, { concurrency: 1 })
+    const db = new pg.Client({ connectionString: url })
+    await db.connect()
+    try {
+      await pool.start()
+      const d = (await task(caller.queue().gated, { resultTimeout: 1_000 })(
+        'x',
+      )) as Deferred<string>
+      await started.promise
+      const { hub } = await caller.backend()
+      const epoch = hub.epoch
+      await cut.cut()
+      gate.resolve()
+      const state = async () =>
+        (
+          await db.query(
+            'SELECT state, expires_at <= worq.now_ms() AS gone FROM worq.tasks WHERE queue = $1 AND id = $2',
+            [queue, d.id],
+          )
+        ).rows[0] as { state: string; gone: boolean }
+      await until(async () => (await state()).state === 'done', 10_000, 'the outcome')
+      await cut.restore()
+      await until(() => hub.epoch > epoch, 10_000, 'the LISTEN connection to come back')
+      // Only now is the Deferred awaited: its outcome's own notification went to no one.
+      await until(async () => (await state()).gone, 10_000, 'the result to expire')
+      expect(await d.result(1_000)).to.equal('x')
+    } finally {
+      await db.end()
+      await pool.stop({ timeout: 5_000 })
+      await worker.close()
+      await caller.close()
+      await cut.close()
     }
   })
 

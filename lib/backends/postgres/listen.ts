@@ -19,8 +19,11 @@ export interface ListenHandlers {
   work(queue: string): void
   control(queue: string, message: unknown): void
   outcome(queue: string, id: string, what: string): void
-  /** The connection was lost and is back: notifications may have been missed. */
-  gap(): void
+  /**
+   * The connection was lost and is back, `lostMs` after it was lost: notifications may have been
+   * missed meanwhile.
+   */
+  gap(lostMs: number): void
 }
 
 export class Listener {
@@ -31,6 +34,8 @@ export class Listener {
   #ready: Promise<void> | undefined
   #closed = false
   #retry: NodeJS.Timeout | undefined
+  /** When the connection was last lost (Date.now()). */
+  #lostAt = 0
 
   readonly #url: string
 
@@ -90,6 +95,7 @@ export class Listener {
   #lost(client: pg.Client): void {
     if (this.#client !== client) return
     this.#client = undefined
+    this.#lostAt = Date.now()
     client.removeAllListeners('notification')
     client.end().catch(() => undefined)
     if (!this.#closed) this.#reconnect(50)
@@ -99,7 +105,7 @@ export class Listener {
     this.#retry = setTimeout(() => {
       this.#connect().then(
         () => {
-          if (!this.#closed) this.#handlers.gap()
+          if (!this.#closed) this.#handlers.gap(Date.now() - this.#lostAt)
         },
         () => {
           if (!this.#closed) this.#reconnect(Math.min(ms * 2, MAX_BACKOFF_MS))

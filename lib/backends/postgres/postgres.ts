@@ -33,11 +33,13 @@ import { BrokerClosed, ListingOff } from '../../errors.js'
 import { redactUrl } from '../redis/url.js'
 import { BatchEnqueue } from './enqueue.js'
 import { encodeFinishes, type ReservedNames } from './finishes.js'
+import { InFlight } from './in-flight.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'
 import { PgPool, timedOut, type Queryable } from './pool.js'
 import { infoOfRow, listSql, stateOfRow, type TaskRow } from './reads.js'
 import { QueueStore } from './queue-store.js'
+import { missedOutcomes } from './redeliver.js'
 import { parsePostgresUrl } from './url.js'
 import { WorkWaits } from './waits.js'
 
@@ -65,7 +67,7 @@ export class PostgresBackend implements Backend {
   /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
   readonly #reserved: ReservedNames = new Map()
   /** Progress calls under way per queue (a finish waits for all of them). */
-  readonly #progressing = new Map<string, Set<Promise<void>>>()
+  readonly #progressing = new InFlight()
   #listening = false
   #closed = false
 
@@ -87,7 +89,7 @@ export class PostgresBackend implements Backend {
       work: queue => this.#waits.wake(queue),
       control: (queue, m) => this.#tell(queue, m as ControlMessage),
       outcome: (queue, id, what) => void this.#deliver(queue, id, what),
-      gap: () => this.#gap(),
+      gap: lostMs => void this.#gap(lostMs),
     })
   }
 
@@ -144,8 +146,7 @@ export class PostgresBackend implements Backend {
   ): Promise<ExchangeResult> {
     this.#waits.seen(queue, workerId)
     // Progress sent before a finish is stored before it (Redis orders them on one connection).
-    const inFlight = this.#progressing.get(queue)
-    if (inFlight) await Promise.all(inFlight)
+    await this.#progressing.settled(queue)
     const finishes = encodeFinishes(queue, done, this.#reserved, this.limits.maxPayloadBytes)
     const r = await this.#fn<{
       stale: string[]
@@ -181,19 +182,7 @@ export class PostgresBackend implements Backend {
   async progress(queue: string, updates: readonly ProgressUpdate[]): Promise<void> {
     if (updates.length === 0) return
     const sent = this.#fn<void>(`progress($1, $2::jsonb)`, [queue, JSON.stringify(updates)])
-    const mine = sent.then(
-      () => undefined,
-      () => undefined,
-    )
-    let inFlight = this.#progressing.get(queue)
-    if (!inFlight) this.#progressing.set(queue, (inFlight = new Set()))
-    inFlight.add(mine)
-    void mine.then(() => {
-      inFlight.delete(mine)
-      if (inFlight.size === 0 && this.#progressing.get(queue) === inFlight)
-        this.#progressing.delete(queue)
-    })
-    await sent
+    await this.#progressing.add(queue, sent)
   }
 
   async sweep(queue: string, intervalMs: number): Promise<number> {
@@ -269,7 +258,14 @@ export class PostgresBackend implements Backend {
     for (const o of this.#outcomes) o.listener(queue, id, outcome)
   }
 
-  #gap(): void {
+  /** The LISTEN connection is back after `lostMs`: what it missed is delivered, then re-checked. */
+  async #gap(lostMs: number): Promise<void> {
+    if (this.#outcomes.length > 0) {
+      const missed = await missedOutcomes(this.#db, this.schema, this.clientId, lostMs).catch(
+        () => [],
+      )
+      for (const m of missed) for (const o of this.#outcomes) o.listener(m.queue, m.id, m.outcome)
+    }
     for (const o of this.#outcomes) o.onGap()
     for (const queue of this.#control.keys()) this.#tell(queue, { type: 'resync' })
     this.#waits.wakeAll()
