@@ -20,6 +20,7 @@
  * | `ERR_WORQ_BACKEND_UNREACHABLE` | BackendUnreachable | the PostgreSQL server did not accept a connection within its connect timeout |
  * | `ERR_WORQ_SCHEMA_TOO_NEW` | SchemaTooNew | the database's worq schema is newer than this worq |
  * | `ERR_WORQ_NO_TRANSACTIONS` | TransactionsUnsupported | the `tx` option on a backend other than postgres:// |
+ * | `ERR_WORQ_STATEMENT_TIMEOUT` | StatementTimeout | the PostgreSQL server cancelled a worq statement for its `statement_timeout` or `lock_timeout` |
  */
 
 /** What a remote error looked like, carried across the wire. */
@@ -273,5 +274,31 @@ export class TransactionsUnsupported extends WorqError {
       'ERR_WORQ_NO_TRANSACTIONS',
       `the \`tx\` option needs a postgres:// backend; "${redact(url)}" cannot enqueue inside a database transaction`,
     )
+  }
+}
+
+/**
+ * The PostgreSQL server cancelled one of worq's statements because it ran past the session's
+ * `statement_timeout`, or waited for a lock past its `lock_timeout`. The statement's transaction
+ * was rolled back: nothing of the operation was written, and sending it again is safe.
+ */
+export class StatementTimeout extends WorqError {
+  /** The worq operation whose statement was cancelled, e.g. `enqueue` or `exchange`. */
+  readonly operation: string
+  /** The server setting that cancelled it. */
+  readonly setting: 'statement_timeout' | 'lock_timeout'
+
+  constructor(
+    operation: string,
+    setting: 'statement_timeout' | 'lock_timeout',
+    options?: ErrorOptions,
+  ) {
+    super(
+      'ERR_WORQ_STATEMENT_TIMEOUT',
+      `the PostgreSQL server cancelled worq's \`${operation}\` statement after its ${setting}; nothing of it was written, so it can be sent again. Raise ${setting} for worq's connections (ALTER ROLE <role> SET ${setting} = '30s', or ALTER DATABASE), or find the session holding the lock it waited for (pg_locks, pg_stat_activity)`,
+      options,
+    )
+    this.operation = operation
+    this.setting = setting
   }
 }

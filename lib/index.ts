@@ -54,6 +54,7 @@ export {
   BackendUnreachable,
   SchemaTooNew,
   TransactionsUnsupported,
+  StatementTimeout,
 } from './errors.js'
 export type { RemoteError } from './errors.js'
 export type { BackendOptions } from './backends/index.js'

@@ -27,6 +27,14 @@ export async function create(url, { concurrency, queue: name = 'bench' }) {
   }
   // WORQ_SETTINGS='{"events":false}' measures the queue with those settings.
   if (process.env.WORQ_SETTINGS) await broker.configure(JSON.parse(process.env.WORQ_SETTINGS))
+  // On Postgres, connect, check the schema and LISTEN before the measured run, as the peers'
+  // adapters do (pg-boss's start() with useListenNotify, graphile-worker's migrate()); worq would
+  // otherwise do it on its first call. (broker.backend() is internal: the hub's ready() is what a
+  // first call awaits.)
+  if (/^postgres(ql)?:/.test(url)) {
+    await broker.size()
+    await (await broker.backend()).hub.ready()
+  }
   broker.expose(
     new TaskSpace('', {
       add: (a, b) => a + b,

@@ -1,7 +1,9 @@
 /**
- * Soak on postgres://: the same producers, workers and SIGKILLs as soak.test.ts, with the
- * outcomes counted by a trigger the test installs on the private database's task table (every
- * change of a row to `done` is recorded), and the rows of the queue counted at the end.
+ * Soak on postgres://: the same producers, workers and SIGKILLs as soak.test.ts, plus a crash and
+ * restart of the server itself (`pg_ctl restart -m immediate`) once a third of the kills are done,
+ * on a private PostgreSQL server the test starts (test/helpers/postgres-server.ts), with the
+ * outcomes counted by a trigger the test installs on the task table (every change of a row to
+ * `done` is recorded), and the rows of the queue counted at the end.
  *
  * WORQ_SOAK_TASKS (default 10 000) sets the size.
  */
@@ -11,7 +13,7 @@ import { Redis } from 'ioredis'
 import pg from 'pg'
 import { killAll, worq, type CliProcess } from '../helpers/cli.js'
 import { getBroker, WorkerPool } from '../../lib/index.js'
-import { postgresUrl } from '../helpers/postgres.js'
+import { startPostgresServer, type PostgresServer } from '../helpers/postgres-server.js'
 import { redisUrl } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 
@@ -23,8 +25,15 @@ const PRODUCERS = 3
 const WORKERS = 3
 const CONCURRENCY = 16
 const SWEEP_MS = 100
-const KEEP_MS = 3000
+/**
+ * How long outcomes are kept: longer than the server's crash and recovery under load (0.5–4 s), so
+ * that a result is not gone before the producer, which awaits its Deferreds only once it has sent
+ * everything, reads it.
+ */
+const KEEP_MS = 8000
 const KILL_MS = [200, 600] as const
+/** The server crashes and restarts after this many worker kills. */
+const RESTART_AFTER_KILLS = 10
 
 type Counts = Record<'sent' | 'completed' | 'expired' | 'failed' | 'wrong' | 'unsettled', number>
 
@@ -48,11 +57,11 @@ function producer(url: string, queue: string, prefix: string, count: number, log
 /** Records every task row of `queue` that turns `done` (the test's own witness of outcomes). */
 async function recordOutcomes(db: pg.Client, queue: string): Promise<void> {
   await db.query(
-    `CREATE TABLE IF NOT EXISTS public.soak_outcomes (queue text, id text, outcome text)`,
+    `CREATE TABLE IF NOT EXISTS public.soak_outcomes (queue text, id text, outcome text, at bigint)`,
   )
   await db.query(`CREATE OR REPLACE FUNCTION public.soak_record() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      INSERT INTO public.soak_outcomes VALUES (NEW.queue, NEW.id, NEW.outcome);
+      INSERT INTO public.soak_outcomes VALUES (NEW.queue, NEW.id, NEW.outcome, worq.now_ms());
       RETURN NEW;
     END $$`)
   await db.query(`DROP TRIGGER IF EXISTS soak_record ON worq.tasks`)
@@ -63,10 +72,15 @@ async function recordOutcomes(db: pg.Client, queue: string): Promise<void> {
 
 describe('chaos: soak with workers killed at random [postgres]', function () {
   this.timeout(900_000)
+  let server: PostgresServer | undefined
   afterEach(() => killAll())
+  after(async () => {
+    await server?.stop()
+  })
 
   it('loses nothing: one recorded result per task, retried tasks complete, the others complete or expire, no rows remain', async () => {
-    const url = await postgresUrl()
+    server = await startPostgresServer()
+    const url = server.url
     const side = new Redis(await redisUrl())
     process.env.WORQ_TEST_SIDE_URL = await redisUrl()
     const queue = uniqueQueue('soak')
@@ -74,7 +88,8 @@ describe('chaos: soak with workers killed at random [postgres]', function () {
     const boot = getBroker(url, queue)
     await boot.size() // migrates the schema
     await boot.close()
-    const db = new pg.Client({ connectionString: url })
+    let db = new pg.Client({ connectionString: url })
+    db.on('error', () => undefined)
     await db.connect()
     await recordOutcomes(db, queue)
 
@@ -105,8 +120,15 @@ describe('chaos: soak with workers killed at random [postgres]', function () {
 
     const killed = new Set<number>()
     let done = false
+    const restart = { down: 0, up: 0, firstOutcomeAfter: NaN }
     const chaos = (async () => {
       while (!done) {
+        if (killed.size === RESTART_AFTER_KILLS && restart.down === 0) {
+          // The server crashes under the producers and the workers, and comes back.
+          restart.down = Date.now()
+          await server!.restart('immediate')
+          restart.up = Date.now()
+        }
         await new Promise(r =>
           setTimeout(r, KILL_MS[0] + Math.random() * (KILL_MS[1] - KILL_MS[0])),
         )
@@ -142,11 +164,25 @@ describe('chaos: soak with workers killed at random [postgres]', function () {
         const m = /lease:lost \[[^:]+:([^\]]+)\]/.exec(l)
         if (m) leaseLost.add(m[1]!)
       }
+    // The test's own connection was dropped by the crash: a new one.
+    await db.end().catch(() => undefined)
+    db = new pg.Client({ connectionString: url })
+    await db.connect()
     const recorded = new Map<string, string[]>()
     for (const r of (
       await db.query(`SELECT id, outcome FROM public.soak_outcomes WHERE queue = $1`, [queue])
     ).rows as Array<{ id: string; outcome: string }>)
       recorded.set(r.id, [...(recorded.get(r.id) ?? []), r.outcome])
+    if (restart.up > 0)
+      restart.firstOutcomeAfter =
+        Number(
+          (
+            await db.query(
+              `SELECT min(at) AS t FROM public.soak_outcomes WHERE queue = $1 AND at >= $2`,
+              [queue, restart.up],
+            )
+          ).rows[0].t,
+        ) - restart.up
 
     const sum = (k: '1' | '3', f: keyof Counts) => results.reduce((s, r) => s + r[k][f], 0)
     const problems: string[] = []
@@ -184,6 +220,9 @@ describe('chaos: soak with workers killed at random [postgres]', function () {
       seconds: elapsed / 1000,
       tasksPerSecond: Math.round(TOTAL / (elapsed / 1000)),
       workersKilled: killed.size,
+      serverCrash: restart.up
+        ? { downMs: restart.up - restart.down, firstOutcomeAfterMs: restart.firstOutcomeAfter }
+        : 'none (the run ended first)',
       withAttempts3: {
         sent: sum('3', 'sent'),
         completed: sum('3', 'completed'),
@@ -212,6 +251,8 @@ describe('chaos: soak with workers killed at random [postgres]', function () {
     expect(report.failed).to.equal(0)
     expect(report.withAttempts3.completed + expiredWithAttempts).to.equal(report.withAttempts3.sent)
     expect(report.workersKilled).to.be.greaterThan(0)
+    // At the default size the run outlasts the kills before the crash.
+    if (TOTAL >= 10_000) expect(restart.up, 'the server crashed and came back').to.be.greaterThan(0)
 
     // Outcomes live KEEP_MS; a pool that only sweeps cleans them up. Then no row of the queue's
     // tasks, dependents or limit slots is left.

@@ -1,10 +1,11 @@
 import { expect } from 'chai'
 import { spawn } from 'node:child_process'
 import pg from 'pg'
-import { getBroker, TaskSpace, WorkerPool, type Deferred } from '../../lib/index.js'
+import { getBroker, task, TaskSpace, WorkerPool, type Deferred } from '../../lib/index.js'
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js'
 import { CLI_TS } from '../helpers/cli.js'
-import { uniqueQueue } from '../helpers/util.js'
+import { latch, uniqueQueue, until } from '../helpers/util.js'
+import { tcpForwarder } from '../helpers/tcp-forwarder.js'
 
 function errorOf(p: Promise<unknown>): Promise<{ code?: string; message: string } | undefined> {
   return p.then(
@@ -98,6 +99,133 @@ describe('postgres: URLs, faults and migrations', () => {
       await admin.end()
       await pool.stop({ timeout: 5_000 })
       await broker.close()
+    }
+  })
+
+  it('an enqueue sent again after its reply was lost (a server crash) answers ok for its own tasks, and does not run a finished one again', async () => {
+    const queue = uniqueQueue('resend')
+    const broker = getBroker(url, queue)
+    broker.expose(function echo(x: string) {
+      return x
+    })
+    await broker.size() // migrates
+    const db = new pg.Client({ connectionString: url })
+    await db.connect()
+    try {
+      const d = (await broker.queue().echo('first')) as Deferred<string>
+      const [stored] = (
+        await db.query('SELECT enqueue_tag FROM worq.tasks WHERE queue = $1 AND id = $2', [
+          queue,
+          d.id,
+        ])
+      ).rows as Array<{ enqueue_tag: string }>
+      const row = (
+        await db.query(
+          `SELECT json_build_array(json_build_object('id', id, 'name', name, 'payload', payload,
+             'deps', deps, 'onError', on_error, 'ignoreResult', ignore_result, 'resultTimeout',
+             result_timeout, 'heartrate', heartrate, 'attempts', attempts, 'backoff', backoff,
+             'runAt', run_at, 'timeout', timeout, 'priority', priority, 'metadata', metadata,
+             'trace', trace)) AS t FROM worq.tasks WHERE queue = $1 AND id = $2`,
+          [queue, d.id],
+        )
+      ).rows[0] as { t: unknown }
+      const resend = async (tag: string) =>
+        (
+          await db.query('SELECT worq.enqueue($1, $2::jsonb, NULL, $3) AS v', [
+            queue,
+            JSON.stringify(row.t),
+            tag,
+          ])
+        ).rows[0].v as string[]
+      // The same call sent again: its own task. Another call with that id: a duplicate.
+      expect(await resend(stored!.enqueue_tag)).to.deep.equal(['ok'])
+      expect(await resend('another call')).to.deep.equal(['duplicate'])
+      const pool = new WorkerPool(broker, { concurrency: 1 })
+      await pool.start()
+      try {
+        expect(await d.result(10_000)).to.equal('first')
+        // Sent again after the task ended: still its own task, not run a second time.
+        expect(await resend(stored!.enqueue_tag)).to.deep.equal(['ok'])
+        expect(await broker.size()).to.equal(0)
+        expect(await d.status()).to.equal('completed')
+      } finally {
+        await pool.stop({ timeout: 5_000 })
+      }
+    } finally {
+      await db.end()
+      await broker.close()
+    }
+  })
+
+  it("two calls with one id in one batch: the second is a DuplicateTask (the batch's tag must not pass it as its own)", async () => {
+    const queue = uniqueQueue('dup-batch')
+    const broker = getBroker(url, queue)
+    broker.expose(function echo(x: string) {
+      return x
+    })
+    try {
+      const f = task(broker.queue().echo, { id: 'same' })
+      const [a, b] = await Promise.allSettled([f('a'), f('b')])
+      expect(a.status).to.equal('fulfilled')
+      expect(b.status).to.equal('rejected')
+      expect((b as PromiseRejectedResult).reason).to.have.property(
+        'code',
+        'ERR_WORQ_DUPLICATE_TASK',
+      )
+      expect(await broker.size()).to.equal(1)
+    } finally {
+      await broker.purge()
+      await broker.close()
+    }
+  })
+
+  it("an outcome recorded while the caller's LISTEN connection was cut reaches its Deferred, though no one awaited it before its result expired (found by the soak with a server crash)", async () => {
+    const queue = uniqueQueue('missed')
+    const cut = await tcpForwarder(Number(new URL(url).port || 5432))
+    const through = new URL(url)
+    through.port = String(cut.port)
+    // The caller through the forwarder, the worker straight to the server.
+    const caller = getBroker(through.toString(), queue)
+    const worker = getBroker(`${url}${url.includes('?') ? '&' : '?'}application_name=worq-w`, queue)
+    const gate = latch()
+    const started = latch()
+    worker.expose(async function gated(x: string) {
+      started.resolve()
+      await gate.promise
+      return x
+    })
+    const pool = new WorkerPool(worker, { concurrency: 1 })
+    const db = new pg.Client({ connectionString: url })
+    await db.connect()
+    try {
+      await pool.start()
+      const d = (await task(caller.queue().gated, { resultTimeout: 1_000 })(
+        'x',
+      )) as Deferred<string>
+      await started.promise
+      const { hub } = await caller.backend()
+      const epoch = hub.epoch
+      await cut.cut()
+      gate.resolve()
+      const state = async () =>
+        (
+          await db.query(
+            'SELECT state, expires_at <= worq.now_ms() AS gone FROM worq.tasks WHERE queue = $1 AND id = $2',
+            [queue, d.id],
+          )
+        ).rows[0] as { state: string; gone: boolean }
+      await until(async () => (await state()).state === 'done', 10_000, 'the outcome')
+      await cut.restore()
+      await until(() => hub.epoch > epoch, 10_000, 'the LISTEN connection to come back')
+      // Only now is the Deferred awaited: its outcome's own notification went to no one.
+      await until(async () => (await state()).gone, 10_000, 'the result to expire')
+      expect(await d.result(1_000)).to.equal('x')
+    } finally {
+      await db.end()
+      await pool.stop({ timeout: 5_000 })
+      await worker.close()
+      await caller.close()
+      await cut.close()
     }
   })
 

@@ -8,13 +8,22 @@ import pg from 'pg'
 import { BackendUnreachable } from '../../errors.js'
 import { unreachable } from './pool.js'
 
+/**
+ * Longest pause between two attempts to make the connection again: a restarted server is heard
+ * within this of accepting connections, and an absent one costs a refused connect per period.
+ */
+const MAX_BACKOFF_MS = 500
+
 /** What the listener hands on. */
 export interface ListenHandlers {
   work(queue: string): void
   control(queue: string, message: unknown): void
   outcome(queue: string, id: string, what: string): void
-  /** The connection was lost and is back: notifications may have been missed. */
-  gap(): void
+  /**
+   * The connection was lost and is back, `lostMs` after it was lost: notifications may have been
+   * missed meanwhile.
+   */
+  gap(lostMs: number): void
 }
 
 export class Listener {
@@ -25,6 +34,8 @@ export class Listener {
   #ready: Promise<void> | undefined
   #closed = false
   #retry: NodeJS.Timeout | undefined
+  /** When the connection was last lost (Date.now()). */
+  #lostAt = 0
 
   readonly #url: string
 
@@ -84,19 +95,20 @@ export class Listener {
   #lost(client: pg.Client): void {
     if (this.#client !== client) return
     this.#client = undefined
+    this.#lostAt = Date.now()
     client.removeAllListeners('notification')
     client.end().catch(() => undefined)
-    if (!this.#closed) this.#reconnect(100)
+    if (!this.#closed) this.#reconnect(50)
   }
 
   #reconnect(ms: number): void {
     this.#retry = setTimeout(() => {
       this.#connect().then(
         () => {
-          if (!this.#closed) this.#handlers.gap()
+          if (!this.#closed) this.#handlers.gap(Date.now() - this.#lostAt)
         },
         () => {
-          if (!this.#closed) this.#reconnect(Math.min(ms * 2, 2_000))
+          if (!this.#closed) this.#reconnect(Math.min(ms * 2, MAX_BACKOFF_MS))
         },
       )
     }, ms)

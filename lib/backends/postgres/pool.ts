@@ -1,10 +1,14 @@
 /**
  * The connection pool of a postgres:// backend: node-postgres's Pool, the schema migrated before
- * the first query, a connection that cannot be made reported as BackendUnreachable, and a
- * statement that lost a deadlock (two queues' cascades crossing) run again.
+ * the first query, a statement that lost a deadlock (two queues' cascades crossing) run again, and
+ * a server that is away (restarting, crashed, refusing connections, dropping them) waited for:
+ * the statement is sent again, with backoff, until it answers or `patienceMs` (the backend's
+ * `connectTimeoutMs`) has passed since the operation began, then fails with BackendUnreachable.
+ * A statement the server cancelled for its `statement_timeout` or `lock_timeout` fails at once
+ * with StatementTimeout.
  */
 import pg from 'pg'
-import { BackendUnreachable } from '../../errors.js'
+import { BackendUnreachable, StatementTimeout } from '../../errors.js'
 
 /** What the `tx` option accepts: a node-postgres client (or anything with its `query`). */
 export interface Queryable {
@@ -47,10 +51,31 @@ export function unreachable(err: unknown): boolean {
   )
 }
 
+/** The statement timeout's error, when `err` is a statement the server cancelled for one. */
+export function timedOut(err: unknown, statement: string): StatementTimeout | undefined {
+  const e = err as { code?: string; message?: string }
+  const setting =
+    e.code === '57014' && /statement timeout/i.test(e.message ?? '')
+      ? 'statement_timeout'
+      : e.code === '55P03' && /lock timeout/i.test(e.message ?? '')
+        ? 'lock_timeout'
+        : undefined
+  return setting && new StatementTimeout(statement, setting, { cause: err })
+}
+
+/** The operation a statement runs, for messages: `enqueue`, `exchange`, or its first words. */
+function operationOf(text: string): string {
+  return /^SELECT [a-z_0-9]+\.([a-z_]+)\(/.exec(text)?.[1] ?? text.replace(/\s+/g, ' ').slice(0, 40)
+}
+
+/** Longest pause between two tries of a statement whose server is away. */
+const MAX_BACKOFF_MS = 250
+
 export class PgPool {
   readonly #url: string
   readonly #pool: pg.Pool
   readonly #setup: (client: pg.PoolClient) => Promise<unknown>
+  readonly #patienceMs: number
   #ready: Promise<void> | undefined
 
   constructor(
@@ -59,6 +84,7 @@ export class PgPool {
     setup: (client: pg.PoolClient) => Promise<unknown>,
   ) {
     this.#url = url
+    this.#patienceMs = config.connectionTimeoutMillis ?? 5_000
     this.#pool = new pg.Pool(config)
     // An idle connection that fails is dropped by the pool; the next query makes a new one.
     this.#pool.on('error', () => undefined)
@@ -67,9 +93,11 @@ export class PgPool {
 
   /** Resolves once the schema is in place (migrating it on first use). */
   ready(): Promise<void> {
-    this.#ready ??= this.#connect(async client => {
-      await this.#setup(client)
-    }).catch(err => {
+    this.#ready ??= this.#patiently('migrate', () =>
+      this.#connect(async client => {
+        await this.#setup(client)
+      }),
+    ).catch(err => {
       this.#ready = undefined
       throw err
     })
@@ -77,14 +105,7 @@ export class PgPool {
   }
 
   async #connect<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient
-    try {
-      client = await this.#pool.connect()
-    } catch (err) {
-      if (unreachable(err))
-        throw new BackendUnreachable(this.#url, (err as Error).message, { cause: err })
-      throw err
-    }
+    const client = await this.#pool.connect()
     try {
       return await fn(client)
     } finally {
@@ -92,24 +113,37 @@ export class PgPool {
     }
   }
 
-  /** The rows of one statement. */
-  async rows<T>(text: string, values: unknown[] = []): Promise<T[]> {
-    await this.ready()
+  /**
+   * Runs `fn` until it answers: again after a deadlock (up to 5 times), again with backoff while
+   * the server is away (until `patienceMs` has passed: then BackendUnreachable); a statement or
+   * lock timeout is a StatementTimeout.
+   */
+  async #patiently<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.#patienceMs
     for (let attempt = 1; ; attempt++) {
       try {
-        return (await this.#pool.query(text, values)).rows as T[]
+        return await fn()
       } catch (err) {
         const code = (err as { code?: string }).code
         if (code !== undefined && RETRY.has(code) && attempt < 5) continue
-        if (dropped(err) && attempt < 3) {
-          await new Promise(r => setTimeout(r, 50 * attempt))
-          continue
-        }
-        if (unreachable(err))
+        const timeout = timedOut(err, operation)
+        if (timeout) throw timeout
+        if (!dropped(err) && !unreachable(err)) throw err
+        const left = deadline - Date.now()
+        if (left <= 0)
           throw new BackendUnreachable(this.#url, (err as Error).message, { cause: err })
-        throw err
+        await new Promise(r => setTimeout(r, Math.min(25 * 2 ** attempt, MAX_BACKOFF_MS, left)))
       }
     }
+  }
+
+  /** The rows of one statement (`operation` names it in a StatementTimeout). */
+  async rows<T>(text: string, values: unknown[] = [], operation?: string): Promise<T[]> {
+    await this.ready()
+    return this.#patiently(
+      operation ?? operationOf(text),
+      async () => (await this.#pool.query(text, values)).rows as T[],
+    )
   }
 
   /** Column `v` of the first row. */

@@ -29,14 +29,17 @@ import {
   type TaskState,
   type WorkerInfo,
 } from '../backend.js'
-import { boundedOutcome, outcomeError } from '../../outcome.js'
 import { BrokerClosed, ListingOff } from '../../errors.js'
 import { redactUrl } from '../redis/url.js'
+import { BatchEnqueue } from './enqueue.js'
+import { encodeFinishes, type ReservedNames } from './finishes.js'
+import { InFlight } from './in-flight.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'
-import { PgPool, type Queryable } from './pool.js'
+import { PgPool, timedOut, type Queryable } from './pool.js'
 import { infoOfRow, listSql, stateOfRow, type TaskRow } from './reads.js'
 import { QueueStore } from './queue-store.js'
+import { missedOutcomes } from './redeliver.js'
 import { parsePostgresUrl } from './url.js'
 import { WorkWaits } from './waits.js'
 
@@ -57,13 +60,14 @@ export class PostgresBackend implements Backend {
   readonly #db: PgPool
   readonly #listener: Listener
   readonly #store: QueueStore
+  readonly #batches: BatchEnqueue
   readonly #waits = new WorkWaits()
   readonly #control = new Map<string, Set<(m: ControlMessage) => void>>()
   readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
   /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
-  readonly #reserved = new Map<string, { name: string; attempt: number }>()
+  readonly #reserved: ReservedNames = new Map()
   /** Progress calls under way per queue (a finish waits for all of them). */
-  readonly #progressing = new Map<string, Set<Promise<void>>>()
+  readonly #progressing = new InFlight()
   #listening = false
   #closed = false
 
@@ -80,11 +84,12 @@ export class PostgresBackend implements Backend {
       migrate(client, this.schema),
     )
     this.#store = new QueueStore(this.#db, this.schema, () => this.#open())
+    this.#batches = new BatchEnqueue(this.#db, this.schema)
     this.#listener = new Listener(this.url, config, this.schema, this.clientId, {
       work: queue => this.#waits.wake(queue),
       control: (queue, m) => this.#tell(queue, m as ControlMessage),
       outcome: (queue, id, what) => void this.#deliver(queue, id, what),
-      gap: () => this.#gap(),
+      gap: lostMs => void this.#gap(lostMs),
     })
   }
 
@@ -103,7 +108,8 @@ export class PostgresBackend implements Backend {
   }
 
   async enqueue(queue: string, tasks: readonly NewTask[]): Promise<Array<'ok' | 'duplicate'>> {
-    return this.#fn(`enqueue($1, $2::jsonb, $3)`, [queue, JSON.stringify(tasks), this.#origin()])
+    this.#open()
+    return this.#batches.enqueue(queue, tasks, this.#origin())
   }
 
   /**
@@ -117,11 +123,11 @@ export class PostgresBackend implements Backend {
   ): Promise<Array<'ok' | 'duplicate'>> {
     this.#open()
     await this.#db.ready()
-    const { rows } = await tx.query(`SELECT ${this.schema}.enqueue($1, $2::jsonb, $3) AS v`, [
-      queue,
-      JSON.stringify(tasks),
-      this.#origin(),
-    ])
+    const sql = `SELECT ${this.schema}.enqueue($1, $2::jsonb, $3, $4) AS v`
+    const args = [queue, JSON.stringify(tasks), this.#origin(), nanoid()]
+    const { rows } = await tx.query(sql, args).catch((err: unknown) => {
+      throw timedOut(err, 'enqueue') ?? err
+    })
     const v = (rows[0] as { v: unknown }).v
     return (typeof v === 'string' ? v.replace(/^\{|\}$/g, '').split(',') : v) as Array<
       'ok' | 'duplicate'
@@ -140,25 +146,8 @@ export class PostgresBackend implements Backend {
   ): Promise<ExchangeResult> {
     this.#waits.seen(queue, workerId)
     // Progress sent before a finish is stored before it (Redis orders them on one connection).
-    const inFlight = this.#progressing.get(queue)
-    if (inFlight) await Promise.all(inFlight)
-    const finishes = done.map(f => {
-      const known = this.#reserved.get(f.token)
-      this.#reserved.delete(f.token)
-      if (f.release) return { id: f.id, token: f.token, release: true }
-      const times = { runMs: f.runMs, waitMs: f.waitMs }
-      if (f.retryAt !== undefined) {
-        const { stack: _stack, ...error } = outcomeError(f.outcome)
-        return { id: f.id, token: f.token, retryAt: f.retryAt, error, ...times }
-      }
-      const outcome = boundedOutcome(f.outcome, this.limits.maxPayloadBytes, () => ({
-        taskName: known?.name ?? 'unknown',
-        queue,
-        taskId: f.id,
-        attempts: known?.attempt,
-      }))
-      return { id: f.id, token: f.token, outcome, ...times }
-    })
+    await this.#progressing.settled(queue)
+    const finishes = encodeFinishes(queue, done, this.#reserved, this.limits.maxPayloadBytes)
     const r = await this.#fn<{
       stale: string[]
       reserved: Array<ReservedTask & { cache: ReservedTask['cache'] | null }>
@@ -193,19 +182,7 @@ export class PostgresBackend implements Backend {
   async progress(queue: string, updates: readonly ProgressUpdate[]): Promise<void> {
     if (updates.length === 0) return
     const sent = this.#fn<void>(`progress($1, $2::jsonb)`, [queue, JSON.stringify(updates)])
-    const mine = sent.then(
-      () => undefined,
-      () => undefined,
-    )
-    let inFlight = this.#progressing.get(queue)
-    if (!inFlight) this.#progressing.set(queue, (inFlight = new Set()))
-    inFlight.add(mine)
-    void mine.then(() => {
-      inFlight.delete(mine)
-      if (inFlight.size === 0 && this.#progressing.get(queue) === inFlight)
-        this.#progressing.delete(queue)
-    })
-    await sent
+    await this.#progressing.add(queue, sent)
   }
 
   async sweep(queue: string, intervalMs: number): Promise<number> {
@@ -281,7 +258,14 @@ export class PostgresBackend implements Backend {
     for (const o of this.#outcomes) o.listener(queue, id, outcome)
   }
 
-  #gap(): void {
+  /** The LISTEN connection is back after `lostMs`: what it missed is delivered, then re-checked. */
+  async #gap(lostMs: number): Promise<void> {
+    if (this.#outcomes.length > 0) {
+      const missed = await missedOutcomes(this.#db, this.schema, this.clientId, lostMs).catch(
+        () => [],
+      )
+      for (const m of missed) for (const o of this.#outcomes) o.listener(m.queue, m.id, m.outcome)
+    }
     for (const o of this.#outcomes) o.onGap()
     for (const queue of this.#control.keys()) this.#tell(queue, { type: 'resync' })
     this.#waits.wakeAll()

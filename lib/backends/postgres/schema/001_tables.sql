@@ -24,6 +24,8 @@ CREATE SEQUENCE worq.token_seq;
 -- One row per task, live or finished (until expires_at). state: pending (waits for arguments or a
 -- cache leader), enqueued (in the wait line), delayed (until due_at), held (waits for a slot of
 -- limit held_by), processing (leased until lease_until under token), done (outcome kept).
+-- enqueue_tag: the enqueue call that wrote the row, so that the same call sent again (its reply
+-- lost to a dropped connection) recognises its own task instead of answering `duplicate`.
 CREATE TABLE worq.tasks (
   queue text NOT NULL,
   id text NOT NULL,
@@ -64,6 +66,7 @@ CREATE TABLE worq.tasks (
   holds text[],
   listed boolean NOT NULL DEFAULT true,
   origin text,
+  enqueue_tag text,
   line_seq bigint,
   created_seq bigint NOT NULL DEFAULT nextval('worq.line_seq'),
   PRIMARY KEY (queue, id)

@@ -35,10 +35,11 @@ END $$;
 CREATE OR REPLACE FUNCTION worq.emit(q text, body jsonb) RETURNS void LANGUAGE sql AS
 $$ INSERT INTO worq.inbox (queue, body) VALUES (q, body) $$;
 
-CREATE OR REPLACE FUNCTION worq.task_event(type text, t worq.tasks, now bigint, extra jsonb)
-RETURNS void LANGUAGE sql AS
+-- A task's event; `counts` (a count `k` at time `t`, a run and wait time) rides in the same inbox row.
+CREATE OR REPLACE FUNCTION worq.task_event(type text, t worq.tasks, now bigint, extra jsonb,
+  counts jsonb DEFAULT '{}') RETURNS void LANGUAGE sql AS
 $$ SELECT worq.emit(t.queue, jsonb_build_object('e', jsonb_build_object(
-     'type', type, 'id', t.id, 'name', t.name, 'time', now) || extra)) $$;
+     'type', type, 'id', t.id, 'name', t.name, 'time', now) || extra) || counts) $$;
 
 CREATE OR REPLACE FUNCTION worq.expired_outcome(name text, q text, tid text, reason text,
   attempts integer) RETURNS text LANGUAGE sql IMMUTABLE AS
@@ -50,9 +51,10 @@ LANGUAGE sql IMMUTABLE AS
 $$ SELECT 'k' || jsonb_build_object('taskName', name, 'queue', q, 'taskId', tid)::text $$;
 
 -- Stores one task (state pending), links or fills its argument slots; 'ok' or 'duplicate'. Takes
--- no queue lock, so it may run in the caller's own transaction.
+-- no queue lock, so it may run in the caller's own transaction. A row written by the same enqueue
+-- call (`tag`: it was sent again after its reply was lost) is this task: 'ok', nothing written.
 CREATE OR REPLACE FUNCTION worq.enqueue_one(q text, t jsonb, origin text, listing boolean,
-  now bigint) RETURNS text LANGUAGE plpgsql AS $$
+  now bigint, tag text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   tid text := t->>'id';
   n integer := jsonb_array_length(t->'deps');
@@ -63,21 +65,23 @@ DECLARE
   s text[];
   miss integer := 0;
 BEGIN
-  SELECT state, expires_at INTO old FROM worq.tasks WHERE queue = q AND id = tid FOR UPDATE;
+  SELECT state, expires_at, enqueue_tag INTO old FROM worq.tasks WHERE queue = q AND id = tid
+    FOR UPDATE;
   IF FOUND THEN
+    IF old.enqueue_tag = tag THEN RETURN 'ok'; END IF;
     IF old.state <> 'done' THEN RETURN 'duplicate'; END IF;
     DELETE FROM worq.tasks WHERE queue = q AND id = tid;
   END IF;
   INSERT INTO worq.tasks (queue, id, name, state, payload, deps, on_error, ignore_result,
     result_timeout, heartrate, attempts, backoff, run_at, timeout, priority, metadata, cache,
-    trace, created_at, listed, origin, slots)
+    trace, created_at, listed, origin, slots, enqueue_tag)
   VALUES (q, tid, t->>'name', 'pending', t->>'payload', t->'deps', t->>'onError',
     (t->>'ignoreResult')::boolean, (t->>'resultTimeout')::bigint, (t->>'heartrate')::bigint,
     (t->>'attempts')::integer, t->'backoff', (t->>'runAt')::bigint, (t->>'timeout')::bigint,
     (t->>'priority')::integer, t->>'metadata', CASE WHEN t ? 'cache' THEN t->'cache' END,
     coalesce(t->>'trace', ''), now, listing,
     CASE WHEN (t->>'ignoreResult')::boolean THEN NULL ELSE origin END,
-    CASE WHEN n = 0 THEN '{}'::text[] ELSE array_fill(NULL::text, ARRAY[n]) END)
+    CASE WHEN n = 0 THEN '{}'::text[] ELSE array_fill(NULL::text, ARRAY[n]) END, tag)
   ON CONFLICT (queue, id) DO NOTHING;
   IF NOT FOUND THEN RETURN 'duplicate'; END IF;
   PERFORM worq.emit(q, jsonb_build_object('e', jsonb_build_object('type', 'enqueued', 'id', tid,
@@ -109,17 +113,27 @@ BEGIN
   RETURN 'ok';
 END $$;
 
-CREATE OR REPLACE FUNCTION worq.enqueue(q text, tasks jsonb, origin text) RETURNS text[]
-LANGUAGE plpgsql AS $$
+-- Enqueues a batch (a JSON array of NewTask) written by one call (`tag`) task by task; 'ok' or
+-- 'duplicate' per task, in order. (A batch of plain calls is written by one INSERT … SELECT
+-- instead: enqueue.ts.)
+CREATE OR REPLACE FUNCTION worq.enqueue(q text, batch jsonb, origin text, tag text)
+RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
   now bigint := worq.now_ms();
   listing boolean;
   t jsonb;
   res text[] := '{}';
+  seen text[] := '{}';
 BEGIN
   SELECT queues.listing INTO listing FROM worq.queues WHERE name = q;
-  FOR t IN SELECT * FROM jsonb_array_elements(tasks) LOOP
-    res := res || worq.enqueue_one(q, t, origin, coalesce(listing, true), now);
+  FOR t IN SELECT * FROM jsonb_array_elements(batch) LOOP
+    -- A second task of the batch with the same id is a duplicate, though its row bears the tag.
+    IF t->>'id' = ANY (seen) THEN
+      res := res || 'duplicate'::text;
+      CONTINUE;
+    END IF;
+    seen := seen || (t->>'id');
+    res := res || worq.enqueue_one(q, t, origin, coalesce(listing, true), now, tag);
   END LOOP;
   RETURN res;
 END $$;
@@ -175,8 +189,9 @@ BEGIN
 END $$;
 
 -- Records an outcome, delivers it, frees limit slots, and fills (or fails) the dependents.
+-- `timing`: the run and wait times the worker measured, counted with the outcome.
 CREATE OR REPLACE FUNCTION worq.finish(q text, tid text, outcome text, now bigint, hit boolean,
-  tag text) RETURNS void LANGUAGE plpgsql AS $$
+  tag text, timing jsonb DEFAULT '{}') RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   r worq.tasks;
   kind text := left(outcome, 1);
@@ -202,8 +217,8 @@ BEGIN
   IF r.started_at IS NOT NULL THEN extra := extra || jsonb_build_object('ms', now - r.started_at); END IF;
   IF kind <> 'c' THEN extra := extra || jsonb_build_object('outcome', outcome); END IF;
   PERFORM worq.task_event(CASE kind WHEN 'c' THEN CASE WHEN hit THEN 'cached' ELSE 'completed' END
-    WHEN 'f' THEN 'failed' WHEN 'x' THEN 'expired' ELSE 'cancelled' END, r, now, extra);
-  PERFORM worq.emit(q, jsonb_build_object('k', kind, 't', now));
+    WHEN 'f' THEN 'failed' WHEN 'x' THEN 'expired' ELSE 'cancelled' END, r, now, extra,
+    jsonb_build_object('k', kind, 't', now) || timing);
   IF r.ignore_result THEN
     DELETE FROM worq.tasks WHERE queue = q AND id = tid;
   ELSE

@@ -17,8 +17,8 @@ BEGIN
 END $$;
 
 -- Puts a task back after a failed run or a lapsed lease, delayed until `at`.
-CREATE OR REPLACE FUNCTION worq.retry(q text, tid text, at bigint, err jsonb, now bigint)
-RETURNS void LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION worq.retry(q text, tid text, at bigint, err jsonb, now bigint,
+  timing jsonb DEFAULT '{}') RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   r worq.tasks;
   extra jsonb;
@@ -29,8 +29,8 @@ BEGIN
   extra := jsonb_build_object('attempt', r.attempt, 'delay', greatest(0, at - now)) || err;
   IF r.worker_id IS NOT NULL THEN extra := extra || jsonb_build_object('workerId', r.worker_id); END IF;
   IF r.started_at IS NOT NULL THEN extra := extra || jsonb_build_object('ms', now - r.started_at); END IF;
-  PERFORM worq.task_event('retrying', r, now, extra);
-  PERFORM worq.emit(q, jsonb_build_object('k', 'r', 't', now));
+  PERFORM worq.task_event('retrying', r, now, extra,
+    jsonb_build_object('k', 'r', 't', now) || timing);
   PERFORM worq.line(q, tid, at, now);
 END $$;
 
@@ -61,10 +61,12 @@ BEGIN
       FROM picked WHERE t.queue = q AND t.id = picked.id
       RETURNING t.*
     ), logged AS (
+      -- One inbox row for the `started` events of the whole reservation.
       INSERT INTO worq.inbox (queue, body)
-      SELECT q, jsonb_build_object('e', jsonb_build_object('type', 'started', 'id', took.id,
-          'name', took.name, 'time', now, 'attempt', took.attempt, 'workerId', worker))
-      FROM took ORDER BY took.priority, took.line_seq
+      SELECT q, jsonb_build_object('es', jsonb_agg(jsonb_build_object('type', 'started',
+          'id', took.id, 'name', took.name, 'time', now, 'attempt', took.attempt,
+          'workerId', worker) ORDER BY took.priority, took.line_seq))
+      FROM took HAVING count(*) > 0 AND qr.events
     )
     SELECT coalesce(jsonb_agg(worq.reserved(took) ORDER BY took.priority, took.line_seq), '[]')
       INTO out FROM took;
@@ -106,6 +108,82 @@ CREATE OR REPLACE FUNCTION worq.reserved(t worq.tasks) RETURNS jsonb LANGUAGE sq
     'dueAt', coalesce(t.ready_at, t.created_at))
 $$;
 
+-- Ends, set by set, the finishes of `done` that are plain outcomes: the task is processing under
+-- that token and holds no limit slot, has no cache entry to store and no dependent. Their rows are
+-- locked first (FOR UPDATE, which an enqueue reading one as an argument FOR KEY SHARE waits for,
+-- and the other way round); the next statements see the dependents such an enqueue committed
+-- meanwhile, and leave those tasks to finish() with the rest. One UPDATE (one DELETE for
+-- ignoreResult tasks) ends them, one inbox row holds their events and counts, and each outcome is
+-- delivered as finish() does. Returns the ids it ended.
+CREATE OR REPLACE FUNCTION worq.end_plain(q text, done jsonb, now bigint) RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+  plain text[];
+  delivered bigint;
+BEGIN
+  SELECT coalesce(array_agg(id), '{}') INTO plain FROM (
+    SELECT t.id FROM worq.tasks t
+    JOIN jsonb_to_recordset(done) AS x(id text, token text, outcome text, "retryAt" bigint,
+      release boolean) ON t.queue = q AND t.id = x.id
+    WHERE x.outcome IS NOT NULL AND x."retryAt" IS NULL AND NOT coalesce(x.release, false)
+      AND t.state = 'processing' AND t.token = x.token AND t.holds IS NULL AND t.cache_key IS NULL
+    FOR UPDATE OF t
+  ) locked;
+  IF cardinality(plain) = 0 THEN RETURN plain; END IF;
+  plain := ARRAY(SELECT unnest(plain) EXCEPT SELECT id FROM worq.deps
+    WHERE queue = q AND id = ANY (plain));
+  IF cardinality(plain) = 0 THEN RETURN plain; END IF;
+  WITH f AS (
+    SELECT * FROM ROWS FROM (jsonb_to_recordset(done) AS (id text, token text, outcome text,
+      "runMs" bigint, "waitMs" bigint)) WITH ORDINALITY AS x
+    WHERE x.id = ANY (plain)
+  ), kept AS (
+    UPDATE worq.tasks t SET state = 'done', outcome = f.outcome, finish_tag = f.token,
+      expires_at = now + t.result_timeout, token = NULL, lease_until = NULL, finished_at = now,
+      held_by = NULL, holds = NULL,
+      payload = CASE WHEN left(f.outcome, 1) = 'c' THEN '' ELSE t.payload END
+    FROM f WHERE t.queue = q AND t.id = ANY (plain) AND t.id = f.id AND NOT t.ignore_result
+    RETURNING t.id, t.name, t.attempt, t.worker_id, t.started_at, t.origin, f.outcome,
+      f.ordinality, f."runMs", f."waitMs"
+  ), dropped AS (
+    DELETE FROM worq.tasks t USING f
+    WHERE t.queue = q AND t.id = ANY (plain) AND t.id = f.id AND t.ignore_result
+    RETURNING t.id, t.name, t.attempt, t.worker_id, t.started_at, NULL::text AS origin,
+      f.outcome, f.ordinality, f."runMs", f."waitMs"
+  ), ended AS (
+    SELECT * FROM kept UNION ALL SELECT * FROM dropped
+  ), logged AS (
+    INSERT INTO worq.inbox (queue, body)
+    SELECT q, jsonb_build_object(
+      'es', jsonb_agg(jsonb_build_object('type', CASE left(e.outcome, 1) WHEN 'c' THEN 'completed'
+          WHEN 'f' THEN 'failed' WHEN 'x' THEN 'expired' ELSE 'cancelled' END,
+          'id', e.id, 'name', e.name, 'time', now)
+        || CASE WHEN e.attempt > 0 THEN jsonb_build_object('attempt', e.attempt) ELSE '{}' END
+        || CASE WHEN e.worker_id IS NOT NULL THEN jsonb_build_object('workerId', e.worker_id)
+          ELSE '{}' END
+        || CASE WHEN e.started_at IS NOT NULL THEN jsonb_build_object('ms', now - e.started_at)
+          ELSE '{}' END
+        || CASE WHEN left(e.outcome, 1) <> 'c' THEN jsonb_build_object('outcome', e.outcome)
+          ELSE '{}' END
+        ORDER BY e.ordinality),
+      'ms', jsonb_agg(jsonb_build_object('k', left(e.outcome, 1), 't', now)
+        || CASE WHEN e."runMs" IS NOT NULL OR e."waitMs" IS NOT NULL
+          THEN jsonb_build_object('run', e."runMs", 'w', e."waitMs") ELSE '{}' END
+        ORDER BY e.ordinality))
+    FROM ended e HAVING count(*) > 0
+  )
+  -- Each outcome to the instance that enqueued its task, as deliver() sends it (inline when it
+  -- fits a notification, else its address).
+  SELECT ARRAY(SELECT e.id FROM ended e), count(pg_notify('@schema@.o.' || e.origin,
+      CASE WHEN octet_length(n.m) < 7800 THEN n.m
+        ELSE jsonb_build_array(q, e.id, left(e.outcome, 1))::text END))
+    INTO plain, delivered
+    FROM ended e LEFT JOIN LATERAL (SELECT CASE WHEN octet_length(e.outcome) < 7800
+      THEN jsonb_build_array(q, e.id, e.outcome)::text END AS m) n ON true
+    WHERE e.origin IS NOT NULL;
+  RETURN plain;
+END $$;
+
 -- Finishes `done` (a JSON array of Finish), then reserves up to `max`: {stale, reserved, nextDueIn}.
 CREATE OR REPLACE FUNCTION worq.exchange(q text, worker text, done jsonb, max integer)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -116,21 +194,27 @@ DECLARE
   r worq.tasks;
   found_ boolean;
   stale text[] := '{}';
+  ended text[];
+  timing jsonb;
   reserved jsonb;
   due bigint;
   res jsonb;
 BEGIN
+  ended := worq.end_plain(q, done, now);
   FOR f IN SELECT * FROM jsonb_to_recordset(done)
     AS x(id text, token text, outcome text, "retryAt" bigint, release boolean, error jsonb,
       "runMs" bigint, "waitMs" bigint)
   LOOP
-    -- Wait and run times as the worker measured them (a release never ran).
-    IF NOT coalesce(f.release, false) AND (f."runMs" IS NOT NULL OR f."waitMs" IS NOT NULL) THEN
-      PERFORM worq.emit(q, jsonb_build_object('t', now, 'run', f."runMs", 'w', f."waitMs"));
-    END IF;
+    CONTINUE WHEN f.id = ANY (ended);
+    -- Wait and run times as the worker measured them (a release never ran): counted with the
+    -- retry or the outcome, or on their own for a finish refused as stale.
+    timing := CASE WHEN NOT coalesce(f.release, false)
+        AND (f."runMs" IS NOT NULL OR f."waitMs" IS NOT NULL)
+      THEN jsonb_build_object('run', f."runMs", 'w', f."waitMs") ELSE '{}' END;
     SELECT * INTO r FROM worq.tasks WHERE queue = q AND id = f.id FOR UPDATE;
     found_ := FOUND;
     IF NOT found_ OR r.state <> 'processing' OR r.token IS DISTINCT FROM f.token THEN
+      IF timing <> '{}' THEN PERFORM worq.emit(q, jsonb_build_object('t', now) || timing); END IF;
       -- Quiet: a release (the task never started), or the end of a run cancelled as it ran.
       IF NOT coalesce(f.release, false) AND NOT (found_ AND r.state = 'done'
           AND r.finish_tag IS NOT DISTINCT FROM f.token) THEN
@@ -144,9 +228,9 @@ BEGIN
         attempt = attempt - 1, line_seq = -nextval('worq.line_seq') WHERE queue = q AND id = f.id;
       PERFORM worq.wake(q);
     ELSIF f."retryAt" IS NOT NULL THEN
-      PERFORM worq.retry(q, f.id, f."retryAt", jsonb_build_object('error', f.error), now);
+      PERFORM worq.retry(q, f.id, f."retryAt", jsonb_build_object('error', f.error), now, timing);
     ELSE
-      PERFORM worq.finish(q, f.id, f.outcome, now, false, f.token);
+      PERFORM worq.finish(q, f.id, f.outcome, now, false, f.token, timing);
     END IF;
   END LOOP;
   reserved := worq.reserve(qr, worker, max, now);

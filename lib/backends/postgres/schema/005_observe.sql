@@ -40,16 +40,29 @@ DECLARE
   a jsonb;
 BEGIN
   WITH gone AS (DELETE FROM worq.inbox WHERE queue = q RETURNING seq, body),
+  -- An inbox row holds one event (`e`) or several in order (`es`), and a count at time `t` (its
+  -- kind `k`, a run and wait time), or one of them.
   ev AS (
     INSERT INTO worq.events (queue, n, body)
-    SELECT q, qr.event_seq + row_number() OVER (ORDER BY seq), body->'e' FROM gone
-    WHERE qr.events AND body ? 'e'
+    SELECT q, qr.event_seq + row_number() OVER (ORDER BY each.seq, each.i), each.e FROM (
+      SELECT seq, 0::bigint AS i, body->'e' AS e FROM gone WHERE body ? 'e'
+      UNION ALL
+      SELECT seq, x.i, x.e FROM gone, jsonb_array_elements(gone.body->'es') WITH ORDINALITY AS x(e, i)
+      WHERE gone.body ? 'es'
+    ) each
+    WHERE qr.events
     RETURNING 1
   ),
+  -- Counts: a row's own (`t`), or a list of them (`ms`).
+  cnt AS (
+    SELECT body AS c FROM gone WHERE body ? 't'
+    UNION ALL
+    SELECT x.c FROM gone, jsonb_array_elements(gone.body->'ms') AS x(c) WHERE gone.body ? 'ms'
+  ),
   m AS (
-    SELECT (body->>'t')::bigint - (body->>'t')::bigint % 60000 AS minute, body->>'k' AS k,
-      (body->>'run')::bigint AS run, (body->>'w')::bigint AS w
-    FROM gone WHERE qr.metrics AND NOT body ? 'e'
+    SELECT (c->>'t')::bigint - (c->>'t')::bigint % 60000 AS minute, c->>'k' AS k,
+      (c->>'run')::bigint AS run, (c->>'w')::bigint AS w
+    FROM cnt WHERE qr.metrics
   ),
   agg AS (
     SELECT jsonb_build_object('minute', minute, 'c', count(*) FILTER (WHERE k = 'c'),
@@ -89,7 +102,7 @@ BEGIN
   END IF;
   UPDATE worq.schedules SET body = b WHERE queue = q AND id = sid;
   IF task IS NOT NULL THEN
-    PERFORM worq.enqueue_one(q, task, origin, qr.listing, worq.now_ms());
+    PERFORM worq.enqueue_one(q, task, origin, qr.listing, worq.now_ms(), NULL);
   END IF;
   RETURN true;
 END $$;
