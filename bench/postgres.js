@@ -25,6 +25,8 @@ export async function startPostgres(adminUrl = process.env.BENCH_PG_URL ?? DEFAU
   }
   admin.on('error', () => {})
   const version = (await admin.query('SHOW server_version')).rows[0].server_version
+  // Without autovacuum the dead rows every library leaves pile up within a run (docs/postgres.md).
+  const autovacuum = (await admin.query('SHOW autovacuum')).rows[0].autovacuum
   const db = `worq_bench_${randomBytes(4).toString('hex')}`
   const url = new URL(adminUrl)
   url.pathname = `/${db}`
@@ -92,6 +94,7 @@ export async function startPostgres(adminUrl = process.env.BENCH_PG_URL ?? DEFAU
     url: url.href,
     db,
     version: `PostgreSQL ${version}`,
+    autovacuum,
     synchronousCommit: syncCommit ?? 'the server’s setting',
     /** A fresh, empty bench database. */
     reset: create,

@@ -179,7 +179,8 @@ Written by \`npm run bench\` (bench/run-postgres.js; \`BENCH_BACKENDS=postgres n
 these rows alone) on ${new Date().toISOString().slice(0, 10)}. Every library runs in a fresh Node
 process against the same PostgreSQL server, in a private database the bench creates
 (\`worq_bench_<random>\`), empties before every run (dropped and created again) and drops at the
-end; synchronous_commit is ${pg.synchronousCommit} in it. Runs are interleaved and repeated
+end; synchronous_commit is ${pg.synchronousCommit} in it, and the server's autovacuum is
+${pg.autovacuum}. Runs are interleaved and repeated
 ${reps} times, ${PN} tasks per run; cells show the median and the spread (min–max); ratios are
 worq's median over the peer's (above 1× is better for tasks/s, below 1× for latency and for the
 per-task counts). ${skipped}
@@ -192,6 +193,7 @@ Command: \`${[
     'BENCH_ONLY',
     'BENCH_PG_LIBS',
     'BENCH_PG_SYNC_COMMIT',
+    'BENCH_PG_URL',
   ]
     .filter(k => process.env[k])
     .map(k => `${k}=${process.env[k]} `)
