@@ -5,9 +5,9 @@
  *
  * Three limits keep every run short, and are the only ones: no URL reaches a server (an
  * unreachable one is retried for seconds); `dashboard` never gets a valid URL and `worker` never a
- * tasks module that exists (either would serve until stopped, which is its job); and `call` ends
- * with `--wait 0` (it would otherwise wait a minute for a worker that memory:// in this process
- * never has).
+ * tasks module that exists (either would serve until stopped, which is its job); and `call` carries
+ * with `--wait 0`, placed where no other flag can take it as its value (it would otherwise wait
+ * a minute for a worker that memory:// in this process never has).
  */
 import { expect } from 'chai'
 import fc from 'fast-check'
@@ -90,10 +90,13 @@ const argv = fc
     rest: fc.array(fc.oneof(fc.constantFrom(...FLAGS), value), { maxLength: 8 }),
   })
   .map(({ command, url: u, rest }) => {
-    const args = [command, u, ...rest.filter(a => !existsSync(a))]
-    if (command === 'dashboard') args[1] = `bad-${u}`
-    if (command === 'call') args.push('--wait', '0')
-    return args
+    const kept = rest.filter(a => !existsSync(a))
+    if (command === 'dashboard') return [command, `bad-${u}`, ...kept]
+    // `--wait 0` goes before the rest, where no flag can take it as its value (`--id --wait`
+    // would), and no later `--wait`/`-w` may replace it.
+    if (command === 'call')
+      return [command, u, '--wait', '0', ...kept.filter(a => !/^(-w|--wait)/.test(a))]
+    return [command, u, ...kept]
   })
 
 /** Runs `worq …args` in this process with stdout and stderr captured. */
