@@ -1,9 +1,8 @@
 -- The worker's side: the queue lock, reserving (FOR NO KEY UPDATE SKIP LOCKED), exchange (finish and
 -- reserve in one call), retries, renewals, progress, cancel, purge and the sweep.
 
--- Takes the queue's row lock (the row is made on first use), without folding its inbox: what an
--- exchange takes, so that folding stays off the path every task takes.
-CREATE OR REPLACE FUNCTION worq.hold(q text) RETURNS worq.queues LANGUAGE plpgsql AS $$
+-- Takes the queue's row lock (the row is made on first use) and folds its inbox.
+CREATE OR REPLACE FUNCTION worq.lock(q text) RETURNS worq.queues LANGUAGE plpgsql AS $$
 DECLARE
   r worq.queues;
 BEGIN
@@ -12,15 +11,6 @@ BEGIN
     INSERT INTO worq.queues (name) VALUES (q) ON CONFLICT DO NOTHING;
     SELECT * INTO r FROM worq.queues WHERE name = q FOR UPDATE;
   END IF;
-  RETURN r;
-END $$;
-
--- Takes the queue's row lock and folds its inbox (the sweep, readers of events and metrics, and
--- the operations that change the queue's settings).
-CREATE OR REPLACE FUNCTION worq.lock(q text) RETURNS worq.queues LANGUAGE plpgsql AS $$
-DECLARE
-  r worq.queues := worq.hold(q);
-BEGIN
   PERFORM worq.flush(r);
   SELECT * INTO r FROM worq.queues WHERE name = q;
   RETURN r;
@@ -54,18 +44,12 @@ DECLARE
   blocked jsonb;
 BEGIN
   IF qr.paused OR max <= 0 THEN RETURN out; END IF;
-  -- Due delayed tasks join the back of their line. (Each step is looked for first: a plain
-  -- look-up of an empty index costs a tenth of a statement that would change nothing.)
-  IF EXISTS (SELECT 1 FROM worq.tasks WHERE queue = q AND state = 'delayed' AND due_at <= now) THEN
-    UPDATE worq.tasks t SET state = 'enqueued', ready_at = t.due_at, due_at = NULL,
-      line_seq = nextval('worq.line_seq')
-    FROM (SELECT id FROM worq.tasks WHERE queue = q AND state = 'delayed' AND due_at <= now
-          ORDER BY due_at, line_seq FOR UPDATE) due
-    WHERE t.queue = q AND t.id = due.id;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM worq.tasks WHERE queue = q AND state = 'enqueued') THEN
-    RETURN out;
-  END IF;
+  -- Due delayed tasks join the back of their line.
+  UPDATE worq.tasks t SET state = 'enqueued', ready_at = t.due_at, due_at = NULL,
+    line_seq = nextval('worq.line_seq')
+  FROM (SELECT id FROM worq.tasks WHERE queue = q AND state = 'delayed' AND due_at <= now
+        ORDER BY due_at, line_seq FOR UPDATE) due
+  WHERE t.queue = q AND t.id = due.id;
   IF NOT EXISTS (SELECT 1 FROM worq.limits WHERE queue = q) THEN
     WITH picked AS (
       SELECT id FROM worq.tasks WHERE queue = q AND state = 'enqueued'
@@ -137,7 +121,6 @@ DECLARE
   plain text[];
   delivered bigint;
 BEGIN
-  IF jsonb_array_length(done) = 0 THEN RETURN '{}'; END IF;
   SELECT coalesce(array_agg(id), '{}') INTO plain FROM (
     SELECT t.id FROM worq.tasks t
     JOIN jsonb_to_recordset(done) AS x(id text, token text, outcome text, "retryAt" bigint,
@@ -205,7 +188,7 @@ END $$;
 CREATE OR REPLACE FUNCTION worq.exchange(q text, worker text, done jsonb, max integer)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-  qr worq.queues := worq.hold(q);
+  qr worq.queues := worq.lock(q);
   now bigint := worq.now_ms();
   f record;
   r worq.tasks;
