@@ -6,12 +6,34 @@ import { freshDatabase, postgresUrl } from '../helpers/postgres.js'
 import { CLI_TS } from '../helpers/cli.js'
 import { latch, uniqueQueue, until } from '../helpers/util.js'
 import { tcpForwarder } from '../helpers/tcp-forwarder.js'
+import { schemaSql } from '../../lib/backends/postgres/migrate.js'
 
 function errorOf(p: Promise<unknown>): Promise<{ code?: string; message: string } | undefined> {
   return p.then(
     () => undefined,
     (e: unknown) => e as { code?: string; message: string },
   )
+}
+
+/** A task as the enqueue function of schema version 1 takes it (lib/backends/records.ts NewTask). */
+function oldTask(arg: string) {
+  return {
+    id: 'old-1',
+    name: 'echo',
+    payload: JSON.stringify({ json: [arg] }),
+    deps: [],
+    onError: 'fail',
+    ignoreResult: false,
+    resultTimeout: 3_600_000,
+    heartrate: 10_000,
+    attempts: 1,
+    backoff: { type: 'fixed', delay: 0, jitter: 0, maxDelay: 0 },
+    runAt: 0,
+    timeout: 0,
+    priority: 0,
+    metadata: '',
+    trace: '',
+  }
 }
 
 /** Runs `worq migrate <url>`; resolves with its exit code and output. */
@@ -246,6 +268,51 @@ describe('postgres: URLs, faults and migrations', () => {
         const err = await errorOf(broker.size())
         expect(err?.code).to.equal('ERR_WORQ_SCHEMA_TOO_NEW')
       } finally {
+        await broker.close()
+      }
+    } finally {
+      await c.end()
+    }
+  })
+
+  it('a database of schema version 1 is migrated to version 2 in place, and its tasks go on', async () => {
+    const fresh = await freshDatabase()
+    const c = new pg.Client({ connectionString: fresh })
+    await c.connect()
+    const queue = uniqueQueue('v1')
+    try {
+      // Version 1 as a build of that version left it, with a task enqueued and not yet run.
+      await c.query('CREATE SCHEMA worq')
+      await c.query(
+        'CREATE TABLE worq.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+      )
+      for (const file of ['001_tables', '002_tasks', '003_work', '004_shaping', '005_observe'])
+        await c.query(schemaSql(file, 'worq'))
+      await c.query('INSERT INTO worq.migrations (version) VALUES (1)')
+      await c.query(`SELECT worq.enqueue($1, $2::jsonb, NULL, 'v1') AS v`, [
+        queue,
+        JSON.stringify([oldTask('before')]),
+      ])
+      const exchangeBody = async () =>
+        (await c.query(`SELECT prosrc FROM pg_proc WHERE proname = 'exchange'`)).rows[0].prosrc
+      expect(await exchangeBody()).to.include('worq.lock(q)')
+
+      const broker = getBroker(fresh, queue)
+      const pool = new WorkerPool(broker, { concurrency: 2 })
+      try {
+        broker.expose(new TaskSpace('', { echo: (x: string) => x }))
+        const after = await broker.queue().echo('after')
+        await pool.start()
+        expect(await after.result(10_000)).to.equal('after')
+        await until(async () => (await broker.size()) === 0, 10_000, 'the version 1 task to run')
+        const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
+        expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }])
+        expect(await exchangeBody()).to.include('worq.hold(q)')
+        const old = await broker.task('old-1')
+        expect(old?.status).to.equal('completed')
+        expect(old?.value).to.equal('before')
+      } finally {
+        await pool.stop()
         await broker.close()
       }
     } finally {
