@@ -61,6 +61,7 @@ describe('postgres: URLs, faults and migrations', () => {
       ['postgres://h/db?schema=Bad-Name', /schema "Bad-Name"/],
       ['postgres://h/db?sslmode=sometimes', /sslmode "sometimes"/],
       ['postgres://h/db?pool=0', /pool size "0"/],
+      ['postgres://h/db?prepare=maybe', /prepare "maybe"/],
       ['postgres://h/db?colour=red', /parameter "colour"/],
       ['postgresql://h/a/b', /database "a\/b"/],
     ]
@@ -68,6 +69,22 @@ describe('postgres: URLs, faults and migrations', () => {
       expect(() => getBroker(u, 'q'))
         .to.throw(re)
         .with.property('code', 'ERR_WORQ_BAD_URL')
+  })
+
+  it('prepare=false (for a pooler that cannot keep prepared statements) runs calls all the same', async () => {
+    const queue = uniqueQueue('unprepared')
+    const broker = getBroker(`${url}${url.includes('?') ? '&' : '?'}prepare=false`, queue)
+    const pool = new WorkerPool(broker, { concurrency: 4 })
+    try {
+      broker.expose(new TaskSpace('', { twice: (x: number) => 2 * x }))
+      await pool.start()
+      const q = broker.queue()
+      const calls = await Promise.all([1, 2, 3, 4, 5].map(x => q.twice(x)))
+      expect(await Promise.all(calls.map(d => d.result(10_000)))).to.deep.equal([2, 4, 6, 8, 10])
+    } finally {
+      await pool.stop()
+      await broker.close()
+    }
   })
 
   it('an unreachable server fails the first call within seconds with BackendUnreachable', async () => {

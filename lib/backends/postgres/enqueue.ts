@@ -73,6 +73,7 @@ export class BatchEnqueue {
       this.#plain,
       [queue, JSON.stringify(tasks), origin, tag],
       'enqueue',
+      true,
     )
     if (rows[0]!.n === tasks.length) return tasks.map(() => 'ok')
     // Some ids were taken: the whole batch again, task by task, with the same tag (the tasks this

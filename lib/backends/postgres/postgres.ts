@@ -80,8 +80,11 @@ export class PostgresBackend implements Backend {
       ...parsed.connection,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
     }
-    this.#db = new PgPool(this.url, { ...config, max: parsed.pool }, client =>
-      migrate(client, this.schema),
+    this.#db = new PgPool(
+      this.url,
+      { ...config, max: parsed.pool },
+      client => migrate(client, this.schema),
+      parsed.prepare,
     )
     this.#store = new QueueStore(this.#db, this.schema, () => this.#open())
     this.#batches = new BatchEnqueue(this.#db, this.schema)
@@ -97,9 +100,10 @@ export class PostgresBackend implements Backend {
     if (this.#closed) throw new BrokerClosed('postgres:// backend')
   }
 
+  /** Calls one of worq's functions: `sql` is its call, of fixed text (a prepared statement). */
   #fn<T>(sql: string, params: unknown[]): Promise<T> {
     this.#open()
-    return this.#db.value<T>(`SELECT ${this.schema}.${sql} AS v`, params)
+    return this.#db.value<T>(`SELECT ${this.schema}.${sql} AS v`, params, true)
   }
 
   /** Runs a migration now (the first operation would). */

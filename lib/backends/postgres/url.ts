@@ -1,5 +1,5 @@
 /**
- * Parses `postgres://[user[:password]@]host[:port]/database[?schema=…&sslmode=…&pool=…]` (and
+ * Parses `postgres://[user[:password]@]host[:port]/database[?schema=…&sslmode=…&pool=…&prepare=…]` (and
  * `postgresql://`) into node-postgres settings. A wrong part is a BadUrl naming it.
  */
 import type { PoolConfig } from 'pg'
@@ -13,9 +13,15 @@ export interface PostgresUrl {
   schema: string
   /** Most pooled connections (the LISTEN connection comes on top). */
   pool: number
+  /**
+   * Whether the hot statements (enqueue, exchange) are named prepared statements, parsed and
+   * planned once per connection. `?prepare=false` for a connection pooler that cannot keep them
+   * (PgBouncer in transaction mode before 1.21).
+   */
+  prepare: boolean
 }
 
-const PARAMS = new Set(['schema', 'sslmode', 'pool', 'application_name'])
+const PARAMS = new Set(['schema', 'sslmode', 'pool', 'prepare', 'application_name'])
 const SSL_MODES = new Set(['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'])
 
 /** Reads a postgres:// or postgresql:// URL. Throws BadUrl naming the wrong part. */
@@ -53,7 +59,7 @@ export function parsePostgresUrl(raw: string): PostgresUrl {
     if (!PARAMS.has(key))
       throw new BadUrl(
         raw,
-        `the parameter "${key}" is not known; use schema, sslmode, pool or application_name`,
+        `the parameter "${key}" is not known; use schema, sslmode, pool, prepare or application_name`,
       )
   const schema = url.searchParams.get('schema') ?? 'worq'
   if (!/^[a-z_][a-z0-9_]{0,39}$/.test(schema))
@@ -65,6 +71,9 @@ export function parsePostgresUrl(raw: string): PostgresUrl {
   const pool = Number(poolText)
   if (!/^\d+$/.test(poolText) || pool < 1 || pool > 1000)
     throw new BadUrl(raw, `the pool size "${poolText}" is not a whole number from 1 to 1000`)
+  const prepareText = url.searchParams.get('prepare') ?? 'true'
+  if (prepareText !== 'true' && prepareText !== 'false')
+    throw new BadUrl(raw, `prepare "${prepareText}" is neither true nor false`)
   const sslmode = url.searchParams.get('sslmode') ?? 'disable'
   if (!SSL_MODES.has(sslmode))
     throw new BadUrl(raw, `the sslmode "${sslmode}" is not one of ${[...SSL_MODES].join(', ')}`)
@@ -79,5 +88,5 @@ export function parsePostgresUrl(raw: string): PostgresUrl {
   if (sslmode === 'no-verify' || sslmode === 'require' || sslmode === 'prefer')
     connection.ssl = { rejectUnauthorized: false }
   else if (sslmode !== 'disable') connection.ssl = { rejectUnauthorized: true }
-  return { connection, schema, pool }
+  return { connection, schema, pool, prepare: prepareText === 'true' }
 }
