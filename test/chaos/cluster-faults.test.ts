@@ -8,17 +8,16 @@
 import { expect } from 'chai'
 import calculateSlot from 'cluster-key-slot'
 import { nanoid } from 'nanoid'
-import { Redis } from 'ioredis'
 import { loadThroughFault, type FaultCounts } from '../helpers/failover-load.js'
 import { startCluster, type RedisCluster } from '../helpers/redis-cluster.js'
-import { hasBinary } from '../helpers/redis-server.js'
+import { hasBinary, helperRedis } from '../helpers/redis-server.js'
 import { startSentinels, type SentinelSet } from '../helpers/redis-sentinel.js'
 
 const TOTAL = Number(process.env.WORQ_FAULT_TASKS ?? 3000)
 
 /** The node id and slot ranges of each master, as a node sees them. */
 async function masterSlots(c: RedisCluster): Promise<Map<number, { id: string; first: number }>> {
-  const r = new Redis(c.nodes.find(n => n.running)!.port)
+  const r = helperRedis(c.nodes.find(n => n.running)!.port)
   try {
     const slots = (await r.cluster('SLOTS')) as unknown as Array<
       [number, number, [string, number, string]]

@@ -7,7 +7,6 @@
  * loaded 2-core machine.
  */
 import { expect } from 'chai'
-import { Redis } from 'ioredis'
 import {
   getBroker,
   task,
@@ -19,7 +18,7 @@ import {
 } from '../../lib/index.js'
 import { watchOutcomes, type OutcomeWatch } from '../helpers/chaos-outcomes.js'
 import { silentProxy } from '../helpers/chaos-proxy.js'
-import { redisUrl, startRedis } from '../helpers/redis-server.js'
+import { helperRedis, redisUrl, startRedis } from '../helpers/redis-server.js'
 import { latch, uniqueQueue } from '../helpers/util.js'
 
 const HEARTRATE = 100
@@ -220,7 +219,7 @@ describe('chaos: connection faults', function () {
 
   it('CLIENT KILL of every worker and producer connection mid-run: nothing lost, one result each', async () => {
     const url = await redisUrl()
-    const admin = new Redis(url)
+    const admin = helperRedis(url)
     const queue = uniqueQueue('kill')
     const w = worker(url, queue)
     const client = getBroker(url, queue)
@@ -262,7 +261,7 @@ describe('chaos: connection faults', function () {
 
   it('CLIENT PAUSE longer than a lease, two workers: every task completes once, one result each', async () => {
     const url = await redisUrl()
-    const admin = new Redis(url)
+    const admin = helperRedis(url)
     const queue = uniqueQueue('pause')
     const dog = { blockMs: 500, pingMs: 5000, marginMs: 2000 }
     const ws = [worker(url, queue, dog), worker(url, queue, dog)]

@@ -11,7 +11,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
-import { dirs, freePort, hasBinary, INSTALL, launch, onNode, terminate } from './redis-server.js'
+import {
+  dirs,
+  freePort,
+  hasBinary,
+  helperRedis,
+  INSTALL,
+  launch,
+  onNode,
+  terminate,
+} from './redis-server.js'
 
 const run = promisify(execFile)
 
@@ -127,7 +136,7 @@ export async function startCluster(): Promise<RedisCluster> {
       if (c) await terminate(c, signal)
     },
     start: () => start(port),
-    connect: () => new Redis({ port, host: '127.0.0.1' }),
+    connect: () => helperRedis({ port, host: '127.0.0.1' }),
   }))
   const live = () => nodes.filter(n => n.running)
   const cluster: RedisCluster = {
@@ -145,7 +154,7 @@ export async function startCluster(): Promise<RedisCluster> {
       return out
     },
     async ownerOf(slot) {
-      const r = new Redis({ port: live()[0]!.port, host: '127.0.0.1' })
+      const r = helperRedis({ port: live()[0]!.port, host: '127.0.0.1' })
       try {
         const slots = (await r.cluster('SLOTS')) as unknown as Array<
           [number, number, [string, number]]
