@@ -1,8 +1,13 @@
--- Schema version 2: the exchange off the folding path. An exchange takes the queue's lock without
--- folding the inbox (hold); the sweep, the readers of events and metrics and the operations that
--- change settings still fold (lock). Statements that would change nothing are skipped after a
--- look-up in their partial index: ending with no finishes (end_plain), promoting delayed tasks
--- when none is due and reserving from an empty line (reserve).
+-- Schema version 2: folding off most exchanges. An exchange takes the queue's lock without
+-- folding the inbox (hold), and folds only when the last fold is FOLD_MS old (the column
+-- queues.folded_at): a fold per exchange cost about 16 µs per event against 11 in a larger set,
+-- and a fold left to the sweep alone would hold the lock for a whole sweep interval's records.
+-- The sweep, the readers of events and metrics and the operations that change settings still fold
+-- at once (lock). Statements that would change nothing are skipped after a look-up in their
+-- partial index: ending with no finishes (end_plain), promoting delayed tasks when none is due and
+-- reserving from an empty line (reserve).
+
+ALTER TABLE worq.queues ADD COLUMN folded_at bigint NOT NULL DEFAULT 0;
 
 -- Takes the queue's row lock (the row is made on first use), without folding its inbox: what an
 -- exchange takes, so that folding stays off the path every task takes.
@@ -192,6 +197,11 @@ DECLARE
   due bigint;
   res jsonb;
 BEGIN
+  -- FOLD_MS = 100: a running queue's inbox holds at most about a tenth of a second of records.
+  IF now - qr.folded_at >= 100 THEN
+    PERFORM worq.flush(qr);
+    UPDATE worq.queues SET folded_at = now WHERE name = q;
+  END IF;
   ended := worq.end_plain(q, done, now);
   FOR f IN SELECT * FROM jsonb_to_recordset(done)
     AS x(id text, token text, outcome text, "retryAt" bigint, release boolean, error jsonb,
