@@ -2,7 +2,8 @@ import { expect } from 'chai'
 import type { Redis } from 'ioredis'
 import { getBroker, WorkerPool, type Deferred } from '../../lib/index.js'
 import { queueKey } from '../../lib/backends/redis/keys.js'
-import { useRedisAdmin } from '../helpers/redis-server.js'
+import { hasBinary, helperRedis, useRedisAdmin } from '../helpers/redis-server.js'
+import { sharedSentinels, type SentinelSet } from '../helpers/redis-sentinel.js'
 import { latch, uniqueQueue, until } from '../helpers/util.js'
 
 /** Ids of worq's connections (CLIENT SETNAME worq:<role>), by role. */
@@ -107,5 +108,45 @@ describe('redis: connections', () => {
       await pool.stop()
       await broker.close()
     }
+  })
+})
+
+describe('redis: connections through Sentinel', function () {
+  this.timeout(60_000)
+
+  /** Pub/sub clients on every sentinel of the set (ioredis's failover detectors subscribe there). */
+  async function sentinelSubscribers(set: SentinelSet): Promise<number> {
+    let n = 0
+    for (const port of set.sentinels) {
+      const r = helperRedis(port)
+      try {
+        const list = (await r.client('LIST')) as string
+        n += list.split('\n').filter(l => /\bsub=[1-9]/.test(l)).length
+      } finally {
+        r.disconnect()
+      }
+    }
+    return n
+  }
+
+  it('a closed broker leaves no connection on the sentinels (its failover detector goes too)', async function () {
+    if (!hasBinary()) this.skip() // without redis-server no Sentinel set can be started here
+    const set = await sharedSentinels()
+    const before = await sentinelSubscribers(set)
+    const broker = getBroker(set.url, uniqueQueue('sentinel-close'))
+    const pool = new WorkerPool(broker, { concurrency: 2 })
+    broker.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    await pool.start()
+    expect(await (await broker.queue().add(1, 2)).result(10_000)).to.equal(3)
+    await until(async () => (await sentinelSubscribers(set)) > before, 5_000, 'a failover detector')
+    await pool.stop()
+    await broker.close()
+    await until(
+      async () => (await sentinelSubscribers(set)) === before,
+      5_000,
+      'the failover detectors to unsubscribe',
+    )
   })
 })

@@ -106,11 +106,15 @@ export function connect(topology: Topology, role: Role, liveness?: Liveness): Co
   return redis
 }
 
-/** Closes a connection: QUIT when idle and connected, else drops the socket. */
+/**
+ * Closes a connection: QUIT when idle and connected, then `disconnect()` in every case. Through
+ * Sentinel ioredis ends its failover detector (one subscribed connection per sentinel) only in
+ * `disconnect()`: after a QUIT alone those connections stayed open, and reconnected for as long
+ * as the process lived once the sentinels went away.
+ */
 export async function disconnect(redis: Connection, graceful: boolean): Promise<void> {
   if (graceful && redis.status === 'ready') {
-    await redis.quit().catch(() => redis.disconnect())
-    return
+    await redis.quit().catch(() => undefined)
   }
   redis.disconnect()
 }
