@@ -38,6 +38,7 @@ describe('dashboard: a person drives the page in Chromium', function () {
       // CI installs Chromium (.ci/run), so there this is a failure, not a skip.
       if (process.env.CI) throw new Error(missing)
       console.warn(`      skipped: ${missing}`)
+      // Skipped on purpose outside CI: no Chromium to drive on this machine (the reason is printed).
       this.skip()
     }
     execFileSync(process.execPath, ['scripts/build-dashboard.js'])
