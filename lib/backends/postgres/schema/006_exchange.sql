@@ -3,9 +3,9 @@
 -- queues.folded_at): a fold per exchange cost about 16 µs per event against 11 in a larger set,
 -- and a fold left to the sweep alone would hold the lock for a whole sweep interval's records.
 -- The sweep, the readers of events and metrics and the operations that change settings still fold
--- at once (lock). Statements that would change nothing are skipped after a look-up in their
--- partial index: ending with no finishes (end_plain), promoting delayed tasks when none is due and
--- reserving from an empty line (reserve).
+-- at once (lock). Statements that would change nothing are skipped: ending with no finishes
+-- (exchange does not call end_plain), and, after a look-up in their partial index, promoting
+-- delayed tasks when none is due and reserving from an empty line (reserve).
 
 ALTER TABLE worq.queues ADD COLUMN folded_at bigint NOT NULL DEFAULT 0;
 
@@ -104,83 +104,6 @@ BEGIN
   RETURN out;
 END $$;
 
--- Ends, set by set, the finishes of `done` that are plain outcomes: the task is processing under
--- that token and holds no limit slot, has no cache entry to store and no dependent. Their rows are
--- locked first (FOR UPDATE, which an enqueue reading one as an argument FOR KEY SHARE waits for,
--- and the other way round); the next statements see the dependents such an enqueue committed
--- meanwhile, and leave those tasks to finish() with the rest. One UPDATE (one DELETE for
--- ignoreResult tasks) ends them, one inbox row holds their events and counts, and each outcome is
--- delivered as finish() does. Returns the ids it ended.
-CREATE OR REPLACE FUNCTION worq.end_plain(q text, done jsonb, now bigint) RETURNS text[]
-LANGUAGE plpgsql AS $$
-DECLARE
-  plain text[];
-  delivered bigint;
-BEGIN
-  IF jsonb_array_length(done) = 0 THEN RETURN '{}'; END IF;
-  SELECT coalesce(array_agg(id), '{}') INTO plain FROM (
-    SELECT t.id FROM worq.tasks t
-    JOIN jsonb_to_recordset(done) AS x(id text, token text, outcome text, "retryAt" bigint,
-      release boolean) ON t.queue = q AND t.id = x.id
-    WHERE x.outcome IS NOT NULL AND x."retryAt" IS NULL AND NOT coalesce(x.release, false)
-      AND t.state = 'processing' AND t.token = x.token AND t.holds IS NULL AND t.cache_key IS NULL
-    FOR UPDATE OF t
-  ) locked;
-  IF cardinality(plain) = 0 THEN RETURN plain; END IF;
-  plain := ARRAY(SELECT unnest(plain) EXCEPT SELECT id FROM worq.deps
-    WHERE queue = q AND id = ANY (plain));
-  IF cardinality(plain) = 0 THEN RETURN plain; END IF;
-  WITH f AS (
-    SELECT * FROM ROWS FROM (jsonb_to_recordset(done) AS (id text, token text, outcome text,
-      "runMs" bigint, "waitMs" bigint)) WITH ORDINALITY AS x
-    WHERE x.id = ANY (plain)
-  ), kept AS (
-    UPDATE worq.tasks t SET state = 'done', outcome = f.outcome, finish_tag = f.token,
-      expires_at = now + t.result_timeout, token = NULL, lease_until = NULL, finished_at = now,
-      held_by = NULL, holds = NULL,
-      payload = CASE WHEN left(f.outcome, 1) = 'c' THEN '' ELSE t.payload END
-    FROM f WHERE t.queue = q AND t.id = ANY (plain) AND t.id = f.id AND NOT t.ignore_result
-    RETURNING t.id, t.name, t.attempt, t.worker_id, t.started_at, t.origin, f.outcome,
-      f.ordinality, f."runMs", f."waitMs"
-  ), dropped AS (
-    DELETE FROM worq.tasks t USING f
-    WHERE t.queue = q AND t.id = ANY (plain) AND t.id = f.id AND t.ignore_result
-    RETURNING t.id, t.name, t.attempt, t.worker_id, t.started_at, NULL::text AS origin,
-      f.outcome, f.ordinality, f."runMs", f."waitMs"
-  ), ended AS (
-    SELECT * FROM kept UNION ALL SELECT * FROM dropped
-  ), logged AS (
-    INSERT INTO worq.inbox (queue, body)
-    SELECT q, jsonb_build_object(
-      'es', jsonb_agg(jsonb_build_object('type', CASE left(e.outcome, 1) WHEN 'c' THEN 'completed'
-          WHEN 'f' THEN 'failed' WHEN 'x' THEN 'expired' ELSE 'cancelled' END,
-          'id', e.id, 'name', e.name, 'time', now)
-        || CASE WHEN e.attempt > 0 THEN jsonb_build_object('attempt', e.attempt) ELSE '{}' END
-        || CASE WHEN e.worker_id IS NOT NULL THEN jsonb_build_object('workerId', e.worker_id)
-          ELSE '{}' END
-        || CASE WHEN e.started_at IS NOT NULL THEN jsonb_build_object('ms', now - e.started_at)
-          ELSE '{}' END
-        || CASE WHEN left(e.outcome, 1) <> 'c' THEN jsonb_build_object('outcome', e.outcome)
-          ELSE '{}' END
-        ORDER BY e.ordinality),
-      'ms', jsonb_agg(jsonb_build_object('k', left(e.outcome, 1), 't', now)
-        || CASE WHEN e."runMs" IS NOT NULL OR e."waitMs" IS NOT NULL
-          THEN jsonb_build_object('run', e."runMs", 'w', e."waitMs") ELSE '{}' END
-        ORDER BY e.ordinality))
-    FROM ended e HAVING count(*) > 0
-  )
-  -- Each outcome to the instance that enqueued its task, as deliver() sends it (inline when it
-  -- fits a notification, else its address).
-  SELECT ARRAY(SELECT e.id FROM ended e), count(pg_notify('@schema@.o.' || e.origin,
-      CASE WHEN octet_length(n.m) < 7800 THEN n.m
-        ELSE jsonb_build_array(q, e.id, left(e.outcome, 1))::text END))
-    INTO plain, delivered
-    FROM ended e LEFT JOIN LATERAL (SELECT CASE WHEN octet_length(e.outcome) < 7800
-      THEN jsonb_build_array(q, e.id, e.outcome)::text END AS m) n ON true
-    WHERE e.origin IS NOT NULL;
-  RETURN plain;
-END $$;
-
 -- Finishes `done` (a JSON array of Finish), then reserves up to `max`: {stale, reserved, nextDueIn}.
 CREATE OR REPLACE FUNCTION worq.exchange(q text, worker text, done jsonb, max integer)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -202,7 +125,8 @@ BEGIN
     PERFORM worq.flush(qr);
     UPDATE worq.queues SET folded_at = now WHERE name = q;
   END IF;
-  ended := worq.end_plain(q, done, now);
+  ended := CASE WHEN jsonb_array_length(done) = 0 THEN '{}'
+    ELSE worq.end_plain(q, done, now) END;
   FOR f IN SELECT * FROM jsonb_to_recordset(done)
     AS x(id text, token text, outcome text, "retryAt" bigint, release boolean, error jsonb,
       "runMs" bigint, "waitMs" bigint)
