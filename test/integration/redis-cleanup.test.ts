@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import type { Redis } from 'ioredis'
 import { getBroker, task, WorkerPool, type Deferred } from '../../lib/index.js'
-import { queueKey, queueKeys, queuePattern } from '../../lib/backends/redis/keys.js'
+import { queueKey, queueKeys, queuePattern, taskKey } from '../../lib/backends/redis/keys.js'
 import { useRedisAdmin } from '../helpers/redis-server.js'
 import { uniqueQueue, until } from '../helpers/util.js'
 
@@ -73,6 +73,38 @@ describe('redis: nothing is left behind', () => {
         5000,
         'keys to expire',
       )
+    } finally {
+      await pool.stop()
+      await broker.close()
+    }
+  })
+
+  it('a listing entry whose outcome is still kept when its clean-up comes due waits for a later one', async () => {
+    // Redis keeps a key through the millisecond it expires at, and a script's clock can run behind
+    // TIME, so a clean-up can find the outcome still there. Lengthening the outcome's life after it
+    // was written stands in for that: its entry must go once the outcome is gone, not stay.
+    const queue = uniqueQueue('clean')
+    const broker = getBroker(redis.url, queue)
+    broker.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    const pool = new WorkerPool(broker, { sweepInterval: 50 })
+    await broker.configure({ listing: true })
+    await pool.start()
+    try {
+      const d = await broker.queue('', { resultTimeout: 200 }).add(1, 2)
+      await d.wait(5000)
+      expect(d.value).to.equal(3)
+      expect(await redis.admin.pexpire(taskKey(queue, d.id), 2500)).to.equal(1)
+      const idx = queueKey(queue, 'idx')
+      expect(await redis.admin.zscore(idx, d.id)).to.not.equal(null)
+      await until(
+        async () => (await redis.admin.exists(taskKey(queue, d.id))) === 0,
+        5000,
+        'the outcome to expire',
+      )
+      await until(async () => (await redis.admin.exists(idx)) === 0, 5000, 'the entry to go')
+      expect(await redis.admin.exists(queueKey(queue, 'gcs'))).to.equal(0)
     } finally {
       await pool.stop()
       await broker.close()

@@ -6,10 +6,11 @@
   `list` pages newest first; `bad` (sorted set, the same scores) those of them that failed,
   expired or were cancelled, so that listing those statuses need not read every task. A task that
   ends while listing is on and keeps an outcome has its id written into the clean-up bucket of
-  the second its outcome expires: `gc:<second>` (list of ids), found through `gcs` (sorted set of
-  those seconds); gc_step() removes the id from `idx` and `bad` then, unless its record is there
-  again (a new run of the same id, which a later bucket cleans up). An ended task that keeps no
-  outcome (ignoreResult) leaves `idx` at once.
+  the second after the one its outcome expires in: `gc:<second>` (list of ids), found through
+  `gcs` (sorted set of those seconds); gc_step() removes the id from `idx` and `bad` then, unless
+  its record is still there: a kept outcome moves to a later bucket, a new run of the same id
+  makes its own when it ends. An ended task that keeps no outcome (ignoreResult) leaves `idx` at
+  once.
 ]]
 
 -- Listing entries collected during the call: new ones (queue -> score, id, score, id, …) and
@@ -27,8 +28,11 @@ local function index_add(queue, id, score)
   list[#list + 1] = id
 end
 
+-- The bucket is that of the second after the one the outcome expires in: Redis keeps a key up to
+-- and including the millisecond it expires at, so a bucket of that very second could come due
+-- while the record is still there.
 local function gc_add(queue, id, expires_ms)
-  local sec = math.ceil(expires_ms / 1000)
+  local sec = math.floor(expires_ms / 1000) + 1
   local q = gc_buf[queue]
   if not q then
     q = {}
@@ -84,7 +88,17 @@ local function gc_step(queue, budget)
       budget = budget - #ids
       local gone = {}
       for _, id in ipairs(ids) do
-        if redis.call('EXISTS', record(queue, id)) == 0 then gone[#gone + 1] = id end
+        local ttl = redis.call('PTTL', record(queue, id))
+        if ttl == -2 then
+          gone[#gone + 1] = id
+        elseif ttl >= 0 then
+          -- An outcome still kept (a script's clock runs behind TIME): its entry moves to the
+          -- bucket of the second after it expires. A record without a TTL is a new run of the id,
+          -- whose end makes its own bucket.
+          local later = digits(math.floor((now() + ttl) / 1000) + 1)
+          local rest = key(queue, 'gc:' .. later)
+          if redis.call('RPUSH', rest, id) == 1 then redis.call('ZADD', gcs, later, later) end
+        end
       end
       if #gone > 0 then
         redis.call('ZREM', idx, unpack(gone))
