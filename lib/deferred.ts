@@ -120,8 +120,11 @@ export class Deferred<T = unknown> {
   #live: TaskStatus = 'enqueued'
 
   async #fetch(): Promise<void> {
-    this[kEpoch] = this.#host.epoch
+    // The epoch of before the read, recorded once it succeeded: a read that fails leaves this
+    // Deferred behind the latest gap, so its next wait reads again.
+    const epoch = this.#host.epoch
     const state = await this.#host.status(this.queue, this.id)
+    this[kEpoch] = epoch
     if (state === null) {
       const reason = 'the task and its result are gone (its resultTimeout passed)'
       this[kSettle](expiredOutcome(this.name, this.queue, this.id, reason))

@@ -12,6 +12,11 @@ import { type Deferred, reportProgress, settle } from './deferred.js'
 import type { Backend } from './backends/backend.js'
 import { decodeValue } from './serializer.js'
 
+/** The first retry of a failed re-check after a gap in delivery, ms (then doubling)… */
+const RECHECK_FIRST_MS = 100
+/** …up to this, ms. */
+const RECHECK_MAX_MS = 5000
+
 /** Unsettled Deferreds of one queue by id (usually one each; more when an id was reused). */
 type Held = Map<string, Deferred<unknown> | Deferred<unknown>[]>
 
@@ -105,6 +110,22 @@ export class ResultHub {
 
   #gap(): void {
     this.epoch++
-    for (const d of this.#waited) void d.recheck().catch(() => undefined)
+    for (const d of this.#waited) this.#recheck(d, 0)
+  }
+
+  /**
+   * Re-checks a waiter after a gap. A re-check that fails (the command connection is still
+   * reconnecting, a failover is under way) is tried again, RECHECK_FIRST_MS doubling up to
+   * RECHECK_MAX_MS, for as long as the Deferred is waited for: an outcome published during the
+   * gap is read from the backend, or the waiter would wait out its whole timeout.
+   */
+  #recheck(d: Deferred<unknown>, tries: number): void {
+    d.recheck().catch(() => {
+      if (!this.#waited.has(d)) return
+      const ms = Math.min(RECHECK_FIRST_MS * 2 ** tries, RECHECK_MAX_MS)
+      setTimeout(() => {
+        if (this.#waited.has(d)) this.#recheck(d, tries + 1)
+      }, ms).unref()
+    })
   }
 }

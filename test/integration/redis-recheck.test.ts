@@ -1,0 +1,66 @@
+import { expect } from 'chai'
+import type { Redis } from 'ioredis'
+import { getBroker, WorkerPool } from '../../lib/index.js'
+import { hasBinary, helperRedis, startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { uniqueQueue, until } from '../helpers/util.js'
+
+/** The ACL log's denials of user `caller` (newest first). */
+async function denials(admin: Redis): Promise<number> {
+  const log = (await admin.call('ACL', 'LOG')) as unknown[][]
+  return log.filter(entry => {
+    const i = entry.indexOf('username')
+    return i >= 0 && entry[i + 1] === 'caller'
+  }).length
+}
+
+describe('redis: waiters after a gap in delivery', function () {
+  let server: RedisServer
+  let admin: Redis
+  before(async function () {
+    // The contract suite reports a missing redis-server.
+    if (!hasBinary()) this.skip()
+    server = await startRedis()
+    admin = helperRedis(server.url)
+  })
+  after(async () => {
+    admin?.disconnect()
+    await server?.stop()
+  })
+
+  it('a re-check that fails after a reconnect is tried again until the outcome is read', async () => {
+    // The caller's user can be kept from hearing outcomes (no channels) and from reading them (no
+    // scripts), each on its own: the outcome is published while the caller cannot hear it, and
+    // its re-check after the reconnect fails at first.
+    await admin.call('ACL', 'SETUSER', 'caller', 'on', '>pw', '~*', '&*', '+@all')
+    await admin.call('ACL', 'LOG', 'RESET')
+    const callerUrl = `redis://caller:pw@127.0.0.1:${server.port}/0`
+    const queue = uniqueQueue('gap')
+    const caller = getBroker(callerUrl, queue)
+    const workers = getBroker(server.url, queue)
+    workers.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    const pool = new WorkerPool(workers)
+    try {
+      const d = await caller.queue().add(1, 2)
+      const result = d.result(15_000)
+      // Redis drops the subscribed connection of a user who loses its channels; its reconnect
+      // cannot subscribe again, so the outcome published now is not heard.
+      await admin.call('ACL', 'SETUSER', 'caller', 'resetchannels')
+      await pool.start()
+      await until(async () => (await workers.task(d.id))?.status === 'completed', 5000, 'the run')
+      // Channels back, scripts taken: the reconnect subscribes and re-checks, and the re-check
+      // is refused (the ACL log shows it).
+      const before = await denials(admin)
+      await admin.call('ACL', 'SETUSER', 'caller', 'allchannels', '-@scripting')
+      await admin.call('CLIENT', 'KILL', 'USER', 'caller')
+      await until(async () => (await denials(admin)) > before, 5000, 'a refused re-check')
+      await admin.call('ACL', 'SETUSER', 'caller', '+@all')
+      expect(await result).to.equal(3)
+    } finally {
+      await pool.stop()
+      await Promise.all([caller.close(), workers.close()])
+      await admin.call('ACL', 'DELUSER', 'caller')
+    }
+  })
+})
