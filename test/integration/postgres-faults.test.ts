@@ -268,16 +268,16 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('several processes migrating one database at once: one schema, versions 1 and 2', async () => {
+  it('several processes migrating one database at once: one schema, versions 1 to 3', async () => {
     const fresh = await freshDatabase()
     const runs = await Promise.all(Array.from({ length: 4 }, () => migrateCli(fresh)))
     for (const r of runs) expect(r.code, r.out).to.equal(0)
-    expect(runs.filter(r => /migrated from version 0 to 2/.test(r.out))).to.have.length(1)
+    expect(runs.filter(r => /migrated from version 0 to 3/.test(r.out))).to.have.length(1)
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
     try {
       const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-      expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }])
+      expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }, { version: 3 }])
       // A schema newer than this code is refused with a clear error.
       await c.query('INSERT INTO worq.migrations (version) VALUES (99)')
       const broker = getBroker(fresh, 'q')
@@ -292,7 +292,7 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('a database of schema version 1 is migrated to version 2 in place, and its tasks go on', async () => {
+  it('a database of schema version 1 is migrated to version 3 in place, and its tasks go on', async () => {
     const fresh = await freshDatabase()
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
@@ -313,6 +313,9 @@ describe('postgres: URLs, faults and migrations', () => {
       const exchangeBody = async () =>
         (await c.query(`SELECT prosrc FROM pg_proc WHERE proname = 'exchange'`)).rows[0].prosrc
       expect(await exchangeBody()).to.include('worq.lock(q)')
+      const endBody = async () =>
+        (await c.query(`SELECT prosrc FROM pg_proc WHERE proname = 'end_plain'`)).rows[0].prosrc
+      expect(await endBody()).to.not.include('ctid')
 
       const broker = getBroker(fresh, queue)
       const pool = new WorkerPool(broker, { concurrency: 2 })
@@ -323,8 +326,9 @@ describe('postgres: URLs, faults and migrations', () => {
         expect(await after.result(10_000)).to.equal('after')
         await until(async () => (await broker.size()) === 0, 10_000, 'the version 1 task to run')
         const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-        expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }])
+        expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }, { version: 3 }])
         expect(await exchangeBody()).to.include('worq.hold(q)')
+        expect(await endBody()).to.include('t.ctid = ANY (tids)')
         const old = await broker.task('old-1')
         expect(old?.status).to.equal('completed')
         expect(old?.value).to.equal('before')

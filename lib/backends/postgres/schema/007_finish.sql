@@ -1,0 +1,91 @@
+-- Schema version 3: ending a batch of plain finishes with plans that do not depend on the table's
+-- statistics. Before, end_plain joined the finishes to `tasks` by (queue, id); on a table not
+-- analyzed yet (a new database, or one that grew since autovacuum last looked) the planner took
+-- `queue = q` for selective, scanned every row of the queue to find the 50 of a batch, and ran
+-- jsonb_to_recordset once per processing row. Now the finishes are read into arrays once; the
+-- rows are found among the queue's processing rows (a partial index bounded by the running
+-- tasks), locked, and then updated or deleted by their tuple ids (`ctid`), which a row keeps while
+-- this transaction holds its lock.
+
+-- Ends the plain finishes of `done` (completed, failed: no retry, no release, no dependents, no
+-- limit slots, no cache key) in a few set-based statements; returns the ids it ended (the others
+-- go through exchange's loop).
+CREATE OR REPLACE FUNCTION worq.end_plain(q text, done jsonb, now bigint) RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+  ids text[];
+  tokens text[];
+  plain text[];
+  tids tid[];
+  delivered bigint;
+BEGIN
+  SELECT array_agg(x.id), array_agg(x.token) INTO ids, tokens
+    FROM jsonb_to_recordset(done) AS x(id text, token text, outcome text, "retryAt" bigint,
+      release boolean)
+    WHERE x.outcome IS NOT NULL AND x."retryAt" IS NULL AND NOT coalesce(x.release, false);
+  IF ids IS NULL THEN RETURN '{}'; END IF;
+  SELECT coalesce(array_agg(locked.id), '{}'), coalesce(array_agg(locked.ctid), '{}')
+    INTO plain, tids FROM (
+      SELECT t.id, t.ctid, t.token FROM worq.tasks t
+      WHERE t.queue = q AND t.state = 'processing' AND t.id = ANY (ids)
+        AND t.holds IS NULL AND t.cache_key IS NULL
+      FOR UPDATE OF t
+    ) locked
+    WHERE locked.token = tokens[array_position(ids, locked.id)];
+  IF cardinality(plain) = 0 THEN RETURN plain; END IF;
+  -- A new statement, so a dependent registered on one of these tasks before its lock was taken
+  -- is seen: that task goes through exchange's loop, which hands its outcome over.
+  plain := ARRAY(SELECT unnest(plain) EXCEPT SELECT id FROM worq.deps
+    WHERE queue = q AND id = ANY (plain));
+  IF cardinality(plain) = 0 THEN RETURN plain; END IF;
+  WITH f AS (
+    SELECT * FROM ROWS FROM (jsonb_to_recordset(done) AS (id text, token text, outcome text,
+      "runMs" bigint, "waitMs" bigint)) WITH ORDINALITY AS x
+    WHERE x.id = ANY (plain)
+  ), kept AS (
+    UPDATE worq.tasks t SET state = 'done', outcome = f.outcome, finish_tag = f.token,
+      expires_at = now + t.result_timeout, token = NULL, lease_until = NULL, finished_at = now,
+      held_by = NULL, holds = NULL,
+      payload = CASE WHEN left(f.outcome, 1) = 'c' THEN '' ELSE t.payload END
+    FROM f WHERE t.ctid = ANY (tids) AND t.id = ANY (plain) AND t.id = f.id
+      AND NOT t.ignore_result
+    RETURNING t.id, t.name, t.attempt, t.worker_id, t.started_at, t.origin, f.outcome,
+      f.ordinality, f."runMs", f."waitMs"
+  ), dropped AS (
+    DELETE FROM worq.tasks t USING f
+    WHERE t.ctid = ANY (tids) AND t.id = ANY (plain) AND t.id = f.id AND t.ignore_result
+    RETURNING t.id, t.name, t.attempt, t.worker_id, t.started_at, NULL::text AS origin,
+      f.outcome, f.ordinality, f."runMs", f."waitMs"
+  ), ended AS (
+    SELECT * FROM kept UNION ALL SELECT * FROM dropped
+  ), logged AS (
+    INSERT INTO worq.inbox (queue, body)
+    SELECT q, jsonb_build_object(
+      'es', jsonb_agg(jsonb_build_object('type', CASE left(e.outcome, 1) WHEN 'c' THEN 'completed'
+          WHEN 'f' THEN 'failed' WHEN 'x' THEN 'expired' ELSE 'cancelled' END,
+          'id', e.id, 'name', e.name, 'time', now)
+        || CASE WHEN e.attempt > 0 THEN jsonb_build_object('attempt', e.attempt) ELSE '{}' END
+        || CASE WHEN e.worker_id IS NOT NULL THEN jsonb_build_object('workerId', e.worker_id)
+          ELSE '{}' END
+        || CASE WHEN e.started_at IS NOT NULL THEN jsonb_build_object('ms', now - e.started_at)
+          ELSE '{}' END
+        || CASE WHEN left(e.outcome, 1) <> 'c' THEN jsonb_build_object('outcome', e.outcome)
+          ELSE '{}' END
+        ORDER BY e.ordinality),
+      'ms', jsonb_agg(jsonb_build_object('k', left(e.outcome, 1), 't', now)
+        || CASE WHEN e."runMs" IS NOT NULL OR e."waitMs" IS NOT NULL
+          THEN jsonb_build_object('run', e."runMs", 'w', e."waitMs") ELSE '{}' END
+        ORDER BY e.ordinality))
+    FROM ended e HAVING count(*) > 0
+  )
+  -- Each outcome to the instance that enqueued its task, as deliver() sends it (inline when it
+  -- fits a notification, else its address).
+  SELECT ARRAY(SELECT e.id FROM ended e), count(pg_notify('@schema@.o.' || e.origin,
+      CASE WHEN octet_length(n.m) < 7800 THEN n.m
+        ELSE jsonb_build_array(q, e.id, left(e.outcome, 1))::text END))
+    INTO plain, delivered
+    FROM ended e LEFT JOIN LATERAL (SELECT CASE WHEN octet_length(e.outcome) < 7800
+      THEN jsonb_build_array(q, e.id, e.outcome)::text END AS m) n ON true
+    WHERE e.origin IS NOT NULL;
+  RETURN plain;
+END $$;
