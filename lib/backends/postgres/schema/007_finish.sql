@@ -1,17 +1,19 @@
--- Schema version 3: ending a batch of plain finishes with plans that do not depend on the table's
--- statistics. Before, end_plain joined the finishes to `tasks` by (queue, id); on a table not
--- analyzed yet (a new database, or one that grew since autovacuum last looked) the planner took
--- `queue = q` for selective, scanned every row of the queue to find the 50 of a batch, and ran
--- jsonb_to_recordset once per processing row. Now the finishes are read into arrays once; the
--- rows are found among the queue's processing rows (a partial index bounded by the running
--- tasks), locked, and then updated or deleted by their tuple ids (`ctid`), which a row keeps while
--- this transaction holds its lock.
+-- Schema version 3: ending a batch of plain finishes, and reserving, with plans that do not
+-- depend on the table's statistics. Before, end_plain joined the finishes to `tasks` by
+-- (queue, id): on a table not analyzed yet (a new database, or one that grew since autovacuum last
+-- looked) the planner took `queue = q` for selective, scanned every row of the queue to find the
+-- 50 of a batch, and ran jsonb_to_recordset once per processing row; and reserve's generic plan
+-- read every row of the queue to update the one task it had picked. Now the finishes are read
+-- into arrays once, their rows found among the queue's processing rows (a partial index bounded
+-- by the running tasks) and locked, then updated or deleted by their tuple ids (`ctid`), which a
+-- row keeps while this transaction holds its lock; reserve updates the rows it picked and locked
+-- by their tuple ids too.
 
 -- Ends the plain finishes of `done` (completed, failed: no retry, no release, no dependents, no
 -- limit slots, no cache key) in a few set-based statements; returns the ids it ended (the others
 -- go through exchange's loop).
 CREATE OR REPLACE FUNCTION worq.end_plain(q text, done jsonb, now bigint) RETURNS text[]
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   ids text[];
   tokens text[];
@@ -88,4 +90,76 @@ BEGIN
       THEN jsonb_build_array(q, e.id, e.outcome)::text END AS m) n ON true
     WHERE e.origin IS NOT NULL;
   RETURN plain;
+END $$;
+
+-- Reserves up to `max` ready tasks for `worker` (none while paused). The rows a step picks (and
+-- locks) are updated by their tuple ids: joined by (queue, id), a generic plan on a table not
+-- analyzed yet read every row of the queue for each reservation.
+CREATE OR REPLACE FUNCTION worq.reserve(qr worq.queues, worker text, max integer, now bigint)
+RETURNS jsonb LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  q text := qr.name;
+  out jsonb := '[]';
+  r worq.tasks;
+  blocked jsonb;
+BEGIN
+  IF qr.paused OR max <= 0 THEN RETURN out; END IF;
+  -- Due delayed tasks join the back of their line. (Each step is looked for first: a plain
+  -- look-up of an empty index costs a tenth of a statement that would change nothing.)
+  IF EXISTS (SELECT 1 FROM worq.tasks WHERE queue = q AND state = 'delayed' AND due_at <= now) THEN
+    UPDATE worq.tasks t SET state = 'enqueued', ready_at = t.due_at, due_at = NULL,
+      line_seq = nextval('worq.line_seq')
+    FROM (SELECT ctid AS tid FROM worq.tasks WHERE queue = q AND state = 'delayed'
+          AND due_at <= now ORDER BY due_at, line_seq FOR UPDATE) due
+    WHERE t.ctid = due.tid;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM worq.tasks WHERE queue = q AND state = 'enqueued') THEN
+    RETURN out;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM worq.limits WHERE queue = q) THEN
+    WITH picked AS (
+      SELECT ctid AS tid FROM worq.tasks WHERE queue = q AND state = 'enqueued'
+      ORDER BY priority, line_seq LIMIT max FOR NO KEY UPDATE SKIP LOCKED
+    ), took AS (
+      UPDATE worq.tasks t SET state = 'processing', attempt = t.attempt + 1,
+        token = worker || ':' || nextval('worq.token_seq'),
+        lease_until = now + worq.lease_ms(t.heartrate), started_at = now, worker_id = worker
+      FROM picked WHERE t.ctid = picked.tid
+      RETURNING t.*
+    ), logged AS (
+      -- One inbox row for the `started` events of the whole reservation.
+      INSERT INTO worq.inbox (queue, body)
+      SELECT q, jsonb_build_object('es', jsonb_agg(jsonb_build_object('type', 'started',
+          'id', took.id, 'name', took.name, 'time', now, 'attempt', took.attempt,
+          'workerId', worker) ORDER BY took.priority, took.line_seq))
+      FROM took HAVING count(*) > 0 AND qr.events
+    )
+    SELECT coalesce(jsonb_agg(worq.reserved(took) ORDER BY took.priority, took.line_seq), '[]')
+      INTO out FROM took;
+    RETURN out;
+  END IF;
+  WHILE jsonb_array_length(out) < max LOOP
+    SELECT * INTO r FROM worq.tasks WHERE queue = q AND state = 'enqueued'
+      ORDER BY priority, line_seq LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+    EXIT WHEN NOT FOUND;
+    blocked := worq.take_slots(q, r.id, r.name, now);
+    IF blocked ? 'limit' THEN
+      UPDATE worq.tasks SET state = 'held', held_by = blocked->>'limit',
+        line_seq = nextval('worq.line_seq') WHERE queue = q AND id = r.id;
+      CONTINUE;
+    ELSIF blocked ? 'until' THEN
+      UPDATE worq.tasks SET state = 'delayed', due_at = (blocked->>'until')::bigint
+        WHERE queue = q AND id = r.id;
+      CONTINUE;
+    END IF;
+    UPDATE worq.tasks SET state = 'processing', attempt = attempt + 1,
+      token = worker || ':' || nextval('worq.token_seq'),
+      lease_until = now + worq.lease_ms(heartrate), started_at = now, worker_id = worker,
+      holds = CASE WHEN blocked ? 'holds' THEN ARRAY(SELECT jsonb_array_elements_text(blocked->'holds')) END
+    WHERE queue = q AND id = r.id RETURNING * INTO r;
+    PERFORM worq.task_event('started', r, now,
+      jsonb_build_object('attempt', r.attempt, 'workerId', worker));
+    out := out || jsonb_build_array(worq.reserved(r));
+  END LOOP;
+  RETURN out;
 END $$;
