@@ -3,7 +3,12 @@
  * names the option and what it expects.
  */
 import { nanoid } from 'nanoid'
-import { PRIORITY_RANGE, storedBackoff, type StoredBackoff } from './backends/backend.js'
+import {
+  MAX_DURATION_MS,
+  PRIORITY_RANGE,
+  storedBackoff,
+  type StoredBackoff,
+} from './backends/backend.js'
 import type { TaskOptions, TransactionClient } from './types.js'
 
 /** The largest `metadata`, as JSON, in bytes. */
@@ -57,9 +62,9 @@ const KNOWN = new Set([
 ])
 
 function positive(name: string, v: unknown, min = 1): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min)
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > MAX_DURATION_MS)
     throw new TypeError(
-      `Expected \`${name}\` to be a number ≥ ${min} (milliseconds), got ${String(v)}`,
+      `Expected \`${name}\` to be a number from ${min} to ${MAX_DURATION_MS} (milliseconds; at most 100 years), got ${String(v)}`,
     )
   return v
 }

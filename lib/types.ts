@@ -65,7 +65,10 @@ export interface TaskOptions<Args extends unknown[] = unknown[]> {
   attempts?: number
   /** Wait between attempts, in ms or as a strategy. @default 0 */
   backoff?: Backoff
-  /** Hold the task back this many ms before it may run. @default 0 */
+  /**
+   * Hold the task back this many ms before it may run. Like every duration of these options, at
+   * most 3 153 600 000 000 (100 years). @default 0
+   */
   delay?: number
   /** Hold the task back until this time. Overrides `delay`. */
   runAt?: Date

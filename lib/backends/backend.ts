@@ -73,6 +73,7 @@ export {
   stallMs,
   leaseMs,
   PRIORITY_RANGE,
+  MAX_DURATION_MS,
   limitBinds,
   bindingLimits,
   TIME_BUCKETS_MS,

@@ -19,11 +19,22 @@ export function storedBackoff(backoff: Backoff | undefined): StoredBackoff {
   }
 }
 
-/** The delay before attempt `attempt + 1`, given the attempt that just failed. `random` in [0, 1). */
+/**
+ * The longest duration a task option may give, ms (100 years of 365 days): `delay`,
+ * `resultTimeout`, `heartrate`, `timeout`, the backoff's and the cache's; a retry's backoff is
+ * capped there too (an exponential backoff grows past any clock). It keeps every time worq
+ * computes from them a valid `Date` and a PostgreSQL `bigint`.
+ */
+export const MAX_DURATION_MS = 3_153_600_000_000
+
+/**
+ * The delay before attempt `attempt + 1`, given the attempt that just failed. `random` in [0, 1).
+ * At most MAX_DURATION_MS.
+ */
 export function backoffDelay(b: StoredBackoff, attempt: number, random: number): number {
-  let ms = b.type === 'exponential' ? b.delay * 2 ** (attempt - 1) : b.delay
+  let ms = b.type === 'exponential' ? b.delay * 2 ** Math.min(attempt - 1, 1000) : b.delay
   if (b.maxDelay > 0) ms = Math.min(ms, b.maxDelay)
-  return Math.round(ms * (1 - b.jitter * random))
+  return Math.round(Math.min(ms, MAX_DURATION_MS) * (1 - b.jitter * random))
 }
 
 /** The lease grace added to 2 × heartrate, in ms. */

@@ -4,6 +4,9 @@
  */
 import { STATUSES } from './query.js'
 
+/** The longest duration a task option may give, ms: 100 years (checkOptions() says so at the call). */
+const MAX_DURATION_MS = 3_153_600_000_000
+
 const str = { type: 'string' }
 const int = { type: 'integer' }
 const num = { type: 'number' }
@@ -83,11 +86,11 @@ export const schemas = {
         additionalProperties: false,
         properties: {
           priority: int,
-          delay: { type: 'number', minimum: 0 },
+          delay: { type: 'number', minimum: 0, maximum: MAX_DURATION_MS },
           attempts: { type: 'integer', minimum: 1 },
           id: { type: 'string', minLength: 1, maxLength: 256 },
           metadata: { type: 'object' },
-          resultTimeout: { type: 'number', minimum: 1 },
+          resultTimeout: { type: 'number', minimum: 1, maximum: MAX_DURATION_MS },
         },
       },
     },

@@ -64,6 +64,13 @@ describe('http: hostile input gets a 4xx and changes nothing', function () {
       /`delay`/,
     ],
     [
+      'a delay past any date (a task was enqueued and then answered 400)',
+      '{"name": "t.add", "options": {"delay": 1e300}}',
+      400,
+      'ERR_WORQ_HTTP_BAD_REQUEST',
+      /`delay`/,
+    ],
+    [
       'a bad attempts',
       '{"name": "t.add", "options": {"attempts": 0.5}}',
       400,

@@ -7,6 +7,7 @@ import { CLI_TS } from '../helpers/cli.js'
 import { latch, uniqueQueue, until } from '../helpers/util.js'
 import { tcpForwarder } from '../helpers/tcp-forwarder.js'
 import { schemaSql } from '../../lib/backends/postgres/migrate.js'
+import { MAX_DURATION_MS } from '../../lib/backends/backend.js'
 
 function errorOf(p: Promise<unknown>): Promise<{ code?: string; message: string } | undefined> {
   return p.then(
@@ -329,6 +330,11 @@ describe('postgres: URLs, faults and migrations', () => {
         expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }, { version: 3 }])
         expect(await exchangeBody()).to.include('worq.hold(q)')
         expect(await endBody()).to.include('t.ctid = ANY (tids)')
+        // Version 3 caps a retry's backoff (an exponential one overflowed a bigint).
+        const capped = await c.query(
+          `SELECT worq.backoff_delay('{"type":"exponential","delay":1000,"jitter":0,"maxDelay":0}', 5000) AS ms`,
+        )
+        expect(Number(capped.rows[0].ms)).to.equal(MAX_DURATION_MS)
         const old = await broker.task('old-1')
         expect(old?.status).to.equal('completed')
         expect(old?.value).to.equal('before')

@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { checkOptions, newTaskId, resolveOptions } from '../../lib/options.js'
-import { backoffDelay, storedBackoff } from '../../lib/backends/backend.js'
+import { backoffDelay, MAX_DURATION_MS, storedBackoff } from '../../lib/backends/backend.js'
 import { TaskSpace } from '../../lib/taskspace.js'
 import { getBroker } from '../../lib/broker.js'
 import { WorkerPool } from '../../lib/worker/pool.js'
@@ -36,6 +36,22 @@ describe('options', () => {
       /backoff.type/,
     )
     expect(() => checkOptions({ runAt: new Date('nope') })).to.throw(TypeError, /runAt/)
+    // Durations past 100 years are refused at the call: a task delayed by 1e300 ms was enqueued
+    // with a run time no Date can hold.
+    for (const o of [
+      { delay: 1e300 },
+      { resultTimeout: 1e20 },
+      { heartrate: MAX_DURATION_MS + 1 },
+      { timeout: 1e16 },
+      { backoff: 1e300 },
+      { backoff: { type: 'exponential', delay: 1e17 } },
+      { cache: { ttl: 1e300 } },
+    ])
+      expect(() => checkOptions(o), JSON.stringify(o)).to.throw(
+        TypeError,
+        /to be a number from \d+ to 3153600000000 \(milliseconds; at most 100 years\)/,
+      )
+    expect(checkOptions({ delay: MAX_DURATION_MS })).to.deep.equal({ delay: MAX_DURATION_MS })
   })
 
   it('computes fixed and exponential backoff with jitter and a cap', () => {
@@ -45,6 +61,11 @@ describe('options', () => {
     expect(backoffDelay(exp, 2, 0)).to.equal(200)
     expect(backoffDelay(exp, 3, 0)).to.equal(350)
     expect(backoffDelay(exp, 2, 1)).to.equal(100)
+    // An exponential backoff without maxDelay stops at MAX_DURATION_MS, however many attempts.
+    const grow = storedBackoff({ type: 'exponential', delay: 1000 })
+    expect(backoffDelay(grow, 200, 0)).to.equal(MAX_DURATION_MS)
+    expect(backoffDelay(grow, 5000, 0)).to.equal(MAX_DURATION_MS)
+    expect(backoffDelay(storedBackoff({ type: 'exponential', delay: 0 }), 5000, 0)).to.equal(0)
   })
 })
 

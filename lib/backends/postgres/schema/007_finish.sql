@@ -7,7 +7,7 @@
 -- into arrays once, their rows found among the queue's processing rows (a partial index bounded
 -- by the running tasks) and locked, then updated or deleted by their tuple ids (`ctid`), which a
 -- row keeps while this transaction holds its lock; reserve updates the rows it picked and locked
--- by their tuple ids too.
+-- by their tuple ids too. It also caps a retry's backoff (backoff_delay) as rules.ts does.
 
 -- Ends the plain finishes of `done` (completed, failed: no retry, no release, no dependents, no
 -- limit slots, no cache key) in a few set-based statements; returns the ids it ended (the others
@@ -162,4 +162,18 @@ BEGIN
     out := out || jsonb_build_array(worq.reserved(r));
   END LOOP;
   RETURN out;
+END $$;
+
+-- backoffDelay() of rules.ts, capped at MAX_DURATION_MS (100 years): an exponential backoff of
+-- many attempts no longer overflows a bigint (which failed the sweep or the exchange that
+-- retried the task).
+CREATE OR REPLACE FUNCTION worq.backoff_delay(b jsonb, attempt integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  ms double precision := (b->>'delay')::double precision;
+BEGIN
+  IF b->>'type' = 'exponential' THEN ms := ms * 2 ^ least(attempt - 1, 1000); END IF;
+  IF (b->>'maxDelay')::double precision > 0 THEN ms := least(ms, (b->>'maxDelay')::double precision); END IF;
+  ms := least(ms, 3153600000000);
+  RETURN round(ms * (1 - (b->>'jitter')::double precision * random()));
 END $$;

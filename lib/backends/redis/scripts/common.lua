@@ -110,11 +110,12 @@ local function keep_ms(h)
   return h.r
 end
 
--- backoffDelay() of rules.ts.
+-- backoffDelay() of rules.ts (capped at MAX_DURATION_MS, 100 years).
 local function backoff_delay(b, attempt, r)
   local ms = b[2]
-  if b[1] == 'exponential' then ms = b[2] * 2 ^ (attempt - 1) end
+  if b[1] == 'exponential' then ms = b[2] * 2 ^ math.min(attempt - 1, 1000) end
   if b[4] > 0 and ms > b[4] then ms = b[4] end
+  if ms > 3153600000000 then ms = 3153600000000 end
   return math.floor(ms * (1 - b[3] * r) + 0.5)
 end
 
