@@ -45,8 +45,14 @@ function report(what: string, counts: FaultCounts): void {
   console.log(`      ${what}: ${JSON.stringify(counts)}`)
 }
 
-/** Every confirmed task is accounted for: completed, lost, or run without its outcome. */
+/**
+ * Every confirmed task is accounted for: completed, lost, or run without its outcome; and callers
+ * went on once the fault was over. (Most confirmed tasks complete: what the fault cost in refused
+ * calls depends on how long it lasted, which a loaded machine stretches.)
+ */
 function accounted(c: FaultCounts): void {
+  expect(c.recoveredAfterMs, 'new calls confirmed after the fault').to.be.at.least(0)
+  expect(c.completed, 'completed of the confirmed').to.be.greaterThan(c.confirmed / 2)
   expect(c.completed + c.expired + c.gone + c.lost + c.outcomeLost).to.equal(c.confirmed)
   // Nobody is left waiting forever: every confirmed task's caller heard how it ended.
   expect(c.lost, 'lost without a word').to.equal(0)
@@ -105,7 +111,7 @@ describe('chaos: Redis Cluster and Sentinel faults under load', function () {
       expect(counts.lost, 'lost').to.equal(0)
       expect(counts.outcomeLost, 'outcomes lost').to.equal(0)
       expect(counts.ranTwice, 'ran twice').to.equal(0)
-      expect(counts.completed).to.equal(TOTAL)
+      expect(counts.completed).to.equal(counts.sent)
     })
 
     for (const replicas of [0, 1]) {
@@ -134,7 +140,6 @@ describe('chaos: Redis Cluster and Sentinel faults under load', function () {
         // Whatever a failover costs, it is bounded by what was in flight at the kill.
         expect(counts.ranTwice, 'ran twice').to.be.at.most(64)
         if (replicas === 1) expect(counts.gone, 'confirmed, then gone').to.equal(0)
-        expect(counts.completed).to.be.greaterThan(TOTAL / 2)
       })
     }
   })
@@ -164,7 +169,6 @@ describe('chaos: Redis Cluster and Sentinel faults under load', function () {
         report(`sentinel failover, replicas ${replicas}`, counts)
         accounted(counts)
         if (replicas === 1) expect(counts.gone, 'confirmed, then gone').to.equal(0)
-        expect(counts.completed).to.be.greaterThan(TOTAL / 2)
       })
     }
 
@@ -186,7 +190,6 @@ describe('chaos: Redis Cluster and Sentinel faults under load', function () {
         accounted(counts)
         expect(counts.ranTwice, 'ran twice').to.be.at.most(64)
         if (replicas === 1) expect(counts.gone, 'confirmed, then gone').to.equal(0)
-        expect(counts.completed).to.be.greaterThan(TOTAL / 2)
       })
     }
   })

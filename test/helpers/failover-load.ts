@@ -52,7 +52,15 @@ export interface FaultCounts {
   longestEnqueueMs: number
   /** Median ms of a confirmed enqueue call (batches of `batch` calls). */
   enqueueP50: number
+  /**
+   * ms from the fault's end until a whole batch of new calls was confirmed (callers go on), or -1
+   * when none was within RECOVERY_MS. Those calls count in `sent` and their tasks in the rest.
+   */
+  recoveredAfterMs: number
 }
+
+/** How long after the fault new calls may keep being refused before the run says so, ms. */
+const RECOVERY_MS = 30_000
 
 /** Options of {@link loadThroughFault}. */
 export interface LoadOptions {
@@ -103,17 +111,10 @@ export async function loadThroughFault(o: LoadOptions): Promise<FaultCounts> {
   let refused = 0
   let fault: Promise<void> | undefined
   const latencies: number[] = []
-  for (let sent = 0; sent < total; sent += batch) {
-    if (!fault && sent >= (o.startAt ?? Math.floor(total / 3))) {
-      fault = o.fault()
-    }
+  /** Sends calls with these ids at once; how many were confirmed. */
+  const send = async (ids: string[]): Promise<number> => {
     const t0 = Date.now()
-    const replies = await Promise.allSettled(
-      Array.from({ length: Math.min(batch, total - sent) }, (_, k) => {
-        const id = `${queue}-${sent + k}`
-        return call(id).then(d => ({ id, d }))
-      }),
-    )
+    const replies = await Promise.allSettled(ids.map(id => call(id).then(d => ({ id, d }))))
     let ok = 0
     for (const r of replies) {
       if (r.status === 'rejected') {
@@ -129,8 +130,31 @@ export async function loadThroughFault(o: LoadOptions): Promise<FaultCounts> {
       confirmed.push({ id: r.value.id, result })
     }
     if (ok > 0) latencies.push(Date.now() - t0)
+    return ok
+  }
+  let sent = 0
+  for (; sent < total; sent += batch) {
+    if (!fault && sent >= (o.startAt ?? Math.floor(total / 3))) {
+      fault = o.fault()
+    }
+    await send(
+      Array.from({ length: Math.min(batch, total - sent) }, (_, k) => `${queue}-${sent + k}`),
+    )
   }
   await fault
+  // Callers go on: once the fault is over, new calls are confirmed again (on a loaded machine the
+  // load above may all have been sent while the fault lasted).
+  const over = Date.now()
+  let recoveredAfterMs = -1
+  while (Date.now() - over < RECOVERY_MS) {
+    const ids = Array.from({ length: batch }, (_, k) => `${queue}-after-${sent + k}`)
+    sent += batch
+    if ((await send(ids)) === batch) {
+      recoveredAfterMs = Date.now() - over
+      break
+    }
+    await new Promise(r => setTimeout(r, 100))
+  }
   const outcomes = await Promise.all(confirmed.map(c => c.result))
   let completed = 0
   let lost = 0
@@ -150,7 +174,7 @@ export async function loadThroughFault(o: LoadOptions): Promise<FaultCounts> {
   await Promise.all([caller.close(), workerBroker.close()])
   latencies.sort((a, b) => a - b)
   return {
-    sent: total,
+    sent,
     confirmed: confirmed.length,
     refused,
     completed,
@@ -161,5 +185,6 @@ export async function loadThroughFault(o: LoadOptions): Promise<FaultCounts> {
     outcomeLost,
     longestEnqueueMs: latencies.at(-1) ?? 0,
     enqueueP50: latencies[Math.floor(latencies.length / 2)] ?? 0,
+    recoveredAfterMs,
   }
 }
