@@ -142,6 +142,7 @@ export async function loadThroughFault(o: LoadOptions): Promise<FaultCounts> {
     )
   }
   await fault
+  sent = total
   // Callers go on: once the fault is over, new calls are confirmed again (on a loaded machine the
   // load above may all have been sent while the fault lasted).
   const over = Date.now()

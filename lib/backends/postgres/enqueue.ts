@@ -3,11 +3,11 @@
  * cache) is written by one statement: one INSERT … SELECT FROM json_to_recordset of the batch,
  * each task straight into its line (or the delayed set) in the batch's order, one inbox row for
  * all their `enqueued` events and one wake-up. (`backoff`, an object, is read as text and cast:
- * read as jsonb by json_to_recordset it cost the server 10 µs a task, most of the statement.) A task whose id is taken (a live task: a duplicate;
- * a finished one, replaced; or this very call sent again after its reply was lost) sends its batch
- * again through the `enqueue` function, task by task (schema/002_tasks.sql), as every other batch
- * goes. Each call carries a tag of its own (`enqueue_tag`), by which the same call sent again
- * finds the tasks it wrote: they answer 'ok'.
+ * read as jsonb by json_to_recordset it cost the server 10 µs a task, most of the statement.) A
+ * task whose id is taken (a live task: a duplicate; a finished one, replaced; or this very call
+ * sent again after its reply was lost) sends its batch again through the `enqueue` function, task
+ * by task (schema/002_tasks.sql), as every other batch goes. Each call carries a tag of its own
+ * (`enqueue_tag`), by which the same call sent again finds the tasks it wrote: they answer 'ok'.
  */
 import { nanoid } from 'nanoid'
 import type { NewTask } from '../backend.js'
@@ -32,8 +32,8 @@ function plainSql(s: string): string {
         created_at, listed, origin, enqueue_tag, due_at, ready_at, line_seq)
       SELECT $1, x.id, x.name, CASE WHEN x."runAt" > q.now THEN 'delayed' ELSE 'enqueued' END,
         x.payload, x."onError", x."ignoreResult", x."resultTimeout", x.heartrate, x.attempts,
-        x.backoff::jsonb, x."runAt", x.timeout, x.priority, x.metadata, coalesce(x.trace, ''), q.now,
-        q.listing, CASE WHEN x."ignoreResult" THEN NULL ELSE $3 END, $4,
+        x.backoff::jsonb, x."runAt", x.timeout, x.priority, x.metadata, coalesce(x.trace, ''),
+        q.now, q.listing, CASE WHEN x."ignoreResult" THEN NULL ELSE $3 END, $4,
         CASE WHEN x."runAt" > q.now THEN x."runAt" END,
         CASE WHEN x."runAt" > q.now THEN NULL ELSE q.now END, nextval('${s}.line_seq')
       FROM q, ROWS FROM (json_to_recordset($2::json) AS (${COLUMNS})) WITH ORDINALITY AS x

@@ -28,11 +28,15 @@ local function index_add(queue, id, score)
   list[#list + 1] = id
 end
 
--- The bucket is that of the second after the one the outcome expires in: Redis keeps a key up to
--- and including the millisecond it expires at, so a bucket of that very second could come due
--- while the record is still there.
+-- The clean-up bucket of an outcome that expires at `expires_ms`: the second after the one it
+-- expires in. Redis keeps a key up to and including the millisecond it expires at, so a bucket of
+-- that very second could come due while the record is still there.
+local function gc_second(expires_ms)
+  return math.floor(expires_ms / 1000) + 1
+end
+
 local function gc_add(queue, id, expires_ms)
-  local sec = math.floor(expires_ms / 1000) + 1
+  local sec = gc_second(expires_ms)
   local q = gc_buf[queue]
   if not q then
     q = {}
@@ -95,7 +99,7 @@ local function gc_step(queue, budget)
           -- An outcome still kept (a script's clock runs behind TIME): its entry moves to the
           -- bucket of the second after it expires. A record without a TTL is a new run of the id,
           -- whose end makes its own bucket.
-          local later = digits(math.floor((now() + ttl) / 1000) + 1)
+          local later = digits(gc_second(now() + ttl))
           local rest = key(queue, 'gc:' .. later)
           if redis.call('RPUSH', rest, id) == 1 then redis.call('ZADD', gcs, later, later) end
         end
