@@ -269,16 +269,16 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('several processes migrating one database at once: one schema, versions 1 to 3', async () => {
+  it('several processes migrating one database at once: one schema, versions 1 to 4', async () => {
     const fresh = await freshDatabase()
     const runs = await Promise.all(Array.from({ length: 4 }, () => migrateCli(fresh)))
     for (const r of runs) expect(r.code, r.out).to.equal(0)
-    expect(runs.filter(r => /migrated from version 0 to 3/.test(r.out))).to.have.length(1)
+    expect(runs.filter(r => /migrated from version 0 to 4/.test(r.out))).to.have.length(1)
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
     try {
       const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-      expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }, { version: 3 }])
+      expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }])
       // A schema newer than this code is refused with a clear error.
       await c.query('INSERT INTO worq.migrations (version) VALUES (99)')
       const broker = getBroker(fresh, 'q')
@@ -293,7 +293,7 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('a database of schema version 1 is migrated to version 3 in place, and its tasks go on', async () => {
+  it('a database of schema version 1 is migrated to version 4 in place, and its tasks and events go on', async () => {
     const fresh = await freshDatabase()
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
@@ -311,6 +311,11 @@ describe('postgres: URLs, faults and migrations', () => {
         queue,
         JSON.stringify([oldTask('before')]),
       ])
+      // Folded by version 1's flush: one events row per event.
+      await c.query('SELECT 1 FROM worq.settle($1)', [queue])
+      const v1Events = await c.query('SELECT n, body FROM worq.events WHERE queue = $1', [queue])
+      expect(v1Events.rows).to.have.length(1)
+      expect(v1Events.rows[0].body).to.include({ type: 'enqueued', id: 'old-1' })
       const exchangeBody = async () =>
         (await c.query(`SELECT prosrc FROM pg_proc WHERE proname = 'exchange'`)).rows[0].prosrc
       expect(await exchangeBody()).to.include('worq.lock(q)')
@@ -327,7 +332,7 @@ describe('postgres: URLs, faults and migrations', () => {
         expect(await after.result(10_000)).to.equal('after')
         await until(async () => (await broker.size()) === 0, 10_000, 'the version 1 task to run')
         const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-        expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }, { version: 3 }])
+        expect(rows).to.deep.equal([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }])
         expect(await exchangeBody()).to.include('worq.hold(q)')
         expect(await endBody()).to.include('t.ctid = ANY (tids)')
         // Version 3 caps a retry's backoff (an exponential one overflowed a bigint).
@@ -338,6 +343,24 @@ describe('postgres: URLs, faults and migrations', () => {
         const old = await broker.task('old-1')
         expect(old?.status).to.equal('completed')
         expect(old?.value).to.equal('before')
+        // Version 4 keeps events a set per row; the event version 1 wrote is read as before,
+        // numbered on by those written since.
+        const sets = await c.query(
+          'SELECT n, count, jsonb_array_length(body) AS len FROM worq.events WHERE queue = $1 ORDER BY n',
+          [queue],
+        )
+        expect(sets.rows[0]).to.deep.include({ n: '1', count: 1, len: 1 })
+        for (const r of sets.rows) expect(r.len).to.equal(r.count)
+        const events = broker.events({ since: '0' })
+        const seen: Array<{ type: string; id: string; eventId: string }> = []
+        events.on('*', e => seen.push(e as (typeof seen)[number]))
+        try {
+          await until(() => seen.filter(e => e.id === 'old-1').length >= 3, 10_000, 'old-1 events')
+        } finally {
+          await events.close()
+        }
+        expect(seen[0]).to.include({ type: 'enqueued', id: 'old-1', eventId: '1' })
+        expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
       } finally {
         await pool.stop()
         await broker.close()

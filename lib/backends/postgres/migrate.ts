@@ -9,13 +9,14 @@ import type { ClientBase } from 'pg'
 import { SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
   1: ['001_tables', '002_tasks', '003_work', '004_shaping', '005_observe'],
   2: ['006_exchange'],
   3: ['007_finish'],
+  4: ['008_event_sets'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */

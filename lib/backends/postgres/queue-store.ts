@@ -215,8 +215,17 @@ export class QueueStore {
       const reset = position > last
       const from = reset ? first - 1 : position
       const gap = reset || from + 1 < first
+      // A row holds events n … n + count − 1 (schema version 4): the rows that hold any of the
+      // page's events (from + 1 … from + options.count), from the one holding event from + 1
+      // (both bounds on the primary key), expanded.
       const rows = await this.#db.rows<{ n: string; body: Record<string, unknown> }>(
-        `SELECT n, body FROM ${s}.events WHERE queue = $1 AND n > $2 ORDER BY n LIMIT $3`,
+        `SELECT e.n + x.i - 1 AS n, x.body
+         FROM ${s}.events e, jsonb_array_elements(e.body) WITH ORDINALITY AS x(body, i)
+         WHERE e.queue = $1 AND e.n <= $2::bigint + $3
+           AND e.n >= coalesce((SELECT max(n) FROM ${s}.events
+             WHERE queue = $1 AND n <= $2::bigint + 1), 0)
+           AND e.n + x.i - 1 > $2
+         ORDER BY 1 LIMIT $3`,
         [queue, from, options.count],
       )
       const events = rows.map(r => eventOf(r.n, r.body))

@@ -1,0 +1,93 @@
+import { expect } from 'chai'
+import pg from 'pg'
+import { getBroker, type QueueEvent } from '../../lib/index.js'
+import { freshDatabase } from '../helpers/postgres.js'
+import { uniqueQueue, until } from '../helpers/util.js'
+
+/** Reads the events of `broker`'s queue from the start until event number `last` has arrived. */
+async function readAll(broker: ReturnType<typeof getBroker>, last: number): Promise<QueueEvent[]> {
+  const events = broker.events({ since: '0' })
+  const seen: QueueEvent[] = []
+  events.on('*', e => seen.push(e))
+  try {
+    await until(() => seen.at(-1)?.eventId === String(last), 20_000, `event ${last}`)
+  } finally {
+    await events.close()
+  }
+  return seen
+}
+
+describe('postgres: events stored a set per row (schema version 4)', () => {
+  let url: string
+  let db: pg.Client
+  before(async () => {
+    url = await freshDatabase()
+    db = new pg.Client({ connectionString: url })
+    await db.connect()
+  })
+  after(() => db.end())
+
+  const rows = async (queue: string) =>
+    (
+      await db.query<{ n: string; count: number; len: number }>(
+        `SELECT n, count, jsonb_array_length(body) AS len FROM worq.events WHERE queue = $1
+         ORDER BY n`,
+        [queue],
+      )
+    ).rows
+
+  it('a fold moves the events of each step as one row, and readers get every event numbered in order', async () => {
+    const queue = uniqueQueue('sets')
+    const broker = getBroker(url, queue)
+    try {
+      const q = broker.queue()
+      await Promise.all(Array.from({ length: 2500 }, (_, i) => q.f(i)))
+      const seen = await readAll(broker, 2500)
+      expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
+      expect(seen.every(e => e.type === 'enqueued')).to.equal(true)
+      const sets = await rows(queue)
+      // Events 1 … 2500 in a few rows (one per enqueue statement), each row's count its array's
+      // length.
+      expect(sets.length).to.be.within(1, 25)
+      let next = 1
+      for (const r of sets) {
+        expect(Number(r.n)).to.equal(next)
+        expect(r.len).to.equal(r.count)
+        expect(r.count).to.be.above(0)
+        next += r.count
+      }
+      expect(next).to.equal(2501)
+    } finally {
+      await broker.purge()
+      await broker.close()
+    }
+  })
+
+  it('trimming drops whole rows and keeps at least the last eventsMax events', async () => {
+    const queue = uniqueQueue('trim')
+    const broker = getBroker(url, queue)
+    try {
+      await broker.configure({ eventsMax: 100 })
+      const q = broker.queue()
+      // Six folds of 60 events (reading the metrics folds the inbox).
+      for (let round = 0; round < 6; round++) {
+        await Promise.all(Array.from({ length: 60 }, (_, i) => q.f(round * 60 + i)))
+        await broker.metrics()
+      }
+      const seen = await readAll(broker, 360)
+      // Behind what is kept: a gap first, then events from the oldest row kept to the last.
+      expect(seen[0]!.type).to.equal('gap')
+      const ids = seen.slice(1).map(e => Number(e.eventId))
+      expect(ids.at(-1)).to.equal(360)
+      expect(ids).to.deep.equal(ids.map((_, i) => ids[0]! + i))
+      expect(ids.length).to.be.at.least(100)
+      const sets = await rows(queue)
+      expect(Number(sets[0]!.n)).to.equal(ids[0])
+      // No row is kept whose every event is older than the last 100.
+      for (const r of sets) expect(Number(r.n) + r.count - 1).to.be.above(360 - 100)
+    } finally {
+      await broker.purge()
+      await broker.close()
+    }
+  })
+})
