@@ -2,6 +2,7 @@ import { expect } from 'chai'
 import pg from 'pg'
 import { getBroker, type QueueEvent } from '../../lib/index.js'
 import { freshDatabase } from '../helpers/postgres.js'
+import { timeBucket } from '../../lib/backends/backend.js'
 import { uniqueQueue, until } from '../helpers/util.js'
 
 /** Reads the events of `broker`'s queue from the start until event number `last` has arrived. */
@@ -17,7 +18,7 @@ async function readAll(broker: ReturnType<typeof getBroker>, last: number): Prom
   return seen
 }
 
-describe('postgres: events stored a set per row (schema version 4)', () => {
+describe('postgres: schema version 4 (events a set per row, the metrics fold)', () => {
   let url: string
   let db: pg.Client
   before(async () => {
@@ -87,6 +88,31 @@ describe('postgres: events stored a set per row (schema version 4)', () => {
       for (const r of sets) expect(Number(r.n) + r.count - 1).to.be.above(360 - 100)
     } finally {
       await broker.purge()
+      await broker.close()
+    }
+  })
+
+  it("a duration's histogram bucket is timeBucket's, and a list of buckets counts as 22", async () => {
+    // Every power of two to 2^22 and its neighbours, and values far beyond.
+    const ms = [-5, 0, 1, 2_000_000_000_000]
+    for (let b = 1; b <= 22; b++) ms.push(2 ** b - 1, 2 ** b, 2 ** b + 1)
+    const broker = getBroker(url, uniqueQueue('buckets'))
+    try {
+      await broker.size() // migrates the database
+      const got = await db.query<{ b: number }>(
+        'SELECT worq.bucket(x) AS b FROM unnest($1::bigint[]) WITH ORDINALITY u(x, i) ORDER BY i',
+        [ms],
+      )
+      expect(got.rows.map(r => r.b)).to.deep.equal(ms.map(timeBucket))
+      const buckets = [0, 0, 3, 21, 21, 21, 7]
+      const h = await db.query<{ h: string[] }>('SELECT worq.histogram($1::integer[]) AS h', [
+        buckets,
+      ])
+      const want = Array.from({ length: 22 }, (_, i) => buckets.filter(b => b === i).length)
+      expect(h.rows[0]!.h.map(Number)).to.deep.equal(want)
+      const empty = await db.query<{ h: string[] }>("SELECT worq.histogram('{}') AS h")
+      expect(empty.rows[0]!.h.map(Number)).to.deep.equal(new Array(22).fill(0))
+    } finally {
       await broker.close()
     }
   })
