@@ -199,5 +199,37 @@ for (const backend of backends) {
         await broker.close()
       }
     })
+
+    it('turning events off keeps the events recorded before; metrics off keeps the counts made before', async () => {
+      const queue = uniqueQueue('events')
+      const broker = getBroker(url, queue)
+      broker.expose(function g(n: number) {
+        return n
+      })
+      const pool = new WorkerPool(broker, { concurrency: 2 })
+      try {
+        const q = broker.queue()
+        const ds = await Promise.all([q.g(1), q.g(2), q.g(3)])
+        await pool.start()
+        for (const d of ds) await d.result(10_000)
+        await pool.stop()
+        await broker.configure({ events: false, metrics: false })
+        const events = broker.events({ since: '0' })
+        const got: QueueEvent[] = []
+        events.on('*', e => got.push(e))
+        try {
+          await until(() => got.length >= 9, 5000, 'the events recorded while events were on')
+        } finally {
+          await events.close()
+        }
+        const count = (type: string) => got.filter(e => e.type === type).length
+        expect([count('enqueued'), count('started'), count('completed')]).to.deep.equal([3, 3, 3])
+        expect((await broker.metrics()).totals.completed).to.equal(3)
+      } finally {
+        await pool.stop()
+        await broker.purge()
+        await broker.close()
+      }
+    })
   })
 }

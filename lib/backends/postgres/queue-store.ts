@@ -17,13 +17,14 @@ import {
 import type { PgPool } from './pool.js'
 import { countsOf, eventOf } from './reads.js'
 
-const SETTING_COLUMNS: Record<keyof Omit<QueueSettings, 'paused'>, string> = {
-  events: 'events',
-  eventsMax: 'events_max',
-  metrics: 'metrics',
-  listing: 'listing',
-  cacheSize: 'cache_size',
-  cacheTtl: 'cache_ttl',
+/** The settings `configure` changes (`<schema>.configure` reads each by this name). */
+const SETTINGS: Record<keyof Omit<QueueSettings, 'paused'>, true> = {
+  events: true,
+  eventsMax: true,
+  metrics: true,
+  listing: true,
+  cacheSize: true,
+  cacheTtl: true,
 }
 
 /** The plain-statement operations of one backend's schema. */
@@ -110,19 +111,14 @@ export class QueueStore {
   ): Promise<QueueSettings> {
     this.#open()
     const s = this.schema
-    const cols: string[] = []
-    const params: unknown[] = [queue]
-    for (const [k, col] of Object.entries(SETTING_COLUMNS)) {
-      const v = patch[k as keyof typeof SETTING_COLUMNS]
-      if (v === undefined) continue
-      params.push(v)
-      cols.push(`${col} = $${params.length}`)
-    }
-    await this.#db.rows(`INSERT INTO ${s}.queues (name) VALUES ($1) ON CONFLICT DO NOTHING`, [
+    const changes: Record<string, unknown> = {}
+    for (const k of Object.keys(SETTINGS) as Array<keyof typeof SETTINGS>)
+      if (patch[k] !== undefined) changes[k] = patch[k]
+    // Under the queue's lock, after a fold (schema/008_event_sets.sql).
+    await this.#db.rows(`SELECT 1 FROM ${s}.configure($1, $2::jsonb)`, [
       queue,
+      JSON.stringify(changes),
     ])
-    if (cols.length > 0)
-      await this.#db.rows(`UPDATE ${s}.queues SET ${cols.join(', ')} WHERE name = $1`, params)
     if (patch.cacheSize !== undefined)
       await this.#db.rows(`SELECT ${s}.trim_cache($1, ${s}.now_ms())`, [queue])
     return this.settings(queue)

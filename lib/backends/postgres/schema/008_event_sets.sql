@@ -99,3 +99,19 @@ BEGIN
     DELETE FROM worq.events WHERE queue = q AND n <= bound AND n + count - 1 <= bound;
   END IF;
 END $$;
+
+-- Changes a queue's settings (`p`: the keys of QueueSettings to change). Under the queue's lock,
+-- after folding its inbox: events and counts recorded while `events` or `metrics` was on are kept
+-- when it goes off (a fold drops what the queue's settings say not to keep), and a lower
+-- `eventsMax` applies from the next fold.
+CREATE OR REPLACE FUNCTION worq.configure(q text, p jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM worq.lock(q);
+  UPDATE worq.queues SET events = coalesce((p->>'events')::boolean, events),
+    events_max = coalesce((p->>'eventsMax')::integer, events_max),
+    metrics = coalesce((p->>'metrics')::boolean, metrics),
+    listing = coalesce((p->>'listing')::boolean, listing),
+    cache_size = coalesce((p->>'cacheSize')::integer, cache_size),
+    cache_ttl = coalesce((p->>'cacheTtl')::bigint, cache_ttl)
+  WHERE name = q;
+END $$;
