@@ -12,12 +12,13 @@ UPDATE worq.events SET body = jsonb_build_array(body);
 
 -- The inbox and event sets hold lists of events big enough to be compressed (a batch of 1 000
 -- enqueues is about 150 kB of JSON): lz4 compresses them several times faster than pglz, the
--- default. A server built without lz4 keeps pglz.
+-- default. A server built without lz4 keeps pglz, and so does one older than PostgreSQL 14, which
+-- has no SET COMPRESSION (run as dynamic SQL, so that its syntax error can be caught).
 DO $$
 BEGIN
-  ALTER TABLE worq.inbox ALTER COLUMN body SET COMPRESSION lz4;
-  ALTER TABLE worq.events ALTER COLUMN body SET COMPRESSION lz4;
-EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+  EXECUTE 'ALTER TABLE worq.inbox ALTER COLUMN body SET COMPRESSION lz4';
+  EXECUTE 'ALTER TABLE worq.events ALTER COLUMN body SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR syntax_error THEN
   NULL;
 END $$;
 
