@@ -1,7 +1,8 @@
 -- Schema version 4: events stored a set per row. Until version 3 a fold wrote one `events` row per
 -- event, three rows per task (enqueued, started, its end): half the rows worq wrote per task. A
 -- row now holds the events one step recorded (an inbox row: a batch of enqueues, a reservation's
--- starts, an exchange's ends), in order, as the jsonb array the step wrote, moved as it is: `n` is
+-- starts, an exchange's ends), in order, as the jsonb array the step wrote, moved as it is (a list
+-- of more than 1 000 is cut into rows of 1 000): `n` is
 -- the number of its first event and `count` how many it holds, so it holds events
 -- n … n + count − 1. Trimming drops whole rows, so a queue keeps at least its last events_max
 -- events, as the Redis stream does. Readers expand the rows (queue-store.ts readEvents).
@@ -63,9 +64,18 @@ BEGIN
   sized AS (
     SELECT seq, es, jsonb_array_length(es) AS c FROM sets
   ),
+  -- A list longer than EVENT_SET (1 000: a bulk enqueue of many tasks in one tick) is cut into
+  -- rows of that many, so that a reader's page never expands more than about two rows' worth.
+  pieces AS (
+    SELECT seq, 0::bigint AS part, es, c FROM sized WHERE c BETWEEN 1 AND 1000
+    UNION ALL
+    SELECT s.seq, (x.i - 1) / 1000, jsonb_agg(x.e ORDER BY x.i), count(*)::integer
+    FROM sized s, jsonb_array_elements(s.es) WITH ORDINALITY AS x(e, i)
+    WHERE s.c > 1000 GROUP BY s.seq, (x.i - 1) / 1000
+  ),
   ev AS (
     INSERT INTO worq.events (queue, n, count, body)
-    SELECT q, qr.event_seq + sum(c) OVER (ORDER BY seq) - c + 1, c, es FROM sized WHERE c > 0
+    SELECT q, qr.event_seq + sum(c) OVER (ORDER BY seq, part) - c + 1, c, es FROM pieces
     RETURNING count
   ),
   -- Counts: a row's own (`t`), or a list of them (`ms`).
