@@ -25,7 +25,9 @@ for (const c of cases) {
     let url: string
     let redis: Connection
     before(async function () {
-      if (!hasBinary()) this.skip() // backends.ts reports the missing redis-server
+      // Skipped only without redis-server on PATH: no cluster or Sentinel can be started then,
+      // and test/helpers/backends.ts reports that as a visible skip with the command to install it.
+      if (!hasBinary()) this.skip() // reason: redis-server is not installed
       url = await c.url()
       redis = connect(connectionTopology(url), 'cmd')
     })

@@ -17,16 +17,6 @@ import {
 import type { PgPool } from './pool.js'
 import { countsOf, eventOf } from './reads.js'
 
-/** The settings `configure` changes (`<schema>.configure` reads each by this name). */
-const SETTINGS: Record<keyof Omit<QueueSettings, 'paused'>, true> = {
-  events: true,
-  eventsMax: true,
-  metrics: true,
-  listing: true,
-  cacheSize: true,
-  cacheTtl: true,
-}
-
 /** The plain-statement operations of one backend's schema. */
 export class QueueStore {
   readonly #db: PgPool
@@ -111,13 +101,11 @@ export class QueueStore {
   ): Promise<QueueSettings> {
     this.#open()
     const s = this.schema
-    const changes: Record<string, unknown> = {}
-    for (const k of Object.keys(SETTINGS) as Array<keyof typeof SETTINGS>)
-      if (patch[k] !== undefined) changes[k] = patch[k]
-    // Under the queue's lock, after a fold (schema/008_event_sets.sql).
+    // Under the queue's lock, after a fold (schema/008_event_sets.sql, which reads each setting
+    // by its name in the patch; JSON leaves out the ones not given).
     await this.#db.rows(`SELECT 1 FROM ${s}.configure($1, $2::jsonb)`, [
       queue,
-      JSON.stringify(changes),
+      JSON.stringify(patch),
     ])
     if (patch.cacheSize !== undefined)
       await this.#db.rows(`SELECT ${s}.trim_cache($1, ${s}.now_ms())`, [queue])

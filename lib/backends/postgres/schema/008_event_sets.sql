@@ -2,10 +2,10 @@
 -- event, three rows per task (enqueued, started, its end): half the rows worq wrote per task. A
 -- row now holds the events one step recorded (an inbox row: a batch of enqueues, a reservation's
 -- starts, an exchange's ends), in order, as the jsonb array the step wrote, moved as it is (a list
--- of more than 1 000 is cut into rows of 1 000): `n` is
--- the number of its first event and `count` how many it holds, so it holds events
--- n … n + count − 1. Trimming drops whole rows, so a queue keeps at least its last events_max
--- events, as the Redis stream does. Readers expand the rows (queue-store.ts readEvents).
+-- of more than 1 000 is cut into rows of 1 000): `n` is the number of its first event and `count`
+-- how many it holds, so it holds events n … n + count − 1. Trimming drops whole rows, so a queue
+-- keeps at least its last events_max events, as the Redis stream does. Readers expand the rows
+-- (queue-store.ts readEvents).
 
 ALTER TABLE worq.events ADD COLUMN count integer NOT NULL DEFAULT 1;
 -- Rows written before hold one event each: they become sets of one.
@@ -54,15 +54,13 @@ BEGIN
   -- uses below: 12 inbox rows of 3 000 events took 15–20 ms to fold, most of it in those reads).
   WITH gone AS (DELETE FROM worq.inbox WHERE queue = q RETURNING seq, body || '{}' AS body),
   -- An inbox row holds one event (`e`) or several in order (`es`), and a count at time `t` (its
-  -- kind `k`, a run and wait time), or one of them.
-  -- Each inbox row's events go as they are, one events row per inbox row that has any: its list
-  -- (`es`), or its one event (`e`) as a list of one; numbered on in inbox order.
-  sets AS (
-    SELECT seq, CASE WHEN body ? 'es' THEN body->'es' ELSE jsonb_build_array(body->'e') END AS es
-    FROM gone WHERE qr.events AND (body ? 'es' OR body ? 'e')
-  ),
+  -- kind `k`, a run and wait time), or one of them. Its events go as they are, one events row per
+  -- inbox row that has any (`e` as a list of one), numbered on in inbox order.
   sized AS (
-    SELECT seq, es, jsonb_array_length(es) AS c FROM sets
+    SELECT seq, es, jsonb_array_length(es) AS c FROM (
+      SELECT seq, CASE WHEN body ? 'es' THEN body->'es' ELSE jsonb_build_array(body->'e') END AS es
+      FROM gone WHERE qr.events AND (body ? 'es' OR body ? 'e')
+    ) sets
   ),
   -- A list longer than EVENT_SET (1 000: a bulk enqueue of many tasks in one tick) is cut into
   -- rows of that many, so that a reader's page never expands more than about two rows' worth.
