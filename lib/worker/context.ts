@@ -7,6 +7,7 @@
  * and optional parameters keep their meaning and plain functions that ignore it keep working.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
+import type { ReservedTask } from '../backends/backend.js'
 
 /** What a running task may know about its run. */
 export interface TaskContext {
@@ -36,6 +37,58 @@ export interface TaskContext {
    * most ten writes a second per pool.
    */
   progress(value: unknown): void
+}
+
+/** What a run's context reads of its task. @internal */
+export type RunTask = Pick<ReservedTask, 'id' | 'name' | 'attempt' | 'attempts' | 'metadata'>
+
+/** What a run's context reads of its pool. @internal */
+export interface RunHost {
+  readonly workerId: string
+  /** Holds the run's signal (made on first read). */
+  readonly controller: { readonly signal: AbortSignal }
+  progress(value: unknown): void
+}
+
+/**
+ * The context of one run. A class rather than an object literal with getters: a literal whose
+ * getters close over each run's variables kept each run's objects alive through young-generation
+ * collections, about 1 500 bytes per run moved to the old generation (test/unit/run-context), and
+ * a worker's scavenges paused about 3 ms each instead of about 1 ms. @internal
+ */
+export class RunContext implements TaskContext {
+  readonly workerId: string
+  readonly taskId: string
+  readonly name: string
+  readonly queue: string
+  readonly attempt: number
+  readonly attempts: number
+  readonly progress: (value: unknown) => void
+  readonly #host: RunHost
+  readonly #metadataJson: string | undefined
+  #metadata: Readonly<Record<string, unknown>> | undefined
+
+  constructor(task: RunTask, queue: string, host: RunHost) {
+    this.workerId = host.workerId
+    this.taskId = task.id
+    this.name = task.name
+    this.queue = queue
+    this.attempt = task.attempt
+    this.attempts = task.attempts
+    this.progress = host.progress
+    this.#host = host
+    this.#metadataJson = task.metadata
+  }
+
+  get signal(): AbortSignal {
+    return this.#host.controller.signal
+  }
+
+  get metadata(): Readonly<Record<string, unknown>> {
+    return (this.#metadata ??= Object.freeze(
+      this.#metadataJson ? (JSON.parse(this.#metadataJson) as Record<string, unknown>) : {},
+    ))
+  }
 }
 
 const storage = new AsyncLocalStorage<TaskContext>()

@@ -15,7 +15,7 @@ import { decodeCall } from '../serializer.js'
 import { isThenable } from '../resolve-args.js'
 import { TaskTimeout, type RemoteError } from '../errors.js'
 import type { TaskFunction } from '../types.js'
-import { runInContext, type TaskContext } from './context.js'
+import { RunContext, runInContext } from './context.js'
 import type { LazyAbort } from './abort.js'
 
 /** Errors that no retry can mend. */
@@ -70,22 +70,7 @@ export function execute(
       message: `the task's arguments cannot be read: ${(err as Error).message}`,
     })
   }
-  let metadata: Readonly<Record<string, unknown>> | undefined
-  const ctx: TaskContext = {
-    workerId: env.workerId,
-    taskId: task.id,
-    name: task.name,
-    queue,
-    attempt: task.attempt,
-    attempts: task.attempts,
-    get signal() {
-      return env.controller.signal
-    },
-    get metadata() {
-      return (metadata ??= Object.freeze(task.metadata ? JSON.parse(task.metadata) : {}))
-    },
-    progress: env.progress,
-  }
+  const ctx = new RunContext(task, queue, env)
   const span = startRun(queue, task.name, task.id, task.attempt, task.trace)
   let value: unknown
   try {
