@@ -91,6 +91,12 @@ export interface Finish {
    */
   runMs?: number
   waitMs?: number
+  /**
+   * The task's name and attempt, as the worker knows them: a backend names the task with them when
+   * it turns an outcome over `maxPayloadBytes` into a failure (else 'unknown').
+   */
+  name?: string
+  attempt?: number
 }
 
 /** A lease a worker holds. */

@@ -193,6 +193,8 @@ export class Slots {
     const ms = Date.now() - started
     finish.runMs = ms
     finish.waitMs = Math.max(0, started - task.dueAt)
+    finish.name = task.name
+    finish.attempt = task.attempt
     this.#recentMs = this.#recentMs === undefined ? ms : 0.8 * this.#recentMs + 0.2 * ms
     // A cancelled run's finish is sent all the same: the backend refuses it without a report.
     this.host.ended(finish)

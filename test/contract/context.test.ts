@@ -1,7 +1,15 @@
 import { expect } from 'chai'
-import { task, taskContext, TaskFailure, TaskSpace, type TaskContext } from '../../lib/index.js'
+import {
+  getBroker,
+  task,
+  taskContext,
+  TaskFailure,
+  TaskSpace,
+  WorkerPool,
+  type TaskContext,
+} from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
-import { withWorker } from '../helpers/util.js'
+import { uniqueQueue, withWorker } from '../helpers/util.js'
 
 for (const backend of backends) {
   describe(`contract: task context and timeout [${backend.name}]`, () => {
@@ -94,6 +102,29 @@ for (const backend of backends) {
         expect(seen).to.deep.equal([0.25, 0.5, 0.75, 1])
       } finally {
         await w.close()
+      }
+    })
+
+    it('a result over maxPayloadBytes fails its task as PayloadTooLarge, naming the task', async () => {
+      const broker = getBroker(url, uniqueQueue(), { maxPayloadBytes: 4096 })
+      const space = new TaskSpace('out', { big: (n: number) => 'x'.repeat(n) })
+      broker.expose(space)
+      const pool = new WorkerPool(broker, { concurrency: 2 })
+      await pool.start()
+      try {
+        const q = broker.queue<typeof space>()
+        const d = await task(q.out.big, { attempts: 2 })(10_000)
+        const err = await d.result(5000).catch((e: unknown) => e)
+        expect(err).to.be.instanceOf(TaskFailure)
+        const failure = err as TaskFailure
+        expect(failure.remote.name).to.equal('PayloadTooLarge')
+        expect(failure.message).to.match(/over the limit of 4096 bytes/)
+        expect(failure).to.include({ taskName: 'out.big', taskId: d.id, attempts: 1 })
+        expect(await (await q.out.big(10)).result(5000)).to.equal('x'.repeat(10))
+      } finally {
+        await pool.stop({ timeout: 2000 })
+        await broker.purge().catch(() => undefined)
+        await broker.close()
       }
     })
   })

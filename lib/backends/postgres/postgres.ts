@@ -32,7 +32,7 @@ import {
 import { BrokerClosed, ListingOff } from '../../errors.js'
 import { redactUrl } from '../redis/url.js'
 import { BatchEnqueue } from './enqueue.js'
-import { encodeFinishes, type ReservedNames } from './finishes.js'
+import { encodeFinishes } from './finishes.js'
 import { InFlight } from './in-flight.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'
@@ -65,7 +65,6 @@ export class PostgresBackend implements Backend {
   readonly #control = new Map<string, Set<(m: ControlMessage) => void>>()
   readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
   /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
-  readonly #reserved: ReservedNames = new Map()
   /** Progress calls under way per queue (a finish waits for all of them). */
   readonly #progressing = new InFlight()
   #listening = false
@@ -151,16 +150,17 @@ export class PostgresBackend implements Backend {
     this.#waits.seen(queue, workerId)
     // Progress sent before a finish is stored before it (Redis orders them on one connection).
     await this.#progressing.settled(queue)
-    const finishes = encodeFinishes(queue, done, this.#reserved, this.limits.maxPayloadBytes)
+    const finishes = encodeFinishes(queue, done, this.limits.maxPayloadBytes)
     const r = await this.#fn<{
       stale: string[]
       reserved: Array<ReservedTask & { cache: ReservedTask['cache'] | null }>
       nextDueIn?: number
     }>(`exchange($1, $2, $3::jsonb, $4)`, [queue, workerId, JSON.stringify(finishes), max])
-    const reserved = r.reserved.map(t => {
-      this.#reserved.set(t.token, { name: t.name, attempt: t.attempt })
-      return { ...t, cache: t.cache ?? undefined, slots: t.slots ?? [] }
-    })
+    const reserved = r.reserved.map(t => ({
+      ...t,
+      cache: t.cache ?? undefined,
+      slots: t.slots ?? [],
+    }))
     const result: ExchangeResult = { stale: r.stale, reserved }
     if (r.nextDueIn !== undefined) result.nextDueIn = r.nextDueIn
     return result
