@@ -18,7 +18,7 @@ async function readAll(broker: ReturnType<typeof getBroker>, last: number): Prom
   return seen
 }
 
-describe('postgres: schema version 4 (events a set per row, the metrics fold)', () => {
+describe('postgres: schema versions 4 and 5 (events a set per row, the metrics fold)', () => {
   let url: string
   let db: pg.Client
   before(async () => {
@@ -37,7 +37,7 @@ describe('postgres: schema version 4 (events a set per row, the metrics fold)', 
       )
     ).rows
 
-  it('a fold moves the events of each step as one row (cut at 1 000), and readers get every event numbered in order', async () => {
+  it("a fold moves a batch's events in rows of 1 000, and readers get every event numbered in order", async () => {
     const queue = uniqueQueue('sets')
     const broker = getBroker(url, queue)
     try {
@@ -47,8 +47,8 @@ describe('postgres: schema version 4 (events a set per row, the metrics fold)', 
       expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
       expect(seen.every(e => e.type === 'enqueued')).to.equal(true)
       const sets = await rows(queue)
-      // Events 1 … 2500 in a few rows (one per enqueue statement, a list of more than 1 000 cut
-      // into rows of 1 000), each row's count its array's length.
+      // Events 1 … 2500 in a few rows (a fold's events in rows of up to 1 000), each row's count its
+      // array's length.
       expect(sets.length).to.be.within(3, 25)
       let next = 1
       for (const r of sets) {
@@ -58,6 +58,25 @@ describe('postgres: schema version 4 (events a set per row, the metrics fold)', 
         next += r.count
       }
       expect(next).to.equal(2501)
+    } finally {
+      await broker.purge()
+      await broker.close()
+    }
+  })
+
+  it('a fold writes the events of many steps together: 40 sequential calls, one events row', async () => {
+    const queue = uniqueQueue('runs')
+    const broker = getBroker(url, queue)
+    try {
+      const q = broker.queue()
+      await broker.metrics() // migrates, and folds nothing yet
+      // Each call its own enqueue statement, its own inbox row.
+      for (let i = 0; i < 40; i++) await q.f(i)
+      await broker.metrics() // folds the inbox
+      expect(await rows(queue)).to.deep.equal([{ n: '1', count: 40, len: 40 }])
+      const seen = await readAll(broker, 40)
+      expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
+      expect(seen.map(e => e.type)).to.deep.equal(new Array(40).fill('enqueued'))
     } finally {
       await broker.purge()
       await broker.close()

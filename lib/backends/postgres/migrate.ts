@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -17,6 +17,7 @@ const VERSIONS: Record<number, string[]> = {
   2: ['006_exchange'],
   3: ['007_finish'],
   4: ['008_event_sets'],
+  5: ['009_event_runs'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */
