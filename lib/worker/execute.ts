@@ -15,7 +15,7 @@ import { decodeCall } from '../serializer.js'
 import { isThenable } from '../resolve-args.js'
 import { TaskTimeout, type RemoteError } from '../errors.js'
 import type { TaskFunction } from '../types.js'
-import { RunContext, runInContext } from './context.js'
+import { RunContext, runInContext, type RunHost } from './context.js'
 import type { LazyAbort } from './abort.js'
 
 /** Errors that no retry can mend. */
@@ -29,11 +29,9 @@ const PERMANENT = new Set([
 export type Lookup = (name: string) => TaskFunction | undefined
 
 /** What the pool gives a run besides the task. */
-export interface RunEnv {
-  workerId: string
+export interface RunEnv extends RunHost {
   /** Aborted by the pool (lease lost, shutdown); the run's own timeout is added here. */
-  controller: LazyAbort
-  progress(value: unknown): void
+  readonly controller: LazyAbort
 }
 
 /**

@@ -64,7 +64,6 @@ export class PostgresBackend implements Backend {
   readonly #waits = new WorkWaits()
   readonly #control = new Map<string, Set<(m: ControlMessage) => void>>()
   readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
-  /** Name and attempt of tasks reserved here, by token (to describe an oversize result). */
   /** Progress calls under way per queue (a finish waits for all of them). */
   readonly #progressing = new InFlight()
   #listening = false

@@ -1,14 +1,14 @@
 /**
- * The tasks one Redis backend instance reserves for its workers, decoded from an exchange's reply
- * or a handover, and the finishes it sends back: a result over `maxPayloadBytes` fails with the
- * name and attempt the worker reports in its Finish.
+ * Between one Redis backend instance and its workers: the finishes a worker sends back, as
+ * exchange.lua reads them (a result over `maxPayloadBytes` fails with the name and attempt the
+ * worker reports in its Finish), and the tasks of a handover message.
  */
 import type { BackendLimits, Finish, ReservedTask } from '../backend.js'
 import { boundedOutcome } from '../../outcome.js'
 import { decodeReserved, parseHandover } from './codec.js'
 import type { FinishEntry } from './scripts.js'
 
-/** Decodes reservations and encodes finishes. */
+/** Encodes finishes, and decodes handovers. */
 export class Reservations {
   readonly #limits: BackendLimits
 
@@ -33,15 +33,10 @@ export class Reservations {
     })
   }
 
-  /** Decodes the reserved tasks of an exchange's reply. */
-  took(flat: readonly unknown[]): ReservedTask[] {
-    return decodeReserved(flat)
-  }
-
   /** The tasks of a handover message (none from a message hand_over() did not write). */
   handed(message: string): ReservedTask[] {
     try {
-      return this.took(parseHandover(message))
+      return decodeReserved(parseHandover(message))
     } catch {
       return [] // its tasks, if any, are swept with their leases
     }

@@ -5,7 +5,7 @@
  */
 import { nanoid } from 'nanoid'
 import type { BackendLimits, ExchangeResult, Finish, Park, ReservedTask } from '../backend.js'
-import { histogramFields } from './codec.js'
+import { decodeReserved, histogramFields } from './codec.js'
 import type { Connection } from './connections.js'
 import type { OutcomeFeed } from './feed.js'
 import type { HandOvers } from './handover.js'
@@ -82,7 +82,7 @@ export class WorkerSide {
     const [stale, flat, nextDue, mine, owed] = reply
     if (mine.length > 0) this.#feed.deliver(mine)
     if (owed.length > 0) this.#handovers.start(queue, owed)
-    const reserved = this.#reservations.took(flat)
+    const reserved = decodeReserved(flat)
     const result: ExchangeResult = { stale, reserved }
     if (nextDue >= 0) result.nextDueIn = nextDue
     return result
