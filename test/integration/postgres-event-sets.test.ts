@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import pg from 'pg'
-import { getBroker, type QueueEvent } from '../../lib/index.js'
+import { getBroker, TaskSpace, WorkerPool, type QueueEvent } from '../../lib/index.js'
 import { freshDatabase } from '../helpers/postgres.js'
 import { timeBucket } from '../../lib/backends/backend.js'
 import { uniqueQueue, until } from '../helpers/util.js'
@@ -18,7 +18,7 @@ async function readAll(broker: ReturnType<typeof getBroker>, last: number): Prom
   return seen
 }
 
-describe('postgres: schema versions 4 and 5 (events a set per row, the metrics fold)', () => {
+describe('postgres: schema versions 4 to 6 (events a set per row, the metrics fold)', () => {
   let url: string
   let db: pg.Client
   before(async () => {
@@ -78,6 +78,42 @@ describe('postgres: schema versions 4 and 5 (events a set per row, the metrics f
       expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
       expect(seen.map(e => e.type)).to.deep.equal(new Array(40).fill('enqueued'))
     } finally {
+      await broker.purge()
+      await broker.close()
+    }
+  })
+
+  it('a fold has a lock of its own: with it held, calls run and complete, and their events follow', async () => {
+    const queue = uniqueQueue('apart')
+    const broker = getBroker(url, queue)
+    const pool = new WorkerPool(broker, { concurrency: 4 })
+    const holder = new pg.Client({ connectionString: url })
+    await holder.connect()
+    try {
+      broker.expose(new TaskSpace('', { echo: (x: number) => x }))
+      await pool.start()
+      const q = broker.queue()
+      expect(await (await q.echo(0)).result(10_000)).to.equal(0)
+      await broker.metrics() // folds: the queue's folds row exists
+      // Every exchange from now on finds the last fold long past and asks for one, which cannot
+      // take the row the holder locks.
+      await holder.query('UPDATE worq.folds SET folded_at = 0 WHERE queue = $1', [queue])
+      await holder.query('BEGIN')
+      await holder.query('SELECT * FROM worq.folds WHERE queue = $1 FOR UPDATE', [queue])
+      for (let i = 1; i <= 20; i++) expect(await (await q.echo(i)).result(10_000)).to.equal(i)
+      const waiting = await holder.query<{ n: string }>(
+        'SELECT count(*) AS n FROM worq.inbox WHERE queue = $1',
+        [queue],
+      )
+      expect(Number(waiting.rows[0]!.n)).to.be.above(0)
+      await holder.query('COMMIT')
+      const seen = await readAll(broker, 63) // 21 calls: enqueued, started, completed each
+      expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
+      expect(seen.filter(e => e.type === 'completed')).to.have.length(21)
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined)
+      await holder.end()
+      await pool.stop()
       await broker.purge()
       await broker.close()
     }

@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 5
+export const SCHEMA_VERSION = 6
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -18,6 +18,7 @@ const VERSIONS: Record<number, string[]> = {
   3: ['007_finish'],
   4: ['008_event_sets'],
   5: ['009_event_runs'],
+  6: ['010_fold_apart'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */

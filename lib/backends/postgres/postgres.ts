@@ -33,6 +33,7 @@ import { BrokerClosed, ListingOff } from '../../errors.js'
 import { redactUrl } from '../redis/url.js'
 import { BatchEnqueue } from './enqueue.js'
 import { encodeFinishes } from './finishes.js'
+import { Folds } from './folds.js'
 import { InFlight } from './in-flight.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'
@@ -66,6 +67,8 @@ export class PostgresBackend implements Backend {
   readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
   /** Progress calls under way per queue (a finish waits for all of them). */
   readonly #progressing = new InFlight()
+  /** Folds of the inbox that exchanges asked for, run apart from them. */
+  readonly #folds = new Folds(async queue => this.#fn(`fold($1, true)`, [queue]))
   #listening = false
   #closed = false
 
@@ -154,7 +157,9 @@ export class PostgresBackend implements Backend {
       stale: string[]
       reserved: Array<ReservedTask & { cache: ReservedTask['cache'] | null }>
       nextDueIn?: number
+      fold?: true
     }>(`exchange($1, $2, $3::jsonb, $4)`, [queue, workerId, JSON.stringify(finishes), max])
+    if (r.fold) this.#folds.request(queue)
     const reserved = r.reserved.map(t => ({
       ...t,
       cache: t.cache ?? undefined,
@@ -388,6 +393,7 @@ export class PostgresBackend implements Backend {
     if (this.#closed) return
     this.#closed = true
     this.#waits.wakeAll()
+    await this.#folds.settled()
     await Promise.all([this.#listener.close(), this.#db.close()])
   }
 }

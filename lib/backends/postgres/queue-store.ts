@@ -187,7 +187,7 @@ export class QueueStore {
       await this.#db.rows(`SELECT 1 FROM ${s}.settle($1)`, [queue])
       const head = await this.#db.rows<{ last: string; first: string | null }>(
         `SELECT event_seq AS last, (SELECT min(n) FROM ${s}.events WHERE queue = $1) AS first
-         FROM ${s}.queues WHERE name = $1`,
+         FROM ${s}.folds WHERE queue = $1`,
         [queue],
       )
       const last = Number(head[0]!.last)

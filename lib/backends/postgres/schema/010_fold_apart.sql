@@ -1,0 +1,214 @@
+-- Schema version 6: the fold leaves the calls' path. Until version 5, an exchange folded the
+-- inbox when the last fold was 100 ms old, under the queue's lock: the exchange that did (one in
+-- about every 100 ms) and every exchange waiting for that lock took 2 ms more, and a lone call's
+-- p99 was that fold (about 3 against 1.5 ms after warm-up with the fold out of the exchange).
+-- Now the fold has a lock of its own, the queue's row in `folds`, which also keeps the numbering
+-- (`event_seq`, moved from `queues`) and the time of the last fold; an exchange only says when a
+-- fold is due (`fold` in its reply) and the worker runs `fold(q, true)` as a statement of its own,
+-- which no exchange, enqueue or sweep waits for. Readers of events fold without the queue's lock.
+-- Lock order, for operations that take both: the queue's row, then its folds row.
+
+CREATE TABLE worq.folds (
+  queue text PRIMARY KEY,
+  event_seq bigint NOT NULL DEFAULT 0,
+  folded_at bigint NOT NULL DEFAULT 0
+);
+INSERT INTO worq.folds (queue, event_seq, folded_at)
+  SELECT name, event_seq, folded_at FROM worq.queues;
+
+DROP FUNCTION worq.flush(worq.queues);
+ALTER TABLE worq.queues DROP COLUMN event_seq, DROP COLUMN folded_at;
+
+-- Moves the queue's inbox into events (numbered on from fr.event_seq) and metrics; returns the
+-- number of the last event. The caller holds the queue's folds row (fold).
+CREATE FUNCTION worq.flush(qr worq.queues, fr worq.folds) RETURNS bigint LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  q text := qr.name;
+  added bigint;
+  minutes jsonb;
+  a jsonb;
+  bound bigint;
+BEGIN
+  -- `body || '{}'` is the body itself, read once: a big body (a batch's events) is stored out of
+  -- line (TOAST), and each use of a column reference would fetch and decompress it again (seven
+  -- uses below: 12 inbox rows of 3 000 events took 15–20 ms to fold, most of it in those reads).
+  WITH gone AS (DELETE FROM worq.inbox WHERE queue = q RETURNING seq, body || '{}' AS body),
+  -- An inbox row holds one event (`e`) or several in order (`es`), and a count at time `t` (its
+  -- kind `k`, a run and wait time), or one of them. A list of 10 events or more goes as it is, one
+  -- events row (cut into rows of EVENT_SET, 1 000, when longer: a bulk enqueue); a run of shorter
+  -- lists between two such rows (sequential calls: an event or two each) goes into rows of up to
+  -- 1 000 together. Numbered on in inbox order.
+  sized AS (
+    SELECT seq, es, jsonb_array_length(es) AS c FROM (
+      SELECT seq, CASE WHEN body ? 'es' THEN body->'es' ELSE jsonb_build_array(body->'e') END AS es
+      FROM gone WHERE qr.events AND (body ? 'es' OR body ? 'e')
+    ) sets
+  ),
+  -- `run`: how many long lists came before: the short lists of one run share it.
+  runs AS (SELECT seq, es, c, sum((c >= 10)::int) OVER (ORDER BY seq) AS run FROM sized),
+  short AS (
+    SELECT r.run, r.seq, x.e, row_number() OVER (PARTITION BY r.run ORDER BY r.seq, x.i) AS k
+    FROM runs r, jsonb_array_elements(r.es) WITH ORDINALITY AS x(e, i) WHERE r.c < 10
+  ),
+  pieces AS (
+    SELECT seq, 0::bigint AS part, es, c FROM runs WHERE c BETWEEN 10 AND 1000
+    UNION ALL
+    SELECT s.seq, (x.i - 1) / 1000, jsonb_agg(x.e ORDER BY x.i), count(*)::integer
+    FROM runs s, jsonb_array_elements(s.es) WITH ORDINALITY AS x(e, i)
+    WHERE s.c > 1000 GROUP BY s.seq, (x.i - 1) / 1000
+    UNION ALL
+    SELECT min(seq), (k - 1) / 1000, jsonb_agg(e ORDER BY k), count(*)::integer
+    FROM short GROUP BY run, (k - 1) / 1000
+  ),
+  ev AS (
+    INSERT INTO worq.events (queue, n, count, body)
+    SELECT q, fr.event_seq + sum(c) OVER (ORDER BY seq, part) - c + 1, c, es FROM pieces
+    RETURNING count
+  ),
+  -- Counts: a row's own (`t`), or a list of them (`ms`).
+  cnt AS (
+    SELECT body AS c FROM gone WHERE body ? 't'
+    UNION ALL
+    SELECT x.c FROM gone, jsonb_array_elements(gone.body->'ms') AS x(c) WHERE gone.body ? 'ms'
+  ),
+  m AS (
+    SELECT (c->>'t')::bigint - (c->>'t')::bigint % 60000 AS minute, c->>'k' AS k,
+      (c->>'run')::bigint AS run, (c->>'w')::bigint AS w
+    FROM cnt WHERE qr.metrics
+  ),
+  agg AS (
+    SELECT jsonb_build_object('minute', minute, 'c', count(*) FILTER (WHERE k = 'c'),
+      'f', count(*) FILTER (WHERE k = 'f'), 'r', count(*) FILTER (WHERE k = 'r'),
+      'x', count(*) FILTER (WHERE k = 'x'), 'k', count(*) FILTER (WHERE k = 'k'),
+      'rs', coalesce(sum(run), 0), 'ws', coalesce(sum(w), 0),
+      'runs', coalesce(jsonb_agg(worq.bucket(run)) FILTER (WHERE run IS NOT NULL), '[]'),
+      'waits', coalesce(jsonb_agg(worq.bucket(w)) FILTER (WHERE w IS NOT NULL), '[]')) AS a
+    FROM m GROUP BY minute
+  )
+  SELECT (SELECT coalesce(sum(count), 0) FROM ev), (SELECT jsonb_agg(agg.a) FROM agg)
+    INTO added, minutes;
+  FOR a IN SELECT * FROM jsonb_array_elements(coalesce(minutes, '[]')) LOOP
+    PERFORM worq.count(q, a);
+  END LOOP;
+  IF added > 0 THEN
+    -- Rows whose last event is older than the last events_max (`n <= bound` bounds the index scan).
+    bound := fr.event_seq + added - qr.events_max;
+    DELETE FROM worq.events WHERE queue = q AND n <= bound AND n + count - 1 <= bound;
+  END IF;
+  RETURN fr.event_seq + added;
+END $$;
+
+-- Folds the queue's inbox under its folds row (made on first use), not the queue's lock. `due`
+-- (a worker after an exchange that asked for it): only when no fold is under way (SKIP LOCKED)
+-- and the last is FOLD_MS old; true when it folded. Otherwise (the sweep, readers, operations
+-- that change settings): waits for a fold under way, then folds.
+CREATE FUNCTION worq.fold(q text, due boolean) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  fr worq.folds;
+  qr worq.queues;
+  now bigint := worq.now_ms();
+BEGIN
+  IF due THEN
+    SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM worq.folds WHERE queue = q) THEN
+      INSERT INTO worq.folds (queue) VALUES (q) ON CONFLICT DO NOTHING;
+      SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE SKIP LOCKED;
+    END IF;
+    IF NOT FOUND OR now - fr.folded_at < 100 THEN RETURN false; END IF;
+  ELSE
+    SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO worq.folds (queue) VALUES (q) ON CONFLICT DO NOTHING;
+      SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE;
+    END IF;
+  END IF;
+  -- The settings, read without the queue's lock (a fold under way when they change follows the
+  -- settings it read); the row is made on first use, as the queue's lock makes it.
+  SELECT * INTO qr FROM worq.queues WHERE name = q;
+  IF NOT FOUND THEN
+    INSERT INTO worq.queues (name) VALUES (q) ON CONFLICT DO NOTHING;
+    SELECT * INTO qr FROM worq.queues WHERE name = q;
+  END IF;
+  UPDATE worq.folds SET event_seq = worq.flush(qr, fr), folded_at = now WHERE queue = q;
+  RETURN true;
+END $$;
+
+-- Takes the queue's row lock and folds its inbox (the sweep, readers of metrics, and the
+-- operations that change the queue's settings).
+CREATE OR REPLACE FUNCTION worq.lock(q text) RETURNS worq.queues LANGUAGE plpgsql AS $$
+DECLARE
+  r worq.queues := worq.hold(q);
+BEGIN
+  PERFORM worq.fold(q, false);
+  RETURN r;
+END $$;
+
+-- Folds the inbox of a queue (readers of events and metrics call it first): the fold's lock only.
+DROP FUNCTION worq.settle(text);
+CREATE FUNCTION worq.settle(q text) RETURNS boolean LANGUAGE sql AS $$ SELECT worq.fold(q, false) $$;
+
+-- Finishes `done` (a JSON array of Finish), then reserves up to `max`: {stale, reserved, nextDueIn,
+-- fold}; `fold` asks the caller to run fold(q, true) on its own, after this exchange.
+CREATE OR REPLACE FUNCTION worq.exchange(q text, worker text, done jsonb, max integer)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  qr worq.queues := worq.hold(q);
+  now bigint := worq.now_ms();
+  f record;
+  r worq.tasks;
+  found_ boolean;
+  stale text[] := '{}';
+  ended text[];
+  timing jsonb;
+  reserved jsonb;
+  due bigint;
+  res jsonb;
+  folded bigint;
+BEGIN
+  ended := CASE WHEN jsonb_array_length(done) = 0 THEN '{}'
+    ELSE worq.end_plain(q, done, now) END;
+  FOR f IN SELECT * FROM jsonb_to_recordset(done)
+    AS x(id text, token text, outcome text, "retryAt" bigint, release boolean, error jsonb,
+      "runMs" bigint, "waitMs" bigint)
+  LOOP
+    CONTINUE WHEN f.id = ANY (ended);
+    -- Wait and run times as the worker measured them (a release never ran): counted with the
+    -- retry or the outcome, or on their own for a finish refused as stale.
+    timing := CASE WHEN NOT coalesce(f.release, false)
+        AND (f."runMs" IS NOT NULL OR f."waitMs" IS NOT NULL)
+      THEN jsonb_build_object('run', f."runMs", 'w', f."waitMs") ELSE '{}' END;
+    SELECT * INTO r FROM worq.tasks WHERE queue = q AND id = f.id FOR UPDATE;
+    found_ := FOUND;
+    IF NOT found_ OR r.state <> 'processing' OR r.token IS DISTINCT FROM f.token THEN
+      IF timing <> '{}' THEN PERFORM worq.emit(q, jsonb_build_object('t', now) || timing); END IF;
+      -- Quiet: a release (the task never started), or the end of a run cancelled as it ran.
+      IF NOT coalesce(f.release, false) AND NOT (found_ AND r.state = 'done'
+          AND r.finish_tag IS NOT DISTINCT FROM f.token) THEN
+        stale := stale || f.id;
+      END IF;
+      CONTINUE;
+    END IF;
+    IF coalesce(f.release, false) THEN
+      PERFORM worq.free_slots(q, f.id, r.holds);
+      UPDATE worq.tasks SET state = 'enqueued', token = NULL, lease_until = NULL, holds = NULL,
+        attempt = attempt - 1, line_seq = -nextval('worq.line_seq') WHERE queue = q AND id = f.id;
+      PERFORM worq.wake(q);
+    ELSIF f."retryAt" IS NOT NULL THEN
+      PERFORM worq.retry(q, f.id, f."retryAt", jsonb_build_object('error', f.error), now, timing);
+    ELSE
+      PERFORM worq.finish(q, f.id, f.outcome, now, false, f.token, timing);
+    END IF;
+  END LOOP;
+  reserved := worq.reserve(qr, worker, max, now);
+  res := jsonb_build_object('stale', to_jsonb(stale), 'reserved', reserved);
+  IF jsonb_array_length(reserved) < max THEN
+    SELECT min(due_at) INTO due FROM worq.tasks WHERE queue = q AND state = 'delayed';
+    IF due IS NOT NULL THEN res := res || jsonb_build_object('nextDueIn', greatest(0, due - now)); END IF;
+  END IF;
+  -- FOLD_MS = 100: a running queue's inbox holds about a tenth of a second of records. The row is
+  -- read, not locked: a fold under way holds it.
+  SELECT folded_at INTO folded FROM worq.folds WHERE queue = q;
+  IF folded IS NULL OR now - folded >= 100 THEN res := res || '{"fold": true}'; END IF;
+  RETURN res;
+END $$;
