@@ -109,6 +109,14 @@ DECLARE
   qr worq.queues;
   now bigint := worq.now_ms();
 BEGIN
+  -- The settings, read without the queue's lock (a fold under way when they change follows the
+  -- settings it read). The row is made on first use, as the queue's lock makes it, and before the
+  -- folds row is locked: the lock order is the queue's row, then its folds row.
+  SELECT * INTO qr FROM worq.queues WHERE name = q;
+  IF NOT FOUND THEN
+    INSERT INTO worq.queues (name) VALUES (q) ON CONFLICT DO NOTHING;
+    SELECT * INTO qr FROM worq.queues WHERE name = q;
+  END IF;
   IF due THEN
     SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE SKIP LOCKED;
     IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM worq.folds WHERE queue = q) THEN
@@ -123,19 +131,12 @@ BEGIN
       SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE;
     END IF;
   END IF;
-  -- The settings, read without the queue's lock (a fold under way when they change follows the
-  -- settings it read); the row is made on first use, as the queue's lock makes it.
-  SELECT * INTO qr FROM worq.queues WHERE name = q;
-  IF NOT FOUND THEN
-    INSERT INTO worq.queues (name) VALUES (q) ON CONFLICT DO NOTHING;
-    SELECT * INTO qr FROM worq.queues WHERE name = q;
-  END IF;
   UPDATE worq.folds SET event_seq = worq.flush(qr, fr), folded_at = now WHERE queue = q;
   RETURN true;
 END $$;
 
--- Takes the queue's row lock and folds its inbox (the sweep, readers of metrics, and the
--- operations that change the queue's settings).
+-- Takes the queue's row lock and folds its inbox (the sweep, and the operations that change the
+-- queue's settings or lines: pause, limits, a schedule firing, cancel, purge, configure).
 CREATE OR REPLACE FUNCTION worq.lock(q text) RETURNS worq.queues LANGUAGE plpgsql AS $$
 DECLARE
   r worq.queues := worq.hold(q);
