@@ -32,7 +32,7 @@ const median = xs => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
 /** One way of sending the Lua, on a queue of its own. */
 function subject(functions) {
-  const backend = new RedisBackend(new URL(url), url, { maxPayloadBytes: 1 << 20, functions })
+  const backend = new RedisBackend(url, { maxPayloadBytes: 1 << 20, functions })
   const queue = `ops-${functions ? 'fn' : 'script'}-${Date.now()}`
   const stat = new RegExp(`cmdstat_${functions ? 'fcall' : 'evalsha'}:calls=\\d+,usec=(\\d+)`)
   const serverUs = async () => Number(stat.exec(await admin.info('commandstats'))?.[1] ?? 0)
