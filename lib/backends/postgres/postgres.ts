@@ -156,8 +156,8 @@ export class PostgresBackend implements Backend {
     const r = await this.#fn<{
       stale: string[]
       reserved: Array<ReservedTask & { cache: ReservedTask['cache'] | null }>
-      nextDueIn?: number
-      fold?: true
+      nextDueIn: number | null
+      fold: boolean
     }>(`exchange($1, $2, $3::jsonb, $4)`, [queue, workerId, JSON.stringify(finishes), max])
     if (r.fold) this.#folds.request(queue)
     const reserved = r.reserved.map(t => ({
@@ -166,7 +166,7 @@ export class PostgresBackend implements Backend {
       slots: t.slots ?? [],
     }))
     const result: ExchangeResult = { stale: r.stale, reserved }
-    if (r.nextDueIn !== undefined) result.nextDueIn = r.nextDueIn
+    if (r.nextDueIn !== null) result.nextDueIn = r.nextDueIn
     return result
   }
 

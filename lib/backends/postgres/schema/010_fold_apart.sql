@@ -7,6 +7,8 @@
 -- fold is due (`fold` in its reply) and the worker runs `fold(q, true)` as a statement of its own,
 -- which no exchange, enqueue or sweep waits for. Readers of events fold without the queue's lock.
 -- Lock order, for operations that take both: the queue's row, then its folds row.
+-- It also builds the exchange's reply (and reserve's list) as json instead of jsonb: jsonb builds,
+-- sorts and prints again each reserved task's object, about 12 µs a task against 4.5.
 
 CREATE TABLE worq.folds (
   queue text PRIMARY KEY,
@@ -149,10 +151,97 @@ END $$;
 DROP FUNCTION worq.settle(text);
 CREATE FUNCTION worq.settle(q text) RETURNS boolean LANGUAGE sql AS $$ SELECT worq.fold(q, false) $$;
 
+-- A reserved task as the worker reads it (worq.reserved), as json: built as text, where jsonb
+-- builds and sorts each object and then prints it again.
+CREATE FUNCTION worq.reserved_json(t worq.tasks) RETURNS json LANGUAGE sql STABLE AS $$
+  SELECT json_build_object('id', t.id, 'name', t.name, 'payload', t.payload, 'deps', t.deps,
+    'onError', t.on_error, 'ignoreResult', t.ignore_result, 'resultTimeout', t.result_timeout,
+    'heartrate', t.heartrate, 'attempts', t.attempts, 'backoff', t.backoff, 'runAt', t.run_at,
+    'timeout', t.timeout, 'priority', t.priority, 'metadata', t.metadata, 'cache', t.cache,
+    'trace', t.trace, 'token', t.token, 'attempt', t.attempt, 'slots', to_jsonb(t.slots),
+    'dueAt', coalesce(t.ready_at, t.created_at))
+$$;
+
+-- Reserves up to `max` ready tasks for `worker` (none while paused), as a json array (version 6:
+-- jsonb before).
+DROP FUNCTION worq.reserve(worq.queues, text, integer, bigint);
+CREATE FUNCTION worq.reserve(qr worq.queues, worker text, max integer, now bigint)
+RETURNS json LANGUAGE plpgsql
+SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  q text := qr.name;
+  out json := '[]';
+  acc jsonb := '[]';
+  r worq.tasks;
+  blocked jsonb;
+BEGIN
+  IF qr.paused OR max <= 0 THEN RETURN out; END IF;
+  -- Due delayed tasks join the back of their line. (Each step is looked for first: a plain
+  -- look-up of an empty index costs a tenth of a statement that would change nothing.)
+  IF EXISTS (SELECT 1 FROM worq.tasks WHERE queue = q AND state = 'delayed' AND due_at <= now) THEN
+    UPDATE worq.tasks t SET state = 'enqueued', ready_at = t.due_at, due_at = NULL,
+      line_seq = nextval('worq.line_seq')
+    FROM (SELECT ctid AS tid FROM worq.tasks WHERE queue = q AND state = 'delayed'
+          AND due_at <= now ORDER BY due_at, line_seq FOR UPDATE) due
+    WHERE t.ctid = due.tid;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM worq.tasks WHERE queue = q AND state = 'enqueued') THEN
+    RETURN out;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM worq.limits WHERE queue = q) THEN
+    WITH picked AS (
+      SELECT ctid AS tid FROM worq.tasks WHERE queue = q AND state = 'enqueued'
+      ORDER BY priority, line_seq LIMIT max FOR NO KEY UPDATE SKIP LOCKED
+    ), took AS (
+      UPDATE worq.tasks t SET state = 'processing', attempt = t.attempt + 1,
+        token = worker || ':' || nextval('worq.token_seq'),
+        lease_until = now + worq.lease_ms(t.heartrate), started_at = now, worker_id = worker
+      FROM picked WHERE t.ctid = picked.tid
+      RETURNING t.*
+    ), logged AS (
+      -- One inbox row for the `started` events of the whole reservation.
+      INSERT INTO worq.inbox (queue, body)
+      SELECT q, jsonb_build_object('es', jsonb_agg(jsonb_build_object('type', 'started',
+          'id', took.id, 'name', took.name, 'time', now, 'attempt', took.attempt,
+          'workerId', worker) ORDER BY took.priority, took.line_seq))
+      FROM took HAVING count(*) > 0 AND qr.events
+    )
+    SELECT coalesce(json_agg(worq.reserved_json(took) ORDER BY took.priority, took.line_seq), '[]')
+      INTO out FROM took;
+    RETURN out;
+  END IF;
+  WHILE jsonb_array_length(acc) < max LOOP
+    SELECT * INTO r FROM worq.tasks WHERE queue = q AND state = 'enqueued'
+      ORDER BY priority, line_seq LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+    EXIT WHEN NOT FOUND;
+    blocked := worq.take_slots(q, r.id, r.name, now);
+    IF blocked ? 'limit' THEN
+      UPDATE worq.tasks SET state = 'held', held_by = blocked->>'limit',
+        line_seq = nextval('worq.line_seq') WHERE queue = q AND id = r.id;
+      CONTINUE;
+    ELSIF blocked ? 'until' THEN
+      UPDATE worq.tasks SET state = 'delayed', due_at = (blocked->>'until')::bigint
+        WHERE queue = q AND id = r.id;
+      CONTINUE;
+    END IF;
+    UPDATE worq.tasks SET state = 'processing', attempt = attempt + 1,
+      token = worker || ':' || nextval('worq.token_seq'),
+      lease_until = now + worq.lease_ms(heartrate), started_at = now, worker_id = worker,
+      holds = CASE WHEN blocked ? 'holds'
+        THEN ARRAY(SELECT jsonb_array_elements_text(blocked->'holds')) END
+    WHERE queue = q AND id = r.id RETURNING * INTO r;
+    PERFORM worq.task_event('started', r, now,
+      jsonb_build_object('attempt', r.attempt, 'workerId', worker));
+    acc := acc || jsonb_build_array(worq.reserved(r));
+  END LOOP;
+  RETURN acc::json;
+END $$;
+
 -- Finishes `done` (a JSON array of Finish), then reserves up to `max`: {stale, reserved, nextDueIn,
 -- fold}; `fold` asks the caller to run fold(q, true) on its own, after this exchange.
-CREATE OR REPLACE FUNCTION worq.exchange(q text, worker text, done jsonb, max integer)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+DROP FUNCTION worq.exchange(text, text, jsonb, integer);
+CREATE FUNCTION worq.exchange(q text, worker text, done jsonb, max integer)
+RETURNS json LANGUAGE plpgsql AS $$
 DECLARE
   qr worq.queues := worq.hold(q);
   now bigint := worq.now_ms();
@@ -162,9 +251,8 @@ DECLARE
   stale text[] := '{}';
   ended text[];
   timing jsonb;
-  reserved jsonb;
+  reserved json;
   due bigint;
-  res jsonb;
   folded bigint;
 BEGIN
   ended := CASE WHEN jsonb_array_length(done) = 0 THEN '{}'
@@ -202,14 +290,15 @@ BEGIN
     END IF;
   END LOOP;
   reserved := worq.reserve(qr, worker, max, now);
-  res := jsonb_build_object('stale', to_jsonb(stale), 'reserved', reserved);
-  IF jsonb_array_length(reserved) < max THEN
+  IF json_array_length(reserved) < max THEN
     SELECT min(due_at) INTO due FROM worq.tasks WHERE queue = q AND state = 'delayed';
-    IF due IS NOT NULL THEN res := res || jsonb_build_object('nextDueIn', greatest(0, due - now)); END IF;
   END IF;
   -- FOLD_MS = 100: a running queue's inbox holds about a tenth of a second of records. The row is
   -- read, not locked: a fold under way holds it.
   SELECT folded_at INTO folded FROM worq.folds WHERE queue = q;
-  IF folded IS NULL OR now - folded >= 100 THEN res := res || '{"fold": true}'; END IF;
-  RETURN res;
+  -- json, not jsonb: built as text, the reply costs a third of what jsonb's did (5 000 reserved
+  -- tasks: 22 against 60 ms). nextDueIn is null when nothing is delayed (or the batch is full).
+  RETURN json_build_object('stale', stale, 'reserved', reserved,
+    'nextDueIn', CASE WHEN due IS NOT NULL THEN greatest(0, due - now) END,
+    'fold', folded IS NULL OR now - folded >= 100);
 END $$;
