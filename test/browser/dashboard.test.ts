@@ -39,7 +39,7 @@ describe('dashboard: a person drives the page in Chromium', function () {
       if (process.env.CI) throw new Error(missing)
       console.warn(`      skipped: ${missing}`)
       // Skipped on purpose outside CI: no Chromium to drive on this machine (the reason is printed).
-      this.skip()
+      this.skip() // reason: no Chromium on this machine outside CI
     }
     execFileSync(process.execPath, ['scripts/build-dashboard.js'])
     redis = await startRedis()
