@@ -15,6 +15,7 @@
 import { TaskCancelled, TaskExpired, TaskFailure, type RemoteError } from './errors.js'
 import { decodeValue, encodeValue } from './serializer.js'
 import type { FinalStatus } from './types.js'
+import type { Finish } from './backends/records.js'
 
 /** A failure as it travels. */
 export interface FailureRecord {
@@ -87,6 +88,19 @@ export function boundedOutcome(
       message: `the result is ${bytes} bytes, over the limit of ${limit} bytes; store large data elsewhere and return a reference`,
     },
   })
+}
+
+/**
+ * A finish's outcome bounded by `limit` ({@link boundedOutcome}): an oversize one fails naming the
+ * task by the name and attempt its worker reported (else 'unknown').
+ */
+export function boundedFinish(queue: string, f: Finish, limit: number): string {
+  return boundedOutcome(f.outcome, limit, () => ({
+    taskName: f.name ?? 'unknown',
+    queue,
+    taskId: f.id,
+    attempts: f.attempt,
+  }))
 }
 
 /** The remote error an outcome that is not `c` records, for events and task info. */

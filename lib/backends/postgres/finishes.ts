@@ -4,7 +4,7 @@
  * names the task), each with the worker's measured run and wait times.
  */
 import type { Finish } from '../backend.js'
-import { boundedOutcome, outcomeError } from '../../outcome.js'
+import { boundedFinish, outcomeError } from '../../outcome.js'
 
 /** The JSON-ready finishes of `done`. */
 export function encodeFinishes(
@@ -19,12 +19,7 @@ export function encodeFinishes(
       const { stack: _stack, ...error } = outcomeError(f.outcome)
       return { id: f.id, token: f.token, retryAt: f.retryAt, error, ...times }
     }
-    const outcome = boundedOutcome(f.outcome, maxPayloadBytes, () => ({
-      taskName: f.name ?? 'unknown',
-      queue,
-      taskId: f.id,
-      attempts: f.attempt,
-    }))
+    const outcome = boundedFinish(queue, f, maxPayloadBytes)
     return { id: f.id, token: f.token, outcome, ...times }
   })
 }

@@ -4,7 +4,7 @@
  * worker reports in its Finish), and the tasks of a handover message.
  */
 import type { BackendLimits, Finish, ReservedTask } from '../backend.js'
-import { boundedOutcome } from '../../outcome.js'
+import { boundedFinish } from '../../outcome.js'
 import { decodeReserved, parseHandover } from './codec.js'
 import type { FinishEntry } from './scripts.js'
 
@@ -29,7 +29,11 @@ export class Reservations {
           outcome: f.outcome.length > 8192 ? '' : f.outcome,
           retryAt: f.retryAt,
         }
-      return { id: f.id, token: f.token, outcome: this.#bounded(queue, f) }
+      return {
+        id: f.id,
+        token: f.token,
+        outcome: boundedFinish(queue, f, this.#limits.maxPayloadBytes),
+      }
     })
   }
 
@@ -40,15 +44,5 @@ export class Reservations {
     } catch {
       return [] // its tasks, if any, are swept with their leases
     }
-  }
-
-  /** The outcome, or a failure saying it is over `maxPayloadBytes`. */
-  #bounded(queue: string, f: Finish): string {
-    return boundedOutcome(f.outcome, this.#limits.maxPayloadBytes, () => ({
-      taskName: f.name ?? 'unknown',
-      queue,
-      taskId: f.id,
-      attempts: f.attempt,
-    }))
   }
 }

@@ -119,19 +119,15 @@ BEGIN
     INSERT INTO worq.queues (name) VALUES (q) ON CONFLICT DO NOTHING;
     SELECT * INTO qr FROM worq.queues WHERE name = q;
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM worq.folds WHERE queue = q) THEN
+    INSERT INTO worq.folds (queue) VALUES (q) ON CONFLICT DO NOTHING;
+  END IF;
   IF due THEN
     SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM worq.folds WHERE queue = q) THEN
-      INSERT INTO worq.folds (queue) VALUES (q) ON CONFLICT DO NOTHING;
-      SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE SKIP LOCKED;
-    END IF;
+    -- Another fold holds the row, or one ran less than FOLD_MS ago.
     IF NOT FOUND OR now - fr.folded_at < 100 THEN RETURN false; END IF;
   ELSE
     SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE;
-    IF NOT FOUND THEN
-      INSERT INTO worq.folds (queue) VALUES (q) ON CONFLICT DO NOTHING;
-      SELECT * INTO fr FROM worq.folds WHERE queue = q FOR UPDATE;
-    END IF;
   END IF;
   UPDATE worq.folds SET event_seq = worq.flush(qr, fr), folded_at = now WHERE queue = q;
   RETURN true;
@@ -151,9 +147,10 @@ END $$;
 DROP FUNCTION worq.settle(text);
 CREATE FUNCTION worq.settle(q text) RETURNS boolean LANGUAGE sql AS $$ SELECT worq.fold(q, false) $$;
 
--- A reserved task as the worker reads it (worq.reserved), as json: built as text, where jsonb
--- builds and sorts each object and then prints it again.
-CREATE FUNCTION worq.reserved_json(t worq.tasks) RETURNS json LANGUAGE sql STABLE AS $$
+-- A reserved task as the worker reads it, now as json: built as text, where jsonb (until version
+-- 6) built and sorted each object and then printed it again.
+DROP FUNCTION worq.reserved(worq.tasks);
+CREATE FUNCTION worq.reserved(t worq.tasks) RETURNS json LANGUAGE sql STABLE AS $$
   SELECT json_build_object('id', t.id, 'name', t.name, 'payload', t.payload, 'deps', t.deps,
     'onError', t.on_error, 'ignoreResult', t.ignore_result, 'resultTimeout', t.result_timeout,
     'heartrate', t.heartrate, 'attempts', t.attempts, 'backoff', t.backoff, 'runAt', t.run_at,
@@ -163,7 +160,7 @@ CREATE FUNCTION worq.reserved_json(t worq.tasks) RETURNS json LANGUAGE sql STABL
 $$;
 
 -- Reserves up to `max` ready tasks for `worker` (none while paused), as a json array (version 6:
--- jsonb before).
+-- jsonb before; the limits path gathers them in an array of json).
 DROP FUNCTION worq.reserve(worq.queues, text, integer, bigint);
 CREATE FUNCTION worq.reserve(qr worq.queues, worker text, max integer, now bigint)
 RETURNS json LANGUAGE plpgsql
@@ -171,7 +168,7 @@ SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   q text := qr.name;
   out json := '[]';
-  acc jsonb := '[]';
+  acc json[] := '{}';
   r worq.tasks;
   blocked jsonb;
 BEGIN
@@ -206,11 +203,11 @@ BEGIN
           'workerId', worker) ORDER BY took.priority, took.line_seq))
       FROM took HAVING count(*) > 0 AND qr.events
     )
-    SELECT coalesce(json_agg(worq.reserved_json(took) ORDER BY took.priority, took.line_seq), '[]')
+    SELECT coalesce(json_agg(worq.reserved(took) ORDER BY took.priority, took.line_seq), '[]')
       INTO out FROM took;
     RETURN out;
   END IF;
-  WHILE jsonb_array_length(acc) < max LOOP
+  WHILE cardinality(acc) < max LOOP
     SELECT * INTO r FROM worq.tasks WHERE queue = q AND state = 'enqueued'
       ORDER BY priority, line_seq LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
     EXIT WHEN NOT FOUND;
@@ -232,9 +229,9 @@ BEGIN
     WHERE queue = q AND id = r.id RETURNING * INTO r;
     PERFORM worq.task_event('started', r, now,
       jsonb_build_object('attempt', r.attempt, 'workerId', worker));
-    acc := acc || jsonb_build_array(worq.reserved(r));
+    acc := acc || worq.reserved(r);
   END LOOP;
-  RETURN acc::json;
+  RETURN array_to_json(acc);
 END $$;
 
 -- Finishes `done` (a JSON array of Finish), then reserves up to `max`: {stale, reserved, nextDueIn,
