@@ -18,6 +18,7 @@ export interface WorkerCommandOptions {
   tasks: string
   queue: string
   concurrency?: number
+  lanes?: number
   processes?: number
   maxTasksPerChild?: number
   maxMemoryPerChild?: number
@@ -56,6 +57,7 @@ export async function runWorker(
   }
   const pool = new WorkerPool(broker, {
     concurrency,
+    ...(o.lanes && { lanes: o.lanes }),
     sweepInterval: o.sweepInterval,
     ...(o.id && { id: o.id }),
     ...(executor && { executor }),
@@ -145,6 +147,11 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
     .option(
       '-c, --concurrency <n>',
       'tasks run at once (default: --processes when given, else 10)',
+      integer(1),
+    )
+    .option(
+      '--lanes <n>',
+      'exchange loops of the pool, 1 to 8, at most --concurrency (default: 2 from concurrency 32, else 1)',
       integer(1),
     )
     .option(

@@ -44,6 +44,26 @@ export interface WorkerPoolOptions {
    * @default concurrency, and at least 16
    */
   prefetch?: number
+  /**
+   * Exchange loops (lanes) the pool runs, each with its share of `concurrency` and `prefetch`.
+   * Towards the backend each lane is a worker of its own: the first has the pool's `id`, lane n
+   * (from 1) `<id>/<n>`, shown as `workerId` by `TaskInfo`, events and the run's context. Two
+   * lanes keep a busy pool's waves of calls out of phase, so this process works on one lane's
+   * tasks while the backend runs the other's exchange (docs/worker.md, "Lanes"). An integer from
+   * 1 to 8, at most `concurrency`.
+   * @default 2 when `concurrency` is 32 or more, else 1
+   */
+  lanes?: number
+}
+
+/** Concurrency from which a pool runs two lanes unless told otherwise. */
+const LANES_FROM = 32
+/** The most lanes a pool runs. */
+const MAX_LANES = 8
+
+/** The worker ids of a pool's lanes: the pool's own, then `<id>/1`, `<id>/2`, … */
+export function laneIds(id: string, lanes: number): string[] {
+  return Array.from({ length: lanes }, (_, i) => (i === 0 ? id : `${id}/${i}`))
 }
 
 /** Options of `stop`. */
@@ -57,6 +77,7 @@ export interface ResolvedPoolOptions {
   id: string
   concurrency: number
   prefetch: number
+  lanes: number
   sweepInterval: number
   blockTimeout: number
   executor: Executor
@@ -75,6 +96,7 @@ export function resolvePoolOptions(
     id = nanoid(10),
     executor,
     prefetch = Math.max(16, concurrency),
+    lanes = concurrency >= LANES_FROM ? 2 : 1,
   } = options
   if (typeof id !== 'string' || !/^[^|\p{Cc}]{1,64}$/u.test(id))
     throw new TypeError(
@@ -86,6 +108,10 @@ export function resolvePoolOptions(
     )
   if (!Number.isInteger(prefetch) || prefetch < 0)
     throw new TypeError(`Expected \`prefetch\` to be an integer ≥ 0, got ${String(prefetch)}`)
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES || lanes > concurrency)
+    throw new TypeError(
+      `Expected \`lanes\` to be an integer from 1 to ${MAX_LANES} and at most \`concurrency\` (${concurrency}), got ${String(lanes)}`,
+    )
   if (!(sweepInterval >= 10))
     throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')
   if (!(blockTimeout >= 10))
@@ -94,6 +120,7 @@ export function resolvePoolOptions(
     id,
     concurrency,
     prefetch,
+    lanes,
     sweepInterval,
     blockTimeout,
     executor:

@@ -97,6 +97,10 @@ describe('cli: worq call, info, purge', function () {
     expect((await worqRun(['worker', url, '--tasks', TASKS, '--concurrency', '0'])).code).to.equal(
       2,
     )
+    expect((await worqRun(['worker', url, '--tasks', TASKS, '--lanes', '0'])).code).to.equal(2)
+    const lanes = await worqRun(['worker', url, '--tasks', TASKS, '-c', '4', '--lanes', '8'])
+    expect(lanes.code).to.equal(1)
+    expect(lanes.out).to.match(/`lanes`.*at most `concurrency` \(4\), got 8/)
     const bad = await worqRun(['info', 'nope://x'])
     expect(bad.code).to.equal(1)
     expect(bad.out).to.match(/ERR_WORQ_BAD_URL/)

@@ -51,6 +51,7 @@ const FLAGS = [
   '--concurrency',
   '-c',
   '--processes',
+  '--lanes',
   '--sweep-interval',
   '--log-format',
   '--port',
