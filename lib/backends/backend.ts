@@ -136,6 +136,13 @@ export interface Backend {
   readonly url: string
   /** Limits the broker enforces before handing data over. */
   readonly limits: BackendLimits
+  /**
+   * Lanes a worker pool of concurrency 32 or more runs on this backend unless its `lanes` option
+   * says otherwise: more than one only where a queue's exchanges run beside this process's work
+   * (Redis), not where they take the queue's lock one at a time (PostgreSQL) or do no I/O
+   * (memory). @default 1
+   */
+  readonly lanes?: number
 
   // ---- tasks ----
 

@@ -47,11 +47,11 @@ export interface WorkerPoolOptions {
   /**
    * Exchange loops (lanes) the pool runs, each with its share of `concurrency` and `prefetch`.
    * Towards the backend each lane is a worker of its own: the first has the pool's `id`, lane n
-   * (from 1) `<id>/<n>`, shown as `workerId` by `TaskInfo`, events and the run's context. Two
-   * lanes keep a busy pool's waves of calls out of phase, so this process works on one lane's
-   * tasks while the backend runs the other's exchange (docs/worker.md, "Lanes"). An integer from
-   * 1 to 8, at most `concurrency`.
-   * @default 2 when `concurrency` is 32 or more, else 1
+   * (from 1) `<id>/<n>`, shown as `workerId` by `TaskInfo`, events and the run's context. On Redis
+   * two lanes keep a busy pool's waves of calls out of phase, so this process works on one lane's
+   * tasks while Redis runs the other's exchange (docs/worker.md, "Lanes"). An integer from 1 to 8,
+   * at most `concurrency`.
+   * @default 2 on Redis when `concurrency` is 32 or more, else 1
    */
   lanes?: number
 }
@@ -60,6 +60,19 @@ export interface WorkerPoolOptions {
 const LANES_FROM = 32
 /** The most lanes a pool runs. */
 const MAX_LANES = 8
+
+/**
+ * How many lanes a pool runs: its `lanes` option, else the backend's choice from concurrency
+ * LANES_FROM on (`Backend.lanes`), else one.
+ */
+export function laneCount(
+  lanes: number | undefined,
+  concurrency: number,
+  backendLanes: number | undefined,
+): number {
+  if (lanes !== undefined) return lanes
+  return concurrency >= LANES_FROM ? Math.min(backendLanes ?? 1, MAX_LANES, concurrency) : 1
+}
 
 /** The worker ids of a pool's lanes: the pool's own, then `<id>/1`, `<id>/2`, … */
 export function laneIds(id: string, lanes: number): string[] {
@@ -77,7 +90,8 @@ export interface ResolvedPoolOptions {
   id: string
   concurrency: number
   prefetch: number
-  lanes: number
+  /** Unset: the backend's choice (`laneCount`). */
+  lanes: number | undefined
   sweepInterval: number
   blockTimeout: number
   executor: Executor
@@ -96,7 +110,7 @@ export function resolvePoolOptions(
     id = nanoid(10),
     executor,
     prefetch = Math.max(16, concurrency),
-    lanes = concurrency >= LANES_FROM ? 2 : 1,
+    lanes,
   } = options
   if (typeof id !== 'string' || !/^[^|\p{Cc}]{1,64}$/u.test(id))
     throw new TypeError(
@@ -108,7 +122,10 @@ export function resolvePoolOptions(
     )
   if (!Number.isInteger(prefetch) || prefetch < 0)
     throw new TypeError(`Expected \`prefetch\` to be an integer ≥ 0, got ${String(prefetch)}`)
-  if (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES || lanes > concurrency)
+  if (
+    lanes !== undefined &&
+    (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES || lanes > concurrency)
+  )
     throw new TypeError(
       `Expected \`lanes\` to be an integer from 1 to ${MAX_LANES} and at most \`concurrency\` (${concurrency}), got ${String(lanes)}`,
     )

@@ -13,6 +13,7 @@ import { TypedEmitter, type WorkerPoolEvents } from './events.js'
 import type { Executor } from './executor.js'
 import { Lane, type LaneHost } from './lane.js'
 import {
+  laneCount,
   laneIds,
   resolvePoolOptions,
   type StopOptions,
@@ -39,7 +40,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   readonly #broker: Broker
   readonly #concurrency: number
   readonly #prefetch: number
-  readonly #lanes: number
+  readonly #lanes: number | undefined
   readonly #sweepInterval: number
   readonly #blockTimeout: number
   readonly #executor: Executor
@@ -80,7 +81,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     const error = (err: Error) => this.emit('pool:error', err)
     const progress = new ProgressWriter(backend, queue, error)
     const host = this.#laneHost(backend, progress)
-    const ids = laneIds(this.id, this.#lanes)
+    const ids = laneIds(this.id, laneCount(this.#lanes, this.#concurrency, backend.lanes))
     const lanes = ids.map(
       (id, i) =>
         new Lane(

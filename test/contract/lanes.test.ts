@@ -10,7 +10,7 @@ for (const backend of backends) {
       url = await backend.url()
     })
 
-    it('a pool of concurrency 32 or more runs two lanes: ids <id> and <id>/1, one concurrency', async () => {
+    it('a pool of two lanes runs as <id> and <id>/1 within one concurrency', async () => {
       const queue = uniqueQueue('lanes')
       const broker = getBroker(url, queue)
       const gate = latch()
@@ -20,7 +20,7 @@ for (const backend of backends) {
         await gate.promise
         return i
       })
-      const pool = new WorkerPool(broker, { concurrency: 40, id: 'lanes-pool' })
+      const pool = new WorkerPool(broker, { concurrency: 40, lanes: 2, id: 'lanes-pool' })
       try {
         const q = broker.queue()
         const ds = (await Promise.all(Array.from({ length: 41 }, (_, i) => q.gated(i)))) as Array<
@@ -51,6 +51,37 @@ for (const backend of backends) {
       } finally {
         gate.resolve()
         await pool.stop()
+        await broker.close()
+      }
+    })
+
+    it('by default two lanes from concurrency 32 on Redis, one below and on other backends', async () => {
+      const queue = uniqueQueue('lanes')
+      const broker = getBroker(url, queue)
+      const seen = new Set<string>()
+      broker.expose(async function who(this: { workerId: string }) {
+        seen.add(this.workerId)
+        await new Promise(r => setTimeout(r, 20)) // long enough that no lane takes every task
+        return this.workerId
+      })
+      const twoOnRedis = ['redis', 'cluster', 'sentinel'].includes(backend.name)
+      try {
+        const q = broker.queue()
+        for (const [concurrency, expected] of [
+          [31, ['small']],
+          [32, twoOnRedis ? ['small', 'small/1'] : ['small']],
+        ] as const) {
+          seen.clear()
+          const ds = (await Promise.all(
+            Array.from({ length: concurrency }, () => q.who()),
+          )) as Array<Deferred<string>>
+          const pool = new WorkerPool(broker, { concurrency, id: 'small' })
+          await pool.start()
+          await Promise.all(ds.map(d => d.result(10_000)))
+          await pool.stop()
+          expect([...seen].sort()).to.deep.equal(expected)
+        }
+      } finally {
         await broker.close()
       }
     })

@@ -70,6 +70,8 @@ export interface RedisBackendOptions extends BackendLimits {
 export class RedisBackend implements Backend {
   readonly url: string
   readonly limits: BackendLimits
+  /** Two lanes for a busy pool: its waves of calls reach Redis out of phase (docs/worker.md). */
+  readonly lanes = 2
   /** This instance's client id: outcomes of tasks enqueued here are published to its channel. */
   readonly clientId = nanoid(12)
   readonly #base: Topology
