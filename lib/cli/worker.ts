@@ -151,7 +151,8 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
     )
     .option(
       '--lanes <n>',
-      'exchange loops of the pool, 1 to 8, at most --concurrency (default: 2 on Redis from concurrency 32, else 1)',
+      'exchange loops of the pool, 1 to 8, at most --concurrency ' +
+        '(default: 2 on Redis from concurrency 32, else 1)',
       integer(1),
     )
     .option(

@@ -182,7 +182,8 @@ export class Lane {
         continue
       }
       for (const id of result.stale) {
-        // A lease the keeper already reported lost is not reported again when its finish is refused.
+        // A lease the keeper already reported lost is not reported again when its finish is
+        // refused.
         if (!slots.takeLost(id)) this.host.emit('lease:lost', { id, queue })
       }
       this.#accept(result.reserved)

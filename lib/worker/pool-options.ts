@@ -127,7 +127,8 @@ export function resolvePoolOptions(
     (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES || lanes > concurrency)
   )
     throw new TypeError(
-      `Expected \`lanes\` to be an integer from 1 to ${MAX_LANES} and at most \`concurrency\` (${concurrency}), got ${String(lanes)}`,
+      `Expected \`lanes\` to be an integer from 1 to ${MAX_LANES} and at most ` +
+        `\`concurrency\` (${concurrency}), got ${String(lanes)}`,
     )
   if (!(sweepInterval >= 10))
     throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')

@@ -1,7 +1,7 @@
 /**
  * A pool's slots: the tasks it runs now and the ones it holds ahead (prefetched), how each run
  * starts and ends, and what happens to a run that is cancelled, loses its lease or is handed back
- * at stop. The pool's loop (pool.ts) moves tasks between the backend and these slots.
+ * at stop. A lane's loop (lane.ts) moves tasks between the backend and these slots.
  */
 import type { Finish, ReservedTask } from '../backends/backend.js'
 import { expiredOutcome, outcomeStatus } from '../outcome.js'

@@ -55,7 +55,7 @@ for (const backend of backends) {
       }
     })
 
-    it('by default two lanes from concurrency 32 on Redis, one below and on other backends', async () => {
+    it('by default two lanes from concurrency 32 on Redis, else one', async () => {
       const queue = uniqueQueue('lanes')
       const broker = getBroker(url, queue)
       const seen = new Set<string>()
