@@ -94,6 +94,7 @@ describe('chaos: soak with workers killed at random [postgres]', function () {
     await recordOutcomes(db, queue)
 
     const every: CliProcess[] = []
+    let started = 0
     const startWorker = () => {
       const cli = worq([
         'worker',
@@ -104,6 +105,9 @@ describe('chaos: soak with workers killed at random [postgres]', function () {
         queue,
         '--concurrency',
         String(CONCURRENCY),
+        // Every other worker runs two lanes, so that killed pools with several lanes are in it.
+        '--lanes',
+        String(started++ % 2 === 0 ? 2 : 1),
         '--sweep-interval',
         String(SWEEP_MS),
       ])

@@ -119,6 +119,7 @@ for (const c of cases)
         ready: boolean
       }
       const every: CliProcess[] = []
+      let started = 0
       const startWorker = (): Worker => {
         const cli = worq([
           'worker',
@@ -129,6 +130,9 @@ for (const c of cases)
           queue,
           '--concurrency',
           String(CONCURRENCY),
+          // Every other worker runs two lanes, so that killed pools with several lanes are in it.
+          '--lanes',
+          String(started++ % 2 === 0 ? 2 : 1),
           '--sweep-interval',
           String(SWEEP_MS),
         ])
