@@ -78,11 +78,13 @@ export async function runWorker(
       queue: o.queue,
       url: redact(url),
       concurrency,
+      lanes: pool.lanes.length,
       processes: o.processes ?? 0,
       tasks: names,
     },
     `worker:start ${pool.id} (pid ${process.pid}) on queue ${o.queue} at ${redact(url)}: ` +
-      `concurrency ${concurrency}${o.processes ? `, ${o.processes} child processes` : ''}, ` +
+      `concurrency ${concurrency}${pool.lanes.length > 1 ? ` in ${pool.lanes.length} lanes` : ''}` +
+      `${o.processes ? `, ${o.processes} child processes` : ''}, ` +
       `${names.length} tasks (${names.join(', ')})`,
   )
   const signal = await stopOnSignals(pool, o.shutdownTimeout, logger)

@@ -151,6 +151,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     }
   }
 
+  /** The worker ids of the pool's lanes once it has started (docs/worker.md, "Lanes"); none before. */
+  get lanes(): readonly string[] {
+    return (this.#on?.lanes ?? []).map(lane => lane.id)
+  }
+
   /** Number of tasks running now. */
   get running(): number {
     let n = 0

@@ -36,6 +36,7 @@ for (const backend of backends) {
         // The pool's concurrency holds across its lanes: 40 run, the 41st waits.
         expect(pool.running).to.equal(40)
         expect([...seen].sort()).to.deep.equal(['lanes-pool', 'lanes-pool/1'])
+        expect(pool.lanes).to.deep.equal(['lanes-pool', 'lanes-pool/1'])
         const infos = await Promise.all(ds.map(d => d.info()))
         const running = infos.filter(i => i?.status === 'processing')
         expect(new Set(running.map(i => i?.workerId))).to.deep.equal(

@@ -171,4 +171,20 @@ describe('cli: worq worker', function () {
     await until(async () => (await backend.inspect(queue)).workers.length === 0, 5000, 'expiry')
     expect(await listed()).to.deep.equal([])
   })
+
+  it('--concurrency 40 runs two lanes on Redis and says so; --lanes 1 keeps one', async () => {
+    const two = start('--concurrency', '40', '--log-format', 'json')
+    const line = JSON.parse(await two.line(/"event":"worker:start"/))
+    expect(line).to.include({ concurrency: 40, lanes: 2 })
+    const ids = await Promise.all(
+      Array.from({ length: 40 }, () => broker.queue<typeof space>().w.sleep(50)),
+    )
+    await Promise.all(ids.map(d => d.result(10_000)))
+    const workers = new Set((await Promise.all(ids.map(d => d.info()))).map(i => i?.workerId))
+    expect([...workers].sort()).to.deep.equal([line.id, `${line.id}/1`])
+    two.proc.kill('SIGTERM')
+    expect((await two.exited).code).to.equal(0)
+    const one = start('--concurrency', '40', '--lanes', '1')
+    expect(await one.line(/worker:start/)).to.match(/concurrency 40, /)
+  })
 })
