@@ -143,6 +143,13 @@ export interface Backend {
    * (memory). @default 1
    */
   readonly lanes?: number
+  /**
+   * Calls per part of one tick's batch after its first 25: a tick that keeps calling (a bulk of
+   * calls) sends a part every this many calls, so the backend writes one part while this process
+   * makes the next. Absent: the rest of the tick goes as one part (PostgreSQL, where parts sent
+   * side by side gained nothing). @default none
+   */
+  readonly enqueuePart?: number
 
   // ---- tasks ----
 

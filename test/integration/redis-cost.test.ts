@@ -60,7 +60,7 @@ describe('redis: cost per task', () => {
     }
   })
 
-  it("a tick's calls reach Redis in one enqueue, or two when there are more than 25: the first 25 at once", async () => {
+  it("a tick's calls reach Redis in one enqueue, or two past 25 (the first 25 at once), and a bulk in parts of 250", async () => {
     const broker = getBroker(redis.url, uniqueQueue('tick'))
     try {
       const q = broker.queue('', { ignoreResult: true })
@@ -75,7 +75,10 @@ describe('redis: cost per task', () => {
       expect(await enqueues(10)).to.equal(1)
       expect(await enqueues(25)).to.equal(1)
       expect(await enqueues(60)).to.equal(2)
-      expect(await broker.size()).to.equal(96)
+      // A bulk goes in parts: the first 25, then every 250, then the rest as the tick ends.
+      expect(await enqueues(600)).to.equal(4)
+      expect(await enqueues(525)).to.equal(3)
+      expect(await broker.size()).to.equal(96 + 600 + 525)
     } finally {
       await broker.purge()
       await broker.close()
