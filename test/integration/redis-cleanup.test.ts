@@ -140,4 +140,27 @@ describe('redis: nothing is left behind', () => {
       await broker.close()
     }
   })
+
+  it('the memo of an exchange that took handed-over tasks lasts their lease, not a minute', async () => {
+    const queue = uniqueQueue('clean')
+    const broker = getBroker(redis.url, queue)
+    try {
+      const { backend } = await broker.backend()
+      // Parked with two slots: the next enqueue hands its tasks over to the list of worker w.
+      const parked = await backend.exchange(queue, 'w', [], 2, { ms: 1000, slots: 2 })
+      expect(parked.reserved).to.have.length(0)
+      const q = broker.queue('', { ignoreResult: true, heartrate: 100 })
+      await Promise.all([q.a(), q.b()])
+      expect(await redis.admin.llen(`worq:{${queue}}:h:w`)).to.equal(1)
+      // Too busy to block on its list, the worker's next exchange takes the handover instead.
+      const { reserved } = await backend.exchange(queue, 'w', [], 0)
+      expect(reserved).to.have.length(2)
+      const ttl = await redis.admin.pttl(`worq:{${queue}}:l:w`)
+      expect(ttl).to.be.above(0)
+      expect(ttl).to.be.at.most(2 * 100 + 1000)
+    } finally {
+      await broker.purge()
+      await broker.close()
+    }
+  })
 })
