@@ -35,8 +35,7 @@ if (!canSpawn && picked.some(b => SPAWNED.includes(b.name)))
   describe('contract on Redis Cluster and Sentinel', () => {
     // A visible skip with its reason where the machine cannot start servers: the tests that
     // need them are left out of the matrix below, and this line says why in the report.
-    // reason: without redis-server no Cluster or Sentinel can be started here.
-    it.skip('skipped: redis-server is not on PATH (apt-get install redis-server)')
+    it.skip('redis-server is not on PATH: apt-get install redis-server') // reason: no servers
   })
 
 export const backends: BackendCase[] = picked.filter(b => canSpawn || !SPAWNED.includes(b.name))
