@@ -63,9 +63,11 @@ export class CallBatcher {
   /** After the first part, whether this call ends one of the backend's parts (`enqueuePart`). */
   #partEnds(backend: Backend): boolean {
     const part = backend.enqueuePart
-    return part !== undefined && this.#tickCalls > EARLY_FLUSH
-      ? (this.#tickCalls - EARLY_FLUSH) % part === 0
-      : false
+    return (
+      part !== undefined &&
+      this.#tickCalls > EARLY_FLUSH &&
+      (this.#tickCalls - EARLY_FLUSH) % part === 0
+    )
   }
 
   async #flush(backend: Backend): Promise<void> {

@@ -202,24 +202,27 @@ if not parks then redis.call('HDEL', parked, worker) end
 -- block on its list (it exchanges again as soon as a task ends, and each exchange parks it anew):
 -- taken here, so that no handed task waits for the worker's next BLPOP. The worker accepts them
 -- beyond `max` (its prefetch holds them until a slot frees).
-local hkey = key(QUEUE, 'h:' .. worker)
--- hand_over() keeps the list a minute past the longest lease it handed (read before the pop).
-local hleft = redis.call('PTTL', hkey)
-local handed = redis.call('LPOP', hkey, '100')
+local handed = redis.call('LPOP', key(QUEUE, 'h:' .. worker), '100')
 if handed then
+  local ids = {}
   for _, message in ipairs(handed) do
     local ok, got = pcall(cjson.decode, message)
     if ok and type(got) == 'table' then
       for j = 1, #got - 4, 5 do
         for k = 0, 4 do reserved[#reserved + 1] = got[j + k] end
+        ids[#ids + 1] = got[j]
       end
     end
   end
-  -- Their leases were set when they were handed over; the memo lasts about as long (at least a
-  -- second), not a minute: a worker killed just after this call leaves it that long.
-  local lease = hleft - 60000
-  if lease < 1000 then lease = 1000 end
-  if lease > longest then longest = lease end
+  -- Their leases were set when they were handed over: the memo lasts as long as the longest that
+  -- is left (a second at least), so a worker killed just after this call leaves it no longer.
+  if #ids > 0 then
+    for _, ends in ipairs(redis.call('ZMSCORE', leases, unpack(ids))) do
+      local left = (tonumber(ends) or 0) - now()
+      if left > longest then longest = left end
+    end
+  end
+  if longest < 1000 then longest = 1000 end
 end
 -- The memo a resend of this call is answered from (above): what it refused and what it reserved,
 -- kept as long as those leases (a resend after that finds the tasks swept anyway). A call that
