@@ -11,6 +11,8 @@
 // BATCH=25 makes the calls in rounds of 25 at once (a pool of concurrency 25), as a busy queue
 // does; PRODUCER=apart makes them from a second broker, as a producer process does; WORQ_SETTINGS='{"events":false}' configures the queue's settings first (docs/settings.md).
 //
+// REDIS_ARGS='--zset-max-listpack-entries 0' starts the server with those arguments too.
+//
 // IR_KEEP=/tmp/ir keeps each count's callgrind file as /tmp/ir.<n> (callgrind_annotate reads it).
 //
 // Needs valgrind (apt-get install valgrind).
@@ -39,7 +41,7 @@ async function count(n) {
       '--toggle-collect=processCommand',
       `--callgrind-out-file=${out}`,
       'redis-server',
-      ...serverArgs(port, dir),
+      ...serverArgs(port, dir, ...(process.env.REDIS_ARGS?.split(' ').filter(Boolean) ?? [])),
     ],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   )

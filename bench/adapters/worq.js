@@ -44,7 +44,8 @@ export async function create(url, { concurrency, queue: name = 'bench' }) {
   let pool
   return {
     async startWorker() {
-      pool = new WorkerPool(broker, { concurrency })
+      // WORQ_POOL='{"lanes":1}' measures the pool with those options.
+      pool = new WorkerPool(broker, { concurrency, ...JSON.parse(process.env.WORQ_POOL ?? '{}') })
       await pool.start()
     },
     add: (a, b) => q.add(a, b),

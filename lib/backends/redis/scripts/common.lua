@@ -128,6 +128,41 @@ local function cancelled_outcome(name, queue, id)
   return 'k' .. cjson.encode({ taskName = name, queue = queue, taskId = id })
 end
 
+-- The leases set's pin: a member no task id can be (it starts with a control character), longer
+-- than zset-max-listpack-value (64 bytes by default), scored +inf. Redis keeps a sorted set of up
+-- to 128 short members in its listpack encoding, where every ZADD and ZREM walks the whole set and
+-- parses each score; with the pin the set takes the skiplist encoding from its first ZADD and keeps
+-- it (docs/redis.md, "Leases"). Readers count and list the finite scores only. A set left with its
+-- pin alone goes (drop_empty_leases()) after an exchange that ended leases and reserved none, a
+-- cancel, a sweep, or a worker leaving.
+local LEASE_PIN = '\1pin: keeps this set in its skiplist encoding; never a task id (docs/redis.md)'
+
+-- Adds leases (score, id, score, id, …) to the queue's set, with its pin.
+local function add_leases(queue, zadd)
+  redis.call('ZADD', key(queue, 'leases'), '+inf', LEASE_PIN, unpack(zadd))
+end
+
+-- How many leases the queue holds (its pin not counted).
+local function lease_count(queue)
+  return redis.call('ZCOUNT', key(queue, 'leases'), '-inf', '(+inf')
+end
+
+-- Deletes the leases set when it holds no lease, only its pin.
+local function drop_empty_leases(queue)
+  if lease_count(queue) == 0 then redis.call('DEL', key(queue, 'leases')) end
+end
+
+-- Removes the leases of `ids` (a list).
+local function drop_leases(queue, ids)
+  redis.call('ZREM', key(queue, 'leases'), unpack(ids))
+end
+
+-- Removes the leases of `ids`; the set goes if none is left.
+local function end_leases(queue, ids)
+  drop_leases(queue, ids)
+  drop_empty_leases(queue)
+end
+
 -- Wakes one blocked worker of a queue (workers BLPOP the wake list).
 local function wake(queue)
   redis.call('LPUSH', key(queue, 'wake'), '1')

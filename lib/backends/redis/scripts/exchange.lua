@@ -54,6 +54,8 @@ local stale = {}
 -- kept, so nothing would mark the finish for a resend): the memo below then stays that long.
 local dropped = 0
 local parked = key(QUEUE, 'parked')
+-- True when this call removed leases and so may leave the set with its pin alone (common.lua).
+local unleased = false
 
 -- This very call again (ioredis resends a command whose reply was lost with its connection): its
 -- finishes and reservations were made by the first run, which left a memo (below). Answer as that
@@ -141,6 +143,7 @@ if nf > 0 then
     local only = {}
     for i = 1, #gone, 2 do only[#only + 1] = gone[i] end
     redis.call('ZREM', leases, unpack(only))
+    unleased = true
   end
   if #had_deps > 0 then redis.call('HDEL', key(QUEUE, 'dependents'), unpack(had_deps)) end
   if listing then gc_step(QUEUE, 2 * nf + 20) end
@@ -240,5 +243,7 @@ elseif memo then
   -- A worker's calls follow one another: this one means the last reply arrived.
   redis.call('DEL', memo_key)
 end
+-- Leases reserved here keep the set; else it goes if none is left.
+if unleased and #reserved == 0 then drop_empty_leases(QUEUE) end
 flush_all()
 return { stale, reserved, next_due, mine, owed or NONE }

@@ -41,5 +41,5 @@ if lim then
   for lname in pairs(lim) do waiting = waiting + redis.call('ZCARD', key(QUEUE, 'lw:' .. lname)) end
 end
 return { waiting, redis.call('ZCARD', key(QUEUE, 'delayed')),
-  redis.call('SCARD', key(QUEUE, 'pending')), redis.call('ZCARD', key(QUEUE, 'leases')), oldest,
+  redis.call('SCARD', key(QUEUE, 'pending')), lease_count(QUEUE), oldest,
   now(), workers, conf(QUEUE).paused and 1 or 0 }

@@ -96,8 +96,10 @@ for s in pairs(want_status) do
 end
 if only_live and ARGV[9] == '1' then
   local ids = {}
-  if want_status.processing and redis.call('ZCARD', leases) <= 10000 then
-    for _, id in ipairs(redis.call('ZRANGE', leases, 0, -1)) do ids[#ids + 1] = id end
+  if want_status.processing and lease_count(QUEUE) <= 10000 then
+    for _, id in ipairs(redis.call('ZRANGE', leases, '-inf', '(+inf', 'BYSCORE')) do
+      ids[#ids + 1] = id
+    end
   else
     only_live = want_status.processing == nil
   end

@@ -143,7 +143,7 @@ local function reserve(queue, max, nonce, take, worker)
   end
   if #hset > 0 then
     redis.call('HSET', key(queue, 'tokens'), unpack(hset))
-    redis.call('ZADD', key(queue, 'leases'), unpack(zadd))
+    add_leases(queue, zadd)
   end
   return reserved, popped, drained, longest
 end

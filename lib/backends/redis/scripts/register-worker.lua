@@ -7,7 +7,7 @@
   ARGV[5]  the worker's info, JSON (ignored when unregistering)
   Unregistering also drops the worker's park and releases what was handed over to it and never
   popped (back first in line, the attempt uncounted), and drops the sweep record (`swept`, see
-  sweep.lua) of a queue left without work.
+  sweep.lua) of a queue left without work, and its leases set when no lease is left in it.
   Returns: 1. The `workers` hash holds "<until epoch ms>|<JSON>" per worker and expires with its
   longest-lived registration.
 ]]
@@ -23,14 +23,17 @@ if ttl == 0 then
     local h = v and read_held(v)
     if h and h.token == token then
       redis.call('HDEL', tokens, id, 'p:' .. id)
-      redis.call('ZREM', key(QUEUE, 'leases'), id)
+      drop_leases(QUEUE, { id })
       if h.holds then free_slots(QUEUE, id, h.name) end
       release(QUEUE, id, tonumber(h.prio))
     end
   end
   redis.call('DEL', key(QUEUE, 'l:' .. ARGV[3]))
-  -- The sweep record (sweep.lua) of a queue left without work (nothing leased, ready or delayed).
-  if redis.call('ZCARD', key(QUEUE, 'leases')) == 0 and redis.call('LLEN', key(QUEUE, 'wait')) == 0
+  -- The sweep record (sweep.lua) of a queue left without work (nothing leased, ready or delayed),
+  -- and a leases set left with its pin alone (common.lua).
+  local leased = lease_count(QUEUE)
+  if leased == 0 then redis.call('DEL', key(QUEUE, 'leases')) end
+  if leased == 0 and redis.call('LLEN', key(QUEUE, 'wait')) == 0
     and redis.call('ZCARD', key(QUEUE, 'delayed')) == 0 and
     redis.call('EXISTS', key(QUEUE, 'prio')) == 0 then
     redis.call('DEL', key(QUEUE, 'swept'))

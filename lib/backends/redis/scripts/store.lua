@@ -404,7 +404,7 @@ local function cancel_one(queue, id, unlinked)
       x.held, x.tag = held, held and token_tag(held.token)
       x.progress = redis.call('HGET', tokens, 'p:' .. id) or nil
       redis.call('HDEL', tokens, id, 'p:' .. id)
-      redis.call('ZREM', key(queue, 'leases'), id)
+      end_leases(queue, { id })
       tell(queue, 'c' .. id)
     elseif not unlinked and not unline(queue, id, h.p) then
       unhold(queue, id)

@@ -93,7 +93,7 @@ if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
       end
     end
     if #zadd > 0 then redis.call('ZADD', leases, 'XX', unpack(zadd)) end
-    if #orphans > 0 then redis.call('ZREM', leases, unpack(orphans)) end
+    if #orphans > 0 then drop_leases(QUEUE, orphans) end
   end
   -- More lapsed in the stall than one call takes: the next sweep goes on from the same record,
   -- and nothing is acted on until every such lease has had its one more.
@@ -108,6 +108,7 @@ redis.call('SET', swept, now(), 'PX', 86400000)
 
 local lapsed = redis.call('ZRANGE', leases, '-inf', '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
 if #lapsed == 0 then
+  drop_empty_leases(QUEUE)
   flush_all()
   return { 0, owed or NONE }
 end
@@ -166,6 +167,7 @@ for i, id in ipairs(lapsed) do
   end
 end
 redis.call('HDEL', tokens, unpack(fields))
-redis.call('ZREM', leases, unpack(lapsed))
+drop_leases(QUEUE, lapsed)
+drop_empty_leases(QUEUE)
 flush_all()
 return { #lapsed, owed or NONE }
