@@ -31,7 +31,7 @@ local function admit_pending(queue, id, body, listed)
   for slot, dep in ipairs(header.d) do
     local dq, did = dep[1], dep[2]
     local elsewhere = SPLIT and dq ~= queue
-    local arg = not elsewhere and redis.call('GET', record(dq, did))
+    local arg = not elsewhere and rcall('GET', record(dq, did))
     if elsewhere then
       -- On another slot: link.lua registers the task there in a second step (owe()).
       owe('L\t' .. id .. '\t' .. (slot - 1), dq .. '\t' .. did .. '\t' .. header.g)
@@ -39,7 +39,7 @@ local function admit_pending(queue, id, body, listed)
     elseif arg and is_live(arg) then
       local dkey = key(dq, 'dependents')
       local line = queue .. '\t' .. id .. '\t' .. (slot - 1) .. '\t' .. header.g .. '\n'
-      redis.call('HSET', dkey, did, (redis.call('HGET', dkey, did) or '') .. line)
+      rcall('HSET', dkey, did, (rcall('HGET', dkey, did) or '') .. line)
       missing = missing + 1
     else
       local out = arg and stored_outcome(arg) or expired_outcome('unknown', dq, did, GONE)
@@ -56,14 +56,14 @@ local function admit_pending(queue, id, body, listed)
     settle(queue, id, failed, { h = header, rec = body, made = 0, deps = false, listed = listed })
     return
   end
-  redis.call('HSET', key(queue, 's:' .. id), 'm', missing, unpack(slots))
+  rcall('HSET', key(queue, 's:' .. id), 'm', missing, unpack(slots))
   local tkey = record(queue, id)
   if missing > 0 then
-    redis.call('SET', tkey, body)
-    redis.call('SADD', key(queue, 'pending'), id)
+    rcall('SET', tkey, body)
+    rcall('SADD', key(queue, 'pending'), id)
   else
     local rec = 'E' .. string.sub(body, 2)
-    redis.call('SET', tkey, rec)
+    rcall('SET', tkey, rec)
     on_ready(queue, id, rec, header)
   end
 end
@@ -73,10 +73,10 @@ end
 local function admit(queue, id, run_at, body, meta, i)
   local tkey = record(queue, id)
   local fresh = body
-  if redis.call('SET', tkey, body, 'NX') then
+  if rcall('SET', tkey, body, 'NX') then
     fresh = nil
   else
-    local h = held(redis.call('GET', tkey), body)
+    local h = held(rcall('GET', tkey), body)
     if h == 'dup' then return 0 end
     if h == 'ok' then return 1 end
   end
@@ -89,7 +89,7 @@ local function admit(queue, id, run_at, body, meta, i)
     admit_pending(queue, id, body, c.listing)
     return 1
   end
-  if fresh then redis.call('SET', tkey, body) end
+  if fresh then rcall('SET', tkey, body) end
   written[id], written_meta[id] = body, meta
   if flags == '' then
     make_ready(queue, id, run_at, 0)

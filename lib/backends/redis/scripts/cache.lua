@@ -10,14 +10,14 @@ local action = ARGV[3]
 cache_expire(QUEUE)
 local cache, lru, exp = key(QUEUE, 'cache'), key(QUEUE, 'clru'), key(QUEUE, 'cexp')
 if action == 'delete' then
-  local n = redis.call('HDEL', cache, ARGV[4])
-  redis.call('ZREM', lru, ARGV[4])
-  redis.call('ZREM', exp, ARGV[4])
+  local n = rcall('HDEL', cache, ARGV[4])
+  rcall('ZREM', lru, ARGV[4])
+  rcall('ZREM', exp, ARGV[4])
   return n
 elseif action == 'clear' then
-  local n = redis.call('HLEN', cache)
-  redis.call('DEL', cache, lru, exp)
+  local n = rcall('HLEN', cache)
+  rcall('DEL', cache, lru, exp)
   return n
 end
 -- Past entries beyond what one expiry step takes: count only the live ones.
-return redis.call('HLEN', cache) - redis.call('ZCOUNT', exp, '-inf', now())
+return rcall('HLEN', cache) - rcall('ZCOUNT', exp, '-inf', now())

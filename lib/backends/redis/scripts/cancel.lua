@@ -11,11 +11,11 @@
           cancellable (unknown or finished)
     owed  hand-overs to dependents on other queues (common.lua), SPLIT calls only
 ]]
-local held = redis.call('HEXISTS', key(QUEUE, 'tokens'), ARGV[3]) == 1
+local held = rcall('HEXISTS', key(QUEUE, 'tokens'), ARGV[3]) == 1
 local done = cancel_one(QUEUE, ARGV[3], false)
-if done and redis.call('LLEN', key(QUEUE, 'wait')) == 0 and
-  redis.call('EXISTS', key(QUEUE, 'prio')) == 0 then
-  redis.call('DEL', key(QUEUE, 'wake'))
+if done and rcall('LLEN', key(QUEUE, 'wait')) == 0 and
+  rcall('EXISTS', key(QUEUE, 'prio')) == 0 then
+  rcall('DEL', key(QUEUE, 'wake'))
 end
 flush_all()
 return { done and (held and 2 or 1) or 0, owed or NONE }

@@ -38,6 +38,15 @@
 -- in a second step (owe()).
 local ARGV, PREFIX, QUEUE, SPLIT
 
+-- The standard library and redis.call as locals of the library (upvalues), set by the first call
+-- (begin_common()), since a Redis function library may not read them while it loads. A global is
+-- a table lookup on every use, an upvalue is not: a task costs Redis about 2 % fewer
+-- instructions, a lone call nearly 4 % (docs/redis.md). `rcall` is redis.call.
+local function runtime_globals()
+  return string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, redis.call
+end
+local string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall
+
 -- Mirrors keys.ts queueKey(): worq:{<queue>}:<suffix>.
 local function key(queue, suffix)
   return PREFIX .. ':{' .. queue .. '}:' .. suffix
@@ -52,7 +61,7 @@ local now_ms, now_us, now_s
 -- Server time in ms (one TIME per script call, taken lazily).
 local function now()
   if not now_ms then
-    local t = redis.call('TIME')
+    local t = rcall('TIME')
     now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
     now_ms = math.floor(now_us / 1000)
   end
@@ -139,22 +148,22 @@ local LEASE_PIN = '\1pin: keeps this set in its skiplist encoding; never a task 
 
 -- Adds leases (score, id, score, id, …) to the queue's set, with its pin.
 local function add_leases(queue, zadd)
-  redis.call('ZADD', key(queue, 'leases'), '+inf', LEASE_PIN, unpack(zadd))
+  rcall('ZADD', key(queue, 'leases'), '+inf', LEASE_PIN, unpack(zadd))
 end
 
 -- How many leases the queue holds (its pin not counted).
 local function lease_count(queue)
-  return redis.call('ZCOUNT', key(queue, 'leases'), '-inf', '(+inf')
+  return rcall('ZCOUNT', key(queue, 'leases'), '-inf', '(+inf')
 end
 
 -- Deletes the leases set when it holds no lease, only its pin.
 local function drop_empty_leases(queue)
-  if lease_count(queue) == 0 then redis.call('DEL', key(queue, 'leases')) end
+  if lease_count(queue) == 0 then rcall('DEL', key(queue, 'leases')) end
 end
 
 -- Removes the leases of `ids` (a list).
 local function drop_leases(queue, ids)
-  redis.call('ZREM', key(queue, 'leases'), unpack(ids))
+  rcall('ZREM', key(queue, 'leases'), unpack(ids))
 end
 
 -- Removes the leases of `ids`; the set goes if none is left.
@@ -165,7 +174,7 @@ end
 
 -- Wakes one blocked worker of a queue (workers BLPOP the wake list).
 local function wake(queue)
-  redis.call('LPUSH', key(queue, 'wake'), '1')
+  rcall('LPUSH', key(queue, 'wake'), '1')
 end
 
 -- Queue settings (hash `conf`), read once per queue and call; absent fields take the defaults of
@@ -177,7 +186,7 @@ local function conf(queue)
   if c then return c end
   c = { paused = false, events = true, evmax = 10000, metrics = true, listing = true,
     csize = 10000, cttl = 3600000 }
-  local flat = redis.call('HGETALL', key(queue, 'conf'))
+  local flat = rcall('HGETALL', key(queue, 'conf'))
   for i = 1, #flat, 2 do
     local f, v = flat[i], flat[i + 1]
     if f == 'paused' or f == 'events' or f == 'metrics' or f == 'listing' then
@@ -219,7 +228,7 @@ end
 -- One PUBLISH per client that has outcomes.
 local function flush_outbox()
   for client, box in pairs(outbox) do
-    redis.call('PUBLISH', PREFIX .. ':out:' .. client, cjson.encode(box))
+    rcall('PUBLISH', PREFIX .. ':out:' .. client, cjson.encode(box))
   end
   outbox = {}
 end
@@ -227,7 +236,7 @@ end
 -- Tells the queue's workers (Backend.control): 'c<id>' cancel, 'P' paused, 'R' resumed,
 -- 'S' schedules changed.
 local function tell(queue, message)
-  redis.call('PUBLISH', key(queue, 'ctl'), message)
+  rcall('PUBLISH', key(queue, 'ctl'), message)
 end
 
 -- The outcome part of a stored outcome (its tag, generation and details stripped).
@@ -294,7 +303,7 @@ end
 -- very exchange made before: its reply was lost and ioredis sent the call again), or that a
 -- cancel stored while that token's run was going (the run's late finish changes nothing).
 local function finished_by(queue, id, token)
-  local v = redis.call('GET', record(queue, id))
+  local v = rcall('GET', record(queue, id))
   if not v or is_live(v) then return false end
   local tag = string.match(v, '^[^\n]*\n([^\n]*)\n')
   return tag ~= nil and tag ~= '' and tag == token_tag(token)
@@ -303,7 +312,7 @@ end
 -- True when the task is back in line for another attempt by a finish with `token` (its header's
 -- `f`, requeue()): a retry this very exchange made before (its reply was lost, the call resent).
 local function requeued_by(queue, id, token)
-  local v = redis.call('GET', record(queue, id))
+  local v = rcall('GET', record(queue, id))
   if not v or string.sub(v, 1, 1) ~= 'E' then return false end
   local ok, _, h = pcall(parse_made, v)
   return ok and type(h) == 'table' and h.f ~= nil and h.f == token_tag(token)
@@ -353,8 +362,8 @@ local HANDOVER_GRACE_MS = 1000
 local owed
 local NONE = {}
 local function owe(field, value)
-  redis.call('HSET', key(QUEUE, 'ho'), field, value)
-  redis.call('ZADD', key(QUEUE, 'hos'), digits(now() + HANDOVER_GRACE_MS), field)
+  rcall('HSET', key(QUEUE, 'ho'), field, value)
+  rcall('ZADD', key(QUEUE, 'hos'), digits(now() + HANDOVER_GRACE_MS), field)
   owed = owed or {}
   owed[#owed + 1] = field
   owed[#owed + 1] = value
@@ -362,6 +371,9 @@ end
 
 -- Starts a call: its arguments, and a fresh state for everything above that lives for one call.
 local function begin_common(args)
+  if not rcall then
+    string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall = runtime_globals()
+  end
   ARGV, QUEUE = args, args[2]
   PREFIX = args[1]
   SPLIT = string.byte(PREFIX, -1) == 33 -- '!'

@@ -15,23 +15,23 @@ local action = ARGV[3]
 if action == 'set' then
   local set = {}
   for i = 4, #ARGV do set[#set + 1] = ARGV[i] end
-  if #set > 0 then redis.call('HSET', ckey, unpack(set)) end
+  if #set > 0 then rcall('HSET', ckey, unpack(set)) end
   confs[QUEUE] = nil
   cache_trim(QUEUE)
-  return redis.call('HGETALL', ckey)
+  return rcall('HGETALL', ckey)
 end
 local paused = action == 'pause'
 if conf(QUEUE).paused == paused then return 0 end
 if paused then
-  redis.call('HSET', ckey, 'paused', '1')
-  redis.call('DEL', key(QUEUE, 'parked'))
+  rcall('HSET', ckey, 'paused', '1')
+  rcall('DEL', key(QUEUE, 'parked'))
   event(QUEUE, 'paused', '', '', false)
   tell(QUEUE, 'P')
 else
-  redis.call('HDEL', ckey, 'paused')
+  rcall('HDEL', ckey, 'paused')
   event(QUEUE, 'resumed', '', '', false)
   tell(QUEUE, 'R')
-  if redis.call('LLEN', key(QUEUE, 'wait')) + redis.call('ZCARD', key(QUEUE, 'prio')) > 0 then
+  if rcall('LLEN', key(QUEUE, 'wait')) + rcall('ZCARD', key(QUEUE, 'prio')) > 0 then
     wake(QUEUE)
   end
 end

@@ -62,22 +62,22 @@ local unleased = false
 -- run did, with the reservations still held under their tokens; outcomes the lost reply carried
 -- reach their waiters through the re-check every reconnect makes.
 local memo_key = key(QUEUE, 'l:' .. worker)
-local memo = redis.call('GET', memo_key)
+local memo = rcall('GET', memo_key)
 if memo and string.sub(memo, 1, #nonce + 1) == nonce .. '\n' then
   local first = cjson.decode(string.sub(memo, #nonce + 2))
   local again = {}
   for i = 1, #first[2] - 1, 2 do
     local id, token = first[2][i], first[2][i + 1]
-    local v = redis.call('HGET', tokens, id)
+    local v = rcall('HGET', tokens, id)
     local held = v and read_held(v)
-    local rec = held and held.token == token and redis.call('GET', record(QUEUE, id))
+    local rec = held and held.token == token and rcall('GET', record(QUEUE, id))
     if rec then
       local n = #again
       again[n + 1] = id
       again[n + 2] = token
       again[n + 3] = tonumber(held.attempt)
       again[n + 4] = rec
-      again[n + 5] = has(held.flags, 's') and redis.call('HGETALL', key(QUEUE, 's:' .. id)) or
+      again[n + 5] = has(held.flags, 's') and rcall('HGETALL', key(QUEUE, 's:' .. id)) or
         NO_SLOTS
     end
   end
@@ -91,8 +91,8 @@ if nf > 0 then
     fields[2 * i - 1] = ids[i]
     fields[2 * i] = 'p:' .. ids[i]
   end
-  local held = redis.call('HMGET', tokens, unpack(fields))
-  local deps = redis.call('HMGET', key(QUEUE, 'dependents'), unpack(ids))
+  local held = rcall('HMGET', tokens, unpack(fields))
+  local deps = rcall('HMGET', key(QUEUE, 'dependents'), unpack(ids))
   -- Listed tasks leave the listing when their outcome expires (store.lua); with listing off, the
   -- sweep drops what was listed before.
   local listing = conf(QUEUE).listing
@@ -139,21 +139,21 @@ if nf > 0 then
     end
   end
   if #gone > 0 then
-    redis.call('HDEL', tokens, unpack(gone))
+    rcall('HDEL', tokens, unpack(gone))
     local only = {}
     for i = 1, #gone, 2 do only[#only + 1] = gone[i] end
-    redis.call('ZREM', leases, unpack(only))
+    rcall('ZREM', leases, unpack(only))
     unleased = true
   end
-  if #had_deps > 0 then redis.call('HDEL', key(QUEUE, 'dependents'), unpack(had_deps)) end
+  if #had_deps > 0 then rcall('HDEL', key(QUEUE, 'dependents'), unpack(had_deps)) end
   if listing then gc_step(QUEUE, 2 * nf + 20) end
 end
 
 -- Promote due delayed tasks (FIFO by due time), looking at the earliest one first.
 local first = earliest_due(QUEUE)
 if first and first <= now() then
-  local due = redis.call('ZRANGE', delayed, '-inf', now_str(), 'BYSCORE', 'LIMIT', '0', '1000')
-  redis.call('ZREM', delayed, unpack(due))
+  local due = rcall('ZRANGE', delayed, '-inf', now_str(), 'BYSCORE', 'LIMIT', '0', '1000')
+  rcall('ZREM', delayed, unpack(due))
   for _, m in ipairs(due) do
     local id, prio = split_member(m)
     make_ready(QUEUE, id, 0, prio)
@@ -166,15 +166,15 @@ local reserved, longest = {}, 0
 local paused = conf(QUEUE).paused
 if paused then
   -- Nothing starts: no marker may keep a worker spinning until the resume pushes its own.
-  redis.call('DEL', key(QUEUE, 'wake'))
+  rcall('DEL', key(QUEUE, 'wake'))
 elseif max > 0 then
   local popped, drained
   reserved, popped, drained, longest = reserve(QUEUE, max, nonce, from_wait(QUEUE), worker)
   -- Drained: no marker may outlive the ready work. Else pass the wake on: a woken worker that
   -- leaves ready work behind wakes the next one.
   -- A call that popped nothing leaves the markers alone: one may announce a delayed task's due time.
-  if popped and (drained or redis.call('LLEN', wait) == 0) then
-    redis.call('DEL', key(QUEUE, 'wake'))
+  if popped and (drained or rcall('LLEN', wait) == 0) then
+    rcall('DEL', key(QUEUE, 'wake'))
   elseif popped and woken then
     wake(QUEUE)
   end
@@ -192,20 +192,20 @@ if #reserved < 5 * max and not paused then
     parks = true
     local till = park
     if next_due >= 0 and next_due < till then till = next_due end
-    redis.call('HSET', parked, worker,
+    rcall('HSET', parked, worker,
       digits(slots) .. '|' .. digits(now() + till) .. '|' .. nonce .. 'p')
     -- A park dropped early is harmless (the enqueue wakes the worker with a marker instead): the
     -- hash lives as long as the latest park.
-    redis.call('PEXPIRE', parked, digits(till + 1000))
+    rcall('PEXPIRE', parked, digits(till + 1000))
   end
 end
 -- Whatever this worker asked before, it is not waiting now.
-if not parks then redis.call('HDEL', parked, worker) end
+if not parks then rcall('HDEL', parked, worker) end
 -- Handovers made to this worker since an earlier exchange parked it, while it was too busy to
 -- block on its list (it exchanges again as soon as a task ends, and each exchange parks it anew):
 -- taken here, so that no handed task waits for the worker's next BLPOP. The worker accepts them
 -- beyond `max` (its prefetch holds them until a slot frees).
-local handed = redis.call('LPOP', key(QUEUE, 'h:' .. worker), '100')
+local handed = rcall('LPOP', key(QUEUE, 'h:' .. worker), '100')
 if handed then
   local ids = {}
   for _, message in ipairs(handed) do
@@ -220,7 +220,7 @@ if handed then
   -- Their leases were set when they were handed over: the memo lasts as long as the longest that
   -- is left (a second at least), so a worker killed just after this call leaves it no longer.
   if #ids > 0 then
-    for _, ends in ipairs(redis.call('ZMSCORE', leases, unpack(ids))) do
+    for _, ends in ipairs(rcall('ZMSCORE', leases, unpack(ids))) do
       local left = (tonumber(ends) or 0) - now()
       if left > longest then longest = left end
     end
@@ -237,11 +237,11 @@ if #reserved > 0 or dropped > 0 then
     ids[#ids + 1] = reserved[i]
     ids[#ids + 1] = reserved[i + 1]
   end
-  redis.call('SET', memo_key, nonce .. '\n' .. cjson.encode({ stale, ids }), 'PX',
+  rcall('SET', memo_key, nonce .. '\n' .. cjson.encode({ stale, ids }), 'PX',
     digits(math.max(longest, dropped)))
 elseif memo then
   -- A worker's calls follow one another: this one means the last reply arrived.
-  redis.call('DEL', memo_key)
+  rcall('DEL', memo_key)
 end
 -- Leases reserved here keep the set; else it goes if none is left.
 if unleased and #reserved == 0 then drop_empty_leases(QUEUE) end

@@ -10,13 +10,13 @@
 ]]
 local wait = key(QUEUE, 'wait')
 local oldest = -1
-local last = redis.call('LINDEX', wait, -1)
+local last = rcall('LINDEX', wait, -1)
 if not last then
-  local first = redis.call('ZRANGE', key(QUEUE, 'prio'), 0, 0)
+  local first = rcall('ZRANGE', key(QUEUE, 'prio'), 0, 0)
   last = first[1]
 end
 if last then
-  local rec = redis.call('GET', record(QUEUE, last))
+  local rec = rcall('GET', record(QUEUE, last))
   if rec and is_live(rec) then
     local _, _, h = parse(rec)
     oldest = math.max(h.e or 0, h.u or 0)
@@ -24,7 +24,7 @@ if last then
 end
 local wkey = key(QUEUE, 'workers')
 local workers, dead = {}, {}
-local all = redis.call('HGETALL', wkey)
+local all = rcall('HGETALL', wkey)
 for i = 1, #all, 2 do
   local until_ms = tonumber(string.match(all[i + 1], '^(%d+)|'))
   if until_ms and until_ms > now() then
@@ -34,12 +34,12 @@ for i = 1, #all, 2 do
     dead[#dead + 1] = all[i]
   end
 end
-if #dead > 0 then redis.call('HDEL', wkey, unpack(dead)) end
-local waiting = redis.call('LLEN', wait) + redis.call('ZCARD', key(QUEUE, 'prio'))
+if #dead > 0 then rcall('HDEL', wkey, unpack(dead)) end
+local waiting = rcall('LLEN', wait) + rcall('ZCARD', key(QUEUE, 'prio'))
 local lim = conf(QUEUE).limits
 if lim then
-  for lname in pairs(lim) do waiting = waiting + redis.call('ZCARD', key(QUEUE, 'lw:' .. lname)) end
+  for lname in pairs(lim) do waiting = waiting + rcall('ZCARD', key(QUEUE, 'lw:' .. lname)) end
 end
-return { waiting, redis.call('ZCARD', key(QUEUE, 'delayed')),
-  redis.call('SCARD', key(QUEUE, 'pending')), lease_count(QUEUE), oldest,
+return { waiting, rcall('ZCARD', key(QUEUE, 'delayed')),
+  rcall('SCARD', key(QUEUE, 'pending')), lease_count(QUEUE), oldest,
   now(), workers, conf(QUEUE).paused and 1 or 0 }

@@ -15,8 +15,8 @@ local lim = conf(QUEUE).limits or {}
 local before = lim[lname] and cjson.encode(lim[lname]) or ''
 if spec == '' then
   if before == '' then return 0 end
-  local waiting = redis.call('ZRANGE', key(QUEUE, 'lw:' .. lname), 0, -1, 'WITHSCORES')
-  redis.call('DEL', key(QUEUE, 'lc:' .. lname), key(QUEUE, 'lr:' .. lname),
+  local waiting = rcall('ZRANGE', key(QUEUE, 'lw:' .. lname), 0, -1, 'WITHSCORES')
+  rcall('DEL', key(QUEUE, 'lc:' .. lname), key(QUEUE, 'lr:' .. lname),
     key(QUEUE, 'lw:' .. lname))
   lim[lname] = nil
   for i = #waiting - 1, 1, -2 do
@@ -26,15 +26,15 @@ else
   lim[lname] = cjson.decode(spec)
 end
 if next(lim) then
-  redis.call('HSET', ckey, 'lim', cjson.encode(lim))
+  rcall('HSET', ckey, 'lim', cjson.encode(lim))
 else
-  redis.call('HDEL', ckey, 'lim')
+  rcall('HDEL', ckey, 'lim')
 end
 -- Tasks waiting for a limit that was raised: give each of its free slots to one of them.
 if spec ~= '' and lim[lname].c then
-  local free = lim[lname].c - redis.call('HLEN', key(QUEUE, 'lc:' .. lname))
+  local free = lim[lname].c - rcall('HLEN', key(QUEUE, 'lc:' .. lname))
   if free > 0 then
-    local up = redis.call('ZPOPMIN', key(QUEUE, 'lw:' .. lname), free)
+    local up = rcall('ZPOPMIN', key(QUEUE, 'lw:' .. lname), free)
     for i = #up - 1, 1, -2 do put_first(QUEUE, up[i], math.floor(tonumber(up[i + 1]) / PRIO_UNIT)) end
   end
 end

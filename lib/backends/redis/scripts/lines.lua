@@ -14,7 +14,7 @@ local PRIO_UNIT = 4294967296
 local earliest
 local function earliest_due(queue)
   if earliest[queue] == nil then
-    local first = redis.call('ZRANGE', key(queue, 'delayed'), '0', '0', 'WITHSCORES')
+    local first = rcall('ZRANGE', key(queue, 'delayed'), '0', '0', 'WITHSCORES')
     earliest[queue] = first[2] and tonumber(first[2]) or false
   end
   return earliest[queue]
@@ -52,12 +52,12 @@ end
 local function make_ready(queue, id, run_at, prio)
   if run_at and run_at > 0 and run_at > now() then
     local first = earliest_due(queue)
-    redis.call('ZADD', key(queue, 'delayed'), digits(run_at), delayed_member(id, prio))
+    rcall('ZADD', key(queue, 'delayed'), digits(run_at), delayed_member(id, prio))
     if not first or run_at < first then
       earliest[queue] = run_at
       -- A new earliest due time: let a blocked worker shorten its wait. The key is kept briefly.
       wake(queue)
-      redis.call('PEXPIRE', key(queue, 'wake'), '10000')
+      rcall('PEXPIRE', key(queue, 'wake'), '10000')
     end
     return
   end
@@ -75,13 +75,13 @@ end
 -- work to hand over). True when the queue's lines were empty before (a wake is due).
 local function put_first(queue, id, prio)
   if prio and prio ~= 0 then
-    local n = redis.call('INCR', key(queue, 'pseq'))
-    return redis.call('ZADD', key(queue, 'prio'), digits(prio * PRIO_UNIT - n), id) == 1 and
-      redis.call('ZCARD', key(queue, 'prio')) == 1 and
-      redis.call('LLEN', key(queue, 'wait')) == 0
+    local n = rcall('INCR', key(queue, 'pseq'))
+    return rcall('ZADD', key(queue, 'prio'), digits(prio * PRIO_UNIT - n), id) == 1 and
+      rcall('ZCARD', key(queue, 'prio')) == 1 and
+      rcall('LLEN', key(queue, 'wait')) == 0
   end
-  return redis.call('RPUSH', key(queue, 'wait'), id) == 1 and
-    redis.call('EXISTS', key(queue, 'prio')) == 0
+  return rcall('RPUSH', key(queue, 'wait'), id) == 1 and
+    rcall('EXISTS', key(queue, 'prio')) == 0
 end
 
 -- Puts a reserved task that never started back first in line (its record still counts the
@@ -92,9 +92,9 @@ end
 
 -- Removes a waiting task from whichever line holds it (ready or delayed); false when none did.
 local function unline(queue, id, prio)
-  if redis.call('ZREM', key(queue, 'delayed'), delayed_member(id, prio)) == 1 then return true end
-  if prio and prio ~= 0 then return redis.call('ZREM', key(queue, 'prio'), id) == 1 end
-  return redis.call('LREM', key(queue, 'wait'), 1, id) == 1
+  if rcall('ZREM', key(queue, 'delayed'), delayed_member(id, prio)) == 1 then return true end
+  if prio and prio ~= 0 then return rcall('ZREM', key(queue, 'prio'), id) == 1 end
+  return rcall('LREM', key(queue, 'wait'), 1, id) == 1
 end
 
 local function begin_lines()

@@ -16,11 +16,11 @@ for i = 1, tonumber(ARGV[3]) do
   local base = 4 + (i - 1) * 5
   local dq, did, slot, gen, aid = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3],
     ARGV[base + 4]
-  local arg = redis.call('GET', record(QUEUE, aid))
+  local arg = rcall('GET', record(QUEUE, aid))
   if arg and is_live(arg) then
     local line = dq .. '\t' .. did .. '\t' .. slot .. '\t' .. gen .. '\n'
-    local lines = redis.call('HGET', dkey, aid) or ''
-    if not string.find(lines, line, 1, true) then redis.call('HSET', dkey, aid, lines .. line) end
+    local lines = rcall('HGET', dkey, aid) or ''
+    if not string.find(lines, line, 1, true) then rcall('HSET', dkey, aid, lines .. line) end
     out[i] = ''
   else
     out[i] = arg and stored_outcome(arg) or expired_outcome('unknown', QUEUE, aid, GONE)

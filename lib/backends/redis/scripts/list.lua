@@ -50,8 +50,8 @@ end
 local matches, skipped = {}, 0
 -- Checks candidates (ids with their scores, newest first); returns false once enough matched.
 local function consider(ids, scores)
-  local recs = redis.call('MGET', unpack(ids)) -- ids are record keys here
-  local live = redis.call('ZMSCORE', leases, unpack(scores.ids))
+  local recs = rcall('MGET', unpack(ids)) -- ids are record keys here
+  local live = rcall('ZMSCORE', leases, unpack(scores.ids))
   for i, id in ipairs(scores.ids) do
     local rec = recs[i]
     if rec then
@@ -64,7 +64,7 @@ local function consider(ids, scores)
         else
           local v, p = false, false
           if st == 'processing' then
-            local got = redis.call('HMGET', tokens, id, 'p:' .. id)
+            local got = rcall('HMGET', tokens, id, 'p:' .. id)
             v, p = got[1] or false, got[2] or false
           end
           local m = #matches
@@ -97,21 +97,21 @@ end
 if only_live and ARGV[9] == '1' then
   local ids = {}
   if want_status.processing and lease_count(QUEUE) <= 10000 then
-    for _, id in ipairs(redis.call('ZRANGE', leases, '-inf', '(+inf', 'BYSCORE')) do
+    for _, id in ipairs(rcall('ZRANGE', leases, '-inf', '(+inf', 'BYSCORE')) do
       ids[#ids + 1] = id
     end
   else
     only_live = want_status.processing == nil
   end
-  if want_status.pending and redis.call('SCARD', key(QUEUE, 'pending')) <= 10000 then
-    for _, id in ipairs(redis.call('SMEMBERS', key(QUEUE, 'pending'))) do ids[#ids + 1] = id end
+  if want_status.pending and rcall('SCARD', key(QUEUE, 'pending')) <= 10000 then
+    for _, id in ipairs(rcall('SMEMBERS', key(QUEUE, 'pending'))) do ids[#ids + 1] = id end
   elseif want_status.pending then
     only_live = false
   end
   if only_live then
     local found = {}
     if #ids > 0 then
-      local scores = redis.call('ZMSCORE', key(QUEUE, 'idx'), unpack(ids))
+      local scores = rcall('ZMSCORE', key(QUEUE, 'idx'), unpack(ids))
       for i, id in ipairs(ids) do
         local s = tonumber(scores[i])
         if s and s < high and s > low then
@@ -140,16 +140,16 @@ local source = key(QUEUE, bad_only and 'bad' or 'idx')
 -- Nothing to filter: an offset is skipped by rank (O(log n)), not read entry by entry. An entry
 -- whose outcome expired in the last seconds (before the sweep's clean-up took it out) counts.
 if skip > 0 and any_status and name == '' then
-  local total = redis.call('ZCOUNT', source, min, max)
+  local total = rcall('ZCOUNT', source, min, max)
   if total <= skip then return { matches, total, false } end
-  local above = max == '+inf' and 0 or redis.call('ZCOUNT', source, string.sub(max, 2), '+inf')
-  local at = redis.call('ZRANGE', source, above + skip - 1, above + skip - 1, 'REV', 'WITHSCORES')
+  local above = max == '+inf' and 0 or rcall('ZCOUNT', source, string.sub(max, 2), '+inf')
+  local at = rcall('ZRANGE', source, above + skip - 1, above + skip - 1, 'REV', 'WITHSCORES')
   skipped, max = skip, '(' .. at[2]
 end
 local read = 0
 while read < budget do
   local n = math.min(200, budget - read)
-  local got = redis.call('ZRANGE', source, max, min, 'BYSCORE', 'REV', 'LIMIT', 0, n, 'WITHSCORES')
+  local got = rcall('ZRANGE', source, max, min, 'BYSCORE', 'REV', 'LIMIT', 0, n, 'WITHSCORES')
   if #got == 0 then return { matches, skipped, false } end
   read = read + #got / 2
   if not check(got) then return { matches, skipped, false } end

@@ -11,13 +11,13 @@
 fold_metrics(QUEUE)
 local current = now() - now() % 60000
 local from = current - (tonumber(ARGV[3]) - 1) * 60000
-local totals = redis.call('HGETALL', key(QUEUE, 'mt'))
+local totals = rcall('HGETALL', key(QUEUE, 'mt'))
 for i = 1, #totals - 1, 2 do
   if totals[i] == 'upto' and tonumber(totals[i + 1]) < from then from = tonumber(totals[i + 1]) end
 end
 local minutes = {}
 for m = from, current, 60000 do
-  local flat = redis.call('HGETALL', key(QUEUE, 'm:' .. m))
+  local flat = rcall('HGETALL', key(QUEUE, 'm:' .. m))
   if #flat > 0 then
     minutes[#minutes + 1] = m
     minutes[#minutes + 1] = flat

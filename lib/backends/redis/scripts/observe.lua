@@ -102,7 +102,7 @@ end
 
 local function flush_events(queue, e)
   local n = e.n / 4
-  local last = redis.call('INCRBY', key(queue, 'evn'), digits(n))
+  local last = rcall('INCRBY', key(queue, 'evn'), digits(n))
   local floor = last - conf(queue).evmax
   if floor < 0 then floor = 0 end
   local id = digits(last) .. '-0'
@@ -112,15 +112,15 @@ local function flush_events(queue, e)
   local added = redis.pcall('XADD', skey, 'MINID', '~', digits(floor), id, 'f', body)
   if type(added) == 'table' and added.err then
     -- The counter went back (its key was removed): the stream starts over from it.
-    redis.call('DEL', skey)
-    redis.call('XADD', skey, id, 'f', body)
+    rcall('DEL', skey)
+    rcall('XADD', skey, id, 'f', body)
   end
   -- A queue left alone forgets its events after EVENTS_TTL: the TTL is renewed about every
   -- thousand events (and on the first).
   local start = last - n
   if start == 0 or math.floor(start / 1000) < math.floor(last / 1000) then
-    redis.call('PEXPIRE', skey, digits(EVENTS_TTL))
-    redis.call('PEXPIRE', key(queue, 'evn'), digits(EVENTS_TTL))
+    rcall('PEXPIRE', skey, digits(EVENTS_TTL))
+    rcall('PEXPIRE', key(queue, 'evn'), digits(EVENTS_TTL))
   end
 end
 
@@ -129,18 +129,18 @@ local function flush_metrics(queue, m)
   local mkey = key(queue, 'm:' .. minute)
   local fields = { 'z' }
   for f in pairs(m) do fields[#fields + 1] = f end
-  local old = redis.call('HMGET', mkey, unpack(fields))
+  local old = rcall('HMGET', mkey, unpack(fields))
   local set = { 'z', '1' }
   for i = 2, #fields do
     set[#set + 1] = fields[i]
     set[#set + 1] = digits((tonumber(old[i]) or 0) + m[fields[i]])
   end
-  redis.call('HSET', mkey, unpack(set))
+  rcall('HSET', mkey, unpack(set))
   if not old[1] then
-    redis.call('PEXPIREAT', mkey, digits(tonumber(minute) + 1441 * 60000))
+    rcall('PEXPIREAT', mkey, digits(tonumber(minute) + 1441 * 60000))
     -- The totals begin with the queue's first minute (fold_metrics()).
-    if redis.call('HSETNX', key(queue, 'mt'), 'upto', minute) == 1 then
-      redis.call('PEXPIRE', key(queue, 'mt'), 30 * 86400000)
+    if rcall('HSETNX', key(queue, 'mt'), 'upto', minute) == 1 then
+      rcall('PEXPIRE', key(queue, 'mt'), 30 * 86400000)
     end
   end
 end
@@ -150,12 +150,12 @@ end
 -- so that the totals only grow. The sweep calls it.
 local function fold_metrics(queue)
   local mt = key(queue, 'mt')
-  local upto = tonumber(redis.call('HGET', mt, 'upto') or '')
+  local upto = tonumber(rcall('HGET', mt, 'upto') or '')
   if not upto then return end
   local current = now() - now() % 60000
   local acc, steps = {}, 0
   while upto < current and steps < 60 do
-    local flat = redis.call('HGETALL', key(queue, 'm:' .. upto))
+    local flat = rcall('HGETALL', key(queue, 'm:' .. upto))
     for i = 1, #flat - 1, 2 do
       if flat[i] ~= 'z' then acc[flat[i]] = (acc[flat[i]] or 0) + tonumber(flat[i + 1]) end
     end
@@ -167,14 +167,14 @@ local function fold_metrics(queue)
   for f in pairs(acc) do fields[#fields + 1] = f end
   local set = { 'upto', upto }
   if #fields > 0 then
-    local old = redis.call('HMGET', mt, unpack(fields))
+    local old = rcall('HMGET', mt, unpack(fields))
     for i, f in ipairs(fields) do
       set[#set + 1] = f
       set[#set + 1] = (tonumber(old[i]) or 0) + acc[f]
     end
   end
-  redis.call('HSET', mt, unpack(set))
-  redis.call('PEXPIRE', mt, 30 * 86400000)
+  rcall('HSET', mt, unpack(set))
+  rcall('PEXPIRE', mt, 30 * 86400000)
 end
 
 -- Writes what this call observed.

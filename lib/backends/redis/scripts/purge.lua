@@ -8,20 +8,20 @@
 ]]
 local wait, prio, delayed = key(QUEUE, 'wait'), key(QUEUE, 'prio'), key(QUEUE, 'delayed')
 local pending = key(QUEUE, 'pending')
-local ids = redis.call('LRANGE', wait, 0, -1)
-for _, id in ipairs(redis.call('ZRANGE', prio, 0, -1)) do ids[#ids + 1] = id end
-for _, m in ipairs(redis.call('ZRANGE', delayed, 0, -1)) do ids[#ids + 1] = (split_member(m)) end
-for _, id in ipairs(redis.call('SMEMBERS', pending)) do ids[#ids + 1] = id end
+local ids = rcall('LRANGE', wait, 0, -1)
+for _, id in ipairs(rcall('ZRANGE', prio, 0, -1)) do ids[#ids + 1] = id end
+for _, m in ipairs(rcall('ZRANGE', delayed, 0, -1)) do ids[#ids + 1] = (split_member(m)) end
+for _, id in ipairs(rcall('SMEMBERS', pending)) do ids[#ids + 1] = id end
 local gone = { wait, prio, delayed, pending }
 local lim = conf(QUEUE).limits
 if lim then
   for lname in pairs(lim) do
     local lw = key(QUEUE, 'lw:' .. lname)
-    for _, id in ipairs(redis.call('ZRANGE', lw, 0, -1)) do ids[#ids + 1] = id end
+    for _, id in ipairs(rcall('ZRANGE', lw, 0, -1)) do ids[#ids + 1] = id end
     gone[#gone + 1] = lw
   end
 end
-redis.call('DEL', unpack(gone))
+rcall('DEL', unpack(gone))
 local count = 0
 for _, id in ipairs(ids) do
   if cancel_one(QUEUE, id, true) then count = count + 1 end
@@ -36,5 +36,5 @@ for i, q in ipairs(ready_order) do
   end
 end
 flush_all()
-redis.call('DEL', delayed, prio, key(QUEUE, 'wake'))
+rcall('DEL', delayed, prio, key(QUEUE, 'wake'))
 return { count, owed or NONE }

@@ -75,7 +75,7 @@ local function reserve(queue, max, nonce, take, worker)
     if #ids < max - taken then drained = true end
     for _, id in ipairs(ids) do
       local rec, meta = written[id], written_meta[id]
-      if not rec then rec = redis.call('GET', record(queue, id)) end
+      if not rec then rec = rcall('GET', record(queue, id)) end
       local state = rec and string.sub(rec, 1, 1)
       local made, heartrate, slots, name, enq, due
       if meta then
@@ -92,7 +92,7 @@ local function reserve(queue, max, nonce, take, worker)
           if ok and valid_header(h) and m then
             made, heartrate, name = m, h.h, h.n
             enq, due, meta = header_meta(h)
-            if h.d ~= nil then slots = redis.call('HGETALL', key(queue, 's:' .. id)) end
+            if h.d ~= nil then slots = rcall('HGETALL', key(queue, 's:' .. id)) end
           else
             -- A record that cannot be read (written by something other than worq, or cut short)
             -- fails as a task of its own instead of failing this whole call and the tasks it
@@ -142,7 +142,7 @@ local function reserve(queue, max, nonce, take, worker)
     end
   end
   if #hset > 0 then
-    redis.call('HSET', key(queue, 'tokens'), unpack(hset))
+    rcall('HSET', key(queue, 'tokens'), unpack(hset))
     add_leases(queue, zadd)
   end
   return reserved, popped, drained, longest
@@ -151,21 +151,21 @@ end
 -- Takes ids in priority order: priorities below 0 (`prio`), then 0 (`wait`), then above (`prio`).
 local function from_wait(queue)
   local wait, pkey = key(queue, 'wait'), key(queue, 'prio')
-  local prioritized = redis.call('EXISTS', pkey) == 1
+  local prioritized = rcall('EXISTS', pkey) == 1
   if not prioritized then
     return function(n)
-      return redis.call('RPOP', wait, digits(n))
+      return rcall('RPOP', wait, digits(n))
     end
   end
   return function(n)
-    local ids = redis.call('ZRANGE', pkey, '-inf', '(0', 'BYSCORE', 'LIMIT', '0', digits(n))
+    local ids = rcall('ZRANGE', pkey, '-inf', '(0', 'BYSCORE', 'LIMIT', '0', digits(n))
     if #ids > 0 then
-      redis.call('ZREM', pkey, unpack(ids))
+      rcall('ZREM', pkey, unpack(ids))
       return ids
     end
-    ids = redis.call('RPOP', wait, digits(n))
+    ids = rcall('RPOP', wait, digits(n))
     if ids then return ids end
-    local popped = redis.call('ZPOPMIN', pkey, digits(n))
+    local popped = rcall('ZPOPMIN', pkey, digits(n))
     if #popped == 0 then return nil end
     ids = {}
     for i = 1, #popped - 1, 2 do ids[#ids + 1] = popped[i] end
@@ -207,24 +207,24 @@ local function hand_over(queue, parks, take)
       -- 'p', and how many were handed before (none for the first).
       local slots, till, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(.+)$')
       if not (slots and tonumber(till) > now()) then
-        redis.call('HDEL', pkey, worker)
+        rcall('HDEL', pkey, worker)
       else
         local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take, worker)
         local left = tonumber(slots) - #got / 5
         local base, before = string.match(nonce, '^(.-p)(%d*)$')
         if left > 0 and base then
           local next_nonce = base .. digits((tonumber(before) or 0) + #got / 5)
-          redis.call('HSET', pkey, worker, digits(left) .. '|' .. till .. '|' .. next_nonce)
+          rcall('HSET', pkey, worker, digits(left) .. '|' .. till .. '|' .. next_nonce)
         else
-          redis.call('HDEL', pkey, worker)
+          rcall('HDEL', pkey, worker)
         end
         if #got > 0 then
           local list = key(queue, 'h:' .. worker)
-          redis.call('LPUSH', list, cjson.encode(got))
+          rcall('LPUSH', list, cjson.encode(got))
           -- Unpopped (the worker died parked), the reservations lapse with their leases; the
           -- sweep that finds them puts them back uncounted and deletes the list, which otherwise
           -- goes a minute after them.
-          redis.call('PEXPIRE', list, digits(longest + 60000))
+          rcall('PEXPIRE', list, digits(longest + 60000))
         end
         if drained then return end
       end
@@ -236,7 +236,7 @@ end
 -- the list goes.
 local function unpopped(queue, worker)
   local list, found = key(queue, 'h:' .. worker), {}
-  for _, message in ipairs(redis.call('LRANGE', list, 0, -1)) do
+  for _, message in ipairs(rcall('LRANGE', list, 0, -1)) do
     local ok, got = pcall(cjson.decode, message)
     if ok and type(got) == 'table' then
       for j = 1, #got - 4, 5 do
@@ -245,7 +245,7 @@ local function unpopped(queue, worker)
       end
     end
   end
-  redis.call('DEL', list)
+  rcall('DEL', list)
   return found
 end
 
@@ -259,18 +259,18 @@ local function flush_ready()
     local wait = key(queue, 'wait')
     local paused = conf(queue).paused
     if #plist > 0 then
-      local n = redis.call('INCRBY', key(queue, 'pseq'), digits(#plist / 2))
+      local n = rcall('INCRBY', key(queue, 'pseq'), digits(#plist / 2))
       local zadd = {}
       for i = 1, #plist - 1, 2 do
         zadd[#zadd + 1] = digits(plist[i + 1] * PRIO_UNIT + n - (#plist - i - 1) / 2)
         zadd[#zadd + 1] = plist[i]
       end
-      redis.call('ZADD', key(queue, 'prio'), unpack(zadd))
+      rcall('ZADD', key(queue, 'prio'), unpack(zadd))
     end
-    local parks = paused and {} or redis.call('HGETALL', key(queue, 'parked'))
+    local parks = paused and {} or rcall('HGETALL', key(queue, 'parked'))
     local from, empty = 1, nil
     if #parks > 0 and #plist == 0 then
-      empty = redis.call('LLEN', wait) == 0 and redis.call('EXISTS', key(queue, 'prio')) == 0
+      empty = rcall('LLEN', wait) == 0 and rcall('EXISTS', key(queue, 'prio')) == 0
       if empty then
         local take, next_index = from_list(list)
         hand_over(queue, parks, take)
@@ -280,15 +280,15 @@ local function flush_ready()
     end
     local left = 0
     for i = from, #list, 5000 do
-      left = redis.call('LPUSH', wait, unpack(list, i, math.min(i + 4999, #list)))
+      left = rcall('LPUSH', wait, unpack(list, i, math.min(i + 4999, #list)))
     end
     local pushed = #list - from + 1 + #plist / 2
     if #parks > 0 then
       hand_over(queue, parks, from_wait(queue))
-      left = redis.call('LLEN', wait) + redis.call('ZCARD', key(queue, 'prio'))
+      left = rcall('LLEN', wait) + rcall('ZCARD', key(queue, 'prio'))
     elseif #plist > 0 then
-      if left == 0 then left = redis.call('LLEN', wait) end
-      left = left + redis.call('ZCARD', key(queue, 'prio'))
+      if left == 0 then left = rcall('LLEN', wait) end
+      left = left + rcall('ZCARD', key(queue, 'prio'))
     end
     -- Wake a blocked worker where the lines were empty before this call's work arrived.
     if not paused and left > 0 and (empty or left == pushed) then wake(queue) end

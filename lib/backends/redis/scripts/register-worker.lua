@@ -14,33 +14,33 @@
 local wkey = key(QUEUE, 'workers')
 local ttl = tonumber(ARGV[4])
 if ttl == 0 then
-  redis.call('HDEL', wkey, ARGV[3])
-  redis.call('HDEL', key(QUEUE, 'parked'), ARGV[3])
+  rcall('HDEL', wkey, ARGV[3])
+  rcall('HDEL', key(QUEUE, 'parked'), ARGV[3])
   local tokens, handed = key(QUEUE, 'tokens'), unpopped(QUEUE, ARGV[3])
   for i = 1, #handed - 1, 2 do
     local id, token = handed[i], handed[i + 1]
-    local v = redis.call('HGET', tokens, id)
+    local v = rcall('HGET', tokens, id)
     local h = v and read_held(v)
     if h and h.token == token then
-      redis.call('HDEL', tokens, id, 'p:' .. id)
+      rcall('HDEL', tokens, id, 'p:' .. id)
       drop_leases(QUEUE, { id })
       if h.holds then free_slots(QUEUE, id, h.name) end
       release(QUEUE, id, tonumber(h.prio))
     end
   end
-  redis.call('DEL', key(QUEUE, 'l:' .. ARGV[3]))
+  rcall('DEL', key(QUEUE, 'l:' .. ARGV[3]))
   -- The sweep record (sweep.lua) of a queue left without work (nothing leased, ready or delayed),
   -- and a leases set left with its pin alone (common.lua).
   local leased = lease_count(QUEUE)
-  if leased == 0 then redis.call('DEL', key(QUEUE, 'leases')) end
-  if leased == 0 and redis.call('LLEN', key(QUEUE, 'wait')) == 0
-    and redis.call('ZCARD', key(QUEUE, 'delayed')) == 0 and
-    redis.call('EXISTS', key(QUEUE, 'prio')) == 0 then
-    redis.call('DEL', key(QUEUE, 'swept'))
+  if leased == 0 then rcall('DEL', key(QUEUE, 'leases')) end
+  if leased == 0 and rcall('LLEN', key(QUEUE, 'wait')) == 0
+    and rcall('ZCARD', key(QUEUE, 'delayed')) == 0 and
+    rcall('EXISTS', key(QUEUE, 'prio')) == 0 then
+    rcall('DEL', key(QUEUE, 'swept'))
   end
   flush_all()
   return 1
 end
-redis.call('HSET', wkey, ARGV[3], (now() + ttl) .. '|' .. ARGV[5])
-if redis.call('PTTL', wkey) < ttl then redis.call('PEXPIRE', wkey, ttl) end
+rcall('HSET', wkey, ARGV[3], (now() + ttl) .. '|' .. ARGV[5])
+if rcall('PTTL', wkey) < ttl then rcall('PEXPIRE', wkey, ttl) end
 return 1

@@ -17,18 +17,18 @@
 local skey, state = key(QUEUE, 'sched'), key(QUEUE, 'sstate')
 local action, id = ARGV[3], ARGV[4]
 if action == 'put' then
-  redis.call('HSET', skey, id, ARGV[5])
-  redis.call('HSET', state, id, ARGV[6])
+  rcall('HSET', skey, id, ARGV[5])
+  rcall('HSET', state, id, ARGV[6])
   tell(QUEUE, 'S')
   return 1
 elseif action == 'remove' then
-  local n = redis.call('HDEL', skey, id)
-  redis.call('HDEL', state, id)
+  local n = rcall('HDEL', skey, id)
+  rcall('HDEL', state, id)
   if n == 1 then tell(QUEUE, 'S') end
   return n
 end
 if ARGV[7] ~= '' then SELF = ARGV[7] end
-local v = redis.call('HGET', state, id)
+local v = rcall('HGET', state, id)
 if not v then return { 0, {} } end
 local next_due, last, runs = string.match(v, '^([^|]*)|([^|]*)|(%d+)$')
 if next_due ~= ARGV[5] then return { 0, {} } end
@@ -36,6 +36,6 @@ if ARGV[8] then
   last, runs = ARGV[5], tonumber(runs) + 1
   admit(QUEUE, ARGV[8], tonumber(ARGV[9]), ARGV[10], ARGV[11], 0)
 end
-redis.call('HSET', state, id, ARGV[6] .. '|' .. last .. '|' .. runs)
+rcall('HSET', state, id, ARGV[6] .. '|' .. last .. '|' .. runs)
 flush_all()
 return { 1, mine, owed or NONE }

@@ -34,12 +34,12 @@ local function take_slots(queue, id, name, token)
   if not b then return 'ok', false end
   local t = now()
   for _, l in ipairs(b) do
-    if l.c and redis.call('HLEN', key(queue, 'lc:' .. l.name)) >= l.c then return 'hold', l.name end
+    if l.c and rcall('HLEN', key(queue, 'lc:' .. l.name)) >= l.c then return 'hold', l.name end
     if l.r then
       local rkey = key(queue, 'lr:' .. l.name)
-      redis.call('ZREMRANGEBYSCORE', rkey, '-inf', t - l.r[2])
-      if redis.call('ZCARD', rkey) >= l.r[1] then
-        local oldest = redis.call('ZRANGE', rkey, 0, 0, 'WITHSCORES')
+      rcall('ZREMRANGEBYSCORE', rkey, '-inf', t - l.r[2])
+      if rcall('ZCARD', rkey) >= l.r[1] then
+        local oldest = rcall('ZRANGE', rkey, 0, 0, 'WITHSCORES')
         return 'until', tonumber(oldest[2]) + l.r[2]
       end
     end
@@ -47,13 +47,13 @@ local function take_slots(queue, id, name, token)
   local holds = false
   for _, l in ipairs(b) do
     if l.c then
-      redis.call('HSET', key(queue, 'lc:' .. l.name), id, token)
+      rcall('HSET', key(queue, 'lc:' .. l.name), id, token)
       holds = true
     end
     if l.r then
       local rkey = key(queue, 'lr:' .. l.name)
-      redis.call('ZADD', rkey, t, token)
-      redis.call('PEXPIRE', rkey, l.r[2] + 1000)
+      rcall('ZADD', rkey, t, token)
+      rcall('PEXPIRE', rkey, l.r[2] + 1000)
     end
   end
   return 'ok', holds
@@ -61,8 +61,8 @@ end
 
 -- Puts task `id` aside until a slot of limit `lname` frees.
 local function hold(queue, id, prio, lname)
-  local n = redis.call('INCR', key(queue, 'pseq'))
-  redis.call('ZADD', key(queue, 'lw:' .. lname), (prio or 0) * PRIO_UNIT + n, id)
+  local n = rcall('INCR', key(queue, 'pseq'))
+  rcall('ZADD', key(queue, 'lw:' .. lname), (prio or 0) * PRIO_UNIT + n, id)
 end
 
 -- Gives back the slots task `id` holds; for each freed slot, the first task waiting for that
@@ -71,8 +71,8 @@ local function free_slots(queue, id, name)
   local b = binding(queue, name)
   if not b then return end
   for _, l in ipairs(b) do
-    if l.c and redis.call('HDEL', key(queue, 'lc:' .. l.name), id) == 1 then
-      local first = redis.call('ZPOPMIN', key(queue, 'lw:' .. l.name))
+    if l.c and rcall('HDEL', key(queue, 'lc:' .. l.name), id) == 1 then
+      local first = rcall('ZPOPMIN', key(queue, 'lw:' .. l.name))
       if first[1] then
         put_first(queue, first[1], math.floor(tonumber(first[2]) / PRIO_UNIT))
         if not conf(queue).paused then wake(queue) end
@@ -86,7 +86,7 @@ local function unhold(queue, id)
   local lim = conf(queue).limits
   if not lim then return false end
   for lname in pairs(lim) do
-    if redis.call('ZREM', key(queue, 'lw:' .. lname), id) == 1 then return true end
+    if rcall('ZREM', key(queue, 'lw:' .. lname), id) == 1 then return true end
   end
   return false
 end
@@ -102,39 +102,39 @@ end
 -- Drops up to 100 expired cache entries of the queue.
 local function cache_expire(queue)
   local ekey = key(queue, 'cexp')
-  local gone = redis.call('ZRANGE', ekey, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 100)
+  local gone = rcall('ZRANGE', ekey, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 100)
   if #gone > 0 then
-    redis.call('HDEL', key(queue, 'cache'), unpack(gone))
-    redis.call('ZREM', key(queue, 'clru'), unpack(gone))
-    redis.call('ZREM', ekey, unpack(gone))
+    rcall('HDEL', key(queue, 'cache'), unpack(gone))
+    rcall('ZREM', key(queue, 'clru'), unpack(gone))
+    rcall('ZREM', ekey, unpack(gone))
   end
 end
 
 -- The cached outcome under `ckey` (marked as just used), or nil.
 local function cache_get(queue, ckey)
   cache_expire(queue)
-  local v = redis.call('HGET', key(queue, 'cache'), ckey)
-  if v then redis.call('ZADD', key(queue, 'clru'), lru_score(), ckey) end
+  local v = rcall('HGET', key(queue, 'cache'), ckey)
+  if v then rcall('ZADD', key(queue, 'clru'), lru_score(), ckey) end
   return v or nil
 end
 
 -- Evicts the least recently used entries past the queue's `cacheSize`.
 local function cache_trim(queue)
   local lru = key(queue, 'clru')
-  local over = redis.call('ZCARD', lru) - conf(queue).csize
+  local over = rcall('ZCARD', lru) - conf(queue).csize
   if over > 0 then
-    local victims = redis.call('ZRANGE', lru, 0, over - 1)
-    redis.call('HDEL', key(queue, 'cache'), unpack(victims))
-    redis.call('ZREM', lru, unpack(victims))
-    redis.call('ZREM', key(queue, 'cexp'), unpack(victims))
+    local victims = rcall('ZRANGE', lru, 0, over - 1)
+    rcall('HDEL', key(queue, 'cache'), unpack(victims))
+    rcall('ZREM', lru, unpack(victims))
+    rcall('ZREM', key(queue, 'cexp'), unpack(victims))
   end
 end
 
 -- Keeps a completed outcome under `ckey` for `ttl` ms (0: the queue's cacheTtl).
 local function cache_put(queue, ckey, outcome, ttl)
   if not ttl or ttl <= 0 then ttl = conf(queue).cttl end
-  redis.call('HSET', key(queue, 'cache'), ckey, outcome)
-  redis.call('ZADD', key(queue, 'clru'), lru_score(), ckey)
-  redis.call('ZADD', key(queue, 'cexp'), now() + ttl, ckey)
+  rcall('HSET', key(queue, 'cache'), ckey, outcome)
+  rcall('ZADD', key(queue, 'clru'), lru_score(), ckey)
+  rcall('ZADD', key(queue, 'cexp'), now() + ttl, ckey)
   cache_trim(queue)
 end

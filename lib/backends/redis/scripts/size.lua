@@ -5,10 +5,10 @@
   ARGV[2]  queue
   Returns: the count.
 ]]
-local n = redis.call('LLEN', key(QUEUE, 'wait')) + redis.call('ZCARD', key(QUEUE, 'prio')) +
-  redis.call('ZCARD', key(QUEUE, 'delayed')) + redis.call('SCARD', key(QUEUE, 'pending'))
+local n = rcall('LLEN', key(QUEUE, 'wait')) + rcall('ZCARD', key(QUEUE, 'prio')) +
+  rcall('ZCARD', key(QUEUE, 'delayed')) + rcall('SCARD', key(QUEUE, 'pending'))
 local lim = conf(QUEUE).limits
 if lim then
-  for lname in pairs(lim) do n = n + redis.call('ZCARD', key(QUEUE, 'lw:' .. lname)) end
+  for lname in pairs(lim) do n = n + rcall('ZCARD', key(QUEUE, 'lw:' .. lname)) end
 end
 return n

@@ -6,7 +6,7 @@
   Returns: nil when unknown; the outcome string of a finished task ('C' instead of 'c' when it
   came from the cache); 'P' pending; 'E' enqueued, delayed or held; 'R' processing.
 ]]
-local rec = redis.call('GET', record(QUEUE, ARGV[3]))
+local rec = rcall('GET', record(QUEUE, ARGV[3]))
 if not rec then return nil end
 local state = string.sub(rec, 1, 1)
 if state == 'P' then return 'P' end
@@ -18,5 +18,5 @@ if state ~= 'E' then
   if flags and string.find(flags, 'C', 1, true) then return 'C' .. string.sub(out, 2) end
   return out
 end
-if redis.call('HEXISTS', key(QUEUE, 'tokens'), ARGV[3]) == 1 then return 'R' end
+if rcall('HEXISTS', key(QUEUE, 'tokens'), ARGV[3]) == 1 then return 'R' end
 return 'E'

@@ -55,17 +55,17 @@ end
 -- gc_step() unregisters it once emptied. So a push onto a bucket that was there already
 -- registers nothing.
 local function flush_listing()
-  for queue, list in pairs(idx_buf) do redis.call('ZADD', key(queue, 'idx'), unpack(list)) end
+  for queue, list in pairs(idx_buf) do rcall('ZADD', key(queue, 'idx'), unpack(list)) end
   for _, queue in ipairs(gc_order) do
     local secs = {}
     for sec, list in pairs(gc_buf[queue]) do
       local s = digits(sec)
-      if redis.call('RPUSH', key(queue, 'gc:' .. s), unpack(list)) == #list then
+      if rcall('RPUSH', key(queue, 'gc:' .. s), unpack(list)) == #list then
         secs[#secs + 1] = s
         secs[#secs + 1] = s
       end
     end
-    if #secs > 0 then redis.call('ZADD', key(queue, 'gcs'), unpack(secs)) end
+    if #secs > 0 then rcall('ZADD', key(queue, 'gcs'), unpack(secs)) end
   end
   idx_buf, gc_buf, gc_order = {}, {}, {}
 end
@@ -81,18 +81,18 @@ local function gc_step(queue, budget)
   local gcs = key(queue, 'gcs')
   local second = math.floor(now() / 1000)
   if gc_idle[gcs] == second then return end
-  local due = redis.call('ZRANGE', gcs, '-inf', digits(second), 'BYSCORE', 'LIMIT', '0', '4')
+  local due = rcall('ZRANGE', gcs, '-inf', digits(second), 'BYSCORE', 'LIMIT', '0', '4')
   if #due == 0 then gc_idle[gcs] = second end
   local idx = key(queue, 'idx')
   for _, sec in ipairs(due) do
     if budget <= 0 then return end
     local bucket = key(queue, 'gc:' .. sec)
-    local ids = redis.call('LPOP', bucket, digits(budget))
+    local ids = rcall('LPOP', bucket, digits(budget))
     if ids then
       budget = budget - #ids
       local gone = {}
       for _, id in ipairs(ids) do
-        local ttl = redis.call('PTTL', record(queue, id))
+        local ttl = rcall('PTTL', record(queue, id))
         if ttl == -2 then
           gone[#gone + 1] = id
         elseif ttl >= 0 then
@@ -101,15 +101,15 @@ local function gc_step(queue, budget)
           -- whose end makes its own bucket.
           local later = digits(gc_second(now() + ttl))
           local rest = key(queue, 'gc:' .. later)
-          if redis.call('RPUSH', rest, id) == 1 then redis.call('ZADD', gcs, later, later) end
+          if rcall('RPUSH', rest, id) == 1 then rcall('ZADD', gcs, later, later) end
         end
       end
       if #gone > 0 then
-        redis.call('ZREM', idx, unpack(gone))
-        redis.call('ZREM', key(queue, 'bad'), unpack(gone))
+        rcall('ZREM', idx, unpack(gone))
+        rcall('ZREM', key(queue, 'bad'), unpack(gone))
       end
     end
-    if redis.call('EXISTS', bucket) == 0 then redis.call('ZREM', gcs, sec) end
+    if rcall('EXISTS', bucket) == 0 then rcall('ZREM', gcs, sec) end
   end
 end
 
@@ -143,7 +143,7 @@ local function ready_cache_key(queue, id, rec, h)
   local nl = string.find(rec, '\n', string.find(rec, ':', 2, true) + 1, true)
   local slots = {}
   if h.d then
-    local flat = redis.call('HGETALL', key(queue, 's:' .. id))
+    local flat = rcall('HGETALL', key(queue, 's:' .. id))
     for i = 1, #flat - 1, 2 do
       if flat[i] ~= 'm' then slots[tonumber(flat[i]) + 1] = flat[i + 1] end
     end
@@ -200,7 +200,7 @@ local function end_task(queue, id, outcome, x)
   local rec, meta, ckey, cttl = x.rec, nil, nil, nil
   local needs = has(flags, 'm') or has(flags, 'k')
   if rec == nil and (kind ~= 'c' or needs) then
-    rec = redis.call('GET', record(queue, id))
+    rec = rcall('GET', record(queue, id))
     if rec and not is_live(rec) then rec = nil end
   end
   local call
@@ -223,26 +223,26 @@ local function end_task(queue, id, outcome, x)
     if x.progress then v = v .. '\nP' .. x.progress end
     if meta then v = v .. '\nM' .. meta end
     if call then v = v .. '\n' .. call end
-    redis.call('SET', record(queue, id), v, 'PX', keep)
+    rcall('SET', record(queue, id), v, 'PX', keep)
     if client ~= '' then
       deliver(client, queue, id, x.cached and ('C' .. string.sub(outcome, 2)) or outcome)
     end
     if listed then
       gc_add(queue, id, now() + tonumber(keep))
       if kind ~= 'c' then
-        local score = redis.call('ZSCORE', key(queue, 'idx'), id)
-        if score then redis.call('ZADD', key(queue, 'bad'), score, id) end
+        local score = rcall('ZSCORE', key(queue, 'idx'), id)
+        if score then rcall('ZADD', key(queue, 'bad'), score, id) end
       end
     end
   else
-    redis.call('DEL', record(queue, id))
-    if listed then redis.call('ZREM', key(queue, 'idx'), id) end
+    rcall('DEL', record(queue, id))
+    if listed then rcall('ZREM', key(queue, 'idx'), id) end
   end
-  if has(flags, 's') then redis.call('DEL', key(queue, 's:' .. id)) end
+  if has(flags, 's') then rcall('DEL', key(queue, 's:' .. id)) end
   if held and held.holds then free_slots(queue, id, name) end
   if ckey then
     local fly = key(queue, 'cfly')
-    if redis.call('HGET', fly, ckey) == id then redis.call('HDEL', fly, ckey) end
+    if rcall('HGET', fly, ckey) == id then rcall('HDEL', fly, ckey) end
     if kind == 'c' and not x.cached then cache_put(queue, ckey, outcome, tonumber(cttl) or 0) end
   end
   local c = conf(queue)
@@ -259,8 +259,8 @@ local function end_task(queue, id, outcome, x)
   local deps = x.deps
   if deps == nil then
     local dkey = key(queue, 'dependents')
-    deps = redis.call('HGET', dkey, id)
-    if deps then redis.call('HDEL', dkey, id) end
+    deps = rcall('HGET', dkey, id)
+    if deps then rcall('HDEL', dkey, id) end
   end
   return deps
 end
@@ -279,7 +279,7 @@ local function end_plain(queue, id, outcome, token, v, progress)
   local head = string.sub(v, at)
   local out = outcome .. '\n' .. token_tag(token) .. '\n' .. gen .. '\n' .. head .. '||' .. now_str()
   if progress then out = out .. '\nP' .. progress end
-  redis.call('SET', record(queue, id), out, 'PX', keep)
+  rcall('SET', record(queue, id), out, 'PX', keep)
   if client ~= '' then deliver(client, queue, id, outcome) end
   local c = conf(queue)
   if c.listing then gc_add(queue, id, now() + tonumber(keep)) end
@@ -296,27 +296,27 @@ end
 -- ended here, its dependents text and its outcome (for the cascade).
 local function fill(dq, did, slot, dgen, out, failing)
   local dkey = record(dq, did)
-  local rec = redis.call('GET', dkey)
+  local rec = rcall('GET', dkey)
   if not rec or string.sub(rec, 1, 1) ~= 'P' then return nil end
   local _, made, h = parse(rec)
   if h.g ~= dgen then return nil end
   if slot == 'c' then
-    redis.call('SREM', key(dq, 'pending'), did)
+    rcall('SREM', key(dq, 'pending'), did)
     if failing then
-      redis.call('SETRANGE', dkey, 0, 'E')
+      rcall('SETRANGE', dkey, 0, 'E')
       make_ready(dq, did, h.u, h.p)
       return nil
     end
     return end_task(dq, did, out, { h = h, rec = rec, made = made, cached = true }), out
   end
   if failing and h.o ~= 'p' then
-    redis.call('SREM', key(dq, 'pending'), did)
+    rcall('SREM', key(dq, 'pending'), did)
     return end_task(dq, did, out, { h = h, rec = rec, made = made }), out
   end
   local skey = key(dq, 's:' .. did)
-  if redis.call('HSETNX', skey, slot, out) == 1 and redis.call('HINCRBY', skey, 'm', -1) == 0 then
-    redis.call('SREM', key(dq, 'pending'), did)
-    redis.call('SETRANGE', dkey, 0, 'E')
+  if rcall('HSETNX', skey, slot, out) == 1 and rcall('HINCRBY', skey, 'm', -1) == 0 then
+    rcall('SREM', key(dq, 'pending'), did)
+    rcall('SETRANGE', dkey, 0, 'E')
     return on_ready(dq, did, 'E' .. string.sub(rec, 2), h)
   end
   return nil
@@ -370,17 +370,17 @@ on_ready = function(queue, id, rec, h)
       return end_task(queue, id, hit, { h = h, rec = rec, made = 0, cached = true }) or nil, hit
     end
     local fly = key(queue, 'cfly')
-    local leader = redis.call('HGET', fly, ckey)
-    local lrec = leader and leader ~= id and redis.call('GET', record(queue, leader))
+    local leader = rcall('HGET', fly, ckey)
+    local lrec = leader and leader ~= id and rcall('GET', record(queue, leader))
     if lrec and is_live(lrec) then
       local dkey = key(queue, 'dependents')
       local line = queue .. '\t' .. id .. '\tc\t' .. h.g .. '\n'
-      redis.call('HSET', dkey, leader, (redis.call('HGET', dkey, leader) or '') .. line)
-      redis.call('SETRANGE', record(queue, id), 0, 'P')
-      redis.call('SADD', key(queue, 'pending'), id)
+      rcall('HSET', dkey, leader, (rcall('HGET', dkey, leader) or '') .. line)
+      rcall('SETRANGE', record(queue, id), 0, 'P')
+      rcall('SADD', key(queue, 'pending'), id)
       return nil
     end
-    redis.call('HSET', fly, ckey, id)
+    rcall('HSET', fly, ckey, id)
   end
   make_ready(queue, id, h.u, h.p)
   return nil
@@ -390,20 +390,20 @@ end
 -- it out of its line), or a processing one, whose worker is told. True when it was cancelled.
 local function cancel_one(queue, id, unlinked)
   local tkey = record(queue, id)
-  local rec = redis.call('GET', tkey)
+  local rec = rcall('GET', tkey)
   if not rec or not is_live(rec) then return false end
   local state, made, h = parse(rec)
   local x = { h = h, rec = rec, made = made }
   if state == 'P' then
-    if not unlinked then redis.call('SREM', key(queue, 'pending'), id) end
+    if not unlinked then rcall('SREM', key(queue, 'pending'), id) end
   else
     local tokens = key(queue, 'tokens')
-    local v = redis.call('HGET', tokens, id)
+    local v = rcall('HGET', tokens, id)
     if v then
       local held = read_held(v)
       x.held, x.tag = held, held and token_tag(held.token)
-      x.progress = redis.call('HGET', tokens, 'p:' .. id) or nil
-      redis.call('HDEL', tokens, id, 'p:' .. id)
+      x.progress = rcall('HGET', tokens, 'p:' .. id) or nil
+      rcall('HDEL', tokens, id, 'p:' .. id)
       end_leases(queue, { id })
       tell(queue, 'c' .. id)
     elseif not unlinked and not unline(queue, id, h.p) then
@@ -420,18 +420,18 @@ local function bad_message(queue, id, h, why)
   local name = (type(h) == 'table' and type(h.n) == 'string') and h.n or '?'
   local failure = { json = { taskName = name, queue = queue, taskId = id, attempts = 1,
     remote = { name = 'BadMessage', code = 'ERR_WORQ_BAD_MESSAGE', message = why } } }
-  redis.call('SET', record(queue, id), 'f' .. cjson.encode(failure) .. '\n\n\n' .. name ..
+  rcall('SET', record(queue, id), 'f' .. cjson.encode(failure) .. '\n\n\n' .. name ..
     '|0|1|0|||0|0||', 'PX', 3600000)
 end
 
 -- Rewrites a record for another attempt: attempts made = `attempt`, runAt = `run_at`.
 local function requeue(queue, id, attempt, run_at, tag)
   local tkey = record(queue, id)
-  local rec = redis.call('GET', tkey)
+  local rec = rcall('GET', tkey)
   local _, _, h, _, nl = parse(rec)
   h.u = run_at
   h.f = tag
-  redis.call('SET', tkey, 'E' .. attempt .. ':' .. cjson.encode(h) .. string.sub(rec, nl))
+  rcall('SET', tkey, 'E' .. attempt .. ':' .. cjson.encode(h) .. string.sub(rec, nl))
   make_ready(queue, id, run_at, h.p)
   return h
 end

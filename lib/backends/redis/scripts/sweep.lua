@@ -20,13 +20,13 @@
   ('x' + JSON {taskName, queue, taskId, reason, attempts}) and the expiry cascades to dependents.
   A lapsed task frees the limit slots it held.
 ]]
-if not redis.call('SET', key(QUEUE, 'sweep'), '1', 'NX', 'PX', ARGV[3]) then return { 0, {} } end
+if not rcall('SET', key(QUEUE, 'sweep'), '1', 'NX', 'PX', ARGV[3]) then return { 0, {} } end
 -- Hand-overs still owed past their grace: the caller that owed them died between the two steps.
 do
   local hos = key(QUEUE, 'hos')
-  local due = redis.call('ZRANGE', hos, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 500)
+  local due = rcall('ZRANGE', hos, '-inf', now(), 'BYSCORE', 'LIMIT', 0, 500)
   if #due > 0 then
-    local values = redis.call('HMGET', key(QUEUE, 'ho'), unpack(due))
+    local values = rcall('HMGET', key(QUEUE, 'ho'), unpack(due))
     local again = {}
     for i, f in ipairs(due) do
       if values[i] then
@@ -36,10 +36,10 @@ do
         again[#again + 1] = now() + tonumber(ARGV[3])
         again[#again + 1] = f
       else
-        redis.call('ZREM', hos, f)
+        rcall('ZREM', hos, f)
       end
     end
-    if #again > 0 then redis.call('ZADD', hos, unpack(again)) end
+    if #again > 0 then rcall('ZADD', hos, unpack(again)) end
   end
 end
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
@@ -52,37 +52,37 @@ fold_metrics(QUEUE)
 -- whose task is gone, a bounded batch per sweep, from the oldest.
 if not conf(QUEUE).listing then
   local idx = key(QUEUE, 'idx')
-  local old = redis.call('ZRANGE', idx, 0, 199)
+  local old = rcall('ZRANGE', idx, 0, 199)
   if #old > 0 then
     local keys = {}
     for i, id in ipairs(old) do keys[i] = record(QUEUE, id) end
-    local recs = redis.call('MGET', unpack(keys))
+    local recs = rcall('MGET', unpack(keys))
     local gone = {}
     for i, id in ipairs(old) do
       if not recs[i] then gone[#gone + 1] = id end
     end
     if #gone > 0 then
-      redis.call('ZREM', idx, unpack(gone))
-      redis.call('ZREM', key(QUEUE, 'bad'), unpack(gone))
+      rcall('ZREM', idx, unpack(gone))
+      rcall('ZREM', key(QUEUE, 'bad'), unpack(gone))
     end
   end
 end
 -- Parks past their time (a worker that died or stopped waiting while parked) are dropped.
 local pkey = key(QUEUE, 'parked')
-local parks = redis.call('HGETALL', pkey)
+local parks = rcall('HGETALL', pkey)
 for i = 1, #parks, 2 do
   local till = tonumber(string.match(parks[i + 1], '^%d+|(%d+)|'))
-  if not till or till < now() then redis.call('HDEL', pkey, parks[i]) end
+  if not till or till < now() then rcall('HDEL', pkey, parks[i]) end
 end
 
 -- A stall: leases that lapsed while nothing swept get one more, counted from now (the heartrate is
 -- in the tokens value). Those that lapsed before the last sweep are acted on below.
 local swept = key(QUEUE, 'swept')
-local last = tonumber(redis.call('GET', swept) or '')
+local last = tonumber(rcall('GET', swept) or '')
 if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
-  local during = redis.call('ZRANGE', leases, '(' .. last, '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
+  local during = rcall('ZRANGE', leases, '(' .. last, '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
   if #during > 0 then
-    local held, zadd, orphans = redis.call('HMGET', tokens, unpack(during)), {}, {}
+    local held, zadd, orphans = rcall('HMGET', tokens, unpack(during)), {}, {}
     for i, id in ipairs(during) do
       local h = held[i] and read_held(held[i])
       if h then
@@ -92,7 +92,7 @@ if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
         orphans[#orphans + 1] = id -- a lease with no reservation behind it: nothing to keep
       end
     end
-    if #zadd > 0 then redis.call('ZADD', leases, 'XX', unpack(zadd)) end
+    if #zadd > 0 then rcall('ZADD', leases, 'XX', unpack(zadd)) end
     if #orphans > 0 then drop_leases(QUEUE, orphans) end
   end
   -- More lapsed in the stall than one call takes: the next sweep goes on from the same record,
@@ -104,9 +104,9 @@ if last and now() - last > 2 * tonumber(ARGV[3]) + 1000 then
 end
 -- When this sweep ran, for the next one; kept a day at most (a longer outage is taken for dead
 -- workers), and dropped by a worker that unregisters from a queue left without work.
-redis.call('SET', swept, now(), 'PX', 86400000)
+rcall('SET', swept, now(), 'PX', 86400000)
 
-local lapsed = redis.call('ZRANGE', leases, '-inf', '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
+local lapsed = rcall('ZRANGE', leases, '-inf', '(' .. now(), 'BYSCORE', 'LIMIT', 0, 1000)
 if #lapsed == 0 then
   drop_empty_leases(QUEUE)
   flush_all()
@@ -117,7 +117,7 @@ for i, id in ipairs(lapsed) do
   fields[2 * i - 1] = id
   fields[2 * i] = 'p:' .. id
 end
-local held = redis.call('HMGET', tokens, unpack(fields))
+local held = rcall('HMGET', tokens, unpack(fields))
 -- A worker whose lease lapsed is taken for dead: its park goes before its tasks are put back, so
 -- they are not handed to it again. Its id is its tokens' nonce up to the last ':'.
 local helds, workers = {}, {}
@@ -126,7 +126,7 @@ for i = 1, #lapsed do
   if h then
     helds[i] = h
     workers[i] = token_worker(h.token)
-    if workers[i] then redis.call('HDEL', pkey, workers[i]) end
+    if workers[i] then rcall('HDEL', pkey, workers[i]) end
   end
 end
 
@@ -144,7 +144,7 @@ end
 
 for i, id in ipairs(lapsed) do
   local h = helds[i]
-  local rec = h and redis.call('GET', record(QUEUE, id))
+  local rec = h and rcall('GET', record(QUEUE, id))
   if rec and is_live(rec) then
     if h.holds then free_slots(QUEUE, id, h.name) end
     if workers[i] and never_popped(workers[i], id, h.token) then
@@ -166,7 +166,7 @@ for i, id in ipairs(lapsed) do
     end
   end
 end
-redis.call('HDEL', tokens, unpack(fields))
+rcall('HDEL', tokens, unpack(fields))
 drop_leases(QUEUE, lapsed)
 drop_empty_leases(QUEUE)
 flush_all()
