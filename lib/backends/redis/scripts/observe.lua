@@ -124,19 +124,15 @@ local function flush_events(queue, e)
   end
 end
 
+-- One HINCRBY per field (counts and sums are whole numbers): reading the minute's values, adding in
+-- Lua and writing them back cost Redis about 10 000 instructions per field against about 7 000.
+-- `z` marks a minute that exists, so the first write of a minute sets its TTL.
 local function flush_metrics(queue, m)
   local minute = digits(now() - now() % 60000)
   local mkey = key(queue, 'm:' .. minute)
-  local fields = { 'z' }
-  for f in pairs(m) do fields[#fields + 1] = f end
-  local old = rcall('HMGET', mkey, unpack(fields))
-  local set = { 'z', '1' }
-  for i = 2, #fields do
-    set[#set + 1] = fields[i]
-    set[#set + 1] = digits((tonumber(old[i]) or 0) + m[fields[i]])
-  end
-  rcall('HSET', mkey, unpack(set))
-  if not old[1] then
+  local fresh = rcall('HSETNX', mkey, 'z', '1') == 1
+  for f, n in pairs(m) do rcall('HINCRBY', mkey, f, digits(math.floor(n + 0.5))) end
+  if fresh then
     rcall('PEXPIREAT', mkey, digits(tonumber(minute) + 1441 * 60000))
     -- The totals begin with the queue's first minute (fold_metrics()).
     if rcall('HSETNX', key(queue, 'mt'), 'upto', minute) == 1 then
