@@ -57,8 +57,8 @@ local written, written_meta
 -- A task a full limit holds back is put aside (lw:<limit>) or delayed (a rate limit), and the next
 -- one is taken. One HSET of tokens, one ZADD of leases. Ids whose record is gone or ended are
 -- skipped; unreadable records end as BadMessage. Returns the reserved tasks (5 entries each: id,
--- token, attempt, record, slots), whether any id was taken, whether `take` ran dry, and the longest
--- lease given (ms from now).
+-- token, attempt as decimal text, record, slots), whether any id was taken, whether `take` ran
+-- dry, and the longest lease given (ms from now).
 local NO_SLOTS = {}
 local function reserve(queue, max, nonce, take, worker)
   local reserved, hset, zadd, lease_ends = {}, {}, {}, {}
@@ -133,7 +133,8 @@ local function reserve(queue, max, nonce, take, worker)
           n = #reserved
           reserved[n + 1] = id
           reserved[n + 2] = token
-          reserved[n + 3] = made + 1
+          -- As text: cjson.encode writes a number of a handover with its float format (fpconv).
+          reserved[n + 3] = attempt
           reserved[n + 4] = rec
           reserved[n + 5] = slots
           if ev then event(queue, 'started', id, value) end
