@@ -147,6 +147,14 @@ describe('chaos: hostile input on the wire', function () {
       'bad-header': 'E0:{not json\n{"json":[1]}',
       'header-not-object': 'E0:[1,2]\n{"json":[1]}',
       'header-missing-name': record('{"json":[1]}', { n: undefined }),
+      // Numbers out of range in the very shape the scripts read without decoding the header
+      // (ready.lua plain_meta() checks them as text).
+      'heartrate-zero': record('{"json":[1]}', { h: 0 }),
+      'heartrate-past-max': record('{"json":[1]}', { h: 2147483648 }),
+      'attempts-zero': record('{"json":[1]}', { a: 0 }),
+      'result-timeout-past-max': record('{"json":[1]}', { r: 99999999999 }),
+      'delay-past-max': record('{"json":[1]}', { b: ['fixed', 2147483648, 0, 0] }),
+      'jitter-above-one': record('{"json":[1]}', { b: ['fixed', 0, 1.5, 0] }),
       truncated: 'E0:' + h.slice(0, 20),
       'no-newline': 'E0:' + h,
       'no-colon': 'E' + h,
@@ -184,6 +192,8 @@ describe('chaos: hostile input on the wire', function () {
       'json-constructor-key': record('{"json":[{"constructor":{"prototype":{"polluted":"yes"}}}]}'),
       'invalid-date': record('{"json":["not a date"],"meta":{"values":{"0":["Date"]}}}'),
       'attempts-made-huge': record('{"json":[1]}').replace(/^E0:/, 'E99999:'),
+      'heartrate-at-max': record('{"json":[1]}', { h: 2147483647 }),
+      'jitter-fraction': record('{"json":[1]}', { b: ['fixed', 0, 0.25, 0] }),
     }
     try {
       const good = await r.inject({ ...mustFail, ...harmless })

@@ -18,7 +18,8 @@ local n = tonumber(ARGV[4])
 local codes = {}
 for t = 0, n - 1 do
   local base = 5 + t * 4
-  codes[t + 1] = admit(QUEUE, ARGV[base], tonumber(ARGV[base + 1]), ARGV[base + 2],
+  local run_at = ARGV[base + 1]
+  codes[t + 1] = admit(QUEUE, ARGV[base], run_at == '0' and 0 or tonumber(run_at), ARGV[base + 2],
     ARGV[base + 3], t)
 end
 flush_all()

@@ -282,7 +282,7 @@ local function end_plain(queue, id, outcome, token, v, progress)
   rcall('SET', record(queue, id), out, 'PX', keep)
   if client ~= '' then deliver(client, queue, id, outcome) end
   local c = conf(queue)
-  if c.listing then gc_add(queue, id, now() + tonumber(keep)) end
+  if c.listing then gc_add(queue, id, now() + num(keep)) end
   if c.events then event(queue, 'completed', id, head, false) end
   -- Its run time reaches the metrics with the worker's report (exchange.lua).
   if c.metrics then count(queue, 'c', 1) end
