@@ -70,6 +70,7 @@ export async function runWorker(
     throw err
   }
   names = executor ? executor.names : names!
+  const lanes = pool.lanes.length
   logger.info(
     {
       event: 'worker:start',
@@ -78,12 +79,12 @@ export async function runWorker(
       queue: o.queue,
       url: redact(url),
       concurrency,
-      lanes: pool.lanes.length,
+      lanes,
       processes: o.processes ?? 0,
       tasks: names,
     },
     `worker:start ${pool.id} (pid ${process.pid}) on queue ${o.queue} at ${redact(url)}: ` +
-      `concurrency ${concurrency}${pool.lanes.length > 1 ? ` in ${pool.lanes.length} lanes` : ''}` +
+      `concurrency ${concurrency}${lanes > 1 ? ` in ${lanes} lanes` : ''}` +
       `${o.processes ? `, ${o.processes} child processes` : ''}, ` +
       `${names.length} tasks (${names.join(', ')})`,
   )

@@ -153,7 +153,7 @@ end
 -- than zset-max-listpack-value (64 bytes by default), scored +inf. Redis keeps a sorted set of up
 -- to 128 short members in its listpack encoding, where every ZADD and ZREM walks the whole set and
 -- parses each score; with the pin the set takes the skiplist encoding from its first ZADD and keeps
--- it (docs/redis.md, "Leases"). Readers count and list the finite scores only. A set left with its
+-- it (docs/redis.md, "The leases set's encoding"). Readers count and list the finite scores only. A set left with its
 -- pin alone goes (drop_empty_leases()) after an exchange that ended leases and reserved none, a
 -- cancel, a sweep, or a worker leaving.
 local LEASE_PIN = '\1pin: keeps this set in its skiplist encoding; never a task id (docs/redis.md)'
@@ -168,20 +168,16 @@ local function lease_count(queue)
   return rcall('ZCOUNT', key(queue, 'leases'), '-inf', '(+inf')
 end
 
--- Deletes the leases set when it holds no lease, only its pin.
+-- Deletes the leases set when it holds no lease, only its pin. Returns how many it holds.
 local function drop_empty_leases(queue)
-  if lease_count(queue) == 0 then rcall('DEL', key(queue, 'leases')) end
+  local n = lease_count(queue)
+  if n == 0 then rcall('DEL', key(queue, 'leases')) end
+  return n
 end
 
 -- Removes the leases of `ids` (a list).
 local function drop_leases(queue, ids)
   rcall('ZREM', key(queue, 'leases'), unpack(ids))
-end
-
--- Removes the leases of `ids`; the set goes if none is left.
-local function end_leases(queue, ids)
-  drop_leases(queue, ids)
-  drop_empty_leases(queue)
 end
 
 -- Wakes one blocked worker of a queue (workers BLPOP the wake list).

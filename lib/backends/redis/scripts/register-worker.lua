@@ -31,8 +31,7 @@ if ttl == 0 then
   rcall('DEL', key(QUEUE, 'l:' .. ARGV[3]))
   -- The sweep record (sweep.lua) of a queue left without work (nothing leased, ready or delayed),
   -- and a leases set left with its pin alone (common.lua).
-  local leased = lease_count(QUEUE)
-  if leased == 0 then rcall('DEL', key(QUEUE, 'leases')) end
+  local leased = drop_empty_leases(QUEUE)
   if leased == 0 and rcall('LLEN', key(QUEUE, 'wait')) == 0
     and rcall('ZCARD', key(QUEUE, 'delayed')) == 0 and
     rcall('EXISTS', key(QUEUE, 'prio')) == 0 then

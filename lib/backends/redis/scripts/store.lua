@@ -404,7 +404,8 @@ local function cancel_one(queue, id, unlinked)
       x.held, x.tag = held, held and token_tag(held.token)
       x.progress = rcall('HGET', tokens, 'p:' .. id) or nil
       rcall('HDEL', tokens, id, 'p:' .. id)
-      end_leases(queue, { id })
+      drop_leases(queue, { id })
+      drop_empty_leases(queue)
       tell(queue, 'c' .. id)
     elseif not unlinked and not unline(queue, id, h.p) then
       unhold(queue, id)
