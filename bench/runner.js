@@ -4,6 +4,8 @@
 // REDIS_URL.
 // `node runner.js <library> worker 0 <concurrency>` is one worker process of the 'deploy' scenario:
 // it prints "ready" once its workers run, and on its stdin's end stops and prints its CPU time.
+// The worker processes get this process's Node flags: `node --cpu-prof runner.js worq deploy …`
+// writes a profile of each of the three processes.
 // `node runner.js <library> setup 0 <concurrency>` starts the library and its worker and stops them
 // (on Postgres: creates the library's schema before the measured run, out of its statistics).
 // An adapter whose `create` resolves to `{ skipped: reason }` makes every run print that reason.
@@ -85,7 +87,7 @@ async function startWorkerProcesses(count) {
   for (let i = 0; i < count; i++) {
     const child = spawn(
       process.execPath,
-      [process.argv[1], library, 'worker', '0', String(concurrency)],
+      [...process.execArgv, process.argv[1], library, 'worker', '0', String(concurrency)],
       { env: process.env, stdio: ['pipe', 'pipe', 'inherit'] },
     )
     const lines = createInterface({ input: child.stdout })
