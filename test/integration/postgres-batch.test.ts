@@ -1,7 +1,8 @@
 import { expect } from 'chai'
 import pg from 'pg'
-import { getBroker, task, TaskSpace, type Broker } from '../../lib/index.js'
+import { getBroker, task, TaskSpace, type Broker, type QueueEvent } from '../../lib/index.js'
 import { freshDatabase } from '../helpers/postgres.js'
+import { until } from '../helpers/util.js'
 
 /**
  * A batch of plain calls is one statement whose rows carry only what differs from the defaults
@@ -72,6 +73,59 @@ describe('postgres: a batch of plain calls', () => {
     for (const row of stored) {
       expect(row!.attempts).to.equal(2)
       expect(row!.backoff).to.include({ type: 'fixed', delay: 250 })
+    }
+  })
+
+  /** The queue's events from the start, once `count` have come. */
+  async function events(b: Broker, count: number): Promise<QueueEvent[]> {
+    const stream = b.events({ since: '0' })
+    const seen: QueueEvent[] = []
+    stream.on('*', e => seen.push(e))
+    try {
+      await until(() => seen.length >= count, 10_000, `${count} events`)
+    } finally {
+      await stream.close()
+    }
+    return seen
+  }
+
+  it('records every call of a batch as enqueued, in order, with its name and time', async () => {
+    const b = getBroker(url, 'batch-events')
+    try {
+      const q = b.queue() as unknown as { add(a: number, b: number): Promise<{ id: string }> }
+      const before = Date.now()
+      const calls = await Promise.all(Array.from({ length: 40 }, (_, i) => q.add(i, 1)))
+      const seen = await events(b, 40)
+      expect(seen.map(e => e.type)).to.deep.equal(calls.map(() => 'enqueued'))
+      expect(seen.map(e => e.id)).to.deep.equal(calls.map(d => d.id))
+      for (const e of seen) {
+        expect(e).to.include({ name: 'add', queue: 'batch-events' })
+        expect(e.time.getTime()).to.be.within(before - 1_000, Date.now() + 1_000)
+      }
+      expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
+    } finally {
+      await b.close()
+    }
+  })
+
+  it('folds events written the previous version’s way (an object each) as before', async () => {
+    const b = getBroker(url, 'batch-old')
+    try {
+      await b.size() // the schema, made or migrated
+      const time = Date.now()
+      const es = ['a', 'b', 'c'].map(id => ({ type: 'enqueued', id, name: 'old.task', time }))
+      await client.query(`INSERT INTO worq.inbox (queue, body) VALUES ('batch-old', $1)`, [
+        JSON.stringify({ es }),
+      ])
+      const q = b.queue() as unknown as { add(a: number, b: number): Promise<{ id: string }> }
+      const [d, e] = await Promise.all([q.add(1, 2), q.add(3, 4)])
+      const seen = await events(b, 5)
+      expect(seen.map(x => x.id)).to.deep.equal(['a', 'b', 'c', d!.id, e!.id])
+      expect(seen.slice(0, 3).map(x => x.name)).to.deep.equal(['old.task', 'old.task', 'old.task'])
+      expect(seen[0]!.time.getTime()).to.equal(time)
+      expect(seen[3]).to.include({ type: 'enqueued', name: 'add' })
+    } finally {
+      await b.close()
     }
   })
 })
