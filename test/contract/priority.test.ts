@@ -38,6 +38,22 @@ for (const backend of backends) {
       }
     })
 
+    it('calls made in one tick run in the order they were made, past one batch', async () => {
+      const { broker, order, q } = recorder(uniqueQueue('prio'))
+      try {
+        // More calls than one batch carries (the first 25 of a tick go at once, the rest after).
+        const labels = Array.from({ length: 80 }, (_, i) => `call ${i}`)
+        const ds = await Promise.all(labels.map(label => q.run(label)))
+        const pool = new WorkerPool(broker, { concurrency: 1, prefetch: 0 })
+        await pool.start()
+        await Promise.all(ds.map(d => d!.result(5000)))
+        await pool.stop()
+        expect(order).to.deep.equal(labels)
+      } finally {
+        await broker.close()
+      }
+    })
+
     it('a delayed task becomes due into its priority', async () => {
       const { broker, order, q } = recorder(uniqueQueue('prio'))
       try {

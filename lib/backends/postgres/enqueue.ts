@@ -102,6 +102,8 @@ export class BatchEnqueue {
   readonly #db: PgPool
   readonly #schema: string
   readonly #plain: string
+  /** Per queue, the last batch under way (settled either way), while there is one. */
+  readonly #tails = new Map<string, Promise<void>>()
 
   constructor(db: PgPool, schema: string) {
     this.#db = db
@@ -110,25 +112,45 @@ export class BatchEnqueue {
   }
 
   /** 'ok' or 'duplicate' per task, in order; `origin` is the instance outcomes go to. */
-  async enqueue(
-    queue: string,
-    tasks: readonly NewTask[],
-    origin: string | null,
-  ): Promise<Answer[]> {
+  enqueue(queue: string, tasks: readonly NewTask[], origin: string | null): Promise<Answer[]> {
     const tag = nanoid()
     if (!tasks.every(t => t.deps.length === 0 && t.cache === undefined))
-      return this.#oneByOne(queue, tasks, origin, tag)
+      return this.#inOrder(queue, () => this.#oneByOne(queue, tasks, origin, tag))
+    // Encoded now, while the batches before it are written.
     const backoff = sharedBackoff(tasks)
-    const rows = await this.#db.rows<{ n: number }>(
-      this.#plain,
-      [queue, JSON.stringify(tasks.map(t => plainRow(t, backoff))), origin, tag, backoff],
-      'enqueue',
-      true,
+    const rows = JSON.stringify(tasks.map(t => plainRow(t, backoff)))
+    return this.#inOrder(queue, async () => {
+      const written = await this.#db.rows<{ n: number }>(
+        this.#plain,
+        [queue, rows, origin, tag, backoff],
+        'enqueue',
+        true,
+      )
+      if (written[0]!.n === tasks.length) return tasks.map(() => 'ok' as const)
+      // Some ids were taken: the whole batch again, task by task, with the same tag (the tasks
+      // this call has just written answer 'ok').
+      return this.#oneByOne(queue, tasks, origin, tag)
+    })
+  }
+
+  /**
+   * Runs `write` once the batches of `queue` sent before it have been answered. A tick of more
+   * than 25 calls goes as two batches or more (batcher.ts), and two statements on two connections
+   * run side by side: the line numbers and the `enqueued` events of one would interleave with the
+   * other's, and a queue's calls would not run in the order they were made.
+   */
+  #inOrder<T>(queue: string, write: () => Promise<T>): Promise<T> {
+    const before = this.#tails.get(queue)
+    const run = before ? before.then(write) : write()
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
     )
-    if (rows[0]!.n === tasks.length) return tasks.map(() => 'ok')
-    // Some ids were taken: the whole batch again, task by task, with the same tag (the tasks this
-    // call has just written answer 'ok').
-    return this.#oneByOne(queue, tasks, origin, tag)
+    this.#tails.set(queue, tail)
+    void tail.then(() => {
+      if (this.#tails.get(queue) === tail) this.#tails.delete(queue)
+    })
+    return run
   }
 
   #oneByOne(queue: string, tasks: readonly NewTask[], origin: string | null, tag: string) {
