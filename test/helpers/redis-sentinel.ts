@@ -17,7 +17,10 @@ export interface DataNode {
   port: number
   readonly running: boolean
   kill(signal?: NodeJS.Signals): Promise<void>
-  /** Starts it again on the same port, as a replica of `master` (the sentinels' current master). */
+  /**
+   * Starts it again on the same port, as a replica of `master` (the sentinels' current master);
+   * resolves once it has synchronised.
+   */
   start(master?: number): Promise<void>
 }
 
@@ -29,7 +32,10 @@ export interface SentinelSet {
   sentinels: number[]
   /** The master's port, as the sentinels say now. */
   master(): Promise<number>
-  /** `SENTINEL FAILOVER` on the first sentinel; resolves once the sentinels name a new master. */
+  /**
+   * `SENTINEL FAILOVER` on the first sentinel; resolves once the sentinels name a new master and
+   * the old one has synchronised as its replica.
+   */
   failover(timeoutMs?: number): Promise<number>
   /** Resolves once the sentinels name a master other than `port`. */
   masterChangedFrom(port: number, timeoutMs?: number): Promise<number>
@@ -37,6 +43,21 @@ export interface SentinelSet {
 }
 
 const ask = onNode
+
+/**
+ * Resolves once the replica on `port` has its link to its master up (its first synchronisation
+ * done): a set whose replica is still loading cannot fail over to it, so a test that kills the
+ * master right after another test restarted a node would measure a set with no good replica.
+ */
+async function inSync(port: number, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const info = await ask(port, c => c.info('replication')).catch(() => '')
+    if (/master_link_status:up/.test(info)) return
+    if (Date.now() > until) throw new Error(`the replica on port ${port} did not sync in time`)
+    await new Promise(res => setTimeout(res, 50))
+  }
+}
 
 /** Starts the set and waits until every sentinel knows the replica and the other sentinels. */
 export async function startSentinels(): Promise<SentinelSet> {
@@ -53,8 +74,12 @@ export async function startSentinels(): Promise<SentinelSet> {
   const startData = async (port: number, master?: number) => {
     const dir = join(root, String(port))
     mkdirSync(dir, { recursive: true })
-    const args = master ? ['--replicaof', '127.0.0.1', String(master)] : []
+    // A full resynchronisation starts at once: Redis 7 waits 5 s by default for more replicas to
+    // share the transfer, and a failover test with `replicas: 1` waits for that replica.
+    const args = ['--repl-diskless-sync-delay', '0']
+    if (master) args.push('--replicaof', '127.0.0.1', String(master))
     children.set(port, await launch(port, dir, { args }))
+    if (master) await inSync(port)
   }
   await startData(m)
   await startData(r, m)
@@ -136,7 +161,11 @@ export async function startSentinels(): Promise<SentinelSet> {
     async failover(timeoutMs) {
       const before = await master()
       await ask(sentinels[0], c => c.call('SENTINEL', 'failover', MASTER_NAME))
-      return masterChangedFrom(before, timeoutMs)
+      const now = await masterChangedFrom(before, timeoutMs)
+      // The sentinels turn the old master into a replica of the new one: the set is whole again
+      // once it has synchronised (the next test may kill the new master).
+      await inSync(before)
+      return now
     },
     async stop() {
       await Promise.all([...children.values()].map(c => terminate(c)))
