@@ -92,7 +92,7 @@ describe('postgres: a batch of plain calls', () => {
   it('records every call of a batch as enqueued, in order, with its name and time', async () => {
     const b = getBroker(url, 'batch-events')
     try {
-      const q = b.queue() as unknown as { add(a: number, b: number): Promise<{ id: string }> }
+      const q = b.queue()
       const before = Date.now()
       const calls = await Promise.all(Array.from({ length: 40 }, (_, i) => q.add(i, 1)))
       const seen = await events(b, 40)
@@ -117,7 +117,7 @@ describe('postgres: a batch of plain calls', () => {
       await client.query(`INSERT INTO worq.inbox (queue, body) VALUES ('batch-old', $1)`, [
         JSON.stringify({ es }),
       ])
-      const q = b.queue() as unknown as { add(a: number, b: number): Promise<{ id: string }> }
+      const q = b.queue()
       const [d, e] = await Promise.all([q.add(1, 2), q.add(3, 4)])
       const seen = await events(b, 5)
       expect(seen.map(x => x.id)).to.deep.equal(['a', 'b', 'c', d!.id, e!.id])

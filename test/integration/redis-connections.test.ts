@@ -132,7 +132,7 @@ describe('redis: connections through Sentinel', function () {
   it('a closed broker leaves no connection on the sentinels (its failover detector goes too)', async function () {
     // Skipped on purpose: without redis-server no Sentinel set can be started here (backends.ts
     // reports it as a visible skip with its reason).
-    if (!hasBinary()) this.skip()
+    if (!hasBinary()) this.skip() // reason: redis-server is not installed
     const set = await sharedSentinels()
     const before = await sentinelSubscribers(set)
     const broker = getBroker(set.url, uniqueQueue('sentinel-close'))

@@ -8,8 +8,8 @@
  * the defaults, under one-letter keys (`plainRow`). A task whose id is taken (a live task: a
  * duplicate; a finished one, replaced; or this very call sent again after its reply was lost)
  * sends its batch again through the `enqueue` function, task by task (schema/002_tasks.sql), as
- * every other batch goes. Each call carries a tag of its own
- * (`enqueue_tag`), by which the same call sent again finds the tasks it wrote: they answer 'ok'.
+ * every other batch goes. Each call carries a tag of its own (`enqueue_tag`), by which the same
+ * call sent again finds the tasks it wrote: they answer 'ok'.
  */
 import { nanoid } from 'nanoid'
 import type { NewTask } from '../backend.js'
@@ -142,14 +142,12 @@ export class BatchEnqueue {
   #inOrder<T>(queue: string, write: () => Promise<T>): Promise<T> {
     const before = this.#tails.get(queue)
     const run = before ? before.then(write) : write()
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    )
-    this.#tails.set(queue, tail)
-    void tail.then(() => {
+    // Settled either way; the last batch under way leaves the map when it settles.
+    const settled = (): void => {
       if (this.#tails.get(queue) === tail) this.#tails.delete(queue)
-    })
+    }
+    const tail = run.then(settled, settled)
+    this.#tails.set(queue, tail)
     return run
   }
 

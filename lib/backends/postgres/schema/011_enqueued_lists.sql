@@ -30,11 +30,11 @@ BEGIN
   -- uses below: 12 inbox rows of 3 000 events took 15–20 ms to fold, most of it in those reads).
   WITH gone AS (DELETE FROM worq.inbox WHERE queue = q RETURNING seq, body || '{}' AS body),
   -- An inbox row holds one event (`e`) or several in order (`es`; `en`, a plain batch's
-  -- `enqueued` events, as lists, expanded here), and a count at time `t` (its
-  -- kind `k`, a run and wait time), or one of them. A list of 10 events or more goes as it is, one
-  -- events row (cut into rows of EVENT_SET, 1 000, when longer: a bulk enqueue); a run of shorter
-  -- lists between two such rows (sequential calls: an event or two each) goes into rows of up to
-  -- 1 000 together. Numbered on in inbox order.
+  -- `enqueued` events as lists, expanded here), and a count at time `t` (its kind `k`, a run and
+  -- wait time), or one of them. A list of 10 events or more goes as it is, one events row (cut
+  -- into rows of EVENT_SET, 1 000, when longer: a bulk enqueue); a run of shorter lists between
+  -- two such rows (sequential calls: an event or two each) goes into rows of up to 1 000
+  -- together. Numbered on in inbox order.
   sized AS (
     SELECT seq, es, jsonb_array_length(es) AS c FROM (
       SELECT seq, CASE WHEN body ? 'es' THEN body->'es'
