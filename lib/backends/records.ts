@@ -125,6 +125,12 @@ export interface ExchangeResult {
   reserved: ReservedTask[]
   /** ms until the earliest delayed task is due, when fewer than `max` were ready; undefined if none. */
   nextDueIn?: number
+  /**
+   * Set when the exchange ran but was not confirmed as the backend was asked to (Redis `replicas`:
+   * fewer replicas acknowledged it in time). Its reservations hold and are to be run; `finishes`
+   * (those it applied) are to be sent again with a later exchange, until one is confirmed.
+   */
+  unconfirmed?: { error: Error; finishes: Finish[] }
 }
 
 /** A task's current state, as `status()` reports it. */

@@ -169,7 +169,6 @@ export class Lane {
         // to write on the next call's path.
         if (park && this.#drained) this.#arm(this.host.blockTimeout)
         result = await exchanged
-        failures = 0
       } catch (err) {
         this.#done.unshift(...done)
         this.host.emit('pool:error', err as Error)
@@ -181,12 +180,23 @@ export class Lane {
         await delay(Math.min(100 * 2 ** failures++, 2000))
         continue
       }
+      if (result.unconfirmed) {
+        // It ran, its durability unconfirmed (Redis `replicas`): what it reserved runs (below), its
+        // finishes go again with the next exchange, after a pause as after a failure.
+        this.#done.unshift(...result.unconfirmed.finishes)
+        this.host.emit('pool:error', result.unconfirmed.error)
+      } else failures = 0
       for (const id of result.stale) {
         // A lease the keeper already reported lost is not reported again when its finish is
         // refused.
         if (!slots.takeLost(id)) this.host.emit('lease:lost', { id, queue })
       }
       this.#accept(result.reserved)
+      if (result.unconfirmed) {
+        if (this.host.state() === 'stopped' && ++failures > 3) break
+        await delay(Math.min(100 * 2 ** failures++, 2000))
+        continue
+      }
       // Fewer than asked: the queue is drained. Asking again at once would only hold the next
       // finish behind an empty round trip; wait for a wake (new work) or a kick (a task ended).
       this.#drained = result.reserved.length < free

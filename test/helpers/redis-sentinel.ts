@@ -160,7 +160,17 @@ export async function startSentinels(): Promise<SentinelSet> {
     masterChangedFrom,
     async failover(timeoutMs) {
       const before = await master()
-      await ask(sentinels[0], c => c.call('SENTINEL', 'failover', MASTER_NAME))
+      // A replica restarted a moment ago is not a good one to the sentinels until they have pinged
+      // it again (NOGOODSLAVE): ask again until they take it.
+      const until = Date.now() + (timeoutMs ?? 30_000)
+      for (;;) {
+        const refused = await ask(sentinels[0], c => c.call('SENTINEL', 'failover', MASTER_NAME))
+          .then(() => undefined)
+          .catch((err: unknown) => err)
+        if (refused === undefined) break
+        if (!/NOGOODSLAVE/.test(String(refused)) || Date.now() > until) throw refused
+        await new Promise(res => setTimeout(res, 200))
+      }
       const now = await masterChangedFrom(before, timeoutMs)
       // The sentinels turn the old master into a replica of the new one: the set is whole again
       // once it has synchronised (the next test may kill the new master).

@@ -28,6 +28,17 @@ const NO_FCALL = /NOPERM.*'fcall'/i
 /** Operations whose writes `replicas` waits for: those that store tasks or outcomes. */
 const CONFIRMED: ReadonlySet<Name> = new Set(['enqueue', 'exchange', 'schedule'])
 
+/** What a call returned on the master when its WAIT then fell short, by the error that said so. */
+const written = new WeakMap<ReplicationTimeout, unknown>()
+
+/**
+ * The reply of the call that failed with `err`, when the call ran on the master and only its WAIT
+ * fell short (its writes hold there, unconfirmed); undefined for any other error.
+ */
+export function unconfirmedReply(err: unknown): unknown {
+  return err instanceof ReplicationTimeout ? written.get(err) : undefined
+}
+
 /** The masters of a cluster (once it knows them), or the one server. */
 async function masters(redis: Connection): Promise<Connection[]> {
   if (!(redis instanceof Cluster)) return [redis]
@@ -122,7 +133,8 @@ export class LuaCaller {
 
   /**
    * An operation followed by `WAIT <replicas> <timeout>` in one pipeline: on a cluster both go to
-   * the node of the queue's slot. Fewer acknowledgements than asked fail the call.
+   * the node of the queue's slot. Fewer acknowledgements than asked fail the call; the call ran, and
+   * its reply stays readable through {@link unconfirmedReply}.
    */
   async #confirmed(name: Name, queue: string, args: Arg[]): Promise<unknown> {
     if (this.#mode === undefined) await this.#choose()
@@ -147,8 +159,16 @@ export class LuaCaller {
       throw err
     }
     const acked = replies[1]?.[1]
-    if (typeof acked !== 'number' || acked < count)
-      throw new ReplicationTimeout(name, count, typeof acked === 'number' ? acked : 0, timeoutMs)
+    if (typeof acked !== 'number' || acked < count) {
+      const err = new ReplicationTimeout(
+        name,
+        count,
+        typeof acked === 'number' ? acked : 0,
+        timeoutMs,
+      )
+      written.set(err, reply)
+      throw err
+    }
     return reply
   }
 

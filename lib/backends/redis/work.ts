@@ -11,6 +11,7 @@ import type { OutcomeFeed } from './feed.js'
 import type { HandOvers } from './handover.js'
 import { Reservations } from './reservations.js'
 import type { ExchangeReply, Scripts } from './scripts.js'
+import { unconfirmedReply } from './lua-call.js'
 import type { WakerTiming } from './waker.js'
 import { Wakers } from './wakers.js'
 
@@ -37,6 +38,12 @@ export class WorkerSide {
   readonly #clientId: string
   readonly #wakers: Wakers
   readonly #reservations: Reservations
+  /**
+   * `queue\nid` of finishes an unconfirmed exchange applied (`replicas`: its WAIT fell short), sent
+   * again until an exchange is confirmed. A resent finish of an ignoreResult task finds no outcome
+   * to recognise it by and comes back stale; this says it was not.
+   */
+  readonly #resent = new Set<string>()
 
   constructor(parts: WorkParts) {
     this.#scripts = parts.scripts
@@ -63,6 +70,7 @@ export class WorkerSide {
     // the subscriber connection. A lost reply may have carried some: listeners re-check.
     const self = this.#feed.listening ? this.#clientId : ''
     let reply: ExchangeReply
+    let unconfirmed: ExchangeResult['unconfirmed']
     try {
       reply = await this.#scripts.exchange(
         queue,
@@ -76,16 +84,52 @@ export class WorkerSide {
         finishes,
       )
     } catch (err) {
-      if (self && finishes.length > 0) this.#feed.gap()
-      throw err
+      // Ran on the master, WAIT fell short: what it reserved holds there and runs (dropped, it would
+      // lapse unrun); what it finished is sent again until an exchange is confirmed.
+      const written = unconfirmedReply(err) as ExchangeReply | undefined
+      if (written === undefined) {
+        if (self && finishes.length > 0) this.#feed.gap()
+        throw err
+      }
+      reply = written
+      unconfirmed = { error: err as Error, finishes: [] }
     }
-    const [stale, flat, nextDue, mine, owed] = reply
+    const [, flat, nextDue, mine, owed] = reply
     if (mine.length > 0) this.#feed.deliver(mine)
     if (owed.length > 0) this.#handovers.start(queue, owed)
-    const reserved = decodeReserved(flat)
-    const result: ExchangeResult = { stale, reserved }
+    const result: ExchangeResult = {
+      stale: this.#resentStale(queue, done, reply[0], unconfirmed),
+      reserved: decodeReserved(flat),
+    }
     if (nextDue >= 0) result.nextDueIn = nextDue
+    if (unconfirmed) result.unconfirmed = unconfirmed
     return result
+  }
+
+  /**
+   * The stale ids of a reply, less the finishes an unconfirmed exchange applied before (sent again,
+   * they are lost runs to nobody); fills `unconfirmed.finishes` and keeps #resent current.
+   */
+  #resentStale(
+    queue: string,
+    done: readonly Finish[],
+    replied: string[],
+    unconfirmed: ExchangeResult['unconfirmed'],
+  ): string[] {
+    const key = (id: string) => `${queue}\n${id}`
+    const stale =
+      this.#resent.size === 0 ? replied : replied.filter(id => !this.#resent.has(key(id)))
+    if (unconfirmed) {
+      const refused = new Set(stale)
+      // Their times are counted already (metrics): sent again without them.
+      unconfirmed.finishes = done
+        .filter(f => !refused.has(f.id))
+        .map(({ runMs: _r, waitMs: _w, ...f }) => f)
+      for (const f of unconfirmed.finishes) this.#resent.add(key(f.id))
+    } else if (this.#resent.size > 0) {
+      for (const f of done) this.#resent.delete(key(f.id))
+    }
+    return stale
   }
 
   /** Backend.waitForWork: the tasks a handover brought, or none on a wake, timeout or abort. */
