@@ -46,9 +46,11 @@ export interface BackendOptions {
    * Redis only: how many replicas must have an enqueue or a finish before it is confirmed. Each
    * script call that stores tasks or outcomes is followed by `WAIT <replicas> <replicaTimeoutMs>`
    * on the same connection (on a cluster, the node of the queue's slot); fewer acknowledgements in
-   * time fail the call with `ReplicationTimeout`, whose write may still survive a failover (resending
-   * it is safe). Asynchronous replication otherwise loses the writes a failed master had not yet
-   * sent on (docs/cluster.md measures how many).
+   * time fail the call with `ReplicationTimeout`, whose write may still survive a failover (a
+   * refused enqueue's task may still run: give calls an `id` to look it up before calling again;
+   * a worker pool runs what its exchange reserved and sends its finishes again). Asynchronous
+   * replication otherwise loses the writes a failed master had not yet sent on (docs/cluster.md
+   * measures how many).
    * @default 0
    */
   replicas?: number
