@@ -34,6 +34,7 @@ import { redactUrl } from '../redis/url.js'
 import { BatchEnqueue } from './enqueue.js'
 import { encodeFinishes } from './finishes.js'
 import { Folds } from './folds.js'
+import { decodeReserved, exchangeSql } from './reserved.js'
 import { InFlight } from './in-flight.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'
@@ -153,19 +154,15 @@ export class PostgresBackend implements Backend {
     // Progress sent before a finish is stored before it (Redis orders them on one connection).
     await this.#progressing.settled(queue)
     const finishes = encodeFinishes(queue, done, this.limits.maxPayloadBytes)
-    const r = await this.#fn<{
+    this.#open()
+    const r = await this.#db.value<{
       stale: string[]
-      reserved: Array<ReservedTask & { cache: ReservedTask['cache'] | null }>
+      reserved: unknown[]
       nextDueIn: number | null
       fold: boolean
-    }>(`exchange($1, $2, $3::jsonb, $4)`, [queue, workerId, JSON.stringify(finishes), max])
+    }>(exchangeSql(this.schema), [queue, workerId, JSON.stringify(finishes), max], true)
     if (r.fold) this.#folds.request(queue)
-    const reserved = r.reserved.map(t => ({
-      ...t,
-      cache: t.cache ?? undefined,
-      slots: t.slots ?? [],
-    }))
-    const result: ExchangeResult = { stale: r.stale, reserved }
+    const result: ExchangeResult = { stale: r.stale, reserved: r.reserved.map(decodeReserved) }
     if (r.nextDueIn !== null) result.nextDueIn = r.nextDueIn
     return result
   }

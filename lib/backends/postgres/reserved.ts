@@ -1,0 +1,74 @@
+/**
+ * A reserved task as the exchange sends it since schema version 8: a JSON array of its fields in
+ * the order of {@link ReservedRow}, about half the text of an object that names each field, for
+ * the server to build and for this process to parse. The exchange asks for arrays by setting
+ * `worq_reply.rows` for its statement ({@link exchangeSql}); without it (a process of an earlier
+ * version) the function answers objects, which {@link decodeReserved} also reads.
+ */
+import type { ReservedTask } from '../backend.js'
+
+/** The fields of a reserved task, in the order `<schema>.reserved()` writes them. */
+type ReservedRow = [
+  id: string,
+  name: string,
+  payload: string,
+  deps: ReservedTask['deps'],
+  onError: ReservedTask['onError'],
+  ignoreResult: boolean,
+  resultTimeout: number,
+  heartrate: number,
+  attempts: number,
+  backoff: ReservedTask['backoff'],
+  runAt: number,
+  timeout: number,
+  priority: number,
+  metadata: string,
+  cache: NonNullable<ReservedTask['cache']> | null,
+  trace: string,
+  token: string,
+  attempt: number,
+  slots: string[] | null,
+  dueAt: number,
+]
+
+/** A reserved task as an object, the way versions before 8 send it. */
+type ReservedObject = Omit<ReservedTask, 'cache' | 'slots'> & {
+  cache: ReservedTask['cache'] | null
+  slots: string[] | null
+}
+
+/** The exchange's statement: asks `<schema>.reserved()` for arrays, then exchanges. */
+export function exchangeSql(schema: string): string {
+  return `SELECT ${schema}.exchange($1, $2, $3::jsonb, $4) AS v FROM (SELECT set_config('worq_reply.rows', 'on', true)) AS rows`
+}
+
+/** One reserved task from the exchange's reply: an array (version 8), or an object (earlier). */
+export function decodeReserved(row: unknown): ReservedTask {
+  if (!Array.isArray(row)) {
+    const t = row as ReservedObject
+    return { ...t, cache: t.cache ?? undefined, slots: t.slots ?? [] }
+  }
+  const r = row as ReservedRow
+  return {
+    id: r[0],
+    name: r[1],
+    payload: r[2],
+    deps: r[3],
+    onError: r[4],
+    ignoreResult: r[5],
+    resultTimeout: r[6],
+    heartrate: r[7],
+    attempts: r[8],
+    backoff: r[9],
+    runAt: r[10],
+    timeout: r[11],
+    priority: r[12],
+    metadata: r[13],
+    cache: r[14] ?? undefined,
+    trace: r[15],
+    token: r[16],
+    attempt: r[17],
+    slots: r[18] ?? [],
+    dueAt: r[19],
+  }
+}
