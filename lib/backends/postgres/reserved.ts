@@ -39,7 +39,8 @@ type ReservedObject = Omit<ReservedTask, 'cache' | 'slots'> & {
 
 /** The exchange's statement: asks `<schema>.reserved()` for arrays, then exchanges. */
 export function exchangeSql(schema: string): string {
-  return `SELECT ${schema}.exchange($1, $2, $3::jsonb, $4) AS v FROM (SELECT set_config('worq_reply.rows', 'on', true)) AS rows`
+  const ask = `SELECT set_config('worq_reply.rows', 'on', true)`
+  return `SELECT ${schema}.exchange($1, $2, $3::jsonb, $4) AS v FROM (${ask}) AS asked`
 }
 
 /** One reserved task from the exchange's reply: an array (version 8), or an object (earlier). */
