@@ -135,6 +135,15 @@ export class Lane {
     const { backend, queue } = this.host
     const slots = this.slots
     let failures = 0
+    /**
+     * After an exchange that failed or ran unconfirmed: false when a stopped pool has tried
+     * enough, else a pause that doubles from 100 ms to 2 s.
+     */
+    const backOff = async (): Promise<boolean> => {
+      if (this.host.state() === 'stopped' && ++failures > 3) return false
+      await delay(Math.min(100 * 2 ** failures++, 2000))
+      return true
+    }
     while (this.host.state() !== 'stopped' || this.#done.length > 0) {
       slots.fill()
       const running = this.host.state() === 'running'
@@ -176,16 +185,9 @@ export class Lane {
           this.host.halt()
           break
         }
-        if (this.host.state() === 'stopped' && ++failures > 3) break
-        await delay(Math.min(100 * 2 ** failures++, 2000))
+        if (!(await backOff())) break
         continue
       }
-      if (result.unconfirmed) {
-        // It ran, its durability unconfirmed (Redis `replicas`): what it reserved runs (below), its
-        // finishes go again with the next exchange, after a pause as after a failure.
-        this.#done.unshift(...result.unconfirmed.finishes)
-        this.host.emit('pool:error', result.unconfirmed.error)
-      } else failures = 0
       for (const id of result.stale) {
         // A lease the keeper already reported lost is not reported again when its finish is
         // refused.
@@ -193,10 +195,14 @@ export class Lane {
       }
       this.#accept(result.reserved)
       if (result.unconfirmed) {
-        if (this.host.state() === 'stopped' && ++failures > 3) break
-        await delay(Math.min(100 * 2 ** failures++, 2000))
+        // It ran, its durability unconfirmed (Redis `replicas`): what it reserved runs (above), its
+        // finishes go again with the next exchange, after a pause as after a failure.
+        this.#done.unshift(...result.unconfirmed.finishes)
+        this.host.emit('pool:error', result.unconfirmed.error)
+        if (!(await backOff())) break
         continue
       }
+      failures = 0
       // Fewer than asked: the queue is drained. Asking again at once would only hold the next
       // finish behind an empty round trip; wait for a wake (new work) or a kick (a task ended).
       this.#drained = result.reserved.length < free

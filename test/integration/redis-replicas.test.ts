@@ -14,7 +14,7 @@ describe('redis: replicas: 1 while the replica is down', function () {
   this.timeout(60_000)
   let set: SentinelSet | undefined
   before(async function () {
-    if (!hasBinary()) this.skip() // reason: redis-server is not installed (no Sentinel set to start)
+    if (!hasBinary()) this.skip() // reason: redis-server is not installed
     set = await startSentinels()
   })
   after(async () => {

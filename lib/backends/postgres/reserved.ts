@@ -3,7 +3,7 @@
  * the order of {@link ReservedRow}, about half the text of an object that names each field, for
  * the server to build and for this process to parse. The exchange asks for arrays by setting
  * `worq_reply.rows` for its statement ({@link exchangeSql}); without it (a process of an earlier
- * version) the function answers objects, which {@link decodeReserved} also reads.
+ * version, which reads objects) the function answers objects as before.
  */
 import type { ReservedTask } from '../backend.js'
 
@@ -31,24 +31,14 @@ type ReservedRow = [
   dueAt: number,
 ]
 
-/** A reserved task as an object, the way versions before 8 send it. */
-type ReservedObject = Omit<ReservedTask, 'cache' | 'slots'> & {
-  cache: ReservedTask['cache'] | null
-  slots: string[] | null
-}
-
 /** The exchange's statement: asks `<schema>.reserved()` for arrays, then exchanges. */
 export function exchangeSql(schema: string): string {
   const ask = `SELECT set_config('worq_reply.rows', 'on', true)`
   return `SELECT ${schema}.exchange($1, $2, $3::jsonb, $4) AS v FROM (${ask}) AS asked`
 }
 
-/** One reserved task from the exchange's reply: an array (version 8), or an object (earlier). */
+/** One reserved task from the exchange's reply (a {@link ReservedRow}). */
 export function decodeReserved(row: unknown): ReservedTask {
-  if (!Array.isArray(row)) {
-    const t = row as ReservedObject
-    return { ...t, cache: t.cache ?? undefined, slots: t.slots ?? [] }
-  }
   const r = row as ReservedRow
   return {
     id: r[0],
