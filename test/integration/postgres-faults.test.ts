@@ -17,9 +17,9 @@ function errorOf(p: Promise<unknown>): Promise<{ code?: string; message: string 
 }
 
 /** A task as the enqueue function of schema version 1 takes it (lib/backends/records.ts NewTask). */
-function oldTask(arg: string) {
+function oldTask(arg: string, id = 'old-1') {
   return {
-    id: 'old-1',
+    id,
     name: 'echo',
     payload: JSON.stringify({ json: [arg] }),
     deps: [],
@@ -269,16 +269,16 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('several processes migrating one database at once: one schema, versions 1 to 8', async () => {
+  it('several processes migrating one database at once: one schema, versions 1 to 9', async () => {
     const fresh = await freshDatabase()
     const runs = await Promise.all(Array.from({ length: 4 }, () => migrateCli(fresh)))
     for (const r of runs) expect(r.code, r.out).to.equal(0)
-    expect(runs.filter(r => /migrated from version 0 to 8/.test(r.out))).to.have.length(1)
+    expect(runs.filter(r => /migrated from version 0 to 9/.test(r.out))).to.have.length(1)
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
     try {
       const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-      expect(rows).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8].map(version => ({ version })))
+      expect(rows).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9].map(version => ({ version })))
       // A schema newer than this code is refused with a clear error.
       await c.query('INSERT INTO worq.migrations (version) VALUES (99)')
       const broker = getBroker(fresh, 'q')
@@ -293,7 +293,7 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('a database of schema version 1 is migrated to version 8 in place, and its tasks and events go on', async () => {
+  it('a database of schema version 1 is migrated to version 9 in place, and its tasks and events go on', async () => {
     const fresh = await freshDatabase()
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
@@ -316,6 +316,12 @@ describe('postgres: URLs, faults and migrations', () => {
       const v1Events = await c.query('SELECT n, body FROM worq.events WHERE queue = $1', [queue])
       expect(v1Events.rows).to.have.length(1)
       expect(v1Events.rows[0].body).to.include({ type: 'enqueued', id: 'old-1' })
+      // A second task whose `enqueued` event is still in the inbox (jsonb until version 9) when
+      // the database is migrated: the event is folded after it, numbered 2.
+      await c.query(`SELECT worq.enqueue($1, $2::jsonb, NULL, 'v1b') AS v`, [
+        queue,
+        JSON.stringify([oldTask('unfolded', 'old-2')]),
+      ])
       const exchangeBody = async () =>
         (await c.query(`SELECT prosrc FROM pg_proc WHERE proname = 'exchange'`)).rows[0].prosrc
       expect(await exchangeBody()).to.include('worq.lock(q)')
@@ -332,7 +338,7 @@ describe('postgres: URLs, faults and migrations', () => {
         expect(await after.result(10_000)).to.equal('after')
         await until(async () => (await broker.size()) === 0, 10_000, 'the version 1 task to run')
         const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-        expect(rows).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8].map(version => ({ version })))
+        expect(rows).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9].map(version => ({ version })))
         expect(await exchangeBody()).to.include('worq.hold(q)')
         // Version 6: an exchange asks for a fold instead of folding.
         expect(await exchangeBody()).to.not.include('flush')
@@ -345,6 +351,7 @@ describe('postgres: URLs, faults and migrations', () => {
         const old = await broker.task('old-1')
         expect(old?.status).to.equal('completed')
         expect(old?.value).to.equal('before')
+        expect((await broker.task('old-2'))?.value).to.equal('unfolded')
         // Since version 4 events are kept a set per row (version 5: a fold's events together); the
         // event version 1 wrote is read as before, numbered on by those written since.
         const sets = await c.query(
@@ -357,11 +364,16 @@ describe('postgres: URLs, faults and migrations', () => {
         const seen: Array<{ type: string; id: string; eventId: string }> = []
         events.on('*', e => seen.push(e as (typeof seen)[number]))
         try {
-          await until(() => seen.filter(e => e.id === 'old-1').length >= 3, 10_000, 'old-1 events')
+          await until(
+            () => ['old-1', 'old-2'].every(id => seen.filter(e => e.id === id).length >= 3),
+            10_000,
+            'the version 1 tasks’ events',
+          )
         } finally {
           await events.close()
         }
         expect(seen[0]).to.include({ type: 'enqueued', id: 'old-1', eventId: '1' })
+        expect(seen[1]).to.include({ type: 'enqueued', id: 'old-2', eventId: '2' })
         expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
         // Version 6 keeps the numbering in the queue's folds row, carried over from queues.
         const fold = await c.query('SELECT event_seq FROM worq.folds WHERE queue = $1', [queue])

@@ -89,9 +89,9 @@ function plainSql(s: string): string {
       RETURNING r.id, r.name, r.created_at, r.line_seq
     ), logged AS (
       INSERT INTO ${s}.inbox (queue, body)
-      SELECT $1, jsonb_build_object('en', jsonb_build_array(min(ins.created_at),
-        to_jsonb(array_agg(ins.id ORDER BY ins.line_seq)),
-        to_jsonb(array_agg(ins.name ORDER BY ins.line_seq))))
+      SELECT $1, json_build_object('en', json_build_array(min(ins.created_at),
+        to_json(array_agg(ins.id ORDER BY ins.line_seq)),
+        to_json(array_agg(ins.name ORDER BY ins.line_seq))))
       FROM ins HAVING count(*) > 0 AND (SELECT events FROM q)
     )
     SELECT count(*)::integer AS n, ${s}.wake($1) AS woke FROM ins`

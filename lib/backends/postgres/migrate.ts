@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 8
+export const SCHEMA_VERSION = 9
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -21,6 +21,7 @@ const VERSIONS: Record<number, string[]> = {
   6: ['010_fold_apart'],
   7: ['011_enqueued_lists'],
   8: ['012_reserved_rows'],
+  9: ['013_inbox_text'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */
