@@ -29,12 +29,15 @@ BEGIN
   -- into rows of EVENT_SET, 1 000, when longer: a bulk enqueue); a run of shorter lists between
   -- two such rows (sequential calls: an event or two each) goes into rows of up to 1 000
   -- together. Numbered on in inbox order.
+  -- (OFFSET 0 keeps `sets` a subquery of its own: pulled up into its readers, each list was built
+  -- once per use, and a batch's `enqueued` events expanded three times.)
   sized AS (
     SELECT seq, es, jsonb_array_length(es) AS c FROM (
       SELECT seq, CASE WHEN body ? 'es' THEN body->'es'
           WHEN body ? 'en' THEN worq.enqueued_events(body->'en')
           ELSE jsonb_build_array(body->'e') END AS es
       FROM gone WHERE qr.events AND (body ? 'es' OR body ? 'e' OR body ? 'en')
+      OFFSET 0
     ) sets
   ),
   -- `run`: how many long lists came before: the short lists of one run share it.
