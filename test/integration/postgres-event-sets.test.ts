@@ -18,7 +18,7 @@ async function readAll(broker: ReturnType<typeof getBroker>, last: number): Prom
   return seen
 }
 
-describe('postgres: schema versions 4 to 6 (events a set per row, the metrics fold)', () => {
+describe('postgres: schema versions 4 to 9 (events a set per row, the metrics fold)', () => {
   let url: string
   let db: pg.Client
   before(async () => {
@@ -110,6 +110,47 @@ describe('postgres: schema versions 4 to 6 (events a set per row, the metrics fo
       const seen = await readAll(broker, 63) // 21 calls: enqueued, started, completed each
       expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
       expect(seen.filter(e => e.type === 'completed')).to.have.length(21)
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined)
+      await holder.end()
+      await pool.stop()
+      await broker.purge()
+      await broker.close()
+    }
+  })
+
+  it('an operation that takes the queue’s lock folds before it takes it: while it waits for a fold, calls run and complete (version 9)', async () => {
+    const queue = uniqueQueue('lockfold')
+    const broker = getBroker(url, queue)
+    const pool = new WorkerPool(broker, { concurrency: 4 })
+    const holder = new pg.Client({ connectionString: url })
+    await holder.connect()
+    try {
+      broker.expose(new TaskSpace('', { echo: (x: number) => x }))
+      await pool.start()
+      const q = broker.queue()
+      expect(await (await q.echo(0)).result(10_000)).to.equal(0)
+      await broker.metrics() // folds: the queue's folds row exists
+      await holder.query('BEGIN')
+      await holder.query('SELECT * FROM worq.folds WHERE queue = $1 FOR UPDATE', [queue])
+      // A cancel (of an unknown id) folds, then takes the queue's lock: it waits for the fold's.
+      const cancelled = broker.cancel('no-such-task')
+      await until(
+        async () => {
+          const { rows } = await db.query(
+            `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%cancel(%'`,
+          )
+          return rows.length > 0
+        },
+        10_000,
+        'the cancel to wait for the fold’s lock',
+      )
+      // Until version 9 it waited holding the queue's lock, and no exchange could run.
+      for (let i = 1; i <= 10; i++) expect(await (await q.echo(i)).result(10_000)).to.equal(i)
+      await holder.query('COMMIT')
+      expect(await cancelled).to.equal(false)
+      const seen = await readAll(broker, 33) // 11 calls: enqueued, started, completed each
+      expect(seen.filter(e => e.type === 'completed')).to.have.length(11)
     } finally {
       await holder.query('ROLLBACK').catch(() => undefined)
       await holder.end()
