@@ -27,8 +27,9 @@ END $$;
 
 -- Folds the queue's inbox under its folds row (made on first use), not the queue's lock. `due`
 -- (a worker after an exchange that asked for it): only when no fold is under way (SKIP LOCKED)
--- and the last is FOLD_MS (1 000 since version 9) old; true when it folded. Otherwise (the sweep, readers, operations
--- that change settings): waits for a fold under way, then folds.
+-- and the last is FOLD_MS (1 000 since version 9) old; true when it folded. Otherwise (lock, for
+-- the sweep and the operations that change settings; readers): waits for a fold under way, then
+-- folds.
 CREATE OR REPLACE FUNCTION worq.fold(q text, due boolean) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
   fr worq.folds;
@@ -36,8 +37,9 @@ DECLARE
   now bigint := worq.now_ms();
 BEGIN
   -- The settings, read without the queue's lock (a fold under way when they change follows the
-  -- settings it read). The row is made on first use, as the queue's lock makes it, and before the
-  -- folds row is locked: the lock order is the queue's row, then its folds row.
+  -- settings it read). The row is made on first use, as the queue's lock makes it. Since version 9
+  -- the lock order is the folds row, then the queue's (lock); nothing takes them the other way
+  -- round (an exchange holds the queue's row and only reads the folds row).
   SELECT * INTO qr FROM worq.queues WHERE name = q;
   IF NOT FOUND THEN
     INSERT INTO worq.queues (name) VALUES (q) ON CONFLICT DO NOTHING;
