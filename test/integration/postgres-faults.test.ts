@@ -375,6 +375,15 @@ describe('postgres: URLs, faults and migrations', () => {
         expect(seen[0]).to.include({ type: 'enqueued', id: 'old-1', eventId: '1' })
         expect(seen[1]).to.include({ type: 'enqueued', id: 'old-2', eventId: '2' })
         expect(seen.map(e => Number(e.eventId))).to.deep.equal(seen.map((_, i) => i + 1))
+        // Version 9 made the inbox's body json: its compression is set again as the events' is
+        // (lz4 where the server has it; a new type reset it to the default).
+        const compression = await c.query(
+          `SELECT attrelid::regclass::text AS t, attcompression AS c FROM pg_attribute
+           WHERE attrelid IN ('worq.inbox'::regclass, 'worq.events'::regclass) AND attname = 'body'
+           ORDER BY 1`,
+        )
+        expect(compression.rows.map(r => r.t)).to.deep.equal(['worq.events', 'worq.inbox'])
+        expect(compression.rows[1].c).to.equal(compression.rows[0].c)
         // Version 6 keeps the numbering in the queue's folds row, carried over from queues.
         const fold = await c.query('SELECT event_seq FROM worq.folds WHERE queue = $1', [queue])
         expect(Number(fold.rows[0].event_seq)).to.be.at.least(seen.length)

@@ -12,6 +12,14 @@
 -- they take it (lock), so that a fold of a second's records never holds up the exchanges.
 
 ALTER TABLE worq.inbox ALTER COLUMN body TYPE json USING body::json;
+-- A new type resets the column's compression to the default (pglz): lz4 again where the server
+-- has it, as version 4 set it.
+DO $$
+BEGIN
+  EXECUTE 'ALTER TABLE worq.inbox ALTER COLUMN body SET COMPRESSION lz4';
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR syntax_error THEN
+  NULL;
+END $$;
 
 -- Takes the queue's row lock, after folding its inbox under the fold's lock alone (the sweep, and
 -- the operations that change the queue's settings or lines: pause, limits, a schedule firing,
