@@ -14,7 +14,9 @@ describe('redis: replicas: 1 while the replica is down', function () {
   this.timeout(60_000)
   let set: SentinelSet | undefined
   before(async function () {
-    if (!hasBinary()) this.skip() // reason: redis-server is not installed
+    // The test starts its own Sentinel set (a master, a replica, three sentinels) from the
+    // redis-server binary; without it there is nothing to run against. .ci/run installs it.
+    if (!hasBinary()) this.skip() // reason: redis-server is not installed (no Sentinel set to start)
     set = await startSentinels()
   })
   after(async () => {
