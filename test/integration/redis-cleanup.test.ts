@@ -46,10 +46,16 @@ describe('redis: nothing is left behind', () => {
       const passed = await task(q.add, { onError: 'pass' })(failed, 1)
       await task(q.add, { ignoreResult: true })(a, b)
       const held = await task(q.add, { delay: 60_000 })(1, 1)
-      const waiting: Array<Deferred<unknown>> = [a, b, failed, cascaded, passed]
+      // A wide fan-out: past its first few kilobytes, the root's dependents spill into a list of
+      // their own (sorted set dm:<id>), which the root's end takes.
+      const root = await task(q.add, { delay: 200 })(1, 1)
+      const fan = await Promise.all(Array.from({ length: 300 }, (_, i) => q.add(root, i)))
+      expect(await redis.admin.exists(queueKey(queue, `dm:${root.id}`))).to.equal(1)
+      const waiting: Array<Deferred<unknown>> = [a, b, failed, cascaded, passed, root, ...fan]
       for (const d of waiting) await d.wait(5000)
       expect(await held.cancel()).to.equal(true)
       expect(b.value).to.equal(6)
+      expect(fan.map(d => d.value)).to.deep.equal(fan.map((_, i) => 2 + i))
       await until(() => pool.running === 0 && broker.size().then(n => n === 0))
       expect(await broker.tasks()).to.have.length.above(0)
       // The pool's sweep (every 50 ms) drops the listing entries of outcomes once they expired

@@ -37,9 +37,7 @@ local function admit_pending(queue, id, body, listed)
       owe('L\t' .. id .. '\t' .. (slot - 1), dq .. '\t' .. did .. '\t' .. header.g)
       missing = missing + 1
     elseif arg and is_live(arg) then
-      local dkey = key(dq, 'dependents')
-      local line = queue .. '\t' .. id .. '\t' .. (slot - 1) .. '\t' .. header.g .. '\n'
-      rcall('HSET', dkey, did, (rcall('HGET', dkey, did) or '') .. line)
+      add_dependent(dq, did, queue .. '\t' .. id .. '\t' .. (slot - 1) .. '\t' .. header.g .. '\n')
       missing = missing + 1
     else
       local out = arg and stored_outcome(arg) or expired_outcome('unknown', dq, did, GONE)
@@ -56,7 +54,13 @@ local function admit_pending(queue, id, body, listed)
     settle(queue, id, failed, { h = header, rec = body, made = 0, deps = false, listed = listed })
     return
   end
-  rcall('HSET', key(queue, 's:' .. id), 'm', missing, unpack(slots))
+  local skey = key(queue, 's:' .. id)
+  if #slots < PIECE then
+    rcall('HSET', skey, 'm', missing, unpack(slots))
+  else
+    rcall('HSET', skey, 'm', missing)
+    rcall_list('HSET', skey, slots)
+  end
   local tkey = record(queue, id)
   if missing > 0 then
     rcall('SET', tkey, body)

@@ -91,8 +91,8 @@ if nf > 0 then
     fields[2 * i - 1] = ids[i]
     fields[2 * i] = 'p:' .. ids[i]
   end
-  local held = rcall('HMGET', tokens, unpack(fields))
-  local deps = rcall('HMGET', key(QUEUE, 'dependents'), unpack(ids))
+  local held = rcall_read('HMGET', tokens, fields)
+  local deps = rcall_read('HMGET', key(QUEUE, 'dependents'), ids)
   -- Listed tasks leave the listing when their outcome expires (store.lua); with listing off, the
   -- sweep drops what was listed before.
   local listing = conf(QUEUE).listing
@@ -132,20 +132,21 @@ if nf > 0 then
         count(QUEUE, 'r', 1)
       else
         if deps[i] then had_deps[#had_deps + 1] = id end
-        settle(QUEUE, id, outcome, { held = h, deps = deps[i] or false, tag = token_tag(token),
+        settle(QUEUE, id, outcome, { held = h, deps = all_dependents(QUEUE, id, deps[i]) or false,
+          tag = token_tag(token),
           progress = held[2 * i] or nil, reported = true })
         if h.keep == '0' then dropped = math.max(dropped, lease_ms(tonumber(h.heartrate))) end
       end
     end
   end
   if #gone > 0 then
-    rcall('HDEL', tokens, unpack(gone))
+    rcall_list('HDEL', tokens, gone)
     local only = {}
     for i = 1, #gone, 2 do only[#only + 1] = gone[i] end
-    rcall('ZREM', leases, unpack(only))
+    rcall_list('ZREM', leases, only)
     unleased = true
   end
-  if #had_deps > 0 then rcall('HDEL', key(QUEUE, 'dependents'), unpack(had_deps)) end
+  if #had_deps > 0 then rcall_list('HDEL', key(QUEUE, 'dependents'), had_deps) end
   if listing then gc_step(QUEUE, 2 * nf + 20) end
 end
 
@@ -220,7 +221,7 @@ if handed then
   -- Their leases were set when they were handed over: the memo lasts as long as the longest that
   -- is left (a second at least), so a worker killed just after this call leaves it no longer.
   if #ids > 0 then
-    for _, ends in ipairs(rcall('ZMSCORE', leases, unpack(ids))) do
+    for _, ends in ipairs(rcall_read('ZMSCORE', leases, ids)) do
       local left = (tonumber(ends) or 0) - now()
       if left > longest then longest = left end
     end

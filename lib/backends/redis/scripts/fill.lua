@@ -29,8 +29,8 @@ local m = tonumber(ARGV[m_at])
 if m > 0 then
   local fields = {}
   for i = 1, m do fields[i] = ARGV[m_at + i] end
-  rcall('HDEL', key(QUEUE, 'ho'), unpack(fields))
-  rcall('ZREM', key(QUEUE, 'hos'), unpack(fields))
+  rcall_list('HDEL', key(QUEUE, 'ho'), fields)
+  rcall_list('ZREM', key(QUEUE, 'hos'), fields)
 end
 flush_all()
 return { mine, owed or NONE }

@@ -10,7 +10,6 @@
            slot, its generation, and the argument's id on this queue
   Returns: n strings: '' registered (the argument has not ended), else the argument's outcome
 ]]
-local dkey = key(QUEUE, 'dependents')
 local out = {}
 for i = 1, tonumber(ARGV[3]) do
   local base = 4 + (i - 1) * 5
@@ -18,9 +17,7 @@ for i = 1, tonumber(ARGV[3]) do
     ARGV[base + 4]
   local arg = rcall('GET', record(QUEUE, aid))
   if arg and is_live(arg) then
-    local line = dq .. '\t' .. did .. '\t' .. slot .. '\t' .. gen .. '\n'
-    local lines = rcall('HGET', dkey, aid) or ''
-    if not string.find(lines, line, 1, true) then rcall('HSET', dkey, aid, lines .. line) end
+    add_dependent(QUEUE, aid, dq .. '\t' .. did .. '\t' .. slot .. '\t' .. gen .. '\n', true)
     out[i] = ''
   else
     out[i] = arg and stored_outcome(arg) or expired_outcome('unknown', QUEUE, aid, GONE)

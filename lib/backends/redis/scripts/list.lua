@@ -111,7 +111,7 @@ if only_live and ARGV[9] == '1' then
   if only_live then
     local found = {}
     if #ids > 0 then
-      local scores = rcall('ZMSCORE', key(QUEUE, 'idx'), unpack(ids))
+      local scores = rcall_read('ZMSCORE', key(QUEUE, 'idx'), ids)
       for i, id in ipairs(ids) do
         local s = tonumber(scores[i])
         if s and s < high and s > low then

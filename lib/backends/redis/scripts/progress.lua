@@ -14,7 +14,7 @@ local n = tonumber(ARGV[4])
 local tokens = key(QUEUE, 'tokens')
 local ids = {}
 for i = 1, n do ids[i] = ARGV[2 + i * 3] end
-local held = rcall('HMGET', tokens, unpack(ids))
+local held = rcall_read('HMGET', tokens, ids)
 local set = {}
 for i = 1, n do
   local base = 2 + i * 3
@@ -27,6 +27,6 @@ for i = 1, n do
     event(QUEUE, 'progress', ids[i], h.head, { p = value })
   end
 end
-if #set > 0 then rcall('HSET', tokens, unpack(set)) end
+if #set > 0 then rcall_list('HSET', tokens, set) end
 flush_all()
 return mine

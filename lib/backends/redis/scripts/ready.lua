@@ -154,7 +154,7 @@ local function reserve(queue, max, nonce, take, worker)
     end
   end
   if #hset > 0 then
-    rcall('HSET', key(queue, 'tokens'), unpack(hset))
+    rcall_list('HSET', key(queue, 'tokens'), hset)
     add_leases(queue, zadd)
   end
   return reserved, popped, drained, longest
@@ -172,7 +172,7 @@ local function from_wait(queue)
   return function(n)
     local ids = rcall('ZRANGE', pkey, '-inf', '(0', 'BYSCORE', 'LIMIT', '0', digits(n))
     if #ids > 0 then
-      rcall('ZREM', pkey, unpack(ids))
+      rcall_list('ZREM', pkey, ids)
       return ids
     end
     ids = rcall('RPOP', wait, digits(n))
@@ -277,7 +277,7 @@ local function flush_ready()
         zadd[#zadd + 1] = digits(plist[i + 1] * PRIO_UNIT + n - (#plist - i - 1) / 2)
         zadd[#zadd + 1] = plist[i]
       end
-      rcall('ZADD', key(queue, 'prio'), unpack(zadd))
+      rcall_list('ZADD', key(queue, 'prio'), zadd)
     end
     local parks = paused and {} or rcall('HGETALL', key(queue, 'parked'))
     local from, empty = 1, nil

@@ -10,7 +10,7 @@ local n = tonumber(ARGV[3])
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local ids = {}
 for i = 1, n do ids[i] = ARGV[1 + i * 3] end
-local held = rcall('HMGET', tokens, unpack(ids))
+local held = rcall_read('HMGET', tokens, ids)
 local lost, zadd = {}, {}
 for i = 1, n do
   local base = 1 + i * 3
@@ -22,5 +22,5 @@ for i = 1, n do
     lost[#lost + 1] = ids[i]
   end
 end
-if #zadd > 0 then rcall('ZADD', leases, 'XX', unpack(zadd)) end
+if #zadd > 0 then rcall_list('ZADD', leases, zadd, 'XX') end
 return lost

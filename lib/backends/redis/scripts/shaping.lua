@@ -124,9 +124,9 @@ local function cache_trim(queue)
   local over = rcall('ZCARD', lru) - conf(queue).csize
   if over > 0 then
     local victims = rcall('ZRANGE', lru, 0, over - 1)
-    rcall('HDEL', key(queue, 'cache'), unpack(victims))
-    rcall('ZREM', lru, unpack(victims))
-    rcall('ZREM', key(queue, 'cexp'), unpack(victims))
+    rcall_list('HDEL', key(queue, 'cache'), victims)
+    rcall_list('ZREM', lru, victims)
+    rcall_list('ZREM', key(queue, 'cexp'), victims)
   end
 end
 
