@@ -269,16 +269,16 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('several processes migrating one database at once: one schema, versions 1 to 9', async () => {
+  it('several processes migrating one database at once: one schema, versions 1 to 10', async () => {
     const fresh = await freshDatabase()
     const runs = await Promise.all(Array.from({ length: 4 }, () => migrateCli(fresh)))
     for (const r of runs) expect(r.code, r.out).to.equal(0)
-    expect(runs.filter(r => /migrated from version 0 to 9/.test(r.out))).to.have.length(1)
+    expect(runs.filter(r => /migrated from version 0 to 10/.test(r.out))).to.have.length(1)
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
     try {
       const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-      expect(rows).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9].map(version => ({ version })))
+      expect(rows).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(version => ({ version })))
       // A schema newer than this code is refused with a clear error.
       await c.query('INSERT INTO worq.migrations (version) VALUES (99)')
       const broker = getBroker(fresh, 'q')
@@ -293,7 +293,7 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('a database of schema version 1 is migrated to version 9 in place, and its tasks and events go on', async () => {
+  it('a database of schema version 1 is migrated to version 10 in place, and its tasks and events go on', async () => {
     const fresh = await freshDatabase()
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
@@ -322,6 +322,41 @@ describe('postgres: URLs, faults and migrations', () => {
         queue,
         JSON.stringify([oldTask('unfolded', 'old-2')]),
       ])
+      // A task of two Deferred arguments, one of them ended under version 1 (its slot written
+      // into the task's array), the other after the upgrade (its slot a row of arg_slots until
+      // the task is ready, version 10): both reach the run.
+      await c.query(`SELECT worq.enqueue($1, $2::jsonb, NULL, 'v1c') AS v`, [
+        queue,
+        JSON.stringify([
+          oldTask('a', 'arg-a'),
+          oldTask('b', 'arg-b'),
+          {
+            ...oldTask('', 'joined'),
+            name: 'pair',
+            payload: JSON.stringify({
+              json: [{ r: 0 }, { r: 1 }],
+              meta: { values: { 0: [['custom', 'worq.ref']], 1: [['custom', 'worq.ref']] }, v: 1 },
+            }),
+            deps: [
+              { queue, id: 'arg-a' },
+              { queue, id: 'arg-b' },
+            ],
+          },
+        ]),
+      ])
+      await c.query(
+        `SELECT worq.finish($1, 'arg-a', 'c{"json":"a"}', worq.now_ms(), false, NULL)`,
+        [queue],
+      )
+      const joined = await c.query(
+        `SELECT state, missing, slots FROM worq.tasks WHERE queue = $1 AND id = 'joined'`,
+        [queue],
+      )
+      expect(joined.rows[0]).to.deep.equal({
+        state: 'pending',
+        missing: 1,
+        slots: ['c{"json":"a"}', null],
+      })
       const exchangeBody = async () =>
         (await c.query(`SELECT prosrc FROM pg_proc WHERE proname = 'exchange'`)).rows[0].prosrc
       expect(await exchangeBody()).to.include('worq.lock(q)')
@@ -332,13 +367,15 @@ describe('postgres: URLs, faults and migrations', () => {
       const broker = getBroker(fresh, queue)
       const pool = new WorkerPool(broker, { concurrency: 2 })
       try {
-        broker.expose(new TaskSpace('', { echo: (x: string) => x }))
+        broker.expose(
+          new TaskSpace('', { echo: (x: string) => x, pair: (a: string, b: string) => a + b }),
+        )
         const after = await broker.queue().echo('after')
         await pool.start()
         expect(await after.result(10_000)).to.equal('after')
         await until(async () => (await broker.size()) === 0, 10_000, 'the version 1 task to run')
         const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-        expect(rows).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9].map(version => ({ version })))
+        expect(rows).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(version => ({ version })))
         expect(await exchangeBody()).to.include('worq.hold(q)')
         // Version 6: an exchange asks for a fold instead of folding.
         expect(await exchangeBody()).to.not.include('flush')
@@ -352,6 +389,10 @@ describe('postgres: URLs, faults and migrations', () => {
         expect(old?.status).to.equal('completed')
         expect(old?.value).to.equal('before')
         expect((await broker.task('old-2'))?.value).to.equal('unfolded')
+        expect((await broker.task('joined'))?.value).to.equal('ab')
+        expect((await c.query('SELECT count(*)::int AS n FROM worq.arg_slots')).rows[0].n).to.equal(
+          0,
+        )
         // Since version 4 events are kept a set per row (version 5: a fold's events together); the
         // event version 1 wrote is read as before, numbered on by those written since.
         const sets = await c.query(

@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 9
+export const SCHEMA_VERSION = 10
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -22,6 +22,7 @@ const VERSIONS: Record<number, string[]> = {
   7: ['011_enqueued_lists'],
   8: ['012_reserved_rows'],
   9: ['013_inbox_text'],
+  10: ['014_arg_slots'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */
