@@ -3,6 +3,7 @@ import {
   getBroker,
   task,
   TaskCancelled,
+  TaskFailure,
   TaskSpace,
   WorkerPool,
   type Deferred,
@@ -113,6 +114,42 @@ for (const backend of backends) {
         await pool.start()
         expect(await total.result(60_000)).to.equal((2_000 * 1_999) / 2)
         expect(await named.result(10_000)).to.equal((20 * 19) / 2)
+      } finally {
+        await pool.stop({ timeout: 2000 })
+        await broker.close()
+      }
+    })
+
+    it('a chain of 5 000 tasks whose first fails ends every one of them, and the queue goes on', async () => {
+      // The cascade goes down the chain with a stack of its own: on PostgreSQL a recursion passed
+      // the server's stack depth at about 300 links, on memory:// Node's at a few thousand, and
+      // the failure could never be recorded.
+      const broker = getBroker(url, uniqueQueue('large-chain'))
+      const running = latch()
+      const release = latch()
+      broker.expose(async function gate() {
+        running.resolve()
+        await release.promise
+        throw new Error('the first link failed')
+      })
+      broker.expose(function id(x: unknown) {
+        return x
+      })
+      const pool = new WorkerPool(broker, { concurrency: 2 })
+      try {
+        await pool.start()
+        const q = broker.queue()
+        const calls: Array<Promise<Deferred<unknown>>> = []
+        let prev: Promise<Deferred<unknown>> = q.gate()
+        for (let i = 1; i < 5_000; i++) calls.push((prev = q.id(prev)))
+        const links = await Promise.all(calls)
+        await running.promise
+        release.resolve()
+        const last = links[links.length - 1]!
+        expect(await last.result(60_000).catch((e: unknown) => e)).to.be.instanceOf(TaskFailure)
+        expect(await links[0]!.status()).to.equal('failed')
+        expect(await (await q.id('after')).result(10_000)).to.equal('after')
+        expect(await broker.size()).to.equal(0)
       } finally {
         await pool.stop({ timeout: 2000 })
         await broker.close()

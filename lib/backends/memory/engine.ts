@@ -29,6 +29,13 @@ interface Ending {
   tag?: string
 }
 
+/** A task that has just ended, whose dependents the cascade is still to go through. */
+interface Ended {
+  rec: TaskRecord
+  outcome: string
+  now: number
+}
+
 export class MemoryEngine {
   readonly queues = new Map<string, QueueState>()
   readonly listeners: OutcomeListener[] = []
@@ -97,6 +104,12 @@ export class MemoryEngine {
    * follower, else it joins the line.
    */
   ready(q: QueueState, rec: TaskRecord, now: number): void {
+    const ended = this.#readyStep(q, rec, now)
+    if (ended) this.#cascade(ended)
+  }
+
+  /** ready() without the cascade: a cache hit's end is returned for the caller's. */
+  #readyStep(q: QueueState, rec: TaskRecord, now: number): Ended | undefined {
     const cache = rec.task.cache
     if (cache) {
       const key =
@@ -104,18 +117,19 @@ export class MemoryEngine {
         readyCacheKey(rec.task.name, rec.task.payload, cache.template, rec.slots as string[])
       rec.cacheKey = key
       const hit = cacheHit(q, key, now)
-      if (hit) return this.finish(rec, hit.outcome, now, { cached: true })
+      if (hit) return this.#end(rec, hit.outcome, now, { cached: true })
       const leader = q.records.get(q.flights.get(key) ?? '')
       if (leader && leader !== rec && leader.state !== 'done') {
         leader.dependents.push({ queue: rec.queue, id: rec.task.id, slot: -1 })
         q.unlink(rec)
         rec.state = 'pending'
         q.pending.add(rec.task.id)
-        return
+        return undefined
       }
       q.flights.set(key, rec.task.id)
     }
     this.line(q, rec, rec.task.runAt, now)
+    return undefined
   }
 
   /** Puts a record in the wait line of its priority, or in the delayed set until `dueAt`. */
@@ -135,6 +149,11 @@ export class MemoryEngine {
 
   /** Records an outcome, delivers it, frees limit slots, and fills (or fails) the dependents. */
   finish(rec: TaskRecord, outcome: string, now: number, how: Ending = {}): void {
+    this.#cascade(this.#end(rec, outcome, now, how))
+  }
+
+  /** finish() without the dependents, which #cascade() goes through. */
+  #end(rec: TaskRecord, outcome: string, now: number, how: Ending = {}): Ended {
     const q = this.q(rec.queue)
     const { id } = rec.task
     const ran = rec.state === 'processing' && rec.startedAt !== undefined
@@ -165,29 +184,54 @@ export class MemoryEngine {
       for (const l of this.listeners) l(rec.queue, id, delivered)
     }
     if (woke) q.wake()
-    const dependents = rec.dependents
-    rec.dependents = []
-    for (const d of dependents) {
-      if (d.slot < 0) this.#follow(d.queue, d.id, outcome, now)
-      else this.#fill(d.queue, d.id, d.slot, outcome, now)
+    return { rec, outcome, now }
+  }
+
+  /**
+   * Fills, fails or frees the dependents of a task that ended, and those of each that ends with
+   * it: depth first, in the order each task's dependents were registered (as the other backends
+   * do), with a stack of its own. A recursion overflowed the call stack under a chain of a few
+   * thousand tasks whose first failed, and the task at its end never ended.
+   */
+  #cascade(first: Ended): void {
+    const stack: Array<{ d: TaskRecord['dependents'][number]; outcome: string }> = []
+    const push = ({ rec, outcome }: Ended) => {
+      const ds = rec.dependents
+      rec.dependents = []
+      for (let i = ds.length - 1; i >= 0; i--) stack.push({ d: ds[i]!, outcome })
+    }
+    push(first)
+    const { now } = first
+    for (let top = stack.pop(); top; top = stack.pop()) {
+      const { d, outcome } = top
+      const ended =
+        d.slot < 0
+          ? this.#follow(d.queue, d.id, outcome, now)
+          : this.#fill(d.queue, d.id, d.slot, outcome, now)
+      if (ended) push(ended)
     }
   }
 
-  #fill(queue: string, id: string, slot: number, outcome: string, now: number): void {
+  /** Fills a dependent's slot; returns its end when it ended here (failed, or a cache hit). */
+  #fill(queue: string, id: string, slot: number, outcome: string, now: number): Ended | undefined {
     const dep = this.get(queue, id)
-    if (!dep || dep.state !== 'pending' || dep.slots[slot] !== undefined) return
+    if (!dep || dep.state !== 'pending' || dep.slots[slot] !== undefined) return undefined
     if (outcome.charAt(0) !== 'c' && dep.task.onError === 'fail')
-      return this.finish(dep, outcome, now)
+      return this.#end(dep, outcome, now)
     dep.slots[slot] = outcome
-    if (--dep.missing === 0) this.ready(this.q(queue), dep, now)
+    return --dep.missing === 0 ? this.#readyStep(this.q(queue), dep, now) : undefined
   }
 
-  /** A cache follower: ends with its leader's value, or runs on its own when the leader did not complete. */
-  #follow(queue: string, id: string, outcome: string, now: number): void {
+  /**
+   * A cache follower: ends with its leader's value (returned), or runs on its own when the leader
+   * did not complete.
+   */
+  #follow(queue: string, id: string, outcome: string, now: number): Ended | undefined {
     const f = this.get(queue, id)
-    if (!f || f.state !== 'pending') return
-    if (outcome.charAt(0) === 'c') this.finish(f, outcome, now, { cached: true })
-    else this.line(this.q(queue), f, f.task.runAt, now)
+    if (!f || f.state !== 'pending') return undefined
+    if (outcome.charAt(0) === 'c') return this.#end(f, outcome, now, { cached: true })
+    this.line(this.q(queue), f, f.task.runAt, now)
+    return undefined
   }
 
   /** Moves due delayed tasks into the wait line. */

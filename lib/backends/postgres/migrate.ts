@@ -22,7 +22,7 @@ const VERSIONS: Record<number, string[]> = {
   7: ['011_enqueued_lists'],
   8: ['012_reserved_rows'],
   9: ['013_inbox_text'],
-  10: ['014_arg_slots'],
+  10: ['014_fills'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */
