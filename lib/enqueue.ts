@@ -15,6 +15,7 @@ import { CallBatcher } from './batcher.js'
 import { encodeTask } from './encode-task.js'
 import { startEnqueue, type EnqueueSpan } from './tracing.js'
 import { toTaskInfo } from './task-info.js'
+import { enqueueInTx } from './tx-batcher.js'
 
 /** How the enqueue path reaches its broker's backend. @internal */
 export interface EnqueueSource {
@@ -122,7 +123,10 @@ export class Enqueuer {
     return ended(span, this.#batcher.add(backend, hub, task, deferred))
   }
 
-  /** Enqueues one task in the caller's transaction `tx` (postgres:// only), outside any batch. */
+  /**
+   * Enqueues one task in the caller's transaction `tx` (postgres:// only), with the other calls
+   * on that client that wait for its statement under way (lib/tx-batcher.ts).
+   */
   async #enqueueIn(
     tx: TransactionClient,
     backend: Backend,
@@ -130,12 +134,12 @@ export class Enqueuer {
     task: NewTask,
     deferred: Deferred<unknown> | undefined,
   ): Promise<Deferred<unknown> | undefined> {
-    const inTx = (backend as Partial<TransactionalBackend>).enqueueIn
-    if (typeof inTx !== 'function') throw new TransactionsUnsupported(backend.url)
+    if (typeof (backend as Partial<TransactionalBackend>).enqueueIn !== 'function')
+      throw new TransactionsUnsupported(backend.url)
     if (deferred) hub.track(deferred)
-    let outcome: 'ok' | 'duplicate' | undefined
+    let outcome: 'ok' | 'duplicate'
     try {
-      ;[outcome] = await inTx.call(backend, tx, this.#queue, [task])
+      outcome = await enqueueInTx(tx, backend as TransactionalBackend, this.#queue, task)
     } catch (err) {
       if (deferred) hub.untrack(deferred)
       throw err

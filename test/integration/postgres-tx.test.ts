@@ -2,7 +2,7 @@ import { expect } from 'chai'
 import pg from 'pg'
 import { getBroker, task, TaskSpace, type Deferred } from '../../lib/index.js'
 import { postgresUrl } from '../helpers/postgres.js'
-import { withWorker } from '../helpers/util.js'
+import { uniqueQueue, withWorker } from '../helpers/util.js'
 
 describe('postgres: enqueue in the caller’s transaction', () => {
   let url: string
@@ -75,6 +75,57 @@ describe('postgres: enqueue in the caller’s transaction', () => {
     }
   })
 
+  it('calls made at once on one client never overlap on it: they go together, in order, and all join the transaction', async () => {
+    // node-postgres deprecates (and prints a warning about) a query sent while another of the
+    // same client runs; a client wrapped to count its statements and catch any overlap.
+    const ran: string[] = []
+    const w = await worker(ran)
+    const otherBroker = getBroker(url, uniqueQueue('tx-other'))
+    const warnings: string[] = []
+    const onWarning = (e: Error) => warnings.push(e.message)
+    process.on('warning', onWarning)
+    let running = 0
+    let overlapped = 0
+    let statements = 0
+    const tx = {
+      async query(text: string, values?: unknown[]) {
+        if (running > 0) overlapped++
+        running++
+        statements++
+        try {
+          return await client.query(text, values)
+        } finally {
+          running--
+        }
+      },
+    }
+    try {
+      const q = w.broker.queue()
+      const other = otherBroker.queue()
+      await client.query('BEGIN')
+      const names = Array.from({ length: 30 }, (_, i) => `n${i}`)
+      const calls = names.map(n => task(q.mail.send, { tx })(n))
+      // Another queue in the same tick goes in a statement of its own, after these.
+      calls.push(task(other.mail.send, { tx })('elsewhere'))
+      const ds = (await Promise.all(calls)) as Array<Deferred<string>>
+      expect(overlapped).to.equal(0)
+      // The first call went at once; the 29 made while it ran went together; then the other queue.
+      expect(statements).to.equal(3)
+      expect(await w.broker.size(), 'visible before the commit').to.equal(0)
+      await client.query('COMMIT')
+      const results = await Promise.all(ds.slice(0, 30).map(d => d.result(5_000)))
+      expect(results).to.deep.equal(names.map(n => `sent ${n}`))
+      expect((await otherBroker.task(ds[30]!.id))?.status).to.equal('enqueued')
+      await new Promise(r => setImmediate(r))
+      expect(warnings.filter(m => /already executing a query/.test(m))).to.deep.equal([])
+    } finally {
+      process.off('warning', onWarning)
+      await otherBroker.purge()
+      await otherBroker.close()
+      await w.close()
+    }
+  })
+
   it('a duplicate id in the transaction is a DuplicateTask', async () => {
     const broker = getBroker(url, 'tx-dup')
     try {
@@ -85,8 +136,17 @@ describe('postgres: enqueue in the caller’s transaction', () => {
         () => undefined,
         (e: unknown) => e as { code?: string },
       )
+      // Two calls with one id made at once go in one statement: the second is the duplicate.
+      const both = await Promise.allSettled([
+        task(q.mail.send, { tx: client, id: 'twice' })('x'),
+        task(q.mail.send, { tx: client, id: 'twice' })('y'),
+        task(q.mail.send, { tx: client, id: 'twice' })('z'),
+      ])
       await client.query('ROLLBACK')
       expect(err?.code).to.equal('ERR_WORQ_DUPLICATE_TASK')
+      expect(both.map(r => r.status)).to.deep.equal(['fulfilled', 'rejected', 'rejected'])
+      for (const r of both.slice(1))
+        expect((r as PromiseRejectedResult).reason?.code).to.equal('ERR_WORQ_DUPLICATE_TASK')
     } finally {
       await broker.close()
     }

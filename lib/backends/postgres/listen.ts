@@ -115,12 +115,31 @@ export class Listener {
     this.#retry.unref()
   }
 
+  /** The sync query under way, and the one that follows it (shared by the calls made meanwhile). */
+  #syncing: Promise<void> | undefined
+  #nextSync: Promise<void> | undefined
+
   /**
    * Resolves once every notification committed before this call has been handed on: the server
-   * sends pending notifications ahead of a query's answer on the listening connection.
+   * sends pending notifications ahead of a query's answer on the listening connection. One query
+   * at a time on that connection (node-postgres deprecates, and warns about, a query sent while
+   * another runs): a call made while one is under way, sent before it, waits for the next, which
+   * serves every call made meanwhile.
    */
-  async sync(): Promise<void> {
-    await this.#client?.query('SELECT 1').catch(() => undefined)
+  sync(): Promise<void> {
+    if (!this.#syncing) {
+      this.#syncing = (this.#client?.query('SELECT 1') ?? Promise.resolve())
+        .then(
+          () => undefined,
+          () => undefined,
+        )
+        .finally(() => (this.#syncing = undefined))
+      return this.#syncing
+    }
+    return (this.#nextSync ??= this.#syncing.then(() => {
+      this.#nextSync = undefined
+      return this.sync()
+    }))
   }
 
   async close(): Promise<void> {
