@@ -17,7 +17,7 @@ import {
 } from '../backend.js'
 import { boundedOutcome, cancelledOutcome, expiredOutcome, outcomeError } from '../../outcome.js'
 import { countEnd, countStart, emit, endEvent } from './observe.js'
-import { QueueState, type TaskRecord } from './queue-state.js'
+import { QueueState, type Dependent, type TaskRecord } from './queue-state.js'
 import { cacheHit, cacheStore, freeSlots, hold, takeSlots, trimCache } from './shaping.js'
 
 const GONE = 'the argument task and its result are gone (its resultTimeout passed)'
@@ -194,7 +194,7 @@ export class MemoryEngine {
    * thousand tasks whose first failed, and the task at its end never ended.
    */
   #cascade(first: Ended): void {
-    const stack: Array<{ d: TaskRecord['dependents'][number]; outcome: string }> = []
+    const stack: Array<{ d: Dependent; outcome: string }> = []
     const push = ({ rec, outcome }: Ended) => {
       const ds = rec.dependents
       rec.dependents = []
@@ -232,20 +232,6 @@ export class MemoryEngine {
     if (outcome.charAt(0) === 'c') return this.#end(f, outcome, now, { cached: true })
     this.line(this.q(queue), f, f.task.runAt, now)
     return undefined
-  }
-
-  /** Moves due delayed tasks into the wait line. */
-  promote(q: QueueState, now: number): void {
-    for (const id of q.delayed) {
-      const rec = q.records.get(id)!
-      if ((rec.dueAt ?? 0) <= now) {
-        q.delayed.delete(id)
-        rec.state = 'enqueued'
-        rec.readyAt = rec.dueAt
-        rec.dueAt = undefined
-        q.wait.push(id, rec.task.priority)
-      }
-    }
   }
 
   /** Reserves up to `max` ready tasks (none while paused); limited tasks that may not start wait aside. */

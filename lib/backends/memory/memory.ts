@@ -74,7 +74,7 @@ export class MemoryBackend implements Backend {
     const q = this.#engine.q(queue)
     const now = Date.now()
     const stale = this.#engine.applyFinishes(q, done, now)
-    this.#engine.promote(q, now)
+    q.promote(now)
     const reserved = this.#engine.reserve(q, workerId, max, now)
     const result: ExchangeResult = { stale, reserved }
     if (reserved.length < max && q.delayed.size > 0) {

@@ -116,6 +116,20 @@ export class QueueState {
     }
   }
 
+  /** Moves due delayed tasks into the wait line. */
+  promote(now: number): void {
+    for (const id of this.delayed) {
+      const rec = this.records.get(id)!
+      if ((rec.dueAt ?? 0) <= now) {
+        this.delayed.delete(id)
+        rec.state = 'enqueued'
+        rec.readyAt = rec.dueAt
+        rec.dueAt = undefined
+        this.wait.push(id, rec.task.priority)
+      }
+    }
+  }
+
   /** Wakes every worker waiting for work on this queue. */
   wake(): void {
     for (const w of this.wakers) w()
