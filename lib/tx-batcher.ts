@@ -64,7 +64,7 @@ async function send(tx: TransactionClient, s: ClientState): Promise<void> {
           first.queue,
           run.map(c => c.task),
         )
-        run.forEach((c, i) => c.resolve(outcomes[i] ?? 'duplicate'))
+        run.forEach((c, i) => c.resolve(outcomes[i]!))
       } catch (err) {
         for (const c of run) c.reject(err)
       }

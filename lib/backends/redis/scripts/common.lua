@@ -190,22 +190,19 @@ end
 -- together. A list that fits, the usual case, is one call as before.
 local PIECE = 4000
 
--- redis.call(cmd, k, <list>) in pieces, or redis.call(cmd, k, opt, <list>) with an option (a
--- ZADD's 'XX'), repeated in each piece; the first piece's reply.
-local function rcall_list(cmd, k, list, opt)
-  local n = #list
-  if opt then
-    if n <= PIECE then return rcall(cmd, k, opt, unpack(list)) end
-    local first = rcall(cmd, k, opt, unpack(list, 1, PIECE))
-    for i = PIECE + 1, n, PIECE do
-      rcall(cmd, k, opt, unpack(list, i, math.min(i + PIECE - 1, n)))
+-- redis.call(cmd, k, <list from its entry `from`, 1 unless given>) in pieces, each with `opt`
+-- first when given (a ZADD's 'XX'); the last piece's reply (nil for nothing to send).
+local function rcall_list(cmd, k, list, opt, from)
+  local n, reply = #list, nil
+  for i = from or 1, n, PIECE do
+    local j = math.min(i + PIECE - 1, n)
+    if opt then
+      reply = rcall(cmd, k, opt, unpack(list, i, j))
+    else
+      reply = rcall(cmd, k, unpack(list, i, j))
     end
-    return first
   end
-  if n <= PIECE then return rcall(cmd, k, unpack(list)) end
-  local first = rcall(cmd, k, unpack(list, 1, PIECE))
-  for i = PIECE + 1, n, PIECE do rcall(cmd, k, unpack(list, i, math.min(i + PIECE - 1, n))) end
-  return first
+  return reply
 end
 
 -- A read of one value per entry of `list` (HMGET, ZMSCORE) in pieces: the replies, joined.

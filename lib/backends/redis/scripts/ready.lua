@@ -290,10 +290,7 @@ local function flush_ready()
         parks = {}
       end
     end
-    local left = 0
-    for i = from, #list, 5000 do
-      left = rcall('LPUSH', wait, unpack(list, i, math.min(i + 4999, #list)))
-    end
+    local left = rcall_list('LPUSH', wait, list, nil, from) or 0
     local pushed = #list - from + 1 + #plist / 2
     if #parks > 0 then
       hand_over(queue, parks, from_wait(queue))

@@ -60,8 +60,7 @@ local function flush_listing()
     local secs = {}
     for sec, list in pairs(gc_buf[queue]) do
       local s = digits(sec)
-      -- A new bucket: the first piece's push made the list (its length is that piece's).
-      if rcall_list('RPUSH', key(queue, 'gc:' .. s), list) == math.min(#list, PIECE) then
+      if rcall_list('RPUSH', key(queue, 'gc:' .. s), list) == #list then
         secs[#secs + 1] = s
         secs[#secs + 1] = s
       end
