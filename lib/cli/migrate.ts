@@ -4,8 +4,8 @@
  * processes at once.
  */
 import { Command } from 'commander'
-import pg from 'pg'
 import { parseUrl } from '../backends/index.js'
+import { pg } from '../backends/postgres/pg.js'
 import { migrate, SCHEMA_VERSION } from '../backends/postgres/migrate.js'
 import { parsePostgresUrl } from '../backends/postgres/url.js'
 import { BackendUnreachable } from '../errors.js'
@@ -17,7 +17,7 @@ export async function runMigrate(url: string): Promise<number> {
   if (scheme !== 'postgres:' && scheme !== 'postgresql:')
     throw new CliExit(EXIT.USAGE, `migrate needs a postgres:// URL; ${scheme}// keeps no schema`)
   const { connection, schema } = parsePostgresUrl(url)
-  const client = new pg.Client({ ...connection, connectionTimeoutMillis: 5_000 })
+  const client = new (pg().Client)({ ...connection, connectionTimeoutMillis: 5_000 })
   client.on('error', () => undefined)
   try {
     await client.connect()

@@ -4,7 +4,8 @@
  * instance's own tasks (`<schema>.o.<clientId>`). A lost connection is made again (with backoff);
  * what may have been missed meanwhile is reported as a gap.
  */
-import pg from 'pg'
+import type pg from 'pg'
+import { pg as nodePostgres } from './pg.js'
 import { BackendUnreachable } from '../../errors.js'
 import { unreachable } from './pool.js'
 
@@ -64,7 +65,7 @@ export class Listener {
   }
 
   async #connect(): Promise<void> {
-    const client = new pg.Client(this.#config)
+    const client = new (nodePostgres().Client)(this.#config)
     client.on('error', () => this.#lost(client))
     client.on('end', () => this.#lost(client))
     client.on('notification', n => this.#heard(n.channel, n.payload ?? ''))

@@ -8,7 +8,8 @@
  * with StatementTimeout.
  */
 import { createHash } from 'node:crypto'
-import pg from 'pg'
+import type pg from 'pg'
+import { pg as nodePostgres } from './pg.js'
 import { BackendUnreachable, StatementTimeout } from '../../errors.js'
 
 /** What the `tx` option accepts: a node-postgres client (or anything with its `query`). */
@@ -104,7 +105,7 @@ export class PgPool {
     this.#prepare = prepare
     this.#url = url
     this.#patienceMs = config.connectionTimeoutMillis ?? 5_000
-    this.#pool = new pg.Pool(config)
+    this.#pool = new (nodePostgres().Pool)(config)
     // An idle connection that fails is dropped by the pool; the next query makes a new one.
     this.#pool.on('error', () => undefined)
     this.#setup = setup

@@ -5,7 +5,8 @@
  * Redis Cluster each is an ioredis `Cluster`, which opens a socket to a node when a command first
  * goes there and follows MOVED and ASK; behind Sentinel each asks the sentinels for the master.
  */
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
+import { ioredis } from './ioredis.js'
 import type { Topology } from './topology.js'
 
 /** A connection: to one server (or the master Sentinel names), or to a Redis Cluster. */
@@ -82,7 +83,7 @@ export function connect(topology: Topology, role: Role, liveness?: Liveness): Co
   if (topology.kind === 'cluster') {
     const { redisOptions: _, ...cluster } = topology.options
     options.reconnectOnError ??= reconnectOnReadonly
-    redis = new Cluster(topology.nodes, {
+    redis = new (ioredis().Cluster)(topology.nodes, {
       // Patience through a failover (a master is declared dead after the cluster's node timeout,
       // then a replica is elected) and a resharding of a queue's slot (TRYAGAIN, see Scripts):
       // about 13 s of retries before a call fails.
@@ -98,7 +99,7 @@ export function connect(topology: Topology, role: Role, liveness?: Liveness): Co
       redisOptions: options,
     })
   } else {
-    redis = new Redis(options)
+    redis = new (ioredis().Redis)(options)
   }
   // ioredis prints unhandled 'error' events; reconnects are handled, and failed commands reject.
   redis.on('error', () => undefined)

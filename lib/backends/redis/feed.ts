@@ -5,7 +5,7 @@
  * whose workers run here (cancels, pause and resume, schedule changes). After a reconnect every
  * subscription is renewed, then `onGap` tells outcome listeners to re-check.
  */
-import { Cluster } from 'ioredis'
+import type { Cluster } from 'ioredis'
 import type { Connection as Redis } from './connections.js'
 import type { OutcomeListener } from '../backend.js'
 import { decodeOutcomes } from './codec.js'
@@ -70,7 +70,7 @@ export class OutcomeFeed {
 
   async #connect(): Promise<void> {
     const sub = (this.#sub = this.#open())
-    if (sub instanceof Cluster) this.#watchCluster(sub)
+    if (sub.isCluster) this.#watchCluster(sub as Cluster)
     let connected = false
     sub.on('message', (channel: string, message: string) => {
       if (channel === this.#channel) {

@@ -6,12 +6,12 @@
  * included, sent with EVALSHA (ioredis `defineCommand`, EVAL on NOSCRIPT). The first call finds
  * out which; with `replicas` set, a call that stores tasks or outcomes is followed by WAIT.
  */
-import { Cluster } from 'ioredis'
+import type { Cluster } from 'ioredis'
 import { PREFIX, queueKey } from './keys.js'
 import { checkServer } from './checks.js'
 import type { Connection } from './connections.js'
 import { ReplicationTimeout } from '../../errors.js'
-import { command, load, type Name, scriptSha } from './lua-source.js'
+import { command, functionLibrary, type Name, NAMES, script } from './lua-source.js'
 
 /** An ARGV value of an operation. */
 export type Arg = string | number
@@ -40,8 +40,9 @@ export function unconfirmedReply(err: unknown): unknown {
 }
 
 /** The masters of a cluster (once it knows them), or the one server. */
-async function masters(redis: Connection): Promise<Connection[]> {
-  if (!(redis instanceof Cluster)) return [redis]
+async function masters(conn: Connection): Promise<Connection[]> {
+  if (!conn.isCluster) return [conn]
+  const redis = conn as Cluster
   if (redis.status !== 'ready')
     await new Promise<void>((resolve, reject) => {
       const ready = () => {
@@ -64,6 +65,8 @@ export class LuaCaller {
   /** Undefined until the first call finds out (and again after a server lost the library). */
   #mode: Mode | undefined
   #loading: Promise<void> | undefined
+  /** Whether the scripts' commands are defined on this connection (the first time it needs them). */
+  #scriptsDefined = false
 
   readonly #functions: boolean
   readonly #replicas: { count: number; timeoutMs: number }
@@ -83,8 +86,16 @@ export class LuaCaller {
     this.#functions = options.functions
     this.#replicas = options.replicas
     this.#split = options.split
-    // No fixed key count: a call declares one key, or two on a cluster (see #keys).
-    for (const [name, lua] of load().scripts) redis.defineCommand(command(name), { lua })
+  }
+
+  /** Sends operations as scripts from now on (their commands defined on the connection once). */
+  #useScripts(): void {
+    if (!this.#scriptsDefined) {
+      // No fixed key count: a call declares one key, or two on a cluster (see #keys).
+      for (const name of NAMES) this.#redis.defineCommand(command(name), { lua: script(name).lua })
+      this.#scriptsDefined = true
+    }
+    this.#mode = 'script'
   }
 
   /**
@@ -101,7 +112,7 @@ export class LuaCaller {
       return fn.call(this.#redis, keys.length, ...keys, ns, queue, ...args)
     }
     if (this.#mode === 'function') {
-      const fname = load().library.functions.get(name)!
+      const fname = functionLibrary().functions.get(name)!
       return this.#redis
         .fcall(fname, keys.length, ...keys, ns, queue, ...args)
         .catch((err: unknown) => {
@@ -109,7 +120,7 @@ export class LuaCaller {
           // again. A user who may load functions but not call them: scripts from now on.
           if (retried) throw err
           const message = String(err)
-          if (NO_FCALL.test(message)) this.#mode = 'script'
+          if (NO_FCALL.test(message)) this.#useScripts()
           else if (/function not found/i.test(message)) this.#mode = undefined
           else throw err
           return this.call(name, queue, args, true)
@@ -143,8 +154,8 @@ export class LuaCaller {
     const { count, timeoutMs } = this.#replicas
     const pipe = this.#redis.pipeline()
     if (this.#mode === 'function')
-      pipe.fcall(load().library.functions.get(name)!, keys.length, ...keys, ns, queue, ...args)
-    else pipe.evalsha(scriptSha(name), keys.length, ...keys, ns, queue, ...args)
+      pipe.fcall(functionLibrary().functions.get(name)!, keys.length, ...keys, ns, queue, ...args)
+    else pipe.evalsha(script(name).sha, keys.length, ...keys, ns, queue, ...args)
     pipe.wait(count, timeoutMs)
     const replies = (await pipe.exec()) ?? []
     const [err, reply] = replies[0] ?? [new Error('the pipeline returned nothing')]
@@ -153,7 +164,7 @@ export class LuaCaller {
       if (/NOSCRIPT|function not found/i.test(message)) {
         // Not run: load the library (or the script) and send it again.
         this.#mode = undefined
-        if (/NOSCRIPT/.test(message)) await this.#redis.script('LOAD', load().scripts.get(name)!)
+        if (/NOSCRIPT/.test(message)) await this.#redis.script('LOAD', script(name).lua)
         return this.#confirmed(name, queue, args)
       }
       throw err
@@ -180,7 +191,8 @@ export class LuaCaller {
     this.#loading ??= checkServer(this.#redis)
       .then(() => (this.#functions ? this.#load() : ('script' as const)))
       .then(mode => {
-        this.#mode = mode
+        if (mode === 'script') this.#useScripts()
+        else this.#mode = mode
       })
       .finally(() => {
         this.#loading = undefined
@@ -192,7 +204,7 @@ export class LuaCaller {
   async #load(): Promise<Mode> {
     const modes = await Promise.all(
       (await masters(this.#redis)).map(node =>
-        node.function('LOAD', load().library.code).then(
+        node.function('LOAD', functionLibrary().code).then(
           () => 'function' as const,
           (err: unknown) => {
             const message = String(err)

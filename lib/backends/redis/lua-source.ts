@@ -44,43 +44,55 @@ export type Name = (typeof NAMES)[number]
  */
 const PRELUDE = ['common', 'observe', 'lines', 'shaping', 'store', 'ready', 'admit'] as const
 
-/** The Lua source, both ways it is sent. */
-interface Sources {
-  /** One whole script per operation (EVALSHA). */
-  scripts: Map<Name, string>
-  /** The function library: its source, and each operation's function name. */
-  library: { code: string; functions: Map<Name, string> }
+/** The function library: its source, and each operation's function name. */
+interface Library {
+  code: string
+  functions: Map<Name, string>
 }
-
-let sources: Sources | undefined
 
 /** The Lua local that holds an operation: a function of (keys, args), as FCALL calls it. */
 const local = (name: Name): string => `op_${name.replace('-', '_')}`
 
-/** The Lua sources, read once. */
-export function load(): Sources {
-  if (sources) return sources
-  const prelude = PRELUDE.map(read).join('\n')
-  const op = (name: Name) =>
-    `local function ${local(name)}(_, args)\nbegin(args)\n${read(name)}\nend`
-  // A script's globals KEYS and ARGV, taken before common.lua declares its own ARGV.
-  const script = (n: Name) =>
-    `local keys, args = KEYS, ARGV\n${prelude}\n${op(n)}\nreturn ${local(n)}(keys, args)`
-  const scripts = new Map(NAMES.map(n => [n, script(n)] as const))
+let prelude: string | undefined
+/** The shared helpers, read once. */
+const preludeSource = (): string => (prelude ??= PRELUDE.map(read).join('\n'))
+
+/** An operation as a function of (keys, args) that starts with its call's fresh state. */
+const op = (name: Name): string =>
+  `local function ${local(name)}(_, args)\nbegin(args)\n${read(name)}\nend`
+
+let library: Library | undefined
+
+/** The function library (FUNCTION LOAD), built once. */
+export function functionLibrary(): Library {
+  if (library) return library
   // The library is named for its content: processes running different versions of worq on one
   // server each call their own, and loading is idempotent.
-  const body = `${prelude}\n${NAMES.map(op).join('\n')}`
+  const body = `${preludeSource()}\n${NAMES.map(op).join('\n')}`
   const lib = `worq_${createHash('sha1').update(body).digest('hex').slice(0, 12)}`
   const functions = new Map(NAMES.map(n => [n, `${lib}_${local(n).slice(3)}`] as const))
   const register = NAMES.map(n => `redis.register_function('${functions.get(n)}', ${local(n)})`)
-  const code = `#!lua name=${lib}\n${body}\n${register.join('\n')}\n`
-  sources = { scripts, library: { code, functions } }
-  return sources
+  library = { code: `#!lua name=${lib}\n${body}\n${register.join('\n')}\n`, functions }
+  return library
 }
 
-/** The SHA1 of an operation's whole script (EVALSHA). */
-export function scriptSha(name: Name): string {
-  return createHash('sha1').update(load().scripts.get(name)!).digest('hex')
+/**
+ * Each operation's whole script (EVALSHA), built the first time a connection needs scripts: every
+ * script carries the whole prelude (about 1.6 MB for all of them), which a server with functions
+ * never needs.
+ */
+const scripts = new Map<Name, { lua: string; sha: string }>()
+
+/** An operation's whole script and its SHA1 (EVALSHA), built once. */
+export function script(name: Name): { lua: string; sha: string } {
+  let s = scripts.get(name)
+  if (!s) {
+    // A script's globals KEYS and ARGV, taken before common.lua declares its own ARGV.
+    const lua = `local keys, args = KEYS, ARGV\n${preludeSource()}\n${op(name)}\nreturn ${local(name)}(keys, args)`
+    s = { lua, sha: createHash('sha1').update(lua).digest('hex') }
+    scripts.set(name, s)
+  }
+  return s
 }
 
 /** The ioredis command an operation's script is defined as. */

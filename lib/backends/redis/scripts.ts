@@ -4,7 +4,6 @@
  * reaches Redis (the function library or scripts, WAIT for replicas) is lua-call.ts's. Call sites
  * never name a script or count keys.
  */
-import { Cluster } from 'ioredis'
 import type { Park } from '../backend.js'
 import type { Connection } from './connections.js'
 import { LuaCaller, type Arg } from './lua-call.js'
@@ -36,7 +35,7 @@ export class Scripts {
     redis: Connection,
     functions = true,
     replicas = { count: 0, timeoutMs: 1_000 },
-    split = redis instanceof Cluster,
+    split = redis.isCluster,
   ) {
     this.#lua = new LuaCaller(redis, { functions, replicas, split })
     this.split = split
