@@ -15,6 +15,7 @@
  * | `ERR_WORQ_TASK_TIMEOUT` | TaskTimeout | (remote) a run took longer than its `timeout` |
  * | `ERR_WORQ_LEASE_LOST` | LeaseLost | (remote) the worker lost the task's lease; its result will be refused |
  * | `ERR_WORQ_UNSUPPORTED_SERVER` | UnsupportedServer | the Redis server is older than 6.2 |
+ * | `ERR_WORQ_BACKEND_FULL` | BackendFull | Redis refused an operation: it is out of memory (`maxmemory` under `noeviction`) |
  * | `ERR_WORQ_LISTING_OFF` | ListingOff | `tasks()` on a queue whose `listing` setting is off |
  * | `ERR_WORQ_NOT_RETRYABLE` | NotRetryable | `retry(id)` of a task that did not fail, expire or get cancelled, or whose call was not kept |
  * | `ERR_WORQ_BACKEND_UNREACHABLE` | BackendUnreachable | the PostgreSQL server did not accept a connection within its connect timeout |
@@ -214,6 +215,25 @@ export class ReplicationTimeout extends WorqError {
       'ERR_WORQ_REPLICATION_TIMEOUT',
       `${operation}: ${acknowledged} of ${wanted} replicas acknowledged the write within ${ms} ms; check the replicas' link to the master (INFO replication), raise \`replicaTimeoutMs\`, or lower \`replicas\``,
     )
+  }
+}
+
+/**
+ * Redis refused an operation because it is out of memory: `used_memory` passed `maxmemory` and the
+ * eviction policy is `noeviction` (the only one under which a queue keeps its tasks). The operation
+ * did not run: nothing was written, and sending it again once memory is free is safe.
+ */
+export class BackendFull extends WorqError {
+  /** The operation Redis refused (`enqueue`, `exchange`, `register-worker`, …). */
+  readonly operation: string
+
+  constructor(operation: string, options?: ErrorOptions) {
+    super(
+      'ERR_WORQ_BACKEND_FULL',
+      `Redis refused ${operation}: it is out of memory (used_memory over maxmemory, and its policy evicts nothing), so nothing was written; raise maxmemory, keep finished outcomes for less time (resultTimeout), or purge what is not needed, then call again`,
+      options,
+    )
+    this.operation = operation
   }
 }
 

@@ -49,6 +49,7 @@ export {
   LeaseLost,
   UnsupportedServer,
   ReplicationTimeout,
+  BackendFull,
   ListingOff,
   NotRetryable,
   BackendUnreachable,

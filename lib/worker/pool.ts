@@ -65,7 +65,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#executor = o.executor
   }
 
-  /** Starts taking tasks. Resolves once the backend is open. Starting twice throws. */
+  /**
+   * Starts taking tasks. Resolves once the backend is open. Starting twice throws. A start that
+   * fails (the backend unreachable or full) undoes what it began and leaves the pool stopped:
+   * `stop()` then resolves at once, and a new pool may be started.
+   */
   async start(): Promise<void> {
     if (this.#state !== 'idle')
       throw new Error(`cannot start a WorkerPool that is ${this.#state}; create a new one`)
@@ -76,6 +80,34 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.#state = 'stopped'
       throw err
     }
+    try {
+      await this.#begin()
+    } catch (err) {
+      await this.#undo()
+      throw err
+    }
+  }
+
+  /** Undoes a start that failed part way; the pool ends stopped. */
+  async #undo(): Promise<void> {
+    const on = this.#on
+    this.#on = undefined
+    this.#state = 'stopped'
+    if (on) {
+      await on.upkeep.stop()
+      on.progress.close()
+      on.unsubscribe()
+      await Promise.all(
+        on.lanes.map(lane =>
+          on.backend.unregisterWorker(this.#broker.name, lane.id).catch(() => undefined),
+        ),
+      )
+    }
+    await this.#executor.close()
+  }
+
+  /** What start() does once the executor runs: opens the backend and starts the lanes. */
+  async #begin(): Promise<void> {
     const { backend } = await this.#broker.backend()
     const queue = this.#broker.name
     const error = (err: Error) => this.emit('pool:error', err)

@@ -6,8 +6,7 @@
  */
 import type pg from 'pg'
 import { pg as nodePostgres } from './pg.js'
-import { BackendUnreachable } from '../../errors.js'
-import { unreachable } from './pool.js'
+import { unreachable, unreachableError } from './pool.js'
 
 /**
  * Longest pause between two attempts to make the connection again: a restarted server is heard
@@ -57,8 +56,7 @@ export class Listener {
   ready(): Promise<void> {
     this.#ready ??= this.#connect().catch((err: unknown) => {
       this.#ready = undefined
-      if (unreachable(err))
-        throw new BackendUnreachable(this.#url, (err as Error).message, { cause: err })
+      if (unreachable(err)) throw unreachableError(this.#url, err)
       throw err
     })
     return this.#ready

@@ -42,15 +42,31 @@ function dropped(err: unknown): boolean {
   )
 }
 
-/** True for an error that says the server could not be reached. */
+/**
+ * SQLSTATE 53300 (too_many_connections): the server, or the role's CONNECTION LIMIT, has no
+ * connection left for this process. Waited for like a server that is away (other clients leave).
+ */
+const NO_SLOT = '53300'
+
+/** True for an error that says the server could not be reached, or took no more connections. */
 export function unreachable(err: unknown): boolean {
   const e = err as { code?: string; message?: string }
   return (
-    (e.code !== undefined && UNREACHABLE.has(e.code)) ||
+    (e.code !== undefined && (UNREACHABLE.has(e.code) || e.code === NO_SLOT)) ||
     /timeout exceeded when trying to connect|Connection terminated due to connection timeout/i.test(
       e.message ?? '',
     )
   )
+}
+
+/** The BackendUnreachable of `err` (one that `unreachable` accepts), saying what to change. */
+export function unreachableError(url: string, err: unknown): BackendUnreachable {
+  const e = err as { code?: string; message?: string }
+  const detail =
+    e.code === NO_SLOT
+      ? `${e.message ?? 'too many connections'} (SQLSTATE 53300): the server has no connection left for this process; raise max_connections or the role's CONNECTION LIMIT, or lower ?pool= (worq opens up to ?pool= connections and one more to listen)`
+      : (e.message ?? String(err))
+  return new BackendUnreachable(url, detail, { cause: err })
 }
 
 /** The statement timeout's error, when `err` is a statement the server cancelled for one. */
@@ -150,8 +166,7 @@ export class PgPool {
         if (timeout) throw timeout
         if (!dropped(err) && !unreachable(err)) throw err
         const left = deadline - Date.now()
-        if (left <= 0)
-          throw new BackendUnreachable(this.#url, (err as Error).message, { cause: err })
+        if (left <= 0) throw unreachableError(this.#url, err)
         await new Promise(r => setTimeout(r, Math.min(25 * 2 ** attempt, MAX_BACKOFF_MS, left)))
       }
     }

@@ -10,7 +10,7 @@ import type { Cluster } from 'ioredis'
 import { PREFIX, queueKey } from './keys.js'
 import { checkServer } from './checks.js'
 import type { Connection } from './connections.js'
-import { ReplicationTimeout } from '../../errors.js'
+import { BackendFull, ReplicationTimeout } from '../../errors.js'
 import { command, functionLibrary, type Name, NAMES, script } from './lua-source.js'
 
 /** An ARGV value of an operation. */
@@ -24,6 +24,14 @@ type Mode = 'function' | 'script'
 const NO_FUNCTIONS = /unknown command|NOPERM/i
 /** FCALL refused before it ran: a user who may not call functions. */
 const NO_FCALL = /NOPERM.*'fcall'/i
+
+/** Redis refused a command because it is out of memory (maxmemory under noeviction). */
+const OOM = /^(ReplyError: )?OOM /
+
+/** `err`, or BackendFull when Redis refused `operation` for want of memory. */
+function full(err: unknown, operation: string): unknown {
+  return OOM.test(String(err)) ? new BackendFull(operation, { cause: err }) : err
+}
 
 /** Operations whose writes `replicas` waits for: those that store tasks or outcomes. */
 const CONFIRMED: ReadonlySet<Name> = new Set(['enqueue', 'exchange', 'schedule'])
@@ -109,7 +117,11 @@ export class LuaCaller {
     const ns = this.#split ? SPLIT_PREFIX : PREFIX
     if (this.#mode === 'script') {
       const fn = (this.#redis as unknown as Record<string, Call>)[command(name)]!
-      return fn.call(this.#redis, keys.length, ...keys, ns, queue, ...args)
+      return fn
+        .call(this.#redis, keys.length, ...keys, ns, queue, ...args)
+        .catch((err: unknown) => {
+          throw full(err, name)
+        })
     }
     if (this.#mode === 'function') {
       const fname = functionLibrary().functions.get(name)!
@@ -118,11 +130,11 @@ export class LuaCaller {
         .catch((err: unknown) => {
           // The call did not run. A server restarted without persistence, or FUNCTION FLUSH: load
           // again. A user who may load functions but not call them: scripts from now on.
-          if (retried) throw err
+          if (retried) throw full(err, name)
           const message = String(err)
           if (NO_FCALL.test(message)) this.#useScripts()
           else if (/function not found/i.test(message)) this.#mode = undefined
-          else throw err
+          else throw full(err, name)
           return this.call(name, queue, args, true)
         })
     }
@@ -167,7 +179,7 @@ export class LuaCaller {
         if (/NOSCRIPT/.test(message)) await this.#redis.script('LOAD', script(name).lua)
         return this.#confirmed(name, queue, args)
       }
-      throw err
+      throw full(err, name)
     }
     const acked = replies[1]?.[1]
     if (typeof acked !== 'number' || acked < count) {
@@ -210,7 +222,7 @@ export class LuaCaller {
             const message = String(err)
             if (/already exists/i.test(message)) return 'function' as const
             if (NO_FUNCTIONS.test(message)) return 'script' as const
-            throw err
+            throw full(err, 'FUNCTION LOAD')
           },
         ),
       ),

@@ -38,6 +38,26 @@ export const NAMES = [
 export type Name = (typeof NAMES)[number]
 
 /**
+ * Function flags (FUNCTION LOAD). Redis refuses a function that may write while it is out of
+ * memory (`maxmemory` reached under `noeviction`). `no-writes`: operations that only read, so that
+ * waiting, sizes and listings keep working on a full server. `allow-oom`: operations that add
+ * nothing, so that running tasks keep their leases (renew moves existing lease scores), dead
+ * workers' entries go (inspect), and an operator can free the server with purge or cancel (each
+ * ended task's record, payload included, becomes a short outcome). Enqueues and exchanges stay
+ * refused: a full server takes no new work and stores no new results (docs/redis.md).
+ */
+const FLAGS: Partial<Record<Name, 'no-writes' | 'allow-oom'>> = {
+  status: 'no-writes',
+  size: 'no-writes',
+  info: 'no-writes',
+  list: 'no-writes',
+  renew: 'allow-oom',
+  inspect: 'allow-oom',
+  purge: 'allow-oom',
+  cancel: 'allow-oom',
+}
+
+/**
  * The helpers every operation uses, in this order (each uses only what comes before it): basics,
  * events and metrics, the lines tasks wait in, limits and the cache, how tasks end, reserving and
  * readying, storing a new task.
@@ -71,7 +91,10 @@ export function functionLibrary(): Library {
   const body = `${preludeSource()}\n${NAMES.map(op).join('\n')}`
   const lib = `worq_${createHash('sha1').update(body).digest('hex').slice(0, 12)}`
   const functions = new Map(NAMES.map(n => [n, `${lib}_${local(n).slice(3)}`] as const))
-  const register = NAMES.map(n => `redis.register_function('${functions.get(n)}', ${local(n)})`)
+  const register = NAMES.map(n => {
+    const flags = FLAGS[n] ? `, flags = { '${FLAGS[n]}' }` : ''
+    return `redis.register_function{ function_name = '${functions.get(n)}', callback = ${local(n)}${flags} }`
+  })
   library = { code: `#!lua name=${lib}\n${body}\n${register.join('\n')}\n`, functions }
   return library
 }
