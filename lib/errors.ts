@@ -20,6 +20,7 @@
  * | `ERR_WORQ_NOT_RETRYABLE` | NotRetryable | `retry(id)` of a task that did not fail, expire or get cancelled, or whose call was not kept |
  * | `ERR_WORQ_BACKEND_UNREACHABLE` | BackendUnreachable | the PostgreSQL server did not accept a connection within its connect timeout |
  * | `ERR_WORQ_SCHEMA_TOO_NEW` | SchemaTooNew | the database's worq schema is newer than this worq |
+ * | `ERR_WORQ_MIGRATION_DENIED` | MigrationDenied | the PostgreSQL role may not create or upgrade worq's schema, or not use it |
  * | `ERR_WORQ_NO_TRANSACTIONS` | TransactionsUnsupported | the `tx` option on a backend other than postgres:// |
  * | `ERR_WORQ_STATEMENT_TIMEOUT` | StatementTimeout | the PostgreSQL server cancelled a worq statement for its `statement_timeout` or `lock_timeout` |
  */
@@ -283,6 +284,20 @@ export class SchemaTooNew extends WorqError {
     super(
       'ERR_WORQ_SCHEMA_TOO_NEW',
       `the PostgreSQL schema "${schema}" is at worq schema version ${found}, newer than this worq knows (${known}); upgrade worq in this process, or point it at another ?schema=`,
+    )
+  }
+}
+
+/**
+ * The PostgreSQL role may not create or upgrade worq's schema (no CREATE on the database or the
+ * schema), or may not read it (no USAGE on it). The schema is left as it was.
+ */
+export class MigrationDenied extends WorqError {
+  constructor(schema: string, cause: unknown) {
+    super(
+      'ERR_WORQ_MIGRATION_DENIED',
+      `this PostgreSQL role may not create, upgrade or read worq's schema "${schema}" (${(cause as Error)?.message ?? String(cause)}); run \`worq migrate <url>\` as a role that may (the database's owner), then grant this role USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on its tables (docs/postgres.md, "Roles")`,
+      { cause },
     )
   }
 }

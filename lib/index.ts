@@ -54,6 +54,7 @@ export {
   NotRetryable,
   BackendUnreachable,
   SchemaTooNew,
+  MigrationDenied,
   TransactionsUnsupported,
   StatementTimeout,
 } from './errors.js'

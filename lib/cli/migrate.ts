@@ -6,13 +6,13 @@
 import { Command } from 'commander'
 import { parseUrl } from '../backends/index.js'
 import { pg } from '../backends/postgres/pg.js'
-import { migrate, SCHEMA_VERSION } from '../backends/postgres/migrate.js'
+import { grantUse, migrate, SCHEMA_VERSION } from '../backends/postgres/migrate.js'
 import { parsePostgresUrl } from '../backends/postgres/url.js'
 import { BackendUnreachable } from '../errors.js'
 import { CliExit, EXIT } from './exit-codes.js'
 
-/** Migrates the database at `url`; resolves with the exit code. */
-export async function runMigrate(url: string): Promise<number> {
+/** Migrates the database at `url`, then lets each of `grants` (role names) use it; resolves with the exit code. */
+export async function runMigrate(url: string, grants: readonly string[] = []): Promise<number> {
   const scheme = parseUrl(url)
   if (scheme !== 'postgres:' && scheme !== 'postgresql:')
     throw new CliExit(EXIT.USAGE, `migrate needs a postgres:// URL; ${scheme}// keeps no schema`)
@@ -31,6 +31,10 @@ export async function runMigrate(url: string): Promise<number> {
         ? `schema ${schema} is at version ${m.to} (current)\n`
         : `schema ${schema} migrated from version ${m.from} to ${m.to}\n`,
     )
+    for (const role of grants) {
+      await grantUse(client, schema, role)
+      process.stdout.write(`role ${role} may use schema ${schema}\n`)
+    }
     return EXIT.OK
   } finally {
     await client.end().catch(() => undefined)
@@ -44,9 +48,15 @@ export function migrateCommand(run: (code: Promise<number>) => void): Command {
       `Create or upgrade worq's tables and functions in a PostgreSQL database (schema version ${SCHEMA_VERSION}).`,
     )
     .argument('<url>', 'postgres:// URL, e.g. postgres://user@127.0.0.1:5432/app?schema=worq')
+    .option(
+      '--grant <role...>',
+      "then let these roles use the schema (USAGE, and SELECT, INSERT, UPDATE, DELETE on its tables): an application's role that may not create it",
+    )
     .addHelpText(
       'after',
       '\nExit codes: 0 migrated or already current, 1 an error (unreachable, a schema newer than this worq), 2 usage.',
     )
-    .action((url: string) => run(runMigrate(url)))
+    .action((url: string, options: { grant?: string[] }) =>
+      run(runMigrate(url, options.grant ?? [])),
+    )
 }

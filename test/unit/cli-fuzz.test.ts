@@ -29,6 +29,7 @@ const COMMANDS = [
   'resume',
   'schedules',
   'dashboard',
+  'migrate',
   'help',
   'nonsense',
 ]
@@ -58,6 +59,7 @@ const FLAGS = [
   '--host',
   '--token',
   '--read-only',
+  '--grant',
   '--help',
   '--version',
   '--',

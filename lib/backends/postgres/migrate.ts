@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { ClientBase } from 'pg'
-import { SchemaTooNew } from '../../errors.js'
+import { MigrationDenied, SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
 export const SCHEMA_VERSION = 10
@@ -39,10 +39,49 @@ export interface Migrated {
 }
 
 /**
+ * The version `schema` is at, read without writing anything (0 when it has no migrations table):
+ * a role that may use worq's tables but not create them starts on a schema migrated by another.
+ */
+async function versionOf(client: ClientBase, schema: string): Promise<number> {
+  const { rows } = await client.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [
+    `${schema}.migrations`,
+  ])
+  if (rows[0]?.t == null) return 0
+  const max = await client.query<{ v: number }>(
+    `SELECT coalesce(max(version), 0)::integer AS v FROM ${schema}.migrations`,
+  )
+  return max.rows[0]!.v
+}
+
+/** SQLSTATE 42501 (insufficient_privilege). */
+const DENIED = '42501'
+
+/**
  * Brings `schema` to {@link SCHEMA_VERSION} on `client` (a connection of its own: it takes a
- * session advisory lock). Safe to run concurrently and again.
+ * session advisory lock). Safe to run concurrently and again. A schema already at this version is
+ * only read (no lock, no DDL). A role that may not create or change the schema gets
+ * MigrationDenied, which says what to run and grant.
  */
 export async function migrate(client: ClientBase, schema: string): Promise<Migrated> {
+  let current: number
+  try {
+    current = await versionOf(client, schema)
+  } catch (err) {
+    if ((err as { code?: string }).code === DENIED) throw new MigrationDenied(schema, err)
+    throw err
+  }
+  if (current === SCHEMA_VERSION) return { schema, from: current, to: current }
+  if (current > SCHEMA_VERSION) throw new SchemaTooNew(schema, current, SCHEMA_VERSION)
+  try {
+    return await migrateLocked(client, schema)
+  } catch (err) {
+    if ((err as { code?: string }).code === DENIED) throw new MigrationDenied(schema, err)
+    throw err
+  }
+}
+
+/** The migration itself, under the schema's advisory lock. */
+async function migrateLocked(client: ClientBase, schema: string): Promise<Migrated> {
   const lock = `worq.migrate:${schema}`
   await client.query('SELECT pg_advisory_lock(hashtext($1))', [lock])
   try {
@@ -70,4 +109,20 @@ export async function migrate(client: ClientBase, schema: string): Promise<Migra
   } finally {
     await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lock]).catch(() => undefined)
   }
+}
+
+/**
+ * Lets `role` use worq's schema without owning it: USAGE on the schema, SELECT, INSERT, UPDATE and
+ * DELETE on its tables, its sequences, and EXECUTE on its functions. For a deployment where a
+ * migrating role (`worq migrate <url> --grant <role>`) and the application's role differ; run it
+ * again after an upgrade that adds tables.
+ */
+export async function grantUse(client: ClientBase, schema: string, role: string): Promise<void> {
+  const r = `"${role.replace(/"/g, '""')}"`
+  await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${r}`)
+  await client.query(
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${r}`,
+  )
+  await client.query(`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${r}`)
+  await client.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${schema} TO ${r}`)
 }
