@@ -39,10 +39,19 @@ export async function checkServer(cmd: Redis): Promise<void> {
 /**
  * Warnings about the server: an eviction policy other than `noeviction` lets Redis drop task
  * records, outcomes and queue keys under memory pressure, which loses tasks. Read from INFO, which
- * needs no CONFIG permission (managed Redis often forbids CONFIG).
+ * needs no CONFIG permission (managed Redis often forbids CONFIG). A user whose ACL denies INFO
+ * gets a warning that the policy could not be read, and the pool starts.
  */
 export async function serverWarnings(cmd: Redis): Promise<string[]> {
-  const info = await cmd.info('memory')
+  let info: string
+  try {
+    info = await cmd.info('memory')
+  } catch (err) {
+    if (!/NOPERM/i.test(String(err))) throw err
+    return [
+      `could not read Redis maxmemory-policy: this user may not run INFO (${String(err).replace(/^ReplyError: /, '')}); a queue on an evicting Redis loses tasks, so check that the policy is noeviction, and allow INFO to this user (docs/redis.md, "A Redis user for worq")`,
+    ]
+  }
   const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1]
   if (policy === undefined || policy === 'noeviction') return []
   return [
