@@ -136,7 +136,8 @@ export class Enqueuer {
   ): Promise<Deferred<unknown> | undefined> {
     if (typeof (backend as Partial<TransactionalBackend>).enqueueIn !== 'function')
       throw new TransactionsUnsupported(backend.url)
-    if (deferred) hub.track(deferred)
+    // Held weakly: a transaction that rolls back leaves a task that never existed.
+    if (deferred) hub.trackWeakly(deferred)
     let outcome: 'ok' | 'duplicate'
     try {
       outcome = await enqueueInTx(tx, backend as TransactionalBackend, this.#queue, task)

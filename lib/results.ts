@@ -6,7 +6,9 @@
  * A Deferred is held here from its enqueue until its outcome arrives: one map entry each, no
  * connection and no timer per Deferred. (Weak references were tried and cost more in garbage
  * collection than they saved; every task ends — completed, failed, expired or cancelled — so the
- * entry always goes.) The entries of a closed backend go with its hub.
+ * entry always goes.) The exception is a Deferred enqueued in the caller's transaction (`tx`):
+ * when the transaction rolls back its task never existed and no outcome ever comes, so it is held
+ * weakly, for as long as the caller holds it. The entries of a closed backend go with its hub.
  */
 import { type Deferred, reportProgress, settle } from './deferred.js'
 import type { Backend } from './backends/backend.js'
@@ -24,6 +26,16 @@ export class ResultHub {
   #backend: Backend
   /** Unsettled Deferreds by queue, then id (no key built per call). */
   #open = new Map<string, Held>()
+  /** Deferreds enqueued in a caller's transaction, by queue, then id: held weakly (see above). */
+  #weak = new Map<string, Map<string, WeakRef<Deferred<unknown>>>>()
+  /** Drops the entry of a weakly held Deferred the caller let go of. */
+  #collected = new FinalizationRegistry<{ queue: string; id: string; ref: WeakRef<object> }>(
+    ({ queue, id, ref }) => {
+      const weak = this.#weak.get(queue)
+      if (weak?.get(id) === ref) weak.delete(id)
+      if (weak?.size === 0) this.#weak.delete(queue)
+    },
+  )
   #waited = new Set<Deferred<unknown>>()
   #ready: Promise<void> | undefined
   /** Increments on every gap in delivery. */
@@ -64,8 +76,27 @@ export class ResultHub {
     else open.set(d.id, Array.isArray(held) ? [...held, d] : [held, d])
   }
 
+  /**
+   * Tracks a Deferred enqueued in the caller's transaction, weakly: an outcome reaches it while the
+   * caller holds it, and a Deferred whose transaction rolled back goes once the caller lets it go.
+   */
+  trackWeakly(d: Deferred<unknown>): void {
+    let weak = this.#weak.get(d.queue)
+    if (!weak) this.#weak.set(d.queue, (weak = new Map()))
+    const ref = new WeakRef(d)
+    weak.set(d.id, ref)
+    this.#collected.register(d, { queue: d.queue, id: d.id, ref }, ref)
+  }
+
   /** Stops tracking a Deferred whose enqueue was refused. */
   untrack(d: Deferred<unknown>): void {
+    const weak = this.#weak.get(d.queue)
+    const ref = weak?.get(d.id)
+    if (ref?.deref() === d) {
+      weak!.delete(d.id)
+      this.#collected.unregister(ref)
+      return
+    }
     const open = this.#open.get(d.queue)
     const held = open?.get(d.id)
     if (held === d) open!.delete(d.id)
@@ -87,7 +118,7 @@ export class ResultHub {
    */
   #deliver(queue: string, id: string, outcome: string): void {
     const open = this.#open.get(queue)
-    const held = open?.get(id)
+    const held = open?.get(id) ?? this.#weakly(queue, id, outcome)
     if (held === undefined) return
     const kind = outcome.charAt(0)
     if (kind === 'p') {
@@ -101,11 +132,27 @@ export class ResultHub {
       else reportProgress(held, value)
       return
     }
-    open!.delete(id)
+    open?.delete(id)
     const cached = kind === 'C'
     const stored = cached ? 'c' + outcome.slice(1) : outcome
     if (Array.isArray(held)) for (const d of held) settle(d, stored, cached)
     else settle(held, stored, cached)
+  }
+
+  /**
+   * The weakly held Deferred of `queue` and `id`, if the caller still holds it; its entry goes
+   * when `outcome` ends it (or when it was let go of).
+   */
+  #weakly(queue: string, id: string, outcome: string): Deferred<unknown> | undefined {
+    const weak = this.#weak.get(queue)
+    const ref = weak?.get(id)
+    if (!ref) return undefined
+    const d = ref.deref()
+    if (!d || outcome.charAt(0) !== 'p') {
+      weak!.delete(id)
+      this.#collected.unregister(ref)
+    }
+    return d
   }
 
   #gap(): void {

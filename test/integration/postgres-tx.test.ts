@@ -1,4 +1,6 @@
 import { expect } from 'chai'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import pg from 'pg'
 import { getBroker, task, TaskSpace, type Deferred } from '../../lib/index.js'
 import { postgresUrl } from '../helpers/postgres.js'
@@ -38,6 +40,30 @@ describe('postgres: enqueue in the caller’s transaction', () => {
       expect(await w.broker.size()).to.equal(0)
     } finally {
       await w.close()
+    }
+  })
+
+  it('rolled back: its Deferred is not kept once the caller lets it go (no outcome will ever come)', async () => {
+    v8.setFlagsFromString('--expose-gc')
+    const gc = vm.runInNewContext('gc') as () => void
+    const broker = getBroker(url, uniqueQueue('tx-gone'))
+    try {
+      const q = broker.queue()
+      await broker.size()
+      const refs: Array<WeakRef<object>> = []
+      for (let i = 0; i < 20; i++) {
+        await client.query('BEGIN')
+        refs.push(new WeakRef((await task(q.mail.send, { tx: client })(`r${i}`))!))
+        await client.query('ROLLBACK')
+      }
+      // A WeakRef's target lives until the job that made it ends; then collections may take it.
+      for (let round = 0; round < 5 && refs.some(r => r.deref()); round++) {
+        await new Promise(r => setImmediate(r))
+        gc()
+      }
+      expect(refs.filter(r => r.deref() !== undefined)).to.have.length(0)
+    } finally {
+      await broker.close()
     }
   })
 
