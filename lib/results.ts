@@ -6,9 +6,12 @@
  * A Deferred is held here from its enqueue until its outcome arrives: one map entry each, no
  * connection and no timer per Deferred. (Weak references were tried and cost more in garbage
  * collection than they saved; every task ends — completed, failed, expired or cancelled — so the
- * entry always goes.) The exception is a Deferred enqueued in the caller's transaction (`tx`):
- * when the transaction rolls back its task never existed and no outcome ever comes, so it is held
- * weakly, for as long as the caller holds it. The entries of a closed backend go with its hub.
+ * entry always goes.) Two exceptions are held weakly, for as long as the caller holds them: a
+ * Deferred enqueued in the caller's transaction (`tx`), whose task never existed when the
+ * transaction rolled back; and, after a gap in delivery (a reconnect), every Deferred nobody was
+ * waiting on, whose outcome may have been published during the gap and will not come again (a
+ * later wait fetches it: its epoch is older than the hub's). The entries of a closed backend go
+ * with its hub.
  */
 import { type Deferred, reportProgress, settle } from './deferred.js'
 import type { Backend } from './backends/backend.js'
@@ -158,6 +161,18 @@ export class ResultHub {
   #gap(): void {
     this.epoch++
     for (const d of this.#waited) this.#recheck(d, 0)
+    // The others' outcomes may have gone by: hold them weakly from now on (a rare event, so the
+    // weak references' cost is paid once per gap, not per call).
+    for (const [queue, open] of this.#open) {
+      for (const [id, held] of open) {
+        // (An id shared by several Deferreds, a reused id, stays held: rare, and one weak entry
+        // per id could not hold them all.)
+        if (Array.isArray(held) || this.#waited.has(held)) continue
+        open.delete(id)
+        this.trackWeakly(held)
+      }
+      if (open.size === 0) this.#open.delete(queue)
+    }
   }
 
   /**

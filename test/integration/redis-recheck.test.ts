@@ -1,5 +1,7 @@
 import { expect } from 'chai'
 import type { Redis } from 'ioredis'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { getBroker, WorkerPool } from '../../lib/index.js'
 import { hasBinary, helperRedis, startRedis, type RedisServer } from '../helpers/redis-server.js'
 import { uniqueQueue, until } from '../helpers/util.js'
@@ -62,6 +64,39 @@ describe('redis: waiters after a gap in delivery', function () {
       await pool.stop()
       await Promise.all([caller.close(), workers.close()])
       await admin.call('ACL', 'DELUSER', 'caller')
+    }
+  })
+
+  it('after a gap, a Deferred nobody waits on is kept only while the caller holds it; one held still settles', async () => {
+    v8.setFlagsFromString('--expose-gc')
+    const gc = vm.runInNewContext('gc') as () => void
+    const queue = uniqueQueue('gap-weak')
+    const caller = getBroker(server.url, queue)
+    const workers = getBroker(server.url, queue, { watchdog: {} }) // connections of its own
+    workers.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    const pool = new WorkerPool(workers)
+    try {
+      const q = caller.queue()
+      const kept = await q.add(1, 2)
+      const dropped: Array<WeakRef<object>> = []
+      for (let i = 0; i < 20; i++) dropped.push(new WeakRef((await q.add(i, 0))!))
+      const { hub } = await caller.backend()
+      const epoch = hub.epoch
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+      await until(async () => hub.epoch > epoch, 5000, 'the gap noticed')
+      // A WeakRef's target lives until the job that made it ends; then collections may take it.
+      for (let round = 0; round < 5 && dropped.some(r => r.deref()); round++) {
+        await new Promise(r => setImmediate(r))
+        gc()
+      }
+      expect(dropped.filter(r => r.deref() !== undefined)).to.have.length(0)
+      await pool.start()
+      expect(await kept.result(10_000)).to.equal(3)
+    } finally {
+      await pool.stop()
+      await Promise.all([caller.close(), workers.close()])
     }
   })
 })
