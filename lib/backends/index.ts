@@ -6,8 +6,10 @@ import { BadUrl } from '../errors.js'
 import { ResultHub } from '../results.js'
 import type { Backend } from './backend.js'
 import { MemoryBackend } from './memory/memory.js'
+import { loadPg } from './postgres/pg.js'
 import { PostgresBackend } from './postgres/postgres.js'
 import { parsePostgresUrl } from './postgres/url.js'
+import { loadIoredis } from './redis/ioredis.js'
 import { RedisBackend } from './redis/redis.js'
 import { parseTopology } from './redis/topology.js'
 
@@ -106,20 +108,23 @@ const factories: Record<string, Factory> = {
   'postgresql:': (raw, o) => openPostgres(raw, o),
 }
 
-function openPostgres(raw: string, o: BackendOptions): Backend {
+async function openPostgres(raw: string, o: BackendOptions): Promise<Backend> {
+  await loadPg()
   return new PostgresBackend(raw, {
     maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
     ...(o.connectTimeoutMs !== undefined && { connectTimeoutMs: o.connectTimeoutMs }),
   })
 }
 
-function openRedis(raw: string, o: BackendOptions): Backend {
+async function openRedis(raw: string, o: BackendOptions): Promise<Backend> {
   const w = o.watchdog ?? {}
+  const replicas = checkReplicas(o.replicas, o.replicaTimeoutMs)
+  await loadIoredis()
   return new RedisBackend(raw, {
     maxPayloadBytes: o.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
     redis: o.redis,
     functions: o.redisFunctions ?? true,
-    replicas: checkReplicas(o.replicas, o.replicaTimeoutMs),
+    replicas,
     ...(o.crossSlot !== undefined && { crossSlot: o.crossSlot }),
     timing: {
       ...(w.blockMs !== undefined && { blockMs: w.blockMs }),
