@@ -97,11 +97,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       await on.upkeep.stop()
       on.progress.close()
       on.unsubscribe()
-      await Promise.all(
-        on.lanes.map(lane =>
-          on.backend.unregisterWorker(this.#broker.name, lane.id).catch(() => undefined),
-        ),
-      )
+      await this.#unregister(on)
     }
     await this.#executor.close()
   }
@@ -248,7 +244,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     await Promise.all(on.lanes.map(lane => lane.flushLate()))
     await this.#executor.close()
     await upkeepStopped
-    // Each lane leaves: its park goes, and what was handed to it and never popped goes back.
+    await this.#unregister(on)
+  }
+
+  /** Each lane leaves: its park goes, and what was handed to it and never popped goes back. */
+  async #unregister(on: Started): Promise<void> {
     await Promise.all(
       on.lanes.map(lane =>
         on.backend.unregisterWorker(this.#broker.name, lane.id).catch(() => undefined),

@@ -63,16 +63,10 @@ const DENIED = '42501'
  * MigrationDenied, which says what to run and grant.
  */
 export async function migrate(client: ClientBase, schema: string): Promise<Migrated> {
-  let current: number
   try {
-    current = await versionOf(client, schema)
-  } catch (err) {
-    if ((err as { code?: string }).code === DENIED) throw new MigrationDenied(schema, err)
-    throw err
-  }
-  if (current === SCHEMA_VERSION) return { schema, from: current, to: current }
-  if (current > SCHEMA_VERSION) throw new SchemaTooNew(schema, current, SCHEMA_VERSION)
-  try {
+    const current = await versionOf(client, schema)
+    if (current === SCHEMA_VERSION) return { schema, from: current, to: current }
+    if (current > SCHEMA_VERSION) throw new SchemaTooNew(schema, current, SCHEMA_VERSION)
     return await migrateLocked(client, schema)
   } catch (err) {
     if ((err as { code?: string }).code === DENIED) throw new MigrationDenied(schema, err)
