@@ -7,8 +7,8 @@
 // A and B are absolute paths of built copies (e.g. `cp -r dist /tmp/a` before a change and
 // `npm run build && cp -r dist /tmp/b` after; the copies must sit where `ioredis` resolves, or
 // next to a `node_modules` link). Scenarios are runner.js's. Prints each pair and the median of the
-// pair ratios B/A: tasks/s for throughput scenarios (above 1 is B faster), p50 and p99 for the
-// latency ones (below 1 is B faster).
+// pair ratios B/A: tasks/s (above 1 is B faster) and Node CPU µs per task (below 1 is B cheaper)
+// for throughput scenarios, p50 and p99 for the latency ones (below 1 is B faster).
 import { execFileSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,7 +24,9 @@ if (!a || !b) {
   process.exit(2)
 }
 const latency = scenario.startsWith('latency')
-const metrics = latency ? ['p50', 'p99'] : ['tasksPerSec']
+const metrics = latency ? ['p50', 'p99'] : ['tasksPerSec', 'cpuUsPerTask']
+/** Metrics where lower is better. */
+const lower = new Set(['p50', 'p99', 'cpuUsPerTask'])
 
 const redis = await startRedis()
 function run(dist) {
@@ -56,7 +58,7 @@ try {
   }
   for (const m of metrics) {
     const rs = ratios[m]
-    const better = rs.filter(r => (latency ? r < 1 : r > 1)).length
+    const better = rs.filter(r => (lower.has(m) ? r < 1 : r > 1)).length
     console.log(
       `${m}: median pair ratio B/A ${median(rs).toFixed(3)} over ${rs.length} pairs (${better} with B better)`,
     )

@@ -2,7 +2,7 @@
  * Task options: defaults, merging and validation. Bad options throw a TypeError that
  * names the option and what it expects.
  */
-import { nanoid } from 'nanoid'
+import { randomFillSync } from 'node:crypto'
 import {
   MAX_DURATION_MS,
   PRIORITY_RANGE,
@@ -177,12 +177,24 @@ function checkBackoff(b: unknown): void {
   if (o.maxDelay !== undefined) positive('backoff.maxDelay', o.maxDelay, 0)
 }
 
+/** Random bytes for task ids, drawn from the system's CSPRNG this many at a time. */
+const ID_POOL_BYTES = 16 * 512
+let idPool: Buffer | undefined
+let idOffset = ID_POOL_BYTES
+
 /**
- * A new task id: 21 random URL-safe characters (nanoid), never starting with `-`, so that it can
- * be given to the `worq` command as it is (a leading dash would read as an option).
+ * A new task id: 21 random URL-safe characters (126 bits, nanoid's alphabet and size), never
+ * starting with `-`, so that it can be given to the `worq` command as it is (a leading dash would
+ * read as an option). Made as one base64url string from a pool of random bytes: nanoid builds its
+ * id a character at a time, about 20 strings a call, half of the allocations of an enqueue's
+ * encoding on the producer's hot path.
  */
 export function newTaskId(): string {
-  const id = nanoid()
+  if (idOffset === ID_POOL_BYTES) {
+    randomFillSync((idPool ??= Buffer.allocUnsafe(ID_POOL_BYTES)))
+    idOffset = 0
+  }
+  const id = idPool!.toString('base64url', idOffset, (idOffset += 16)).slice(0, 21)
   return id.charCodeAt(0) === 45 ? `_${id.slice(1)}` : id
 }
 

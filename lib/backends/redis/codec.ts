@@ -53,21 +53,81 @@ const GEN_PREFIX = nanoid(6)
 let genSeq = 0
 
 /**
+ * What the headers and metas of a producer's calls share when they have one name and the same
+ * options (most do: a queue's defaults), built once and kept for the next call that matches.
+ */
+interface Shared {
+  name: string
+  resultTimeout: number
+  heartrate: number
+  attempts: number
+  backoff: StoredBackoff
+  ignoreResult: boolean
+  client: string
+  /** The header up to runAt's value: `{"n":…,"r":…,"h":…,"a":…,"b":[…],"u":`. */
+  head: string
+  /** Who gets the outcome: `,"c":"<client>"`, or `,"i":1` for an ignoreResult task. */
+  who: string
+  /** The meta between its flags and the generation: `|<heartrate>|<keep ms>|<client>|`. */
+  metaHead: string
+  /** The meta's name: `\n<name>|`. */
+  metaName: string
+  /** The meta's attempts: `|<attempts>|`. */
+  metaAttempts: string
+}
+
+/** The last Shared built (one entry: calls in a row are mostly alike). */
+let shared: Shared | undefined
+
+/** The Shared of `task` for `client`: the last one when it matches, else a new one. */
+function sharedOf(task: NewTask, client: string): Shared {
+  const s = shared
+  const b = task.backoff
+  if (
+    s !== undefined &&
+    s.name === task.name &&
+    s.resultTimeout === task.resultTimeout &&
+    s.heartrate === task.heartrate &&
+    s.attempts === task.attempts &&
+    s.ignoreResult === task.ignoreResult &&
+    s.client === client &&
+    (s.backoff === b ||
+      (s.backoff.type === b.type &&
+        s.backoff.delay === b.delay &&
+        s.backoff.jitter === b.jitter &&
+        s.backoff.maxDelay === b.maxDelay))
+  )
+    return s
+  const keep = task.ignoreResult ? 0 : ms(task.resultTimeout)
+  return (shared = {
+    name: task.name,
+    resultTimeout: task.resultTimeout,
+    heartrate: task.heartrate,
+    attempts: task.attempts,
+    backoff: b,
+    ignoreResult: task.ignoreResult,
+    client,
+    head:
+      `{"n":${JSON.stringify(task.name)},"r":${ms(task.resultTimeout)},"h":${ms(task.heartrate)},` +
+      `"a":${task.attempts},"b":[${JSON.stringify(b.type)},${ms(b.delay)},${b.jitter},${ms(b.maxDelay)}],"u":`,
+    who: task.ignoreResult ? ',"i":1' : `,"c":${JSON.stringify(client)}`,
+    metaHead: `|${ms(task.heartrate)}|${keep}|${task.ignoreResult ? '' : client}|`,
+    metaName: `\n${task.name}|`,
+    metaAttempts: `|${task.attempts}|`,
+  })
+}
+
+/**
  * The enqueue.lua entry of a task; `client` gets its outcome unless it ignores results. The
- * header is written field by field (its shape is fixed) rather than through an object and
- * JSON.stringify: this runs once per call on the producer's hot path. Everything enqueue.lua
- * needs besides id and runAt it reads from the header, and only when it needs it.
+ * header is written as text (its shape is fixed, and ready.lua reads a plain one by pattern)
+ * rather than through an object and JSON.stringify, from the parts the last call of the same name
+ * and options left (sharedOf): this runs once per call on the producer's hot path. Everything
+ * enqueue.lua needs besides id and runAt it reads from the header, and only when it needs it.
  */
 export function encodeTask(task: NewTask, client: string, now: number): EnqueueEntry {
   const gen = GEN_PREFIX + (++genSeq).toString(36)
-  const b = task.backoff
-  const name = JSON.stringify(task.name)
-  let header =
-    `{"n":${name},"r":${ms(task.resultTimeout)},"h":${ms(task.heartrate)},` +
-    `"a":${task.attempts},"b":[${JSON.stringify(b.type)},${ms(b.delay)},${b.jitter},${ms(b.maxDelay)}],` +
-    `"u":${task.runAt},"e":${now},"g":"${gen}"`
-  if (task.ignoreResult) header += ',"i":1'
-  else header += `,"c":${JSON.stringify(client)}`
+  const s = sharedOf(task, client)
+  let header = `${s.head}${task.runAt},"e":${now},"g":"${gen}"${s.who}`
   let flags = ''
   const pending = task.deps.length > 0
   if (pending) {
@@ -90,14 +150,11 @@ export function encodeTask(task: NewTask, client: string, now: number): EnqueueE
     flags += 'q'
   }
   if (task.trace) header += `,"tr":${JSON.stringify(task.trace)}`
-  const keep = task.ignoreResult ? 0 : ms(task.resultTimeout)
   return {
     id: task.id,
     runAt: task.runAt,
     body: `${pending ? 'P' : 'E'}0:${header}}\n${task.payload}`,
-    meta:
-      `${flags}|${ms(task.heartrate)}|${keep}|${task.ignoreResult ? '' : client}|${gen}\n` +
-      `${task.name}|${now}|${task.attempts}|${task.priority}`,
+    meta: `${flags}${s.metaHead}${gen}${s.metaName}${now}${s.metaAttempts}${task.priority}`,
   }
 }
 

@@ -12,10 +12,16 @@ import { checkServer } from './checks.js'
 import type { Connection } from './connections.js'
 import { BackendFull, ReplicationTimeout } from '../../errors.js'
 import { command, functionLibrary, type Name, NAMES, script } from './lua-source.js'
+import { ioredis } from './ioredis.js'
 
 /** An ARGV value of an operation. */
 export type Arg = string | number
 type Call = (...args: Arg[]) => Promise<unknown>
+
+/** `flat()` of command arguments already flat: the array itself (LuaCaller#fcall). */
+function itself(this: Arg[]): Arg[] {
+  return this
+}
 
 /** How operations reach Redis: FCALL of the function library, or EVALSHA of whole scripts. */
 type Mode = 'function' | 'script'
@@ -125,20 +131,37 @@ export class LuaCaller {
     }
     if (this.#mode === 'function') {
       const fname = functionLibrary().functions.get(name)!
-      return this.#redis
-        .fcall(fname, keys.length, ...keys, ns, queue, ...args)
-        .catch((err: unknown) => {
-          // The call did not run. A server restarted without persistence, or FUNCTION FLUSH: load
-          // again. A user who may load functions but not call them: scripts from now on.
-          if (retried) throw full(err, name)
-          const message = String(err)
-          if (NO_FCALL.test(message)) this.#useScripts()
-          else if (/function not found/i.test(message)) this.#mode = undefined
-          else throw full(err, name)
-          return this.call(name, queue, args, true)
-        })
+      return this.#fcall(fname, keys, ns, queue, args).catch((err: unknown) => {
+        // The call did not run. A server restarted without persistence, or FUNCTION FLUSH: load
+        // again. A user who may load functions but not call them: scripts from now on.
+        if (retried) throw full(err, name)
+        const message = String(err)
+        if (NO_FCALL.test(message)) this.#useScripts()
+        else if (/function not found/i.test(message)) this.#mode = undefined
+        else throw full(err, name)
+        return this.call(name, queue, args, true)
+      })
     }
     return this.#choose().then(() => this.call(name, queue, args, retried))
+  }
+
+  /**
+   * FCALL of function `fname`, its arguments handed to ioredis as one array. (ioredis' generated
+   * `fcall(...args)` takes them as a rest parameter, then its Command copies them with
+   * `args.flat()`, which V8 runs at about 0.25 µs an element: 26 µs for a call carrying 25 tasks,
+   * a microsecond per task on the producer's hot path. These are flat already.)
+   */
+  #fcall(fname: string, keys: string[], ns: string, queue: string, args: Arg[]): Promise<unknown> {
+    const argv: Arg[] = [fname, keys.length, ...keys, ns, queue]
+    for (let i = 0; i < args.length; i++) argv.push(args[i]!)
+    ;(argv as unknown as { flat: () => Arg[] }).flat = itself
+    const redis = this.#redis
+    return redis.sendCommand(
+      new (ioredis().Command)('fcall', argv, {
+        replyEncoding: 'utf8',
+        errorStack: redis.options.showFriendlyErrorStack ? new Error() : undefined,
+      }),
+    ) as Promise<unknown>
   }
 
   /**

@@ -1,0 +1,60 @@
+import { expect } from 'chai'
+import type { NewTask } from '../../lib/backends/backend.js'
+import { decodeRecord, encodeTask } from '../../lib/backends/redis/codec.js'
+import { newTask } from '../helpers/new-task.js'
+
+/** A task of name `name` as a queue's defaults make it, changed by `over`. */
+function task(name: string, over: Partial<NewTask> = {}): NewTask {
+  return newTask('id', { name, resultTimeout: 3_600_000, ...over })
+}
+
+/** Checks that `entry` is the record of `t` for `client`. */
+function expectRecord(entry: ReturnType<typeof encodeTask>, t: NewTask, client: string): void {
+  expect(decodeRecord(t.id, entry.body)).to.deep.equal(t)
+  const [line1, line2] = entry.meta.split('\n')
+  const [, heartrate, keep, to] = line1!.split('|')
+  expect([heartrate, keep, to]).to.deep.equal([
+    String(t.heartrate),
+    String(t.ignoreResult ? 0 : t.resultTimeout),
+    t.ignoreResult ? '' : client,
+  ])
+  expect(line2).to.equal(`${t.name}|1234|${t.attempts}|${t.priority}`)
+  expect(JSON.parse(entry.body.slice(3, entry.body.indexOf('\n')))).to.include(
+    t.ignoreResult ? { i: 1 } : { c: client },
+  )
+}
+
+describe('the Redis record of a task (codec)', () => {
+  // encodeTask keeps the parts one call shares with the next of the same name and options: each
+  // variant differs from the plain call made just before it in one thing, which its record must
+  // carry (not the plain call's), and the plain call made after it must not carry it.
+  const base = task('add')
+  const variants: Array<[string, NewTask, string]> = [
+    ['another client', task('add'), 'c2'],
+    ['another name', task('math.mul'), 'c1'],
+    ['a name to escape', task('a"b\\c.ü'), 'c1'],
+    ['attempts', task('add', { attempts: 5 }), 'c1'],
+    ['resultTimeout', task('add', { resultTimeout: 1500 }), 'c1'],
+    ['heartrate', task('add', { heartrate: 2500 }), 'c1'],
+    ['backoff type', task('add', { backoff: { ...base.backoff, type: 'exponential' } }), 'c1'],
+    ['backoff delay', task('add', { backoff: { ...base.backoff, delay: 100 } }), 'c1'],
+    ['backoff jitter', task('add', { backoff: { ...base.backoff, jitter: 0.5 } }), 'c1'],
+    ['backoff maxDelay', task('add', { backoff: { ...base.backoff, maxDelay: 60_000 } }), 'c1'],
+    ['ignoreResult', task('add', { ignoreResult: true }), 'c1'],
+    ['priority', task('add', { priority: -3 }), 'c1'],
+    ['metadata', task('add', { metadata: '{"a":1}' }), 'c1'],
+    ['trace', task('add', { trace: '00-ab' }), 'c1'],
+    ['onError', task('add', { onError: 'pass' }), 'c1'],
+    ['timeout', task('add', { timeout: 500 }), 'c1'],
+    ['runAt', task('add', { runAt: 99 }), 'c1'],
+    ['a Deferred argument', task('add', { deps: [{ queue: 'q', id: 'x' }] }), 'c1'],
+    ['a cache key', task('add', { cache: { key: 'k', ttl: 1000, template: '' } }), 'c1'],
+  ]
+
+  for (const [what, t, client] of variants)
+    it(`carries what it was given, next to a call that differs in ${what}`, () => {
+      expectRecord(encodeTask(base, 'c1', 1234), base, 'c1')
+      expectRecord(encodeTask(t, client, 1234), t, client)
+      expectRecord(encodeTask(base, 'c1', 1234), base, 'c1')
+    })
+})
