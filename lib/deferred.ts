@@ -20,11 +20,14 @@ export interface DeferredHost {
   info(queue: string, id: string): Promise<TaskInfo | undefined>
   /** Marks `d` as waited on (so a delivery gap re-checks it) until `done` is called. */
   waiting(d: Deferred<unknown>): () => void
+  /** The backend that holds the task: a call on another may not be able to see it. */
+  readonly store: object
 }
 
 const kSettle = Symbol('worq.settle')
 const kProgress = Symbol('worq.progress')
 const kEpoch = Symbol('worq.epoch')
+const kStore = Symbol('worq.store')
 
 /** A task's result, to wait for, read, or pass as an argument to another call. */
 export class Deferred<T = unknown> {
@@ -65,6 +68,11 @@ export class Deferred<T = unknown> {
   }
 
   /** @internal Records a progress value delivered and tells the listeners, in order. */
+  /** The backend that holds the task. @internal */
+  [kStore](): object {
+    return this.#host.store
+  }
+
   [kProgress](value: unknown): void {
     this.#progress = value
     if (this.#progressListeners)
@@ -231,6 +239,9 @@ markResultRefs(Deferred)
 /** @internal */
 export const settle = (d: Deferred<unknown>, outcome: string, cached = false): void =>
   d[kSettle](outcome, cached)
+
+/** The backend that holds `d`'s task. @internal */
+export const storeOf = (d: Deferred<unknown>): object => d[kStore]()
 
 /** @internal */
 export const reportProgress = (d: Deferred<unknown>, value: unknown): void => d[kProgress](value)

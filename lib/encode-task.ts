@@ -2,8 +2,8 @@
  * A call as the backend stores it: its arguments serialized (Deferred arguments as references),
  * its options resolved, and its result-cache key when the arguments are all values.
  */
-import { cacheKey, type NewTask, type TaskRef } from './backends/backend.js'
-import { Deferred } from './deferred.js'
+import { cacheKey, type Backend, type NewTask, type TaskRef } from './backends/backend.js'
+import { Deferred, storeOf } from './deferred.js'
 import type { ResolvedOptions } from './options.js'
 import { encodeCall } from './serializer.js'
 
@@ -101,5 +101,44 @@ export function encodeTask(
         ? undefined
         : { ...callCacheKey(path, args, payload, deps), ttl: opts.cacheTtl },
     trace: '',
+  }
+}
+
+/** The kind of store a backend URL names: `memory`, `redis` or `postgres`. */
+function family(url: string): string {
+  return url.startsWith('memory:') ? 'memory' : url.startsWith('postgres') ? 'postgres' : 'redis'
+}
+
+/** The Deferreds in `v` (arrays and plain objects) whose value the call does not carry. */
+function pendingDeferreds(v: unknown, out: Deferred<unknown>[], depth = 0): Deferred<unknown>[] {
+  if (v instanceof Deferred) {
+    if (v.outcome?.charAt(0) !== 'c') out.push(v)
+  } else if (v !== null && typeof v === 'object' && depth <= 64) {
+    const proto = Object.getPrototypeOf(v)
+    if (Array.isArray(v)) for (const x of v) pendingDeferreds(x, out, depth + 1)
+    else if (proto === Object.prototype || proto === null)
+      for (const x of Object.values(v)) pendingDeferreds(x, out, depth + 1)
+  }
+  return out
+}
+
+/**
+ * Refuses a call whose Deferred argument, not yet completed, belongs to a store that `backend`
+ * cannot see: another kind of backend, or another memory:// store. (Two Redis or PostgreSQL URLs
+ * may name one server, so those pass; a task the server does not hold then fails its dependent
+ * with TaskExpired.) Without this, the dependent failed at once with a TaskExpired saying the
+ * argument's result was gone, which named the wrong cause.
+ */
+export function checkVisible(path: string, args: readonly unknown[], backend: Backend): void {
+  for (const d of pendingDeferreds(args, [])) {
+    const store = storeOf(d) as Backend
+    if (store === backend) continue
+    const kind = family(store.url)
+    if (kind !== 'memory' && kind === family(backend.url)) continue
+    throw new TypeError(
+      `An argument of ${path} is a Deferred of ${d.name} (id ${d.id}), a task on ${store.url}, ` +
+        `which this call's backend (${backend.url}) cannot see: pass its value (await ` +
+        `d.result()) instead, or make both calls through brokers of one backend`,
+    )
   }
 }

@@ -12,7 +12,7 @@ import type { TaskOptions, TransactionClient } from './types.js'
 import { resolveArgs } from './resolve-args.js'
 import type { ResultHub } from './results.js'
 import { CallBatcher } from './batcher.js'
-import { encodeTask } from './encode-task.js'
+import { checkVisible, encodeTask } from './encode-task.js'
 import { startEnqueue, type EnqueueSpan } from './tracing.js'
 import { toTaskInfo } from './task-info.js'
 import { enqueueInTx } from './tx-batcher.js'
@@ -107,6 +107,7 @@ export class Enqueuer {
   ): Promise<Deferred<unknown> | undefined> {
     const { backend, hub } = handle
     const task = encodeTask(path, id, args, opts, Date.now())
+    if (task.deps.length > 0) checkVisible(path, args, backend)
     const limit = backend.limits.maxPayloadBytes
     if (task.payload.length > limit / 4 && Buffer.byteLength(task.payload) > limit)
       throw new PayloadTooLarge(`the arguments of ${path}`, Buffer.byteLength(task.payload), limit)
@@ -165,6 +166,7 @@ export class Enqueuer {
         return stored ? toTaskInfo(stored, queue) : undefined
       },
       waiting: d => hub.waiting(d),
+      store: backend,
     }
     return this.#hostCache
   }

@@ -247,5 +247,38 @@ for (const backend of backends) {
         await broker.close()
       }
     })
+
+    it('a pending Deferred of a store this backend cannot see is refused at the call; a completed one passes its value', async () => {
+      // Another memory:// store: no backend of another kind (nor another memory store) sees it.
+      const other = getBroker(`memory://elsewhere-${uniqueQueue()}`, uniqueQueue())
+      other.expose(space())
+      const broker = getBroker(url, uniqueQueue())
+      broker.expose(space())
+      try {
+        const pending = await other.queue().func(1)
+        const err = await broker
+          .queue()
+          .add(pending, 1)
+          .catch((e: unknown) => e)
+        expect(err).to.be.instanceOf(TypeError)
+        expect((err as Error).message).to.match(
+          /add is a Deferred of func .*cannot see: pass its value/,
+        )
+        expect(await broker.size()).to.equal(0)
+        // Run on its own store, the argument carries its value to the other backend's call.
+        const pool = new WorkerPool(other, { concurrency: 1 })
+        await pool.start()
+        await pending.result(5000)
+        await pool.stop()
+        const w = new WorkerPool(broker, { concurrency: 1 })
+        await w.start()
+        const d = await broker.queue().add(pending, 1)
+        expect(await d.result(5000)).to.equal(2)
+        await w.stop()
+      } finally {
+        await other.close()
+        await broker.close()
+      }
+    })
   })
 }

@@ -70,6 +70,7 @@ describe('serializer', () => {
       cancel: async () => false,
       info: async () => undefined,
       waiting: () => () => undefined,
+      store: {},
     }
     const a = new Deferred(host, 'q', 'f', 'A')
     const b = new Deferred(host, 'other', 'f', 'B')
@@ -88,6 +89,7 @@ describe('serializer', () => {
       cancel: async () => false,
       info: async () => undefined,
       waiting: () => () => undefined,
+      store: {},
     }
     expect(() => encodeValue({ d: new Deferred(host, 'q', 'f', 'A') })).to.throw(
       TypeError,
