@@ -67,12 +67,12 @@ export class Deferred<T = unknown> {
     if (wakers) for (const wake of wakers) wake()
   }
 
-  /** @internal Records a progress value delivered and tells the listeners, in order. */
-  /** The backend that holds the task. @internal */
+  /** @internal The backend that holds the task. */
   [kStore](): object {
     return this.#host.store
   }
 
+  /** @internal Records a progress value delivered and tells the listeners, in order. */
   [kProgress](value: unknown): void {
     this.#progress = value
     if (this.#progressListeners)
