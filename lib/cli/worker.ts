@@ -27,6 +27,8 @@ export interface WorkerCommandOptions {
   shutdownTimeout: number
   logFormat: LogFormat
   id?: string
+  /** False with `--no-task-context`. */
+  taskContext: boolean
 }
 
 /** Runs a worker until a signal stops it; resolves with the exit code. */
@@ -49,6 +51,7 @@ export async function runWorker(
       ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
       killGrace: o.killGrace,
       execArgv,
+      taskContext: o.taskContext,
     })
   } else {
     const tasks = await loadTasks(o.tasks)
@@ -61,6 +64,7 @@ export async function runWorker(
     sweepInterval: o.sweepInterval,
     ...(o.id && { id: o.id }),
     ...(executor && { executor }),
+    ...(!o.taskContext && !executor && { taskContext: false }),
   })
   logPoolEvents(pool, logger, executor)
   try {
@@ -197,6 +201,11 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
         .default('text'),
     )
     .option('--id <id>', "this worker's id (default: random)")
+    .option(
+      '--no-task-context',
+      'run tasks without their async context: taskContext() throws and tasks read it from `this` ' +
+        '(saves the async tracking every promise of the worker pays; docs/worker.md)',
+    )
     .addHelpText(
       'after',
       `

@@ -94,6 +94,15 @@ export class RunContext implements TaskContext {
 
 const storage = new AsyncLocalStorage<TaskContext>()
 
+/** A pool of this process runs tasks without their async context (`taskContext: false`). */
+let someUntracked = false
+
+/** `call`, noted as run without its async context (see taskContext()). @internal */
+export function untracked<T>(call: () => T): () => T {
+  someUntracked = true
+  return call
+}
+
 /** Runs `fn` with `ctx` as the current task context. @internal */
 export function runInContext<T>(ctx: TaskContext, fn: () => T): T {
   return storage.run(ctx, fn)
@@ -107,7 +116,11 @@ export function taskContext(): TaskContext {
   const ctx = storage.getStore()
   if (!ctx)
     throw new Error(
-      'taskContext() was called outside a running task; call it from a function a worker runs',
+      'taskContext() was called outside a running task; call it from a function a worker runs' +
+        (someUntracked
+          ? ' (a pool of this process runs with `taskContext: false` or `--no-task-context`: ' +
+            'read the context from `this` in the task function, or turn that option off)'
+          : ''),
     )
   return ctx
 }

@@ -15,7 +15,7 @@ import { decodeCall } from '../serializer.js'
 import { isThenable } from '../resolve-args.js'
 import { TaskTimeout, type RemoteError } from '../errors.js'
 import type { TaskFunction } from '../types.js'
-import { RunContext, runInContext, type RunHost } from './context.js'
+import { RunContext, runInContext, untracked, type RunHost } from './context.js'
 import type { LazyAbort } from './abort.js'
 
 /** Errors that no retry can mend. */
@@ -27,6 +27,17 @@ const PERMANENT = new Set([
 
 /** Finds an exposed function by name. */
 export type Lookup = (name: string) => TaskFunction | undefined
+
+/** How a process runs its tasks' functions. */
+export interface Runner {
+  /** Finds an exposed function by name. */
+  lookup: Lookup
+  /**
+   * Each run in its own async context, which `taskContext()` reads (an AsyncLocalStorage); false
+   * (WorkerPool `taskContext: false`): the context is `this` alone.
+   */
+  context: boolean
+}
 
 /** What the pool gives a run besides the task. */
 export interface RunEnv extends RunHost {
@@ -42,10 +53,10 @@ export interface RunEnv extends RunHost {
 export function execute(
   task: ReservedTask,
   queue: string,
-  lookup: Lookup,
+  runner: Runner,
   env: RunEnv,
 ): Finish | Promise<Finish> {
-  const fn = lookup(task.name)
+  const fn = runner.lookup(task.name)
   if (!fn) {
     return fail(task, queue, {
       name: 'NoSuchTask',
@@ -71,9 +82,14 @@ export function execute(
   const ctx = new RunContext(task, queue, env)
   const span = startRun(queue, task.name, task.id, task.attempt, task.trace)
   let value: unknown
+  const call = () => fn.apply(ctx, args)
   try {
     value = span.within(() =>
-      runWithin(task, env.controller, () => runInContext(ctx, () => fn.apply(ctx, args))),
+      runWithin(
+        task,
+        env.controller,
+        runner.context ? () => runInContext(ctx, call) : untracked(call),
+      ),
     )
   } catch (err) {
     return traced(span, fail(task, queue, remoteError(err)))

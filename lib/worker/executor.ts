@@ -5,7 +5,7 @@
  * runs them in managed child processes.
  */
 import type { Finish, ReservedTask } from '../backends/backend.js'
-import { execute, type Lookup, type RunEnv } from './execute.js'
+import { execute, type Runner, type RunEnv } from './execute.js'
 
 /** Runs tasks; the pool calls `run` for each reserved task and `close` when it stops. */
 export interface Executor {
@@ -24,10 +24,10 @@ export interface Executor {
 
 /** Runs tasks on this process's event loop. */
 export class InProcessExecutor implements Executor {
-  constructor(private readonly lookup: Lookup) {}
+  constructor(private readonly runner: Runner) {}
 
   run(task: ReservedTask, queue: string, env: RunEnv): Finish | Promise<Finish> {
-    return execute(task, queue, this.lookup, env)
+    return execute(task, queue, this.runner, env)
   }
 
   async close(): Promise<void> {}

@@ -54,6 +54,15 @@ export interface WorkerPoolOptions {
    * @default 2 on Redis when `concurrency` is 32 or more, else 1
    */
   lanes?: number
+  /**
+   * Run each task in its own async context (an AsyncLocalStorage), so that `taskContext()` works
+   * anywhere in the task's flow, after an `await` or in a callback. `false` leaves the context to
+   * `this` in the task function (`this.signal`, `this.progress()`, `this.metadata`, …) and
+   * `taskContext()` throws: Node then tracks no async context for the pool, which costs every
+   * promise of the process some time (about 8 % of a busy worker's Node CPU per task on Redis,
+   * docs/worker.md). With `processes`, in the children. @default true
+   */
+  taskContext?: boolean
 }
 
 /** Concurrency from which a pool runs two lanes unless told otherwise. */
@@ -111,6 +120,7 @@ export function resolvePoolOptions(
     executor,
     prefetch = Math.max(16, concurrency),
     lanes,
+    taskContext = true,
   } = options
   if (typeof id !== 'string' || !/^[^|\p{Cc}]{1,64}$/u.test(id))
     throw new TypeError(
@@ -130,6 +140,8 @@ export function resolvePoolOptions(
       `Expected \`lanes\` to be an integer from 1 to ${MAX_LANES} and at most ` +
         `\`concurrency\` (${concurrency}), got ${String(lanes)}`,
     )
+  if (typeof taskContext !== 'boolean')
+    throw new TypeError(`Expected \`taskContext\` to be true or false, got ${String(taskContext)}`)
   if (!(sweepInterval >= 10))
     throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')
   if (!(blockTimeout >= 10))
@@ -144,7 +156,7 @@ export function resolvePoolOptions(
     executor:
       executor ??
       (processes === undefined
-        ? new InProcessExecutor(name => broker.lookup(name))
+        ? new InProcessExecutor({ lookup: name => broker.lookup(name), context: taskContext })
         : childExecutor(processes, concurrency, options)),
   }
 }
@@ -158,5 +170,6 @@ function childExecutor(processes: number, concurrency: number, o: WorkerPoolOpti
     processes,
     concurrency: perChild,
     ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
+    ...(o.taskContext === false && { taskContext: false }),
   })
 }

@@ -18,6 +18,34 @@ for (const backend of backends) {
       url = await backend.url()
     })
 
+    it('a pool with taskContext: false gives the context as `this` alone; taskContext() says why it throws', async () => {
+      const space = new TaskSpace('off', {
+        viaThis(this: TaskContext) {
+          this.progress(0.5)
+          return { id: this.taskId, team: this.metadata.team, aborted: this.signal.aborted }
+        },
+        viaArrow: async () => {
+          await Promise.resolve()
+          return taskContext().taskId
+        },
+      })
+      const w = await withWorker(url, b => b.expose(space), { taskContext: false })
+      try {
+        const q = w.broker.queue<typeof space>()
+        const a = await task(q.off.viaThis, { metadata: { team: 'a' } })()
+        expect(await a.result(5000)).to.deep.equal({ id: a.id, team: 'a', aborted: false })
+        const err = await (await q.off.viaArrow()).result(5000).catch((e: unknown) => e)
+        expect(err).to.be.instanceOf(TaskFailure)
+        expect((err as Error).message).to.match(/outside a running task.*`taskContext: false`/)
+        expect(() => new WorkerPool(w.broker, { taskContext: 'no' as never })).to.throw(
+          TypeError,
+          /`taskContext` to be true or false/,
+        )
+      } finally {
+        await w.close()
+      }
+    })
+
     it('a task sees its context as `this`, and through taskContext() in arrow functions', async () => {
       const space = new TaskSpace('ctx', {
         viaThis(this: TaskContext, x: number) {

@@ -187,4 +187,19 @@ describe('cli: worq worker', function () {
     const one = start('--concurrency', '40', '--lanes', '1')
     expect(await one.line(/worker:start/)).to.match(/concurrency 40, /)
   })
+
+  it('--no-task-context runs tasks with their context as `this` alone, in the worker and in children', async () => {
+    for (const extra of [[], ['--processes', '1']]) {
+      const w = start('--no-task-context', ...extra)
+      await w.line(/worker:start/)
+      const q = broker.queue<typeof space>()
+      const who = (await (await q.w.whoami()).result(10_000)) as { name: string }
+      expect(who.name).to.equal('w.whoami')
+      const err = await (await q.w.context()).result(10_000).catch((e: unknown) => e)
+      expect(err).to.be.instanceOf(TaskFailure)
+      expect((err as Error).message).to.match(/`--no-task-context`/)
+      w.proc.kill('SIGTERM')
+      expect((await w.exited).code).to.equal(0)
+    }
+  })
 })

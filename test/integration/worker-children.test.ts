@@ -58,6 +58,16 @@ describe('worker: child processes (memory://)', function () {
     await broker?.close()
   })
 
+  it('with taskContext: false, a child runs tasks whose context is `this` alone', async () => {
+    const q = await startPool({ taskContext: false })
+    const who = (await (await q.w.whoami()).result(5000)) as { pid: number }
+    expect(who).to.deep.include({ count: 1, attempt: 1, worker: pool.id, name: 'w.whoami' })
+    const err = await failure((await q.w.context()).result(5000))
+    expect(err.message).to.match(
+      /taskContext\(\) was called outside a running task.*`taskContext: false`/,
+    )
+  })
+
   it('runs tasks in a child with the same results, context, progress and soft timeout', async () => {
     const q = await startPool()
     expect(await (await q.w.add(2, 3)).result(5000)).to.equal(5)

@@ -53,6 +53,7 @@ const FLAGS = [
   '-c',
   '--processes',
   '--lanes',
+  '--no-task-context',
   '--sweep-interval',
   '--log-format',
   '--port',

@@ -2,7 +2,7 @@ import { expect } from 'chai'
 import type { ReservedTask } from '../../lib/backends/backend.js'
 import { encodeCall } from '../../lib/serializer.js'
 import { LazyAbort } from '../../lib/worker/abort.js'
-import type { TaskContext } from '../../lib/worker/context.js'
+import { taskContext, type TaskContext } from '../../lib/worker/context.js'
 import { execute } from '../../lib/worker/execute.js'
 import { newTask } from '../helpers/new-task.js'
 
@@ -24,7 +24,12 @@ describe('run context', () => {
     }
     const controller = new LazyAbort()
     const env = { workerId: 'w', controller, progress: () => undefined }
-    execute(reserved('t1', '{"team":"a"}'), 'q', () => probe as never, env)
+    execute(
+      reserved('t1', '{"team":"a"}'),
+      'q',
+      { lookup: () => probe as never, context: true },
+      env,
+    )
     const ctx = seen!
     const accessors = Object.entries(Object.getOwnPropertyDescriptors(ctx))
       .filter(([, d]) => d.get !== undefined || d.set !== undefined)
@@ -36,5 +41,39 @@ describe('run context', () => {
     expect(ctx).to.include({ workerId: 'w', taskId: 't1', queue: 'q', attempt: 1, attempts: 1 })
     const { progress } = ctx
     expect(() => progress(0.5)).not.to.throw()
+  })
+
+  it('runs in its async context, which taskContext() reads after an await; without it (taskContext: false) the context is `this` alone', async () => {
+    const env = { workerId: 'w', controller: new LazyAbort(), progress: () => undefined }
+    async function later(this: TaskContext): Promise<string[]> {
+      const before = taskContext().taskId
+      await new Promise(r => setTimeout(r, 1))
+      return [before, taskContext().taskId, this.taskId]
+    }
+    const tracked = await execute(
+      reserved('t2'),
+      'q',
+      { lookup: () => later as never, context: true },
+      env,
+    )
+    expect(tracked.outcome).to.equal('c{"json":["t2","t2","t2"]}')
+    function plain(this: TaskContext): string {
+      let thrown = ''
+      try {
+        taskContext()
+      } catch (err) {
+        thrown = (err as Error).message
+      }
+      return `${this.taskId} ${thrown}`
+    }
+    const untracked = await execute(
+      reserved('t3'),
+      'q',
+      { lookup: () => plain as never, context: false },
+      env,
+    )
+    expect(untracked.outcome).to.match(
+      /^c\{"json":"t3 taskContext\(\) was called outside a running task.*`taskContext: false` or `--no-task-context`/,
+    )
   })
 })

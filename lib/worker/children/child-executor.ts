@@ -46,6 +46,11 @@ export interface ChildProcessExecutorOptions {
   execArgv?: string[]
   /** ms a child may take to load the tasks module at `start()`. @default 30_000 */
   startTimeout?: number
+  /**
+   * Run each task in its async context, so that `taskContext()` works anywhere in its flow; false:
+   * the context is `this` in the task function alone (WorkerPool `taskContext`). @default true
+   */
+  taskContext?: boolean
 }
 
 /** Runs tasks in managed child processes. */
@@ -56,6 +61,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
   readonly #maxTasks: number
   readonly #grace: number
   readonly #execArgv: string[]
+  readonly #taskContext: boolean
   readonly #startTimeout: number
   readonly #children = new Set<Child>()
   #waiting: Run[] = []
@@ -84,6 +90,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     this.#grace = killGrace
     this.#startTimeout = startTimeout
     this.#execArgv = options.execArgv ?? process.execArgv.filter(a => !a.startsWith('--inspect'))
+    this.#taskContext = options.taskContext ?? true
   }
 
   /** The task names the children expose (known once started). */
@@ -179,7 +186,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
       {
         moduleUrl: this.#moduleUrl,
         execArgv: this.#execArgv,
-        config: { graceMs: this.#grace },
+        config: { graceMs: this.#grace, taskContext: this.#taskContext },
       },
       {
         message: (c, m) => this.#onMessage(c, m),

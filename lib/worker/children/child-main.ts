@@ -81,7 +81,12 @@ async function run(tasks: TaskMap, msg: Extract<ParentMessage, { t: 'run' }>): P
     const fn = tasks.get(name)
     return fn && tracked(fn)
   }
-  const finish: Finish = await execute(task, queue, lookup, env)
+  const finish: Finish = await execute(
+    task,
+    queue,
+    { lookup, context: config.taskContext !== false },
+    env,
+  )
   running.delete(task.id)
   await send({ t: 'finish', id: task.id, finish })
   if (unsettled.has(task.id)) {

@@ -10,6 +10,8 @@ import type { RemoteError } from '../../errors.js'
 export interface ChildConfig {
   /** ms a task whose run ended (timed out) may keep running before the child asks to be retired. */
   graceMs: number
+  /** Runs in their async context (`taskContext()`); absent: true. */
+  taskContext?: boolean
 }
 
 /** Parent → child. */
