@@ -8,7 +8,7 @@ import { NoResultYet, type TaskFailure, WaitTimeout } from './errors.js'
 import { expiredOutcome, outcomeStatus, readOutcome } from './outcome.js'
 import { markResultRefs } from './result-ref.js'
 import type { TaskStatus } from './types.js'
-import type { TaskState } from './backends/backend.js'
+import type { Backend, TaskState } from './backends/backend.js'
 import type { TaskInfo } from './task-info.js'
 
 /** What a Deferred needs from the broker that made it. @internal */
@@ -21,7 +21,7 @@ export interface DeferredHost {
   /** Marks `d` as waited on (so a delivery gap re-checks it) until `done` is called. */
   waiting(d: Deferred<unknown>): () => void
   /** The backend that holds the task: a call on another may not be able to see it. */
-  readonly store: object
+  readonly store: Backend
 }
 
 const kSettle = Symbol('worq.settle')
@@ -68,7 +68,7 @@ export class Deferred<T = unknown> {
   }
 
   /** @internal The backend that holds the task. */
-  [kStore](): object {
+  [kStore](): Backend {
     return this.#host.store
   }
 
@@ -241,7 +241,7 @@ export const settle = (d: Deferred<unknown>, outcome: string, cached = false): v
   d[kSettle](outcome, cached)
 
 /** The backend that holds `d`'s task. @internal */
-export const storeOf = (d: Deferred<unknown>): object => d[kStore]()
+export const storeOf = (d: Deferred<unknown>): Backend => d[kStore]()
 
 /** @internal */
 export const reportProgress = (d: Deferred<unknown>, value: unknown): void => d[kProgress](value)

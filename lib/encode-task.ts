@@ -7,14 +7,17 @@ import { Deferred, storeOf } from './deferred.js'
 import type { ResolvedOptions } from './options.js'
 import { encodeCall } from './serializer.js'
 
-/** True when `v` holds a Deferred (in arrays and plain objects). */
-function hasDeferred(v: unknown, depth = 0): boolean {
-  if (v instanceof Deferred) return true
+/**
+ * True when `test` holds for a Deferred in `v` (in arrays and plain objects), visited in order
+ * until one passes.
+ */
+function someDeferred(v: unknown, test: (d: Deferred<unknown>) => boolean, depth = 0): boolean {
+  if (v instanceof Deferred) return test(v)
   if (v === null || typeof v !== 'object' || depth > 64) return false
-  if (Array.isArray(v)) return v.some(x => hasDeferred(x, depth + 1))
+  if (Array.isArray(v)) return v.some(x => someDeferred(x, test, depth + 1))
   const proto = Object.getPrototypeOf(v)
   if (proto !== Object.prototype && proto !== null) return false
-  return Object.values(v).some(x => hasDeferred(x, depth + 1))
+  return Object.values(v).some(x => someDeferred(x, test, depth + 1))
 }
 
 /** `v` with every settled, completed Deferred replaced by its value. */
@@ -58,7 +61,7 @@ export function callCacheKey(
   deps: readonly TaskRef[],
 ): { key: string; template: string } {
   if (deps.length === 0) {
-    if (!hasDeferred(args)) return { key: cacheKey(path, payload), template: '' }
+    if (!someDeferred(args, () => true)) return { key: cacheKey(path, payload), template: '' }
     return { key: cacheKey(path, encodeCall(withValues(args) as unknown[]).payload), template: '' }
   }
   const shaped = withPlaceholders(args, deps)
@@ -109,19 +112,6 @@ function family(url: string): string {
   return url.startsWith('memory:') ? 'memory' : url.startsWith('postgres') ? 'postgres' : 'redis'
 }
 
-/** The Deferreds in `v` (arrays and plain objects) whose value the call does not carry. */
-function pendingDeferreds(v: unknown, out: Deferred<unknown>[], depth = 0): Deferred<unknown>[] {
-  if (v instanceof Deferred) {
-    if (v.outcome?.charAt(0) !== 'c') out.push(v)
-  } else if (v !== null && typeof v === 'object' && depth <= 64) {
-    const proto = Object.getPrototypeOf(v)
-    if (Array.isArray(v)) for (const x of v) pendingDeferreds(x, out, depth + 1)
-    else if (proto === Object.prototype || proto === null)
-      for (const x of Object.values(v)) pendingDeferreds(x, out, depth + 1)
-  }
-  return out
-}
-
 /**
  * Refuses a call whose Deferred argument, not yet completed, belongs to a store that `backend`
  * cannot see: another kind of backend, or another memory:// store. (Two Redis or PostgreSQL URLs
@@ -130,15 +120,17 @@ function pendingDeferreds(v: unknown, out: Deferred<unknown>[], depth = 0): Defe
  * argument's result was gone, which named the wrong cause.
  */
 export function checkVisible(path: string, args: readonly unknown[], backend: Backend): void {
-  for (const d of pendingDeferreds(args, [])) {
-    const store = storeOf(d) as Backend
-    if (store === backend) continue
+  someDeferred(args, d => {
+    // A completed one goes as its value.
+    if (d.outcome?.charAt(0) === 'c') return false
+    const store = storeOf(d)
+    if (store === backend) return false
     const kind = family(store.url)
-    if (kind !== 'memory' && kind === family(backend.url)) continue
+    if (kind !== 'memory' && kind === family(backend.url)) return false
     throw new TypeError(
       `An argument of ${path} is a Deferred of ${d.name} (id ${d.id}), a task on ${store.url}, ` +
         `which this call's backend (${backend.url}) cannot see: pass its value (await ` +
         `d.result()) instead, or make both calls through brokers of one backend`,
     )
-  }
+  })
 }

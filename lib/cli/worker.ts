@@ -64,7 +64,7 @@ export async function runWorker(
     sweepInterval: o.sweepInterval,
     ...(o.id && { id: o.id }),
     ...(executor && { executor }),
-    ...(!o.taskContext && !executor && { taskContext: false }),
+    taskContext: o.taskContext,
   })
   logPoolEvents(pool, logger, executor)
   try {

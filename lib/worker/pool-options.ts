@@ -170,6 +170,6 @@ function childExecutor(processes: number, concurrency: number, o: WorkerPoolOpti
     processes,
     concurrency: perChild,
     ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
-    ...(o.taskContext === false && { taskContext: false }),
+    taskContext: o.taskContext,
   })
 }

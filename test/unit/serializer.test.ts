@@ -70,7 +70,7 @@ describe('serializer', () => {
       cancel: async () => false,
       info: async () => undefined,
       waiting: () => () => undefined,
-      store: {},
+      store: {} as never, // the codec never reads it
     }
     const a = new Deferred(host, 'q', 'f', 'A')
     const b = new Deferred(host, 'other', 'f', 'B')
@@ -89,7 +89,7 @@ describe('serializer', () => {
       cancel: async () => false,
       info: async () => undefined,
       waiting: () => () => undefined,
-      store: {},
+      store: {} as never, // the codec never reads it
     }
     expect(() => encodeValue({ d: new Deferred(host, 'q', 'f', 'A') })).to.throw(
       TypeError,
