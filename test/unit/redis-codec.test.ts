@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import type { NewTask } from '../../lib/backends/backend.js'
-import { decodeRecord, encodeTask } from '../../lib/backends/redis/codec.js'
+import { decodeRecord, decodeReserved, encodeTask } from '../../lib/backends/redis/codec.js'
 import { newTask } from '../helpers/new-task.js'
 
 /** A task of name `name` as a queue's defaults make it, changed by `over`. */
@@ -57,4 +57,55 @@ describe('the Redis record of a task (codec)', () => {
       expectRecord(encodeTask(t, client, 1234), t, client)
       expectRecord(encodeTask(base, 'c1', 1234), base, 'c1')
     })
+})
+
+describe('reading a reserved task’s header (codec)', () => {
+  // A header laid out as the last plain one is read without JSON.parse (headerOf). Each record
+  // below is read twice: right after a record of another name (so in full) and right after a plain
+  // record of its own name and options (so the short way, where it applies); both reads must agree.
+  const other = encodeTask(task('other.name'), 'c1', 1).body
+  const plain = encodeTask(task('add'), 'c1', 1000).body
+  const reserved = (record: string) =>
+    decodeReserved(['id', 'tok', '1', record, []])[0] as unknown as Record<string, unknown>
+  const header = (record: string) => record.slice(3, record.indexOf('\n'))
+  const withHeader = (record: string, h: string) =>
+    `${record.slice(0, 3)}${h}${record.slice(record.indexOf('\n'))}`
+  const next = encodeTask(task('add', { runAt: 5_000 }), 'c1', 2000).body
+  const cases: Array<[string, string]> = [
+    ['the next plain call', next],
+    ['another client', encodeTask(task('add'), 'c2', 3000).body],
+    ['ignoreResult', encodeTask(task('add', { ignoreResult: true }), 'c1', 3000).body],
+    ['a field the scripts added', withHeader(next, header(next).replace(/}$/, ',"f":"t1"}'))],
+    ['a runAt with a fraction', withHeader(next, header(next).replace('"u":5000', '"u":5000.5'))],
+    [
+      'an enqueue time in exponent form',
+      withHeader(next, header(next).replace('"e":2000', '"e":2e3')),
+    ],
+    ['a generation with an escape', withHeader(next, header(next).replace(/"g":"/, '"g":"\\"'))],
+    ['a field before runAt', withHeader(next, header(next).replace('"u":', '"p":2,"u":'))],
+    [
+      'a Deferred argument',
+      encodeTask(task('add', { deps: [{ queue: 'q', id: 'x' }] }), 'c1', 9).body,
+    ],
+    ['a priority', encodeTask(task('add', { priority: 4 }), 'c1', 9).body],
+  ]
+  for (const [what, record] of cases)
+    it(`reads ${what} the same either way`, () => {
+      reserved(other)
+      const full = reserved(record)
+      reserved(plain)
+      const after = reserved(record)
+      expect(after).to.deep.equal(full)
+      expect(full.dueAt).to.equal(
+        Math.max(...[...header(record).matchAll(/"[ue]":([\d.e]+)/g)].map(m => Number(m[1]))),
+      )
+    })
+
+  it('reads many plain calls in a row the short way, each with its own runAt and enqueue time', () => {
+    reserved(plain)
+    for (let i = 1; i <= 50; i++) {
+      const t = reserved(encodeTask(task('add', { runAt: i * 7 }), 'c1', i * 1000).body)
+      expect([t.runAt, t.dueAt, t.name]).to.deep.equal([i * 7, i * 1000, 'add'])
+    }
+  })
 })
