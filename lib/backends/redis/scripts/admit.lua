@@ -85,7 +85,10 @@ local function admit(queue, id, run_at, body, meta, i)
     if h == 'ok' then return 1 end
   end
   -- New (or a finished id used again: its kept outcome is replaced).
-  local flags, name = string.match(meta, '^(%a*)|[^\n]*\n([^|]*)|')
+  -- Flags and name (meta: read_held() in common.lua). The newline found by plain search: a pattern
+  -- stepping through the line to it cost about 850 instructions more an enqueue.
+  local flags = string.match(meta, '^%a*')
+  local name = string.match(meta, '^[^|]*', string.find(meta, '\n', 1, true) + 1)
   local c = conf(queue)
   if c.listing then index_add(queue, id, now_micros() + i) end
   if c.events then event(queue, 'enqueued', id, name) end

@@ -56,8 +56,12 @@ local function header_meta(h)
 end
 
 -- The parts of an enqueue's meta ("<flags>|<heartrate>|<keep ms>|<client>|<generation>\n<name>|
--- <enqueued>|<attempts>|<priority>") a reservation needs: heartrate (text) and name.
-local META = '^%a*|(%d+)|[^\n]*\n([^|]*)|'
+-- <enqueued>|<attempts>|<priority>") a reservation needs: heartrate (text) and name, the newline
+-- before the name found by plain search (as admit.lua finds it).
+local function meta_heartrate_name(meta)
+  return string.match(meta, '^%a*|(%d+)|'),
+    string.match(meta, '^[^|]*', string.find(meta, '\n', 1, true) + 1)
+end
 
 -- Records of tasks this call wrote (admit.lua), by id, and their meta (as it came from the
 -- enqueue: read_held() in common.lua): reserve() takes those without a GET or reading the header.
@@ -93,7 +97,7 @@ local function reserve(queue, max, nonce, take, worker)
       if meta then
         -- Written by this call, with its meta at hand (admit.lua): no header to read.
         made, slots = 0, NO_SLOTS
-        heartrate, name = string.match(meta, META)
+        heartrate, name = meta_heartrate_name(meta)
       elseif state == 'E' then
         made, heartrate, name, meta = plain_meta(rec)
         slots = NO_SLOTS
