@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { machinePace, paceText } from './pace.js'
 import { startRedis } from './redis.js'
 import { PG_LIBS, postgresRows } from './run-postgres.js'
 import { key, runInterleaved, stat, tableRow } from './table.js'
@@ -72,6 +73,8 @@ if (BACKENDS.includes('redis')) {
   const { default: Redis } = await import(join(root, 'node_modules/ioredis/built/index.js'))
   const redis = await startRedis()
   const admin = new Redis(redis.url)
+  // The machine's pace before and after the runs (bench/pace.js): shown beside the last runs.
+  const pace = { start: await machinePace(admin) }
 
   /** Calls and µs of every command and function in INFO commandstats, save the bench's own. */
   function commandStats(info) {
@@ -126,6 +129,7 @@ if (BACKENDS.includes('redis')) {
       runOnce,
       label: '',
     })
+    pace.end = await machinePace(admin)
   } finally {
     admin.disconnect()
     redis.stop()
@@ -194,7 +198,7 @@ if (BACKENDS.includes('redis')) {
   if (Object.keys(medians).length > 0)
     writeFileSync(
       join(resultsDir, `${stamp}.json`),
-      JSON.stringify({ at: stamp, medians }, null, 1),
+      JSON.stringify({ at: stamp, pace, medians }, null, 1),
     )
   const lastRuns = readdirSync(resultsDir)
     .filter(f => f.endsWith('.json'))
@@ -222,6 +226,11 @@ if (BACKENDS.includes('redis')) {
     })
     runRows.push(`| ${label} | ${cells.join(' | ')} |`)
   }
+  runRows.push(
+    `| machine pace, start → end (lower is faster) | ${lastRuns
+      .map(run => (run.pace ? `${paceText(run.pace.start)} → ${paceText(run.pace.end)}` : '—'))
+      .join(' | ')} |`,
+  )
   const runsSection =
     lastRuns.length === 0
       ? ''
@@ -230,7 +239,9 @@ if (BACKENDS.includes('redis')) {
   Each \`npm run bench\` keeps its medians in bench/results/; these are the ratios of worq over each
   peer in the runs that the targets are judged on (throughput: above 1× is worq faster; latency
   after warm-up, p99: the peer's over worq's, above 1× is worq faster), and each library's Redis CPU
-  per task (${LIBS.join(' / ')}).
+  per task (${LIBS.join(' / ')}). The last row is the machine's pace when the run started and
+  ended (bench/pace.js: a fixed Lua loop in the private Redis and a fixed Node loop, best of three):
+  a run whose pace is slow came in a slow spell of this shared machine.
 
   | row | ${lastRuns.map(r => r.at.slice(0, 16).replace('T', ' ')).join(' | ')} |
   |---|${'---|'.repeat(lastRuns.length)}
