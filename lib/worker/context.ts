@@ -97,10 +97,12 @@ const storage = new AsyncLocalStorage<TaskContext>()
 /** A pool of this process runs tasks without their async context (`taskContext: false`). */
 let someUntracked = false
 
-/** `call`, noted as run without its async context (see taskContext()). @internal */
-export function untracked<T>(call: () => T): () => T {
+/**
+ * Notes that a pool of this process runs tasks without their async context, which taskContext()'s
+ * error then names. @internal
+ */
+export function noteUntracked(): void {
   someUntracked = true
-  return call
 }
 
 /** Runs `fn` with `ctx` as the current task context. @internal */

@@ -15,7 +15,7 @@ import { decodeCall } from '../serializer.js'
 import { isThenable } from '../resolve-args.js'
 import { TaskTimeout, type RemoteError } from '../errors.js'
 import type { TaskFunction } from '../types.js'
-import { RunContext, runInContext, untracked, type RunHost } from './context.js'
+import { noteUntracked, RunContext, runInContext, type RunHost } from './context.js'
 import type { LazyAbort } from './abort.js'
 
 /** Errors that no retry can mend. */
@@ -37,6 +37,12 @@ export interface Runner {
    * (WorkerPool `taskContext: false`): the context is `this` alone.
    */
   context: boolean
+}
+
+/** The Runner of a pool (or a pool's child process): made once, where the option is read. */
+export function makeRunner(lookup: Lookup, context: boolean): Runner {
+  if (!context) noteUntracked()
+  return { lookup, context }
 }
 
 /** What the pool gives a run besides the task. */
@@ -85,11 +91,7 @@ export function execute(
   const call = () => fn.apply(ctx, args)
   try {
     value = span.within(() =>
-      runWithin(
-        task,
-        env.controller,
-        runner.context ? () => runInContext(ctx, call) : untracked(call),
-      ),
+      runWithin(task, env.controller, runner.context ? () => runInContext(ctx, call) : call),
     )
   } catch (err) {
     return traced(span, fail(task, queue, remoteError(err)))

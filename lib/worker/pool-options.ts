@@ -4,6 +4,7 @@
 import { nanoid } from 'nanoid'
 import type { Broker } from '../broker.js'
 import { ChildProcessExecutor } from './children/child-executor.js'
+import { makeRunner } from './execute.js'
 import { InProcessExecutor, type Executor } from './executor.js'
 
 /** Options of a WorkerPool. */
@@ -156,7 +157,7 @@ export function resolvePoolOptions(
     executor:
       executor ??
       (processes === undefined
-        ? new InProcessExecutor({ lookup: name => broker.lookup(name), context: taskContext })
+        ? new InProcessExecutor(makeRunner(name => broker.lookup(name), taskContext))
         : childExecutor(processes, concurrency, options)),
   }
 }

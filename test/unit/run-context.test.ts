@@ -3,7 +3,7 @@ import type { ReservedTask } from '../../lib/backends/backend.js'
 import { encodeCall } from '../../lib/serializer.js'
 import { LazyAbort } from '../../lib/worker/abort.js'
 import { taskContext, type TaskContext } from '../../lib/worker/context.js'
-import { execute } from '../../lib/worker/execute.js'
+import { execute, makeRunner } from '../../lib/worker/execute.js'
 import { newTask } from '../helpers/new-task.js'
 
 function reserved(id: string, metadata = ''): ReservedTask {
@@ -69,7 +69,7 @@ describe('run context', () => {
     const untracked = await execute(
       reserved('t3'),
       'q',
-      { lookup: () => plain as never, context: false },
+      makeRunner(() => plain as never, false),
       env,
     )
     expect(untracked.outcome).to.match(

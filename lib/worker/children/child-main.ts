@@ -13,7 +13,7 @@ import { remoteError } from '../../outcome.js'
 import type { TaskFunction } from '../../types.js'
 import { LazyAbort } from '../abort.js'
 import type { TaskContext } from '../context.js'
-import { execute } from '../execute.js'
+import { execute, makeRunner, type Runner } from '../execute.js'
 import type { ChildConfig, ChildMessage, ParentMessage } from './protocol.js'
 import { loadTasks, type TaskMap } from './tasks-module.js'
 import { reviveError } from './revive-error.js'
@@ -68,7 +68,7 @@ function tracked(fn: TaskFunction): TaskFunction {
   }
 }
 
-async function run(tasks: TaskMap, msg: Extract<ParentMessage, { t: 'run' }>): Promise<void> {
+async function run(runner: Runner, msg: Extract<ParentMessage, { t: 'run' }>): Promise<void> {
   const { task, queue, workerId } = msg
   const controller = new LazyAbort()
   running.set(task.id, controller)
@@ -77,16 +77,7 @@ async function run(tasks: TaskMap, msg: Extract<ParentMessage, { t: 'run' }>): P
     controller,
     progress: (value: unknown) => void send({ t: 'progress', id: task.id, value }),
   }
-  const lookup = (name: string) => {
-    const fn = tasks.get(name)
-    return fn && tracked(fn)
-  }
-  const finish: Finish = await execute(
-    task,
-    queue,
-    { lookup, context: config.taskContext !== false },
-    env,
-  )
+  const finish: Finish = await execute(task, queue, runner, env)
   running.delete(task.id)
   await send({ t: 'finish', id: task.id, finish })
   if (unsettled.has(task.id)) {
@@ -105,8 +96,12 @@ async function main(): Promise<void> {
     exitAfter({ t: 'load-error', error: remoteError(err) }, 1)
     return
   }
+  const runner = makeRunner(name => {
+    const fn = tasks.get(name)
+    return fn && tracked(fn)
+  }, config.taskContext !== false)
   process.on('message', (msg: ParentMessage) => {
-    if (msg.t === 'run') void run(tasks, msg)
+    if (msg.t === 'run') void run(runner, msg)
     else if (msg.t === 'abort') running.get(msg.id)?.abort(reviveError(msg.reason))
   })
   await send({ t: 'ready', names: [...tasks.keys()] })
