@@ -23,13 +23,18 @@ describe('redis: handover to parked workers', () => {
     try {
       const first = await b.exchange(queue, 'w', [], 2, { ms: 5000, slots: 2 })
       expect(first.reserved).to.deep.equal([])
-      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^2\|\d+\|w:/)
+      // "|f": this worker reads handovers as text.
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^2\|\d+\|w:.*p\|f$/)
       await b.enqueue(queue, [newTask('a')])
+      // As text: the record copied as it is, not escaped into JSON.
+      const [message] = await ctx.admin.lrange(queueKey(queue, 'h:w'), 0, -1)
+      expect(message!.startsWith('\x1e\x1fa\x1f')).to.equal(true)
+      expect(message).to.not.include('\\"')
       // Reserved by the enqueue: nothing waits in line, the task is processing.
       expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(0)
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'processing' })
       // One slot of the park is left, for a handover under a nonce of its own.
-      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^1\|\d+\|w:.*p1$/)
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^1\|\d+\|w:.*p1\|f$/)
       const handed = await b.waitForWork(queue, 'w', 5000)
       expect(handed.map(t => [t.id, t.attempt, t.name])).to.deep.equal([['a', 1, 'func']])
       await b.enqueue(queue, [newTask('b')])
@@ -257,6 +262,36 @@ describe('redis: handover to parked workers', () => {
       ])
     } finally {
       await b.purge(queue)
+      await b.close()
+    }
+  })
+  it('a worker of an earlier version (a park without "|f") is handed JSON, and a text handover is read either way', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    try {
+      // The park an earlier version writes: no "|f".
+      await ctx.admin.hset(queueKey(queue, 'parked'), 'w', `2|${Date.now() + 5000}|w:oldp`)
+      await b.enqueue(queue, [newTask('a', { deps: [], payload: '{"json":"say \\"hi\\""}' })])
+      const [message] = await ctx.admin.lrange(queueKey(queue, 'h:w'), 0, -1)
+      expect(message!.startsWith('["a","w:oldp.1"')).to.equal(true)
+      // Its next handover keeps the earlier form.
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^1\|\d+\|w:oldp1$/)
+      const handed = await b.waitForWork(queue, 'w', 5000)
+      expect(handed.map(t => [t.id, t.token, t.payload])).to.deep.equal([
+        ['a', 'w:oldp.1', '{"json":"say \\"hi\\""}'],
+      ])
+      // A text message left in the list is taken by the worker's next exchange, as it is.
+      await ctx.admin.hset(queueKey(queue, 'parked'), 'w', `1|${Date.now() + 5000}|w:newp1|f`)
+      await b.enqueue(queue, [newTask('b', { payload: '{"json":"say \\"hi\\""}' })])
+      const next = await b.exchange(queue, 'w', [{ ...handed[0]!, outcome: 'c1' }], 0)
+      expect(next.reserved.map(t => [t.id, t.token, t.payload])).to.deep.equal([
+        ['b', 'w:newp1.1', '{"json":"say \\"hi\\""}'],
+      ])
+      expect(await ctx.admin.llen(queueKey(queue, 'h:w'))).to.equal(0)
+      const end = await b.exchange(queue, 'w', [{ ...next.reserved[0]!, outcome: 'c2' }], 0)
+      expect(end.stale).to.deep.equal([])
+      expect(await b.status(queue, 'b')).to.deep.equal({ status: 'completed', outcome: 'c2' })
+    } finally {
       await b.close()
     }
   })

@@ -1,6 +1,11 @@
 import { expect } from 'chai'
 import type { NewTask } from '../../lib/backends/backend.js'
-import { decodeRecord, decodeReserved, encodeTask } from '../../lib/backends/redis/codec.js'
+import {
+  decodeRecord,
+  decodeReserved,
+  encodeTask,
+  parseHandover,
+} from '../../lib/backends/redis/codec.js'
 import { newTask } from '../helpers/new-task.js'
 
 /** A task of name `name` as a queue's defaults make it, changed by `over`. */
@@ -107,5 +112,52 @@ describe('reading a reserved task’s header (codec)', () => {
       const t = reserved(encodeTask(task('add', { runAt: i * 7 }), 'c1', i * 1000).body)
       expect([t.runAt, t.dueAt, t.name]).to.deep.equal([i * 7, i * 1000, 'add'])
     }
+  })
+})
+
+describe('a handover message (codec)', () => {
+  const a = encodeTask(task('add'), 'c1', 1000).body
+  const b = encodeTask(
+    task('sum', { payload: '{"json":"a \\"quoted\\"\\nline"}' }),
+    'c1',
+    1001,
+  ).body
+
+  it('reads the text form: five values a task, slots empty or JSON, records as they are', () => {
+    const text = ['\x1e', 'a', 'w:n.1', '1', a, '', 'b', 'w:n.2', '2', b, '["0","c{}"]'].join(
+      '\x1f',
+    )
+    expect(parseHandover(text)).to.deep.equal([
+      'a',
+      'w:n.1',
+      '1',
+      a,
+      [],
+      'b',
+      'w:n.2',
+      '2',
+      b,
+      ['0', 'c{}'],
+    ])
+    const tasks = decodeReserved(parseHandover(text))
+    expect(tasks.map(t => [t.id, t.token, t.attempt, t.payload])).to.deep.equal([
+      ['a', 'w:n.1', 1, task('add').payload],
+      ['b', 'w:n.2', 2, '{"json":"a \\"quoted\\"\\nline"}'],
+    ])
+  })
+
+  it('reads the JSON form of an earlier version the same', () => {
+    const json = JSON.stringify(['a', 'w:n.1', '1', a, {}, 'b', 'w:n.2', '2', b, ['0', 'c{}']])
+    const text = ['\x1e', 'a', 'w:n.1', '1', a, '', 'b', 'w:n.2', '2', b, '["0","c{}"]'].join(
+      '\x1f',
+    )
+    expect(parseHandover(json)).to.deep.equal(parseHandover(text))
+  })
+
+  it('refuses a text message cut short', () => {
+    expect(() => parseHandover(['\x1e', 'a', 'w:n.1', '1', a].join('\x1f'))).to.throw(
+      TypeError,
+      /5 values/,
+    )
   })
 })

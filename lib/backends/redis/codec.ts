@@ -307,8 +307,19 @@ export function decodeReserved(flat: readonly unknown[]): ReservedTask[] {
   return tasks
 }
 
-/** A handover message: the JSON array hand_over() pushed (laid out like exchange's reserved). */
+/**
+ * A handover message, laid out like exchange's reserved: the text hand_over() pushes (\x1e, then
+ * id, token, attempt, record and slots of each task, each preceded by \x1f; slots '' or JSON), or
+ * the JSON array of a process of an earlier version.
+ */
 export function parseHandover(message: string): unknown[] {
+  if (message.charCodeAt(0) === 0x1e) {
+    const flat: unknown[] = message.slice(2).split('\x1f')
+    if (flat.length % 5 !== 0) throw new TypeError('a handover message has 5 values a task')
+    for (let i = 4; i < flat.length; i += 5)
+      flat[i] = flat[i] === '' ? [] : JSON.parse(flat[i] as string)
+    return flat
+  }
   const flat = JSON.parse(message) as unknown[]
   // cjson writes an empty slot list as {}.
   for (let i = 4; i < flat.length; i += 5) if (!Array.isArray(flat[i])) flat[i] = []

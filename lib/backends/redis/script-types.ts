@@ -25,7 +25,7 @@ export interface FinishEntry {
 }
 
 /** What exchange.lua returns: stale ids, reserved (flat), nextDueIn, mine, owed. */
-export type ExchangeReply = [string[], unknown[], number, string[], string[]]
+export type ExchangeReply = [string[], unknown[], number, string[], string[], string[]?]
 
 /** A dependent on another queue to register on an argument task (link.lua). */
 export interface Link {

@@ -5,7 +5,7 @@
  */
 import { nanoid } from 'nanoid'
 import type { BackendLimits, ExchangeResult, Finish, Park, ReservedTask } from '../backend.js'
-import { decodeReserved, histogramFields } from './codec.js'
+import { decodeReserved, histogramFields, parseHandover } from './codec.js'
 import type { Connection } from './connections.js'
 import type { OutcomeFeed } from './feed.js'
 import type { HandOvers } from './handover.js'
@@ -94,13 +94,15 @@ export class WorkerSide {
       reply = written
       unconfirmed = { error: err as Error, finishes: [] }
     }
-    const [, flat, nextDue, mine, owed] = reply
+    const [, flat, nextDue, mine, owed, texts] = reply
     if (mine.length > 0) this.#feed.deliver(mine)
     if (owed.length > 0) this.#handovers.start(queue, owed)
     const result: ExchangeResult = {
       stale: this.#resentStale(queue, done, reply[0], unconfirmed),
       reserved: decodeReserved(flat),
     }
+    // Handovers taken from the worker's list, passed on as text (exchange.lua).
+    if (texts) for (const t of texts) result.reserved.push(...decodeReserved(parseHandover(t)))
     if (nextDue >= 0) result.nextDueIn = nextDue
     if (unconfirmed) result.unconfirmed = unconfirmed
     return result

@@ -26,18 +26,21 @@
   reserved, PX the longest lease among those it gave and those it ended, deleted by the worker's
   next call that neither reserves nor ends such a task. The same call resent (same nonce) is
   answered from it.
-  Returns: { stale, reserved, nextDueIn, mine, owed }
+  Returns: { stale, reserved, nextDueIn, mine, owed, texts }
     stale     ids whose token no longer matched (lease lost): refused, nothing changed. A finish
               for good whose task's stored outcome carries this token's tag (this very call
               applied it before: a resend, ioredis sending the call again after its reply was lost;
               or a cancel ended that run), or a retry whose task's record does (header `f`), is not
               stale. A release is never stale: refused or not, the task never started.
     reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list); after
-              those reserved now, any handed over to the worker and not yet popped by it
+              those reserved now, any handed over to the worker as JSON (by a process of an earlier
+              version) and not yet popped by it
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
     owed      hand-overs to dependents on other queues (common.lua: field, value, …), SPLIT calls
               only
+    texts     handover messages as text (handover_text() in ready.lua) taken from the worker's
+              list, each passed on as it is: more reserved tasks
 ]]
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local wait, delayed = key(QUEUE, 'wait'), key(QUEUE, 'delayed')
@@ -194,7 +197,7 @@ if #reserved < 5 * max and not paused then
     local till = park
     if next_due >= 0 and next_due < till then till = next_due end
     rcall('HSET', parked, worker,
-      digits(slots) .. '|' .. digits(now() + till) .. '|' .. nonce .. 'p')
+      digits(slots) .. '|' .. digits(now() + till) .. '|' .. nonce .. 'p|f')
     -- A park dropped early is harmless (the enqueue wakes the worker with a marker instead): the
     -- hash lives as long as the latest park.
     rcall('PEXPIRE', parked, digits(till + 1000))
@@ -206,15 +209,27 @@ if not parks then rcall('HDEL', parked, worker) end
 -- block on its list (it exchanges again as soon as a task ends, and each exchange parks it anew):
 -- taken here, so that no handed task waits for the worker's next BLPOP. The worker accepts them
 -- beyond `max` (its prefetch holds them until a slot frees).
+-- A message as text (handover_text() in ready.lua) goes back as it is, in `texts`: its ids and
+-- tokens are read for the memo, its records are not copied out; a JSON one (from a process of an
+-- earlier version) is decoded into `reserved`.
 local handed = rcall('LPOP', key(QUEUE, 'h:' .. worker), '100')
+local texts, text_ids = NONE, NONE
 if handed then
+  texts, text_ids = {}, {}
   local ids = {}
   for _, message in ipairs(handed) do
-    local ok, got = pcall(cjson.decode, message)
-    if ok and type(got) == 'table' then
-      for j = 1, #got - 4, 5 do
-        for k = 0, 4 do reserved[#reserved + 1] = got[j + k] end
-        ids[#ids + 1] = got[j]
+    if string.byte(message, 1) == 30 then
+      texts[#texts + 1] = message
+      local n = #text_ids
+      handover_ids(message, text_ids)
+      for j = n + 1, #text_ids - 1, 2 do ids[#ids + 1] = text_ids[j] end
+    else
+      local ok, got = pcall(cjson.decode, message)
+      if ok and type(got) == 'table' then
+        for j = 1, #got - 4, 5 do
+          for k = 0, 4 do reserved[#reserved + 1] = got[j + k] end
+          ids[#ids + 1] = got[j]
+        end
       end
     end
   end
@@ -232,8 +247,8 @@ end
 -- kept as long as those leases (a resend after that finds the tasks swept anyway). A call that
 -- dropped a finished task's record leaves one too, for as long as that task's lease: a resend
 -- would find nothing else to tell its own finish from a lost lease.
-if #reserved > 0 or dropped > 0 then
-  local ids = {}
+if #reserved > 0 or #text_ids > 0 or dropped > 0 then
+  local ids = #text_ids > 0 and text_ids or {}
   for i = 1, #reserved, 5 do
     ids[#ids + 1] = reserved[i]
     ids[#ids + 1] = reserved[i + 1]
@@ -245,6 +260,6 @@ elseif memo then
   rcall('DEL', memo_key)
 end
 -- Leases reserved here keep the set; else it goes if none is left.
-if unleased and #reserved == 0 then drop_empty_leases(QUEUE) end
+if unleased and #reserved == 0 and #texts == 0 then drop_empty_leases(QUEUE) end
 flush_all()
-return { stale, reserved, next_due, mine, owed or NONE }
+return { stale, reserved, next_due, mine, owed or NONE, texts }

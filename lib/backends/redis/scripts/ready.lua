@@ -206,11 +206,58 @@ end
 -- The worker whose exchange this is (exchange.lua sets it): never handed its own work.
 local CALLER
 
+-- A handover message as text (`framed` parks): \30, then id, token, attempt, record and slots of
+-- each task, every value preceded by \31; slots '' when none, else JSON of the flat list. Ids,
+-- tokens, attempts and records (JSON text after their header's newline) hold no control character
+-- other than that newline, so the separators cannot occur in a value. Unlike cjson.encode, the
+-- records are copied as they are, not escaped: a byte of payload costs one pass less here, and
+-- none in the worker's JSON.parse of the message (docs/redis.md, "Handovers as text").
+local text_parts = { '\30' }
+local function handover_text(got)
+  local parts, n = text_parts, 1
+  for j = 1, #got - 4, 5 do
+    local slots = got[j + 4]
+    parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4] = got[j], got[j + 1], got[j + 2], got[j + 3]
+    parts[n + 5] = (slots == NO_SLOTS or #slots == 0) and '' or cjson.encode(slots)
+    n = n + 5
+  end
+  local text = table.concat(parts, '\31', 1, n)
+  -- Kept for the next message (its array part already grown) unless it grew long.
+  if n > 1000 then text_parts = { '\30' } end
+  return text
+end
+
+-- The ids and tokens of a handover message (id, token, id, token, …), either form, appended to
+-- `into`; its records are not copied out.
+local function handover_ids(message, into)
+  if string.byte(message, 1) == 30 then
+    local at, k = 2, 0
+    while true do
+      local from = at + 1
+      at = string.find(message, '\31', from, true)
+      local piece = k % 5
+      if piece < 2 then into[#into + 1] = string.sub(message, from, (at or 0) - 1) end
+      if not at then return into end
+      k = k + 1
+    end
+  end
+  local ok, got = pcall(cjson.decode, message)
+  if ok and type(got) == 'table' then
+    for j = 1, #got - 4, 5 do
+      into[#into + 1] = tostring(got[j])
+      into[#into + 1] = tostring(got[j + 1])
+    end
+  end
+  return into
+end
+
 -- Hands ready tasks of `queue` to parked workers: idle workers that asked, in their last exchange,
--- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<nonce>",
--- `parks` its HGETALL). Each gets up to its slots, reserved as exchange.lua reserves, pushed as one
--- JSON array onto its handover list `h:<worker>`, which it BLPOPs: the wake and the reservation in
--- one reply. `take` gives the ready ids in order; stops when it runs dry.
+-- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<nonce>", then
+-- "|f" from a worker that reads handovers as text, `parks` its HGETALL). Each gets up to its slots,
+-- reserved as exchange.lua reserves, pushed as one message onto its handover list `h:<worker>`,
+-- which it BLPOPs: the wake and the reservation in one reply. The message is text
+-- (handover_text()) for a worker whose park says so, else a JSON array (workers of earlier
+-- versions). `take` gives the ready ids in order; stops when it runs dry.
 local function hand_over(queue, parks, take)
   local pkey = key(queue, 'parked')
   for i = 1, #parks - 1, 2 do
@@ -221,7 +268,7 @@ local function hand_over(queue, parks, take)
       -- work is handed no more than it asked for; it parks again at its next exchange); one past
       -- its time is dropped. Each handover reserves under a nonce of its own: the exchange's,
       -- 'p', and how many were handed before (none for the first).
-      local slots, till, nonce = string.match(parks[i + 1], '^(%d+)|(%d+)|(.+)$')
+      local slots, till, nonce, framed = string.match(parks[i + 1], '^(%d+)|(%d+)|([^|]+)(|?f?)$')
       if not (slots and tonumber(till) > now()) then
         rcall('HDEL', pkey, worker)
       else
@@ -230,13 +277,13 @@ local function hand_over(queue, parks, take)
         local base, before = string.match(nonce, '^(.-p)(%d*)$')
         if left > 0 and base then
           local next_nonce = base .. digits((tonumber(before) or 0) + #got / 5)
-          rcall('HSET', pkey, worker, digits(left) .. '|' .. till .. '|' .. next_nonce)
+          rcall('HSET', pkey, worker, digits(left) .. '|' .. till .. '|' .. next_nonce .. framed)
         else
           rcall('HDEL', pkey, worker)
         end
         if #got > 0 then
           local list = key(queue, 'h:' .. worker)
-          rcall('LPUSH', list, cjson.encode(got))
+          rcall('LPUSH', list, framed == '' and cjson.encode(got) or handover_text(got))
           -- Unpopped (the worker died parked), the reservations lapse with their leases; the
           -- sweep that finds them puts them back uncounted and deletes the list, which otherwise
           -- goes a minute after them.
@@ -252,15 +299,7 @@ end
 -- the list goes.
 local function unpopped(queue, worker)
   local list, found = key(queue, 'h:' .. worker), {}
-  for _, message in ipairs(rcall('LRANGE', list, 0, -1)) do
-    local ok, got = pcall(cjson.decode, message)
-    if ok and type(got) == 'table' then
-      for j = 1, #got - 4, 5 do
-        found[#found + 1] = tostring(got[j])
-        found[#found + 1] = tostring(got[j + 1])
-      end
-    end
-  end
+  for _, message in ipairs(rcall('LRANGE', list, 0, -1)) do handover_ids(message, found) end
   rcall('DEL', list)
   return found
 end
