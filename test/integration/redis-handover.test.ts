@@ -23,8 +23,8 @@ describe('redis: handover to parked workers', () => {
     try {
       const first = await b.exchange(queue, 'w', [], 2, { ms: 5000, slots: 2 })
       expect(first.reserved).to.deep.equal([])
-      // "|f": this worker reads handovers as text.
-      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^2\|\d+\|w:.*p\|f$/)
+      // "t": this worker reads handovers as text.
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^t2\|\d+\|w:.*p$/)
       await b.enqueue(queue, [newTask('a')])
       // As text: the record copied as it is, not escaped into JSON.
       const [message] = await ctx.admin.lrange(queueKey(queue, 'h:w'), 0, -1)
@@ -34,7 +34,7 @@ describe('redis: handover to parked workers', () => {
       expect(await ctx.admin.llen(queueKey(queue, 'wait'))).to.equal(0)
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'processing' })
       // One slot of the park is left, for a handover under a nonce of its own.
-      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^1\|\d+\|w:.*p1\|f$/)
+      expect(await ctx.admin.hget(queueKey(queue, 'parked'), 'w')).to.match(/^t1\|\d+\|w:.*p1$/)
       const handed = await b.waitForWork(queue, 'w', 5000)
       expect(handed.map(t => [t.id, t.attempt, t.name])).to.deep.equal([['a', 1, 'func']])
       await b.enqueue(queue, [newTask('b')])
@@ -209,11 +209,13 @@ describe('redis: handover to parked workers', () => {
       // 'dead' takes the task, parks again (its last exchange before it dies) and never renews.
       expect((await b.waitForWork(queue, 'dead', 5000)).map(t => t.id)).to.deep.equal(['a'])
       await b.exchange(queue, 'dead', [], 1, { ms: 60_000, slots: 1 })
-      expect(await ctx.admin.hget(parked, 'dead')).to.match(/^1\|/)
+      expect(await ctx.admin.hget(parked, 'dead')).to.match(/^t1\|/)
       await lapse()
       await b.exchange(queue, 'live', [], 5, { ms: 60_000, slots: 5 })
       expect(await b.sweep(queue, 1)).to.equal(1)
       expect(await ctx.admin.hexists(parked, 'dead')).to.equal(0)
+      // A live park is kept (the task the sweep put back took one of its five slots).
+      expect(await ctx.admin.hget(parked, 'live')).to.match(/^t4\|/)
       const handed = await b.waitForWork(queue, 'live', 5000)
       expect(handed.map(t => [t.id, t.attempt])).to.deep.equal([['a', 2]])
     } finally {
@@ -265,11 +267,11 @@ describe('redis: handover to parked workers', () => {
       await b.close()
     }
   })
-  it('a worker of an earlier version (a park without "|f") is handed JSON, and a text handover is read either way', async () => {
+  it('a worker of an earlier version (a park without "t") is handed JSON, and a text handover is read either way', async () => {
     const queue = uniqueQueue('hand')
     const b = open()
     try {
-      // The park an earlier version writes: no "|f".
+      // The park an earlier version writes: no "t".
       await ctx.admin.hset(queueKey(queue, 'parked'), 'w', `2|${Date.now() + 5000}|w:oldp`)
       await b.enqueue(queue, [newTask('a', { deps: [], payload: '{"json":"say \\"hi\\""}' })])
       const [message] = await ctx.admin.lrange(queueKey(queue, 'h:w'), 0, -1)
@@ -281,7 +283,7 @@ describe('redis: handover to parked workers', () => {
         ['a', 'w:oldp.1', '{"json":"say \\"hi\\""}'],
       ])
       // A text message left in the list is taken by the worker's next exchange, as it is.
-      await ctx.admin.hset(queueKey(queue, 'parked'), 'w', `1|${Date.now() + 5000}|w:newp1|f`)
+      await ctx.admin.hset(queueKey(queue, 'parked'), 'w', `t1|${Date.now() + 5000}|w:newp1`)
       await b.enqueue(queue, [newTask('b', { payload: '{"json":"say \\"hi\\""}' })])
       const next = await b.exchange(queue, 'w', [{ ...handed[0]!, outcome: 'c1' }], 0)
       expect(next.reserved.map(t => [t.id, t.token, t.payload])).to.deep.equal([

@@ -196,8 +196,10 @@ if #reserved < 5 * max and not paused then
     parks = true
     local till = park
     if next_due >= 0 and next_due < till then till = next_due end
+    -- "t": handovers as text (handover_text() in ready.lua). A process of an earlier version
+    -- cannot read this park and drops it (its enqueue wakes the worker with a marker instead).
     rcall('HSET', parked, worker,
-      digits(slots) .. '|' .. digits(now() + till) .. '|' .. nonce .. 'p|f')
+      't' .. digits(slots) .. '|' .. digits(now() + till) .. '|' .. nonce .. 'p')
     -- A park dropped early is harmless (the enqueue wakes the worker with a marker instead): the
     -- hash lives as long as the latest park.
     rcall('PEXPIRE', parked, digits(till + 1000))

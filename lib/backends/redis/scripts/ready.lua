@@ -252,8 +252,8 @@ local function handover_ids(message, into)
 end
 
 -- Hands ready tasks of `queue` to parked workers: idle workers that asked, in their last exchange,
--- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<nonce>", then
--- "|f" from a worker that reads handovers as text, `parks` its HGETALL). Each gets up to its slots,
+-- to get work as it arrives (hash `parked`: worker id -> "<slots>|<until epoch ms>|<nonce>", after
+-- a "t" from a worker that reads handovers as text; `parks` its HGETALL). Each gets up to its slots,
 -- reserved as exchange.lua reserves, pushed as one message onto its handover list `h:<worker>`,
 -- which it BLPOPs: the wake and the reservation in one reply. The message is text
 -- (handover_text()) for a worker whose park says so, else a JSON array (workers of earlier
@@ -268,7 +268,7 @@ local function hand_over(queue, parks, take)
       -- work is handed no more than it asked for; it parks again at its next exchange); one past
       -- its time is dropped. Each handover reserves under a nonce of its own: the exchange's,
       -- 'p', and how many were handed before (none for the first).
-      local slots, till, nonce, framed = string.match(parks[i + 1], '^(%d+)|(%d+)|([^|]+)(|?f?)$')
+      local framed, slots, till, nonce = string.match(parks[i + 1], '^(t?)(%d+)|(%d+)|(.+)$')
       if not (slots and tonumber(till) > now()) then
         rcall('HDEL', pkey, worker)
       else
@@ -277,7 +277,7 @@ local function hand_over(queue, parks, take)
         local base, before = string.match(nonce, '^(.-p)(%d*)$')
         if left > 0 and base then
           local next_nonce = base .. digits((tonumber(before) or 0) + #got / 5)
-          rcall('HSET', pkey, worker, digits(left) .. '|' .. till .. '|' .. next_nonce .. framed)
+          rcall('HSET', pkey, worker, framed .. digits(left) .. '|' .. till .. '|' .. next_nonce)
         else
           rcall('HDEL', pkey, worker)
         end

@@ -71,7 +71,7 @@ end
 local pkey = key(QUEUE, 'parked')
 local parks = rcall('HGETALL', pkey)
 for i = 1, #parks, 2 do
-  local till = tonumber(string.match(parks[i + 1], '^%d+|(%d+)|'))
+  local till = tonumber(string.match(parks[i + 1], '^t?%d+|(%d+)|'))
   if not till or till < now() then rcall('HDEL', pkey, parks[i]) end
 end
 
