@@ -4,6 +4,7 @@ import {
   decodeRecord,
   decodeReserved,
   encodeTask,
+  histogramFields,
   parseHandover,
 } from '../../lib/backends/redis/codec.js'
 import { newTask } from '../helpers/new-task.js'
@@ -159,5 +160,21 @@ describe('a handover message (codec)', () => {
       TypeError,
       /5 values/,
     )
+  })
+})
+
+describe('the histogram counts an exchange reports (codec)', () => {
+  const finish = (waitMs: number, runMs: number) =>
+    ({ id: 'a', token: 't', outcome: 'c1', waitMs, runMs }) as Parameters<
+      typeof histogramFields
+    >[0][number]
+
+  it('counts each run in its buckets and leaves out a sum of 0', () => {
+    // Runs under half a millisecond: their sums round to 0 and are not sent (no HINCRBY).
+    expect(histogramFields([finish(0.2, 0.3), finish(0.1, 0.4)])).to.equal('w0=2,t0=2')
+    expect(histogramFields([finish(0.2, 3), finish(5, 0.4)])).to.equal(
+      'w0=1,ws=5,t2=1,ts=3,w3=1,t0=1',
+    )
+    expect(histogramFields([])).to.equal('')
   })
 })

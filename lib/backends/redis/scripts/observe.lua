@@ -138,7 +138,11 @@ local function flush_metrics(queue, m)
   local minute = digits(now() - now() % 60000)
   local mkey = key(queue, 'm:' .. minute)
   local fresh = rcall('HSETNX', mkey, 'z', '1') == 1
-  for f, n in pairs(m) do rcall('HINCRBY', mkey, f, digits(math.floor(n + 0.5))) end
+  for f, n in pairs(m) do
+    -- A sum that rounds to 0 adds nothing (readers take a missing field as 0).
+    local whole = math.floor(n + 0.5)
+    if whole ~= 0 then rcall('HINCRBY', mkey, f, digits(whole)) end
+  end
   if fresh then
     rcall('PEXPIREAT', mkey, digits(tonumber(minute) + 1441 * 60000))
     -- The totals begin with the queue's first minute (fold_metrics()).
