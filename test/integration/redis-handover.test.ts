@@ -297,4 +297,28 @@ describe('redis: handover to parked workers', () => {
       await b.close()
     }
   })
+  it('a record holding the separator of text handovers (written by something other than worq) is handed over as JSON, intact', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    try {
+      await b.exchange(queue, 'w', [], 2, { ms: 5000, slots: 2 })
+      const payload = '"a\x1fb\x1ec"'
+      await b.enqueue(queue, [newTask('h', { payload })])
+      const [message] = await ctx.admin.lrange(queueKey(queue, 'h:w'), 0, -1)
+      expect(message!.startsWith('["h",')).to.equal(true)
+      const handed = await b.waitForWork(queue, 'w', 5000)
+      expect(handed.map(t => [t.id, t.attempt, t.payload])).to.deep.equal([['h', 1, payload]])
+      // The next handover, of a plain record, is text again.
+      await b.enqueue(queue, [newTask('p')])
+      const [next] = await ctx.admin.lrange(queueKey(queue, 'h:w'), 0, -1)
+      expect(next!.startsWith('\x1e\x1fp\x1f')).to.equal(true)
+      expect((await b.waitForWork(queue, 'w', 5000)).map(t => t.id)).to.deep.equal(['p'])
+      const done = await b.exchange(queue, 'w', [{ ...handed[0]!, outcome: 'c1' }], 0)
+      expect(done.stale).to.deep.equal([])
+    } finally {
+      await b.unregisterWorker(queue, 'w')
+      await b.purge(queue)
+      await b.close()
+    }
+  })
 })
