@@ -208,20 +208,18 @@ local CALLER
 
 -- A handover message as text (`framed` parks): \30, then id, token, attempt, record and slots of
 -- each task, every value preceded by \31; slots '' when none, else JSON of the flat list. What
--- worq writes holds no \31 (records are JSON text after their header's newline), but a record, id
--- or worker id written by something else may: then nil, and the caller sends JSON. Unlike cjson.encode, the records are copied as they are, not escaped: a byte of
+-- worq writes holds no \31 (records are JSON text after their header's newline), but a record or
+-- id written by something else may: then nil, and the caller sends JSON. Unlike cjson.encode, the records are copied as they are, not escaped: a byte of
 -- payload costs one pass less here, and none in the worker's JSON.parse of the message
 -- (docs/redis.md, "Handovers as text").
 local text_parts = { '\30' }
 local function handover_text(got)
   local parts, n = text_parts, 1
   for j = 1, #got - 4, 5 do
-    local slots, id, token, rec = got[j + 4], got[j], got[j + 1], got[j + 3]
-    if string.find(rec, '\31', 1, true) or string.find(id, '\31', 1, true) or
-      string.find(token, '\31', 1, true) then
-      return nil
-    end
-    parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4] = id, token, got[j + 2], rec
+    local slots, id, rec = got[j + 4], got[j], got[j + 3]
+    -- (A token holds its worker's id: a worker id with \31 could only spoil its own handovers.)
+    if string.find(rec, '\31', 1, true) or string.find(id, '\31', 1, true) then return nil end
+    parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4] = id, got[j + 1], got[j + 2], rec
     parts[n + 5] = (slots == NO_SLOTS or #slots == 0) and '' or cjson.encode(slots)
     n = n + 5
   end
