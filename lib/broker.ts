@@ -304,9 +304,10 @@ export class Broker implements QueueHost {
     return scheduleInfo(stored)
   }
 
-  /** Every schedule of the queue. */
+  /** Every schedule of the queue, in order of id (by code point), on every backend. */
   async schedules(): Promise<ScheduleInfo[]> {
-    return (await (await this.#backend()).schedules(this.name)).map(scheduleInfo)
+    const stored = await (await this.#backend()).schedules(this.name)
+    return stored.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map(scheduleInfo)
   }
 
   /** Removes a schedule; true when there was one. */

@@ -80,8 +80,10 @@ for (const backend of backends) {
         const q = admin.queue()
         await admin.schedule('nightly', { cron: '0 3 * * *', tz: 'Europe/Berlin' }, q.report, 'a')
         await admin.schedule('often', { every: 60_000 }, task(q.report, { priority: 2 }), 'b')
+        await admin.schedule('Weekly', { cron: '0 4 * * 1' }, q.report, 'd')
         let all = await admin.schedules()
-        expect(all.map(s => s.id).sort()).to.deep.equal(['nightly', 'often'])
+        // In order of id by code point, whatever order they were made in and on any backend.
+        expect(all.map(s => s.id)).to.deep.equal(['Weekly', 'nightly', 'often'])
         const nightly = all.find(s => s.id === 'nightly')!
         expect(nightly).to.include({
           name: 'report',
@@ -99,8 +101,9 @@ for (const backend of backends) {
         })
         expect(await admin.unschedule('nightly')).to.equal(true)
         expect(await admin.unschedule('nightly')).to.equal(false)
-        expect((await admin.schedules()).map(s => s.id)).to.deep.equal(['often'])
+        expect((await admin.schedules()).map(s => s.id)).to.deep.equal(['Weekly', 'often'])
         await admin.unschedule('often')
+        await admin.unschedule('Weekly')
       } finally {
         await admin.close()
       }
