@@ -273,7 +273,7 @@ describe('redis: handover to parked workers', () => {
     try {
       // The park an earlier version writes: no "t".
       await ctx.admin.hset(queueKey(queue, 'parked'), 'w', `2|${Date.now() + 5000}|w:oldp`)
-      await b.enqueue(queue, [newTask('a', { deps: [], payload: '{"json":"say \\"hi\\""}' })])
+      await b.enqueue(queue, [newTask('a', { payload: '{"json":"say \\"hi\\""}' })])
       const [message] = await ctx.admin.lrange(queueKey(queue, 'h:w'), 0, -1)
       expect(message!.startsWith('["a","w:oldp.1"')).to.equal(true)
       // Its next handover keeps the earlier form.
@@ -294,9 +294,11 @@ describe('redis: handover to parked workers', () => {
       expect(end.stale).to.deep.equal([])
       expect(await b.status(queue, 'b')).to.deep.equal({ status: 'completed', outcome: 'c2' })
     } finally {
+      await b.purge(queue)
       await b.close()
     }
   })
+
   it('a record holding the separator of text handovers (written by something other than worq) is handed over as JSON, intact', async () => {
     const queue = uniqueQueue('hand')
     const b = open()

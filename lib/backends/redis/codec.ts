@@ -369,7 +369,8 @@ export function histogramFields(done: readonly Finish[]): string {
   }
   // A sum of 0 (runs under half a millisecond) adds nothing: left out, it costs the script no
   // HINCRBY (a reader takes a missing field as 0).
-  let text = ''
-  for (const [k, v] of counts) if (v !== 0) text += `${text === '' ? '' : ','}${k}=${v}`
-  return text
+  return [...counts]
+    .filter(([, v]) => v !== 0)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',')
 }

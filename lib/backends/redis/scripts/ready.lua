@@ -209,9 +209,9 @@ local CALLER
 -- A handover message as text (`framed` parks): \30, then id, token, attempt, record and slots of
 -- each task, every value preceded by \31; slots '' when none, else JSON of the flat list. What
 -- worq writes holds no \31 (records are JSON text after their header's newline), but a record or
--- id written by something else may: then nil, and the caller sends JSON. Unlike cjson.encode, the records are copied as they are, not escaped: a byte of
--- payload costs one pass less here, and none in the worker's JSON.parse of the message
--- (docs/redis.md, "Handovers as text").
+-- id written by something else may: then nil, and the caller sends JSON. Unlike cjson.encode, the
+-- records are copied as they are, not escaped: a byte of payload costs one pass less here, and
+-- none in the worker's JSON.parse of the message (docs/redis.md, "Handovers as text").
 local text_parts = { '\30' }
 local function handover_text(got)
   local parts, n = text_parts, 1
