@@ -7,6 +7,7 @@ import {
   histogramFields,
   parseHandover,
 } from '../../lib/backends/redis/codec.js'
+import { decodeEnqueueReply, decodeExchangeReply } from '../../lib/backends/redis/replies.js'
 import { newTask } from '../helpers/new-task.js'
 
 /** A task of name `name` as a queue's defaults make it, changed by `over`. */
@@ -176,5 +177,30 @@ describe('the histogram counts an exchange reports (codec)', () => {
       'w0=1,ws=5,t2=1,ts=3,w3=1,t0=1',
     )
     expect(histogramFields([])).to.equal('')
+  })
+})
+
+describe('the flat replies of enqueue and exchange (replies)', () => {
+  it('reads an enqueue reply: codes, mine, owed, then the length of mine', () => {
+    expect(decodeEnqueueReply([1, 0, 0], 2)).to.deep.equal([[1, 0], [], []])
+    expect(decodeEnqueueReply([1, 'q', 'a', 'c1', 'ho', 'v', 3], 1)).to.deep.equal([
+      [1],
+      ['q', 'a', 'c1'],
+      ['ho', 'v'],
+    ])
+  })
+
+  it('reads an exchange reply: reserved, stale, mine, owed, texts, their lengths and nextDueIn', () => {
+    const reserved = ['a', 'w:n.1', 1, 'E0:{}\n[]', '', 'b', 'w:n.2', 2, 'E1:{}\n[]', ['m', '0']]
+    const flat = [...reserved, 's1', 'q', 'x', 'c1', 'ho', 'v', '\x1etext', 1, 3, 2, 1, 250]
+    expect(decodeExchangeReply(flat)).to.deep.equal([
+      ['s1'],
+      reserved,
+      250,
+      ['q', 'x', 'c1'],
+      ['ho', 'v'],
+      ['\x1etext'],
+    ])
+    expect(decodeExchangeReply([0, 0, 0, 0, -1])).to.deep.equal([[], [], -1, [], [], []])
   })
 })

@@ -291,9 +291,10 @@ export function decodeReserved(flat: readonly unknown[]): ReservedTask[] {
     const nl = record.indexOf('\n', record.indexOf(':'))
     const h = headerOf(record, nl)
     const task = fromHeader(flat[i] as string, record, nl, h) as ReservedTask
-    const kv = flat[i + 4] as string[]
+    // '' when it has none (exchange.lua), else field, value, ….
+    const kv = flat[i + 4] as string[] | ''
     const slots: string[] = []
-    if (task.deps.length > 0) {
+    if (task.deps.length > 0 && kv !== '') {
       for (let k = 0; k < task.deps.length; k++) slots.push('')
       for (let k = 0; k < kv.length; k += 2) if (kv[k] !== 'm') slots[Number(kv[k])] = kv[k + 1]!
     }

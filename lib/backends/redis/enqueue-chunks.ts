@@ -7,6 +7,7 @@
 import type { NewTask } from '../backend.js'
 import { encodeTask } from './codec.js'
 import type { EnqueueEntry, Scripts } from './scripts.js'
+import type { EnqueueReply } from './replies.js'
 
 /** Tasks per enqueue.lua call… */
 const ENQUEUE_CHUNK = 250
@@ -23,10 +24,10 @@ export function enqueueChunks(
   client: string,
   self: string,
   tasks: readonly NewTask[],
-): Array<Promise<[number[], string[], string[]]>> {
+): Array<Promise<EnqueueReply>> {
   const now = Date.now()
   const entries: EnqueueEntry[] = []
-  const calls: Array<Promise<[number[], string[], string[]]>> = []
+  const calls: Array<Promise<EnqueueReply>> = []
   let from = 0
   let chars = 0
   for (const task of tasks) {

@@ -49,6 +49,7 @@ import type { WakerTiming } from './waker.js'
 import { WorkerSide } from './work.js'
 import { enqueueChunks } from './enqueue-chunks.js'
 import { serverWarnings } from './checks.js'
+import type { EnqueueReply } from './replies.js'
 
 /** Options of a RedisBackend. */
 export interface RedisBackendOptions extends BackendLimits {
@@ -140,7 +141,7 @@ export class RedisBackend implements Backend {
     this.#open()
     const self = this.#feed.listening ? this.clientId : ''
     const calls = enqueueChunks(this.#scripts, queue, this.clientId, self, tasks)
-    let replies: Array<[number[], string[], string[]]>
+    let replies: Array<EnqueueReply>
     try {
       // One call (the common batch) needs no Promise.all.
       replies = calls.length === 1 ? [await calls[0]!] : await Promise.all(calls)

@@ -7,6 +7,7 @@
 import type { Park } from '../backend.js'
 import type { Connection } from './connections.js'
 import { LuaCaller, type Arg } from './lua-call.js'
+import { decodeEnqueueReply, decodeExchangeReply, type EnqueueReply } from './replies.js'
 import type {
   EnqueueEntry,
   ExchangeReply,
@@ -45,13 +46,13 @@ export class Scripts {
    * 1 (stored) or 0 (duplicate) per task, the outcomes of `self`'s tasks that ended at once
    * (queue, id, outcome, …), which are not published, and the hand-overs owed (handover.ts).
    */
-  enqueue(
+  async enqueue(
     queue: string,
     self: string,
     tasks: readonly EnqueueEntry[],
     from = 0,
     to = tasks.length,
-  ): Promise<[number[], string[], string[]]> {
+  ): Promise<EnqueueReply> {
     const args: Arg[] = new Array(2 + 4 * (to - from))
     args[0] = self
     args[1] = to - from
@@ -63,7 +64,8 @@ export class Scripts {
       args[a++] = t.body
       args[a++] = t.meta
     }
-    return this.#lua.call('enqueue', queue, args) as Promise<[number[], string[], string[]]>
+    const flat = (await this.#lua.call('enqueue', queue, args)) as unknown[]
+    return decodeEnqueueReply(flat, to - from)
   }
 
   /**
@@ -71,7 +73,7 @@ export class Scripts {
    * outcomes of `self`'s own tasks (queue, id, outcome, …), which are not published, and the
    * hand-overs owed (handover.ts).
    */
-  exchange(
+  async exchange(
     queue: string,
     nonce: string,
     max: number,
@@ -94,7 +96,7 @@ export class Scripts {
       done.length,
     ]
     for (const f of done) args.push(f.id, f.token, f.outcome, f.retryAt ?? '')
-    return this.#lua.call('exchange', queue, args) as Promise<ExchangeReply>
+    return decodeExchangeReply((await this.#lua.call('exchange', queue, args)) as unknown[])
   }
 
   /** Ids whose lease was lost. */

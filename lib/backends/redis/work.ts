@@ -12,6 +12,7 @@ import type { HandOvers } from './handover.js'
 import { Reservations } from './reservations.js'
 import type { ExchangeReply, Scripts } from './scripts.js'
 import { unconfirmedReply } from './lua-call.js'
+import { decodeExchangeReply } from './replies.js'
 import type { WakerTiming } from './waker.js'
 import { Wakers } from './wakers.js'
 
@@ -86,12 +87,12 @@ export class WorkerSide {
     } catch (err) {
       // Ran on the master, WAIT fell short: what it reserved holds there and runs (dropped, it would
       // lapse unrun); what it finished is sent again until an exchange is confirmed.
-      const written = unconfirmedReply(err) as ExchangeReply | undefined
+      const written = unconfirmedReply(err) as unknown[] | undefined
       if (written === undefined) {
         if (self && finishes.length > 0) this.#feed.gap()
         throw err
       }
-      reply = written
+      reply = decodeExchangeReply(written)
       unconfirmed = { error: err as Error, finishes: [] }
     }
     const [, flat, nextDue, mine, owed, texts] = reply

@@ -6,7 +6,7 @@
            argument, a cache hit) come back in the reply instead of being published ('' = publish)
   ARGV[4]  number of tasks n, then 4 slots per task, an enqueue entry (admit.lua): id, runAt,
            record, meta
-  Returns: { codes, mine, owed }
+  Returns one flat array (append() in common.lua): codes, mine, owed, then #mine
     codes  n integers: 1 stored, 0 duplicate (a live task holds the id)
     mine   outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
     owed   hand-overs to other queues (common.lua: field, value, …), SPLIT calls only
@@ -23,4 +23,7 @@ for t = 0, n - 1 do
     ARGV[base + 3], t)
 end
 flush_all()
-return { codes, mine, owed or NONE }
+local n_mine = append(codes, mine)
+if owed then append(codes, owed) end
+codes[#codes + 1] = n_mine
+return codes

@@ -26,15 +26,16 @@
   reserved, PX the longest lease among those it gave and those it ended, deleted by the worker's
   next call that neither reserves nor ends such a task. The same call resent (same nonce) is
   answered from it.
-  Returns: { stale, reserved, nextDueIn, mine, owed, texts }
+  Returns one flat array (append() in common.lua): reserved, stale, mine, owed, texts, then
+  #stale, #mine, #owed, #texts and nextDueIn
     stale     ids whose token no longer matched (lease lost): refused, nothing changed. A finish
               for good whose task's stored outcome carries this token's tag (this very call
               applied it before: a resend, ioredis sending the call again after its reply was lost;
               or a cancel ended that run), or a retry whose task's record does (header `f`), is not
               stale. A release is never stale: refused or not, the task never started.
-    reserved  5 entries per task: id, token, attempt, record, slots (flat field/value list); after
-              those reserved now, any handed over to the worker as JSON (by a process of an earlier
-              version) and not yet popped by it
+    reserved  5 entries per task: id, token, attempt, record, slots ('' or the flat field/value
+              list); after those reserved now, any handed over to the worker as JSON (by a process
+              of an earlier version) and not yet popped by it
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
     owed      hand-overs to dependents on other queues (common.lua: field, value, …), SPLIT calls
@@ -84,7 +85,10 @@ if memo and string.sub(memo, 1, #nonce + 1) == nonce .. '\n' then
         NO_SLOTS
     end
   end
-  return { first[1], again, -1, {}, {} }
+  local n_stale = append(again, first[1])
+  local n = #again
+  again[n + 1], again[n + 2], again[n + 3], again[n + 4], again[n + 5] = n_stale, 0, 0, 0, -1
+  return again
 end
 
 if nf > 0 then
@@ -264,4 +268,9 @@ end
 -- Leases reserved here keep the set; else it goes if none is left.
 if unleased and #reserved == 0 and #texts == 0 then drop_empty_leases(QUEUE) end
 flush_all()
-return { stale, reserved, next_due, mine, owed or NONE, texts }
+local n_stale, n_mine = append(reserved, stale), append(reserved, mine)
+local n_owed, n_texts = owed and append(reserved, owed) or 0, append(reserved, texts)
+local n = #reserved
+reserved[n + 1], reserved[n + 2], reserved[n + 3] = n_stale, n_mine, n_owed
+reserved[n + 4], reserved[n + 5] = n_texts, next_due
+return reserved

@@ -74,8 +74,9 @@ local written, written_meta
 -- one is taken. One HSET of tokens, one ZADD of leases. Ids whose record is gone or ended are
 -- skipped; unreadable records end as BadMessage. Returns the reserved tasks (5 entries each: id,
 -- token, attempt as decimal text, record, slots), whether any id was taken, whether `take` ran
--- dry, and the longest lease given (ms from now).
-local NO_SLOTS = {}
+-- dry, and the longest lease given (ms from now). A task without Deferred arguments has slots ''
+-- (an empty table in the reply would cost Redis a conversion of its own: append() in common.lua).
+local NO_SLOTS = ''
 local function reserve(queue, max, nonce, take, worker)
   local reserved, hset, zadd, lease_ends = {}, {}, {}, {}
   local taken, drained, popped, longest = 0, false, false, 0
