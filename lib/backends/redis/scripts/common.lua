@@ -73,14 +73,21 @@ end
 -- An integral number as a decimal string. A Lua number given to redis.call, or joined with `..`,
 -- is written with the float formats %.17g and %.14g, which cost several thousand instructions
 -- each (about 2 µs); %d costs a tenth of that. Every number the scripts pass on a hot path goes
--- through here (constants are written as strings); one that is not integral keeps %.17g.
+-- through here (constants are written as strings); one that is not integral keeps %.17g. The
+-- counts a call writes (tasks, events, slots, metric increments) are mostly small: 0 to 255 are
+-- made once (SMALL, filled by the library's first call), where string.format costs about 1 300
+-- instructions each time.
+local SMALL
 local function digits(n)
+  local s = SMALL[n]
+  if s then return s end
   if n == math.floor(n) then return string.format('%d', n) end
   return string.format('%.17g', n)
 end
 
--- Whole numbers that recur from call to call (a queue's result timeouts) parsed once: tonumber()
--- of a string costs about 1 200 instructions (strtod, twice). The memo is bounded.
+-- Whole numbers that recur from call to call (result timeouts, heartrates, the counts and park
+-- lengths a worker's calls pass) parsed once: tonumber() of a string costs about 1 200
+-- instructions (strtod, twice). The memo is bounded.
 local parsed, parsed_count = {}, 0
 local function num(s)
   local n = parsed[s]
@@ -443,6 +450,13 @@ local HANDOVER_GRACE_MS = 1000
 -- (NONE is never written to), so a call that owes nothing builds no table for it.
 local owed
 local NONE = {}
+local function owe(field, value)
+  rcall('HSET', key(QUEUE, 'ho'), field, value)
+  rcall('ZADD', key(QUEUE, 'hos'), digits(now() + HANDOVER_GRACE_MS), field)
+  owed = owed or {}
+  owed[#owed + 1] = field
+  owed[#owed + 1] = value
+end
 
 -- Appends `list`'s entries to `out`; returns how many. The hot calls (enqueue, exchange) reply
 -- with one flat array, the lengths of its parts at its end: Redis turns each table of a reply
@@ -453,18 +467,13 @@ local function append(out, list)
   for i = 1, #list do out[n + i] = list[i] end
   return #list
 end
-local function owe(field, value)
-  rcall('HSET', key(QUEUE, 'ho'), field, value)
-  rcall('ZADD', key(QUEUE, 'hos'), digits(now() + HANDOVER_GRACE_MS), field)
-  owed = owed or {}
-  owed[#owed + 1] = field
-  owed[#owed + 1] = value
-end
 
 -- Starts a call: its arguments, and a fresh state for everything above that lives for one call.
 local function begin_common(args)
   if not rcall then
     string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall = runtime_globals()
+    SMALL = {}
+    for i = 0, 255 do SMALL[i] = string.format('%d', i) end
   end
   ARGV, QUEUE = args, args[2]
   PREFIX = args[1]

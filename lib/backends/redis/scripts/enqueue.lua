@@ -14,7 +14,7 @@
   call).
 ]]
 if ARGV[3] ~= '' then SELF = ARGV[3] end
-local n = tonumber(ARGV[4])
+local n = num(ARGV[4])
 local codes = {}
 for t = 0, n - 1 do
   local base = 5 + t * 4

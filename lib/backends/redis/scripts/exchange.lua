@@ -45,13 +45,15 @@
 ]]
 local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local wait, delayed = key(QUEUE, 'wait'), key(QUEUE, 'delayed')
-local nonce, max, woken = ARGV[3], tonumber(ARGV[4]), ARGV[5] == '1'
+local nonce, max, woken = ARGV[3], num(ARGV[4]), ARGV[5] == '1'
 if ARGV[6] ~= '' then SELF = ARGV[6] end
-local worker, park, park_slots = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
+local worker, park, park_slots = ARGV[7], num(ARGV[8]), num(ARGV[9])
 CALLER = worker
-local nf = tonumber(ARGV[11])
+local nf = num(ARGV[11])
 if ARGV[10] ~= '' and conf(QUEUE).metrics then
-  for field, n in string.gmatch(ARGV[10], '([wt][%ds]%d*)=(%d+)') do count(QUEUE, field, tonumber(n)) end
+  for field, n in string.gmatch(ARGV[10], '([wt][%ds]%d*)=(%d+)') do
+    count(QUEUE, field, num(n))
+  end
 end
 local stale = {}
 -- The longest lease among the tasks this call finished and dropped (ignoreResult: no outcome is

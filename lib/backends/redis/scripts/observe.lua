@@ -15,7 +15,8 @@
   newline, and JSON escapes them, so the separators cannot occur in a value. One flat list is
   built per call and joined once. (Entries written before this format hold field `v`, the same
   values column by column, or `e`, JSON of the columns; readers accept all three.) The stream
-  keeps entries from event n − eventsMax on (MINID ~: at least the last eventsMax events).
+  keeps entries from event n − eventsMax on (MINID ~: at least the last eventsMax events), trimmed
+  by the calls whose events cross a multiple of 128.
   Metrics: hash `m:<minute start, epoch ms>` with counts c completed, f failed, r retried,
   x expired, k cancelled; w<b> and t<b> wait and run times per bucket b (timeBucket() of rules.ts:
   the first b with duration ≤ 2^b ms, 21 beyond 2^20 ms); ws and ts their sums; it expires a day
@@ -110,13 +111,21 @@ end
 local function flush_events(queue, e)
   local n = e.n / 4
   local last = rcall('INCRBY', key(queue, 'evn'), digits(n))
-  local floor = last - conf(queue).evmax
-  if floor < 0 then floor = 0 end
+  local start = last - n
   local id = digits(last) .. '-0'
   e[1] = now_str() .. '\30' .. e[1]
   local body = table.concat(e, '\31', 1, e.n)
   local skey = key(queue, 'ev')
-  local added = redis.pcall('XADD', skey, 'MINID', '~', digits(floor), id, 'f', body)
+  local added
+  -- Trimmed when this call's events cross a multiple of 128 (MINID ~ drops whole nodes of the
+  -- stream, so at least the last evmax events stay); a call between writes no bound to parse.
+  if math.floor(start / 128) < math.floor(last / 128) then
+    local floor = last - conf(queue).evmax
+    if floor < 0 then floor = 0 end
+    added = redis.pcall('XADD', skey, 'MINID', '~', digits(floor), id, 'f', body)
+  else
+    added = redis.pcall('XADD', skey, id, 'f', body)
+  end
   if type(added) == 'table' and added.err then
     -- The counter went back (its key was removed): the stream starts over from it.
     rcall('DEL', skey)
@@ -124,7 +133,6 @@ local function flush_events(queue, e)
   end
   -- A queue left alone forgets its events after EVENTS_TTL: the TTL is renewed about every
   -- thousand events (and on the first).
-  local start = last - n
   if start == 0 or math.floor(start / 1000) < math.floor(last / 1000) then
     rcall('PEXPIRE', skey, digits(EVENTS_TTL))
     rcall('PEXPIRE', key(queue, 'evn'), digits(EVENTS_TTL))
@@ -134,8 +142,12 @@ end
 -- One HINCRBY per field (counts and sums are whole numbers): reading the minute's values, adding in
 -- Lua and writing them back cost Redis about 10 000 instructions per field against about 7 000.
 -- `z` marks a minute that exists, so the first write of a minute sets its TTL.
+-- The current minute's start as text, made once a minute (kept between calls).
+local minute_ms, minute_s
 local function flush_metrics(queue, m)
-  local minute = digits(now() - now() % 60000)
+  local start = now() - now() % 60000
+  if start ~= minute_ms then minute_ms, minute_s = start, digits(start) end
+  local minute = minute_s
   local mkey = key(queue, 'm:' .. minute)
   local fresh = rcall('HSETNX', mkey, 'z', '1') == 1
   for f, n in pairs(m) do

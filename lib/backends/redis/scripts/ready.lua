@@ -139,7 +139,7 @@ local function reserve(queue, max, nonce, take, worker)
           -- heartrate as it came: text, or a number from a decoded header).
           local ends = lease_ends[heartrate]
           if not ends then
-            local lease = lease_ms(tonumber(heartrate))
+            local lease = lease_ms(num(heartrate))
             if lease > longest then longest = lease end
             ends = string.format('%d', now() + lease)
             lease_ends[heartrate] = ends
@@ -275,8 +275,8 @@ local function hand_over(queue, parks, take)
       if not (slots and tonumber(till) > now()) then
         rcall('HDEL', pkey, worker)
       else
-        local got, _, drained, longest = reserve(queue, tonumber(slots), nonce, take, worker)
-        local left = tonumber(slots) - #got / 5
+        local got, _, drained, longest = reserve(queue, num(slots), nonce, take, worker)
+        local left = num(slots) - #got / 5
         local base, before = string.match(nonce, '^(.-p)(%d*)$')
         if left > 0 and base then
           local next_nonce = base .. digits((tonumber(before) or 0) + #got / 5)

@@ -228,7 +228,7 @@ local function end_task(queue, id, outcome, x)
       deliver(client, queue, id, x.cached and ('C' .. string.sub(outcome, 2)) or outcome)
     end
     if listed then
-      gc_add(queue, id, now() + tonumber(keep))
+      gc_add(queue, id, now() + num(keep))
       if kind ~= 'c' then
         local score = rcall('ZSCORE', key(queue, 'idx'), id)
         if score then rcall('ZADD', key(queue, 'bad'), score, id) end
