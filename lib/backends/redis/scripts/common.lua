@@ -228,9 +228,9 @@ end
 -- than zset-max-listpack-value (64 bytes by default), scored +inf. Redis keeps a sorted set of up
 -- to 128 short members in its listpack encoding, where every ZADD and ZREM walks the whole set and
 -- parses each score; with the pin the set takes the skiplist encoding from its first ZADD and keeps
--- it (docs/redis.md, "The leases set's encoding"). Readers count and list the finite scores only. A set left with its
--- pin alone goes (drop_empty_leases()) after an exchange that ended leases and reserved none, a
--- cancel, a sweep, or a worker leaving.
+-- it (docs/redis.md, "The leases set's encoding"). Readers count and list the finite scores only.
+-- A set left with its pin alone goes (drop_empty_leases()) after an exchange that ended leases,
+-- reserved none and did not park, a cancel, a sweep, or a worker leaving.
 local LEASE_PIN = '\1pin: keeps this set in its skiplist encoding; never a task id (docs/redis.md)'
 
 -- Adds leases (score, id, score, id, …) to the queue's set, with its pin.

@@ -267,8 +267,10 @@ elseif memo then
   -- A worker's calls follow one another: this one means the last reply arrived.
   rcall('DEL', memo_key)
 end
--- Leases reserved here keep the set; else it goes if none is left.
-if unleased and #reserved == 0 and #texts == 0 then drop_empty_leases(QUEUE) end
+-- Leases reserved here keep the set; else it goes if none is left, unless the worker parked: it
+-- waits for work that an enqueue would lease in a set made again (a lone call paid for making the
+-- set and dropping it each time), and the sweep, or the worker leaving, drops it at rest.
+if unleased and #reserved == 0 and #texts == 0 and not parks then drop_empty_leases(QUEUE) end
 flush_all()
 local n_stale, n_mine = append(reserved, stale), append(reserved, mine)
 local n_owed, n_texts = owed and append(reserved, owed) or 0, append(reserved, texts)
