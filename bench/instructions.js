@@ -11,6 +11,9 @@
 // BATCH=25 makes the calls in rounds of 25 at once (a pool of concurrency 25), as a busy queue
 // does; PRODUCER=apart makes them from a second broker, as a producer process does; WORQ_SETTINGS='{"events":false}' configures the queue's settings first (docs/settings.md).
 //
+// ONLY=enqueue makes the calls and no worker runs them: the count is an enqueue's (in rounds of
+// BATCH, as a producer's wave of calls goes).
+//
 // REDIS_ARGS='--zset-max-listpack-entries 0' starts the server with those arguments too.
 //
 // IR_KEEP=/tmp/ir keeps each count's callgrind file as /tmp/ir.<n> (callgrind_annotate reads it).
@@ -27,6 +30,7 @@ const [, , dist, n1Arg = '300', n2Arg = '1300'] = process.argv
 const peer = ['bee-queue', 'bullmq'].includes(dist) ? await import(`./adapters/${dist}.js`) : null
 const { getBroker, task, TaskSpace, WorkerPool } = peer ? {} : await import(dist)
 const batch = Number(process.env.BATCH ?? 1)
+const enqueueOnly = process.env.ONLY === 'enqueue'
 const settings = process.env.WORQ_SETTINGS ? JSON.parse(process.env.WORQ_SETTINGS) : undefined
 
 async function count(n) {
@@ -52,12 +56,13 @@ async function count(n) {
   if (peer) {
     // A peer as the bench runs it (results read back as its adapter reads them); what it runs by
     // the clock (stall checks) counts too, so its figure is, if anything, a little high.
-    const lib = await peer.create(url, { concurrency: batch, worker: true })
-    await lib.startWorker()
+    const lib = await peer.create(url, { concurrency: batch, worker: !enqueueOnly })
+    if (!enqueueOnly) await lib.startWorker()
     for (let i = 0; i < n; i += batch) {
       const calls = []
       for (let j = i; j < Math.min(i + batch, n); j++) calls.push(lib.add(j, 1))
-      await Promise.all((await Promise.all(calls)).map(h => lib.result(h)))
+      const handles = await Promise.all(calls)
+      if (!enqueueOnly) await Promise.all(handles.map(h => lib.result(h)))
     }
     await lib.close()
     return stop()
@@ -69,7 +74,7 @@ async function count(n) {
   broker.expose(new TaskSpace('', { add: (a, b) => a + b }))
   if (settings) await broker.configure(settings)
   const pool = new WorkerPool(broker, { concurrency: batch, sweepInterval: long })
-  await pool.start()
+  if (!enqueueOnly) await pool.start()
   // PRODUCER=apart: the calls come from a broker of their own (another client id), as a producer
   // process makes them: outcomes go back by PUBLISH instead of in the exchange's reply.
   const producer = process.env.PRODUCER === 'apart' ? getBroker(url, 'ir') : broker
@@ -77,9 +82,10 @@ async function count(n) {
   for (let i = 0; i < n; i += batch) {
     const calls = []
     for (let j = i; j < Math.min(i + batch, n); j++) calls.push(add(j, 1))
-    await Promise.all((await Promise.all(calls)).map(d => d.result(60_000)))
+    const handles = await Promise.all(calls)
+    if (!enqueueOnly) await Promise.all(handles.map(d => d.result(60_000)))
   }
-  await pool.stop({ timeout: 5000 })
+  if (!enqueueOnly) await pool.stop({ timeout: 5000 })
   await broker.close()
   if (producer !== broker) await producer.close()
   return stop()
@@ -103,6 +109,7 @@ console.log(
     batch,
     settings,
     producer: process.env.PRODUCER,
+    only: process.env.ONLY,
     perTask: Math.round((b - a) / (n2 - n1)),
   }),
 )

@@ -90,7 +90,7 @@ local function admit(queue, id, run_at, body, meta, i)
   local flags = string.match(meta, '^%a*')
   local name = string.match(meta, '^[^|]*', string.find(meta, '\n', 1, true) + 1)
   local c = conf(queue)
-  if c.listing then index_add(queue, id, now_micros() + i) end
+  if c.listing then index_add(queue, id, i) end
   if c.events then event(queue, 'enqueued', id, name) end
   if string.byte(body, 1) == 80 then -- 'P': has Deferred arguments
     admit_pending(queue, id, body, c.listing)

@@ -17,14 +17,37 @@
 -- clean-up ones (queue -> second -> list).
 local idx_buf, gc_buf, gc_order
 
--- Lists a task enqueued now (written by flush_listing()).
-local function index_add(queue, id, score)
+-- The call's time in µs (the listing scores' base) and its text, made once a call; the text less
+-- its last three digits, and those as a number, once a call has a second task.
+local score_base, score_s, score_head, score_tail
+
+-- The listing score of the i-th task of this call, as text: the base plus i. Past the first, the
+-- last three digits are made with string.char, where string.format costs about 1 300
+-- instructions a task.
+local function score_text(i)
+  if not score_base then
+    score_base = now_micros()
+    score_s, score_head = digits(score_base), nil
+  end
+  if i == 0 then return score_s end
+  if not score_head then
+    score_head, score_tail = string.sub(score_s, 1, -4), score_base % 1000
+  end
+  local t = score_tail + i
+  if t >= 1000 then return digits(score_base + i) end
+  local c = t % 10
+  local b = (t - c) / 10 % 10
+  return score_head .. string.char(48 + (t - t % 100) / 100, 48 + b, 48 + c)
+end
+
+-- Lists the i-th task enqueued by this call (written by flush_listing()).
+local function index_add(queue, id, i)
   local list = idx_buf[queue]
   if not list then
     list = {}
     idx_buf[queue] = list
   end
-  list[#list + 1] = digits(score)
+  list[#list + 1] = score_text(i)
   list[#list + 1] = id
 end
 
@@ -470,4 +493,5 @@ end
 
 local function begin_store()
   idx_buf, gc_buf, gc_order = {}, {}, {}
+  score_base = nil
 end
