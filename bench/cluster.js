@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, serverArgs } from './redis.js'
+import { freePort, isFree, serverArgs } from './redis.js'
 
 function start(port, dir) {
   const child = spawn(
@@ -32,9 +32,11 @@ function start(port, dir) {
 export async function startCluster(masters = 3) {
   const root = mkdtempSync(join(tmpdir(), 'worq-bench-cluster-'))
   const ports = []
+  const taken = p => ports.some(q => q === p || q + 10000 === p || q === p + 10000)
   while (ports.length < masters) {
     const p = await freePort()
-    if (p + 10000 < 65536 && !ports.includes(p)) ports.push(p)
+    // The cluster bus listens on port + 10000: keep it free too, and apart from the others'.
+    if (p + 10000 < 65536 && !taken(p) && (await isFree(p + 10000))) ports.push(p)
   }
   const children = await Promise.all(
     ports.map(p => {

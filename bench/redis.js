@@ -21,6 +21,15 @@ export function freePort() {
   })
 }
 
+/** Whether `port` on loopback can be listened on now. */
+export function isFree(port) {
+  return new Promise(resolve => {
+    const srv = net.createServer()
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+  })
+}
+
 /** redis-server's arguments for a private server: loopback, no persistence, then `extra`. */
 export function serverArgs(port, dir, ...extra) {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']

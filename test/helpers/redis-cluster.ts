@@ -17,6 +17,7 @@ import {
   hasBinary,
   helperRedis,
   INSTALL,
+  isFree,
   launch,
   onNode,
   terminate,
@@ -88,10 +89,12 @@ export async function startCluster(): Promise<RedisCluster> {
   const root = mkdtempSync(join(tmpdir(), 'worq-cluster-'))
   dirs.add(root)
   const ports: number[] = []
+  const taken = (p: number) => ports.some(q => q === p || q + 10000 === p || q === p + 10000)
   while (ports.length < 6) {
     const p = await freePort()
-    // The cluster bus listens on port + 10000: keep both free and distinct.
-    if (p + 10000 < 65536 && !ports.includes(p)) ports.push(p)
+    // The cluster bus listens on port + 10000: keep both free (another process on the bus port
+    // makes the node exit at its start) and distinct from the other nodes' ports and buses.
+    if (p + 10000 < 65536 && !taken(p) && (await isFree(p + 10000))) ports.push(p)
   }
   const children = new Map<number, ChildProcess>()
   const start = async (port: number) => {

@@ -52,6 +52,16 @@ export function freePort(): Promise<number> {
   })
 }
 
+/** Whether `port` on loopback can be listened on now. */
+export function isFree(port: number): Promise<boolean> {
+  return new Promise(resolve => {
+    const srv = createServer()
+    srv.unref()
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+  })
+}
+
 export function hasBinary(): boolean {
   return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
 }
