@@ -6,8 +6,7 @@
  */
 import type { NewTask } from '../backend.js'
 import { encodeTask } from './codec.js'
-import type { EnqueueEntry, Scripts } from './scripts.js'
-import type { EnqueueReply } from './replies.js'
+import type { EnqueueEntry, EnqueueReply, Scripts } from './scripts.js'
 
 /** Tasks per enqueue.lua call… */
 const ENQUEUE_CHUNK = 250

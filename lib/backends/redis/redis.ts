@@ -40,7 +40,7 @@ import { outcomeChannel, queueKey } from './keys.js'
 import { listTasks } from './listing.js'
 import { readMetrics } from './metrics.js'
 import { infoOf, queueInfo, taskState } from './reports.js'
-import { Scripts } from './scripts.js'
+import { Scripts, type EnqueueReply } from './scripts.js'
 import { readSchedules, scheduleDefinition, scheduleState } from './schedules.js'
 import { limitSpec, limitsOf, settingsOf, settingsOfFlat, settingsFields } from './settings.js'
 import { redactUrl } from './url.js'
@@ -49,7 +49,6 @@ import type { WakerTiming } from './waker.js'
 import { WorkerSide } from './work.js'
 import { enqueueChunks } from './enqueue-chunks.js'
 import { serverWarnings } from './checks.js'
-import type { EnqueueReply } from './replies.js'
 
 /** Options of a RedisBackend. */
 export interface RedisBackendOptions extends BackendLimits {

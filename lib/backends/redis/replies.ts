@@ -3,10 +3,7 @@
  * as one flat array with the lengths of its parts at its end: Redis turns every table of a reply
  * into RESP at a cost of its own (about 3 000 instructions), so the scripts send one.
  */
-import type { ExchangeReply } from './script-types.js'
-
-/** What enqueue.lua returns: a code per task, the caller's own outcomes, the hand-overs owed. */
-export type EnqueueReply = [number[], string[], string[]]
+import type { EnqueueReply, ExchangeReply } from './script-types.js'
 
 /**
  * enqueue.lua's reply for a call of `n` tasks: the codes, then mine, then owed, then the length of

@@ -24,8 +24,17 @@ export interface FinishEntry {
   retryAt?: number | 'release'
 }
 
-/** What exchange.lua returns: stale ids, reserved (flat), nextDueIn, mine, owed. */
-export type ExchangeReply = [string[], unknown[], number, string[], string[], string[]?]
+/**
+ * What enqueue.lua returns, read back (replies.ts): a code per task, the caller's own outcomes, the
+ * hand-overs owed.
+ */
+export type EnqueueReply = [number[], string[], string[]]
+
+/**
+ * What exchange.lua returns, read back (replies.ts): stale ids, reserved (flat), nextDueIn, mine,
+ * owed, text handovers.
+ */
+export type ExchangeReply = [string[], unknown[], number, string[], string[], string[]]
 
 /** A dependent on another queue to register on an argument task (link.lua). */
 export interface Link {

@@ -7,9 +7,10 @@
 import type { Park } from '../backend.js'
 import type { Connection } from './connections.js'
 import { LuaCaller, type Arg } from './lua-call.js'
-import { decodeEnqueueReply, decodeExchangeReply, type EnqueueReply } from './replies.js'
+import { decodeEnqueueReply, decodeExchangeReply } from './replies.js'
 import type {
   EnqueueEntry,
+  EnqueueReply,
   ExchangeReply,
   FinishEntry,
   Fill,

@@ -103,7 +103,7 @@ export class WorkerSide {
       reserved: decodeReserved(flat),
     }
     // Handovers taken from the worker's list, passed on as text (exchange.lua).
-    if (texts) for (const t of texts) result.reserved.push(...decodeReserved(parseHandover(t)))
+    for (const t of texts) result.reserved.push(...decodeReserved(parseHandover(t)))
     if (nextDue >= 0) result.nextDueIn = nextDue
     if (unconfirmed) result.unconfirmed = unconfirmed
     return result

@@ -157,7 +157,7 @@ local function flush_metrics(queue, m)
     if whole ~= 0 then rcall('HINCRBY', mkey, f, digits(whole)) end
   end
   if fresh then
-    rcall('PEXPIREAT', mkey, digits(tonumber(minute) + 1441 * 60000))
+    rcall('PEXPIREAT', mkey, digits(start + 1441 * 60000))
     -- The totals begin with the queue's first minute (fold_metrics()).
     if rcall('HSETNX', key(queue, 'mt'), 'upto', minute) == 1 then
       rcall('PEXPIRE', key(queue, 'mt'), 30 * 86400000)

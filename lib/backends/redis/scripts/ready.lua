@@ -221,7 +221,7 @@ local function handover_text(got)
     -- (A token holds its worker's id: a worker id with \31 could only spoil its own handovers.)
     if string.find(rec, '\31', 1, true) or string.find(id, '\31', 1, true) then return nil end
     parts[n + 1], parts[n + 2], parts[n + 3], parts[n + 4] = id, got[j + 1], got[j + 2], rec
-    parts[n + 5] = (slots == NO_SLOTS or #slots == 0) and '' or cjson.encode(slots)
+    parts[n + 5] = #slots == 0 and '' or cjson.encode(slots)
     n = n + 5
   end
   local text = table.concat(parts, '\31', 1, n)
