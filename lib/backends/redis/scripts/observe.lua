@@ -150,11 +150,14 @@ local function flush_metrics(queue, m)
   if start ~= minute_ms then minute_ms, minute_s = start, digits(start) end
   local minute = minute_s
   local mkey = key(queue, 'm:' .. minute)
-  local fresh = rcall('HSETNX', mkey, 'z', '1') == 1
+  -- Counts and sums only grow, so a field that comes back equal to what was added is new, and a
+  -- new hash has only new fields: the call that makes the minute's hash sets its TTL. A field new
+  -- to a hash made earlier sets it again (the same instant): a few times a minute at most.
+  local fresh = false
   for f, n in pairs(m) do
     -- A sum that rounds to 0 adds nothing (readers take a missing field as 0).
     local whole = math.floor(n + 0.5)
-    if whole ~= 0 then rcall('HINCRBY', mkey, f, digits(whole)) end
+    if whole ~= 0 and rcall('HINCRBY', mkey, f, digits(whole)) == whole then fresh = true end
   end
   if fresh then
     rcall('PEXPIREAT', mkey, digits(start + 1441 * 60000))
@@ -177,6 +180,7 @@ local function fold_metrics(queue)
   while upto < current and steps < 60 do
     local flat = rcall('HGETALL', key(queue, 'm:' .. upto))
     for i = 1, #flat - 1, 2 do
+      -- (`z`: a marker that earlier versions wrote.)
       if flat[i] ~= 'z' then acc[flat[i]] = (acc[flat[i]] or 0) + tonumber(flat[i + 1]) end
     end
     upto = upto + 60000
