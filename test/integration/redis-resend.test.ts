@@ -8,8 +8,8 @@ import { uniqueQueue } from '../helpers/util.js'
 import { newTask } from '../helpers/new-task.js'
 
 // ioredis resends a command whose reply was lost with the connection: the same enqueue call, with
-// the same generations, may reach Redis twice.
-describe('redis: a resent enqueue', () => {
+// the same generations, or the same exchange, with the same nonce, may reach Redis twice.
+describe('redis: a resent call', () => {
   const ctx = useRedisAdmin()
   const open = () => new RedisBackend(ctx.url, { maxPayloadBytes: 1 << 20 })
 
@@ -47,6 +47,31 @@ describe('redis: a resent enqueue', () => {
       await scripts.enqueue(queue, '', [encodeTask(newTask('a'), b.clientId, Date.now())])
       const other = encodeTask(newTask('a'), b.clientId, Date.now())
       expect(await scripts.enqueue(queue, '', [other])).to.deep.equal([[0], [], []])
+    } finally {
+      await b.purge(queue)
+      await b.close()
+    }
+  })
+
+  it('a resent exchange is answered from its memo: the same reservations and stale ids, nothing reserved twice', async () => {
+    const queue = uniqueQueue('resend')
+    const b = open()
+    const scripts = new Scripts(ctx.admin)
+    try {
+      const entries = ['a', 'b', 'c'].map(id => encodeTask(newTask(id), b.clientId, Date.now()))
+      await scripts.enqueue(queue, '', entries)
+      const lost = { id: 'gone', token: 'w:old.1', outcome: 'c1' }
+      const first = await scripts.exchange(queue, 'w:n1', 2, false, '', 'w', undefined, '', [lost])
+      const again = await scripts.exchange(queue, 'w:n1', 2, false, '', 'w', undefined, '', [lost])
+      expect(first[0]).to.deep.equal(['gone'])
+      expect(first[1]).to.have.length(10)
+      // (An attempt comes as text or as a number; Node reads either with Number().)
+      const same = (r: unknown[]) => r.map((v, i) => (i % 5 === 2 ? Number(v) : v))
+      expect(again[0]).to.deep.equal(first[0])
+      expect(same(again[1])).to.deep.equal(same(first[1]))
+      // The third task was not reserved by the resend; a new call takes it.
+      const next = await scripts.exchange(queue, 'w:n2', 2, false, '', 'w', undefined, '', [])
+      expect(next[1].filter((_, i) => i % 5 === 0)).to.deep.equal(['c'])
     } finally {
       await b.purge(queue)
       await b.close()
