@@ -20,7 +20,9 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 const N = Number(process.env.BENCH_N ?? 20000)
 const REPS = Number(process.env.BENCH_REPS ?? 3)
-const LIBS = (process.env.BENCH_LIBS ?? 'worq,bullmq,bee-queue').split(',')
+/** Every library of the Redis rows; the last runs' ratios always name all of them. */
+const ALL_LIBS = ['worq', 'bullmq', 'bee-queue']
+const LIBS = (process.env.BENCH_LIBS ?? ALL_LIBS.join(',')).split(',')
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'redis,postgres').split(',')
 
 /** [scenario, n, concurrency, what the row measures] */
@@ -217,10 +219,13 @@ if (BACKENDS.includes('redis')) {
       if (!m?.worq) return '—'
       const lat = scenario.startsWith('latency')
       const f = lat ? 'p99' : 'tasksPerSec'
-      const parts = peers.map(p => `${p} ${ratio(m.worq[f], m[p]?.[f], lat)}`)
+      // All libraries, whichever this run measured: a partial run refreshes this table too.
+      const parts = ALL_LIBS.filter(l => l !== 'worq').map(
+        p => `${p} ${ratio(m.worq[f], m[p]?.[f], lat)}`,
+      )
       if (!lat)
         parts.push(
-          `Redis µs ${LIBS.map(l => (m[l]?.redisCpuUsPerTask ?? NaN).toFixed(1)).join(' / ')}`,
+          `Redis µs ${ALL_LIBS.map(l => (m[l]?.redisCpuUsPerTask ?? NaN).toFixed(1)).join(' / ')}`,
         )
       return parts.join('; ')
     })
