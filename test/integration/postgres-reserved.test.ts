@@ -46,14 +46,16 @@ describe('postgres: a reservation as an array (schema version 8)', () => {
     } as const
     const add = task(broker.queue().add, options)
     const [first, second] = await Promise.all([add(1, 2), add(3, 4)])
-    const exchange = (sql: string, worker: string) =>
-      client.query(sql, ['rows', worker, '[]', 1]).then(r => r.rows[0].v.reserved as unknown[])
+    const exchange = (sql: string, worker: string, more: unknown[] = []) =>
+      client
+        .query(sql, ['rows', worker, '[]', 1, ...more])
+        .then(r => r.rows[0].v.reserved as unknown[])
 
     // As a process of version 7 asks: no setting, an object.
     const [asObject] = await exchange(`SELECT worq.exchange($1, $2, $3::jsonb, $4) AS v`, 'old')
     expect(Array.isArray(asObject)).to.equal(false)
     // As this version asks: an array of the fields.
-    const [asArray] = await exchange(exchangeSql('worq'), 'new')
+    const [asArray] = await exchange(exchangeSql('worq'), 'new', [0, 0, '', 0])
     expect(asArray).to.be.an('array').with.length(20)
 
     // The object as an earlier version reads it (postgres.ts before version 8).

@@ -20,6 +20,11 @@ export interface ListenHandlers {
   control(queue: string, message: unknown): void
   outcome(queue: string, id: string, what: string): void
   /**
+   * Tasks an enqueue handed to `worker`, a parked worker of this instance (`rows`: reserved rows as
+   * the exchange replies them), or null when they did not fit the notification (read them).
+   */
+  handover(queue: string, worker: string, rows: unknown[] | null): void
+  /**
    * The connection was lost and is back, `lostMs` after it was lost: notifications may have been
    * missed meanwhile.
    */
@@ -52,6 +57,15 @@ export class Listener {
     this.#channels = [`${schema}.work`, `${schema}.control`, `${schema}.o.${clientId}`]
   }
 
+  /**
+   * The server process of the listening connection while it is up (`pg_backend_pid()` on it): a
+   * park names it, so that no enqueue hands work to a process whose connection is gone.
+   */
+  get pid(): number | undefined {
+    // (node-postgres sets it from the server's BackendKeyData; its types leave it out.)
+    return (this.#client as { processID?: number | null } | undefined)?.processID ?? undefined
+  }
+
   /** Resolves once listening (the first connection; later ones reconnect by themselves). */
   ready(): Promise<void> {
     this.#ready ??= this.#connect().catch((err: unknown) => {
@@ -82,6 +96,10 @@ export class Listener {
       else if (channel === this.#channels[1]) {
         const { q, m } = JSON.parse(payload) as { q: string; m: unknown }
         this.#handlers.control(q, m)
+      } else if (payload.charAt(0) === '{') {
+        const [q, worker, rows] = (JSON.parse(payload) as { h: [string, string, unknown[] | null] })
+          .h
+        this.#handlers.handover(q, worker, rows)
       } else {
         const [q, id, what] = JSON.parse(payload) as [string, string, string]
         this.#handlers.outcome(q, id, what)

@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { MigrationDenied, SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 10
+export const SCHEMA_VERSION = 11
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -23,6 +23,7 @@ const VERSIONS: Record<number, string[]> = {
   8: ['012_reserved_rows'],
   9: ['013_inbox_text'],
   10: ['014_fills'],
+  11: ['015_handover'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */

@@ -19,6 +19,7 @@ import {
   type MinuteCounts,
   type NewTask,
   type OutcomeListener,
+  type Park,
   type ProgressUpdate,
   type QueueInfo,
   type QueueSettings,
@@ -32,10 +33,6 @@ import {
 import { BrokerClosed, ListingOff } from '../../errors.js'
 import { redactUrl } from '../redis/url.js'
 import { BatchEnqueue } from './enqueue.js'
-import { encodeFinishes } from './finishes.js'
-import { Folds } from './folds.js'
-import { decodeReserved, exchangeSql } from './reserved.js'
-import { InFlight } from './in-flight.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'
 import { PgPool, timedOut, type Queryable } from './pool.js'
@@ -43,7 +40,7 @@ import { infoOfRow, listSql, stateOfRow, type TaskRow } from './reads.js'
 import { QueueStore } from './queue-store.js'
 import { missedOutcomes } from './redeliver.js'
 import { parsePostgresUrl } from './url.js'
-import { WorkWaits } from './waits.js'
+import { WorkerSide } from './work.js'
 
 /** Options of a postgres:// backend. */
 export interface PostgresBackendOptions {
@@ -63,13 +60,9 @@ export class PostgresBackend implements Backend {
   readonly #listener: Listener
   readonly #store: QueueStore
   readonly #batches: BatchEnqueue
-  readonly #waits = new WorkWaits()
+  readonly #work: WorkerSide
   readonly #control = new Map<string, Set<(m: ControlMessage) => void>>()
   readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
-  /** Progress calls under way per queue (a finish waits for all of them). */
-  readonly #progressing = new InFlight()
-  /** Folds of the inbox that exchanges asked for, run apart from them. */
-  readonly #folds = new Folds(async queue => this.#fn(`fold($1, true)`, [queue]))
   #listening = false
   #closed = false
 
@@ -90,10 +83,20 @@ export class PostgresBackend implements Backend {
     )
     this.#store = new QueueStore(this.#db, this.schema, () => this.#open())
     this.#batches = new BatchEnqueue(this.#db, this.schema)
+    this.#work = new WorkerSide({
+      db: this.#db,
+      schema: this.schema,
+      clientId: this.clientId,
+      maxPayloadBytes: this.limits.maxPayloadBytes,
+      listener: () => this.#listener,
+      fn: (sql, params) => this.#fn(sql, params),
+      open: () => this.#open(),
+    })
     this.#listener = new Listener(this.url, config, this.schema, this.clientId, {
-      work: queue => this.#waits.wake(queue),
+      work: queue => this.#work.waits.wake(queue),
       control: (queue, m) => this.#tell(queue, m as ControlMessage),
       outcome: (queue, id, what) => void this.#deliver(queue, id, what),
+      handover: (queue, worker, rows) => void this.#work.handed(queue, worker, rows),
       gap: lostMs => void this.#gap(lostMs),
     })
   }
@@ -144,27 +147,14 @@ export class PostgresBackend implements Backend {
     return this.#listening ? this.clientId : null
   }
 
-  async exchange(
+  exchange(
     queue: string,
     workerId: string,
     done: readonly Finish[],
     max: number,
+    park?: Park,
   ): Promise<ExchangeResult> {
-    this.#waits.seen(queue, workerId)
-    // Progress sent before a finish is stored before it (Redis orders them on one connection).
-    await this.#progressing.settled(queue)
-    const finishes = encodeFinishes(queue, done, this.limits.maxPayloadBytes)
-    this.#open()
-    const r = await this.#db.value<{
-      stale: string[]
-      reserved: unknown[]
-      nextDueIn: number | null
-      fold: boolean
-    }>(exchangeSql(this.schema), [queue, workerId, JSON.stringify(finishes), max], true)
-    if (r.fold) this.#folds.request(queue)
-    const result: ExchangeResult = { stale: r.stale, reserved: r.reserved.map(decodeReserved) }
-    if (r.nextDueIn !== null) result.nextDueIn = r.nextDueIn
-    return result
+    return this.#work.exchange(queue, workerId, done, max, park)
   }
 
   async waitForWork(
@@ -174,9 +164,7 @@ export class PostgresBackend implements Backend {
     signal?: AbortSignal,
   ): Promise<ReservedTask[]> {
     if (this.#closed || signal?.aborted) return []
-    await this.#listener.ready().catch(() => undefined)
-    await this.#waits.wait(queue, workerId, timeoutMs, signal)
-    return []
+    return this.#work.waitForWork(queue, workerId, timeoutMs, signal)
   }
 
   async renew(queue: string, leases: readonly Lease[]): Promise<string[]> {
@@ -184,10 +172,8 @@ export class PostgresBackend implements Backend {
     return this.#fn(`renew($1, $2::jsonb)`, [queue, JSON.stringify(leases)])
   }
 
-  async progress(queue: string, updates: readonly ProgressUpdate[]): Promise<void> {
-    if (updates.length === 0) return
-    const sent = this.#fn<void>(`progress($1, $2::jsonb)`, [queue, JSON.stringify(updates)])
-    await this.#progressing.add(queue, sent)
+  progress(queue: string, updates: readonly ProgressUpdate[]): Promise<void> {
+    return this.#work.progress(queue, updates)
   }
 
   async sweep(queue: string, intervalMs: number): Promise<number> {
@@ -273,7 +259,9 @@ export class PostgresBackend implements Backend {
     }
     for (const o of this.#outcomes) o.onGap()
     for (const queue of this.#control.keys()) this.#tell(queue, { type: 'resync' })
-    this.#waits.wakeAll()
+    // Handovers notified while the connection was down were lost with it: read them again.
+    await this.#work.gap()
+    this.#work.waits.wakeAll()
   }
 
   #tell(queue: string, m: ControlMessage): void {
@@ -325,6 +313,7 @@ export class PostgresBackend implements Backend {
   }
 
   async unregisterWorker(queue: string, id: string): Promise<void> {
+    await this.#work.unpark(queue, id)
     return this.#store.unregisterWorker(queue, id)
   }
 
@@ -389,8 +378,7 @@ export class PostgresBackend implements Backend {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#waits.wakeAll()
-    await this.#folds.settled()
+    await this.#work.close()
     await Promise.all([this.#listener.close(), this.#db.close()])
   }
 }

@@ -31,10 +31,14 @@ type ReservedRow = [
   dueAt: number,
 ]
 
-/** The exchange's statement: asks `<schema>.reserved()` for arrays, then exchanges. */
+/**
+ * The exchange's statement: asks `<schema>.reserved()` for arrays, then exchanges and parks the
+ * worker or ends its park (schema version 11: $5 park ms, 0 for none, $6 slots, $7 the process's
+ * channel, $8 its listening connection's server process).
+ */
 export function exchangeSql(schema: string): string {
   const ask = `SELECT set_config('worq_reply.rows', 'on', true)`
-  return `SELECT ${schema}.exchange($1, $2, $3::jsonb, $4) AS v FROM (${ask}) AS asked`
+  return `SELECT ${schema}.exchange($1, $2, $3::jsonb, $4, $5, $6, $7, $8) AS v FROM (${ask}) AS asked`
 }
 
 /** One reserved task from the exchange's reply (a {@link ReservedRow}). */

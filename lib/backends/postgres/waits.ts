@@ -7,6 +7,8 @@ export class WorkWaits {
   readonly #heard = new Map<string, number>()
   readonly #seen = new Map<string, number>()
   readonly #waiters = new Map<string, Set<() => void>>()
+  /** The wait under way of each worker (`queue\0worker`), for a wake-up of its own. */
+  readonly #mine = new Map<string, () => void>()
 
   /** A worker is about to look at the queue: wake-ups from now on count. */
   seen(queue: string, workerId: string): void {
@@ -20,6 +22,11 @@ export class WorkWaits {
     if (!set) return
     this.#waiters.delete(queue)
     for (const w of set) w()
+  }
+
+  /** Ends the wait of `worker` alone (work handed to it), if one is under way. */
+  wakeWorker(queue: string, worker: string): void {
+    this.#mine.get(`${queue}\u0000${worker}`)?.()
   }
 
   /** Wakes every waiter (a reconnect, a close). */
@@ -37,6 +44,7 @@ export class WorkWaits {
         clearTimeout(timer)
         signal?.removeEventListener('abort', done)
         this.#waiters.get(queue)?.delete(done)
+        if (this.#mine.get(key) === done) this.#mine.delete(key)
         resolve()
       }
       const timer = setTimeout(done, ms)
@@ -44,6 +52,7 @@ export class WorkWaits {
       let set = this.#waiters.get(queue)
       if (!set) this.#waiters.set(queue, (set = new Set()))
       set.add(done)
+      this.#mine.set(key, done)
     })
   }
 }
