@@ -1,8 +1,9 @@
 /**
  * The enqueue of a batch on postgres://. A batch of plain calls (no Deferred argument, no result
- * cache) is written by one statement: one INSERT … SELECT FROM json_to_recordset of the batch,
- * each task straight into its line (or the delayed set) in the batch's order, one inbox row for
- * all their `enqueued` events and one wake-up. (`backoff`, an object, is read as text and cast:
+ * cache) is written by one statement (`enqueue_batch`, schema/015_handover.sql; a statement of
+ * this file's until schema version 10): one INSERT … SELECT FROM json_to_recordset of the batch,
+ * each task straight into its line (or the delayed set, or a parked worker's hands) in the
+ * batch's order, one inbox row for all their `enqueued` events and one wake-up. (`backoff`, an object, is read as text and cast:
  * read as jsonb by json_to_recordset it cost the server 10 µs a task, most of the statement; a
  * backoff shared by the whole batch is sent and cast once.) The rows carry only what differs from
  * the defaults, under one-letter keys (`plainRow`). A task whose id is taken (a live task: a
@@ -17,13 +18,13 @@ import type { PgPool } from './pool.js'
 
 type Answer = 'ok' | 'duplicate'
 
-/**
- * The columns json_to_recordset reads from a plain task, under one-letter keys; a key left out is
- * the field's default (`plainRow`). The server parses the whole batch as JSON, so what it is not
- * sent it does not parse: an ordinary call's row is about a third of its NewTask's JSON.
+/*
+ * A plain task's row carries, under one-letter keys, what `enqueue_batch` reads with
+ * json_to_recordset (i id, n name, p payload, o onError, g ignoreResult, r resultTimeout,
+ * h heartrate, a attempts, b backoff, u runAt, t timeout, y priority, m metadata, c trace); a key
+ * left out is the field's default (`plainRow`). The server parses the whole batch as JSON, so what
+ * it is not sent it does not parse: an ordinary call's row is about a third of its NewTask's JSON.
  */
-const COLUMNS = `i text, n text, p text, o text, g boolean, r bigint, h bigint, a integer,
-  b text, u bigint, t bigint, y integer, m text, c text`
 
 /** A plain task as a row of the batch, defaults left out; `b` when the batch shares no backoff. */
 function plainRow(t: NewTask, backoff: string | null): Record<string, unknown> {
@@ -66,96 +67,11 @@ function sharedBackoff(tasks: readonly NewTask[]): string | null {
 /**
  * The one statement of a plain batch: $1 queue, $2 the rows (JSON, `plainRow`), $3 origin, $4 tag,
  * $5 the batch's backoff (JSON; null when each row has its own): cast to jsonb once, not per row.
- *
- * Handover (schema version 11, docs/postgres.md): when the queue is neither paused nor limited,
- * nothing waits in its line, and workers are parked (`parks`, by processes still connected), the
- * batch's first tasks due now (by priority, then in the batch's order) go straight into the
- * parked workers' hands, as many as each has slots: written as processing under a token of the
- * worker's (`<worker>:h<n>`), their `started` events after the batch's `enqueued` ones, and each
- * worker's process notified on its channel with its tasks (`{"h":[queue, worker, rows]}`; rows
- * null when they would not fit a notification: the process reads them, `handed()`). The rest
- * joins the line, and the queue's workers are woken only for that rest.
+ * `<schema>.enqueue_batch` (schema/015_handover.sql) writes the batch, and hands its first tasks
+ * to workers parked on the queue (docs/postgres.md, "Handover").
  */
 function plainSql(s: string): string {
-  return `WITH q AS (
-      SELECT ${s}.now_ms() AS now, $5::jsonb AS backoff,
-        coalesce((SELECT listing FROM ${s}.queues WHERE name = $1), true) AS listing,
-        coalesce((SELECT events FROM ${s}.queues WHERE name = $1), true) AS events,
-        EXISTS (SELECT 1 FROM ${s}.parks WHERE queue = $1)
-          AND NOT coalesce((SELECT paused FROM ${s}.queues WHERE name = $1), false)
-          AND NOT EXISTS (SELECT 1 FROM ${s}.limits WHERE queue = $1)
-          AND NOT EXISTS (SELECT 1 FROM ${s}.tasks WHERE queue = $1 AND state = 'enqueued')
-          AS hand
-    ), x AS (
-      SELECT * FROM ROWS FROM (json_to_recordset($2::json) AS (${COLUMNS})) WITH ORDINALITY AS x
-    ), due AS (
-      SELECT x.ordinality AS o, row_number() OVER (ORDER BY coalesce(x.y, 0), x.ordinality) AS rn
-      FROM x, q WHERE q.hand AND NOT coalesce(x.u > q.now, false)
-    ), free AS (
-      SELECT p.worker, p.origin, p.slots FROM ${s}.parks p, q
-      WHERE q.hand AND p.queue = $1 AND p.until > q.now
-        AND EXISTS (SELECT 1 FROM pg_stat_get_activity(p.pid))
-      FOR UPDATE OF p SKIP LOCKED
-    ), ranged AS (
-      SELECT worker, origin, sum(slots) OVER (ORDER BY worker) - slots AS lo,
-        sum(slots) OVER (ORDER BY worker) AS hi
-      FROM free
-    ), taken AS (
-      DELETE FROM ${s}.parks p USING ranged r
-      WHERE p.queue = $1 AND p.worker = r.worker AND r.lo < (SELECT count(*) FROM due)
-      RETURNING r.worker, r.origin, r.lo, r.hi
-    ), give AS (
-      SELECT due.o, taken.worker FROM due JOIN taken ON due.rn > taken.lo AND due.rn <= taken.hi
-    ), ins AS (
-      INSERT INTO ${s}.tasks AS r (queue, id, name, state, payload, on_error, ignore_result,
-        result_timeout, heartrate, attempts, backoff, run_at, timeout, priority, metadata, trace,
-        created_at, listed, origin, enqueue_tag, due_at, ready_at, line_seq, token, lease_until,
-        started_at, worker_id, attempt)
-      SELECT $1, x.i, x.n,
-        CASE WHEN x.u > q.now THEN 'delayed' WHEN g.worker IS NOT NULL THEN 'processing'
-          ELSE 'enqueued' END,
-        x.p, coalesce(x.o, 'fail'), coalesce(x.g, false), x.r, x.h, x.a,
-        coalesce(x.b::jsonb, q.backoff), coalesce(x.u, 0), coalesce(x.t, 0), coalesce(x.y, 0),
-        coalesce(x.m, ''), coalesce(x.c, ''),
-        q.now, q.listing, CASE WHEN x.g THEN NULL ELSE $3 END, $4,
-        CASE WHEN x.u > q.now THEN x.u END,
-        CASE WHEN x.u > q.now THEN NULL ELSE q.now END, nextval('${s}.line_seq'),
-        CASE WHEN g.worker IS NOT NULL THEN g.worker || ':h' || nextval('${s}.token_seq') END,
-        CASE WHEN g.worker IS NOT NULL THEN q.now + ${s}.lease_ms(x.h) END,
-        CASE WHEN g.worker IS NOT NULL THEN q.now END, g.worker,
-        CASE WHEN g.worker IS NOT NULL THEN 1 ELSE 0 END
-      FROM q, x LEFT JOIN give g ON g.o = x.ordinality
-      ORDER BY x.ordinality
-      ON CONFLICT (queue, id) DO NOTHING
-      RETURNING r
-    ), logged AS (
-      INSERT INTO ${s}.inbox (queue, body)
-      SELECT $1, CASE WHEN count(*) FILTER (WHERE (ins.r).worker_id IS NOT NULL) = 0
-        THEN json_build_object('en', json_build_array(min((ins.r).created_at),
-          to_json(array_agg((ins.r).id ORDER BY (ins.r).line_seq)),
-          to_json(array_agg((ins.r).name ORDER BY (ins.r).line_seq))))
-        ELSE json_build_object('es', (SELECT json_agg(e.v ORDER BY e.k, e.s) FROM (
-            SELECT 0 AS k, (i.r).line_seq AS s, json_build_object('type', 'enqueued',
-              'id', (i.r).id, 'name', (i.r).name, 'time', (i.r).created_at) AS v FROM ins i
-            UNION ALL
-            SELECT 1, (i.r).line_seq, json_build_object('type', 'started', 'id', (i.r).id,
-              'name', (i.r).name, 'time', (i.r).started_at, 'attempt', 1,
-              'workerId', (i.r).worker_id) FROM ins i WHERE (i.r).worker_id IS NOT NULL
-          ) e)) END
-      FROM ins HAVING count(*) > 0 AND (SELECT events FROM q)
-    ), told AS (
-      SELECT count(pg_notify('${s}.o.' || t.origin, json_build_object('h', json_build_array($1,
-          t.worker, CASE WHEN octet_length(h.rows::text) < 7800 THEN h.rows END))::text)) AS n
-      FROM taken t JOIN LATERAL (
-        SELECT json_agg(${s}.handed_row(i.r) ORDER BY (i.r).line_seq) AS rows
-        FROM ins i WHERE (i.r).worker_id = t.worker
-      ) h ON h.rows IS NOT NULL
-    )
-    SELECT count(*)::integer AS n,
-      CASE WHEN count(*) FILTER (WHERE (ins.r).worker_id IS NULL) > 0 THEN ${s}.wake($1) END
-        AS woke,
-      (SELECT n FROM told) AS told
-    FROM ins`
+  return `SELECT ${s}.enqueue_batch($1, $2::json, $3, $4, $5::jsonb) AS n`
 }
 
 /** Enqueues batches of one schema's queues. */
