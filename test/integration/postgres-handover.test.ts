@@ -1,6 +1,7 @@
 import { expect } from 'chai'
 import pg from 'pg'
 import { getBroker, task, TaskSpace, type Deferred } from '../../lib/index.js'
+import { PostgresBackend } from '../../lib/backends/postgres/postgres.js'
 import { postgresUrl } from '../helpers/postgres.js'
 import { until, withWorker } from '../helpers/util.js'
 
@@ -145,6 +146,32 @@ describe('postgres: handover to a parked worker', () => {
     } finally {
       await sql.query(`DELETE FROM worq.parks WHERE queue = $1`, [queue])
       await w.close()
+    }
+  })
+
+  it('a task cancelled while handed over and not yet taken is not passed on to its worker', async () => {
+    // A backend of its own, parked by hand: what it is handed waits in it until its worker looks.
+    const backend = new PostgresBackend(url, { maxPayloadBytes: 1 << 20 })
+    const broker = getBroker(url)
+    const queue = broker.name
+    try {
+      let cancelled!: () => void
+      const heard = new Promise<void>(r => (cancelled = r))
+      await backend.control(queue, m => {
+        if (m.type === 'cancel') cancelled()
+      })
+      await backend.exchange(queue, 'w', [], 1, { ms: 10_000, slots: 1 })
+      const d = (await broker.queue().h.echo('never')) as Deferred<string>
+      expect((await row(queue, d.id)).worker_id).to.equal('w')
+      expect(await broker.cancel(d.id)).to.equal(true)
+      // The cancel is heard after the handover (notifications come in commit order).
+      await heard
+      expect(await backend.waitForWork(queue, 'w', 50)).to.deep.equal([])
+      expect((await backend.exchange(queue, 'w', [], 1)).reserved).to.deep.equal([])
+    } finally {
+      await broker.purge()
+      await broker.close()
+      await backend.close()
     }
   })
 })

@@ -67,6 +67,17 @@ export class Handovers {
     for (const f of done) took.delete(f.token)
   }
 
+  /** Drops task `id` of `queue` from what waits to be taken (it was cancelled meanwhile). */
+  drop(queue: string, id: string): void {
+    for (const [k, tasks] of this.#waiting) {
+      if (!k.startsWith(`${queue}\u0000`)) continue
+      const rest = tasks.filter(t => t.id !== id)
+      if (rest.length === tasks.length) continue
+      if (rest.length === 0) this.#waiting.delete(k)
+      else this.#waiting.set(k, rest)
+    }
+  }
+
   /** The tokens `worker` took and holds. */
   held(queue: string, worker: string): string[] {
     return [...(this.#took.get(keyOf(queue, worker)) ?? [])]

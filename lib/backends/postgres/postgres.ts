@@ -94,7 +94,12 @@ export class PostgresBackend implements Backend {
     })
     this.#listener = new Listener(this.url, config, this.schema, this.clientId, {
       work: queue => this.#work.waits.wake(queue),
-      control: (queue, m) => this.#tell(queue, m as ControlMessage),
+      control: (queue, m) => {
+        const message = m as ControlMessage
+        // A task cancelled while handed over and not yet taken is not passed on.
+        if (message.type === 'cancel') this.#work.cancelled(queue, message.id)
+        this.#tell(queue, message)
+      },
       outcome: (queue, id, what) => void this.#deliver(queue, id, what),
       handover: (queue, worker, rows) => void this.#work.handed(queue, worker, rows),
       gap: lostMs => void this.#gap(lostMs),

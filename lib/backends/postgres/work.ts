@@ -110,6 +110,11 @@ export class WorkerSide {
       this.waits.wakeWorker(queue, worker)
   }
 
+  /** Task `id` of `queue` was cancelled: a handover of it not yet taken is dropped. */
+  cancelled(queue: string, id: string): void {
+    this.#handovers.drop(queue, id)
+  }
+
   /** The listening connection is back: handovers notified meanwhile are read again. */
   async gap(): Promise<void> {
     await Promise.all(this.#handovers.workers().map(([q, w]) => this.handed(q, w, null)))
