@@ -10,6 +10,7 @@ import type { Finish, ReservedTask } from '../backend.js'
 /** A worker of a queue, as a map key. */
 const keyOf = (queue: string, worker: string): string => `${queue}\u0000${worker}`
 
+/** What was handed to this process's parked workers, per worker, and what they took. */
 export class Handovers {
   /** Handed, not yet taken, per worker. */
   readonly #waiting = new Map<string, ReservedTask[]>()

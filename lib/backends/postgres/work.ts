@@ -28,6 +28,7 @@ export interface WorkParts {
   open(): void
 }
 
+/** The exchanges, waits, handovers and progress of the workers that run in this process. */
 export class WorkerSide {
   /** Idle workers waiting for a wake-up (or a handover) of their queue. */
   readonly waits = new WorkWaits()
