@@ -31,8 +31,8 @@ DECLARE
   reply json := worq.exchange(q, wid, done, max);
   got integer := json_array_length(reply->'reserved');
 BEGIN
-  IF park_ms > 0 AND got < max AND least(max - got, park_slots) > 0
-      AND NOT coalesce((SELECT paused FROM worq.queues WHERE name = q), false) THEN
+  -- (A park on a paused queue is never used: enqueue_batch hands nothing over while it is paused.)
+  IF park_ms > 0 AND got < max AND least(max - got, park_slots) > 0 THEN
     INSERT INTO worq.parks AS p (queue, worker, origin, pid, slots, until)
       VALUES (q, wid, channel, listener, least(max - got, park_slots), worq.now_ms() + park_ms)
       ON CONFLICT (queue, worker) DO UPDATE SET origin = excluded.origin, pid = excluded.pid,
@@ -43,20 +43,33 @@ BEGIN
   RETURN reply;
 END $$;
 
--- A task handed over, as the exchange's reply gives a reserved task (reserved() with
--- `worq_reply.rows` on): the notification's rows, and those handed() reads.
-CREATE FUNCTION worq.handed_row(t worq.tasks) RETURNS json LANGUAGE sql STABLE AS $$
+-- A reserved task as an array of its fields (lib/backends/postgres/reserved.ts): what reserved()
+-- answers when the statement asks for arrays (version 8), and what a handover carries. One
+-- definition for both, so the layout decodeReserved() reads cannot drift between them.
+CREATE FUNCTION worq.reserved_row(t worq.tasks) RETURNS json LANGUAGE sql STABLE AS $$
   SELECT json_build_array(t.id, t.name, t.payload, t.deps, t.on_error, t.ignore_result,
     t.result_timeout, t.heartrate, t.attempts, t.backoff, t.run_at, t.timeout, t.priority,
     t.metadata, t.cache, t.trace, t.token, t.attempt, to_jsonb(t.slots),
     coalesce(t.ready_at, t.created_at))
 $$;
 
+CREATE OR REPLACE FUNCTION worq.reserved(t worq.tasks) RETURNS json LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN current_setting('worq_reply.rows', true) = 'on' THEN worq.reserved_row(t)
+  ELSE
+    json_build_object('id', t.id, 'name', t.name, 'payload', t.payload, 'deps', t.deps,
+      'onError', t.on_error, 'ignoreResult', t.ignore_result, 'resultTimeout', t.result_timeout,
+      'heartrate', t.heartrate, 'attempts', t.attempts, 'backoff', t.backoff, 'runAt', t.run_at,
+      'timeout', t.timeout, 'priority', t.priority, 'metadata', t.metadata, 'cache', t.cache,
+      'trace', t.trace, 'token', t.token, 'attempt', t.attempt, 'slots', to_jsonb(t.slots),
+      'dueAt', coalesce(t.ready_at, t.created_at))
+  END
+$$;
+
 -- The tasks handed to `worker` that are still processing under a handover's token (`<worker>:h<n>`),
 -- as reserve() writes them: read again by a process whose listening connection was lost (their
 -- notification may have gone with it).
 CREATE FUNCTION worq.handed(q text, worker text) RETURNS json LANGUAGE sql STABLE AS $$
-  SELECT coalesce(json_agg(worq.handed_row(t) ORDER BY t.priority, t.line_seq), '[]')
+  SELECT coalesce(json_agg(worq.reserved_row(t) ORDER BY t.priority, t.line_seq), '[]')
   FROM worq.tasks t
   WHERE t.queue = q AND t.state = 'processing' AND t.worker_id = worker
     AND starts_with(t.token, worker || ':h')
@@ -92,9 +105,9 @@ END $$;
 -- after the batch's `enqueued` ones, and the worker's process is notified with its tasks
 -- (`{"h":[queue, worker, rows]}`, rows null past 7 800 bytes: it reads them, handed()); the rest
 -- joins the line, and the queue's workers are woken only for that rest. One park per batch: a
--- lone call, where a handover saves the most, needs one, and a second worker parked is woken. Two statements, one per
--- case: the handover's takes about a quarter more time, which a queue that keeps its workers busy
--- (nobody parked) does not pay.
+-- lone call, where a handover saves the most, needs one, and a second worker parked is woken.
+-- Two statements, one per case: the handover's takes about a quarter more time, which a queue
+-- that keeps its workers busy (nobody parked) does not pay.
 CREATE FUNCTION worq.enqueue_batch(q text, batch json, origin text, tag text, backoff jsonb)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
@@ -204,7 +217,7 @@ BEGIN
     SELECT count(pg_notify('@schema@.o.' || gv.origin, json_build_object('h', json_build_array(q,
         gv.worker, CASE WHEN octet_length(h.rows::text) < 7800 THEN h.rows END))::text)) AS sent
     FROM give gv, LATERAL (
-      SELECT json_agg(worq.handed_row(i.r) ORDER BY (i.r).line_seq) AS rows
+      SELECT json_agg(worq.reserved_row(i.r) ORDER BY (i.r).line_seq) AS rows
       FROM ins i WHERE (i.r).worker_id IS NOT NULL
     ) h WHERE h.rows IS NOT NULL
   )

@@ -144,7 +144,6 @@ local minute_ms, minute_s
 
 -- One HINCRBY per field (counts and sums are whole numbers): reading the minute's values, adding in
 -- Lua and writing them back cost Redis about 10 000 instructions per field against about 7 000.
--- `z` marks a minute that exists, so the first write of a minute sets its TTL.
 local function flush_metrics(queue, m)
   local start = now() - now() % 60000
   if start ~= minute_ms then minute_ms, minute_s = start, digits(start) end
