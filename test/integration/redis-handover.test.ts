@@ -139,6 +139,38 @@ describe('redis: handover to parked workers', () => {
     }
   })
 
+  it('a task cancelled while it waits in a busy worker\'s list is not passed on at its next exchange', async () => {
+    const queue = uniqueQueue('hand')
+    const b = open()
+    try {
+      await b.exchange(queue, 'w', [], 3, { ms: 5000, slots: 3 })
+      await b.enqueue(queue, [newTask('a'), newTask('b')])
+      await b.enqueue(queue, [newTask('c')])
+      // Two messages: the second under the park's slot that was left.
+      expect(await ctx.admin.llen(queueKey(queue, 'h:w'))).to.equal(2)
+      expect(await b.cancel(queue, 'b')).to.equal(true)
+      const next = await b.exchange(queue, 'w', [], 1, { ms: 5000, slots: 1 })
+      expect(next.reserved.map(t => [t.id, t.attempt, t.name])).to.deep.equal([
+        ['a', 1, 'func'],
+        ['c', 1, 'func'],
+      ])
+      expect(await ctx.admin.exists(queueKey(queue, 'h:w'))).to.equal(0)
+      const done = await b.exchange(
+        queue,
+        'w',
+        next.reserved.map(t => ({ ...t, outcome: `c${t.id}` })),
+        0,
+      )
+      expect(done.stale).to.deep.equal([])
+      expect(await b.status(queue, 'a')).to.deep.equal({ status: 'completed', outcome: 'ca' })
+      expect(await b.status(queue, 'c')).to.deep.equal({ status: 'completed', outcome: 'cc' })
+      expect((await b.status(queue, 'b'))?.status).to.equal('cancelled')
+    } finally {
+      await b.unregisterWorker(queue, 'w')
+      await b.close()
+    }
+  })
+
   it("a worker's next exchange cancels its park; one that asks for nothing does not park", async () => {
     const queue = uniqueQueue('hand')
     const b = open()

@@ -286,7 +286,8 @@ local function hand_over(queue, parks, take)
         end
         if #got > 0 then
           local list = key(queue, 'h:' .. worker)
-          rcall('LPUSH', list, framed ~= '' and handover_text(got) or cjson.encode(got))
+          -- At the tail: the worker pops the oldest first, and its tasks start in enqueue order.
+          rcall('RPUSH', list, framed ~= '' and handover_text(got) or cjson.encode(got))
           -- Unpopped (the worker died parked), the reservations lapse with their leases; the
           -- sweep that finds them puts them back uncounted and deletes the list, which otherwise
           -- goes a minute after them.
