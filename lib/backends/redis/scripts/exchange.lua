@@ -220,28 +220,6 @@ if not parks then rcall('HDEL', parked, worker) end
 -- A message as text (handover_text() in ready.lua) goes back as it is, in `texts`: its ids and
 -- tokens are read for the memo, its records are not copied out; a JSON one (from a process of an
 -- earlier version) is decoded into `reserved`.
--- `reserved` less the tasks in `gone`, then the tasks of handover `texts` not in `gone`, as rows
--- like reserved's (a rare path: a handed task ended before its worker took it).
-local function without_gone(rows, texts, gone)
-  local kept = {}
-  local function keep(id, token, attempt, rec, slots)
-    if gone[id] then return end
-    local n = #kept
-    kept[n + 1], kept[n + 2], kept[n + 3], kept[n + 4], kept[n + 5] = id, token, attempt, rec, slots
-  end
-  for i = 1, #rows, 5 do keep(rows[i], rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4]) end
-  for _, message in ipairs(texts) do
-    local f = {}
-    for piece in string.gmatch(string.sub(message, 3) .. '\31', '([^\31]*)\31') do
-      f[#f + 1] = piece
-    end
-    for j = 1, #f - 4, 5 do
-      keep(f[j], f[j + 1], f[j + 2], f[j + 3], f[j + 4] == '' and NO_SLOTS or cjson.decode(f[j + 4]))
-    end
-  end
-  return kept
-end
-
 local handed = rcall('LPOP', key(QUEUE, 'h:' .. worker), '100')
 local texts, text_ids = NONE, NONE
 if handed then
@@ -278,7 +256,31 @@ if handed then
         gone[ids[i]] = true
       end
     end
-    if gone then reserved, texts = without_gone(reserved, texts, gone), NONE end
+    if gone then
+      -- The rare path: the rows reserved here and those of the messages, less the gone, as rows
+      -- like reserved's (written here, not as a function of the library: a function defined in
+      -- this body is made anew by every call).
+      local kept = {}
+      local function keep(id, token, attempt, rec, slots)
+        if gone[id] then return end
+        local n = #kept
+        kept[n + 1], kept[n + 2], kept[n + 3], kept[n + 4], kept[n + 5] = id, token, attempt, rec,
+          slots
+      end
+      for i = 1, #reserved, 5 do
+        keep(reserved[i], reserved[i + 1], reserved[i + 2], reserved[i + 3], reserved[i + 4])
+      end
+      for _, message in ipairs(texts) do
+        local f = {}
+        for piece in string.gmatch(string.sub(message, 3) .. '\31', '([^\31]*)\31') do
+          f[#f + 1] = piece
+        end
+        for j = 1, #f - 4, 5 do
+          keep(f[j], f[j + 1], f[j + 2], f[j + 3], f[j + 4] == '' and NO_SLOTS or cjson.decode(f[j + 4]))
+        end
+      end
+      reserved, texts = kept, NONE
+    end
   end
   if longest < 1000 then longest = 1000 end
 end
