@@ -139,7 +139,7 @@ describe('redis: handover to parked workers', () => {
     }
   })
 
-  it('a task cancelled while it waits in a busy worker\'s list is not passed on at its next exchange', async () => {
+  it("a task cancelled while it waits in a busy worker's list is not passed on at its next exchange", async () => {
     const queue = uniqueQueue('hand')
     const b = open()
     try {
