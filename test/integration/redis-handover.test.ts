@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import type { NewTask } from '../../lib/backends/backend.js'
+import type { NewTask, ReservedTask } from '../../lib/backends/backend.js'
 import { RedisBackend } from '../../lib/backends/redis/redis.js'
 import { queueKey } from '../../lib/backends/redis/keys.js'
 import { useRedisAdmin } from '../helpers/redis-server.js'
@@ -12,6 +12,15 @@ const newTask = (id: string, extra: Partial<NewTask> = {}) =>
 
 /** Lease = 2 × heartrate 10 + 1000 ms: time is under test. */
 const lapse = () => new Promise(r => setTimeout(r, 1050))
+
+/** Finishes `tasks` for worker `w`, each with the outcome `c<id>`. */
+const completeAll = (b: RedisBackend, queue: string, tasks: readonly ReservedTask[]) =>
+  b.exchange(
+    queue,
+    'w',
+    tasks.map(t => ({ ...t, outcome: `c${t.id}` })),
+    0,
+  )
 
 describe('redis: handover to parked workers', () => {
   const ctx = useRedisAdmin()
@@ -125,12 +134,7 @@ describe('redis: handover to parked workers', () => {
         ['b', 1],
       ])
       expect(await ctx.admin.exists(queueKey(queue, 'h:w'))).to.equal(0)
-      const done = await b.exchange(
-        queue,
-        'w',
-        next.reserved.map(t => ({ ...t, outcome: `c${t.id}` })),
-        0,
-      )
+      const done = await completeAll(b, queue, next.reserved)
       expect(done.stale).to.deep.equal([])
       expect(await b.status(queue, 'b')).to.deep.equal({ status: 'completed', outcome: 'cb' })
     } finally {
@@ -155,12 +159,7 @@ describe('redis: handover to parked workers', () => {
         ['c', 1, 'func'],
       ])
       expect(await ctx.admin.exists(queueKey(queue, 'h:w'))).to.equal(0)
-      const done = await b.exchange(
-        queue,
-        'w',
-        next.reserved.map(t => ({ ...t, outcome: `c${t.id}` })),
-        0,
-      )
+      const done = await completeAll(b, queue, next.reserved)
       expect(done.stale).to.deep.equal([])
       expect(await b.status(queue, 'a')).to.deep.equal({ status: 'completed', outcome: 'ca' })
       expect(await b.status(queue, 'c')).to.deep.equal({ status: 'completed', outcome: 'cc' })

@@ -257,26 +257,15 @@ if handed then
       end
     end
     if gone then
-      -- The rare path: the rows reserved here and those of the messages, less the gone, as rows
-      -- like reserved's (written here, not as a function of the library: a function defined in
-      -- this body is made anew by every call).
+      -- The rare path: the rows reserved here, then the messages' as rows, less the gone.
+      local rows = {}
+      for _, message in ipairs(texts) do handover_ids(message, rows, true) end
       local kept = {}
-      local function keep(id, token, attempt, rec, slots)
-        if gone[id] then return end
-        local n = #kept
-        kept[n + 1], kept[n + 2], kept[n + 3], kept[n + 4], kept[n + 5] = id, token, attempt, rec,
-          slots
-      end
-      for i = 1, #reserved, 5 do
-        keep(reserved[i], reserved[i + 1], reserved[i + 2], reserved[i + 3], reserved[i + 4])
-      end
-      for _, message in ipairs(texts) do
-        local f = {}
-        for piece in string.gmatch(string.sub(message, 3) .. '\31', '([^\31]*)\31') do
-          f[#f + 1] = piece
-        end
-        for j = 1, #f - 4, 5 do
-          keep(f[j], f[j + 1], f[j + 2], f[j + 3], f[j + 4] == '' and NO_SLOTS or cjson.decode(f[j + 4]))
+      for _, list in ipairs({ reserved, rows }) do
+        for i = 1, #list, 5 do
+          if not gone[list[i]] then
+            for k = 0, 4 do kept[#kept + 1] = list[i + k] end
+          end
         end
       end
       reserved, texts = kept, NONE

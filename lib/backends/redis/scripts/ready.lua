@@ -231,15 +231,21 @@ local function handover_text(got)
 end
 
 -- The ids and tokens of a handover message (id, token, id, token, …), either form, appended to
--- `into`; its records are not copied out.
-local function handover_ids(message, into)
+-- `into`; its records are not copied out. With `rows`, a message as text gives every task's five
+-- values instead (id, token, attempt, record, slots), laid out as exchange.lua's reserved (which
+-- decodes a JSON message into its reserved itself).
+local function handover_ids(message, into, rows)
   if string.byte(message, 1) == 30 then
     local at, k = 2, 0
     while true do
       local from = at + 1
       at = string.find(message, '\31', from, true)
       local piece = k % 5
-      if piece < 2 then into[#into + 1] = string.sub(message, from, (at or 0) - 1) end
+      if piece < 2 or rows then
+        local value = string.sub(message, from, (at or 0) - 1)
+        if piece == 4 then value = value == '' and NO_SLOTS or cjson.decode(value) end
+        into[#into + 1] = value
+      end
       if not at then return into end
       k = k + 1
     end
