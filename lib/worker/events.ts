@@ -47,7 +47,10 @@ export interface WorkerPoolEvents {
       value: unknown
     },
   ]
-  /** A task this pool runs (or holds ahead) was cancelled: its `signal` aborts with `TaskCancelled`. */
+  /**
+   * A task this pool runs (or holds ahead, or whose reservation reached it after the cancel) was
+   * cancelled: its `signal` aborts with `TaskCancelled`; one not started is dropped.
+   */
   'task:cancelled': [
     {
       /** The task's id. */

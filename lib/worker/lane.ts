@@ -51,6 +51,8 @@ export class Lane {
   #drained = false
   readonly #abort = new AbortController()
   #loop: Promise<void> | undefined
+  /** Reserved tasks whose cancel was heard first, being checked against the backend. */
+  readonly #rechecks = new Set<Promise<void>>()
 
   constructor(
     readonly id: string,
@@ -125,6 +127,7 @@ export class Lane {
    * exchange rather than left to lapse.
    */
   async flushLate(): Promise<void> {
+    while (this.#rechecks.size > 0) await Promise.all(this.#rechecks)
     if (this.#done.length === 0) return
     const late = this.#done
     this.#done = []
@@ -250,12 +253,38 @@ export class Lane {
   /** Takes reserved tasks: into the slots while running, released unrun when stopping. */
   #accept(tasks: readonly ReservedTask[]): void {
     if (tasks.length === 0) return
+    const heard = this.slots.heardBefore(tasks)
+    if (heard.length > 0) {
+      tasks = tasks.filter(task => !heard.includes(task))
+      this.#recheck(heard)
+      if (tasks.length === 0) return
+    }
     if (this.host.state() === 'running') {
       this.slots.add(tasks)
       return
     }
     // Reserved while stopping: release it unrun rather than start what nobody will finish.
     this.finished(tasks.map(t => ({ id: t.id, token: t.token, outcome: '', release: true })))
+  }
+
+  /**
+   * Tasks whose cancel was heard before their reservation: started only if their lease still
+   * holds (a renew), dropped if the cancel ended this very run. Should the backend not answer, they
+   * start, and the lease keeper finds out as for any run.
+   */
+  #recheck(tasks: ReservedTask[]): void {
+    const { backend, queue } = this.host
+    const leases = tasks.map(t => ({ id: t.id, token: t.token, heartrate: t.heartrate }))
+    const checked = backend
+      .renew(queue, leases)
+      .catch(() => [] as string[])
+      .then(lost => {
+        const gone = new Set(lost)
+        for (const task of tasks) if (gone.has(task.id)) this.slots.dropHeard(task)
+        this.#accept(tasks.filter(task => !gone.has(task.id)))
+      })
+      .finally(() => this.#rechecks.delete(checked))
+    this.#rechecks.add(checked)
   }
 
   #nextKick(): Promise<void> {

@@ -17,6 +17,13 @@ import type { ProgressWriter } from './progress.js'
 /** Average task duration under which a pool prefetches. */
 const SHORT_TASK_MS = 5
 
+/**
+ * How long, and for how many ids, a cancel heard for a task this lane does not hold is kept: its
+ * reservation may be on its way on another connection (a reply read after the message).
+ */
+const HEARD_MS = 10_000
+const HEARD_MAX = 10_000
+
 interface Running {
   task: ReservedTask
   started: number
@@ -49,6 +56,8 @@ export class Slots {
   /** Ids whose lease loss was reported by the keeper and whose finish is still to come. */
   readonly #lost = new Set<string>()
   readonly #idle = new Set<() => void>()
+  /** Cancels heard for ids this lane did not hold (id → when heard), oldest first. */
+  readonly #heard = new Map<string, number>()
 
   constructor(
     private readonly host: SlotsHost,
@@ -157,10 +166,38 @@ export class Slots {
     }
     // Prefetched and cancelled before it started: drop it (the backend ended it already).
     const i = this.buffer.findIndex(t => t.id === id)
-    if (i < 0) return
+    if (i < 0) {
+      this.#hear(id)
+      return
+    }
     const [task] = this.buffer.splice(i, 1)
     this.host.leases.delete(id)
     this.host.emit('task:cancelled', { id, name: task!.name, queue })
+  }
+
+  /**
+   * The tasks among `tasks` whose cancel this lane heard before they reached it: each may be the
+   * run that cancel ended (its reservation was read after the message), or a later task under the
+   * same id, so the lane asks the backend whether its lease holds before starting it.
+   */
+  heardBefore(tasks: readonly ReservedTask[]): ReservedTask[] {
+    if (this.#heard.size === 0) return []
+    return tasks.filter(task => this.#heard.delete(task.id))
+  }
+
+  /** A task whose cancel was heard before it came, its lease gone: not started. */
+  dropHeard(task: ReservedTask): void {
+    this.host.emit('task:cancelled', { id: task.id, name: task.name, queue: this.host.queue })
+  }
+
+  #hear(id: string): void {
+    const now = Date.now()
+    this.#heard.delete(id)
+    this.#heard.set(id, now)
+    for (const [old, at] of this.#heard) {
+      if (at > now - HEARD_MS && this.#heard.size <= HEARD_MAX) break
+      this.#heard.delete(old)
+    }
   }
 
   #start(task: ReservedTask): void {

@@ -1,7 +1,49 @@
 import { expect } from 'chai'
-import { getBroker, task, TaskCancelled, TaskFailure, type TaskContext } from '../../lib/index.js'
+import {
+  getBroker,
+  task,
+  TaskCancelled,
+  TaskFailure,
+  WorkerPool,
+  type TaskContext,
+} from '../../lib/index.js'
+import type { Backend, ReservedTask } from '../../lib/backends/backend.js'
 import { backends } from '../helpers/backends.js'
 import { latch, uniqueQueue, until, withWorker } from '../helpers/util.js'
+
+/**
+ * Holds back, until `release` resolves, the backend's replies that hand the pool task `id` (an
+ * exchange's reservation or a wait's handover): the pool then reads the reservation after whatever
+ * it hears in the meantime, as when the reply comes late on its own connection. The backend does
+ * its work as always; only the reply's delivery waits. Returns a function that undoes it.
+ */
+function holdReservation(
+  b: Backend,
+  id: string,
+  reached: () => void,
+  release: Promise<void>,
+): () => void {
+  const { exchange, waitForWork } = b
+  const hold = async (tasks: readonly ReservedTask[]) => {
+    if (!tasks.some(t => t.id === id)) return
+    reached()
+    await release
+  }
+  b.exchange = async (...args) => {
+    const result = await exchange.apply(b, args)
+    await hold(result.reserved)
+    return result
+  }
+  b.waitForWork = async (...args) => {
+    const handed = await waitForWork.apply(b, args)
+    await hold(handed)
+    return handed
+  }
+  return () => {
+    b.exchange = exchange
+    b.waitForWork = waitForWork
+  }
+}
 
 /** The documented bound on how long a running task takes to see its cancel (docs/tasks.md). */
 const CANCEL_LATENCY_MS = 1000
@@ -163,6 +205,90 @@ for (const backend of backends) {
         expect(await second.status()).to.equal('cancelled')
       } finally {
         await w.close()
+      }
+    })
+
+    it('a task whose cancel is heard before its reservation reaches the worker is not started', async () => {
+      const broker = getBroker(url, uniqueQueue())
+      let calls = 0
+      const started = latch()
+      broker.expose(function heard() {
+        calls++
+        started.resolve()
+        return 'ran'
+      })
+      const { backend: b } = await broker.backend()
+      const id = `heard-${uniqueQueue()}`
+      const reached = latch()
+      const release = latch()
+      const undo = holdReservation(b, id, reached.resolve, release.promise)
+      const pool = new WorkerPool(broker, { concurrency: 2 })
+      try {
+        await pool.start()
+        const dropped = new Promise<void>(resolve =>
+          pool.on('task:cancelled', e => e.id === id && resolve()),
+        )
+        // Heard after the pool's own listener (listeners run in the order they subscribed).
+        const heard = latch()
+        const unsubscribe = await b.control(broker.name, m => {
+          if (m.type === 'cancel' && m.id === id) heard.resolve()
+        })
+        const d = await task(broker.queue().heard, { id })()
+        await reached.promise // reserved for the pool; the reply waits
+        expect(await broker.cancel(id)).to.equal(true)
+        await heard.promise
+        release.resolve()
+        await Promise.race([
+          dropped,
+          started.promise.then(() => {
+            throw new Error('the pool started the task whose cancel it had heard')
+          }),
+        ])
+        unsubscribe()
+        const err = await d!.result(5000).catch((e: unknown) => e)
+        expect(err).to.be.instanceOf(TaskCancelled)
+        // The pool runs what comes next; the cancelled task was never started.
+        expect(await (await broker.queue().heard()).result(5000)).to.equal('ran')
+        expect(calls).to.equal(1)
+        expect(await d!.status()).to.equal('cancelled')
+      } finally {
+        undo()
+        release.resolve()
+        await pool.stop({ timeout: 2000 })
+        await broker.purge().catch(() => undefined)
+        await broker.close()
+      }
+    })
+
+    it('a cancel the pool heard for a task it never held does not stop a later task under that id', async () => {
+      // The id is free again once its task ended. The pool remembers the cancel it heard; the
+      // new task's lease, which holds, tells it that this run is not the one cancelled.
+      const broker = getBroker(url, uniqueQueue())
+      broker.expose(function twice(n: number) {
+        return n * 2
+      })
+      const { backend: b } = await broker.backend()
+      const id = `again-${uniqueQueue()}`
+      const pool = new WorkerPool(broker, { concurrency: 2 })
+      try {
+        const first = await task(broker.queue().twice, { id })(1)
+        // Reserved by another worker (one that never runs it), before this pool starts.
+        const { reserved } = await b.exchange(broker.name, 'elsewhere', [], 1)
+        expect(reserved.map(t => t.id)).to.deep.equal([id])
+        await pool.start()
+        const heard = latch()
+        const unsubscribe = await b.control(broker.name, m => {
+          if (m.type === 'cancel' && m.id === id) heard.resolve()
+        })
+        expect(await first!.cancel()).to.equal(true)
+        await heard.promise
+        unsubscribe()
+        const again = await task(broker.queue().twice, { id })(2)
+        expect(await again!.result(5000)).to.equal(4)
+      } finally {
+        await pool.stop({ timeout: 2000 })
+        await broker.purge().catch(() => undefined)
+        await broker.close()
       }
     })
   })
