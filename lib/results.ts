@@ -48,16 +48,23 @@ export class ResultHub {
     this.#backend = backend
   }
 
+  /** The hub's listeners, the same ones on every try (a backend adds each once). */
+  readonly #onOutcome = (queue: string, id: string, outcome: string) =>
+    this.#deliver(queue, id, outcome)
+  readonly #onGap = () => this.#gap()
+
   /** Resolves once outcomes of later enqueues are sure to be delivered. */
   ready(): Promise<void> {
-    this.#ready ??= this.#backend
-      .listen(
-        (queue, id, outcome) => this.#deliver(queue, id, outcome),
-        () => this.#gap(),
-      )
-      .then(() => {
+    this.#ready ??= this.#backend.listen(this.#onOutcome, this.#onGap).then(
+      () => {
         this.#listening = true
-      })
+      },
+      (err: unknown) => {
+        // The server was away (BackendUnreachable): the next call tries again.
+        this.#ready = undefined
+        throw err
+      },
+    )
     return this.#ready
   }
 

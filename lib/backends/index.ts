@@ -69,9 +69,9 @@ export interface BackendOptions {
    */
   crossSlot?: 'split' | 'sweep'
   /**
-   * PostgreSQL only: how long to wait for a connection before an operation fails with
-   * `BackendUnreachable`, in ms.
-   * @default 5_000
+   * How long an operation waits for a server that is away (unreachable, restarting, failing
+   * over) before it fails with `BackendUnreachable`, in ms. PostgreSQL: 5 000 by default; Redis:
+   * 10 000 by default (a Sentinel set whose failover takes longer wants more).
    */
   connectTimeoutMs?: number
 }
@@ -126,6 +126,7 @@ async function openRedis(raw: string, o: BackendOptions): Promise<Backend> {
     functions: o.redisFunctions ?? true,
     replicas,
     ...(o.crossSlot !== undefined && { crossSlot: o.crossSlot }),
+    ...(o.connectTimeoutMs !== undefined && { connectTimeoutMs: o.connectTimeoutMs }),
     timing: {
       ...(w.blockMs !== undefined && { blockMs: w.blockMs }),
       ...(w.marginMs !== undefined && { marginMs: w.marginMs }),
@@ -226,4 +227,9 @@ export async function openBackend(
 export function checkUrl(raw: unknown, options: BackendOptions = {}): void {
   parseUrl(raw)
   checkReplicas(options.replicas, options.replicaTimeoutMs)
+  const ms = options.connectTimeoutMs
+  if (ms !== undefined && (!Number.isSafeInteger(ms) || ms < 1))
+    throw new RangeError(
+      `Expected \`connectTimeoutMs\` to be a whole number of ms, 1 or more; got ${String(ms)}`,
+    )
 }

@@ -110,4 +110,13 @@ describe('redis-cluster:// and redis-sentinel:// URLs', () => {
       getBroker('redis://127.0.0.1:1/0', 'q', { replicas: 1, replicaTimeoutMs: 0 }),
     ).to.throw(RangeError, /Expected `replicaTimeoutMs` to be a whole number of ms/)
   })
+
+  it('connectTimeoutMs must be a whole number of ms, 1 or more, on every backend', () => {
+    for (const url of ['redis://127.0.0.1:1/0', 'postgres://u@127.0.0.1:1/d', 'memory://'])
+      for (const connectTimeoutMs of [0, -5, 1.5, Number.NaN, Infinity])
+        expect(() => getBroker(url, 'q', { connectTimeoutMs })).to.throw(
+          RangeError,
+          /Expected `connectTimeoutMs` to be a whole number of ms, 1 or more/,
+        )
+  })
 })

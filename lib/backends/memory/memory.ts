@@ -172,7 +172,7 @@ export class MemoryBackend implements Backend {
   }
 
   async listen(listener: OutcomeListener): Promise<void> {
-    this.#engine.listeners.push(listener)
+    if (!this.#engine.listeners.includes(listener)) this.#engine.listeners.push(listener)
   }
 
   async control(queue: string, listener: (message: ControlMessage) => void): Promise<() => void> {

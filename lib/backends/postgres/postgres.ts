@@ -232,7 +232,8 @@ export class PostgresBackend implements Backend {
   }
 
   async listen(listener: OutcomeListener, onGap: () => void): Promise<void> {
-    this.#outcomes.push({ listener, onGap })
+    // Listening again after the server was away adds nothing twice.
+    if (!this.#outcomes.some(o => o.listener === listener)) this.#outcomes.push({ listener, onGap })
     await this.#listener.ready()
     this.#listening = true
   }

@@ -7,6 +7,7 @@
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { ioredis } from './ioredis.js'
+import { boundWaits } from './reach.js'
 import type { Topology } from './topology.js'
 
 /** A connection: to one server (or the master Sentinel names), or to a Redis Cluster. */
@@ -55,8 +56,22 @@ function watch(redis: Connection, { pingMs, marginMs }: Liveness): void {
   redis.once('end', () => clearInterval(timer))
 }
 
-/** Opens a connection for `role` to the servers `topology` names. */
-export function connect(topology: Topology, role: Role, liveness?: Liveness): Connection {
+/** How long a caller's command may wait for a server that is away (reach.ts), and its URL. */
+export interface Reach {
+  url: string
+  ms: number
+}
+
+/**
+ * Opens a connection for `role` to the servers `topology` names. `reach` bounds the waits of the
+ * command and subscriber connections' commands for a server that is away.
+ */
+export function connect(
+  topology: Topology,
+  role: Role,
+  liveness?: Liveness,
+  reach?: Reach,
+): Connection {
   const base = topology.kind === 'cluster' ? topology.options.redisOptions : topology.options
   const options: RedisOptions = {
     ...base,
@@ -104,6 +119,7 @@ export function connect(topology: Topology, role: Role, liveness?: Liveness): Co
   // ioredis prints unhandled 'error' events; reconnects are handled, and failed commands reject.
   redis.on('error', () => undefined)
   if (liveness && role !== 'block') watch(redis, liveness)
+  if (reach && (role === 'cmd' || role === 'sub')) boundWaits(redis, reach.url, reach.ms)
   return redis
 }
 

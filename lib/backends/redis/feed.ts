@@ -37,8 +37,9 @@ export class OutcomeFeed {
 
   /** Adds a listener; resolves once the SUBSCRIBE is confirmed. */
   listen(listener: OutcomeListener, onGap: () => void): Promise<void> {
-    this.#listeners.push(listener)
-    this.#gaps.push(onGap)
+    // Listening again after a SUBSCRIBE that failed (the server away) adds nothing twice.
+    if (!this.#listeners.includes(listener)) this.#listeners.push(listener)
+    if (!this.#gaps.includes(onGap)) this.#gaps.push(onGap)
     return this.#connection().then(sub => sub.subscribe(this.#channel).then(() => undefined))
   }
 
@@ -51,7 +52,13 @@ export class OutcomeFeed {
     let set = this.#control.get(channel)
     if (!set) {
       this.#control.set(channel, (set = new Set()))
-      await sub.subscribe(channel)
+      try {
+        await sub.subscribe(channel)
+      } catch (err) {
+        // Not subscribed (the server away): the next listener subscribes again.
+        if (this.#control.get(channel) === set && set.size === 0) this.#control.delete(channel)
+        throw err
+      }
     }
     set.add(listener)
     return () => {

@@ -9,6 +9,7 @@
 import type { Cluster } from 'ioredis'
 import { PREFIX, queueKey } from './keys.js'
 import { checkServer } from './checks.js'
+import { told } from './reach.js'
 import type { Connection } from './connections.js'
 import { BackendFull, ReplicationTimeout } from '../../errors.js'
 import { command, functionLibrary, type Name, NAMES, script } from './lua-source.js'
@@ -34,9 +35,12 @@ const NO_FCALL = /NOPERM.*'fcall'/i
 /** Redis refused a command because it is out of memory (maxmemory under noeviction). */
 const OOM = /^(ReplyError: )?OOM /
 
-/** `err`, or BackendFull when Redis refused `operation` for want of memory. */
-function full(err: unknown, operation: string): unknown {
-  return OOM.test(String(err)) ? new BackendFull(operation, { cause: err }) : err
+/**
+ * `err`, or BackendFull when Redis refused `operation` for want of memory, or BackendUnreachable
+ * when the server was away past the connection's bound (reach.ts).
+ */
+function full(err: unknown, operation: string, redis: Connection): unknown {
+  return OOM.test(String(err)) ? new BackendFull(operation, { cause: err }) : told(redis, err)
 }
 
 /** Operations whose writes `replicas` waits for: those that store tasks or outcomes. */
@@ -126,7 +130,7 @@ export class LuaCaller {
       return fn
         .call(this.#redis, keys.length, ...keys, ns, queue, ...args)
         .catch((err: unknown) => {
-          throw full(err, name)
+          throw full(err, name, this.#redis)
         })
     }
     if (this.#mode === 'function') {
@@ -134,11 +138,11 @@ export class LuaCaller {
       return this.#fcall(fname, keys, ns, queue, args).catch((err: unknown) => {
         // The call did not run. A server restarted without persistence, or FUNCTION FLUSH: load
         // again. A user who may load functions but not call them: scripts from now on.
-        if (retried) throw full(err, name)
+        if (retried) throw full(err, name, this.#redis)
         const message = String(err)
         if (NO_FCALL.test(message)) this.#useScripts()
         else if (/function not found/i.test(message)) this.#mode = undefined
-        else throw full(err, name)
+        else throw full(err, name, this.#redis)
         return this.call(name, queue, args, true)
       })
     }
@@ -202,7 +206,7 @@ export class LuaCaller {
         if (/NOSCRIPT/.test(message)) await this.#redis.script('LOAD', script(name).lua)
         return this.#confirmed(name, queue, args)
       }
-      throw full(err, name)
+      throw full(err, name, this.#redis)
     }
     const acked = replies[1]?.[1]
     if (typeof acked !== 'number' || acked < count) {
@@ -245,7 +249,7 @@ export class LuaCaller {
             const message = String(err)
             if (/already exists/i.test(message)) return 'function' as const
             if (NO_FUNCTIONS.test(message)) return 'script' as const
-            throw full(err, 'FUNCTION LOAD')
+            throw full(err, 'FUNCTION LOAD', node)
           },
         ),
       ),

@@ -64,6 +64,8 @@ export interface RedisBackendOptions extends BackendLimits {
   replicas?: { count: number; timeoutMs: number }
   /** Two-step hand-overs on a single server too (`split`), or left to the sweep (`sweep`). */
   crossSlot?: 'split' | 'sweep'
+  /** How long a call waits for a server that is away before BackendUnreachable (reach.ts). @default 10_000 */
+  connectTimeoutMs?: number
 }
 
 /** The Redis backend. */
@@ -93,7 +95,8 @@ export class RedisBackend implements Backend {
     this.#base = connectionTopology(raw, options.redis)
     const timing = { blockMs: 5_000, marginMs: 2_000, ...options.timing }
     const liveness = { pingMs: 5_000, marginMs: timing.marginMs, ...options.liveness }
-    this.#cmd = connect(this.#base, 'cmd', liveness)
+    const reach = { url: this.url, ms: options.connectTimeoutMs ?? 10_000 }
+    this.#cmd = connect(this.#base, 'cmd', liveness, reach)
     this.#scripts = new Scripts(
       this.#cmd,
       options.functions ?? true,
@@ -101,7 +104,7 @@ export class RedisBackend implements Backend {
       this.#base.kind === 'cluster' || options.crossSlot !== undefined,
     )
     this.#feed = new OutcomeFeed(
-      () => connect(this.#base, 'sub', liveness),
+      () => connect(this.#base, 'sub', liveness, reach),
       outcomeChannel(this.clientId),
       (channel, message) => this.#cmd.publish(channel, message),
     )

@@ -1,0 +1,107 @@
+/**
+ * A bound on how long an operation waits for a Redis server that is away. ioredis keeps commands
+ * made while its connection is down in an offline queue and sends them once it is back, however
+ * long that takes: a call on a server that never answers (a wrong port, a server down) waited
+ * without end. On a connection given a bound, a command made while the connection is not ready
+ * waits here instead, at most `ms`: sent as soon as the connection is ready, or failed with
+ * BackendUnreachable and never sent (so no call runs after its caller was told it failed).
+ * Commands in flight when a connection drops are ioredis's: resent once it is back, or failed
+ * after its retries (`maxRetriesPerRequest`), which reach the caller as BackendUnreachable too.
+ */
+import type { Connection } from './connections.js'
+import { BackendUnreachable } from '../../errors.js'
+
+/** What the bound needs of an ioredis command. */
+interface Command {
+  reject(err: Error): void
+  promise: Promise<unknown>
+}
+
+interface Held {
+  args: unknown[]
+  timer: NodeJS.Timeout
+}
+
+/** Statuses in which ioredis takes a command at once (or in its handshake, or to refuse it). */
+const TAKES = new Set(['ready', 'connect', 'end', 'wait', 'monitoring'])
+
+/** ioredis's error when a command outlived its retries over reconnects. */
+const OUT_OF_RETRIES = /max retries per request/i
+
+/** The BackendUnreachable maker of each bounded connection. */
+const bounds = new WeakMap<object, (cause: unknown) => Error>()
+
+/**
+ * `err` as the caller should see it: BackendUnreachable when it is ioredis's end of retries on a
+ * bounded connection (a command in flight when the connection dropped), else `err` itself.
+ */
+export function told(redis: Connection, err: unknown): unknown {
+  const unreachable = bounds.get(redis)
+  return unreachable && OUT_OF_RETRIES.test(String((err as Error | undefined)?.message))
+    ? unreachable(err)
+    : err
+}
+
+/**
+ * Bounds waits on `redis` to `ms` (see above); `url` names the server in the error. The last
+ * reason the connection gave (a refused or timed-out connect) is the error's cause.
+ */
+export function boundWaits(redis: Connection, url: string, ms: number): void {
+  const send = redis.sendCommand.bind(redis) as (...args: unknown[]) => unknown
+  const held = new Set<Held>()
+  let reason: Error | undefined
+  const unreachable = (cause: unknown) =>
+    new BackendUnreachable(
+      url,
+      `no answer within ${ms} ms (connectTimeoutMs)${cause ? `: ${String((cause as Error).message ?? cause)}` : ''}`,
+      { cause },
+    )
+  bounds.set(redis, unreachable)
+  redis.on('error', (err: Error) => (reason = err))
+  redis.on('ready', () => {
+    reason = undefined
+    for (const h of [...held]) {
+      held.delete(h)
+      clearTimeout(h.timer)
+      send(...h.args)
+    }
+  })
+  redis.on('end', () => {
+    // No reconnect will come (closed, or its retries given up): ioredis refuses them.
+    for (const h of [...held]) {
+      held.delete(h)
+      clearTimeout(h.timer)
+      send(...h.args)
+    }
+  })
+  ;(redis as { sendCommand: (...args: unknown[]) => unknown }).sendCommand = (
+    ...args: unknown[]
+  ) => {
+    const command = args[0] as Command
+    if (redis.status === 'ready') return send(...args)
+    if (TAKES.has(redis.status)) {
+      // In the handshake: ioredis queues it, and should the connection drop before it is sent,
+      // ends its retries with MaxRetriesPerRequestError, told as BackendUnreachable. (Not done on
+      // the hot path above: replacing a command's reject there slowed a lone call's p99.)
+      translate(command, unreachable)
+      return send(...args)
+    }
+    const h: Held = {
+      args,
+      timer: setTimeout(() => {
+        held.delete(h)
+        command.reject(unreachable(reason))
+      }, ms),
+    }
+    h.timer.unref()
+    held.add(h)
+    return command.promise
+  }
+}
+
+/** Rejects `command` with BackendUnreachable where ioredis would reject it out of retries. */
+function translate(command: Command, unreachable: (cause: unknown) => Error): void {
+  const reject = command.reject.bind(command)
+  command.reject = (err: Error) =>
+    reject(OUT_OF_RETRIES.test(String(err?.message)) ? unreachable(err) : err)
+}
