@@ -185,6 +185,24 @@ export function useRedisAdmin(): { url: string; admin: Redis } {
 }
 
 /**
+ * Registers mocha hooks that start a server of the suite's own (for tests that flush it or read
+ * its command counts) with an admin connection, and stop it after; read `server` and `admin`
+ * inside tests.
+ */
+export function usePrivateRedis(): { server: RedisServer; admin: Redis } {
+  const ctx = {} as { server: RedisServer; admin: Redis }
+  before(async () => {
+    ctx.server = await startRedis()
+    ctx.admin = helperRedis(ctx.server.url)
+  })
+  after(async () => {
+    await ctx.admin.quit()
+    await ctx.server.stop()
+  })
+  return ctx
+}
+
+/**
  * An ioredis client for a test's own commands (a URL, a port, or options). Its error listener
  * keeps ioredis from printing "Unhandled error event" while it reconnects to a server the test
  * killed, paused or cut; a command that fails still rejects.

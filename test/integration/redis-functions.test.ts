@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { RedisBackend } from '../../lib/backends/redis/redis.js'
 import type { Deferred } from '../../lib/index.js'
 import { newTask } from '../helpers/new-task.js'
-import { startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { usePrivateRedis } from '../helpers/redis-server.js'
 import { uniqueQueue, withWorker } from '../helpers/util.js'
 
 /** Names of the worq function libraries loaded on the server. */
@@ -20,25 +20,16 @@ async function calls(admin: Redis): Promise<Map<string, number>> {
 
 describe('redis: the function library', () => {
   // A server of its own: these tests flush its functions and read its command counts.
-  let server: RedisServer
-  let admin: Redis
-  before(async () => {
-    server = await startRedis()
-    admin = new Redis(server.url)
-  })
-  after(async () => {
-    await admin.quit()
-    await server.stop()
-  })
+  const own = usePrivateRedis()
   beforeEach(async () => {
-    await admin.function('FLUSH')
-    await admin.config('RESETSTAT')
+    await own.admin.function('FLUSH')
+    await own.admin.config('RESETSTAT')
   })
 
   /** Runs every operation once through a backend; returns what each answered. */
   async function everyOperation(functions: boolean): Promise<Record<string, unknown>> {
     const queue = uniqueQueue('fn')
-    const b = new RedisBackend(server.url, {
+    const b = new RedisBackend(own.server.url, {
       maxPayloadBytes: 1 << 20,
       functions,
     })
@@ -99,8 +90,8 @@ describe('redis: the function library', () => {
 
   it('loads one library on first use and runs every operation through FCALL', async () => {
     expect(await everyOperation(true)).to.deep.equal(expected)
-    expect(await libraries(admin)).to.have.length(1)
-    const n = await calls(admin)
+    expect(await libraries(own.admin)).to.have.length(1)
+    const n = await calls(own.admin)
     expect(n.get('function|load'), 'one load').to.equal(1)
     expect(n.get('fcall'), 'FCALL').to.be.greaterThan(10)
     expect(n.has('evalsha') || n.has('eval'), 'no scripts').to.equal(false)
@@ -108,8 +99,8 @@ describe('redis: the function library', () => {
 
   it('with redisFunctions: false loads nothing and runs every operation as a script', async () => {
     expect(await everyOperation(false)).to.deep.equal(expected)
-    expect(await libraries(admin)).to.deep.equal([])
-    const n = await calls(admin)
+    expect(await libraries(own.admin)).to.deep.equal([])
+    const n = await calls(own.admin)
     expect(n.has('fcall') || n.has('function|load'), 'no functions').to.equal(false)
     expect((n.get('evalsha') ?? 0) + (n.get('eval') ?? 0)).to.be.greaterThan(10)
   })
@@ -128,29 +119,29 @@ describe('redis: the function library', () => {
   }
 
   it('loads the library again when the server lost it (FUNCTION FLUSH), and no call fails', async () => {
-    const w = await adder(server.url)
+    const w = await adder(own.server.url)
     try {
       expect(await w.add(1, 2)).to.equal(3)
-      await admin.function('FLUSH')
-      expect(await libraries(admin)).to.deep.equal([])
+      await own.admin.function('FLUSH')
+      expect(await libraries(own.admin)).to.deep.equal([])
       // The worker's parked wait and the next enqueue both meet a server without the library.
       expect(await w.add(2, 3)).to.equal(5)
-      expect(await libraries(admin)).to.have.length(1)
+      expect(await libraries(own.admin)).to.have.length(1)
     } finally {
       await w.close()
     }
   })
 
   it('a user who may not load functions gets scripts, and work goes on', async () => {
-    await admin.acl('SETUSER', 'nofn', 'on', '>pw', '~*', '&*', '+@all', '-function')
-    const w = await adder(server.url.replace('redis://', 'redis://nofn:pw@'))
+    await own.admin.acl('SETUSER', 'nofn', 'on', '>pw', '~*', '&*', '+@all', '-function')
+    const w = await adder(own.server.url.replace('redis://', 'redis://nofn:pw@'))
     try {
       expect(await w.add(4, 5)).to.equal(9)
-      expect(await libraries(admin)).to.deep.equal([])
-      expect((await calls(admin)).get('evalsha')).to.be.greaterThan(0)
+      expect(await libraries(own.admin)).to.deep.equal([])
+      expect((await calls(own.admin)).get('evalsha')).to.be.greaterThan(0)
     } finally {
       await w.close()
-      await admin.acl('DELUSER', 'nofn')
+      await own.admin.acl('DELUSER', 'nofn')
     }
   })
 })

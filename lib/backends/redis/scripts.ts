@@ -126,8 +126,9 @@ export class Scripts {
   }
 
   /** How many were cancelled, and the hand-overs owed. */
-  purge(queue: string): Promise<[number, string[]]> {
-    return this.#lua.call('purge', queue, []) as Promise<[number, string[]]>
+  /** One step of a purge: { cancelled, owed, taken, left } (purge.lua). */
+  purge(queue: string, budget: number): Promise<[number, string[], number, number]> {
+    return this.#lua.call('purge', queue, [budget]) as Promise<[number, string[], number, number]>
   }
 
   /**
