@@ -57,28 +57,29 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
       { cause },
     )
   bounds.set(redis, unreachable)
+  /** Sends what waited, in the order it was made (on 'end', ioredis refuses it). */
+  const release = () => {
+    for (const h of held) clearTimeout(h.timer)
+    const waited = [...held]
+    held.clear()
+    for (const h of waited) send(...h.args)
+  }
   redis.on('error', (err: Error) => (reason = err))
+  // ioredis emits these a tick after the status changed: a command made in between sends what
+  // waited first (below), so the order of a caller's commands holds.
   redis.on('ready', () => {
     reason = undefined
-    for (const h of [...held]) {
-      held.delete(h)
-      clearTimeout(h.timer)
-      send(...h.args)
-    }
+    release()
   })
-  redis.on('end', () => {
-    // No reconnect will come (closed, or its retries given up): ioredis refuses them.
-    for (const h of [...held]) {
-      held.delete(h)
-      clearTimeout(h.timer)
-      send(...h.args)
-    }
-  })
+  redis.on('end', release)
   ;(redis as { sendCommand: (...args: unknown[]) => unknown }).sendCommand = (
     ...args: unknown[]
   ) => {
     const command = args[0] as Command
-    if (redis.status === 'ready') return send(...args)
+    if (redis.status === 'ready') {
+      if (held.size > 0) release()
+      return send(...args)
+    }
     if (TAKES.has(redis.status)) {
       // In the handshake: ioredis queues it, and should the connection drop before it is sent,
       // ends its retries with MaxRetriesPerRequestError, told as BackendUnreachable. (Not done on
