@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { MigrationDenied, SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 11
+export const SCHEMA_VERSION = 12
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -24,6 +24,7 @@ const VERSIONS: Record<number, string[]> = {
   9: ['013_inbox_text'],
   10: ['014_fills'],
   11: ['015_handover'],
+  12: ['016_purge_steps'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */

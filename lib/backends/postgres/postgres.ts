@@ -50,6 +50,9 @@ export interface PostgresBackendOptions {
 }
 
 /** The PostgreSQL backend. */
+/** Most tasks one step of a purge takes (one transaction; purge_step in the schema). */
+export const PURGE_STEP = 1_000
+
 export class PostgresBackend implements Backend {
   readonly url: string
   readonly limits: BackendLimits
@@ -227,8 +230,27 @@ export class PostgresBackend implements Backend {
     )
   }
 
+  /**
+   * Purges in steps of {@link PURGE_STEP} tasks, each a transaction of its own (purge_step in
+   * schema/016_purge_steps.sql): the queue's workers and callers go on between them. It stops when
+   * a step finds fewer than it may take, or once it has taken as many as were waiting at its first
+   * step.
+   */
   async purge(queue: string): Promise<number> {
-    return this.#fn(`purge($1)`, [queue])
+    let cancelled = 0
+    let taken = 0
+    let limit = Infinity
+    for (;;) {
+      const [n, took, waiting] = await this.#fn<number[]>(`purge_step($1, $2, $3)`, [
+        queue,
+        PURGE_STEP,
+        limit === Infinity,
+      ])
+      if (limit === Infinity) limit = waiting!
+      cancelled += n!
+      taken += took!
+      if (took! < PURGE_STEP || taken >= limit) return cancelled
+    }
   }
 
   async listen(listener: OutcomeListener, onGap: () => void): Promise<void> {
