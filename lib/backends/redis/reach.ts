@@ -8,8 +8,11 @@
  * Commands in flight when a connection drops are ioredis's: resent once it is back, or failed
  * after its retries (`maxRetriesPerRequest`), which reach the caller as BackendUnreachable too.
  */
-import type { Connection } from './connections.js'
+import type { Cluster, Redis } from 'ioredis'
 import { BackendUnreachable } from '../../errors.js'
+
+/** A connection: to one server, or to a Redis Cluster (as connections.ts opens them). */
+type Connection = Redis | Cluster
 
 /** What the bound needs of an ioredis command. */
 interface Command {
