@@ -7,7 +7,9 @@ import type { EventBatch, ReadOptions, StoredEvent } from '../backend.js'
 type NewEvent = Omit<StoredEvent, 'eventId'>
 
 export class EventLog {
+  /** The kept events are `#events` from `#start` on; the ones before it were dropped. */
   #events: StoredEvent[] = []
+  #start = 0
   /** The number of the last event appended (0: none yet). */
   #last = 0
   readonly #waiters = new Set<() => void>()
@@ -16,7 +18,14 @@ export class EventLog {
   append(events: readonly NewEvent[], max: number): void {
     if (events.length === 0) return
     for (const e of events) this.#events.push({ ...e, eventId: String(++this.#last) })
-    if (this.#events.length > max) this.#events.splice(0, this.#events.length - max)
+    // Dropping the oldest moves a start index; the array is cut only once the dropped part is as
+    // long as the kept one. (Cutting it on every append moved `max` entries an event: 50 µs a
+    // task at the default 10 000 once the log was full, 5 s for a purge of 100 000 tasks.)
+    if (this.#events.length - this.#start > max) this.#start = this.#events.length - max
+    if (this.#start > 0 && this.#start >= this.#events.length - this.#start) {
+      this.#events = this.#events.slice(this.#start)
+      this.#start = 0
+    }
     for (const wake of [...this.#waiters]) wake()
   }
 
@@ -42,14 +51,14 @@ export class EventLog {
   }
 
   #after(position: number, count: number): EventBatch {
-    const first = this.#events[0]
+    const first = this.#events[this.#start]
     const firstNumber = first ? Number(first.eventId) : this.#last + 1
     // A position past the last event belongs to another log (a backend opened anew): start over.
     const reset = position > this.#last
     const from = reset ? firstNumber - 1 : position
     const gap = reset || from + 1 < firstNumber
     const skip = Math.max(0, from + 1 - firstNumber)
-    const events = this.#events.slice(skip, skip + count)
+    const events = this.#events.slice(this.#start + skip, this.#start + skip + count)
     const last =
       events.length > 0
         ? events[events.length - 1]!.eventId
@@ -59,7 +68,7 @@ export class EventLog {
 
   /** True when it holds no events and nobody waits for one. */
   get idle(): boolean {
-    return this.#events.length === 0 && this.#waiters.size === 0
+    return this.#events.length === this.#start && this.#waiters.size === 0
   }
 
   /** Wakes every reader (the backend closed). */
