@@ -280,7 +280,9 @@ export class Lane {
       .catch(() => [] as string[])
       .then(lost => {
         const gone = new Set(lost)
-        for (const task of tasks) if (gone.has(task.id)) this.slots.dropHeard(task)
+        // The cancel ended this very run: not started.
+        for (const { id, name } of tasks)
+          if (gone.has(id)) this.host.emit('task:cancelled', { id, name, queue })
         this.#accept(tasks.filter(task => !gone.has(task.id)))
       })
       .finally(() => this.#rechecks.delete(checked))

@@ -185,11 +185,6 @@ export class Slots {
     return tasks.filter(task => this.#heard.delete(task.id))
   }
 
-  /** A task whose cancel was heard before it came, its lease gone: not started. */
-  dropHeard(task: ReservedTask): void {
-    this.host.emit('task:cancelled', { id: task.id, name: task.name, queue: this.host.queue })
-  }
-
   #hear(id: string): void {
     const now = Date.now()
     this.#heard.delete(id)

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai'
 import { getBroker } from '../../lib/index.js'
-import { PURGE_STEP } from '../../lib/backends/postgres/postgres.js'
+import { PURGE_STEP } from '../../lib/backends/purge-steps.js'
 import { freshDatabase } from '../helpers/postgres.js'
 import { uniqueQueue, until } from '../helpers/util.js'
 

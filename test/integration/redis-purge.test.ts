@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { Redis } from 'ioredis'
 import { getBroker, task } from '../../lib/index.js'
-import { PURGE_STEP } from '../../lib/backends/redis/redis.js'
+import { PURGE_STEP } from '../../lib/backends/purge-steps.js'
 import { usePrivateRedis } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 

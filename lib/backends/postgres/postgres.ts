@@ -38,9 +38,10 @@ import { migrate } from './migrate.js'
 import { PgPool, timedOut, type Queryable } from './pool.js'
 import { infoOfRow, listSql, stateOfRow, type TaskRow } from './reads.js'
 import { QueueStore } from './queue-store.js'
-import { missedOutcomes } from './redeliver.js'
+import { OutcomeListeners } from './outcomes.js'
 import { parsePostgresUrl } from './url.js'
 import { WorkerSide } from './work.js'
+import { PURGE_STEP, purgeInSteps } from '../purge-steps.js'
 
 /** Options of a postgres:// backend. */
 export interface PostgresBackendOptions {
@@ -50,9 +51,6 @@ export interface PostgresBackendOptions {
 }
 
 /** The PostgreSQL backend. */
-/** Most tasks one step of a purge takes (one transaction; purge_step in the schema). */
-export const PURGE_STEP = 1_000
-
 export class PostgresBackend implements Backend {
   readonly url: string
   readonly limits: BackendLimits
@@ -65,7 +63,7 @@ export class PostgresBackend implements Backend {
   readonly #batches: BatchEnqueue
   readonly #work: WorkerSide
   readonly #control = new Map<string, Set<(m: ControlMessage) => void>>()
-  readonly #outcomes: Array<{ listener: OutcomeListener; onGap: () => void }> = []
+  readonly #outcomes: OutcomeListeners
   #listening = false
   #closed = false
 
@@ -86,6 +84,9 @@ export class PostgresBackend implements Backend {
     )
     this.#store = new QueueStore(this.#db, this.schema, () => this.#open())
     this.#batches = new BatchEnqueue(this.#db, this.schema)
+    this.#outcomes = new OutcomeListeners(this.#db, this.schema, this.clientId, (queue, id) =>
+      this.#row(queue, id),
+    )
     this.#work = new WorkerSide({
       db: this.#db,
       schema: this.schema,
@@ -103,7 +104,7 @@ export class PostgresBackend implements Backend {
         if (message.type === 'cancel') this.#work.cancelled(queue, message.id)
         this.#tell(queue, message)
       },
-      outcome: (queue, id, what) => void this.#deliver(queue, id, what),
+      outcome: (queue, id, what) => void this.#outcomes.deliver(queue, id, what),
       handover: (queue, worker, rows) => void this.#work.handed(queue, worker, rows),
       gap: lostMs => void this.#gap(lostMs),
     })
@@ -230,62 +231,27 @@ export class PostgresBackend implements Backend {
     )
   }
 
-  /**
-   * Purges in steps of {@link PURGE_STEP} tasks, each a transaction of its own (purge_step in
-   * schema/016_purge_steps.sql): the queue's workers and callers go on between them. It stops when
-   * a step finds fewer than it may take, or once it has taken as many as were waiting at its first
-   * step.
-   */
+  /** In steps (purge-steps.ts, `purge_step` of schema version 12), each a transaction. */
   async purge(queue: string): Promise<number> {
-    let cancelled = 0
-    let taken = 0
-    let limit = Infinity
-    for (;;) {
-      const [n, took, waiting] = await this.#fn<number[]>(`purge_step($1, $2, $3)`, [
+    return purgeInSteps(async first => {
+      const [cancelled, taken, waiting] = await this.#fn<number[]>(`purge_step($1, $2, $3)`, [
         queue,
         PURGE_STEP,
-        limit === Infinity,
+        first,
       ])
-      if (limit === Infinity) limit = waiting!
-      cancelled += n!
-      taken += took!
-      if (took! < PURGE_STEP || taken >= limit) return cancelled
-    }
+      return { cancelled: cancelled!, taken: taken!, waiting: waiting! }
+    })
   }
 
   async listen(listener: OutcomeListener, onGap: () => void): Promise<void> {
-    // Listening again after the server was away adds nothing twice.
-    if (!this.#outcomes.some(o => o.listener === listener)) this.#outcomes.push({ listener, onGap })
+    this.#outcomes.add(listener, onGap)
     await this.#listener.ready()
     this.#listening = true
   }
 
-  /** An outcome notified for this instance: inline, or only its kind when too big to notify. */
-  async #deliver(queue: string, id: string, what: string): Promise<void> {
-    let outcome = what
-    if (what.length === 1) {
-      const row = await this.#row(queue, id).catch(() => undefined)
-      if (!row) return
-      if (what === 'p') {
-        if (row.progress === null) return
-        outcome = 'p' + row.progress
-      } else {
-        if (row.outcome === null) return
-        outcome = (what === 'C' ? 'C' : row.outcome.charAt(0)) + row.outcome.slice(1)
-      }
-    }
-    for (const o of this.#outcomes) o.listener(queue, id, outcome)
-  }
-
-  /** The LISTEN connection is back after `lostMs`: what it missed is delivered, then re-checked. */
+  /** The LISTEN connection is back after `lostMs`: listeners, pools and waits catch up. */
   async #gap(lostMs: number): Promise<void> {
-    if (this.#outcomes.length > 0) {
-      const missed = await missedOutcomes(this.#db, this.schema, this.clientId, lostMs).catch(
-        () => [],
-      )
-      for (const m of missed) for (const o of this.#outcomes) o.listener(m.queue, m.id, m.outcome)
-    }
-    for (const o of this.#outcomes) o.onGap()
+    await this.#outcomes.gap(lostMs)
     for (const queue of this.#control.keys()) this.#tell(queue, { type: 'resync' })
     // Handovers notified while the connection was down were lost with it: read them again.
     await this.#work.gap()

@@ -32,7 +32,7 @@ import {
 import { BrokerClosed, ListingOff } from '../../errors.js'
 import { CancelSync } from './cancel-sync.js'
 import { controlMessage, encodeTask } from './codec.js'
-import { connect, disconnect, type Connection, type Liveness } from './connections.js'
+import { connect, disconnect, type Connection } from './connections.js'
 import { EventReader } from './events.js'
 import { HandOvers } from './handover.js'
 import { OutcomeFeed } from './feed.js'
@@ -45,31 +45,11 @@ import { readSchedules, scheduleDefinition, scheduleState } from './schedules.js
 import { limitSpec, limitsOf, settingsOf, settingsOfFlat, settingsFields } from './settings.js'
 import { redactUrl } from './url.js'
 import { connectionTopology, type Topology } from './topology.js'
-import type { WakerTiming } from './waker.js'
+import type { RedisBackendOptions } from './options.js'
 import { WorkerSide } from './work.js'
 import { enqueueChunks } from './enqueue-chunks.js'
 import { serverWarnings } from './checks.js'
-
-/** Most tasks one step of a purge takes (purge.lua): about 25 ms of the server's time. */
-export const PURGE_STEP = 1_000
-
-/** Options of a RedisBackend. */
-export interface RedisBackendOptions extends BackendLimits {
-  /** ioredis options merged over the URL's, or an ioredis instance whose options are copied. */
-  redis?: object | undefined
-  /** Blocking-wait bounds (see waker.ts). @default { blockMs: 5_000, marginMs: 2_000 } */
-  timing?: Partial<WakerTiming>
-  /** Liveness checks of the command and subscriber connections. @default { pingMs: 5_000, marginMs: timing.marginMs } */
-  liveness?: Partial<Liveness>
-  /** Use a Redis function library where the server allows (see Scripts). @default true */
-  functions?: boolean
-  /** Replicas that must acknowledge an enqueue or a finish, and how long to wait for them. */
-  replicas?: { count: number; timeoutMs: number }
-  /** Two-step hand-overs on a single server too (`split`), or left to the sweep (`sweep`). */
-  crossSlot?: 'split' | 'sweep'
-  /** How long a call waits for a server that is away before BackendUnreachable (reach.ts). @default 10_000 */
-  connectTimeoutMs?: number
-}
+import { PURGE_STEP, purgeInSteps } from '../purge-steps.js'
 
 /** The Redis backend. */
 export class RedisBackend implements Backend {
@@ -334,24 +314,14 @@ export class RedisBackend implements Backend {
     return this.#scripts.size(queue)
   }
 
-  /**
-   * Purges in steps of {@link PURGE_STEP} tasks, each a call of its own, so that the server serves
-   * others between them; it stops when the queue has none left, or once it has taken as many as
-   * were waiting at its first step (a producer enqueuing meanwhile cannot keep it going).
-   */
+  /** In steps (purge-steps.ts, purge.lua), each a call of its own. */
   async purge(queue: string): Promise<number> {
     this.#open()
-    let cancelled = 0
-    let taken = 0
-    let limit = Infinity
-    for (;;) {
-      const [count, owed, took, left] = await this.#scripts.purge(queue, PURGE_STEP)
+    return purgeInSteps(async () => {
+      const [cancelled, owed, taken, left] = await this.#scripts.purge(queue, PURGE_STEP)
       this.#handovers.start(queue, owed)
-      cancelled += count
-      taken += took
-      if (limit === Infinity) limit = took + left
-      if (left === 0 || took === 0 || taken >= limit) return cancelled
-    }
+      return { cancelled, taken, left, waiting: taken + left }
+    })
   }
 
   listen(listener: OutcomeListener, onGap: () => void): Promise<void> {
