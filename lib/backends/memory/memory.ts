@@ -36,6 +36,8 @@ import { MemoryEngine } from './engine.js'
 import { emit, zeroCounts } from './observe.js'
 import { infoOf, inspect, list, statusOf } from './reads.js'
 import { trimCache } from './shaping.js'
+import { PURGE_STEP, purgeInSteps } from '../purge-steps.js'
+import type { QueueState } from './queue-state.js'
 
 const CLEANUP_MS = 1000
 
@@ -164,11 +166,16 @@ export class MemoryBackend implements Backend {
   async purge(queue: string): Promise<number> {
     const q = this.#engine.queues.get(queue)
     if (!q) return 0
-    const ids = [...q.pending, ...q.wait, ...q.delayed]
-    for (const line of q.held.values()) ids.push(...line)
-    let n = 0
-    for (const id of ids) if (this.#engine.cancel(queue, id, Date.now())) n++
-    return n
+    // In steps, as on the servers: other work of this process runs between them.
+    return purgeInSteps(async first => {
+      if (!first) await new Promise(resolve => setImmediate(resolve))
+      const waiting = first ? waitingCount(q) : undefined
+      const ids = waitingIds(q, PURGE_STEP)
+      const now = Date.now()
+      let cancelled = 0
+      for (const id of ids) if (this.#engine.cancel(queue, id, now)) cancelled++
+      return { cancelled, taken: ids.length, ...(waiting !== undefined && { waiting }) }
+    })
   }
 
   async listen(listener: OutcomeListener): Promise<void> {
@@ -352,4 +359,23 @@ export class MemoryBackend implements Backend {
       q.events.close()
     }
   }
+}
+
+/** Up to `max` ids of `q`'s waiting tasks (pending, enqueued, delayed, held back), oldest lines first. */
+function waitingIds(q: QueueState, max: number): string[] {
+  const ids: string[] = []
+  const lines: Iterable<string>[] = [q.pending, q.wait, q.delayed, ...q.held.values()]
+  for (const line of lines)
+    for (const id of line) {
+      if (ids.length === max) return ids
+      ids.push(id)
+    }
+  return ids
+}
+
+/** How many tasks of `q` wait (pending, enqueued, delayed, held back). */
+function waitingCount(q: QueueState): number {
+  let n = q.pending.size + q.wait.size + q.delayed.size
+  for (const line of q.held.values()) n += line.size
+  return n
 }
