@@ -7,7 +7,7 @@
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { ioredis } from './ioredis.js'
-import { boundWaits } from './reach.js'
+import { boundWaits, final, revive } from './reach.js'
 import type { Topology } from './topology.js'
 
 /** A connection: to one server (or the master Sentinel names), or to a Redis Cluster. */
@@ -41,9 +41,13 @@ export interface Liveness {
 function watch(redis: Connection, { pingMs, marginMs }: Liveness): void {
   let inFlight = false
   const timer = setInterval(() => {
+    if (final(redis)) return clearInterval(timer)
     if (inFlight || redis.status !== 'ready') return
     inFlight = true
-    const deadline = setTimeout(() => redis.disconnect(true), marginMs)
+    // Dropped only while still connected: a drop while it reconnects would cut that short.
+    const deadline = setTimeout(() => {
+      if (redis.status === 'ready') redis.disconnect(true)
+    }, marginMs)
     redis
       .ping()
       .catch(() => undefined)
@@ -53,7 +57,9 @@ function watch(redis: Connection, { pingMs, marginMs }: Liveness): void {
       })
   }, pingMs)
   timer.unref()
-  redis.once('end', () => clearInterval(timer))
+  redis.on('end', () => {
+    if (final(redis)) clearInterval(timer)
+  })
 }
 
 /** How long a caller's command may wait for a server that is away (reach.ts), and its URL. */
@@ -119,10 +125,8 @@ export function connect(
   // ioredis prints unhandled 'error' events; reconnects are handled, and failed commands reject.
   redis.on('error', () => undefined)
   if (liveness && role !== 'block') watch(redis, liveness)
-  // Not behind Sentinel: with the bound, a master killed under load (test/chaos/cluster-faults)
-  // sometimes left callers refused at once and never recovering, which it never did without it;
-  // until that is understood, calls there wait for the new master however long it takes.
-  if (reach && (role === 'cmd' || role === 'sub') && !options.sentinels)
+  revive(redis)
+  if (reach && (role === 'cmd' || role === 'sub'))
     boundWaits(redis, reach.url, reach.ms)
   return redis
 }

@@ -7,6 +7,7 @@
  * BackendUnreachable and never sent (so no call runs after its caller was told it failed).
  * Commands in flight when a connection drops are ioredis's: resent once it is back, or failed
  * after its retries (`maxRetriesPerRequest`), which reach the caller as BackendUnreachable too.
+ * And a connection that ioredis ended without worq asking is opened again ({@link revive}).
  */
 import type { Cluster, Redis } from 'ioredis'
 import { BackendUnreachable } from '../../errors.js'
@@ -30,6 +31,45 @@ const TAKES = new Set(['ready', 'connect', 'end', 'wait', 'monitoring'])
 
 /** ioredis's error when a command outlived its retries over reconnects. */
 const OUT_OF_RETRIES = /max retries per request/i
+
+/** Connections worq closed (`disconnect()` without reconnecting): their end is final. */
+const closed = new WeakSet<Connection>()
+
+/** ms before an ended connection is opened again, growing to 2 s while it keeps failing. */
+const REVIVE_MS = 100
+
+/**
+ * Opens a connection again when ioredis ended it without worq asking. ioredis ends a connection
+ * for good when its connector fails while it reconnects: behind Sentinel, a drop asked for while
+ * it asks the sentinels for the master (its failover detector drops it when a failover is
+ * announced) ended it, and every later command failed at once with "Connection is closed".
+ */
+export function revive(redis: Connection): void {
+  const disconnect = redis.disconnect.bind(redis)
+  redis.disconnect = (reconnect = false) => {
+    if (!reconnect) closed.add(redis)
+    disconnect(reconnect)
+  }
+  // A Cluster reconnects its nodes itself, and ends only when closed.
+  if (redis.isCluster) return
+  let attempts = 0
+  redis.on('ready', () => (attempts = 0))
+  redis.on('end', () => {
+    if (closed.has(redis)) return
+    attempts++
+    setTimeout(
+      () => {
+        if (!closed.has(redis) && redis.status === 'end') void redis.connect().catch(() => undefined)
+      },
+      Math.min(REVIVE_MS * attempts, 2000),
+    ).unref()
+  })
+}
+
+/** Whether `redis` has ended for good: closed by worq, or a Cluster that ended. */
+export function final(redis: Connection): boolean {
+  return redis.status === 'end' && (closed.has(redis) || redis.isCluster)
+}
 
 /** The BackendUnreachable maker of each bounded connection. */
 const bounds = new WeakMap<object, (cause: unknown) => Error>()
@@ -74,7 +114,10 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
     reason = undefined
     release()
   })
-  redis.on('end', release)
+  // An end that is not final: revive() opens it again, and what waits goes then.
+  redis.on('end', () => {
+    if (final(redis)) release()
+  })
   ;(redis as { sendCommand: (...args: unknown[]) => unknown }).sendCommand = (
     ...args: unknown[]
   ) => {
@@ -83,7 +126,7 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
       if (held.size > 0) release()
       return send(...args)
     }
-    if (TAKES.has(redis.status)) {
+    if (TAKES.has(redis.status) && (redis.status !== 'end' || final(redis))) {
       // In the handshake: ioredis queues it, and should the connection drop before it is sent,
       // ends its retries with MaxRetriesPerRequestError, told as BackendUnreachable. (Not done on
       // the hot path above: replacing a command's reject there slowed a lone call's p99.)
