@@ -126,8 +126,7 @@ export function connect(
   redis.on('error', () => undefined)
   if (liveness && role !== 'block') watch(redis, liveness)
   revive(redis)
-  if (reach && (role === 'cmd' || role === 'sub'))
-    boundWaits(redis, reach.url, reach.ms)
+  if (reach && (role === 'cmd' || role === 'sub')) boundWaits(redis, reach.url, reach.ms)
   return redis
 }
 

@@ -59,7 +59,8 @@ export function revive(redis: Connection): void {
     attempts++
     setTimeout(
       () => {
-        if (!closed.has(redis) && redis.status === 'end') void redis.connect().catch(() => undefined)
+        if (!closed.has(redis) && redis.status === 'end')
+          void redis.connect().catch(() => undefined)
       },
       Math.min(REVIVE_MS * attempts, 2000),
     ).unref()
