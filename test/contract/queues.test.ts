@@ -7,9 +7,11 @@ import {
   DuplicateTask,
   TaskCancelled,
   WorkerPool,
+  type QueueEvent,
 } from '../../lib/index.js'
+import { PURGE_STEP } from '../../lib/backends/purge-steps.js'
 import { backends } from '../helpers/backends.js'
-import { latch, uniqueQueue, withWorker } from '../helpers/util.js'
+import { latch, uniqueQueue, until, withWorker } from '../helpers/util.js'
 
 for (const backend of backends) {
   describe(`contract: queues, names and ids [${backend.name}]`, () => {
@@ -183,6 +185,57 @@ for (const backend of backends) {
           expect(() => d.value).to.throw(TaskCancelled)
         }
       } finally {
+        await broker.close()
+      }
+    })
+
+    // A purge ends most tasks set-based on PostgreSQL (docs/postgres.md, "cancel, purge") and one
+    // by one elsewhere: either way each task ends as a cancel ends it.
+    it('purge ends each task as a cancel does: its waiter, one `cancelled` event, the count, a cached call', async () => {
+      const broker = getBroker(url, uniqueQueue('purge-as-cancel'))
+      const events = broker.events()
+      const cancelled: QueueEvent[] = []
+      const reading = (async () => {
+        for await (const e of events) if (e.type === 'cancelled') cancelled.push(e)
+      })()
+      try {
+        await events.ready
+        const q = broker.queue()
+        // More than a step's worth of plain tasks, so that the purge takes two steps at least.
+        const plain = await Promise.all(Array.from({ length: PURGE_STEP + 3 }, (_, i) => q.func(i)))
+        const delayed = await task(q.func, { delay: 60_000 })('later')
+        await task(q.func, { ignoreResult: true })('unkept')
+        const argument = await q.func('argument')
+        const dependent = await q.func(argument)
+        const cached = await task(q.func, { cache: true })('cached')
+        const all = [...plain, delayed, argument, dependent, cached]
+        const total = all.length + 1
+        // The dependent ends by its argument's cascade where the argument goes first.
+        expect(await broker.purge()).to.be.within(total - 1, total)
+        expect(await broker.size()).to.equal(0)
+        for (const d of all)
+          expect(await d.result(5000).catch((e: unknown) => e), d.id).to.be.instanceOf(
+            TaskCancelled,
+          )
+        await until(() => cancelled.length >= total, 10_000, 'a cancelled event of each task')
+        const ids = cancelled.map(e => e.id)
+        expect(new Set(ids).size, 'distinct ids').to.equal(ids.length)
+        expect(ids).to.include.members(all.map(d => d.id))
+        expect(ids).to.have.length(total)
+        const first = cancelled.find(e => e.id === plain[0]!.id)!
+        expect(first).to.include({ name: 'func' })
+        if (first.type === 'cancelled')
+          expect(first.error).to.include({ code: 'ERR_WORQ_TASK_CANCELLED' })
+        const m = await broker.metrics({ minutes: 5 })
+        expect(m.totals.cancelled).to.equal(total)
+        // The cached call's flight ended with it: the same call made again is a task of its own.
+        const again = await task(q.func, { cache: true })('cached')
+        expect(again.id).to.not.equal(cached.id)
+        expect(await again.status()).to.equal('enqueued')
+      } finally {
+        await events.close()
+        await reading
+        await broker.purge()
         await broker.close()
       }
     })

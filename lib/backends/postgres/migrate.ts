@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { MigrationDenied, SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 12
+export const SCHEMA_VERSION = 13
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -25,6 +25,7 @@ const VERSIONS: Record<number, string[]> = {
   10: ['014_fills'],
   11: ['015_handover'],
   12: ['016_purge_steps'],
+  13: ['017_purge_sets'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */

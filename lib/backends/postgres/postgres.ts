@@ -231,7 +231,7 @@ export class PostgresBackend implements Backend {
     )
   }
 
-  /** In steps (purge-steps.ts, `purge_step` of schema version 12), each a transaction. */
+  /** In steps (purge-steps.ts, `purge_step` of schema versions 12 and 13), each a transaction. */
   async purge(queue: string): Promise<number> {
     return purgeInSteps(async first => {
       const [cancelled, taken, waiting] = await this.#fn<number[]>(`purge_step($1, $2, $3)`, [
