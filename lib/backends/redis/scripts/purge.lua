@@ -1,5 +1,7 @@
 --[[ purge.lua: one step of a purge: takes up to ARGV[3] waiting tasks of a queue out of their
-  lines (ready, by priority, delayed, held by a limit, then pending) and cancels them. Processing
+  lines (pending first, then ready, by priority, delayed and held by a limit) and cancels them.
+  Pending first, as on the other backends: a dependent is cancelled (and counted) itself rather
+  than ended by its argument's cascade. Processing
   tasks are left alone. The caller repeats the step until the queue has none left or it has taken
   as many as there were at its first step, so that no one call holds the server for long (a purge
   of 100 000 tasks in one call held it 2.5 s).
@@ -25,6 +27,7 @@ local function room()
   return budget - #ids
 end
 
+if room() > 0 then take(rcall('SPOP', pending, digits(room()))) end
 if room() > 0 then take(rcall('RPOP', wait, digits(room())) or {}) end
 if room() > 0 then
   local popped = rcall('ZPOPMIN', prio, digits(room()))
@@ -44,7 +47,6 @@ if lim then
     for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   end
 end
-if room() > 0 then take(rcall('SPOP', pending, digits(room()))) end
 
 local count = 0
 local function cancel_all(list)
