@@ -169,7 +169,7 @@ export class MemoryBackend implements Backend {
     // In steps, as on the servers: other work of this process runs between them.
     return purgeInSteps(async first => {
       if (!first) await new Promise(resolve => setImmediate(resolve))
-      const waiting = first ? waitingCount(q) : undefined
+      const waiting = first ? await this.size(queue) : undefined
       const ids = waitingIds(q, PURGE_STEP)
       const now = Date.now()
       let cancelled = 0
@@ -361,7 +361,7 @@ export class MemoryBackend implements Backend {
   }
 }
 
-/** Up to `max` ids of `q`'s waiting tasks (pending, enqueued, delayed, held back), oldest lines first. */
+/** Up to `max` ids of `q`'s waiting tasks: pending first, then enqueued, delayed, held back. */
 function waitingIds(q: QueueState, max: number): string[] {
   const ids: string[] = []
   const lines: Iterable<string>[] = [q.pending, q.wait, q.delayed, ...q.held.values()]
@@ -371,11 +371,4 @@ function waitingIds(q: QueueState, max: number): string[] {
       ids.push(id)
     }
   return ids
-}
-
-/** How many tasks of `q` wait (pending, enqueued, delayed, held back). */
-function waitingCount(q: QueueState): number {
-  let n = q.pending.size + q.wait.size + q.delayed.size
-  for (const line of q.held.values()) n += line.size
-  return n
 }

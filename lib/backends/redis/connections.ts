@@ -5,13 +5,12 @@
  * Redis Cluster each is an ioredis `Cluster`, which opens a socket to a node when a command first
  * goes there and follows MOVED and ASK; behind Sentinel each asks the sentinels for the master.
  */
-import type { Cluster, Redis, RedisOptions } from 'ioredis'
+import type { RedisOptions } from 'ioredis'
 import { ioredis } from './ioredis.js'
-import { boundWaits, final, revive } from './reach.js'
+import { boundWaits, final, revive, type Connection } from './reach.js'
 import type { Topology } from './topology.js'
 
-/** A connection: to one server (or the master Sentinel names), or to a Redis Cluster. */
-export type Connection = Redis | Cluster
+export type { Connection }
 
 /**
  * A master demoted to a replica (a Sentinel failover, a cluster failover the client missed)
@@ -57,9 +56,6 @@ function watch(redis: Connection, { pingMs, marginMs }: Liveness): void {
       })
   }, pingMs)
   timer.unref()
-  redis.on('end', () => {
-    if (final(redis)) clearInterval(timer)
-  })
 }
 
 /** How long a caller's command may wait for a server that is away (reach.ts), and its URL. */

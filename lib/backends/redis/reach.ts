@@ -12,8 +12,8 @@
 import type { Cluster, Redis } from 'ioredis'
 import { BackendUnreachable } from '../../errors.js'
 
-/** A connection: to one server, or to a Redis Cluster (as connections.ts opens them). */
-type Connection = Redis | Cluster
+/** A connection: to one server (or the master Sentinel names), or to a Redis Cluster. */
+export type Connection = Redis | Cluster
 
 /** What the bound needs of an ioredis command. */
 interface Command {
