@@ -97,6 +97,9 @@ local function unline(queue, id, prio)
   return rcall('LREM', key(queue, 'wait'), 1, id) == 1
 end
 
+-- (ready and ready_prio hold a queue only once ready_order does: ready_queue().)
 local function begin_lines()
-  earliest, ready, ready_prio, ready_order = {}, {}, {}, {}
+  if not earliest then earliest = {} end
+  for q in pairs(earliest) do earliest[q] = nil end
+  if not ready_order or #ready_order > 0 then ready, ready_prio, ready_order = {}, {}, {} end
 end

@@ -202,6 +202,7 @@ end
 
 -- Writes what this call observed.
 local function flush_observed()
+  if #observed_order == 0 then return end
   for _, queue in ipairs(observed_order) do
     local e = ev_buf[queue]
     if e then
@@ -213,6 +214,7 @@ local function flush_observed()
   ev_buf, m_buf, observed_order = {}, {}, {}
 end
 
+-- (ev_buf and m_buf hold a queue only once observed_order does: observed().)
 local function begin_observe()
-  ev_buf, m_buf, observed_order = {}, {}, {}
+  if not observed_order or #observed_order > 0 then ev_buf, m_buf, observed_order = {}, {}, {} end
 end

@@ -319,6 +319,7 @@ end
 -- from the lines after the push. Wakes a blocked worker where the lines were empty before and
 -- ready work is left. A paused queue parks nobody and wakes nobody (resume does).
 local function flush_ready()
+  if #ready_order == 0 then return end
   for _, queue in ipairs(ready_order) do
     local list, plist = ready[queue], ready_prio[queue]
     local wait = key(queue, 'wait')
@@ -373,5 +374,7 @@ local function begin(args)
   begin_observe()
   begin_lines()
   begin_store()
-  written, written_meta, CALLER = {}, {}, nil
+  -- (written_meta holds an id only with written: admit.lua.)
+  if not written or next(written) then written, written_meta = {}, {} end
+  CALLER = nil
 end

@@ -78,7 +78,11 @@ end
 -- gc_step() unregisters it once emptied. So a push onto a bucket that was there already
 -- registers nothing.
 local function flush_listing()
-  for queue, list in pairs(idx_buf) do rcall_list('ZADD', key(queue, 'idx'), list) end
+  if next(idx_buf) then
+    for queue, list in pairs(idx_buf) do rcall_list('ZADD', key(queue, 'idx'), list) end
+    idx_buf = {}
+  end
+  if #gc_order == 0 then return end
   for _, queue in ipairs(gc_order) do
     local secs = {}
     for sec, list in pairs(gc_buf[queue]) do
@@ -90,7 +94,7 @@ local function flush_listing()
     end
     if #secs > 0 then rcall_list('ZADD', key(queue, 'gcs'), secs) end
   end
-  idx_buf, gc_buf, gc_order = {}, {}, {}
+  gc_buf, gc_order = {}, {}
 end
 
 -- Per queue, the second in which gc_step() last found no bucket due (a hint kept between calls:
@@ -491,7 +495,9 @@ local function requeue(queue, id, attempt, run_at, tag)
   return h
 end
 
+-- (gc_buf holds a queue only once gc_order does: gc_add().)
 local function begin_store()
-  idx_buf, gc_buf, gc_order = {}, {}, {}
+  if not idx_buf or next(idx_buf) then idx_buf = {} end
+  if not gc_order or #gc_order > 0 then gc_buf, gc_order = {}, {} end
   score_base = nil
 end
