@@ -336,7 +336,9 @@ local function flush_ready()
     local parks = paused and {} or rcall('HGETALL', key(queue, 'parked'))
     local from, empty = 1, nil
     if #parks > 0 and #plist == 0 then
-      empty = rcall('LLEN', wait) == 0 and rcall('EXISTS', key(queue, 'prio')) == 0
+      -- (Redis deletes a list or a sorted set that it empties: neither key exists when both lines
+      -- are empty, and one EXISTS of both tells.)
+      empty = rcall('EXISTS', wait, key(queue, 'prio')) == 0
       if empty then
         local take, next_index = from_list(list)
         hand_over(queue, parks, take)
