@@ -116,7 +116,8 @@ writeFileSync(join(dir, 'log.json'), `[${entries.join(',')}]`)
 writeFileSync(
   join(dir, 'replay.lua'),
   `
-local cjson = require('cjson')
+-- A global, as in Redis (the library reads it on its first call).
+cjson = require('cjson')
 local dir, warm = arg[1], tonumber(arg[2])
 local f = assert(io.open(dir .. '/log.json')); local log = cjson.decode(f:read('*a')); f:close()
 local at = 1
