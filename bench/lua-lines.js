@@ -15,9 +15,10 @@
 //
 // Needs lua5.1 and lua-cjson (apt-get install lua5.1 lua-cjson).
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { startRedis } from './redis.js'
 
@@ -31,6 +32,7 @@ const top = Number(topArg)
 const batch = Number(process.env.BATCH ?? 1)
 const settings = process.env.WORQ_SETTINGS ? JSON.parse(process.env.WORQ_SETTINGS) : undefined
 const WARM = 100
+const here = dirname(fileURLToPath(import.meta.url))
 const LOG = 'lualines:log'
 
 const { getBroker, task, TaskSpace, WorkerPool } = await import(dist)
@@ -38,9 +40,9 @@ const { functionLibrary } = await import(join(dirname(dist), 'backends/redis/lua
 const { code } = functionLibrary()
 
 // The recording copy: same library name and functions (worq finds it loaded and calls it). Each
-// operation logs its name and arguments before it starts, and every redis.call / redis.pcall logs
-// its command and reply (through the real redis.call, so the log itself is not logged). The
-// operation's entry is written after begin() (which issues no command), once `cjson` is set.
+// operation logs its name and arguments once begin() has set `cjson` (begin() issues no command),
+// and every redis.call / redis.pcall logs its command and reply (through the real redis.call, so
+// the log itself is not logged).
 function replace(text, from, to) {
   if (!text.includes(from)) throw new Error(`lua-lines: the library has changed: no ${from}`)
   return text.split(from).join(to)
@@ -73,7 +75,7 @@ recording = replace(
 )
 recording = recording.replace(
   /local function (op_\w+)\(_, args\)\nbegin\(args\)\n/g,
-  (all, op) =>
+  (_, op) =>
     `local function ${op}(_, args)\nbegin(args)\nredis.call('RPUSH', '${LOG}', cjson.encode({ 'F', '${op}', args }))\n`,
 )
 
@@ -107,91 +109,13 @@ await broker.close()
 if (producer !== broker) await producer.close()
 admin.disconnect()
 
-// The replay. Lines of the library keep their numbers (its first line, `#!lua name=…`, becomes a
-// comment), so counts map back to the files.
+// The replay (bench/lua-lines.lua). Lines of the library keep their numbers (its first line,
+// `#!lua name=…`, becomes a comment), so counts map back to the files.
 const dir = mkdtempSync(join(tmpdir(), 'worq-lua-lines-'))
 const lib = code.replace(/^#!lua[^\n]*/, '--')
 writeFileSync(join(dir, 'library.lua'), lib)
 writeFileSync(join(dir, 'log.json'), `[${entries.join(',')}]`)
-writeFileSync(
-  join(dir, 'replay.lua'),
-  `
--- A global, as in Redis (the library reads it on its first call).
-cjson = require('cjson')
-local dir, warm = arg[1], tonumber(arg[2])
-local f = assert(io.open(dir .. '/log.json')); local log = cjson.decode(f:read('*a')); f:close()
-local at = 1
-local function answer(kind, args)
-  local e = log[at]
-  if not e or e[1] ~= kind or string.upper(e[2][1]) ~= string.upper(args[1]) then
-    error('lua-lines: replay diverged at entry ' .. at .. ': ' .. tostring(args[1]))
-  end
-  at = at + 1
-  local r = e[3]
-  if r == nil or r == cjson.null then return false end
-  return r
-end
-local ops = {}
-redis = {
-  call = function(...) return answer('C', { ... }) end,
-  pcall = function(...) return answer('P', { ... }) end,
-  sha1hex = function(s) return string.format('%040x', #s) end,
-  register_function = function(t) ops[t.function_name] = t.callback end,
-  log = function() end,
-}
-local chunk = assert(loadfile(dir .. '/library.lua'))
-chunk()
-local byop = {}
-for name, fn in pairs(ops) do byop[string.match(name, '^worq_%x+_(.+)$')] = fn end
--- steps[line] = VM instructions on that line; ccalls[line][name] = calls of C functions from it
-local steps, ccalls, counting = {}, {}, false
-local function hook(event)
-  if not counting then return end
-  if event == 'count' then
-    local info = debug.getinfo(2, 'Sl')
-    if info and string.find(info.source, 'library.lua', 1, true) then
-      steps[info.currentline] = (steps[info.currentline] or 0) + 1
-    end
-  elseif event == 'call' then
-    local callee = debug.getinfo(2, 'Sn')
-    -- A C function, or this replay's stand-in for redis.call / redis.pcall.
-    local stand_in = callee and callee.what == 'Lua' and string.find(callee.source, 'replay.lua', 1, true)
-    if stand_in then callee.name = 'redis.call' end
-    if callee and (callee.what == 'C' or stand_in) then
-      local caller = debug.getinfo(3, 'Sl')
-      if caller and string.find(caller.source, 'library.lua', 1, true) then
-        local l = caller.currentline
-        local t = ccalls[l] or {}
-        ccalls[l] = t
-        local k = callee.name or '?'
-        t[k] = (t[k] or 0) + 1
-      end
-    end
-  end
-end
-local opcount = {}
-local i = 1
-local calls = 0
-while i <= #log do
-  local e = log[i]
-  if e[1] ~= 'F' then error('lua-lines: a command outside an operation at entry ' .. i) end
-  at = i + 1
-  local name = string.sub(e[2], 4)
-  local fn = byop[name]
-  counting = i > warm
-  if counting then opcount[name] = (opcount[name] or 0) + 1 end
-  debug.sethook(hook, 'c', 1)
-  fn({ 'k' }, e[3])
-  debug.sethook()
-  i = at
-end
-local out = { steps = {}, ccalls = {}, ops = opcount }
-for l, c in pairs(steps) do out.steps[tostring(l)] = c end
-for l, t in pairs(ccalls) do out.ccalls[tostring(l)] = t end
-print(cjson.encode(out))
-`,
-)
-const printed = execFileSync('lua5.1', [join(dir, 'replay.lua'), dir, String(warmEntries)], {
+const printed = execFileSync('lua5.1', [join(here, 'lua-lines.lua'), dir, String(warmEntries)], {
   encoding: 'utf8',
   maxBuffer: 1 << 26,
 })
@@ -202,9 +126,7 @@ const result = JSON.parse(printed)
 const lines = code.split('\n')
 const scripts = join(dirname(dist), 'backends/redis/scripts')
 const origin = new Array(lines.length + 1)
-for (const file of execFileSync('ls', [scripts], { encoding: 'utf8' })
-  .split('\n')
-  .filter(Boolean)) {
+for (const file of readdirSync(scripts)) {
   const text = readFileSync(join(scripts, file), 'utf8').replace(/\n$/, '')
   const start = code.indexOf(text)
   if (start < 0) continue
@@ -214,6 +136,8 @@ for (const file of execFileSync('ls', [scripts], { encoding: 'utf8' })
 }
 
 const perCall = x => (x / n).toFixed(1)
+/** A line of the library: its file and line there, and its text. */
+const where = l => `${(origin[l] ?? `library:${l}`).padEnd(18)} ${lines[l - 1].trim().slice(0, 90)}`
 const stepsOf = Object.entries(result.steps).map(([l, c]) => [Number(l), c])
 const total = stepsOf.reduce((a, [, c]) => a + c, 0)
 const byFile = new Map()
@@ -243,9 +167,7 @@ for (const [k, c] of Object.entries(cTotal)
 console.log(`\ntop ${top} lines (VM instructions a call, C calls a call, line):`)
 for (const [l, c] of stepsOf.sort((a, b) => b[1] - a[1]).slice(0, top)) {
   const cc = Object.values(result.ccalls[String(l)] ?? {}).reduce((a, b) => a + b, 0)
-  console.log(
-    `  ${perCall(c).padStart(8)} ${perCall(cc).padStart(6)}  ${(origin[l] ?? `library:${l}`).padEnd(18)} ${lines[l - 1].trim().slice(0, 90)}`,
-  )
+  console.log(`  ${perCall(c).padStart(8)} ${perCall(cc).padStart(6)}  ${where(l)}`)
 }
 console.log(`\nredis.call by line (calls a call, line):`)
 const byCommandLine = Object.entries(result.ccalls)
@@ -253,8 +175,5 @@ const byCommandLine = Object.entries(result.ccalls)
   .filter(([, c]) => c > 0)
   .sort((a, b) => b[1] - a[1])
   .slice(0, top)
-for (const [l, c] of byCommandLine)
-  console.log(
-    `  ${perCall(c).padStart(6)}  ${(origin[l] ?? `library:${l}`).padEnd(18)} ${lines[l - 1].trim().slice(0, 90)}`,
-  )
+for (const [l, c] of byCommandLine) console.log(`  ${perCall(c).padStart(6)}  ${where(l)}`)
 process.exit(0)

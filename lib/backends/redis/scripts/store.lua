@@ -128,18 +128,21 @@ local function gc_step(queue, budget)
       for i = 1, #keys, PIECE do
         there = there + rcall('EXISTS', unpack(keys, i, math.min(i + PIECE - 1, #keys)))
       end
-      local gone = there == 0 and ids or {}
-      for _, id in ipairs(there == 0 and NONE or ids) do
-        local ttl = rcall('PTTL', record(queue, id))
-        if ttl == -2 then
-          gone[#gone + 1] = id
-        elseif ttl >= 0 then
-          -- An outcome still kept (a script's clock runs behind TIME): its entry moves to the
-          -- bucket of the second after it expires. A record without a TTL is a new run of the id,
-          -- whose end makes its own bucket.
-          local later = digits(gc_second(now() + ttl))
-          local rest = key(queue, 'gc:' .. later)
-          if rcall('RPUSH', rest, id) == 1 then rcall('ZADD', gcs, later, later) end
+      local gone = ids
+      if there > 0 then
+        gone = {}
+        for i, id in ipairs(ids) do
+          local ttl = rcall('PTTL', keys[i])
+          if ttl == -2 then
+            gone[#gone + 1] = id
+          elseif ttl >= 0 then
+            -- An outcome still kept (a script's clock runs behind TIME): its entry moves to the
+            -- bucket of the second after it expires. A record without a TTL is a new run of the
+            -- id, whose end makes its own bucket.
+            local later = digits(gc_second(now() + ttl))
+            local rest = key(queue, 'gc:' .. later)
+            if rcall('RPUSH', rest, id) == 1 then rcall('ZADD', gcs, later, later) end
+          end
         end
       end
       if #gone > 0 then
