@@ -11,7 +11,8 @@
 //
 // BATCH=25 makes the calls in rounds of 25 (a pool of concurrency 25); PRODUCER=apart makes them
 // from a second broker; WORQ_SETTINGS='{"events":false}' configures the queue first. The first
-// 100 calls are a warm-up and are not counted.
+// 100 calls are a warm-up and are not counted. DRAIN=1 counts a drain: the `n` calls are enqueued
+// while no worker runs (not counted), then a pool of concurrency BATCH runs them all.
 //
 // Needs lua5.1 and lua-cjson (apt-get install lua5.1 lua-cjson).
 import { execFileSync } from 'node:child_process'
@@ -30,6 +31,7 @@ if (!dist) {
 const n = Number(nArg)
 const top = Number(topArg)
 const batch = Number(process.env.BATCH ?? 1)
+const drain = process.env.DRAIN === '1'
 const settings = process.env.WORQ_SETTINGS ? JSON.parse(process.env.WORQ_SETTINGS) : undefined
 const WARM = 100
 const here = dirname(fileURLToPath(import.meta.url))
@@ -101,9 +103,23 @@ async function calls(count) {
   }
 }
 await calls(WARM)
-const warmEntries = await admin.llen(LOG)
-await calls(n)
-await pool.stop({ timeout: 5000 })
+let warmEntries = await admin.llen(LOG)
+if (drain) {
+  // DRAIN=1: the n calls are enqueued while no worker runs (not counted), then a pool of
+  // concurrency BATCH starts and runs them all (counted).
+  await pool.stop({ timeout: 5000 })
+  const handles = []
+  for (let i = 0; i < n; i += 1000)
+    handles.push(...(await Promise.all(Array.from({ length: Math.min(1000, n - i) }, (_, j) => add(i + j, 1)))))
+  warmEntries = await admin.llen(LOG)
+  const drainer = new WorkerPool(broker, { concurrency: batch, sweepInterval: long })
+  await drainer.start()
+  await Promise.all(handles.map(d => d.result(60_000)))
+  await drainer.stop({ timeout: 5000 })
+} else {
+  await calls(n)
+  await pool.stop({ timeout: 5000 })
+}
 const entries = await admin.lrange(LOG, 0, -1)
 await broker.close()
 if (producer !== broker) await producer.close()
