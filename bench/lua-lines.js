@@ -110,7 +110,11 @@ if (drain) {
   await pool.stop({ timeout: 5000 })
   const handles = []
   for (let i = 0; i < n; i += 1000)
-    handles.push(...(await Promise.all(Array.from({ length: Math.min(1000, n - i) }, (_, j) => add(i + j, 1)))))
+    handles.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(1000, n - i) }, (_, j) => add(i + j, 1)),
+      )),
+    )
   warmEntries = await admin.llen(LOG)
   const drainer = new WorkerPool(broker, { concurrency: batch, sweepInterval: long })
   await drainer.start()
@@ -165,7 +169,7 @@ const cTotal = {}
 for (const t of Object.values(result.ccalls))
   for (const [k, c] of Object.entries(t)) cTotal[k] = (cTotal[k] ?? 0) + c
 console.log(
-  `${n} calls (after ${WARM} of warm-up), batch ${batch}${process.env.PRODUCER === 'apart' ? ', producer apart' : ''}; operations run: ${Object.entries(
+  `${n} calls (after ${WARM} of warm-up), batch ${batch}${process.env.PRODUCER === 'apart' ? ', producer apart' : ''}${drain ? ', a drain' : ''}; operations run: ${Object.entries(
     result.ops,
   )
     .map(([k, v]) => `${k} ${v}`)

@@ -8,21 +8,27 @@ import { fileURLToPath } from 'node:url'
 import { startRedis } from './redis.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
-/** [tool, arguments, a line its output must have] */
+/** [tool, arguments, a line its output must have, environment] */
 const TOOLS = [
   ['ops.js', ['1', '5'], /enqueue with handover \d+/],
   ['ops.js', ['50', '3'], /exchange finishing them \d+/],
   ['lua-cost.js', ['5'], /redis\.call TIME/],
   ['lua-lines.js', [join(here, '../dist/index.js'), '20', '5'], /Lua VM instructions a call: \d+/],
+  [
+    'lua-lines.js',
+    [join(here, '../dist/index.js'), '60', '5'],
+    /a drain; operations run: .*exchange/,
+    { DRAIN: '1', BATCH: '10' },
+  ],
 ]
 
 const redis = await startRedis()
 let failed = 0
 try {
-  for (const [tool, args, expected] of TOOLS) {
+  for (const [tool, args, expected, env = {}] of TOOLS) {
     try {
       const out = execFileSync(process.execPath, [join(here, tool), ...args], {
-        env: { ...process.env, REDIS_URL: redis.url },
+        env: { ...process.env, ...env, REDIS_URL: redis.url },
         encoding: 'utf8',
         timeout: 120_000,
         stdio: ['ignore', 'pipe', 'pipe'],
