@@ -11,7 +11,8 @@ import type { ResultHub } from './results.js'
  * A tick's batch goes to the backend when the tick ends, except its first this-many calls, which
  * go at once: a wave of calls (many waiters answered together, each calling again) then reaches
  * Redis in two parts, and Redis works on the first while this process makes the rest. A backend
- * may also take the rest in parts (`Backend.enqueuePart`).
+ * may set its own first part (`Backend.enqueueFirst`: none on PostgreSQL) and take the rest in
+ * parts (`Backend.enqueuePart`).
  */
 const EARLY_FLUSH = 25
 
@@ -56,18 +57,17 @@ export class CallBatcher {
           this.#tickCalls = 0
           void this.#flush(backend)
         })
-      else if (this.#tickCalls === EARLY_FLUSH || this.#partEnds(backend)) void this.#flush(backend)
+      else if (this.#tickCalls === (backend.enqueueFirst ?? EARLY_FLUSH) || this.#partEnds(backend))
+        void this.#flush(backend)
     })
   }
 
   /** After the first part, whether this call ends one of the backend's parts (`enqueuePart`). */
   #partEnds(backend: Backend): boolean {
     const part = backend.enqueuePart
-    return (
-      part !== undefined &&
-      this.#tickCalls > EARLY_FLUSH &&
-      (this.#tickCalls - EARLY_FLUSH) % part === 0
-    )
+    if (part === undefined) return false
+    const first = backend.enqueueFirst ?? EARLY_FLUSH
+    return this.#tickCalls > first && (this.#tickCalls - first) % part === 0
   }
 
   async #flush(backend: Backend): Promise<void> {

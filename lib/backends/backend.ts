@@ -144,10 +144,18 @@ export interface Backend {
    */
   readonly lanes?: number
   /**
-   * Calls per part of one tick's batch after its first 25: a tick that keeps calling (a bulk of
-   * calls) sends a part every this many calls, so the backend writes one part while this process
-   * makes the next. Absent: the rest of the tick goes as one part (PostgreSQL, where parts sent
-   * side by side gained nothing). @default none
+   * Calls of one tick's batch that go at once, before the tick ends (its first part), so that the
+   * backend works on them while this process makes the rest. `Infinity`: none, the whole tick goes
+   * when it ends, where a part sent early would not reach the server before the tick's code is
+   * done anyway (PostgreSQL: a statement goes out after the pool's and the backend's awaits, which
+   * run once the calls of the tick are made) and only costs a statement. @default 25
+   */
+  readonly enqueueFirst?: number
+  /**
+   * Calls per part of one tick's batch after its first part (`enqueueFirst`): a tick that keeps
+   * calling (a bulk of calls) sends a part every this many calls, so the backend writes one part
+   * while this process makes the next. Absent: the rest of the tick goes as one part (PostgreSQL,
+   * where parts sent side by side gained nothing). @default none
    */
   readonly enqueuePart?: number
 

@@ -76,6 +76,38 @@ describe('postgres: a batch of plain calls', () => {
     }
   })
 
+  it("a tick's calls reach the server as one statement, however many (no early part)", async () => {
+    const b = getBroker(url, 'batch-tick')
+    try {
+      const q = b.queue('', { ignoreResult: true })
+      await q.warm()
+      // Each statement of a plain batch writes one inbox row of `enqueued` events (no worker is
+      // parked and nothing folds the inbox here), so the rows count the statements.
+      const statements = async (calls: number) => {
+        const count = async () =>
+          Number(
+            (await client.query(`SELECT count(*) AS n FROM worq.inbox WHERE queue = 'batch-tick'`))
+              .rows[0].n,
+          )
+        const before = await count()
+        await Promise.all(Array.from({ length: calls }, (_, i) => q.add(i, 1)))
+        return (await count()) - before
+      }
+      const stored = async () =>
+        Number(
+          (await client.query(`SELECT count(*) AS n FROM worq.tasks WHERE queue = 'batch-tick'`))
+            .rows[0].n,
+        )
+      const first = await stored()
+      expect(await statements(10)).to.equal(1)
+      expect(await statements(60)).to.equal(1)
+      expect(await statements(600)).to.equal(1)
+      expect((await stored()) - first).to.equal(670)
+    } finally {
+      await b.close()
+    }
+  })
+
   /** The queue's events from the start, once `count` have come. */
   async function events(b: Broker, count: number): Promise<QueueEvent[]> {
     const stream = b.events({ since: '0' })
