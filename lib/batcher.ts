@@ -57,17 +57,20 @@ export class CallBatcher {
           this.#tickCalls = 0
           void this.#flush(backend)
         })
-      else if (this.#tickCalls === (backend.enqueueFirst ?? EARLY_FLUSH) || this.#partEnds(backend))
-        void this.#flush(backend)
+      else if (this.#partEnds(backend)) void this.#flush(backend)
     })
   }
 
-  /** After the first part, whether this call ends one of the backend's parts (`enqueuePart`). */
+  /**
+   * Whether this call ends a part of the tick: its first (`enqueueFirst`), or one of the backend's
+   * parts after it (`enqueuePart`).
+   */
   #partEnds(backend: Backend): boolean {
-    const part = backend.enqueuePart
-    if (part === undefined) return false
     const first = backend.enqueueFirst ?? EARLY_FLUSH
-    return this.#tickCalls > first && (this.#tickCalls - first) % part === 0
+    const calls = this.#tickCalls
+    if (calls <= first) return calls === first
+    const part = backend.enqueuePart
+    return part !== undefined && (calls - first) % part === 0
   }
 
   async #flush(backend: Backend): Promise<void> {

@@ -81,28 +81,24 @@ describe('postgres: a batch of plain calls', () => {
     try {
       const q = b.queue('', { ignoreResult: true })
       await q.warm()
+      /** The queue's rows in `table`. */
+      const countIn = async (table: string) =>
+        Number(
+          (await client.query(`SELECT count(*) AS n FROM worq.${table} WHERE queue = 'batch-tick'`))
+            .rows[0].n,
+        )
       // Each statement of a plain batch writes one inbox row of `enqueued` events (no worker is
       // parked and nothing folds the inbox here), so the rows count the statements.
       const statements = async (calls: number) => {
-        const count = async () =>
-          Number(
-            (await client.query(`SELECT count(*) AS n FROM worq.inbox WHERE queue = 'batch-tick'`))
-              .rows[0].n,
-          )
-        const before = await count()
+        const before = await countIn('inbox')
         await Promise.all(Array.from({ length: calls }, (_, i) => q.add(i, 1)))
-        return (await count()) - before
+        return (await countIn('inbox')) - before
       }
-      const stored = async () =>
-        Number(
-          (await client.query(`SELECT count(*) AS n FROM worq.tasks WHERE queue = 'batch-tick'`))
-            .rows[0].n,
-        )
-      const first = await stored()
+      const first = await countIn('tasks')
       expect(await statements(10)).to.equal(1)
       expect(await statements(60)).to.equal(1)
       expect(await statements(600)).to.equal(1)
-      expect((await stored()) - first).to.equal(670)
+      expect((await countIn('tasks')) - first).to.equal(670)
     } finally {
       await b.close()
     }

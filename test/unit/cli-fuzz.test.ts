@@ -75,10 +75,9 @@ const value = fc.oneof(
 )
 const url = fc.oneof(
   fc.constant('memory://'),
-  // Malformed URLs of every scheme (none reaches a server: the machine may run one on a default
-  // port, which a URL like redis:// would find).
-  // Refused before any connection: a bare `redis:` or `redis://` means 127.0.0.1:6379, which
-  // would reach (and change) whatever server runs there, or wait seconds for one that does not.
+  // Malformed URLs of every scheme, each refused before any connection: a bare `redis:` or
+  // `redis://` means 127.0.0.1:6379, which would reach (and change) whatever server the machine
+  // runs there, or wait seconds for one that does not.
   fc.constantFrom(
     'memory:',
     'redis://:99999',
