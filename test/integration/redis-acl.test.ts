@@ -2,6 +2,7 @@
  * A Redis user limited to worq's keys and channels (docs/redis.md, "A Redis user for worq"): with
  * the documented ACL a pool starts without a warning and everything runs; with INFO denied too the
  * pool still starts, warns once that the eviction policy could not be read, and runs its tasks.
+ * Neither prints anything (ioredis's own line for a refused INFO included).
  */
 import { expect } from 'chai'
 import { Redis } from 'ioredis'
@@ -27,8 +28,24 @@ describe('redis: a user limited to worq', () => {
     await server?.stop()
   })
 
-  /** Runs a pool as `user`: calls, progress, events, listing, a cancel and a purge; its warnings. */
+  /**
+   * Runs a pool as `user`: calls, progress, events, listing, a cancel and a purge; its warnings.
+   * Fails when anything was printed meanwhile (ioredis prints with `console.warn`).
+   */
   async function runAs(user: string): Promise<string[]> {
+    const printed: unknown[][] = []
+    const { warn, log, error } = console
+    console.warn = console.log = console.error = (...args: unknown[]) => void printed.push(args)
+    try {
+      const warnings = await runPool(user)
+      expect(printed).to.deep.equal([])
+      return warnings
+    } finally {
+      Object.assign(console, { warn, log, error })
+    }
+  }
+
+  async function runPool(user: string): Promise<string[]> {
     const url = server.url.replace('redis://', `redis://${user}:s3cret@`)
     const broker = getBroker(url, uniqueQueue('acl')).expose(
       new TaskSpace('', {

@@ -28,7 +28,7 @@ export function checkVersion(info: string): void {
 export async function checkServer(cmd: Redis): Promise<void> {
   let info: string
   try {
-    info = await cmd.info('server')
+    info = (await cmd.call('INFO', 'server')) as string
   } catch (err) {
     if (/NOPERM/i.test(String(err))) return
     throw err
@@ -45,7 +45,7 @@ export async function checkServer(cmd: Redis): Promise<void> {
 export async function serverWarnings(cmd: Redis): Promise<string[]> {
   let info: string
   try {
-    info = await cmd.info('memory')
+    info = (await cmd.call('INFO', 'memory')) as string
   } catch (err) {
     if (!/NOPERM/i.test(String(err))) throw err
     return [

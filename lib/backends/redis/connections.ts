@@ -5,7 +5,7 @@
  * Redis Cluster each is an ioredis `Cluster`, which opens a socket to a node when a command first
  * goes there and follows MOVED and ASK; behind Sentinel each asks the sentinels for the master.
  */
-import type { RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import { ioredis } from './ioredis.js'
 import { boundWaits, final, revive, type Connection } from './reach.js'
 import type { Topology } from './topology.js'
@@ -19,6 +19,34 @@ export type { Connection }
  */
 function reconnectOnReadonly(err: Error): 2 | false {
   return /^READONLY/.test(err.message) ? 2 : false
+}
+
+/**
+ * Before a connection is used, ioredis checks with INFO that the server has loaded its data; when
+ * an ACL refuses INFO it prints a line (`console.warn`) and goes on as if loaded. The library never
+ * prints: here a refused INFO answers that check with an empty reply, which ioredis takes for
+ * "loaded" the same way, without the line. worq's own INFO reads (checks.ts) go through `call`,
+ * which this leaves alone, and still see the refusal. (A Cluster's node connections are made by
+ * ioredis itself, out of reach.)
+ */
+function quietReadyCheck(redis: Redis): void {
+  type Info = (...args: unknown[]) => Promise<string>
+  const info = (redis.info as Info).bind(redis)
+  ;(redis as unknown as { info: Info }).info = (...args) => {
+    const last = args[args.length - 1]
+    const callback =
+      typeof last === 'function' ? (args.pop() as (err: unknown, reply?: string) => void) : null
+    const reply = info(...args).catch((err: unknown) => {
+      if (/NOPERM/.test(String(err))) return ''
+      throw err
+    })
+    if (callback)
+      reply.then(
+        r => callback(null, r),
+        (err: unknown) => callback(err),
+      )
+    return reply
+  }
 }
 
 /** What a connection is for; it shows as `worq:<role>` in CLIENT LIST. */
@@ -116,7 +144,10 @@ export function connect(
       redisOptions: options,
     })
   } else {
-    redis = new (ioredis().Redis)(options)
+    const server = new (ioredis().Redis)(options)
+    // Before any reply: the ready check runs once the socket connects, after this returns.
+    quietReadyCheck(server)
+    redis = server
   }
   // ioredis prints unhandled 'error' events; reconnects are handled, and failed commands reject.
   redis.on('error', () => undefined)
