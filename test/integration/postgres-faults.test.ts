@@ -269,17 +269,17 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('several processes migrating one database at once: one schema, versions 1 to 13', async () => {
+  it('several processes migrating one database at once: one schema, versions 1 to 14', async () => {
     const fresh = await freshDatabase()
     const runs = await Promise.all(Array.from({ length: 4 }, () => migrateCli(fresh)))
     for (const r of runs) expect(r.code, r.out).to.equal(0)
-    expect(runs.filter(r => /migrated from version 0 to 13/.test(r.out))).to.have.length(1)
+    expect(runs.filter(r => /migrated from version 0 to 14/.test(r.out))).to.have.length(1)
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
     try {
       const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
       expect(rows).to.deep.equal(
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13].map(version => ({ version })),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14].map(version => ({ version })),
       )
       // A schema newer than this code is refused with a clear error.
       await c.query('INSERT INTO worq.migrations (version) VALUES (99)')
@@ -295,7 +295,7 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('a database of schema version 1 is migrated to version 13 in place, and its tasks and events go on', async () => {
+  it('a database of schema version 1 is migrated to version 14 in place, and its tasks and events go on', async () => {
     const fresh = await freshDatabase()
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
@@ -384,7 +384,7 @@ describe('postgres: URLs, faults and migrations', () => {
         )
         const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
         expect(rows).to.deep.equal(
-          [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13].map(version => ({ version })),
+          [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14].map(version => ({ version })),
         )
         expect(await exchangeBody()).to.include('worq.hold(q)')
         // Version 6: an exchange asks for a fold instead of folding.
