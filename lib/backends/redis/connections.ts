@@ -26,8 +26,8 @@ function reconnectOnReadonly(err: Error): 2 | false {
  * an ACL refuses INFO it prints a line (`console.warn`) and goes on as if loaded. The library never
  * prints: here a refused INFO answers that check with an empty reply, which ioredis takes for
  * "loaded" the same way, without the line. worq's own INFO reads (checks.ts) go through `call`,
- * which this leaves alone, and still see the refusal. (A Cluster's node connections are made by
- * ioredis itself, out of reach.)
+ * which this leaves alone, and still see the refusal. A Cluster's node connections get it as
+ * ioredis makes them (its `+node` event comes before their first command).
  */
 function quietReadyCheck(redis: Redis): void {
   type Info = (...args: unknown[]) => Promise<string>
@@ -143,6 +143,7 @@ export function connect(
       lazyConnect: false,
       redisOptions: options,
     })
+    redis.on('+node', (node: Redis) => quietReadyCheck(node))
   } else {
     const server = new (ioredis().Redis)(options)
     // Before any reply: the ready check runs once the socket connects, after this returns.
