@@ -84,7 +84,7 @@ export function encodeTask(
   now: number,
 ): NewTask {
   const { payload, deps } = encodeCall(args)
-  return {
+  const task: NewTask = {
     id,
     name: path,
     payload,
@@ -105,6 +105,8 @@ export function encodeTask(
         : { ...callCacheKey(path, args, payload, deps), ttl: opts.cacheTtl },
     trace: '',
   }
+  if (opts.id !== undefined) task.idChosen = true
+  return task
 }
 
 /** The kind of store a backend URL names: `memory`, `redis` or `postgres`. */

@@ -58,6 +58,12 @@ export interface NewTask {
   cache: { key: string; ttl: number; template: string } | undefined
   /** W3C trace context of the producer's span (`traceparent`, a newline, `tracestate`), or ''. */
   trace: string
+  /**
+   * True when the caller chose the id (task option `id`), which another task may hold; a
+   * generated id is new. (On PostgreSQL a batch of generated ids is written without a check for
+   * ids taken: docs/postgres.md, "A batch of new ids".)
+   */
+  idChosen?: boolean
 }
 
 /** A task handed to a worker. */

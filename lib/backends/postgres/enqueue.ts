@@ -66,13 +66,17 @@ function sharedBackoff(tasks: readonly NewTask[]): string | null {
 
 /**
  * The one statement of a plain batch: $1 queue, $2 the rows (JSON, `plainRow`), $3 origin, $4 tag,
- * $5 the batch's backoff (JSON; null when each row has its own): cast to jsonb once, not per row.
- * `<schema>.enqueue_batch` (schema/015_handover.sql) writes the batch, and hands its first tasks
- * to workers parked on the queue (docs/postgres.md, "Handover").
+ * $5 the batch's backoff (JSON; null when each row has its own): cast to jsonb once, not per row;
+ * $6 true when every id was generated (`fresh`: written without a check for ids taken).
+ * `<schema>.enqueue_batch` (schema/018_lone_handover.sql) writes the batch, and hands its first
+ * tasks to workers parked on the queue (docs/postgres.md, "Handover").
  */
 function plainSql(s: string): string {
-  return `SELECT ${s}.enqueue_batch($1, $2::json, $3, $4, $5::jsonb) AS n`
+  return `SELECT ${s}.enqueue_batch($1, $2::json, $3, $4, $5::jsonb, $6) AS n`
 }
+
+/** PostgreSQL's unique_violation: an id taken, in a batch written without the check. */
+const ID_TAKEN = '23505'
 
 /** Enqueues batches of one schema's queues. */
 export class BatchEnqueue {
@@ -96,13 +100,23 @@ export class BatchEnqueue {
     // Encoded now, while the batches before it are written.
     const backoff = sharedBackoff(tasks)
     const rows = JSON.stringify(tasks.map(t => plainRow(t, backoff)))
+    const fresh = !tasks.some(t => t.idChosen)
     return this.#inOrder(queue, async () => {
-      const written = await this.#db.rows<{ n: number }>(
-        this.#plain,
-        [queue, rows, origin, tag, backoff],
-        'enqueue',
-        true,
-      )
+      let written: { n: number }[]
+      try {
+        written = await this.#db.rows<{ n: number }>(
+          this.#plain,
+          [queue, rows, origin, tag, backoff, fresh],
+          'enqueue',
+          true,
+        )
+      } catch (err) {
+        // A batch of generated ids goes without the check for ids taken (a fifth of the
+        // statement); one taken all the same (this very batch sent again after its reply was
+        // lost) fails the statement, which then wrote nothing: the batch goes task by task.
+        if (!fresh || (err as { code?: string }).code !== ID_TAKEN) throw err
+        return this.#oneByOne(queue, tasks, origin, tag)
+      }
       if (written[0]!.n === tasks.length) return tasks.map(() => 'ok' as const)
       // Some ids were taken: the whole batch again, task by task, with the same tag (the tasks
       // this call has just written answer 'ok').

@@ -4,9 +4,18 @@
 -- every call) cost about as much as their work. enqueue_batch and end_plain now take one task
 -- with a few small statements, with the same rules and writes, and exchange takes the queue's
 -- lock itself and skips its loop when end_plain ended everything (docs/postgres.md, "Speed").
+-- A batch whose ids were all generated is written without ON CONFLICT (below).
 
-CREATE OR REPLACE FUNCTION worq.enqueue_batch(q text, batch json, origin text, tag text,
-  backoff jsonb)
+-- `fresh` (new in this version, so the function of version 11 goes): every id of the batch was
+-- generated, so none is taken but by this very batch sent again after its reply was lost. Such a
+-- batch, with nobody parked, is written without ON CONFLICT: checking each row for a conflict
+-- (a speculative insertion) was a fifth of the statement (1 000 rows: 11.1–12.1 against 8.8–9.1
+-- ms). An id taken all the same fails the statement, which writes nothing; the caller then sends
+-- the batch through enqueue() (lib/backends/postgres/enqueue.ts).
+DROP FUNCTION worq.enqueue_batch(text, json, text, text, jsonb);
+
+CREATE FUNCTION worq.enqueue_batch(q text, batch json, origin text, tag text, backoff jsonb,
+  fresh boolean)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
   n integer;
@@ -20,35 +29,66 @@ DECLARE
   handed_rows json;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM worq.parks p WHERE p.queue = q) THEN
-    WITH s AS (
-      SELECT worq.now_ms() AS now,
-        coalesce((SELECT qs.listing FROM worq.queues qs WHERE qs.name = q), true) AS listing,
-        coalesce((SELECT qs.events FROM worq.queues qs WHERE qs.name = q), true) AS events
-    ), ins AS (
-      INSERT INTO worq.tasks AS r (queue, id, name, state, payload, on_error, ignore_result,
-        result_timeout, heartrate, attempts, backoff, run_at, timeout, priority, metadata, trace,
-        created_at, listed, origin, enqueue_tag, due_at, ready_at, line_seq)
-      SELECT q, x.i, x.n, CASE WHEN x.u > s.now THEN 'delayed' ELSE 'enqueued' END,
-        x.p, coalesce(x.o, 'fail'), coalesce(x.g, false), x.r, x.h, x.a,
-        coalesce(x.b::jsonb, enqueue_batch.backoff), coalesce(x.u, 0), coalesce(x.t, 0),
-        coalesce(x.y, 0), coalesce(x.m, ''), coalesce(x.c, ''),
-        s.now, s.listing, CASE WHEN x.g THEN NULL ELSE enqueue_batch.origin END, tag,
-        CASE WHEN x.u > s.now THEN x.u END,
-        CASE WHEN x.u > s.now THEN NULL ELSE s.now END, nextval('worq.line_seq')
-      FROM s, ROWS FROM (json_to_recordset(batch) AS (i text, n text, p text, o text, g boolean,
-        r bigint, h bigint, a integer, b text, u bigint, t bigint, y integer, m text, c text))
-        WITH ORDINALITY AS x
-      ORDER BY x.ordinality
-      ON CONFLICT (queue, id) DO NOTHING
-      RETURNING r.id, r.name, r.created_at, r.line_seq
-    ), logged AS (
-      INSERT INTO worq.inbox (queue, body)
-      SELECT q, json_build_object('en', json_build_array(min(ins.created_at),
-        to_json(array_agg(ins.id ORDER BY ins.line_seq)),
-        to_json(array_agg(ins.name ORDER BY ins.line_seq))))
-      FROM ins HAVING count(*) > 0 AND (SELECT s.events FROM s)
-    )
-    SELECT count(*)::integer INTO n FROM ins;
+    IF fresh THEN
+      WITH s AS (
+        SELECT worq.now_ms() AS now,
+          coalesce((SELECT qs.listing FROM worq.queues qs WHERE qs.name = q), true) AS listing,
+          coalesce((SELECT qs.events FROM worq.queues qs WHERE qs.name = q), true) AS events
+      ), ins AS (
+        INSERT INTO worq.tasks AS r (queue, id, name, state, payload, on_error, ignore_result,
+          result_timeout, heartrate, attempts, backoff, run_at, timeout, priority, metadata, trace,
+          created_at, listed, origin, enqueue_tag, due_at, ready_at, line_seq)
+        SELECT q, x.i, x.n, CASE WHEN x.u > s.now THEN 'delayed' ELSE 'enqueued' END,
+          x.p, coalesce(x.o, 'fail'), coalesce(x.g, false), x.r, x.h, x.a,
+          coalesce(x.b::jsonb, enqueue_batch.backoff), coalesce(x.u, 0), coalesce(x.t, 0),
+          coalesce(x.y, 0), coalesce(x.m, ''), coalesce(x.c, ''),
+          s.now, s.listing, CASE WHEN x.g THEN NULL ELSE enqueue_batch.origin END, tag,
+          CASE WHEN x.u > s.now THEN x.u END,
+          CASE WHEN x.u > s.now THEN NULL ELSE s.now END, nextval('worq.line_seq')
+        FROM s, ROWS FROM (json_to_recordset(batch) AS (i text, n text, p text, o text, g boolean,
+          r bigint, h bigint, a integer, b text, u bigint, t bigint, y integer, m text, c text))
+          WITH ORDINALITY AS x
+        ORDER BY x.ordinality
+        RETURNING r.id, r.name, r.created_at, r.line_seq
+      ), logged AS (
+        INSERT INTO worq.inbox (queue, body)
+        SELECT q, json_build_object('en', json_build_array(min(ins.created_at),
+          to_json(array_agg(ins.id ORDER BY ins.line_seq)),
+          to_json(array_agg(ins.name ORDER BY ins.line_seq))))
+        FROM ins HAVING count(*) > 0 AND (SELECT s.events FROM s)
+      )
+      SELECT count(*)::integer INTO n FROM ins;
+    ELSE
+      WITH s AS (
+        SELECT worq.now_ms() AS now,
+          coalesce((SELECT qs.listing FROM worq.queues qs WHERE qs.name = q), true) AS listing,
+          coalesce((SELECT qs.events FROM worq.queues qs WHERE qs.name = q), true) AS events
+      ), ins AS (
+        INSERT INTO worq.tasks AS r (queue, id, name, state, payload, on_error, ignore_result,
+          result_timeout, heartrate, attempts, backoff, run_at, timeout, priority, metadata, trace,
+          created_at, listed, origin, enqueue_tag, due_at, ready_at, line_seq)
+        SELECT q, x.i, x.n, CASE WHEN x.u > s.now THEN 'delayed' ELSE 'enqueued' END,
+          x.p, coalesce(x.o, 'fail'), coalesce(x.g, false), x.r, x.h, x.a,
+          coalesce(x.b::jsonb, enqueue_batch.backoff), coalesce(x.u, 0), coalesce(x.t, 0),
+          coalesce(x.y, 0), coalesce(x.m, ''), coalesce(x.c, ''),
+          s.now, s.listing, CASE WHEN x.g THEN NULL ELSE enqueue_batch.origin END, tag,
+          CASE WHEN x.u > s.now THEN x.u END,
+          CASE WHEN x.u > s.now THEN NULL ELSE s.now END, nextval('worq.line_seq')
+        FROM s, ROWS FROM (json_to_recordset(batch) AS (i text, n text, p text, o text, g boolean,
+          r bigint, h bigint, a integer, b text, u bigint, t bigint, y integer, m text, c text))
+          WITH ORDINALITY AS x
+        ORDER BY x.ordinality
+        ON CONFLICT (queue, id) DO NOTHING
+        RETURNING r.id, r.name, r.created_at, r.line_seq
+      ), logged AS (
+        INSERT INTO worq.inbox (queue, body)
+        SELECT q, json_build_object('en', json_build_array(min(ins.created_at),
+          to_json(array_agg(ins.id ORDER BY ins.line_seq)),
+          to_json(array_agg(ins.name ORDER BY ins.line_seq))))
+        FROM ins HAVING count(*) > 0 AND (SELECT s.events FROM s)
+      )
+      SELECT count(*)::integer INTO n FROM ins;
+    END IF;
     PERFORM worq.wake(q);
     RETURN n;
   END IF;
