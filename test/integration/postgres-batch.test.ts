@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import pg from 'pg'
 import { getBroker, task, TaskSpace, type Broker, type QueueEvent } from '../../lib/index.js'
-import type { NewTask } from '../../lib/backends/records.js'
+import { newTask } from '../helpers/new-task.js'
 import { freshDatabase } from '../helpers/postgres.js'
 import { until } from '../helpers/util.js'
 
@@ -64,49 +64,22 @@ describe('postgres: a batch of plain calls', () => {
     expect(delayed).to.include({ result_timeout: '90000', heartrate: '2000' })
   })
 
-  /** A plain task of `batch`, as the broker encodes a call of `add` (`chosen`: the id was given). */
-  function plainTask(id: string, chosen = false): NewTask {
-    return {
-      id,
-      name: 'add',
-      payload: JSON.stringify({ json: [1, 2] }),
-      deps: [],
-      onError: 'fail',
-      ignoreResult: false,
-      resultTimeout: 3_600_000,
-      heartrate: 10_000,
-      attempts: 1,
-      backoff: { type: 'fixed', delay: 0, jitter: 0, maxDelay: 0 },
-      runAt: 0,
-      timeout: 0,
-      priority: 0,
-      metadata: '',
-      cache: undefined,
-      trace: '',
-      ...(chosen && { idChosen: true }),
-    }
-  }
-
   it('a batch of generated ids goes without the check for ids taken; one taken all the same answers as with it', async () => {
     const { backend } = await broker.backend()
     const stamp = Date.now()
     const ids = Array.from({ length: 30 }, (_, i) => `fresh-${stamp}-${i}`)
-    expect(
-      await backend.enqueue(
-        'batch',
-        ids.map(id => plainTask(id)),
-      ),
-    ).to.deep.equal(ids.map(() => 'ok'))
+    const first = ids.map(id => newTask(id))
+    expect(await backend.enqueue('batch', first)).to.deep.equal(ids.map(() => 'ok'))
     // The same ids again, generated as far as the batch knows (this is what a batch sent again
     // after a lost reply meets): the statement fails on the first id taken, writes nothing, and
     // the batch goes task by task; the tasks are live, so each is a duplicate.
-    const again = [...ids.slice(0, 10).map(id => plainTask(id)), plainTask(`fresh-${stamp}-new`)]
+    const again = [...ids.slice(0, 10).map(id => newTask(id)), newTask(`fresh-${stamp}-new`)]
     expect(await backend.enqueue('batch', again)).to.deep.equal([
       ...ids.slice(0, 10).map(() => 'duplicate'),
       'ok',
     ])
     // A chosen id in the batch: the check for ids taken, no failed statement.
-    const chosen = [plainTask(ids[0]!, true), plainTask(`chosen-${stamp}`, true)]
+    const chosen = [ids[0]!, `chosen-${stamp}`].map(id => newTask(id, { idChosen: true }))
     expect(await backend.enqueue('batch', chosen)).to.deep.equal(['duplicate', 'ok'])
     const { rows: counted } = await client.query(
       `SELECT count(*)::integer AS n FROM worq.tasks WHERE queue = 'batch' AND id LIKE $1`,
