@@ -1,15 +1,16 @@
 /**
  * The enqueue of a batch on postgres://. A batch of plain calls (no Deferred argument, no result
- * cache) is written by one statement (`enqueue_batch`, schema/015_handover.sql; a statement of
- * this file's until schema version 10): one INSERT … SELECT FROM json_to_recordset of the batch,
- * each task straight into its line (or the delayed set, or a parked worker's hands) in the
- * batch's order, one inbox row for all their `enqueued` events and one wake-up. (`backoff`, an object, is read as text and cast:
- * read as jsonb by json_to_recordset it cost the server 10 µs a task, most of the statement; a
- * backoff shared by the whole batch is sent and cast once.) The rows carry only what differs from
- * the defaults, under one-letter keys (`plainRow`). A task whose id is taken (a live task: a
- * duplicate; a finished one, replaced; or this very call sent again after its reply was lost)
- * sends its batch again through the `enqueue` function, task by task (schema/002_tasks.sql), as
- * every other batch goes. Each call carries a tag of its own (`enqueue_tag`), by which the same
+ * cache) is written by one statement (`enqueue_batch`, schema/018_lone_handover.sql; a statement
+ * of this file's until schema version 10): one INSERT … SELECT FROM json_to_recordset of the
+ * batch, each task straight into its line (or the delayed set, or a parked worker's hands) in the
+ * batch's order, one inbox row for all their `enqueued` events and one wake-up. (`backoff`, an
+ * object, is read as text and cast: read as jsonb by json_to_recordset it cost the server 10 µs a
+ * task, most of the statement; a backoff shared by the whole batch is sent and cast once.) The
+ * rows carry only what differs from the defaults, under one-letter keys (`plainRow`). A batch
+ * whose ids were all generated is written without a check for ids taken (`fresh`). A task whose
+ * id is taken (a live task: a duplicate; a finished one, replaced; or this very call sent again
+ * after its reply was lost) sends its batch again through the `enqueue` function, task by task
+ * (schema/002_tasks.sql), as every other batch goes. Each call carries a tag of its own (`enqueue_tag`), by which the same
  * call sent again finds the tasks it wrote: they answer 'ok'.
  */
 import { nanoid } from 'nanoid'
