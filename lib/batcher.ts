@@ -7,15 +7,6 @@ import type { Deferred } from './deferred.js'
 import { DuplicateTask } from './errors.js'
 import type { ResultHub } from './results.js'
 
-/**
- * A tick's batch goes to the backend when the tick ends, except its first this-many calls, which
- * go at once: a wave of calls (many waiters answered together, each calling again) then reaches
- * Redis in two parts, and Redis works on the first while this process makes the rest. A backend
- * may set its own first part (`Backend.enqueueFirst`: none on PostgreSQL) and take the rest in
- * parts (`Backend.enqueuePart`).
- */
-const EARLY_FLUSH = 25
-
 /** A call in the batch of this tick, waiting for the enqueue's answer. */
 interface Pending {
   task: NewTask
@@ -63,10 +54,12 @@ export class CallBatcher {
 
   /**
    * Whether this call ends a part of the tick: its first (`enqueueFirst`), or one of the backend's
-   * parts after it (`enqueuePart`).
+   * parts after it (`enqueuePart`). A tick's batch goes to the backend when the tick ends, except
+   * the parts its backend asks for: on Redis a wave of calls (many waiters answered together, each
+   * calling again) reaches it in parts, and Redis works on one while this process makes the next.
    */
   #partEnds(backend: Backend): boolean {
-    const first = backend.enqueueFirst ?? EARLY_FLUSH
+    const first = backend.enqueueFirst ?? Infinity
     const calls = this.#tickCalls
     if (calls <= first) return calls === first
     const part = backend.enqueuePart

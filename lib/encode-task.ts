@@ -84,7 +84,7 @@ export function encodeTask(
   now: number,
 ): NewTask {
   const { payload, deps } = encodeCall(args)
-  const task: NewTask = {
+  return {
     id,
     name: path,
     payload,
@@ -104,9 +104,8 @@ export function encodeTask(
         ? undefined
         : { ...callCacheKey(path, args, payload, deps), ttl: opts.cacheTtl },
     trace: '',
+    idChosen: opts.id !== undefined,
   }
-  if (opts.id !== undefined) task.idChosen = true
-  return task
 }
 
 /** The kind of store a backend URL names: `memory`, `redis` or `postgres`. */

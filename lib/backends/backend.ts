@@ -145,10 +145,11 @@ export interface Backend {
   readonly lanes?: number
   /**
    * Calls of one tick's batch that go at once, before the tick ends (its first part), so that the
-   * backend works on them while this process makes the rest. `Infinity`: none, the whole tick goes
-   * when it ends, where a part sent early would not reach the server before the tick's code is
-   * done anyway (PostgreSQL: a statement goes out after the pool's and the backend's awaits, which
-   * run once the calls of the tick are made) and only costs a statement. @default 25
+   * backend works on them while this process makes the rest (Redis: 25). Absent: none, the whole
+   * tick goes when it ends, as where a part sent early would not reach the server before the
+   * tick's code is done anyway (PostgreSQL: a statement goes out after the pool's and the
+   * backend's awaits, which run once the calls of the tick are made) or runs in this process's
+   * thread (memory). @default none
    */
   readonly enqueueFirst?: number
   /**

@@ -45,11 +45,6 @@ const CLEANUP_MS = 1000
 export class MemoryBackend implements Backend {
   readonly url: string
   readonly limits: BackendLimits
-  /**
-   * A tick's calls go as one batch when the tick ends: the backend runs in this process's thread,
-   * so a part sent early is written while the process would make the rest, never beside it.
-   */
-  readonly enqueueFirst = Infinity
   readonly #engine: MemoryEngine
   #cleanup: NodeJS.Timeout
   #closed = false

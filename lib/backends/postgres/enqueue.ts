@@ -10,8 +10,8 @@
  * whose ids were all generated is written without a check for ids taken (`fresh`). A task whose
  * id is taken (a live task: a duplicate; a finished one, replaced; or this very call sent again
  * after its reply was lost) sends its batch again through the `enqueue` function, task by task
- * (schema/002_tasks.sql), as every other batch goes. Each call carries a tag of its own (`enqueue_tag`), by which the same
- * call sent again finds the tasks it wrote: they answer 'ok'.
+ * (schema/002_tasks.sql), as every other batch goes. Each call carries a tag of its own
+ * (`enqueue_tag`), by which the same call sent again finds the tasks it wrote: they answer 'ok'.
  */
 import { nanoid } from 'nanoid'
 import type { NewTask } from '../backend.js'

@@ -54,12 +54,6 @@ export interface PostgresBackendOptions {
 export class PostgresBackend implements Backend {
   readonly url: string
   readonly limits: BackendLimits
-  /**
-   * A tick's calls go as one statement when the tick ends: a part sent early reaches the server
-   * only once the tick's calls are made anyway (docs/postgres.md, "A tick's calls in one
-   * statement").
-   */
-  readonly enqueueFirst = Infinity
   /** This instance's id: outcomes of tasks enqueued here are notified on its channel. */
   readonly clientId = nanoid(12).replace(/-/g, '_')
   readonly schema: string

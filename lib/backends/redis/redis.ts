@@ -57,6 +57,8 @@ export class RedisBackend implements Backend {
   readonly limits: BackendLimits
   /** Two lanes for a busy pool: its waves of calls reach Redis out of phase (docs/worker.md). */
   readonly lanes = 2
+  /** A tick's first 25 calls go at once: Redis works on them while the process makes the rest. */
+  readonly enqueueFirst = 25
   /** A bulk of calls goes in parts of 250 after the first 25 (docs/redis.md, "Bulk in parts"). */
   readonly enqueuePart = 250
   /** This instance's client id: outcomes of tasks enqueued here are published to its channel. */
