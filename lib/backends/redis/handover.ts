@@ -2,7 +2,7 @@
  * Hand-overs between slots (docs/cluster.md): on a Redis Cluster a script keeps to its queue's
  * slot, so what a call owes another queue — registering a task as a dependent of a Deferred
  * argument there (`L`), or an ended task's outcome for a dependent there (`D`) — is recorded in the
- * owing queue (its `ho` hash, scripts/common.lua) and returned in the call's reply. This class does
+ * owing queue (its `ho` hash, scripts/outbox.lua) and returned in the call's reply. This class does
  * the second step at once: link.lua on the argument's queue, fill.lua on the dependent's queue,
  * then fill.lua on the owing queue drops what is done. Every step is idempotent; a step that fails
  * (or a process that dies between the steps) leaves the record, and the owing queue's sweep does

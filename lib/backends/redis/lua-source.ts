@@ -59,10 +59,20 @@ const FLAGS: Partial<Record<Name, 'no-writes' | 'allow-oom'>> = {
 
 /**
  * The helpers every operation uses, in this order (each uses only what comes before it): basics,
- * events and metrics, the lines tasks wait in, limits and the cache, how tasks end, reserving and
- * readying, storing a new task.
+ * what a call sends and the formats it reads, events and metrics, the lines tasks wait in, limits
+ * and the cache, the listing index, how tasks end, reserving and readying, storing a new task.
  */
-const PRELUDE = ['common', 'observe', 'lines', 'shaping', 'store', 'ready', 'admit'] as const
+const PRELUDE = [
+  'common',
+  'outbox',
+  'observe',
+  'lines',
+  'shaping',
+  'listing',
+  'store',
+  'ready',
+  'admit',
+] as const
 
 /** The function library: its source, and each operation's function name. */
 interface Library {

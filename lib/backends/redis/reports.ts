@@ -1,7 +1,8 @@
 /**
  * What the Redis backend reports of tasks and queues, decoded from what the scripts return: a
  * task's state, a live record with its tokens value (processing) and progress, or an ended record
- * with its details (the formats of scripts/common.lua), and a queue's counts and workers.
+ * with its details (the formats of scripts/common.lua and scripts/outbox.lua), and a queue's
+ * counts and workers.
  */
 import type { QueueInfo, StoredInfo, TaskState, WorkerInfo } from '../backend.js'
 import { outcomeStatus } from '../../outcome.js'
@@ -9,7 +10,7 @@ import { storedCall } from '../records.js'
 import { decodeRecord, recordMade } from './codec.js'
 import type { InfoReply } from './script-types.js'
 
-/** A tokens hash value (read_held() in common.lua). */
+/** A tokens hash value (read_held() in outbox.lua). */
 export interface Held {
   attempt: number
   started: number
@@ -17,7 +18,7 @@ export interface Held {
   token: string
 }
 
-/** Reads a tokens hash value (read_held() in scripts/common.lua); undefined for another shape. */
+/** Reads a tokens hash value (read_held() in scripts/outbox.lua); undefined for another shape. */
 export function readHeld(v: string): Held | undefined {
   const m =
     /^([^|]*)\|[a-z]*\|\d+\|\d+\|[^|]*\|[^|\n]*\n([^|]*)\|(\d+)\|\d+\|-?\d+\|(\d+)\|[^|]*\|(\d+)\|[01]$/.exec(
@@ -36,7 +37,7 @@ function epochMs(stored: string, enqueued: string): number {
   return t < 1e11 ? Number(enqueued) + t : t
 }
 
-/** The worker a token was given to (token_worker() in common.lua). */
+/** The worker a token was given to (token_worker() in outbox.lua). */
 export function tokenWorker(token: string): string | undefined {
   const i = token.lastIndexOf(':')
   return i > 0 ? token.slice(0, i) : undefined

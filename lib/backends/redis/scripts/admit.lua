@@ -1,6 +1,6 @@
 --[[ admit.lua: storing one new task (enqueue.lua takes a batch of them, schedule.lua one per due
   time). An enqueue entry is: id, runAt (epoch ms, 0 = now), the record ("E0:<header JSON>\n<payload>",
-  or "P0:…" when the task has Deferred arguments), and its meta (read_held() in common.lua).
+  or "P0:…" when the task has Deferred arguments), and its meta (read_held() in outbox.lua).
   Everything else (generation, client, resultTimeout, onError, the arguments) is read from the
   header, and only on the paths that need it: Deferred arguments, a priority, the cache, an id in
   use.
@@ -85,7 +85,7 @@ local function admit(queue, id, run_at, body, meta, i)
     if h == 'ok' then return 1 end
   end
   -- New (or a finished id used again: its kept outcome is replaced).
-  -- Flags and name (meta: read_held() in common.lua). The newline found by plain search: a pattern
+  -- Flags and name (meta: read_held() in outbox.lua). The newline found by plain search: a pattern
   -- stepping through the line to it cost about 850 instructions more an enqueue.
   local flags = string.match(meta, '^%a*')
   local name = string.match(meta, '^[^|]*', string.find(meta, '\n', 1, true) + 1)

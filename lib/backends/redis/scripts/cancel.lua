@@ -9,7 +9,7 @@
     done  1 cancelled (outcome 'k' + JSON {taskName, queue, taskId}, cascading to dependents),
           2 the same for a task a worker held (it is told on the control channel), 0 not
           cancellable (unknown or finished)
-    owed  hand-overs to dependents on other queues (common.lua), SPLIT calls only
+    owed  hand-overs to dependents on other queues (outbox.lua), SPLIT calls only
 ]]
 local held = rcall('HEXISTS', key(QUEUE, 'tokens'), ARGV[3]) == 1
 local done = cancel_one(QUEUE, ARGV[3], false)

@@ -6,10 +6,10 @@
            argument, a cache hit) come back in the reply instead of being published ('' = publish)
   ARGV[4]  number of tasks n, then 4 slots per task, an enqueue entry (admit.lua): id, runAt,
            record, meta
-  Returns one flat array (append() in common.lua): codes, mine, owed, then #mine
+  Returns one flat array (append() in outbox.lua): codes, mine, owed, then #mine
     codes  n integers: 1 stored, 0 duplicate (a live task holds the id)
     mine   outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
-    owed   hand-overs to other queues (common.lua: field, value, …), SPLIT calls only
+    owed   hand-overs to other queues (outbox.lua: field, value, …), SPLIT calls only
   A task whose id is held by a live record with the same generation is reported stored (a resent
   call).
 ]]

@@ -26,7 +26,7 @@
   reserved, PX the longest lease among those it gave and those it ended, deleted by the worker's
   next call that neither reserves nor ends such a task. The same call resent (same nonce) is
   answered from it.
-  Returns one flat array (append() in common.lua): reserved, stale, mine, owed, texts, then
+  Returns one flat array (append() in outbox.lua): reserved, stale, mine, owed, texts, then
   #stale, #mine, #owed, #texts and nextDueIn
     stale     ids whose token no longer matched (lease lost): refused, nothing changed. A finish
               for good whose task's stored outcome carries this token's tag (this very call
@@ -38,7 +38,7 @@
               of an earlier version) and not yet popped by it
     nextDueIn ms until the earliest delayed task is due when fewer than `max` were reserved, else -1
     mine      outcomes for the caller's client: queue, id, outcome, queue, id, outcome, ...
-    owed      hand-overs to dependents on other queues (common.lua: field, value, …), SPLIT calls
+    owed      hand-overs to dependents on other queues (outbox.lua: field, value, …), SPLIT calls
               only
     texts     handover messages as text (handover_text() in ready.lua) taken from the worker's
               list, each passed on as it is: more reserved tasks

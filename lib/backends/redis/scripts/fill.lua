@@ -1,4 +1,4 @@
---[[ fill.lua: the step of a hand-over between slots (common.lua) run on the dependents' queue:
+--[[ fill.lua: the step of a hand-over between slots (outbox.lua) run on the dependents' queue:
   fills argument slots of this queue's pending tasks with outcomes of tasks on other queues (a
   task whose arguments are then all there joins its line, or ends and cascades down this queue's
   graph), then drops hand-overs this queue owed that are done. Each fill counts once (fill() in

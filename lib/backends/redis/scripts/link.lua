@@ -1,4 +1,4 @@
---[[ link.lua: the second step of registering dependents on another slot (common.lua, hand-overs):
+--[[ link.lua: the second step of registering dependents on another slot (outbox.lua, hand-overs):
   run on the queue of the Deferred arguments. Each link registers a task of another queue as a
   dependent of an argument task of this queue that has not ended, once (a link done again finds
   its line there), or answers with the argument's outcome when it has ended (an expiry when it is

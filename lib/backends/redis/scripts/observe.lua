@@ -9,7 +9,7 @@
   last: its type, its task id, what it says of the task and the rest (JSON of {d = retry delay,
   p = progress, e = {n = error name, m = message, c = code}}, or ''). What it says of the task is
   its name alone (enqueued), or the details head of its run ("<name>|<enqueued>|<attempts>|
-  <priority>|<started>|<worker>|<attempt>|<holds>", common.lua), or a whole tokens value, whose
+  <priority>|<started>|<worker>|<attempt>|<holds>", outbox.lua), or a whole tokens value, whose
   head follows its newline (started), or '' (paused, resumed); an end event's run time is the
   time less <started>. Ids, names and worker ids hold no control characters other than that
   newline, and JSON escapes them, so the separators cannot occur in a value. One flat list is

@@ -10,7 +10,7 @@
   ARGV[2]  queue
   ARGV[3]  most tasks to take in this step
   Returns: { count, owed, taken, left }: how many tasks were cancelled, hand-overs to dependents
-  on other queues (common.lua, SPLIT calls only), how many ids were taken out of the lines, and how
+  on other queues (outbox.lua, SPLIT calls only), how many ids were taken out of the lines, and how
   many waiting tasks are left.
 ]]
 local budget = tonumber(ARGV[3])

@@ -1,13 +1,14 @@
 --[[ ready.lua: reserving tasks and putting ready work in line, after the other helpers and before
-  the operations (scripts.ts puts them together); begin() starts every call. reserve() is what
+  the operations (lua-source.ts puts them together); begin() starts every call. reserve() is what
   exchange.lua and a handover share; flush_ready() pushes what make_ready() collected and hands it
-  to parked workers (hand_over()). The keys and formats are those of common.lua and docs/redis.md.
+  to parked workers (hand_over()). The keys and formats are those of common.lua, outbox.lua and
+  docs/redis.md.
 ]]
 
 -- The fields a reservation needs, read without decoding the header when it has the exact shape
 -- encodeTask() writes for a plain task (no Deferred arguments, onError, priority, metadata, cache
 -- or extra options): attempts made, heartrate (text), name, and the reservation's meta (read_held()
--- in common.lua). Ranges are checked as valid_header() checks them, on the text as encodeTask()
+-- in outbox.lua). Ranges are checked as valid_header() checks them, on the text as encodeTask()
 -- writes numbers (no leading zero, no sign, no exponent): a number parsed costs about 1 200
 -- instructions, and most of these only pass through. nil: decode and validate the header instead.
 local PLAIN = '^E(%d+):{"n":"([^"\\]*)","r":(%d+),"h":(%d+),"a":(%d+),"b":%["%a+",(%d+),' ..
@@ -64,7 +65,7 @@ local function meta_heartrate_name(meta)
 end
 
 -- Records of tasks this call wrote (admit.lua), by id, and their meta (as it came from the
--- enqueue: read_held() in common.lua): reserve() takes those without a GET or reading the header.
+-- enqueue: read_held() in outbox.lua): reserve() takes those without a GET or reading the header.
 local written, written_meta
 
 -- Reserves up to `max` ready tasks of `queue` for `worker`, the i-th with token
@@ -75,7 +76,7 @@ local written, written_meta
 -- skipped; unreadable records end as BadMessage. Returns the reserved tasks (5 entries each: id,
 -- token, attempt as decimal text, record, slots), whether any id was taken, whether `take` ran
 -- dry, and the longest lease given (ms from now). A task without Deferred arguments has slots ''
--- (an empty table in the reply would cost Redis a conversion of its own: append() in common.lua).
+-- (an empty table in the reply would cost Redis a conversion of its own: append() in outbox.lua).
 local NO_SLOTS = ''
 local function reserve(queue, max, nonce, take, worker)
   local reserved, hset, zadd, lease_ends = {}, {}, {}, {}
@@ -130,7 +131,7 @@ local function reserve(queue, max, nonce, take, worker)
           taken = taken + 1
           local n = #hset
           hset[n + 1] = id
-          -- The tokens value (read_held() in common.lua).
+          -- The tokens value (read_held() in outbox.lua).
           local attempt = made == 0 and '1' or tostring(made + 1)
           local value = token .. '|' .. meta .. '|' .. now_str() .. '|' .. worker .. '|' .. attempt ..
             (arg and '|1' or '|0')
@@ -375,7 +376,7 @@ local function begin(args)
   begin_common(args)
   begin_observe()
   begin_lines()
-  begin_store()
+  begin_listing()
   -- (written_meta holds an id only with written: admit.lua.)
   if not written or next(written) then written, written_meta = {}, {} end
   CALLER = nil

@@ -7,7 +7,7 @@
   ARGV[4]  a random number in [0, 1) (backoff jitter; the i-th task uses a golden-ratio step of it)
   Returns: { handled, owed }
     handled  how many tasks were handled; 0 when the guard held
-    owed     hand-overs to other queues (common.lua) to do now: those this sweep's cascades owe,
+    owed     hand-overs to other queues (outbox.lua) to do now: those this sweep's cascades owe,
              and those owed for more than HANDOVER_GRACE_MS (their caller died between the two
              steps: each is redone, and is due again an interval later if it is still there)
   Key `swept` holds when the queue was last swept. A sweep that comes more than 2 × interval + 1 s
