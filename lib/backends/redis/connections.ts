@@ -5,7 +5,7 @@
  * Redis Cluster each is an ioredis `Cluster`, which opens a socket to a node when a command first
  * goes there and follows MOVED and ASK; behind Sentinel each asks the sentinels for the master.
  */
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { ioredis } from './ioredis.js'
 import { boundWaits, final, revive, type Connection } from './reach.js'
 import type { Topology } from './topology.js'
@@ -27,7 +27,8 @@ function reconnectOnReadonly(err: Error): 2 | false {
  * prints: here a refused INFO answers that check with an empty reply, which ioredis takes for
  * "loaded" the same way, without the line. worq's own INFO reads (checks.ts) go through `call`,
  * which this leaves alone, and still see the refusal. A Cluster's node connections get it as
- * ioredis makes them (its `+node` event comes before their first command).
+ * ioredis makes them (its `+node` event comes before their first command), and its subscriber
+ * connection as ioredis picks it (`quietClusterSubscriber`).
  */
 function quietReadyCheck(redis: Redis): void {
   type Info = (...args: unknown[]) => Promise<string>
@@ -46,6 +47,28 @@ function quietReadyCheck(redis: Redis): void {
         (err: unknown) => callback(err),
       )
     return reply
+  }
+}
+
+/**
+ * A Cluster subscribes through one connection of ioredis's own (its ClusterSubscriber), made with
+ * the ready check always on, anew each time ioredis picks a node for it, with no event that shows
+ * it. It is quieted as it is made: the pick (`selectSubscriber`) is wrapped on this Cluster's own
+ * subscriber object, before the Cluster starts it; the new connection's socket, and so its check,
+ * opens only after the pick returns. Both names are ioredis's internals (5.x), looked for and
+ * left alone when absent: that connection's line would then be printed as before.
+ */
+function quietClusterSubscriber(cluster: Cluster): void {
+  interface Picker {
+    selectSubscriber?: () => void
+    subscriber?: Redis | null
+  }
+  const picker = (cluster as unknown as { subscriber?: Picker }).subscriber
+  const select = picker?.selectSubscriber
+  if (!picker || typeof select !== 'function') return
+  picker.selectSubscriber = () => {
+    select.call(picker)
+    if (picker.subscriber) quietReadyCheck(picker.subscriber)
   }
 }
 
@@ -144,6 +167,7 @@ export function connect(
       redisOptions: options,
     })
     redis.on('+node', (node: Redis) => quietReadyCheck(node))
+    quietClusterSubscriber(redis)
   } else {
     const server = new (ioredis().Redis)(options)
     // Before any reply: the ready check runs once the socket connects, after this returns.
