@@ -62,7 +62,7 @@ let recording = replace(
 `,
 )
 // redis.pcall is used as it is in a few places: routed through a field of a table the library
-// already has (a new local would pass Lua's limit of 200 in the main function).
+// already has (a new local of the main function counts against Lua's limit of 200).
 recording = replace(recording, 'redis.pcall(', 'SMALL.pcall(')
 recording = replace(
   recording,
@@ -76,9 +76,9 @@ recording = replace(
 `,
 )
 recording = recording.replace(
-  /local function (op_\w+)\(_, args\)\nbegin\(args\)\n/g,
-  (_, op) =>
-    `local function ${op}(_, args)\nbegin(args)\nredis.call('RPUSH', '${LOG}', cjson.encode({ 'F', '${op}', args }))\n`,
+  /callback = function\(_, args\) -- ([\w-]+)\nbegin\(args\)\n/g,
+  (whole, name) =>
+    `${whole}redis.call('RPUSH', '${LOG}', cjson.encode({ 'F', 'op_${name.replace('-', '_')}', args }))\n`,
 )
 
 const server = await startRedis()

@@ -80,32 +80,39 @@ interface Library {
   functions: Map<Name, string>
 }
 
-/** The Lua local that holds an operation: a function of (keys, args), as FCALL calls it. */
-const local = (name: Name): string => `op_${name.replace('-', '_')}`
-
 let prelude: string | undefined
 /** The shared helpers, read once. */
 const preludeSource = (): string => (prelude ??= PRELUDE.map(read).join('\n'))
 
-/** An operation as a function of (keys, args) that starts with its call's fresh state. */
-const op = (name: Name): string =>
-  `local function ${local(name)}(_, args)\nbegin(args)\n${read(name)}\nend`
+/** An operation's part of its function name: `register-worker` → `register_worker`. */
+const suffix = (name: Name): string => name.replace('-', '_')
+
+/**
+ * An operation as a function of (keys, args), as FCALL calls it, that starts with its call's fresh
+ * state. Written where it is used, as an expression, not held in a local of the library's main
+ * chunk: Lua allows a function 200 locals, and the helpers take most of them. The comment after
+ * its parameters names the operation (bench/lua-lines.js finds it there).
+ */
+const op = (name: Name): string => `function(_, args) -- ${name}\nbegin(args)\n${read(name)}\nend`
 
 let library: Library | undefined
 
 /** The function library (FUNCTION LOAD), built once. */
 export function functionLibrary(): Library {
   if (library) return library
+  const ops = NAMES.map(op)
   // The library is named for its content: processes running different versions of worq on one
   // server each call their own, and loading is idempotent.
-  const body = `${preludeSource()}\n${NAMES.map(op).join('\n')}`
-  const lib = `worq_${createHash('sha1').update(body).digest('hex').slice(0, 12)}`
-  const functions = new Map(NAMES.map(n => [n, `${lib}_${local(n).slice(3)}`] as const))
-  const register = NAMES.map(n => {
+  const lib = `worq_${createHash('sha1')
+    .update(`${preludeSource()}\n${ops.join('\n')}`)
+    .digest('hex')
+    .slice(0, 12)}`
+  const functions = new Map(NAMES.map(n => [n, `${lib}_${suffix(n)}`] as const))
+  const register = NAMES.map((n, i) => {
     const flags = FLAGS[n] ? `, flags = { '${FLAGS[n]}' }` : ''
-    return `redis.register_function{ function_name = '${functions.get(n)}', callback = ${local(n)}${flags} }`
+    return `redis.register_function{ function_name = '${functions.get(n)}', callback = ${ops[i]}${flags} }`
   })
-  library = { code: `#!lua name=${lib}\n${body}\n${register.join('\n')}\n`, functions }
+  library = { code: `#!lua name=${lib}\n${preludeSource()}\n${register.join('\n')}\n`, functions }
   return library
 }
 
@@ -121,7 +128,7 @@ export function script(name: Name): { lua: string; sha: string } {
   let s = scripts.get(name)
   if (!s) {
     // A script's globals KEYS and ARGV, taken before common.lua declares its own ARGV.
-    const lua = `local keys, args = KEYS, ARGV\n${preludeSource()}\n${op(name)}\nreturn ${local(name)}(keys, args)`
+    const lua = `local keys, args = KEYS, ARGV\n${preludeSource()}\nreturn (${op(name)})(keys, args)`
     s = { lua, sha: createHash('sha1').update(lua).digest('hex') }
     scripts.set(name, s)
   }
