@@ -28,7 +28,12 @@ export async function storedSchedule(
   const opts = resolveOptions(info.defaults, info.options ?? {})
   const values = await resolveArgs(args)
   const now = Date.now()
-  const { id: _id, runAt: _runAt, ...task } = encodeTask(info.path, '-', values, opts, 0)
+  const {
+    id: _id,
+    runAt: _runAt,
+    idChosen: _idChosen,
+    ...task
+  } = encodeTask(info.path, '-', values, opts, 0)
   const startAt = timing.startAt ?? ('every' in timing.when ? now + timing.when.every : undefined)
   const stored = {
     ...timing,

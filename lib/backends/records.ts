@@ -301,8 +301,11 @@ export interface StoredSchedule {
   /** The dotted task name it calls. */
   name: string
   when: ScheduleWhen
-  /** The task every run enqueues; its `id` and `runAt` are set per run. */
-  task: Omit<NewTask, 'id' | 'runAt'>
+  /**
+   * The task every run enqueues; its `id` (a chosen one: `<id>@<due time>`) and `runAt` are set
+   * per run.
+   */
+  task: Omit<NewTask, 'id' | 'runAt' | 'idChosen'>
   startAt?: number
   endAt?: number
   /** Most runs in all. */

@@ -59,7 +59,7 @@ export class Scheduler {
         const fire = !missed || s.catchUp
         const next = nextDue({ ...s, runs: s.runs + (fire ? 1 : 0) }, Math.max(now, s.next))
         const task = fire
-          ? { ...s.task, id: `${s.id}@${new Date(s.next).toISOString()}`, runAt: 0 }
+          ? { ...s.task, id: `${s.id}@${new Date(s.next).toISOString()}`, idChosen: true, runAt: 0 }
           : null
         await this.backend.fireSchedule(this.queue, s.id, s.next, next, task)
       }
