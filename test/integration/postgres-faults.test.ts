@@ -6,8 +6,11 @@ import { freshDatabase, postgresUrl } from '../helpers/postgres.js'
 import { CLI_TS } from '../helpers/cli.js'
 import { latch, uniqueQueue, until } from '../helpers/util.js'
 import { tcpForwarder } from '../helpers/tcp-forwarder.js'
-import { schemaSql } from '../../lib/backends/postgres/migrate.js'
+import { SCHEMA_VERSION, schemaSql } from '../../lib/backends/postgres/migrate.js'
 import { MAX_DURATION_MS } from '../../lib/backends/backend.js'
+
+/** Every schema version's row in `migrations`, 1 to the current one. */
+const ALL_VERSIONS = Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 }))
 
 function errorOf(p: Promise<unknown>): Promise<{ code?: string; message: string } | undefined> {
   return p.then(
@@ -269,18 +272,18 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('several processes migrating one database at once: one schema, versions 1 to 14', async () => {
+  it(`several processes migrating one database at once: one schema, versions 1 to ${SCHEMA_VERSION}`, async () => {
     const fresh = await freshDatabase()
     const runs = await Promise.all(Array.from({ length: 4 }, () => migrateCli(fresh)))
     for (const r of runs) expect(r.code, r.out).to.equal(0)
-    expect(runs.filter(r => /migrated from version 0 to 14/.test(r.out))).to.have.length(1)
+    expect(
+      runs.filter(r => r.out.includes(`migrated from version 0 to ${SCHEMA_VERSION}`)),
+    ).to.have.length(1)
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
     try {
       const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-      expect(rows).to.deep.equal(
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14].map(version => ({ version })),
-      )
+      expect(rows).to.deep.equal(ALL_VERSIONS)
       // A schema newer than this code is refused with a clear error.
       await c.query('INSERT INTO worq.migrations (version) VALUES (99)')
       const broker = getBroker(fresh, 'q')
@@ -295,7 +298,7 @@ describe('postgres: URLs, faults and migrations', () => {
     }
   })
 
-  it('a database of schema version 1 is migrated to version 14 in place, and its tasks and events go on', async () => {
+  it(`a database of schema version 1 is migrated to version ${SCHEMA_VERSION} in place, and its tasks and events go on`, async () => {
     const fresh = await freshDatabase()
     const c = new pg.Client({ connectionString: fresh })
     await c.connect()
@@ -383,9 +386,7 @@ describe('postgres: URLs, faults and migrations', () => {
           'the joined task to end',
         )
         const { rows } = await c.query('SELECT version FROM worq.migrations ORDER BY version')
-        expect(rows).to.deep.equal(
-          [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14].map(version => ({ version })),
-        )
+        expect(rows).to.deep.equal(ALL_VERSIONS)
         expect(await exchangeBody()).to.include('worq.hold(q)')
         // Version 6: an exchange asks for a fold instead of folding.
         expect(await exchangeBody()).to.not.include('flush')
