@@ -177,25 +177,32 @@ function checkBackoff(b: unknown): void {
   if (o.maxDelay !== undefined) positive('backoff.maxDelay', o.maxDelay, 0)
 }
 
-/** Random bytes for task ids, drawn from the system's CSPRNG this many at a time. */
+/** Random bytes for task ids, drawn from the system's CSPRNG this many at a time… */
 const ID_POOL_BYTES = 16 * 512
-let idPool: Buffer | undefined
-let idOffset = ID_POOL_BYTES
+/** …and written out as base64url once per draw: 6 random bits a character. */
+const ID_POOL_CHARS = Math.floor((ID_POOL_BYTES * 8) / 6)
+const ID_LENGTH = 21
+let idBytes: Buffer | undefined
+let idChars: Buffer | undefined
+let idOffset = ID_POOL_CHARS
 
 /**
  * A new task id: 21 random URL-safe characters (126 bits, nanoid's alphabet and size), never
  * starting with `-`, so that it can be given to the `worq` command as it is (a leading dash would
- * read as an option). Made as one base64url string from a pool of random bytes: nanoid builds its
+ * read as an option). Cut from one base64url text of a pool of random bytes: nanoid builds its
  * id a character at a time, about 20 strings a call, half of the allocations of an enqueue's
- * encoding on the producer's hot path.
+ * encoding on the producer's hot path; and the cut is a string of its own, where a slice of a
+ * longer string would keep the longer one alive for as long as the id lives (a Deferred's id
+ * lives until its outcome arrives).
  */
 export function newTaskId(): string {
-  if (idOffset === ID_POOL_BYTES) {
-    randomFillSync((idPool ??= Buffer.allocUnsafe(ID_POOL_BYTES)))
+  if (idOffset + ID_LENGTH > ID_POOL_CHARS) {
+    randomFillSync((idBytes ??= Buffer.allocUnsafe(ID_POOL_BYTES)))
+    idChars = Buffer.from(idBytes.toString('base64url'), 'latin1')
     idOffset = 0
   }
-  const id = idPool!.toString('base64url', idOffset, (idOffset += 16)).slice(0, 21)
-  return id.charCodeAt(0) === 45 ? `_${id.slice(1)}` : id
+  if (idChars![idOffset] === 45) idChars![idOffset] = 95 // '-' → '_'
+  return idChars!.toString('latin1', idOffset, (idOffset += ID_LENGTH))
 }
 
 /** Checks a task id. */
