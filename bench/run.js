@@ -4,7 +4,9 @@
 // graphile-worker on one server, when a PostgreSQL server is reachable.
 // Env: BENCH_N (tasks per run, default 20000), BENCH_REPS (default 3), BENCH_ONLY (comma list of
 // scenarios), BENCH_LIBS (comma list of libraries), BENCH_BACKENDS (comma list of redis, postgres:
-// the sections to run, default both; the other section's text in docs/benchmarks.md is kept).
+// the sections to run, default both; the other section's text in docs/benchmarks.md is kept),
+// BENCH_REDIS_CPUS (the CPUs of the private Redis's main thread, Redis's `server_cpulist`: a run
+// with a Redis on a core of its own, kept apart from the others in "The last 3 runs").
 // The Postgres rows' own settings (BENCH_PG_N, BENCH_PG_LIBS, BENCH_PG_URL) are in run-postgres.js.
 import { execFileSync, execSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -195,18 +197,22 @@ if (BACKENDS.includes('redis')) {
     )
   }
   const resultsDir = join(here, 'results')
+  const redisCpus = process.env.BENCH_REDIS_CPUS ?? ''
   mkdirSync(resultsDir, { recursive: true })
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   if (Object.keys(medians).length > 0)
     writeFileSync(
       join(resultsDir, `${stamp}.json`),
-      JSON.stringify({ at: stamp, pace, medians }, null, 1),
+      JSON.stringify({ at: stamp, pace, ...(redisCpus ? { redisCpus } : {}), medians }, null, 1),
     )
+  // The last runs of this run's layout: a run with Redis on CPUs of its own is not mixed with
+  // the others.
   const lastRuns = readdirSync(resultsDir)
     .filter(f => f.endsWith('.json'))
     .sort()
-    .slice(-3)
     .map(f => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')))
+    .filter(run => (run.redisCpus ?? '') === redisCpus)
+    .slice(-3)
   const ratio = (w, p, lower) =>
     Number.isFinite(w) && Number.isFinite(p) && p > 0
       ? `${(lower ? p / w : w / p).toFixed(2)}×`
@@ -279,7 +285,7 @@ if (BACKENDS.includes('redis')) {
 
   Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}.
   Versions: ${versions.join(', ')}.
-  Command: \`${['BENCH_N', 'BENCH_REPS', 'BENCH_ONLY', 'BENCH_LIBS']
+  Command: \`${['BENCH_N', 'BENCH_REPS', 'BENCH_ONLY', 'BENCH_LIBS', 'BENCH_REDIS_CPUS']
     .filter(k => process.env[k])
     .map(k => `${k}=${process.env[k]} `)
     .join('')}npm run bench\`.
