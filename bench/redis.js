@@ -47,9 +47,10 @@ export async function startRedis() {
       // Redis 7 allocates a latency histogram per command name after CONFIG RESETSTAT: ~25 KB
       // each, which the memory-per-result row would count against whichever library ran.
       ...(majorVersion() >= 7 ? ['--latency-tracking', 'no'] : []),
-      // BENCH_REDIS_CPUS=1 gives the server's main thread that CPU alone (Redis's own
-      // `server_cpulist`), as a Redis with a core of its own runs (docs/benchmarks.md, "Where
-      // Redis runs").
+      // BENCH_REDIS_CPUS=1 keeps the server's main thread on that CPU (Redis's own
+      // `server_cpulist`; the CPU is not reserved: the benchmark's processes may run there too),
+      // so that a wake-up never moves it onto the writer's CPU (docs/benchmarks.md, "Where Redis
+      // runs").
       ...(process.env.BENCH_REDIS_CPUS ? ['--server_cpulist', process.env.BENCH_REDIS_CPUS] : []),
     ),
     { stdio: ['ignore', 'pipe', 'inherit'] },

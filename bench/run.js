@@ -5,8 +5,8 @@
 // Env: BENCH_N (tasks per run, default 20000), BENCH_REPS (default 3), BENCH_ONLY (comma list of
 // scenarios), BENCH_LIBS (comma list of libraries), BENCH_BACKENDS (comma list of redis, postgres:
 // the sections to run, default both; the other section's text in docs/benchmarks.md is kept),
-// BENCH_REDIS_CPUS (the CPUs of the private Redis's main thread, Redis's `server_cpulist`: a run
-// with a Redis on a core of its own, kept apart from the others in "The last 3 runs").
+// BENCH_REDIS_CPUS (the CPUs the private Redis's main thread is kept on, Redis's `server_cpulist`:
+// such a run is kept apart from the others in "The last 3 runs").
 // The Postgres rows' own settings (BENCH_PG_N, BENCH_PG_LIBS, BENCH_PG_URL) are in run-postgres.js.
 import { execFileSync, execSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -205,8 +205,8 @@ if (BACKENDS.includes('redis')) {
       join(resultsDir, `${stamp}.json`),
       JSON.stringify({ at: stamp, pace, ...(redisCpus ? { redisCpus } : {}), medians }, null, 1),
     )
-  // The last runs of this run's layout: a run with Redis on CPUs of its own is not mixed with
-  // the others.
+  // The last runs of this run's layout: a run with Redis kept on given CPUs is not mixed with the
+  // others.
   const lastRuns = readdirSync(resultsDir)
     .filter(f => f.endsWith('.json'))
     .sort()
