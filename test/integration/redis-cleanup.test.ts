@@ -60,7 +60,7 @@ describe('redis: nothing is left behind', () => {
       expect(await broker.tasks()).to.have.length.above(0)
       // The pool's sweep (every 50 ms) drops the listing entries of outcomes once they expired
       // (in the second after: the clean-up goes by whole seconds).
-      const listing = [queueKey(queue, 'idx'), queueKey(queue, 'gcs'), queueKey(queue, 'bad')]
+      const listing = [queueKey(queue, 'lss'), queueKey(queue, 'lcs'), queueKey(queue, 'bad')]
       await until(
         async () => (await redis.admin.exists(...listing)) === 0,
         5000,
@@ -106,15 +106,16 @@ describe('redis: nothing is left behind', () => {
       await d.wait(5000)
       expect(d.value).to.equal(3)
       expect(await redis.admin.pexpire(taskKey(queue, d.id), 2500)).to.equal(1)
-      const idx = queueKey(queue, 'idx')
-      expect(await redis.admin.zscore(idx, d.id)).to.not.equal(null)
+      const info = await d.info()
+      const list = queueKey(queue, `ls:${Math.floor(info!.createdAt.getTime() / 1000)}`)
+      expect(await redis.admin.lrange(list, 0, -1)).to.deep.equal([d.id])
       await until(
         async () => (await redis.admin.exists(taskKey(queue, d.id))) === 0,
         5000,
         'the outcome to expire',
       )
-      await until(async () => (await redis.admin.exists(idx)) === 0, 5000, 'the entry to go')
-      expect(await redis.admin.exists(queueKey(queue, 'gcs'))).to.equal(0)
+      const listing = [list, queueKey(queue, 'lss'), queueKey(queue, 'lcs')]
+      await until(async () => (await redis.admin.exists(...listing)) === 0, 5000, 'the entry to go')
     } finally {
       await pool.stop()
       await broker.close()

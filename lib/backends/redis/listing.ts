@@ -18,25 +18,26 @@ export async function listTasks(
   query: ListQuery,
 ): Promise<StoredInfo[] | 'off'> {
   const found: StoredInfo[] = []
-  let max = query.createdBefore === undefined ? '+inf' : `(${query.createdBefore * 1000}`
-  const min = query.createdAfter === undefined ? '-inf' : `(${query.createdAfter * 1000 + 999}`
+  const before = query.createdBefore === undefined ? '' : String(query.createdBefore)
+  const after = query.createdAfter === undefined ? '' : String(query.createdAfter)
   let skip = query.offset
-  for (let first = true; ; first = false) {
+  let cursor = ''
+  for (;;) {
     const reply = await scripts.list(queue, {
       statuses: (query.statuses ?? []).join(','),
       name: query.name ?? '',
-      max,
-      min,
+      before,
+      after,
       skip,
       want: query.limit - found.length,
-      first,
+      cursor,
       budget: STEP_BUDGET,
     })
     if (reply[0] === 'off') return 'off'
     // Lua's false arrives as null.
     const [matches, skipped, next] = reply as [Array<string | null>, number, string | null]
     skip -= skipped
-    for (let i = 0; i + 4 < matches.length; i += 5)
+    for (let i = 0; i + 3 < matches.length; i += 4)
       found.push(
         storedInfo(
           matches[i] as string,
@@ -47,6 +48,6 @@ export async function listTasks(
         ),
       )
     if (found.length >= query.limit || !next) return found
-    max = next
+    cursor = next
   }
 }

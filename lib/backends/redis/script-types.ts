@@ -69,12 +69,13 @@ export interface ListStep {
   /** Comma-separated statuses, '' for all. */
   statuses: string
   name: string
-  /** '+inf' or '(<score>'. */
-  max: string
-  /** '-inf' or '(<score>'. */
-  min: string
+  /** Created before this time (epoch ms, exclusive), '' for no bound. */
+  before: string
+  /** Created after this time (epoch ms, exclusive), '' for no bound. */
+  after: string
   skip: number
   want: number
-  first: boolean
+  /** Where the last step stopped (its `next`), '' for the first step. */
+  cursor: string
   budget: number
 }

@@ -203,11 +203,11 @@ export class Scripts {
     return this.#lua.call('list', queue, [
       step.statuses,
       step.name,
-      step.max,
-      step.min,
+      step.before,
+      step.after,
       step.skip,
       step.want,
-      step.first ? '1' : '0',
+      step.cursor,
       step.budget,
     ]) as Promise<ListReply>
   }

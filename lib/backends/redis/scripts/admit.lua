@@ -72,25 +72,30 @@ local function admit_pending(queue, id, body, listed)
   end
 end
 
--- Stores one task of a batch; `i` is its place in the batch (its listing score is the call's
--- time in µs plus i). Returns 1 stored (or already stored by this very call, resent), 0 duplicate.
-local function admit(queue, id, run_at, body, meta, i)
+-- Stores one task of a batch. Returns 1 stored (or already stored by this very call, resent), 0
+-- duplicate.
+local function admit(queue, id, run_at, body, meta)
   local tkey = record(queue, id)
-  local fresh = body
+  local fresh, old = body, nil
   if rcall('SET', tkey, body, 'NX') then
     fresh = nil
   else
-    local h = held(rcall('GET', tkey), body)
+    old = rcall('GET', tkey)
+    local h = held(old, body)
     if h == 'dup' then return 0 end
     if h == 'ok' then return 1 end
   end
-  -- New (or a finished id used again: its kept outcome is replaced).
-  -- Flags and name (meta: read_held() in outbox.lua). The newline found by plain search: a pattern
-  -- stepping through the line to it cost about 850 instructions more an enqueue.
+  -- New (or a finished id used again: its kept outcome is replaced, and its listing entry goes).
+  if old then unlist(queue, id, old) end
+  -- Flags, name and createdAt (meta: read_held() in outbox.lua). The newline found by plain
+  -- search: a pattern stepping through the line to it cost about 850 instructions more an enqueue.
   local flags = string.match(meta, '^%a*')
-  local name = string.match(meta, '^[^|]*', string.find(meta, '\n', 1, true) + 1)
+  local name, enq = string.match(meta, '^([^|]*)|(%d*)', string.find(meta, '\n', 1, true) + 1)
   local c = conf(queue)
-  if c.listing then index_add(queue, id, i) end
+  if c.listing then
+    local sec = second_of(enq)
+    if sec then index_add(queue, id, sec) end
+  end
   if c.events then event(queue, 'enqueued', id, name) end
   if string.byte(body, 1) == 80 then -- 'P': has Deferred arguments
     admit_pending(queue, id, body, c.listing)

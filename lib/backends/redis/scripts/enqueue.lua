@@ -20,7 +20,7 @@ for t = 0, n - 1 do
   local base = 5 + t * 4
   local run_at = ARGV[base + 1]
   codes[t + 1] = admit(QUEUE, ARGV[base], run_at == '0' and 0 or tonumber(run_at), ARGV[base + 2],
-    ARGV[base + 3], t)
+    ARGV[base + 3])
 end
 flush_all()
 local n_mine = append(codes, mine)

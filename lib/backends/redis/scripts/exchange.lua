@@ -102,8 +102,8 @@ if nf > 0 then
   end
   local held = rcall_read('HMGET', tokens, fields)
   local deps = rcall_read('HMGET', key(QUEUE, 'dependents'), ids)
-  -- Listed tasks leave the listing when their outcome expires (store.lua); with listing off, the
-  -- sweep drops what was listed before.
+  -- Listed tasks leave the listing when their outcome expires (store.lua, listing.lua); with
+  -- listing off, the sweep's scan drops what was listed before.
   local listing = conf(QUEUE).listing
   local gone, had_deps = {}, {}
   for i = 1, nf do
@@ -156,7 +156,7 @@ if nf > 0 then
     unleased = true
   end
   if #had_deps > 0 then rcall_list('HDEL', key(QUEUE, 'dependents'), had_deps) end
-  if listing then gc_step(QUEUE, 2 * nf + 20) end
+  if listing then lc_step(QUEUE, 4 * nf + 100) end
 end
 
 -- Promote due delayed tasks (FIFO by due time), looking at the earliest one first.

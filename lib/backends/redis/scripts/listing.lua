@@ -1,51 +1,46 @@
 --[[ listing.lua: the listing index and its clean-up, written for every task enqueued or ended
-  while the queue's `listing` setting is on (list.lua reads it). `idx` (sorted set) holds every
-  task enqueued while it was on, scored by the enqueue's server time in µs (one task of a batch a
-  µs after the other), so `list` pages newest first; `bad` (sorted set, the same scores) those of
-  them that failed, expired or were cancelled, so that listing those statuses need not read every
-  task. A task that ends while listing is on and keeps an outcome has its id written into the
-  clean-up bucket of the second after the one its outcome expires in: `gc:<second>` (list of ids),
-  found through `gcs` (sorted set of those seconds); gc_step() removes the id from `idx` and `bad`
-  then, unless its record is still there: a kept outcome moves to a later bucket, a new run of the
-  same id makes its own when it ends. An ended task that keeps no outcome (ignoreResult) leaves
-  `idx` at once.
+  while the queue's `listing` setting is on (list.lua reads it). `ls:<second>` (list) holds the ids
+  of the tasks created in that second (their `createdAt`, the producer's clock, in epoch seconds),
+  in the order they reached Redis; `lss` (sorted set, each second scored by itself) the seconds that
+  have a list, so that `list` pages newest first by second, then from the end of each list. `bad`
+  (sorted set, scored createdAt × 1000 plus a counter) those of them that failed, expired or were
+  cancelled, so that listing those statuses need not read every task.
+
+  Clean-up: a listed task that ends writes its list's second into the clean-up bucket of the second
+  after the one its outcome expires in (`lc:<second>`, a list, found through `lcs`, a sorted set of
+  those seconds; at once for an `ignoreResult` task, whose record goes when it ends). lc_step() then
+  checks that list: ids whose records are gone leave it and `bad`; a kept outcome (a script's clock
+  runs behind TIME) brings the check back once it expires; a task still live brings it back when it
+  ends. A task id enqueued again after its task ended leaves its old list then (unlist()).
+  Appending an id to a list costs Redis a tenth of inserting it into a sorted set scored in µs, the
+  index this replaced (schema of the keys before 2026-12-06: `idx`, `gc:<second>`, `gcs`), which
+  the sweep still moves over (legacy_step()).
 ]]
 
--- Listing entries collected during the call: new ones (queue -> score, id, score, id, …) and
--- clean-up ones (queue -> second -> list).
-local idx_buf, gc_buf, gc_order
+-- Listing entries collected during the call: new ones (queue -> second -> ids, with the seconds in
+-- order), clean-up ones (queue -> bucket second -> entries, and a set of them), and lists to look
+-- at before the call ends (queue -> second -> true).
+local idx_buf, lc_buf, lc_order, lc_soon
 
--- The call's time in µs (the listing scores' base) and its text, made once a call; the text less
--- its last three digits, and those as a number, once a call has a second task.
-local score_base, score_s, score_head, score_tail
-
--- The listing score of the i-th task of this call, as text: the base plus i. Past the first, the
--- last three digits are made with string.char, where string.format costs about 1 300
--- instructions a task.
-local function score_text(i)
-  if not score_base then
-    score_base = now_micros()
-    score_s, score_head = digits(score_base), nil
-  end
-  if i == 0 then return score_s end
-  if not score_head then
-    score_head, score_tail = string.sub(score_s, 1, -4), score_base % 1000
-  end
-  local t = score_tail + i
-  if t >= 1000 then return digits(score_base + i) end
-  local c = t % 10
-  local b = (t - c) / 10 % 10
-  return score_head .. string.char(48 + (t - t % 100) / 100, 48 + b, 48 + c)
+-- The epoch second (text) of a time in epoch ms given as text, or nil when it has none.
+local function second_of(ms)
+  if ms and #ms > 3 then return string.sub(ms, 1, -4) end
+  return nil
 end
 
--- Lists the i-th task enqueued by this call (written by flush_listing()).
-local function index_add(queue, id, i)
-  local list = idx_buf[queue]
+-- Lists task `id`, created in second `sec` (text), written by flush_listing().
+local function index_add(queue, id, sec)
+  local q = idx_buf[queue]
+  if not q then
+    q = { order = {} }
+    idx_buf[queue] = q
+  end
+  local list = q[sec]
   if not list then
     list = {}
-    idx_buf[queue] = list
+    q[sec] = list
+    q.order[#q.order + 1] = sec
   end
-  list[#list + 1] = score_text(i)
   list[#list + 1] = id
 end
 
@@ -56,106 +51,295 @@ local function gc_second(expires_ms)
   return math.floor(expires_ms / 1000) + 1
 end
 
-local function gc_add(queue, id, expires_ms)
+-- Asks for a check of list `entry` (its second, or `<second>:<place>` to go on from a place) once
+-- `expires_ms` has passed; each entry once per bucket and call.
+local function lc_add(queue, entry, expires_ms)
   local sec = gc_second(expires_ms)
-  local q = gc_buf[queue]
+  local q = lc_buf[queue]
   if not q then
     q = {}
-    gc_buf[queue] = q
-    gc_order[#gc_order + 1] = queue
+    lc_buf[queue] = q
+    lc_order[#lc_order + 1] = queue
   end
-  local list = q[sec]
-  if not list then
-    list = {}
-    q[sec] = list
+  local b = q[sec]
+  if not b then
+    b = { list = {}, seen = {} }
+    q[sec] = b
   end
-  list[#list + 1] = id
+  if not b.seen[entry] then
+    b.seen[entry] = true
+    b.list[#b.list + 1] = entry
+  end
 end
 
--- A bucket is in `gcs` for as long as it exists: it is registered by the push that creates it, and
--- gc_step() unregisters it once emptied. So a push onto a bucket that was there already
--- registers nothing.
+-- List `sec` lost a task whose record went as it ended (ignoreResult): a small list is looked at
+-- before the call ends and goes at once when nothing in it is left (a quiet queue keeps no key
+-- for it); a longer one, or one with tasks left, is checked in the next second.
+local function lc_gone(queue, sec)
+  local q = lc_soon[queue]
+  if not q then
+    q = {}
+    lc_soon[queue] = q
+  end
+  q[sec] = true
+end
+
+-- Writes a task that failed, expired or was cancelled into `bad`, by its createdAt (`enq`, epoch
+-- ms) and a counter that keeps the scores of one millisecond apart.
+local bad_seq = 0
+local function bad_add(queue, id, enq)
+  bad_seq = (bad_seq + 1) % 1000
+  rcall('ZADD', key(queue, 'bad'), digits((tonumber(enq) or 0) * 1000 + bad_seq), id)
+end
+
+-- The createdAt (epoch ms, text) of an ended record: the second field of its details line.
+local function ended_created(rec)
+  return string.match(rec, '^[^\n]*\n[^\n]*\n[^\n]*\n[^|\n]*|(%d+)')
+end
+
+-- Task `id`, whose ended record `old` a new task of the same id replaces, leaves the list and the
+-- `bad` set its earlier run was in (an id enqueued again is rare: LREM walks the list).
+local function unlist(queue, id, old)
+  local sec = second_of(ended_created(old))
+  if sec then rcall('LREM', key(queue, 'ls:' .. sec), '1', id) end
+  rcall('ZREM', key(queue, 'bad'), id)
+end
+
+-- Removes `gone` (ids that left a list) from `bad`, when the queue has one.
+local function unbad(queue, gone)
+  local bad = key(queue, 'bad')
+  if #gone > 0 and rcall('EXISTS', bad) == 1 then rcall_list('ZREM', bad, gone) end
+end
+
+-- A bucket is in `lcs` for as long as it exists, and a list's second is in `lss` for as long as
+-- the list exists: each is registered by the push that creates it.
 local function flush_listing()
   if next(idx_buf) then
-    for queue, list in pairs(idx_buf) do rcall_list('ZADD', key(queue, 'idx'), list) end
+    for queue, q in pairs(idx_buf) do
+      for _, sec in ipairs(q.order) do
+        local list = q[sec]
+        if rcall_list('RPUSH', key(queue, 'ls:' .. sec), list) == #list then
+          rcall('ZADD', key(queue, 'lss'), sec, sec)
+        end
+      end
+    end
     idx_buf = {}
   end
-  if #gc_order == 0 then return end
-  for _, queue in ipairs(gc_order) do
+  if next(lc_soon) then
+    for queue, q in pairs(lc_soon) do
+      for sec in pairs(q) do
+        local lkey = key(queue, 'ls:' .. sec)
+        local n = rcall('LLEN', lkey)
+        local ids = n > 0 and n <= 100 and rcall('LRANGE', lkey, '0', '-1')
+        local there = 1
+        if ids then
+          local keys = {}
+          for i, id in ipairs(ids) do keys[i] = record(queue, id) end
+          there = rcall('EXISTS', unpack(keys))
+        end
+        if n == 0 or there == 0 then
+          if ids then
+            rcall('DEL', lkey)
+            unbad(queue, ids)
+          end
+          rcall('ZREM', key(queue, 'lss'), sec)
+        else
+          lc_add(queue, sec, now())
+        end
+      end
+    end
+    lc_soon = {}
+  end
+  if #lc_order == 0 then return end
+  for _, queue in ipairs(lc_order) do
     local secs = {}
-    for sec, list in pairs(gc_buf[queue]) do
+    for sec, b in pairs(lc_buf[queue]) do
       local s = digits(sec)
-      if rcall_list('RPUSH', key(queue, 'gc:' .. s), list) == #list then
+      if rcall_list('RPUSH', key(queue, 'lc:' .. s), b.list) == #b.list then
         secs[#secs + 1] = s
         secs[#secs + 1] = s
       end
     end
-    if #secs > 0 then rcall_list('ZADD', key(queue, 'gcs'), secs) end
+    if #secs > 0 then rcall_list('ZADD', key(queue, 'lcs'), secs) end
   end
-  gc_buf, gc_order = {}, {}
+  lc_buf, lc_order = {}, {}
 end
 
--- Per queue, the second in which gc_step() last found no bucket due (a hint kept between calls:
--- a bucket is due in the second after its outcome expires, so none made later comes due within
--- the second it is made, and checking `gcs` again in that second finds nothing; a stale hint, of
--- another database or after a flush, delays a clean-up by a second at most).
-local gc_idle = {}
-
--- Removes the listing entries of up to `budget` outcomes that expired by now.
-local function gc_step(queue, budget)
-  local gcs = key(queue, 'gcs')
-  local second = math.floor(now() / 1000)
-  if gc_idle[gcs] == second then return end
-  local due = rcall('ZRANGE', gcs, '-inf', digits(second), 'BYSCORE', 'LIMIT', '0', '4')
-  if #due == 0 then gc_idle[gcs] = second end
-  local idx = key(queue, 'idx')
-  for _, sec in ipairs(due) do
-    if budget <= 0 then return end
-    local bucket = key(queue, 'gc:' .. sec)
-    local ids = rcall('LPOP', bucket, digits(budget))
-    -- Fewer than asked: the bucket is empty now.
-    local emptied = not ids or #ids < budget
-    if ids then
-      budget = budget - #ids
-      -- A bucket comes due after its outcomes expired, so nearly always every record is gone: one
-      -- EXISTS of them all tells (a PTTL each cost Redis about 5 000 instructions a task). When
-      -- any is still there, each is looked at.
+-- Checks list `sec` (text) of `queue` from place `from`, reading at most `budget` entries: ids
+-- whose records are gone leave it (the places before `from`, read by an earlier check, stay as
+-- they are). Returns the budget left. A check that stops before the end goes on in the next second
+-- from where it stopped; one that found kept outcomes comes back once the last of them expires;
+-- a task still live brings it back when it ends.
+local function check_list(queue, sec, from, budget)
+  local lkey = key(queue, 'ls:' .. sec)
+  local kept, gone, later, at, done = {}, {}, nil, from, false
+  while budget > 0 do
+    local want = math.min(100, budget)
+    local ids = rcall('LRANGE', lkey, digits(at), digits(at + want - 1))
+    budget = budget - math.max(#ids, 1)
+    if #ids > 0 then
       local keys = {}
       for i, id in ipairs(ids) do keys[i] = record(queue, id) end
-      local there = 0
-      for i = 1, #keys, PIECE do
-        there = there + rcall('EXISTS', unpack(keys, i, math.min(i + PIECE - 1, #keys)))
-      end
-      local gone = ids
-      if there > 0 then
-        gone = {}
+      if rcall('EXISTS', unpack(keys)) == 0 then
+        for _, id in ipairs(ids) do gone[#gone + 1] = id end
+      else
         for i, id in ipairs(ids) do
           local ttl = rcall('PTTL', keys[i])
           if ttl == -2 then
             gone[#gone + 1] = id
-          elseif ttl >= 0 then
-            -- An outcome still kept (a script's clock runs behind TIME): its entry moves to the
-            -- bucket of the second after it expires. A record without a TTL is a new run of the
-            -- id, whose end makes its own bucket.
-            local later = digits(gc_second(now() + ttl))
-            local rest = key(queue, 'gc:' .. later)
-            if rcall('RPUSH', rest, id) == 1 then rcall('ZADD', gcs, later, later) end
+          else
+            kept[#kept + 1] = id
+            if ttl >= 0 and (not later or ttl > later) then later = ttl end
           end
         end
       end
-      if #gone > 0 then
-        rcall_list('ZREM', idx, gone)
-        rcall_list('ZREM', key(queue, 'bad'), gone)
-      end
+      at = at + #ids
     end
-    if emptied or rcall('EXISTS', bucket) == 0 then rcall('ZREM', gcs, sec) end
+    if #ids < want then
+      done = true
+      break
+    end
+  end
+  if #gone > 0 then
+    -- The places read are replaced by what stays, in order: the head up to them is taken off and
+    -- put back (a list is cut only at its ends).
+    local back = from > 0 and rcall('LRANGE', lkey, '0', digits(from - 1)) or {}
+    for _, id in ipairs(kept) do back[#back + 1] = id end
+    rcall('LTRIM', lkey, digits(at), '-1')
+    if #back > 0 then
+      local rev = {}
+      for i = #back, 1, -1 do rev[#rev + 1] = back[i] end
+      rcall_list('LPUSH', lkey, rev)
+    end
+    unbad(queue, gone)
+  end
+  if not done then
+    lc_add(queue, sec .. ':' .. digits(from + #kept), now())
+  elseif rcall('EXISTS', lkey) == 0 then
+    rcall('ZREM', key(queue, 'lss'), sec)
+  elseif later then
+    lc_add(queue, sec, now() + later)
+  end
+  return budget
+end
+
+-- Per queue, the second in which lc_step() last found no bucket due (a hint kept between calls:
+-- a bucket is due in the second after its outcome expires, so none made later comes due within
+-- the second it is made, and checking `lcs` again in that second finds nothing; a stale hint, of
+-- another database or after a flush, delays a clean-up by a second at most).
+local lc_idle = {}
+
+-- Runs the checks that came due, reading at most about `budget` list entries.
+local function lc_step(queue, budget)
+  local lcs = key(queue, 'lcs')
+  local second = math.floor(now() / 1000)
+  if lc_idle[lcs] == second then return end
+  local due = rcall('ZRANGE', lcs, '-inf', digits(second), 'BYSCORE', 'LIMIT', '0', '4')
+  if #due == 0 then lc_idle[lcs] = second end
+  for _, b in ipairs(due) do
+    local bucket = key(queue, 'lc:' .. b)
+    while budget > 0 do
+      local entries = rcall('LPOP', bucket, '16')
+      if not entries then break end
+      local seen = {}
+      for _, e in ipairs(entries) do
+        if budget <= 0 then
+          -- Put off to the next second.
+          lc_add(queue, e, now())
+        elseif not seen[e] then
+          seen[e] = true
+          local sec, place = string.match(e, '^(%d+):?(%d*)$')
+          if sec then budget = check_list(queue, sec, tonumber(place) or 0, budget) end
+        end
+      end
+      if #entries < 16 then break end
+    end
+    if rcall('EXISTS', bucket) == 1 then return end
+    rcall('ZREM', lcs, b)
   end
 end
 
--- Starts a call's listing state (begin() in ready.lua). gc_buf holds a queue only once gc_order
--- does: gc_add().
+-- Per queue, the second the sweep's scan of the lists reached (the scan goes on from it).
+local scan_at = {}
+
+-- A sweep's walk over the lists, oldest first, a few at a time, whatever the setting: takes off
+-- the head of each list while the records there are gone, and drops lists left empty. It finds
+-- what no check was asked for: lists of tasks that ended while listing was off.
+local function lc_scan(queue, budget)
+  local lss = key(queue, 'lss')
+  local from = scan_at[lss] or '-inf'
+  while budget > 0 do
+    local sec = rcall('ZRANGE', lss, from, '+inf', 'BYSCORE', 'LIMIT', '0', '1')[1]
+    if not sec then
+      scan_at[lss] = nil
+      return
+    end
+    local lkey = key(queue, 'ls:' .. sec)
+    while budget > 0 do
+      local ids = rcall('LRANGE', lkey, '0', '99')
+      budget = budget - math.max(#ids, 1)
+      if #ids == 0 then break end
+      local keys = {}
+      for i, id in ipairs(ids) do keys[i] = record(queue, id) end
+      if rcall('EXISTS', unpack(keys)) > 0 then break end
+      rcall('LTRIM', lkey, digits(#ids), '-1')
+      unbad(queue, ids)
+    end
+    if rcall('EXISTS', lkey) == 0 then rcall('ZREM', lss, sec) end
+    from = '(' .. sec
+    scan_at[lss] = from
+  end
+end
+
+-- Moves the index of an earlier version (`idx`, scored by the enqueue's server time in µs) into
+-- lists, up to 1 000 entries a sweep, by each record's createdAt; drops its clean-up buckets (the
+-- lists' own checks take their place).
+local function legacy_step(queue)
+  local idx = key(queue, 'idx')
+  local old = rcall('ZRANGE', idx, '0', '999')
+  if #old > 0 then
+    local keys = {}
+    for i, id in ipairs(old) do keys[i] = record(queue, id) end
+    local secs, order = {}, {}
+    for i = 1, #keys, 200 do
+      local recs = rcall('MGET', unpack(keys, i, math.min(i + 199, #keys)))
+      for j = 1, #recs do
+        local rec = recs[j]
+        local created = rec and (is_live(rec) and string.match(rec, '^[^\n]-,"e":(%d+)') or
+          ended_created(rec))
+        local sec = second_of(created)
+        if sec then
+          if not secs[sec] then
+            secs[sec] = {}
+            order[#order + 1] = sec
+          end
+          local list = secs[sec]
+          list[#list + 1] = old[i + j - 1]
+        end
+      end
+    end
+    for _, sec in ipairs(order) do
+      if rcall_list('RPUSH', key(queue, 'ls:' .. sec), secs[sec]) == #secs[sec] then
+        rcall('ZADD', key(queue, 'lss'), sec, sec)
+      end
+      lc_add(queue, sec, now())
+    end
+    rcall('ZREMRANGEBYRANK', idx, '0', digits(#old - 1))
+  end
+  local gcs = key(queue, 'gcs')
+  local buckets = rcall('ZRANGE', gcs, '0', '99')
+  if #buckets > 0 then
+    local keys = {}
+    for i, b in ipairs(buckets) do keys[i] = key(queue, 'gc:' .. b) end
+    rcall('DEL', unpack(keys))
+    rcall('ZREM', gcs, unpack(buckets))
+  end
+end
+
+-- Starts a call's listing state (begin() in ready.lua). lc_buf holds a queue only once lc_order
+-- does: lc_add().
 local function begin_listing()
   if not idx_buf or next(idx_buf) then idx_buf = {} end
-  if not gc_order or #gc_order > 0 then gc_buf, gc_order = {}, {} end
-  score_base = nil
+  if not lc_order or #lc_order > 0 then lc_buf, lc_order = {}, {} end
+  if not lc_soon or next(lc_soon) then lc_soon = {} end
 end

@@ -34,7 +34,7 @@ local next_due, last, runs = string.match(v, '^([^|]*)|([^|]*)|(%d+)$')
 if next_due ~= ARGV[5] then return { 0, {} } end
 if ARGV[8] then
   last, runs = ARGV[5], tonumber(runs) + 1
-  admit(QUEUE, ARGV[8], tonumber(ARGV[9]), ARGV[10], ARGV[11], 0)
+  admit(QUEUE, ARGV[8], tonumber(ARGV[9]), ARGV[10], ARGV[11])
 end
 rcall('HSET', state, id, ARGV[6] .. '|' .. last .. '|' .. runs)
 flush_all()

@@ -118,15 +118,16 @@ local function end_task(queue, id, outcome, x)
       deliver(client, queue, id, x.cached and ('C' .. string.sub(outcome, 2)) or outcome)
     end
     if listed then
-      gc_add(queue, id, now() + num(keep))
-      if kind ~= 'c' then
-        local score = rcall('ZSCORE', key(queue, 'idx'), id)
-        if score then rcall('ZADD', key(queue, 'bad'), score, id) end
-      end
+      local sec = second_of(type(enq) == 'string' and enq or digits(enq))
+      if sec then lc_add(queue, sec, now() + num(keep)) end
+      if kind ~= 'c' then bad_add(queue, id, enq) end
     end
   else
     rcall('DEL', record(queue, id))
-    if listed then rcall('ZREM', key(queue, 'idx'), id) end
+    if listed then
+      local sec = second_of(type(enq) == 'string' and enq or digits(enq))
+      if sec then lc_gone(queue, sec) end
+    end
   end
   if has(flags, 's') then rcall('DEL', key(queue, 's:' .. id)) end
   if held and held.holds then free_slots(queue, id, name) end
@@ -175,7 +176,10 @@ local function end_plain(queue, id, outcome, token, v, progress)
   rcall('SET', record(queue, id), out, 'PX', keep)
   if client ~= '' then deliver(client, queue, id, outcome) end
   local c = conf(queue)
-  if c.listing then gc_add(queue, id, now() + num(keep)) end
+  if c.listing then
+    local sec = string.match(head, '^[^|]*|(%d+)%d%d%d|')
+    if sec then lc_add(queue, sec, now() + num(keep)) end
+  end
   if c.events then event(queue, 'completed', id, head, false) end
   -- Its run time reaches the metrics with the worker's report (exchange.lua).
   if c.metrics then count(queue, 'c', 1) end

@@ -46,27 +46,10 @@ local tokens, leases = key(QUEUE, 'tokens'), key(QUEUE, 'leases')
 local random = tonumber(ARGV[4])
 local reason = 'the worker stopped renewing its lease (it died, hung or lost its connection)'
 cache_expire(QUEUE)
-gc_step(QUEUE, 5000)
+lc_step(QUEUE, 5000)
+lc_scan(QUEUE, 1000)
+legacy_step(QUEUE)
 fold_metrics(QUEUE)
--- With listing off, tasks listed before end without scheduling their clean-up: drop entries
--- whose task is gone, a bounded batch per sweep, from the oldest.
-if not conf(QUEUE).listing then
-  local idx = key(QUEUE, 'idx')
-  local old = rcall('ZRANGE', idx, 0, 199)
-  if #old > 0 then
-    local keys = {}
-    for i, id in ipairs(old) do keys[i] = record(QUEUE, id) end
-    local recs = rcall('MGET', unpack(keys))
-    local gone = {}
-    for i, id in ipairs(old) do
-      if not recs[i] then gone[#gone + 1] = id end
-    end
-    if #gone > 0 then
-      rcall('ZREM', idx, unpack(gone))
-      rcall('ZREM', key(QUEUE, 'bad'), unpack(gone))
-    end
-  end
-end
 -- Parks past their time (a worker that died or stopped waiting while parked) are dropped.
 local pkey = key(QUEUE, 'parked')
 local parks = rcall('HGETALL', pkey)
