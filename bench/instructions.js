@@ -14,6 +14,9 @@
 // ONLY=enqueue makes the calls and no worker runs them: the count is an enqueue's (in rounds of
 // BATCH, as a producer's wave of calls goes).
 //
+// KEEP_MS=1000 keeps outcomes a second (resultTimeout): the listing's clean-up then runs during the
+// count.
+//
 // REDIS_ARGS='--zset-max-listpack-entries 0' starts the server with those arguments too.
 //
 // IR_KEEP=/tmp/ir keeps each count's callgrind file as /tmp/ir.<n> (callgrind_annotate reads it).
@@ -78,7 +81,10 @@ async function count(n) {
   // PRODUCER=apart: the calls come from a broker of their own (another client id), as a producer
   // process makes them: outcomes go back by PUBLISH instead of in the exchange's reply.
   const producer = process.env.PRODUCER === 'apart' ? getBroker(url, 'ir') : broker
-  const add = task(producer.queue().add, { heartrate: long })
+  // KEEP_MS=1000 keeps each outcome that long (resultTimeout), so that the listing's clean-up runs
+  // during the count, as in a long-running queue.
+  const keep = process.env.KEEP_MS ? { resultTimeout: Number(process.env.KEEP_MS) } : {}
+  const add = task(producer.queue().add, { heartrate: long, ...keep })
   for (let i = 0; i < n; i += batch) {
     const calls = []
     for (let j = i; j < Math.min(i + batch, n); j++) calls.push(add(j, 1))
@@ -110,6 +116,7 @@ console.log(
     settings,
     producer: process.env.PRODUCER,
     only: process.env.ONLY,
+    keepMs: process.env.KEEP_MS,
     perTask: Math.round((b - a) / (n2 - n1)),
   }),
 )

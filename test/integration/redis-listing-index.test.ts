@@ -116,6 +116,36 @@ describe('redis: the listing index of per-second lists', () => {
     }
   })
 
+  it('a list of hundreds of ignoreResult tasks goes within seconds of their ends', async () => {
+    const queue = uniqueQueue('lsix')
+    const broker = getBroker(redis.url, queue)
+    let ran = 0
+    let all!: () => void
+    const done = new Promise<void>(resolve => (all = resolve))
+    broker.expose(function tick() {
+      if (++ran === 400) all()
+    })
+    const pool = new WorkerPool(broker, { concurrency: 20, sweepInterval: 50 })
+    try {
+      const q = broker.queue('', { ignoreResult: true })
+      await Promise.all(Array.from({ length: 400 }, () => q.tick()))
+      expect([...(await lists(redis.admin, queue)).values()].flat()).to.have.length(400)
+      await pool.start()
+      await done
+      await until(
+        async () =>
+          (await lists(redis.admin, queue)).size === 0 &&
+          (await redis.admin.exists(queueKey(queue, 'lss'))) === 0,
+        5000,
+        'the lists to go',
+      )
+      expect(await broker.tasks()).to.deep.equal([])
+    } finally {
+      await pool.stop()
+      await broker.close()
+    }
+  })
+
   it('with listing turned off, the sweep still drops the lists of tasks that ended', async () => {
     const queue = uniqueQueue('lsix')
     const broker = getBroker(redis.url, queue)

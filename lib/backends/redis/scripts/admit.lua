@@ -94,7 +94,7 @@ local function admit(queue, id, run_at, body, meta)
   local c = conf(queue)
   if c.listing then
     local sec = second_of(enq)
-    if sec then index_add(queue, id, sec) end
+    if sec then index_add(queue, id, sec, meta) end
   end
   if c.events then event(queue, 'enqueued', id, name) end
   if string.byte(body, 1) == 80 then -- 'P': has Deferred arguments

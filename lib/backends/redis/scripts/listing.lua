@@ -6,12 +6,15 @@
   (sorted set, scored createdAt × 1000 plus a counter) those of them that failed, expired or were
   cancelled, so that listing those statuses need not read every task.
 
-  Clean-up: a listed task that ends writes its list's second into the clean-up bucket of the second
-  after the one its outcome expires in (`lc:<second>`, a list, found through `lcs`, a sorted set of
-  those seconds; at once for an `ignoreResult` task, whose record goes when it ends). lc_step() then
-  checks that list: ids whose records are gone leave it and `bad`; a kept outcome (a script's clock
-  runs behind TIME) brings the check back once it expires; a task still live brings it back when it
-  ends. A task id enqueued again after its task ended leaves its old list then (unlist()).
+  Clean-up: a list's checks wait in clean-up buckets (`lc:<second>`, lists of the seconds of lists
+  to check, found through `lcs`, a sorted set of those seconds). A new list asks for its first
+  check when its first task's outcome would have expired had the task ended within its second; a
+  task that ends another way than completing its run (it failed, expired, was cancelled or had
+  dependents: end_task() in store.lua) asks for one when its outcome expires, and one that keeps
+  no outcome (ignoreResult) at once. lc_step() runs the checks that came due: ids whose records are
+  gone leave the list and `bad`; kept outcomes bring the check back when the first expires, tasks
+  still live when the list is twice as old. A task id enqueued again after its task ended leaves
+  its old list then (unlist()).
   Appending an id to a list costs Redis a tenth of inserting it into a sorted set scored in µs, the
   index this replaced (schema of the keys before 2026-12-06: `idx`, `gc:<second>`, `gcs`), which
   the sweep still moves over (legacy_step()).
@@ -28,11 +31,13 @@ local function second_of(ms)
   return nil
 end
 
--- Lists task `id`, created in second `sec` (text), written by flush_listing().
-local function index_add(queue, id, sec)
+-- Lists task `id`, created in second `sec` (text), written by flush_listing(). `meta` (its enqueue
+-- entry's) gives the first task of each second in a call its outcome's life (keep ms), for the
+-- first check of a list it makes.
+local function index_add(queue, id, sec, meta)
   local q = idx_buf[queue]
   if not q then
-    q = { order = {} }
+    q = { order = {}, keep = {} }
     idx_buf[queue] = q
   end
   local list = q[sec]
@@ -40,6 +45,7 @@ local function index_add(queue, id, sec)
     list = {}
     q[sec] = list
     q.order[#q.order + 1] = sec
+    q.keep[sec] = string.match(meta, '^%a*|%d*|(%d+)|') or '0'
   end
   list[#list + 1] = id
 end
@@ -111,6 +117,11 @@ local function unbad(queue, gone)
   if #gone > 0 and rcall('EXISTS', bad) == 1 then rcall_list('ZREM', bad, gone) end
 end
 
+-- Per list, the bucket (second) an ignoreResult task's end last asked a check of it in: kept
+-- between calls, bounded (a stale entry, of another database or after a flush, leaves a list to
+-- its other checks or the sweep's walk).
+local gone_asked, gone_count = {}, 0
+
 -- A bucket is in `lcs` for as long as it exists, and a list's second is in `lss` for as long as
 -- the list exists: each is registered by the push that creates it.
 local function flush_listing()
@@ -119,7 +130,10 @@ local function flush_listing()
       for _, sec in ipairs(q.order) do
         local list = q[sec]
         if rcall_list('RPUSH', key(queue, 'ls:' .. sec), list) == #list then
+          -- A new list: registered, and its first check asked for once its first task's outcome
+          -- would have expired had it ended within its second.
           rcall('ZADD', key(queue, 'lss'), sec, sec)
+          lc_add(queue, sec, (tonumber(sec) + 1) * 1000 + num(q.keep[sec]))
         end
       end
     end
@@ -143,7 +157,17 @@ local function flush_listing()
             unbad(queue, ids)
           end
           rcall('ZREM', key(queue, 'lss'), sec)
-        else
+          -- The first check a list of ignoreResult tasks asked for (flush_listing(): in the bucket
+          -- two seconds on) is moot now: taken back, so that no key of it is left.
+          local b = digits(tonumber(sec) + 2)
+          local bucket = key(queue, 'lc:' .. b)
+          if rcall('LREM', bucket, '0', sec) > 0 and rcall('EXISTS', bucket) == 0 then
+            rcall('ZREM', key(queue, 'lcs'), b)
+          end
+        elseif gone_asked[lkey] ~= gc_second(now()) then
+          -- Once a second per list at most, however many calls end its tasks.
+          if gone_count >= 1000 then gone_asked, gone_count = {}, 0 end
+          gone_asked[lkey], gone_count = gc_second(now()), gone_count + 1
           lc_add(queue, sec, now())
         end
       end
@@ -168,11 +192,12 @@ end
 -- Checks list `sec` (text) of `queue` from place `from`, reading at most `budget` entries: ids
 -- whose records are gone leave it (the places before `from`, read by an earlier check, stay as
 -- they are). Returns the budget left. A check that stops before the end goes on in the next second
--- from where it stopped; one that found kept outcomes comes back once the last of them expires;
--- a task still live brings it back when it ends.
+-- from where it stopped; one that found kept outcomes comes back once the first of them expires;
+-- one that found tasks still live comes back when the list is twice as old (a task that ends
+-- another way than completing its run asks for a check of its own, store.lua).
 local function check_list(queue, sec, from, budget)
   local lkey = key(queue, 'ls:' .. sec)
-  local kept, gone, later, at, done = {}, {}, nil, from, false
+  local kept, gone, later, live, at, done = {}, {}, nil, false, from, false
   while budget > 0 do
     local want = math.min(100, budget)
     local ids = rcall('LRANGE', lkey, digits(at), digits(at + want - 1))
@@ -189,7 +214,11 @@ local function check_list(queue, sec, from, budget)
             gone[#gone + 1] = id
           else
             kept[#kept + 1] = id
-            if ttl >= 0 and (not later or ttl > later) then later = ttl end
+            if ttl < 0 then
+              live = true
+            elseif not later or ttl < later then
+              later = ttl
+            end
           end
         end
       end
@@ -217,8 +246,13 @@ local function check_list(queue, sec, from, budget)
     lc_add(queue, sec .. ':' .. digits(from + #kept), now())
   elseif rcall('EXISTS', lkey) == 0 then
     rcall('ZREM', key(queue, 'lss'), sec)
-  elseif later then
-    lc_add(queue, sec, now() + later)
+  else
+    local wait = later
+    if live then
+      local age = math.max(1000, now() - tonumber(sec) * 1000)
+      if not wait or age < wait then wait = age end
+    end
+    if wait then lc_add(queue, sec, now() + wait) end
   end
   return budget
 end

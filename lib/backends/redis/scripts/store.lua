@@ -176,10 +176,7 @@ local function end_plain(queue, id, outcome, token, v, progress)
   rcall('SET', record(queue, id), out, 'PX', keep)
   if client ~= '' then deliver(client, queue, id, outcome) end
   local c = conf(queue)
-  if c.listing then
-    local sec = string.match(head, '^[^|]*|(%d+)%d%d%d|')
-    if sec then lc_add(queue, sec, now() + num(keep)) end
-  end
+  -- Its listing entry goes with its list's checks (listing.lua), asked for when the list was made.
   if c.events then event(queue, 'completed', id, head, false) end
   -- Its run time reaches the metrics with the worker's report (exchange.lua).
   if c.metrics then count(queue, 'c', 1) end
