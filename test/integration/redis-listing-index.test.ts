@@ -26,6 +26,16 @@ function secondOf(d: Date): string {
 describe('redis: the listing index of per-second lists', () => {
   const redis = useRedisAdmin()
 
+  /** A broker on a queue of its own that exposes `add`. */
+  function adder() {
+    const queue = uniqueQueue('lsix')
+    const broker = getBroker(redis.url, queue)
+    broker.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    return { queue, broker }
+  }
+
   it('5 000 tasks read in pages over several steps come back newest first, none repeated or skipped', async () => {
     const queue = uniqueQueue('lsix')
     const broker = getBroker(redis.url, queue)
@@ -52,11 +62,7 @@ describe('redis: the listing index of per-second lists', () => {
   })
 
   it('an id enqueued again after its task ended is listed once, as its new run', async () => {
-    const queue = uniqueQueue('lsix')
-    const broker = getBroker(redis.url, queue)
-    broker.expose(function add(a: number, b: number) {
-      return a + b
-    })
+    const { queue, broker } = adder()
     const pool = new WorkerPool(broker, { sweepInterval: 50 })
     await pool.start()
     try {
@@ -86,11 +92,7 @@ describe('redis: the listing index of per-second lists', () => {
   })
 
   it('a list keeps the task still waiting and lets go of those whose outcomes expired', async () => {
-    const queue = uniqueQueue('lsix')
-    const broker = getBroker(redis.url, queue)
-    broker.expose(function add(a: number, b: number) {
-      return a + b
-    })
+    const { queue, broker } = adder()
     const pool = new WorkerPool(broker, { sweepInterval: 50 })
     await pool.start()
     try {
@@ -147,11 +149,7 @@ describe('redis: the listing index of per-second lists', () => {
   })
 
   it('with listing turned off, the sweep still drops the lists of tasks that ended', async () => {
-    const queue = uniqueQueue('lsix')
-    const broker = getBroker(redis.url, queue)
-    broker.expose(function add(a: number, b: number) {
-      return a + b
-    })
+    const { queue, broker } = adder()
     try {
       const q = broker.queue('', { resultTimeout: 100 })
       const ds = await Promise.all(Array.from({ length: 30 }, (_, i) => q.add(i, 1)))
@@ -177,11 +175,7 @@ describe('redis: the listing index of per-second lists', () => {
   })
 
   it("an earlier version's index (a sorted set) is moved into lists by the sweep", async () => {
-    const queue = uniqueQueue('lsix')
-    const broker = getBroker(redis.url, queue)
-    broker.expose(function add(a: number, b: number) {
-      return a + b
-    })
+    const { queue, broker } = adder()
     try {
       const q = broker.queue()
       const ds = await Promise.all(Array.from({ length: 40 }, (_, i) => q.add(i, 1)))
