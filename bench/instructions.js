@@ -81,8 +81,6 @@ async function count(n) {
   // PRODUCER=apart: the calls come from a broker of their own (another client id), as a producer
   // process makes them: outcomes go back by PUBLISH instead of in the exchange's reply.
   const producer = process.env.PRODUCER === 'apart' ? getBroker(url, 'ir') : broker
-  // KEEP_MS=1000 keeps each outcome that long (resultTimeout), so that the listing's clean-up runs
-  // during the count, as in a long-running queue.
   const keep = process.env.KEEP_MS ? { resultTimeout: Number(process.env.KEEP_MS) } : {}
   const add = task(producer.queue().add, { heartrate: long, ...keep })
   for (let i = 0; i < n; i += batch) {

@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import type { Redis } from 'ioredis'
-import { getBroker, task, WorkerPool } from '../../lib/index.js'
+import { getBroker, task, WorkerPool, type Broker } from '../../lib/index.js'
 import { queueKey, queuePattern } from '../../lib/backends/redis/keys.js'
 import { useRedisAdmin } from '../helpers/redis-server.js'
 import { uniqueQueue, until } from '../helpers/util.js'
@@ -36,6 +36,35 @@ describe('redis: the listing index of per-second lists', () => {
     return { queue, broker }
   }
 
+  /** Runs `fn` while a pool of `broker` runs, sweeping every 50 ms; stops the pool after. */
+  async function swept(
+    broker: Broker,
+    fn: () => Promise<void>,
+    concurrency?: number,
+  ): Promise<void> {
+    const pool = new WorkerPool(broker, {
+      sweepInterval: 50,
+      ...(concurrency ? { concurrency } : {}),
+    })
+    await pool.start()
+    try {
+      await fn()
+    } finally {
+      await pool.stop()
+    }
+  }
+
+  /** Resolves once `queue` has no listing list and no `lss` left. */
+  async function listsGone(queue: string): Promise<void> {
+    await until(
+      async () =>
+        (await lists(redis.admin, queue)).size === 0 &&
+        (await redis.admin.exists(queueKey(queue, 'lss'))) === 0,
+      5000,
+      'the lists to go',
+    )
+  }
+
   it('5 000 tasks read in pages over several steps come back newest first, none repeated or skipped', async () => {
     const queue = uniqueQueue('lsix')
     const broker = getBroker(redis.url, queue)
@@ -63,57 +92,55 @@ describe('redis: the listing index of per-second lists', () => {
 
   it('an id enqueued again after its task ended is listed once, as its new run', async () => {
     const { queue, broker } = adder()
-    const pool = new WorkerPool(broker, { sweepInterval: 50 })
-    await pool.start()
     try {
-      const first = await task(broker.queue().add, { id: 'again' })(1, 2)
-      await first.wait(5000)
-      const before = (await first.info())!
-      // A stale entry of an earlier run in an older list, as one whose record expired before the
-      // id came back would leave: passed over, its record being of another second.
-      const old = String(Math.floor(before.createdAt.getTime() / 1000) - 5)
-      await redis.admin.rpush(queueKey(queue, `ls:${old}`), 'again')
-      await redis.admin.zadd(queueKey(queue, 'lss'), old, old)
-      const second = await task(broker.queue().add, { id: 'again' })(3, 4)
-      await second.wait(5000)
-      expect(second.value).to.equal(7)
-      const listed = await broker.tasks()
-      expect(listed.map(t => t.id)).to.deep.equal(['again'])
-      expect(listed[0]!.value).to.equal(7)
-      const after = (await second.info())!
-      const byList = await lists(redis.admin, queue)
-      expect(byList.get(secondOf(after.createdAt))).to.deep.equal(['again'])
-      if (secondOf(before.createdAt) !== secondOf(after.createdAt))
-        expect(byList.has(secondOf(before.createdAt))).to.equal(false)
+      await swept(broker, async () => {
+        const first = await task(broker.queue().add, { id: 'again' })(1, 2)
+        await first.wait(5000)
+        const before = (await first.info())!
+        // A stale entry of an earlier run in an older list, as one whose record expired before the
+        // id came back would leave: passed over, its record being of another second.
+        const old = String(Math.floor(before.createdAt.getTime() / 1000) - 5)
+        await redis.admin.rpush(queueKey(queue, `ls:${old}`), 'again')
+        await redis.admin.zadd(queueKey(queue, 'lss'), old, old)
+        const second = await task(broker.queue().add, { id: 'again' })(3, 4)
+        await second.wait(5000)
+        expect(second.value).to.equal(7)
+        const listed = await broker.tasks()
+        expect(listed.map(t => t.id)).to.deep.equal(['again'])
+        expect(listed[0]!.value).to.equal(7)
+        const after = (await second.info())!
+        const byList = await lists(redis.admin, queue)
+        expect(byList.get(secondOf(after.createdAt))).to.deep.equal(['again'])
+        if (secondOf(before.createdAt) !== secondOf(after.createdAt))
+          expect(byList.has(secondOf(before.createdAt))).to.equal(false)
+      })
     } finally {
-      await pool.stop()
       await broker.close()
     }
   })
 
   it('a list keeps the task still waiting and lets go of those whose outcomes expired', async () => {
     const { queue, broker } = adder()
-    const pool = new WorkerPool(broker, { sweepInterval: 50 })
-    await pool.start()
     try {
-      const q = broker.queue('', { resultTimeout: 100 })
-      const [held, ...done] = await Promise.all([
-        task(q.add, { delay: 3_600_000 })(0, 0),
-        ...Array.from({ length: 20 }, (_, i) => q.add(i, 1)),
-      ])
-      for (const d of done) await d.wait(5000)
-      await until(
-        async () => {
-          const all = [...(await lists(redis.admin, queue)).values()].flat()
-          return all.length === 1 && all[0] === held!.id
-        },
-        5000,
-        'the lists to hold the waiting task alone',
-      )
-      expect((await broker.tasks()).map(t => t.id)).to.deep.equal([held!.id])
-      expect(await redis.admin.zcard(queueKey(queue, 'lss'))).to.equal(1)
+      await swept(broker, async () => {
+        const q = broker.queue('', { resultTimeout: 100 })
+        const [held, ...done] = await Promise.all([
+          task(q.add, { delay: 3_600_000 })(0, 0),
+          ...Array.from({ length: 20 }, (_, i) => q.add(i, 1)),
+        ])
+        for (const d of done) await d.wait(5000)
+        await until(
+          async () => {
+            const all = [...(await lists(redis.admin, queue)).values()].flat()
+            return all.length === 1 && all[0] === held!.id
+          },
+          5000,
+          'the lists to hold the waiting task alone',
+        )
+        expect((await broker.tasks()).map(t => t.id)).to.deep.equal([held!.id])
+        expect(await redis.admin.zcard(queueKey(queue, 'lss'))).to.equal(1)
+      })
     } finally {
-      await pool.stop()
       await broker.close()
     }
   })
@@ -127,23 +154,20 @@ describe('redis: the listing index of per-second lists', () => {
     broker.expose(function tick() {
       if (++ran === 400) all()
     })
-    const pool = new WorkerPool(broker, { concurrency: 20, sweepInterval: 50 })
     try {
       const q = broker.queue('', { ignoreResult: true })
       await Promise.all(Array.from({ length: 400 }, () => q.tick()))
       expect([...(await lists(redis.admin, queue)).values()].flat()).to.have.length(400)
-      await pool.start()
-      await done
-      await until(
-        async () =>
-          (await lists(redis.admin, queue)).size === 0 &&
-          (await redis.admin.exists(queueKey(queue, 'lss'))) === 0,
-        5000,
-        'the lists to go',
+      await swept(
+        broker,
+        async () => {
+          await done
+          await listsGone(queue)
+          expect(await broker.tasks()).to.deep.equal([])
+        },
+        20,
       )
-      expect(await broker.tasks()).to.deep.equal([])
     } finally {
-      await pool.stop()
       await broker.close()
     }
   })
@@ -155,20 +179,10 @@ describe('redis: the listing index of per-second lists', () => {
       const ds = await Promise.all(Array.from({ length: 30 }, (_, i) => q.add(i, 1)))
       expect([...(await lists(redis.admin, queue)).values()].flat()).to.have.length(30)
       await broker.configure({ listing: false })
-      const pool = new WorkerPool(broker, { sweepInterval: 50 })
-      await pool.start()
-      try {
+      await swept(broker, async () => {
         for (const d of ds) await d.wait(5000)
-        await until(
-          async () =>
-            (await lists(redis.admin, queue)).size === 0 &&
-            (await redis.admin.exists(queueKey(queue, 'lss'))) === 0,
-          5000,
-          'the lists to go',
-        )
-      } finally {
-        await pool.stop()
-      }
+        await listsGone(queue)
+      })
     } finally {
       await broker.close()
     }
@@ -190,9 +204,7 @@ describe('redis: the listing index of per-second lists', () => {
       await redis.admin.rpush(queueKey(queue, 'gc:1700000001'), ds[0]!.id)
       await redis.admin.zadd(queueKey(queue, 'gcs'), '1700000001', '1700000001')
       expect(await broker.tasks()).to.deep.equal([])
-      const pool = new WorkerPool(broker, { sweepInterval: 50 })
-      await pool.start()
-      try {
+      await swept(broker, async () => {
         await until(
           async () =>
             (await redis.admin.exists(
@@ -207,9 +219,7 @@ describe('redis: the listing index of per-second lists', () => {
         const listed = await broker.tasks()
         expect(listed.map(t => t.id)).to.deep.equal(ds.map(d => d.id).reverse())
         expect(listed.every(t => t.status === 'completed')).to.equal(true)
-      } finally {
-        await pool.stop()
-      }
+      })
     } finally {
       await broker.close()
     }

@@ -43,12 +43,6 @@ local function name_of(rec)
   return string.match(rec, '^[^\n]*\n[^\n]*\n[^\n]*\n([^|\n]*)')
 end
 
--- A record's createdAt (epoch ms): its header's `e` while live, its details' after it ended.
-local function created_of(rec)
-  if is_live(rec) then return tonumber(string.match(rec, '^[^\n]-,"e":(%d+)')) end
-  return tonumber(ended_created(rec))
-end
-
 local function in_time(c)
   return (not before or (c and c < before)) and (not after or (c and c > after))
 end
@@ -61,7 +55,7 @@ local function consider(ids, recs, sec)
   for i, id in ipairs(ids) do
     local rec = recs[i]
     if rec then
-      local c = created_of(rec)
+      local c = tonumber(created_of(rec))
       local st = status_of(rec, live[i] ~= false and live[i] ~= nil)
       local n = name_of(rec)
       if (not sec or not c or math.floor(c / 1000) == sec) and in_time(c) and
@@ -121,7 +115,7 @@ if only_live and cursor == '' then
     local recs = records(ids)
     for i, id in ipairs(ids) do
       local rec = recs[i]
-      local c = rec and created_of(rec)
+      local c = rec and tonumber(created_of(rec))
       if c and in_time(c) then found[#found + 1] = { id, rec, c } end
     end
     table.sort(found, function(a, b) return a[3] > b[3] end)

@@ -8,10 +8,10 @@
 
   Clean-up: a list's checks wait in clean-up buckets (`lc:<second>`, lists of the seconds of lists
   to check, found through `lcs`, a sorted set of those seconds). A new list asks for its first
-  check when its first task's outcome would have expired had the task ended within its second; a
-  task that ends another way than completing its run (it failed, expired, was cancelled or had
-  dependents: end_task() in store.lua) asks for one when its outcome expires, and one that keeps
-  no outcome (ignoreResult) at once. lc_step() runs the checks that came due: ids whose records are
+  check when its first task's outcome would have expired had the task ended within its second
+  (unless that task keeps no outcome: its end asks); a task that ends another way than completing
+  its run (it failed, expired, was cancelled or had dependents: end_task() in store.lua) asks for
+  one when its outcome expires, and one that keeps no outcome (ignoreResult) at once. lc_step() runs the checks that came due: ids whose records are
   gone leave the list and `bad`; kept outcomes bring the check back when the first expires, tasks
   still live when the list is twice as old. A task id enqueued again after its task ended leaves
   its old list then (unlist()).
@@ -98,17 +98,26 @@ local function bad_add(queue, id, enq)
   rcall('ZADD', key(queue, 'bad'), digits((tonumber(enq) or 0) * 1000 + bad_seq), id)
 end
 
--- The createdAt (epoch ms, text) of an ended record: the second field of its details line.
-local function ended_created(rec)
+-- A record's createdAt (epoch ms, text): its header's `e` while it lives, the second field of its
+-- details line once it ended.
+local function created_of(rec)
+  if is_live(rec) then return string.match(rec, '^[^\n]-,"e":(%d+)') end
   return string.match(rec, '^[^\n]*\n[^\n]*\n[^\n]*\n[^|\n]*|(%d+)')
 end
 
 -- Task `id`, whose ended record `old` a new task of the same id replaces, leaves the list and the
 -- `bad` set its earlier run was in (an id enqueued again is rare: LREM walks the list).
 local function unlist(queue, id, old)
-  local sec = second_of(ended_created(old))
+  local sec = second_of(created_of(old))
   if sec then rcall('LREM', key(queue, 'ls:' .. sec), '1', id) end
   rcall('ZREM', key(queue, 'bad'), id)
+end
+
+-- How many of `ids` still have a record, and their record keys.
+local function still_there(queue, ids)
+  local keys = {}
+  for i, id in ipairs(ids) do keys[i] = record(queue, id) end
+  return rcall('EXISTS', unpack(keys)), keys
 end
 
 -- Removes `gone` (ids that left a list) from `bad`, when the queue has one.
@@ -116,11 +125,6 @@ local function unbad(queue, gone)
   local bad = key(queue, 'bad')
   if #gone > 0 and rcall('EXISTS', bad) == 1 then rcall_list('ZREM', bad, gone) end
 end
-
--- Per list, the bucket (second) an ignoreResult task's end last asked a check of it in: kept
--- between calls, bounded (a stale entry, of another database or after a flush, leaves a list to
--- its other checks or the sweep's walk).
-local gone_asked, gone_count = {}, 0
 
 -- A bucket is in `lcs` for as long as it exists, and a list's second is in `lss` for as long as
 -- the list exists: each is registered by the push that creates it.
@@ -131,9 +135,11 @@ local function flush_listing()
         local list = q[sec]
         if rcall_list('RPUSH', key(queue, 'ls:' .. sec), list) == #list then
           -- A new list: registered, and its first check asked for once its first task's outcome
-          -- would have expired had it ended within its second.
+          -- would have expired had it ended within its second. An ignoreResult task (keep 0)
+          -- asks for a check of its list as it ends (lc_gone()).
           rcall('ZADD', key(queue, 'lss'), sec, sec)
-          lc_add(queue, sec, (tonumber(sec) + 1) * 1000 + num(q.keep[sec]))
+          local keep = q.keep[sec]
+          if keep ~= '0' then lc_add(queue, sec, (tonumber(sec) + 1) * 1000 + num(keep)) end
         end
       end
     end
@@ -145,29 +151,13 @@ local function flush_listing()
         local lkey = key(queue, 'ls:' .. sec)
         local n = rcall('LLEN', lkey)
         local ids = n > 0 and n <= 100 and rcall('LRANGE', lkey, '0', '-1')
-        local there = 1
-        if ids then
-          local keys = {}
-          for i, id in ipairs(ids) do keys[i] = record(queue, id) end
-          there = rcall('EXISTS', unpack(keys))
-        end
-        if n == 0 or there == 0 then
+        if n == 0 or (ids and still_there(queue, ids) == 0) then
           if ids then
             rcall('DEL', lkey)
             unbad(queue, ids)
           end
           rcall('ZREM', key(queue, 'lss'), sec)
-          -- The first check a list of ignoreResult tasks asked for (flush_listing(): in the bucket
-          -- two seconds on) is moot now: taken back, so that no key of it is left.
-          local b = digits(tonumber(sec) + 2)
-          local bucket = key(queue, 'lc:' .. b)
-          if rcall('LREM', bucket, '0', sec) > 0 and rcall('EXISTS', bucket) == 0 then
-            rcall('ZREM', key(queue, 'lcs'), b)
-          end
-        elseif gone_asked[lkey] ~= gc_second(now()) then
-          -- Once a second per list at most, however many calls end its tasks.
-          if gone_count >= 1000 then gone_asked, gone_count = {}, 0 end
-          gone_asked[lkey], gone_count = gc_second(now()), gone_count + 1
+        else
           lc_add(queue, sec, now())
         end
       end
@@ -203,9 +193,8 @@ local function check_list(queue, sec, from, budget)
     local ids = rcall('LRANGE', lkey, digits(at), digits(at + want - 1))
     budget = budget - math.max(#ids, 1)
     if #ids > 0 then
-      local keys = {}
-      for i, id in ipairs(ids) do keys[i] = record(queue, id) end
-      if rcall('EXISTS', unpack(keys)) == 0 then
+      local there, keys = still_there(queue, ids)
+      if there == 0 then
         for _, id in ipairs(ids) do gone[#gone + 1] = id end
       else
         for i, id in ipairs(ids) do
@@ -270,20 +259,23 @@ local function lc_step(queue, budget)
   if lc_idle[lcs] == second then return end
   local due = rcall('ZRANGE', lcs, '-inf', digits(second), 'BYSCORE', 'LIMIT', '0', '4')
   if #due == 0 then lc_idle[lcs] = second end
+  -- A list asked for by several calls (each ignoreResult end asks) is checked once a step.
+  local seen = {}
   for _, b in ipairs(due) do
     local bucket = key(queue, 'lc:' .. b)
     while budget > 0 do
       local entries = rcall('LPOP', bucket, '16')
       if not entries then break end
-      local seen = {}
       for _, e in ipairs(entries) do
-        if budget <= 0 then
-          -- Put off to the next second.
-          lc_add(queue, e, now())
-        elseif not seen[e] then
+        if not seen[e] then
           seen[e] = true
           local sec, place = string.match(e, '^(%d+):?(%d*)$')
-          if sec then budget = check_list(queue, sec, tonumber(place) or 0, budget) end
+          if budget <= 0 then
+            -- Put off to the next second.
+            lc_add(queue, e, now())
+          elseif sec then
+            budget = check_list(queue, sec, tonumber(place) or 0, budget)
+          end
         end
       end
       if #entries < 16 then break end
@@ -313,9 +305,7 @@ local function lc_scan(queue, budget)
       local ids = rcall('LRANGE', lkey, '0', '99')
       budget = budget - math.max(#ids, 1)
       if #ids == 0 then break end
-      local keys = {}
-      for i, id in ipairs(ids) do keys[i] = record(queue, id) end
-      if rcall('EXISTS', unpack(keys)) > 0 then break end
+      if still_there(queue, ids) > 0 then break end
       rcall('LTRIM', lkey, digits(#ids), '-1')
       unbad(queue, ids)
     end
@@ -339,9 +329,7 @@ local function legacy_step(queue)
       local recs = rcall('MGET', unpack(keys, i, math.min(i + 199, #keys)))
       for j = 1, #recs do
         local rec = recs[j]
-        local created = rec and (is_live(rec) and string.match(rec, '^[^\n]-,"e":(%d+)') or
-          ended_created(rec))
-        local sec = second_of(created)
+        local sec = rec and second_of(created_of(rec))
         if sec then
           if not secs[sec] then
             secs[sec] = {}

@@ -105,6 +105,8 @@ local function end_task(queue, id, outcome, x)
       if type(rh.k) == 'string' then ckey, cttl = ready_cache_key(queue, id, rec, rh), rh.kt end
     end
   end
+  -- The second of its listing entry's list (listing.lua), when it was listed.
+  local sec = listed and second_of(type(enq) == 'string' and enq or digits(enq))
   if keep ~= '0' then
     -- The details line (common.lua): the tokens value's head (name, enqueued, attempts, priority,
     -- started and worker and attempt of the last run, limit slots), flags, finished.
@@ -117,17 +119,11 @@ local function end_task(queue, id, outcome, x)
     if client ~= '' then
       deliver(client, queue, id, x.cached and ('C' .. string.sub(outcome, 2)) or outcome)
     end
-    if listed then
-      local sec = second_of(type(enq) == 'string' and enq or digits(enq))
-      if sec then lc_add(queue, sec, now() + num(keep)) end
-      if kind ~= 'c' then bad_add(queue, id, enq) end
-    end
+    if sec then lc_add(queue, sec, now() + num(keep)) end
+    if listed and kind ~= 'c' then bad_add(queue, id, enq) end
   else
     rcall('DEL', record(queue, id))
-    if listed then
-      local sec = second_of(type(enq) == 'string' and enq or digits(enq))
-      if sec then lc_gone(queue, sec) end
-    end
+    if sec then lc_gone(queue, sec) end
   end
   if has(flags, 's') then rcall('DEL', key(queue, 's:' .. id)) end
   if held and held.holds then free_slots(queue, id, name) end
