@@ -13,6 +13,7 @@ const TOOLS = [
   ['ops.js', ['1', '5'], /enqueue with handover \d+/],
   ['ops.js', ['50', '3'], /exchange finishing them \d+/],
   ['lua-cost.js', ['5'], /redis\.call TIME/],
+  ['lone-replay.js', ['50'], /the same commands, straight-line +[\d.]+ µs/],
   ['lua-lines.js', [join(here, '../dist/index.js'), '20', '5'], /Lua VM instructions a call: \d+/],
   [
     'lua-lines.js',
