@@ -1,5 +1,5 @@
-// What a lone call's scripts cost Redis beyond their commands: worq makes `n` lone calls (after
-// as many of warm-up) through bench/runner.js, then a throwaway function library replays the same
+// What a lone call's scripts cost Redis beyond their commands: worq makes `n` lone calls through
+// bench/runner.js (after its 2 000 of warm-up, which count too), then a throwaway function library replays the same
 // commands in the same order, straight-line, with nothing computed between them: the enqueue's
 // 13 (record, settings, the parked worker, the lines, token, lease, handover, listing, events)
 // and the exchange's 20 (settings, tokens, dependents, outcome, lease, the lines, park, handover
@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
+import { commandStats } from './redis.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const n = Number(process.argv[2] ?? 2000)
@@ -66,19 +67,17 @@ redis.register_function('worq_lone_replay_exchange', function(_, a)
   return { 'c{"json":2}', 0 }
 end)`
 
-/** FCALLs and their µs, and the µs of every other command but the bench's own, since RESETSTAT. */
+/** FCALLs and their µs, and the µs of every other command but the connections' own, since RESETSTAT. */
 async function stats() {
-  let fcalls = 0
-  let fcallUs = 0
   let commandUs = 0
-  for (const line of (await redis.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
-    if (!m) continue
-    if (m[1] === 'fcall') [fcalls, fcallUs] = [Number(m[2]), Number(m[3])]
-    else if (!/^(info|config|flushall|function|blpop|ping|quit|client|select|subscribe)/.test(m[1]))
-      commandUs += Number(m[3])
-  }
-  return { fcalls, fcallUs, commandUs }
+  const all = commandStats(await redis.info('commandstats'))
+  for (const [name, s] of all)
+    if (
+      !/^(fcall|info|config|flushall|function|blpop|ping|quit|client|select|subscribe)/.test(name)
+    )
+      commandUs += s.usec
+  const fcall = all.get('fcall') ?? { calls: 0, usec: 0 }
+  return { fcalls: fcall.calls, fcallUs: fcall.usec, commandUs }
 }
 
 const show = (what, s, calls) =>
@@ -87,7 +86,7 @@ const show = (what, s, calls) =>
       `, ${(s.commandUs / calls).toFixed(1).padStart(6)} µs of it in commands (${s.fcalls} FCALLs)`,
   )
 
-// worq: n lone calls after n of warm-up (runner.js counts its own warm-up of 2 000 when n is 0).
+// worq: n lone calls after runner.js's 2 000 of warm-up.
 await redis.flushall()
 await redis.config('RESETSTAT')
 execFileSync(
@@ -99,7 +98,6 @@ execFileSync(
   },
 )
 const worq = await stats()
-// runner.js makes 2 000 warm-up calls before its n: both are in the counts.
 show('worq (its scripts)', worq, n + 2000)
 
 await redis.flushall()

@@ -11,6 +11,19 @@ function majorVersion() {
   return Number(/v=(\d+)/.exec(out)?.[1] ?? 0)
 }
 
+/**
+ * Each command's calls and µs in an `INFO commandstats` text, by its name there (`fcall`,
+ * `config|resetstat`, …).
+ */
+export function commandStats(info) {
+  const stats = new Map()
+  for (const line of info.split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
+    if (m) stats.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) })
+  }
+  return stats
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer().listen(0, '127.0.0.1', () => {

@@ -14,7 +14,7 @@ import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { machinePace, paceText } from './pace.js'
-import { startRedis } from './redis.js'
+import { commandStats, startRedis } from './redis.js'
 import { PG_LIBS, postgresRows } from './run-postgres.js'
 import { key, runInterleaved, stat, tableRow } from './table.js'
 
@@ -81,15 +81,13 @@ if (BACKENDS.includes('redis')) {
   const pace = { start: await machinePace(admin) }
 
   /** Calls and µs of every command and function in INFO commandstats, save the bench's own. */
-  function commandStats(info) {
+  function commandTotals(info) {
     let calls = 0
     let usec = 0
-    for (const line of info.split('\n')) {
-      const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line)
-      if (m && !['info', 'config|resetstat', 'flushall', 'config'].includes(m[1])) {
-        calls += Number(m[2])
-        usec += Number(m[3])
-      }
+    for (const [name, s] of commandStats(info)) {
+      if (['info', 'config|resetstat', 'flushall', 'config'].includes(name)) continue
+      calls += s.calls
+      usec += s.usec
     }
     return { calls, usec }
   }
@@ -116,7 +114,7 @@ if (BACKENDS.includes('redis')) {
     )
     const r = JSON.parse(out.trim().split('\n').at(-1))
     r.redisCpuUsPerTask = (serverCpuUs(await admin.info('cpu')) - cpu0) / n
-    const stats = commandStats(await admin.info('commandstats'))
+    const stats = commandTotals(await admin.info('commandstats'))
     r.commandsPerTask = stats.calls / n
     r.commandUsPerTask = stats.usec / n
     r.bytesPerTask = (usedMemory(await admin.info('memory')) - mem0) / n
