@@ -11,10 +11,10 @@
   check when its first task's outcome would have expired had the task ended within its second
   (unless that task keeps no outcome: its end asks); a task that ends another way than completing
   its run (it failed, expired, was cancelled or had dependents: end_task() in store.lua) asks for
-  one when its outcome expires, and one that keeps no outcome (ignoreResult) at once. lc_step() runs the checks that came due: ids whose records are
-  gone leave the list and `bad`; kept outcomes bring the check back when the first expires, tasks
-  still live when the list is twice as old. A task id enqueued again after its task ended leaves
-  its old list then (unlist()).
+  one when its outcome expires, and one that keeps no outcome (ignoreResult) at once. lc_step()
+  runs the checks that came due: ids whose records are gone leave the list and `bad`; kept
+  outcomes bring the check back when the first expires, tasks still live when the list is twice
+  as old. A task id enqueued again after its task ended leaves its old list then (unlist()).
   Appending an id to a list costs Redis a tenth of inserting it into a sorted set scored in µs, the
   index this replaced (schema of the keys before 2026-12-06: `idx`, `gc:<second>`, `gcs`), which
   the sweep still moves over (legacy_step()).
