@@ -201,15 +201,29 @@ if (BACKENDS.includes('redis')) {
   if (Object.keys(medians).length > 0)
     writeFileSync(
       join(resultsDir, `${stamp}.json`),
-      JSON.stringify({ at: stamp, pace, ...(redisCpus ? { redisCpus } : {}), medians }, null, 1),
+      JSON.stringify(
+        { at: stamp, pace, reps: REPS, ...(redisCpus ? { redisCpus } : {}), medians },
+        null,
+        1,
+      ),
     )
-  // The last runs of this run's layout: a run with Redis kept on given CPUs is not mixed with the
-  // others.
+  // A run the targets are judged on measured every judged row of every library, at this run's N,
+  // with at least 3 repetitions (files from before `reps` was written were full runs or deleted);
+  // a partial run (BENCH_ONLY, BENCH_LIBS, BENCH_REPS below 3) keeps its file but not a column.
+  const complete = run =>
+    (run.reps ?? 3) >= 3 &&
+    JUDGED.every(([scenario, n, c]) => {
+      const m = run.medians[key(scenario, n, c)]
+      const f = scenario.startsWith('latency') ? 'p99' : 'tasksPerSec'
+      return ALL_LIBS.every(l => Number.isFinite(m?.[l]?.[f]))
+    })
+  // The last full runs of this run's layout: a run with Redis kept on given CPUs is not mixed with
+  // the others.
   const lastRuns = readdirSync(resultsDir)
     .filter(f => f.endsWith('.json'))
     .sort()
     .map(f => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')))
-    .filter(run => (run.redisCpus ?? '') === redisCpus)
+    .filter(run => (run.redisCpus ?? '') === redisCpus && complete(run))
     .slice(-3)
   const ratio = (w, p, lower) =>
     Number.isFinite(w) && Number.isFinite(p) && p > 0
@@ -223,7 +237,7 @@ if (BACKENDS.includes('redis')) {
       if (!m?.worq) return '—'
       const lat = scenario.startsWith('latency')
       const f = lat ? 'p99' : 'tasksPerSec'
-      // All libraries, whichever this run measured: a partial run refreshes this table too.
+      // All libraries: a run shown here measured each of them.
       const parts = ALL_LIBS.filter(l => l !== 'worq').map(
         p => `${p} ${ratio(m.worq[f], m[p]?.[f], lat)}`,
       )
@@ -246,7 +260,9 @@ if (BACKENDS.includes('redis')) {
       : `## The last ${lastRuns.length} runs
 
   Each \`npm run bench\` keeps its medians in bench/results/; these are the ratios of worq over each
-  peer in the runs that the targets are judged on (throughput: above 1× is worq faster; latency
+  peer in the last full runs (every judged row of every library, 3 repetitions or more: a run with
+  \`BENCH_ONLY\`, \`BENCH_LIBS\` or fewer repetitions keeps its file but is not shown), the runs
+  that the targets are judged on (throughput: above 1× is worq faster; latency
   after warm-up, p99: the peer's over worq's, above 1× is worq faster), and each library's Redis CPU
   per task (${LIBS.join(' / ')}). The last row is the machine's pace when the run started and
   ended (bench/pace.js: a fixed Lua loop in the private Redis and a fixed Node loop, best of three):
@@ -333,8 +349,8 @@ const kept = before.slice(handAt)
 const redisBefore = before.slice(0, pgAt).trimEnd() + '\n'
 const pgBefore = before.slice(pgAt, handAt).trimEnd() + '\n'
 // A partial run (BENCH_ONLY, BENCH_LIBS; BENCH_PG_LIBS for the Postgres rows) keeps the last full
-// run's tables and refreshes only the Redis section of the last runs' ratios; a full run rewrites
-// the sections it ran.
+// run's tables and refreshes only the Redis section of the last runs' ratios (from full runs
+// alone); a full run rewrites the sections it ran.
 const RUNS = /## The last \d+ runs[\s\S]*?(?=\nAbsolute numbers drift)/
 const partial = Boolean(process.env.BENCH_ONLY || process.env.BENCH_LIBS)
 const pgPartial = Boolean(process.env.BENCH_ONLY || process.env.BENCH_PG_LIBS)
