@@ -9,6 +9,8 @@
 // `node runner.js <library> setup 0 <concurrency>` starts the library and its worker and stops them
 // (on Postgres: creates the library's schema before the measured run, out of its statistics).
 // An adapter whose `create` resolves to `{ skipped: reason }` makes every run print that reason.
+// `e2e-window-steady`, `e2e-open-steady` and `deploy-steady` run their row's loop twice and measure
+// the second (after warm-up); on Redis they report the server's CPU of that part (`redisCpuUs`).
 import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { createInterface } from 'node:readline'
@@ -52,7 +54,9 @@ if (/^postgres(ql)?:/.test(url)) {
 }
 
 const adapter = await import(`./adapters/${library}.js`)
-const needsWorker = !['enqueue-single', 'enqueue-bulk', 'deploy'].includes(scenario)
+const needsWorker = !['enqueue-single', 'enqueue-bulk', 'deploy', 'deploy-steady'].includes(
+  scenario,
+)
 const lib = await adapter.create(url, { concurrency, worker: needsWorker, scenario })
 if (lib.skipped) {
   if (scenario === 'worker') process.stdout.write('ready\n')
@@ -159,16 +163,48 @@ async function bulk(withResult) {
 }
 
 const out = { library, scenario, n, concurrency }
-const cpu0 = process.cpuUsage()
+let cpu0 = process.cpuUsage()
 let t0 = performance.now()
 let writes0 = writes
 let queries0 = queries
+
+// '<row>-steady': the row's loop run twice, the first time as warm-up (after it, the process's
+// code is optimised, as in a long-running service), the second measured. The
+// server's CPU is read here around the measured part (Redis `INFO cpu`), where bench/run.js reads
+// it around the whole process.
+const steady = scenario.endsWith('-steady') && scenario !== 'latency-steady'
+let redisCpu = null
+if (steady && !/^postgres(ql)?:/.test(url)) {
+  const { default: Redis } = await import('../node_modules/ioredis/built/index.js')
+  const admin = new Redis(url)
+  const cpuUs = async () => {
+    const info = await admin.info('cpu')
+    const f = k => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)[1])
+    return 1e6 * (f('used_cpu_user') + f('used_cpu_sys'))
+  }
+  redisCpu = { admin, cpuUs, at: 0 }
+}
+/** Starts the measured part: after the warm-up of a '-steady' row. */
+async function measureFromHere() {
+  if (redisCpu) redisCpu.at = await redisCpu.cpuUs()
+  cpu0 = process.cpuUsage()
+  t0 = performance.now()
+  writes0 = writes
+  queries0 = queries
+}
+
 switch (scenario) {
   case 'e2e-window':
     await lib.startWorker()
     t0 = performance.now()
     writes0 = writes
     queries0 = queries
+    await windowed(50, true)
+    break
+  case 'e2e-window-steady':
+    await lib.startWorker()
+    await windowed(50, true)
+    await measureFromHere()
     await windowed(50, true)
     break
   case 'e2e-priority':
@@ -188,16 +224,29 @@ switch (scenario) {
     queries0 = queries
     await openLoop(50)
     break
-  case 'deploy': {
+  case 'e2e-open-steady':
+    await lib.startWorker()
+    await openLoop(50)
+    await measureFromHere()
+    await openLoop(50)
+    break
+  case 'deploy':
+  case 'deploy-steady': {
     // A producer process and two worker processes at `concurrency` each; the producer keeps
-    // 2 × concurrency calls in flight and reads every result back.
+    // 2 × concurrency calls in flight and reads every result back. (After warm-up, the workers'
+    // CPU is left out: they report theirs for the whole run.)
     const workers = await startWorkerProcesses(2)
     t0 = performance.now()
     writes0 = writes
     queries0 = queries
+    if (steady) {
+      await windowed(2 * concurrency, true)
+      await measureFromHere()
+    }
     await windowed(2 * concurrency, true)
     out.ms = performance.now() - t0
-    out.workerCpuUs = await workers.stop()
+    const workerCpuUs = await workers.stop()
+    if (!steady) out.workerCpuUs = workerCpuUs
     break
   }
   case 'e2e-bulk':
@@ -267,6 +316,10 @@ switch (scenario) {
     throw new Error(`unknown scenario ${scenario}`)
 }
 out.ms ??= performance.now() - t0
+if (redisCpu) {
+  out.redisCpuUs = (await redisCpu.cpuUs()) - redisCpu.at
+  redisCpu.admin.disconnect()
+}
 const cpu = process.cpuUsage(cpu0)
 out.cpuUsPerTask = (cpu.user + cpu.system + (out.workerCpuUs ?? 0)) / n
 out.writesPerTask = (writes - writes0) / n
