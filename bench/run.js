@@ -183,8 +183,16 @@ if (BACKENDS.includes('redis')) {
     ['deploy', N, 50, 'deployment, 1 producer + 2 workers'],
     ['latency-steady', 5000, 1, 'latency after warm-up'],
   ]
+  // Shown beside them, not judged: the same throughput rows after warm-up (runs before 2026-12-07
+  // have none: their cells show —).
+  const SHOWN = [
+    ...JUDGED,
+    ['e2e-window-steady', N, 50, 'closed loop after warm-up (not judged)'],
+    ['e2e-open-steady', N, 50, 'open loop after warm-up (not judged)'],
+    ['deploy-steady', N, 50, 'deployment after warm-up (not judged)'],
+  ]
   const medians = {}
-  for (const [scenario, n, c] of JUDGED) {
+  for (const [scenario, n, c] of SHOWN) {
     const byLib = results.get(key(scenario, n, c))
     if (!byLib) continue
     medians[key(scenario, n, c)] = Object.fromEntries(
@@ -234,7 +242,7 @@ if (BACKENDS.includes('redis')) {
       ? `${(lower ? p / w : w / p).toFixed(2)}×`
       : '—'
   const runRows = []
-  for (const [scenario, n, c, label] of JUDGED) {
+  for (const [scenario, n, c, label] of SHOWN) {
     const k = key(scenario, n, c)
     const cells = lastRuns.map(run => {
       const m = run.medians[k]
@@ -266,11 +274,12 @@ if (BACKENDS.includes('redis')) {
   Each \`npm run bench\` keeps its medians in bench/results/; these are the ratios of worq over each
   peer in the last full runs (every judged row of every library, 3 repetitions or more: a run with
   \`BENCH_ONLY\`, \`BENCH_LIBS\` or fewer repetitions keeps its file but is not shown), the runs
-  that the targets are judged on (throughput: above 1× is worq faster; latency
-  after warm-up, p99: the peer's over worq's, above 1× is worq faster), and each library's Redis CPU
-  per task (${LIBS.join(' / ')}). The last row is the machine's pace when the run started and
-  ended (bench/pace.js: a fixed Lua loop in the private Redis and a fixed Node loop, best of three):
-  a run whose pace is slow came in a slow spell of this shared machine.
+  that the targets are judged on (throughput: above 1× is worq faster; latency after warm-up, p99:
+  the peer's over worq's, above 1× is worq faster), and each library's Redis CPU per task
+  (${LIBS.join(' / ')}). The rows marked "not judged" are the same throughput rows after as many
+  calls of warm-up (— in runs made before they existed). The last row is the machine's pace when
+  the run started and ended (bench/pace.js: a fixed Lua loop in the private Redis and a fixed Node
+  loop, best of three): a run whose pace is slow came in a slow spell of this shared machine.
 
   | row | ${lastRuns.map(r => r.at.slice(0, 16).replace('T', ' ')).join(' | ')} |
   |---|${'---|'.repeat(lastRuns.length)}
