@@ -372,15 +372,18 @@ const RUNS = /## The last \d+ runs[\s\S]*?(?=\nAbsolute numbers drift)/
 const partial = Boolean(process.env.BENCH_ONLY || process.env.BENCH_LIBS)
 const pgPartial = Boolean(process.env.BENCH_ONLY || process.env.BENCH_PG_LIBS)
 let redisText = redisBefore
-if (redisDoc && partial && RUNS.test(redisBefore) && redisRuns)
-  redisText = redisBefore.replace(RUNS, redisRuns)
+if (redisDoc && partial && RUNS.test(redisBefore))
+  // With no full run at this run's N and repetitions, the last runs' section is left as it was.
+  redisText = redisRuns ? redisBefore.replace(RUNS, redisRuns) : redisBefore
 else if (redisDoc) redisText = redisDoc
 const pgText = pgDoc && !(pgPartial && pgBefore.trim()) ? `${PG_MARKER}\n\n${pgDoc}` : pgBefore
 writeFileSync(target, [redisText, pgText.trim() ? pgText : '', kept].filter(Boolean).join('\n'))
 if (redisTable) console.log('\n' + redisTable)
 if (pgTable) console.log('\n' + pgTable)
 const keptTables = [
-  redisDoc && redisText !== redisDoc && 'the Redis table (its last runs refreshed)',
+  redisDoc &&
+    redisText !== redisDoc &&
+    `the Redis table${redisText !== redisBefore ? ' (its last runs refreshed)' : ''}`,
   pgDoc && !pgText.includes(pgDoc) && 'the Postgres table',
 ].filter(Boolean)
 console.log(
