@@ -183,8 +183,8 @@ if (BACKENDS.includes('redis')) {
     ['deploy', N, 50, 'deployment, 1 producer + 2 workers'],
     ['latency-steady', 5000, 1, 'latency after warm-up'],
   ]
-  // Shown beside them, not judged: the same throughput rows after warm-up (runs before 2026-12-07
-  // have none: their cells show —).
+  // Shown beside them, not judged: the same throughput rows after warm-up (the result files of
+  // runs before 02:03 on 2026-12-07 keep none: their cells show —).
   const SHOWN = [
     ...JUDGED,
     ['e2e-window-steady', N, 50, 'closed loop after warm-up (not judged)'],
@@ -277,9 +277,10 @@ if (BACKENDS.includes('redis')) {
   that the targets are judged on (throughput: above 1× is worq faster; latency after warm-up, p99:
   the peer's over worq's, above 1× is worq faster), and each library's Redis CPU per task
   (${LIBS.join(' / ')}). The rows marked "not judged" are the same throughput rows after as many
-  calls of warm-up (— in runs made before they existed). The last row is the machine's pace when
-  the run started and ended (bench/pace.js: a fixed Lua loop in the private Redis and a fixed Node
-  loop, best of three): a run whose pace is slow came in a slow spell of this shared machine.
+  calls of warm-up (— where a run kept none: runs before 02:03 on 2026-12-07). The last row is the
+  machine's pace when the run started and ended (bench/pace.js: a fixed Lua loop in the private
+  Redis and a fixed Node loop, best of three): a run whose pace is slow came in a slow spell of
+  this shared machine.
 
   | row | ${lastRuns.map(r => r.at.slice(0, 16).replace('T', ' ')).join(' | ')} |
   |---|${'---|'.repeat(lastRuns.length)}
