@@ -1,10 +1,11 @@
 // What a lone call's scripts cost Redis beyond their commands: worq makes `n` lone calls through
-// bench/runner.js (after its 2 000 of warm-up, which count too), then a throwaway function library replays the same
-// commands in the same order, straight-line, with nothing computed between them: the enqueue's
-// 13 (record, settings, the parked worker, the lines, token, lease, handover, listing, events)
-// and the exchange's 20 (settings, tokens, dependents, outcome, lease, the lines, park, handover
-// list, events, metrics), as a lone call on an idle queue with a parked worker ran them on
-// 2026-12-07 (MONITOR). INFO commandstats gives both: each FCALL's time and its commands' time.
+// bench/runner.js (after its 2 000 of warm-up, which count too), then a throwaway function library
+// replays the same commands in the same order, straight-line, with nothing computed between them:
+// the enqueue's 13 (record, settings, the parked worker, the lines, token, lease, handover,
+// listing, events) and the exchange's 20 (settings, tokens, dependents, outcome, lease, the lines,
+// park, handover list, events, metrics), as a lone call on an idle queue with a parked worker ran
+// them on 2026-12-07 (MONITOR). INFO commandstats gives both: each FCALL's time and its commands'
+// time.
 // The replay's library is deleted afterwards.
 //
 //   REDIS_URL=redis://127.0.0.1:6390/0 node bench/lone-replay.js [n=2000]
@@ -67,7 +68,10 @@ redis.register_function('worq_lone_replay_exchange', function(_, a)
   return { 'c{"json":2}', 0 }
 end)`
 
-/** FCALLs and their µs, and the µs of every other command but the connections' own, since RESETSTAT. */
+/**
+ * FCALLs and their µs, and the µs of every other command but the connections' own, since
+ * RESETSTAT.
+ */
 async function stats() {
   let commandUs = 0
   const all = commandStats(await redis.info('commandstats'))
@@ -93,7 +97,6 @@ execFileSync(
   process.execPath,
   [join(here, 'runner.js'), 'worq', 'latency-steady', String(n), '1'],
   {
-    env: { ...process.env },
     stdio: ['ignore', 'ignore', 'inherit'],
   },
 )

@@ -24,6 +24,12 @@ export function commandStats(info) {
   return stats
 }
 
+/** The server's CPU time in µs, user and system of every thread, in an `INFO cpu` text. */
+export function serverCpuUs(info) {
+  const f = k => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)[1])
+  return 1e6 * (f('used_cpu_user') + f('used_cpu_sys'))
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer().listen(0, '127.0.0.1', () => {

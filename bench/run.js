@@ -14,7 +14,7 @@ import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { machinePace, paceText } from './pace.js'
-import { commandStats, startRedis } from './redis.js'
+import { commandStats, serverCpuUs, startRedis } from './redis.js'
 import { PG_LIBS, postgresRows } from './run-postgres.js'
 import { key, runInterleaved, stat, tableRow } from './table.js'
 
@@ -95,9 +95,6 @@ if (BACKENDS.includes('redis')) {
     return { calls, usec }
   }
   /** The Redis server's CPU time so far (user + system, all its threads), in µs. */
-  const serverCpuUs = info =>
-    1e6 *
-    (Number(/used_cpu_user:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]))
   const usedMemory = info => Number(/used_memory:(\d+)/.exec(info)[1])
 
   async function runOnce(lib, scenario, n, c) {

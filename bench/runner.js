@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { createInterface } from 'node:readline'
+import { serverCpuUs } from './redis.js'
 
 const [, , library, scenario, nArg, concurrencyArg] = process.argv
 const n = Number(nArg)
@@ -172,40 +173,35 @@ let queries0 = queries
 // code is optimised, as in a long-running service), the second measured. The
 // server's CPU is read here around the measured part (Redis `INFO cpu`), where bench/run.js reads
 // it around the whole process.
-const steady = scenario.endsWith('-steady') && scenario !== 'latency-steady'
+const steady = /^(e2e-window|e2e-open|deploy)-steady$/.test(scenario)
 let redisCpu = null
 if (steady && !/^postgres(ql)?:/.test(url)) {
   const { default: Redis } = await import('../node_modules/ioredis/built/index.js')
   const admin = new Redis(url)
-  const cpuUs = async () => {
-    const info = await admin.info('cpu')
-    const f = k => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)[1])
-    return 1e6 * (f('used_cpu_user') + f('used_cpu_sys'))
-  }
-  redisCpu = { admin, cpuUs, at: 0 }
+  redisCpu = { admin, cpuUs: async () => serverCpuUs(await admin.info('cpu')), at: 0 }
 }
-/** Starts the measured part: after the warm-up of a '-steady' row. */
-async function measureFromHere() {
-  if (redisCpu) redisCpu.at = await redisCpu.cpuUs()
-  cpu0 = process.cpuUsage()
+
+/**
+ * Runs a row's `loop` measured: a '-steady' row runs it once first as warm-up, then starts the
+ * measurement (Node CPU and the server's CPU too); the others measure from the loop's start.
+ */
+async function measured(loop) {
+  if (steady) {
+    await loop()
+    if (redisCpu) redisCpu.at = await redisCpu.cpuUs()
+    cpu0 = process.cpuUsage()
+  }
   t0 = performance.now()
   writes0 = writes
   queries0 = queries
+  await loop()
 }
 
 switch (scenario) {
   case 'e2e-window':
-    await lib.startWorker()
-    t0 = performance.now()
-    writes0 = writes
-    queries0 = queries
-    await windowed(50, true)
-    break
   case 'e2e-window-steady':
     await lib.startWorker()
-    await windowed(50, true)
-    await measureFromHere()
-    await windowed(50, true)
+    await measured(() => windowed(50, true))
     break
   case 'e2e-priority':
     if (!lib.addPriority) {
@@ -218,17 +214,9 @@ switch (scenario) {
     await windowed(50, true, true)
     break
   case 'e2e-open':
-    await lib.startWorker()
-    t0 = performance.now()
-    writes0 = writes
-    queries0 = queries
-    await openLoop(50)
-    break
   case 'e2e-open-steady':
     await lib.startWorker()
-    await openLoop(50)
-    await measureFromHere()
-    await openLoop(50)
+    await measured(() => openLoop(50))
     break
   case 'deploy':
   case 'deploy-steady': {
@@ -236,14 +224,7 @@ switch (scenario) {
     // 2 × concurrency calls in flight and reads every result back. (After warm-up, the workers'
     // CPU is left out: they report theirs for the whole run.)
     const workers = await startWorkerProcesses(2)
-    t0 = performance.now()
-    writes0 = writes
-    queries0 = queries
-    if (steady) {
-      await windowed(2 * concurrency, true)
-      await measureFromHere()
-    }
-    await windowed(2 * concurrency, true)
+    await measured(() => windowed(2 * concurrency, true))
     out.ms = performance.now() - t0
     const workerCpuUs = await workers.stop()
     if (!steady) out.workerCpuUs = workerCpuUs

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Cluster, Redis } from 'ioredis'
-import { startRedis } from './redis.js'
+import { serverCpuUs, startRedis } from './redis.js'
 import { startCluster } from './cluster.js'
 
 const [tasksArg = '20000', queuesArg = '6', procsArg = '1,2,4', libsArg = 'worq,bee-queue,bullmq'] =
@@ -54,10 +54,7 @@ async function serverCost(conns) {
       calls += Number(m[2])
       if (/^(fcall|fcall_ro|evalsha|eval|exec)$/.test(m[1])) usec += Number(m[3])
     }
-    const info = await c.info('cpu')
-    const user = Number(/used_cpu_user:([\d.]+)/.exec(info)[1])
-    const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)[1])
-    cpu += (user + sys) * 1e6
+    cpu += serverCpuUs(await c.info('cpu'))
   }
   return { usec, calls, cpu }
 }
