@@ -1,14 +1,13 @@
 // A private Redis Cluster for the benchmark: `masters` redis-server processes in cluster mode on free
 // loopback ports (no replicas, no persistence), joined with `redis-cli --cluster create`.
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, isFree, serverArgs } from './redis.js'
+import { freePort, isFree, serverArgs, spawnServer } from './redis.js'
 
 function start(port, dir) {
-  const child = spawn(
-    'redis-server',
+  const child = spawnServer(
     serverArgs(
       port,
       dir,
@@ -19,7 +18,6 @@ function start(port, dir) {
       '--cluster-config-file',
       'nodes.conf',
     ),
-    { stdio: ['ignore', 'pipe', 'inherit'] },
   )
   return new Promise((resolve, reject) => {
     child.on('error', reject)

@@ -49,6 +49,44 @@ export function isFree(port) {
   })
 }
 
+/**
+ * Where the benchmark's private servers run: in a session of their own, as a Redis service does.
+ * A child in the benchmark's own session shares one scheduling group with the processes measured
+ * (Linux's autogroup puts each session in one group; this machine has it on:
+ * /proc/sys/kernel/sched_autogroup_enabled), so when they keep both cores busy the server gets a
+ * share of that group's time instead of a group's: the deployment row (a producer and two worker
+ * processes) then ran worq at a median 1.33× bee-queue's throughput against 1.48× with the server
+ * in its own session (19 interleaved rounds; docs/benchmarks.md, "The private server's session").
+ * A server in its own session is not stopped with the benchmark by the terminal, so every one
+ * started here is stopped when this process exits or is interrupted.
+ */
+const servers = new Set()
+function stopServers() {
+  for (const child of servers) child.kill('SIGTERM')
+  servers.clear()
+}
+let stopsWired = false
+
+/** Starts redis-server with `args` in a session of its own (above), its stdout piped. */
+export function spawnServer(args) {
+  if (!stopsWired) {
+    stopsWired = true
+    process.on('exit', stopServers)
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+      process.once(signal, () => {
+        stopServers()
+        process.kill(process.pid, signal)
+      })
+  }
+  const child = spawn('redis-server', args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    detached: true,
+  })
+  servers.add(child)
+  child.once('exit', () => servers.delete(child))
+  return child
+}
+
 /** redis-server's arguments for a private server: loopback, no persistence, then `extra`. */
 export function serverArgs(port, dir, ...extra) {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
@@ -58,8 +96,7 @@ export function serverArgs(port, dir, ...extra) {
 export async function startRedis() {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'worq-bench-'))
-  const child = spawn(
-    'redis-server',
+  const child = spawnServer(
     serverArgs(
       port,
       dir,
@@ -72,7 +109,6 @@ export async function startRedis() {
       // runs").
       ...(process.env.BENCH_REDIS_CPUS ? ['--server_cpulist', process.env.BENCH_REDIS_CPUS] : []),
     ),
-    { stdio: ['ignore', 'pipe', 'inherit'] },
   )
   await new Promise((resolve, reject) => {
     child.on('error', err =>

@@ -5,12 +5,11 @@
 //
 // Sequential: p50 of one call awaited at a time (1 000 calls); window: tasks per second with 50
 // calls in flight (enqueue, then read the result), one pool of concurrency 50. Needs `npm run build`.
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, serverArgs, startRedis } from './redis.js'
+import { freePort, serverArgs, spawnServer, startRedis } from './redis.js'
 
 const { getBroker, TaskSpace, WorkerPool } = await import(
   process.env.WORQ_DIST ?? '../dist/index.js'
@@ -23,10 +22,8 @@ const master = await startRedis()
 const port = Number(new URL(master.url).port)
 const replicaPort = await freePort()
 const replicaDir = mkdtempSync(join(tmpdir(), 'worq-bench-replica-'))
-const replica = spawn(
-  'redis-server',
+const replica = spawnServer(
   serverArgs(replicaPort, replicaDir, '--replicaof', '127.0.0.1', String(port)),
-  { stdio: ['ignore', 'pipe', 'inherit'] },
 )
 let out = ''
 replica.stdout.on('data', d => (out += d))

@@ -204,6 +204,8 @@ if (BACKENDS.includes('redis')) {
     )
   }
   const resultsDir = join(here, 'results')
+  // Where the private server ran: in a session of its own (bench/redis.js, spawnServer).
+  const SERVER_SESSION = 'own'
   const redisCpus = process.env.BENCH_REDIS_CPUS ?? ''
   mkdirSync(resultsDir, { recursive: true })
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
@@ -211,7 +213,14 @@ if (BACKENDS.includes('redis')) {
     writeFileSync(
       join(resultsDir, `${stamp}.json`),
       JSON.stringify(
-        { at: stamp, pace, reps: REPS, ...(redisCpus ? { redisCpus } : {}), medians },
+        {
+          at: stamp,
+          pace,
+          reps: REPS,
+          ...(redisCpus ? { redisCpus } : {}),
+          serverSession: SERVER_SESSION,
+          medians,
+        },
         null,
         1,
       ),
@@ -227,12 +236,18 @@ if (BACKENDS.includes('redis')) {
       return ALL_LIBS.every(l => Number.isFinite(m?.[l]?.[f]))
     })
   // The last full runs of this run's layout: a run with Redis kept on given CPUs is not mixed with
-  // the others.
+  // the others, nor one whose server ran in the benchmark's own session (the files without
+  // `serverSession`, from before 2026-12-07 04:00: bench/redis.js, spawnServer).
   const lastRuns = readdirSync(resultsDir)
     .filter(f => f.endsWith('.json'))
     .sort()
     .map(f => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')))
-    .filter(run => (run.redisCpus ?? '') === redisCpus && complete(run))
+    .filter(
+      run =>
+        (run.redisCpus ?? '') === redisCpus &&
+        (run.serverSession ?? 'shared') === SERVER_SESSION &&
+        complete(run),
+    )
     .slice(-3)
   const ratio = (w, p, lower) =>
     Number.isFinite(w) && Number.isFinite(p) && p > 0
@@ -270,7 +285,8 @@ if (BACKENDS.includes('redis')) {
 
   Each \`npm run bench\` keeps its medians in bench/results/; these are the ratios of worq over each
   peer in the last full runs (every judged row of every library, 3 repetitions or more: a run with
-  \`BENCH_ONLY\`, \`BENCH_LIBS\` or fewer repetitions keeps its file but is not shown), the runs
+  \`BENCH_ONLY\`, \`BENCH_LIBS\` or fewer repetitions keeps its file but is not shown, and so do
+  the runs before 2026-12-07 04:00, whose server ran in the benchmark's own session), the runs
   that the targets are judged on (throughput: above 1× is worq faster; latency after warm-up, p99:
   the peer's over worq's, above 1× is worq faster), and each library's Redis CPU per task
   (${LIBS.join(' / ')}). The rows marked "not judged" are the same throughput rows after as many
@@ -297,7 +313,8 @@ if (BACKENDS.includes('redis')) {
   const doc = `# Benchmarks
 
   Written by \`npm run bench\` (bench/run.js) on ${new Date().toISOString().slice(0, 10)}. Every library runs in
-  a fresh Node process against the same private \`redis-server\` on loopback, flushed before each run;
+  a fresh Node process against the same private \`redis-server\` on loopback, flushed before each run
+  and started in a session of its own, as a Redis service runs (bench/redis.js, \`spawnServer\`);
   runs are interleaved (worq, BullMQ, bee-queue, worq, …) and repeated ${REPS} times. Cells show the
   median and, in parentheses, the spread (min–max). Ratios are worq's median over the peer's, from
   this same run: above 1× is better for tasks/s, below 1× is better for latency, commands, writes,
