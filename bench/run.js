@@ -237,7 +237,7 @@ if (BACKENDS.includes('redis')) {
     })
   // The last full runs of this run's layout: a run with Redis kept on given CPUs is not mixed with
   // the others, nor one whose server ran in the benchmark's own session (the files without
-  // `serverSession`, from before 2026-12-07 04:00: bench/redis.js, spawnServer).
+  // `serverSession`, from before 03:58 on 2026-12-07: bench/redis.js, spawnServer).
   const lastRuns = readdirSync(resultsDir)
     .filter(f => f.endsWith('.json'))
     .sort()
@@ -286,7 +286,7 @@ if (BACKENDS.includes('redis')) {
   Each \`npm run bench\` keeps its medians in bench/results/; these are the ratios of worq over each
   peer in the last full runs (every judged row of every library, 3 repetitions or more: a run with
   \`BENCH_ONLY\`, \`BENCH_LIBS\` or fewer repetitions keeps its file but is not shown, and so do
-  the runs before 2026-12-07 04:00, whose server ran in the benchmark's own session), the runs
+  the runs before 03:58 on 2026-12-07, whose server ran in the benchmark's own session), the runs
   that the targets are judged on (throughput: above 1× is worq faster; latency after warm-up, p99:
   the peer's over worq's, above 1× is worq faster), and each library's Redis CPU per task
   (${LIBS.join(' / ')}). The rows marked "not judged" are the same throughput rows after as many
