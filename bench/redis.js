@@ -75,7 +75,9 @@ export function spawnServer(args) {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'])
       process.once(signal, () => {
         stopServers()
-        process.kill(process.pid, signal)
+        // A handler of the caller's (the Postgres rows' clean-up) ends the process itself;
+        // otherwise the signal is raised again, now with its default action.
+        if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
       })
   }
   const child = spawn('redis-server', args, {
