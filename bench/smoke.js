@@ -14,6 +14,7 @@ const TOOLS = [
   ['ops.js', ['50', '3'], /exchange finishing them \d+/],
   ['lua-cost.js', ['5'], /redis\.call TIME/],
   ['lone-replay.js', ['50'], /the same commands, straight-line +[\d.]+ µs/],
+  ['lone-plain.js', ['50', '20'], /plain commands, 50 lone calls after 20: p50 [\d.]+ ms/],
   ['lua-lines.js', [join(here, '../dist/index.js'), '20', '5'], /Lua VM instructions a call: \d+/],
   [
     'lua-lines.js',
