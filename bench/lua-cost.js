@@ -4,6 +4,7 @@
 // REDIS_URL=redis://127.0.0.1:6379/0 node bench/lua-cost.js [calls per primitive=200]
 // (a Redis 7+ you may load a function library into)
 import { Redis } from 'ioredis'
+import { commandStats } from './redis.js'
 
 const calls = Number(process.argv[2] ?? 200)
 const redis = new Redis(process.env.REDIS_URL)
@@ -35,8 +36,8 @@ for (let k = 0; k < PRIMITIVES.length; k++) {
   const p = redis.pipeline()
   for (let c = 0; c < calls; c++) p.fcall(`${LIB}_${k}`, 0, 'abcdefgh', 'queue', record)
   await p.exec()
-  const m = /cmdstat_fcall:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'))
-  perCall.push(Number(m[2]) / Number(m[1]))
+  const fcall = commandStats(await redis.info('commandstats')).get('fcall')
+  perCall.push(fcall.usec / fcall.calls)
 }
 await redis.function('DELETE', LIB)
 await redis.quit()

@@ -8,6 +8,7 @@
 import { Redis } from 'ioredis'
 import { RedisBackend } from '../dist/backends/redis/redis.js'
 import { storedBackoff } from '../dist/backends/backend.js'
+import { commandStats } from './redis.js'
 
 const url = process.env.REDIS_URL
 const batch = Number(process.argv[2] ?? 50)
@@ -34,8 +35,9 @@ const median = xs => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 function subject(functions) {
   const backend = new RedisBackend(url, { maxPayloadBytes: 1 << 20, functions })
   const queue = `ops-${functions ? 'fn' : 'script'}-${Date.now()}`
-  const stat = new RegExp(`cmdstat_${functions ? 'fcall' : 'evalsha'}:calls=\\d+,usec=(\\d+)`)
-  const serverUs = async () => Number(stat.exec(await admin.info('commandstats'))?.[1] ?? 0)
+  const command = functions ? 'fcall' : 'evalsha'
+  const serverUs = async () =>
+    commandStats(await admin.info('commandstats')).get(command)?.usec ?? 0
   const enqueue = []
   const exchange = []
   return {

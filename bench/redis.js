@@ -5,11 +5,15 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-/** The installed redis-server's major version (latency tracking exists from 7 on). */
-function majorVersion() {
-  const out = execFileSync('redis-server', ['--version'], { encoding: 'utf8' })
-  return Number(/v=(\d+)/.exec(out)?.[1] ?? 0)
+/** What the installed redis-server prints of its version (read once). */
+let versionText
+function serverVersion() {
+  versionText ??= execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).trim()
+  return versionText
 }
+
+/** The installed redis-server's major version (latency tracking exists from 7 on). */
+const majorVersion = () => Number(/v=(\d+)/.exec(serverVersion())?.[1] ?? 0)
 
 /**
  * Each command's calls and µs in an `INFO commandstats` text, by its name there (`fcall`,
@@ -22,6 +26,21 @@ export function commandStats(info) {
     if (m) stats.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) })
   }
   return stats
+}
+
+/** The commands the benchmark's own bookkeeping runs: left out of a run's totals. */
+const OWN_COMMANDS = new Set(['info', 'config|resetstat', 'flushall', 'config'])
+
+/** Calls and µs of every command and function in an `INFO commandstats` text, but the bench's own. */
+export function commandTotals(info) {
+  let calls = 0
+  let usec = 0
+  for (const [name, s] of commandStats(info)) {
+    if (OWN_COMMANDS.has(name)) continue
+    calls += s.calls
+    usec += s.usec
+  }
+  return { calls, usec }
 }
 
 /** The server's CPU time in µs, user and system of every thread, in an `INFO cpu` text. */
@@ -60,6 +79,8 @@ export function isFree(port) {
  * A server in its own session is not stopped with the benchmark by the terminal, so every one
  * started here is stopped when this process exits or is interrupted.
  */
+/** Where the private servers run, as result files record it (bench/run.js). */
+export const SERVER_SESSION = 'own'
 const servers = new Set()
 function stopServers() {
   for (const child of servers) child.kill('SIGTERM')
@@ -124,13 +145,9 @@ export async function startRedis() {
       if (String(d).includes('Ready to accept connections')) resolve()
     })
   })
-  const version = (await import('node:child_process'))
-    .execFileSync('redis-server', ['--version'])
-    .toString()
-    .trim()
   return {
     url: `redis://127.0.0.1:${port}/0`,
-    version,
+    version: serverVersion(),
     stop() {
       child.kill('SIGTERM')
       rmSync(dir, { recursive: true, force: true })

@@ -14,7 +14,7 @@ import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { machinePace, paceText } from './pace.js'
-import { commandStats, serverCpuUs, startRedis } from './redis.js'
+import { commandTotals, SERVER_SESSION, serverCpuUs, startRedis } from './redis.js'
 import { PG_LIBS, postgresRows } from './run-postgres.js'
 import { key, runInterleaved, stat, tableRow } from './table.js'
 
@@ -83,18 +83,7 @@ if (BACKENDS.includes('redis')) {
   // The machine's pace before and after the runs (bench/pace.js): shown beside the last runs.
   const pace = { start: await machinePace(admin) }
 
-  /** Calls and µs of every command and function in INFO commandstats, save the bench's own. */
-  function commandTotals(info) {
-    let calls = 0
-    let usec = 0
-    for (const [name, s] of commandStats(info)) {
-      if (['info', 'config|resetstat', 'flushall', 'config'].includes(name)) continue
-      calls += s.calls
-      usec += s.usec
-    }
-    return { calls, usec }
-  }
-  /** The Redis server's CPU time so far (user + system, all its threads), in µs. */
+  /** The Redis server's memory in use, in bytes. */
   const usedMemory = info => Number(/used_memory:(\d+)/.exec(info)[1])
 
   async function runOnce(lib, scenario, n, c) {
@@ -204,8 +193,6 @@ if (BACKENDS.includes('redis')) {
     )
   }
   const resultsDir = join(here, 'results')
-  // Where the private server ran: in a session of its own (bench/redis.js, spawnServer).
-  const SERVER_SESSION = 'own'
   const redisCpus = process.env.BENCH_REDIS_CPUS ?? ''
   mkdirSync(resultsDir, { recursive: true })
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')

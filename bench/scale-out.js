@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Cluster, Redis } from 'ioredis'
-import { serverCpuUs, startRedis } from './redis.js'
+import { commandStats, serverCpuUs, startRedis } from './redis.js'
 import { startCluster } from './cluster.js'
 
 const [tasksArg = '20000', queuesArg = '6', procsArg = '1,2,4', libsArg = 'worq,bee-queue,bullmq'] =
@@ -49,10 +49,9 @@ async function serverCost(conns) {
   let calls = 0
   let cpu = 0
   for (const c of conns) {
-    const stats = await c.info('commandstats')
-    for (const m of stats.matchAll(/cmdstat_(\w+):calls=(\d+),usec=(\d+)/g)) {
-      calls += Number(m[2])
-      if (/^(fcall|fcall_ro|evalsha|eval|exec)$/.test(m[1])) usec += Number(m[3])
+    for (const [name, s] of commandStats(await c.info('commandstats'))) {
+      calls += s.calls
+      if (/^(fcall|fcall_ro|evalsha|eval|exec)$/.test(name)) usec += s.usec
     }
     cpu += serverCpuUs(await c.info('cpu'))
   }

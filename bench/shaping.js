@@ -7,7 +7,7 @@
 //    runs beside them, in interleaved rounds: the unlimited calls' throughput both ways.
 //   node bench/shaping.js [n=20000] [rounds=3]
 import net from 'node:net'
-import { startRedis } from './redis.js'
+import { commandTotals, startRedis } from './redis.js'
 
 const { getBroker, task, TaskSpace, WorkerPool } = await import(
   process.env.WORQ_DIST ?? '../dist/index.js'
@@ -24,15 +24,7 @@ net.Socket.prototype.write = function (...args) {
 }
 const { default: Redis } = await import('../node_modules/ioredis/built/index.js')
 const admin = new Redis(redis.url)
-const commands = async () => {
-  let calls = 0
-  for (const line of (await admin.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line)
-    if (m && !['info', 'config|resetstat', 'flushall', 'config'].includes(m[1]))
-      calls += Number(m[2])
-  }
-  return calls
-}
+const commands = async () => commandTotals(await admin.info('commandstats')).calls
 const space = new TaskSpace('', {
   add: (a, b) => a + b,
   slow: () => new Promise(resolve => setTimeout(resolve, 5)),
