@@ -28,6 +28,7 @@ const kSettle = Symbol('worq.settle')
 const kProgress = Symbol('worq.progress')
 const kEpoch = Symbol('worq.epoch')
 const kStore = Symbol('worq.store')
+const kUnconfirmed = Symbol('worq.unconfirmed')
 
 /** A task's result, to wait for, read, or pass as an argument to another call. */
 export class Deferred<T = unknown> {
@@ -43,7 +44,12 @@ export class Deferred<T = unknown> {
   #wake: Set<() => void> | undefined
   #cached = false
   #progress: unknown
-  #progressListeners: Set<(value: unknown) => void> | undefined;
+  #progressListeners: Set<(value: unknown) => void> | undefined
+  /**
+   * The backend has not shown this task yet: enqueued in a caller's transaction (`tx`) that may
+   * not have committed, so an unknown id means "not visible yet", not "expired".
+   */
+  #unconfirmed = false;
   /** The host's epoch when this Deferred last heard from the backend. @internal */
   [kEpoch]: number
 
@@ -65,6 +71,12 @@ export class Deferred<T = unknown> {
     const wakers = this.#wake
     this.#wake = undefined
     if (wakers) for (const wake of wakers) wake()
+  }
+
+  /** @internal Marks a Deferred whose task the backend may not show yet (a `tx` enqueue). */
+  [kUnconfirmed](): void {
+    this.#unconfirmed = true
+    this.#live = 'pending'
   }
 
   /** @internal The backend that holds the task. */
@@ -134,11 +146,16 @@ export class Deferred<T = unknown> {
     const state = await this.#host.status(this.queue, this.id)
     this[kEpoch] = epoch
     if (state === null) {
+      // A task enqueued in a transaction that has not committed (or rolled back) is not visible:
+      // it stays unsettled ('pending') until the backend shows it.
+      if (this.#unconfirmed) return
       const reason = 'the task and its result are gone (its resultTimeout passed)'
       this[kSettle](expiredOutcome(this.name, this.queue, this.id, reason))
     } else if (state.outcome !== undefined) {
+      this.#unconfirmed = false
       this[kSettle](state.outcome, state.cached === true)
     } else {
+      this.#unconfirmed = false
       this.#live = state.status
     }
   }
@@ -239,6 +256,9 @@ markResultRefs(Deferred)
 /** @internal */
 export const settle = (d: Deferred<unknown>, outcome: string, cached = false): void =>
   d[kSettle](outcome, cached)
+
+/** Marks `d` as made in a caller's transaction: unknown to the backend is not expired. @internal */
+export const markUnconfirmed = (d: Deferred<unknown>): void => d[kUnconfirmed]()
 
 /** The backend that holds `d`'s task. @internal */
 export const storeOf = (d: Deferred<unknown>): Backend => d[kStore]()

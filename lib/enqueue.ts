@@ -5,7 +5,7 @@
  */
 import type { BackendHandle } from './backends/index.js'
 import type { Backend, NewTask, TransactionalBackend } from './backends/backend.js'
-import { Deferred, type DeferredHost } from './deferred.js'
+import { Deferred, type DeferredHost, markUnconfirmed } from './deferred.js'
 import { DuplicateTask, PayloadTooLarge, TransactionsUnsupported } from './errors.js'
 import { checkId, newTaskId, resolveOptions, type ResolvedOptions } from './options.js'
 import type { TaskOptions, TransactionClient } from './types.js'
@@ -137,8 +137,12 @@ export class Enqueuer {
   ): Promise<Deferred<unknown> | undefined> {
     if (typeof (backend as Partial<TransactionalBackend>).enqueueIn !== 'function')
       throw new TransactionsUnsupported(backend.url)
-    // Held weakly: a transaction that rolls back leaves a task that never existed.
-    if (deferred) hub.trackWeakly(deferred)
+    // Held weakly: a transaction that rolls back leaves a task that never existed. Until the
+    // backend shows the task, an unknown id is a transaction not committed yet, not an expiry.
+    if (deferred) {
+      markUnconfirmed(deferred)
+      hub.trackWeakly(deferred)
+    }
     let outcome: 'ok' | 'duplicate'
     try {
       outcome = await enqueueInTx(tx, backend as TransactionalBackend, this.#queue, task)

@@ -76,6 +76,7 @@ export {
   MAX_DURATION_MS,
   limitBinds,
   bindingLimits,
+  rateWindowMs,
   TIME_BUCKETS_MS,
   timeBucket,
   DEFAULT_SETTINGS,

@@ -66,6 +66,16 @@ export function limitBinds(limit: string, name: string): boolean {
   return limit === name
 }
 
+/**
+ * The window a rate limit of `per` ms is kept over: `per` and a margin of a twentieth of it (at most
+ * 100 ms). The backends count starts when a worker reserves a task; the function starts a few ms
+ * later, by a lag that varies from task to task, and the margin keeps the starts the functions see
+ * within the limit too (docs/limits.md). shaping.lua and the PostgreSQL schema (019) do the same.
+ */
+export function rateWindowMs(per: number): number {
+  return per + Math.min(100, Math.ceil(per / 20))
+}
+
 /** The names of the limits in `limits` that bind task `name`, sorted. */
 export function bindingLimits(limits: Readonly<Record<string, Limit>>, name: string): string[] {
   return Object.keys(limits)

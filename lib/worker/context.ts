@@ -24,8 +24,9 @@ export interface TaskContext {
   /** Runs allowed in all. */
   readonly attempts: number
   /**
-   * Aborts when the run should stop: its `timeout` passed (reason `TaskTimeout`), its lease was
-   * lost (reason `LeaseLost`), or the worker is shutting down past its stop timeout.
+   * Aborts when the run should stop: the task was cancelled (`deferred.cancel()`,
+   * `broker.cancel(id)`: reason `TaskCancelled`), its `timeout` passed (reason `TaskTimeout`), its
+   * lease was lost (reason `LeaseLost`), or the worker is shutting down past its stop timeout.
    */
   readonly signal: AbortSignal
   /** The task's `metadata` option ({} when none was given). */

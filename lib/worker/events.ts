@@ -69,6 +69,8 @@ export interface WorkerPoolEvents {
     {
       /** The queue paused. */
       queue: string
+      /** Always true here: the queue's pause as this pool now knows it. */
+      paused: true
     },
   ]
   /** The queue was resumed. */
@@ -76,6 +78,8 @@ export interface WorkerPoolEvents {
     {
       /** The queue resumed. */
       queue: string
+      /** Always false here: the queue's pause as this pool now knows it. */
+      paused: false
     },
   ]
   /** The backend refused a finish or renewal: the task's lease had lapsed and it was given up. */

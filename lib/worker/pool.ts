@@ -130,7 +130,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#on = { backend, lanes, progress, upkeep, unsubscribe }
     await upkeep.start()
     this.#paused = (await backend.settings(queue)).paused
-    if (this.#paused) this.emit('pool:paused', { queue })
+    if (this.#paused) this.emit('pool:paused', { queue, paused: true })
     for (const lane of lanes) lane.start()
   }
 
@@ -157,10 +157,10 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.#paused = true
       // What the pool holds ahead has not started: back in line, first, until the resume.
       if (this.#state === 'running') for (const lane of lanes) lane.finished(lane.slots.release())
-      this.emit('pool:paused', { queue })
+      this.emit('pool:paused', { queue, paused: true })
     } else if (m.type === 'resumed') {
       this.#paused = false
-      this.emit('pool:resumed', { queue })
+      this.emit('pool:resumed', { queue, paused: false })
       for (const lane of lanes) lane.wake()
     } else if (m.type === 'schedules') void this.#on?.upkeep.scheduler.reload()
     else if (m.type === 'resync') void this.#resync()
@@ -182,6 +182,14 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   /** The worker ids of the pool's lanes once it has started (docs/worker.md, "Lanes"); none before. */
   get lanes(): readonly string[] {
     return (this.#on?.lanes ?? []).map(lane => lane.id)
+  }
+
+  /**
+   * True while the queue is paused, as this pool last heard (`pool:paused` and `pool:resumed` carry
+   * the same flag): it starts nothing new until the resume.
+   */
+  get paused(): boolean {
+    return this.#paused
   }
 
   /** Number of tasks running now. */

@@ -2,11 +2,17 @@
  * The scheduler of a pool: fires the queue's periodic tasks (docs/schedules.md). Every pool of the
  * queue runs one; the backend's `fireSchedule` lets exactly one of them fire each due time, and the
  * run's task id (`<schedule id>@<due time ISO>`) makes a second firing a duplicate by construction.
- * A due time missed by more than MISSED_MS (no pool ran) fires once, or is skipped with
- * `catchUp: false`.
+ * A due time missed (no pool ran: it came more than START_GRACE_MS before this pool started, or
+ * has passed by more than MISSED_MS) fires once, or is skipped with `catchUp: false`.
  */
 import type { Backend, StoredSchedule } from '../backends/backend.js'
 import { MISSED_MS, nextDue } from '../admin/schedules.js'
+
+/**
+ * A due time that came this long before the pool started counts as missed (no pool ran it): a
+ * shorter gap is another pool's firing under way, which this pool's first read may not see yet.
+ */
+const START_GRACE_MS = 250
 
 /** Longest timer (Node's limit); a longer wait re-arms. */
 const MAX_TIMER_MS = 2_147_483_647
@@ -16,6 +22,8 @@ export class Scheduler {
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   #loading: Promise<void> | undefined
+  /** When this scheduler was made, as its pool started. */
+  readonly #startedAt = Date.now()
 
   constructor(
     private readonly backend: Backend,
@@ -55,7 +63,7 @@ export class Scheduler {
     try {
       for (const s of this.#schedules) {
         if (this.#stopped || s.next === null || s.next > now) continue
-        const missed = s.next < now - MISSED_MS
+        const missed = s.next < now - MISSED_MS || s.next < this.#startedAt - START_GRACE_MS
         const fire = !missed || s.catchUp
         const next = nextDue({ ...s, runs: s.runs + (fire ? 1 : 0) }, Math.max(now, s.next))
         const task = fire

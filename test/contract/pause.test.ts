@@ -28,9 +28,17 @@ for (const backend of backends) {
         const pool = new WorkerPool(broker, { concurrency: 1, prefetch: 0 })
         const paused = latch()
         const resumed = latch()
-        pool.on('pool:paused', () => paused.resolve())
-        pool.on('pool:resumed', () => resumed.resolve())
+        const flags: boolean[] = []
+        pool.on('pool:paused', e => {
+          flags.push(e.paused)
+          paused.resolve()
+        })
+        pool.on('pool:resumed', e => {
+          flags.push(e.paused)
+          resumed.resolve()
+        })
         await pool.start()
+        expect(pool.paused).to.equal(false)
         const q = broker.queue()
         const first = await q.run('running')
         await running.promise
@@ -38,6 +46,7 @@ for (const backend of backends) {
         expect(await broker.isPaused()).to.equal(true)
         expect((await broker.inspect()).paused).to.equal(true)
         await paused.promise
+        expect(pool.paused).to.equal(true)
         const waiting = [
           await task(q.run, { priority: 2 })('p2'),
           await q.run('p0'),
@@ -51,6 +60,8 @@ for (const backend of backends) {
         await broker.pause() // a second pause changes nothing
         await broker.resume()
         await resumed.promise
+        expect(pool.paused).to.equal(false)
+        expect(flags).to.deep.equal([true, false])
         expect(await broker.isPaused()).to.equal(false)
         await Promise.all(waiting.map(d => d!.result(5000)))
         expect(order).to.deep.equal(['running', 'p-1', 'p0', 'p2'])

@@ -136,6 +136,24 @@ for (const backend of backends) {
       }
     })
 
+    it('catchUp: false skips a due time that came before the pool started, however short the downtime', async () => {
+      const queue = uniqueQueue('sched')
+      const admin = getBroker(url, queue)
+      try {
+        await admin.schedule('short', { every: 300, catchUp: false }, admin.queue().report, 's')
+        await new Promise(r => setTimeout(r, 1000)) // due times pass with no pool: time is under test
+        const started = Date.now()
+        const p = await pools(queue, 1)
+        await until(() => p.runs.length > 0, 5000, 'a regular run after the start')
+        await admin.unschedule('short')
+        await p.stop()
+        // Only due times after the pool started ran (250 ms of grace: another pool may be firing).
+        for (const id of p.runs) expect(Date.parse(id.slice(6))).to.be.above(started - 250)
+      } finally {
+        await admin.close()
+      }
+    })
+
     it('a schedule with a limit ends after that many runs', async () => {
       const queue = uniqueQueue('sched')
       const admin = getBroker(url, queue)

@@ -1,5 +1,6 @@
 import { expect } from 'chai'
 import { spawn } from 'node:child_process'
+import net from 'node:net'
 import pg from 'pg'
 import { getBroker, task, TaskSpace, WorkerPool, type Deferred } from '../../lib/index.js'
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js'
@@ -106,6 +107,26 @@ describe('postgres: URLs, faults and migrations', () => {
       expect(call?.code).to.equal('ERR_WORQ_BACKEND_UNREACHABLE')
     } finally {
       await broker.close()
+    }
+  })
+
+  it('a server that accepts connections and drops them fails the first call with BackendUnreachable', async () => {
+    // As a server shutting down or starting up, or a proxy with nothing behind it, does.
+    const server = net.createServer(socket => socket.destroy())
+    await new Promise<void>(r => server.listen(0, '127.0.0.1', r))
+    const { port } = server.address() as net.AddressInfo
+    const broker = getBroker(`postgres://postgres@127.0.0.1:${port}/none`, 'q', {
+      connectTimeoutMs: 1_000,
+    })
+    try {
+      const call = await errorOf(broker.queue().f())
+      expect(call?.code).to.equal('ERR_WORQ_BACKEND_UNREACHABLE')
+      expect(call?.message).to.match(new RegExp(`127\\.0\\.0\\.1:${port}`))
+      const size = await errorOf(broker.size())
+      expect(size?.code).to.equal('ERR_WORQ_BACKEND_UNREACHABLE')
+    } finally {
+      await broker.close()
+      server.close()
     }
   })
 

@@ -85,6 +85,41 @@ describe('postgres: enqueue in the caller’s transaction', () => {
     }
   })
 
+  it('before the commit its Deferred is pending, not expired: status() and a gap in delivery leave it to settle after the commit', async () => {
+    const ran: string[] = []
+    const w = await worker(ran)
+    try {
+      const q = w.broker.queue()
+      await client.query('BEGIN')
+      const d = (await task(q.mail.send, { tx: client })('cy')) as Deferred<string>
+      // Read on the broker's own connections, which cannot see the uncommitted row.
+      expect(await d.status()).to.equal('pending')
+      expect(d.settled).to.equal(false)
+      // A wait under way when the listening connection drops: the hub re-reads the status of
+      // every waiter after the gap, and this one stays unsettled.
+      const waited = d.result(10_000)
+      const admin = new pg.Client({ connectionString: url.replace(/\?.*$/, '') })
+      await admin.connect()
+      try {
+        const { rows } = await admin.query<{ n: number }>(
+          `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`,
+        )
+        expect(rows[0]!.n).to.be.greaterThan(0)
+      } finally {
+        await admin.end()
+      }
+      // The re-read happens on the reconnected listener; a status read sees the same: pending.
+      expect(await d.status()).to.equal('pending')
+      expect(d.settled).to.equal(false)
+      await client.query('COMMIT')
+      expect(await waited).to.equal('sent cy')
+      expect(await d.status()).to.equal('completed')
+    } finally {
+      await w.close()
+    }
+  })
+
   it('broker.transaction(client): every call joins the transaction', async () => {
     const ran: string[] = []
     const w = await worker(ran)

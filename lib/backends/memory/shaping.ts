@@ -2,7 +2,7 @@
  * Limits and the result cache of a memory:// queue, with the semantics docs/limits.md and
  * docs/cache.md give (the Redis scripts do the same in Lua).
  */
-import { bindingLimits } from '../backend.js'
+import { bindingLimits, rateWindowMs } from '../backend.js'
 import { Lines } from './lines.js'
 import type { CacheEntry, QueueState, TaskRecord } from './queue-state.js'
 
@@ -22,9 +22,10 @@ export function takeSlots(q: QueueState, rec: TaskRecord, now: number): Blocked 
     if (limit.concurrency !== undefined && (q.holders.get(name)?.size ?? 0) >= limit.concurrency)
       return { limit: name }
     if (limit.rate) {
-      const starts = (q.starts.get(name) ?? []).filter(t => t > now - limit.rate!.per)
+      const window = rateWindowMs(limit.rate.per)
+      const starts = (q.starts.get(name) ?? []).filter(t => t > now - window)
       q.starts.set(name, starts)
-      if (starts.length >= limit.rate.max) return { until: starts[0]! + limit.rate.per }
+      if (starts.length >= limit.rate.max) return { until: starts[0]! + window }
     }
   }
   for (const name of names) {

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg'
 import { pg as nodePostgres } from './pg.js'
-import { unreachable, unreachableError } from './pool.js'
+import { dropped, unreachable, unreachableError } from './pool.js'
 
 /**
  * Longest pause between two attempts to make the connection again: a restarted server is heard
@@ -70,7 +70,9 @@ export class Listener {
   ready(): Promise<void> {
     this.#ready ??= this.#connect().catch((err: unknown) => {
       this.#ready = undefined
-      if (unreachable(err)) throw unreachableError(this.#url, err)
+      // A server that refuses, or accepts and drops the connection (shutting down, starting up,
+      // a proxy with nothing behind it), is one this process cannot reach: the same clear error.
+      if (unreachable(err) || dropped(err)) throw unreachableError(this.#url, err)
       throw err
     })
     return this.#ready

@@ -29,7 +29,7 @@ const RETRY = new Set(['40P01', '40001'])
  * sent again on another connection. (In that instant an enqueue sent again answers `duplicate`:
  * docs/postgres.md.)
  */
-function dropped(err: unknown): boolean {
+export function dropped(err: unknown): boolean {
   const e = err as { code?: string; message?: string }
   return (
     e.code === '57P01' ||

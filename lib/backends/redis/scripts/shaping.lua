@@ -8,6 +8,12 @@
   `clru` scores are µs, so that uses keep their order.
 ]]
 
+-- The window a rate limit of `per` ms is kept over: `per` and a margin of a twentieth of it, at
+-- most 100 ms (rateWindowMs() in rules.ts: the functions start a few ms after their reservation).
+local function rate_window(per)
+  return per + math.min(100, math.ceil(per / 20))
+end
+
 -- The limits that bind task `name`, sorted by name: {name =, c = concurrency, r = {max, per}};
 -- nil when none does.
 local function binding(queue, name)
@@ -37,10 +43,11 @@ local function take_slots(queue, id, name, token)
     if l.c and rcall('HLEN', key(queue, 'lc:' .. l.name)) >= l.c then return 'hold', l.name end
     if l.r then
       local rkey = key(queue, 'lr:' .. l.name)
-      rcall('ZREMRANGEBYSCORE', rkey, '-inf', t - l.r[2])
+      local window = rate_window(l.r[2])
+      rcall('ZREMRANGEBYSCORE', rkey, '-inf', t - window)
       if rcall('ZCARD', rkey) >= l.r[1] then
         local oldest = rcall('ZRANGE', rkey, 0, 0, 'WITHSCORES')
-        return 'until', tonumber(oldest[2]) + l.r[2]
+        return 'until', tonumber(oldest[2]) + window
       end
     end
   end
@@ -53,7 +60,7 @@ local function take_slots(queue, id, name, token)
     if l.r then
       local rkey = key(queue, 'lr:' .. l.name)
       rcall('ZADD', rkey, t, token)
-      rcall('PEXPIRE', rkey, l.r[2] + 1000)
+      rcall('PEXPIRE', rkey, rate_window(l.r[2]) + 1000)
     end
   end
   return 'ok', holds
