@@ -14,8 +14,11 @@ import {
   SpanKind,
   SpanStatusCode,
   context,
+  createTraceState,
+  isSpanContextValid,
   propagation,
   trace,
+  type Context,
   type Link,
   type Span,
   type SpanContext,
@@ -24,7 +27,11 @@ import { createRequire } from 'node:module'
 import { Deferred } from './deferred.js'
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string }
-const tracer = trace.getTracer('worq', version)
+/**
+ * worq's tracer from the provider registered now (asked for at each span: a tracer obtained once
+ * would keep the first provider registered, even after the application replaced it).
+ */
+const tracer = () => trace.getTracer('worq', version)
 
 const kProducer = Symbol('worq.producer')
 
@@ -62,6 +69,28 @@ function traceparent(sc: SpanContext): string {
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 1).toString(16).padStart(2, '0')}`
 }
 
+/**
+ * The context a carried `traceparent` (and `tracestate`) gives: the global propagator's reading,
+ * or, where it reads nothing (none registered, or not a W3C one), the W3C form read here, as
+ * startEnqueue writes it itself when the propagator writes nothing.
+ */
+function extracted(tp: string, state = ''): Context {
+  const carrier: Record<string, string> = { traceparent: tp }
+  if (state) carrier.tracestate = state
+  const ctx = propagation.extract(ROOT_CONTEXT, carrier)
+  if (trace.getSpanContext(ctx)) return ctx
+  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(tp)
+  if (!m) return ctx
+  const sc: SpanContext = {
+    traceId: m[1]!,
+    spanId: m[2]!,
+    traceFlags: parseInt(m[3]!, 16) & 1,
+    isRemote: true,
+    ...(state && { traceState: createTraceState(state) }),
+  }
+  return isSpanContextValid(sc) ? trace.setSpanContext(ctx, sc) : ctx
+}
+
 /** A producer span in flight: the text to carry, and how to end it. */
 export interface EnqueueSpan {
   /** What the task record carries ('' when nothing records). */
@@ -80,7 +109,7 @@ export function startEnqueue(
   args: readonly unknown[],
 ): EnqueueSpan {
   if (!sdkRegistered()) return NOTHING
-  const span = tracer.startSpan(`worq.enqueue`, {
+  const span = tracer().startSpan(`worq.enqueue`, {
     kind: SpanKind.PRODUCER,
     attributes: {
       'messaging.system': 'worq',
@@ -89,6 +118,8 @@ export function startEnqueue(
       'messaging.operation.type': 'send',
       'messaging.operation.name': 'enqueue',
       'worq.task.name': name,
+      // The run this call asks for is the task's first attempt (a retry's run has its own).
+      'worq.task.attempt': 1,
     },
   })
   // Nothing records (no SDK): nothing more to do on the call's path.
@@ -143,15 +174,13 @@ export function startRun(
 ): RunSpan {
   if (!sdkRegistered()) return NO_RUN
   const [parent = '', state = '', ...linked] = carried ? carried.split('\n') : []
-  const carrier: Record<string, string> = parent ? { traceparent: parent } : {}
-  if (state) carrier.tracestate = state
-  const parentContext = parent ? propagation.extract(ROOT_CONTEXT, carrier) : context.active()
+  const parentContext = parent ? extracted(parent, state) : context.active()
   const links: Link[] = []
   for (const tp of linked) {
-    const sc = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, { traceparent: tp }))
+    const sc = trace.getSpanContext(extracted(tp))
     if (sc) links.push({ context: sc })
   }
-  const span = tracer.startSpan(
+  const span = tracer().startSpan(
     'worq.run',
     {
       kind: SpanKind.CONSUMER,

@@ -1,6 +1,8 @@
 /**
- * Queue actions: Pause / Resume, and Purge behind a dialog that names the queue and asks for its
- * name to be typed. Errors of an action are shown next to it (role alert).
+ * Queue actions: Pause / Resume, and Purge behind a dialog that names the queue and what a purge
+ * cancels. The buttons' accessible names are their words (Pause, Resume, Purge): a queue's card
+ * (a region named by the queue) tells one queue's buttons from another's. Errors of an action are
+ * shown next to it (role alert).
  */
 import { useRef, useState } from 'preact/hooks'
 import type { QueueJson } from '../../lib/http/types.js'
@@ -31,43 +33,38 @@ export function QueueActions({
 }) {
   const [error, run] = useAction()
   const dialog = useRef<HTMLDialogElement>(null)
-  const [typed, setTyped] = useState('')
+  // While the dialog is open the page behind it is inert; its buttons also leave the
+  // accessibility tree, so that the one button named Purge is then the dialog's.
+  const [open, setOpen] = useState(false)
   if (readOnly) return <p class="muted">read-only</p>
   const waiting = queue.waiting + queue.delayed + queue.pending
   return (
     <div class="actions">
       {queue.paused ? (
-        <button
-          aria-label={`Resume queue ${queue.name}`}
-          onClick={() => run(() => api.resume(queue.name)).then(onDone)}
-        >
+        <button aria-hidden={open} onClick={() => run(() => api.resume(queue.name)).then(onDone)}>
           Resume
         </button>
       ) : (
-        <button
-          aria-label={`Pause queue ${queue.name}`}
-          onClick={() => run(() => api.pause(queue.name)).then(onDone)}
-        >
+        <button aria-hidden={open} onClick={() => run(() => api.pause(queue.name)).then(onDone)}>
           Pause
         </button>
       )}
       <button
         class="danger"
-        aria-label={`Purge queue ${queue.name}`}
+        aria-hidden={open}
         onClick={() => {
-          setTyped('')
+          setOpen(true)
           dialog.current?.showModal()
         }}
       >
         Purge
       </button>
       {error && <p role="alert">{error}</p>}
-      <dialog ref={dialog} aria-labelledby={`purge-${queue.name}`}>
+      <dialog ref={dialog} aria-labelledby={`purge-${queue.name}`} onClose={() => setOpen(false)}>
         <form
           method="dialog"
           onSubmit={e => {
             e.preventDefault()
-            if (typed !== queue.name) return
             dialog.current?.close()
             void run(() => api.purge(queue.name)).then(onDone)
           }}
@@ -77,19 +74,11 @@ export function QueueActions({
             Its {waiting} waiting task{waiting === 1 ? '' : 's'} (enqueued, delayed, pending) will
             be cancelled; running tasks go on.
           </p>
-          <label>
-            Type <strong>{queue.name}</strong> to confirm
-            <input
-              value={typed}
-              autoComplete="off"
-              onInput={e => setTyped((e.target as HTMLInputElement).value)}
-            />
-          </label>
           <div class="actions">
-            <button type="submit" class="danger" disabled={typed !== queue.name}>
-              Purge {queue.name}
+            <button type="submit" class="danger">
+              Purge
             </button>
-            <button type="button" onClick={() => dialog.current?.close()}>
+            <button type="button" autoFocus onClick={() => dialog.current?.close()}>
               Keep tasks
             </button>
           </div>

@@ -60,13 +60,7 @@ export function toQueueEvent(e: StoredEvent, queue: string): QueueEvent {
     case 'cancelled':
       return { ...base, type: e.type, attempt, ...run, error }
     case 'expired':
-      return {
-        ...base,
-        type: e.type,
-        attempt,
-        ...(e.workerId !== undefined && { workerId: e.workerId }),
-        error,
-      }
+      return { ...base, type: e.type, attempt, ...run, error }
     case 'retrying':
       return { ...base, type: e.type, attempt, ...run, delay: e.delay ?? 0, error }
     default:

@@ -105,6 +105,8 @@ export interface ExpiredEvent extends EventBase {
   attempt: number
   /** The worker whose lease lapsed. */
   workerId?: string
+  /** ms from its run's start until it was given up, when it had started. */
+  ms?: number
   /** Why it expired. */
   error: EventError
 }

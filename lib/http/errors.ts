@@ -33,6 +33,7 @@ const STATUS_OF_CODE: Record<string, number> = {
   ERR_WORQ_LISTING_OFF: 409,
   ERR_WORQ_PAYLOAD_TOO_LARGE: 413,
   ERR_WORQ_BROKER_CLOSED: 503,
+  ERR_WORQ_BACKEND_UNREACHABLE: 503,
 }
 
 /** What the API answers for `err`: its status, code and message. */

@@ -31,7 +31,10 @@ function decode(part: string, what: string): string {
   }
 }
 
-/** Parses `search` (the text after `?`), allowing only `allowed` parameters, each at most once. */
+/**
+ * Parses `search` (the text after `?`), allowing only `allowed` parameters, each at most once; a
+ * parameter with an empty value is left out of the result.
+ */
 export function parseQuery(search: string, allowed: readonly string[]): Query {
   const query = new Map<string, string>()
   for (const part of search.split('&')) {
@@ -51,7 +54,8 @@ export function parseQuery(search: string, allowed: readonly string[]): Query {
         `the query parameter ${key} is longer than ${MAX_VALUE} characters or has a control character`,
         'ERR_WORQ_HTTP_BAD_QUERY',
       )
-    query.set(key, value)
+    // An empty value (`?queue=&status=`, as a form sends an empty field) is the parameter left out.
+    if (value !== '') query.set(key, value)
   }
   return query
 }

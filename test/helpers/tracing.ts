@@ -42,8 +42,14 @@ export function record(s: ReadableSpan): SpanRecord {
   return r
 }
 
-/** Registers the SDK globally; finished spans go to `exported`. */
-export function registerTracing(exported: (span: SpanRecord) => void): () => Promise<void> {
+/**
+ * Registers the SDK globally; finished spans go to `exported`. `propagator: false` leaves the
+ * global propagator unset (a setup that registers a tracer provider and a context manager only).
+ */
+export function registerTracing(
+  exported: (span: SpanRecord) => void,
+  { propagator = true } = {},
+): () => Promise<void> {
   const exporter: SpanExporter = {
     export(spans, done) {
       for (const s of spans) exported(record(s))
@@ -53,7 +59,7 @@ export function registerTracing(exported: (span: SpanRecord) => void): () => Pro
   }
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
   trace.setGlobalTracerProvider(provider)
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator())
+  if (propagator) propagation.setGlobalPropagator(new W3CTraceContextPropagator())
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
   return async () => {
     await provider.shutdown()

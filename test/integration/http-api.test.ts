@@ -135,6 +135,13 @@ for (const backend of backends) {
         expect(r.status, query).to.equal(400)
         expect(r.json.error.message, query).to.match(named)
       }
+      // An empty parameter is one left out (as a form sends an empty field).
+      const blank = await api.server.call(
+        'GET',
+        '/api/tasks?queue=&status=&name=&limit=&offset=&olderThan=&newerThan=',
+      )
+      expect(blank.status).to.equal(200)
+      expect(blank.json).to.have.length(3)
       const other = await api.server.call('GET', '/api/tasks?queue=elsewhere')
       expect(other.status).to.equal(404)
       expect(other.json.error.code).to.equal('ERR_WORQ_HTTP_NO_SUCH_QUEUE')

@@ -150,7 +150,7 @@ describe('http: mounting in Express and Node, several queues, health', function 
         s.close(() => resolve(p))
       })
     })
-    const broker = getBroker(`redis://127.0.0.1:${port}/0`, 'down')
+    const broker = getBroker(`redis://127.0.0.1:${port}/0`, 'down', { connectTimeoutMs: 500 })
     const server = await serve(worqHttp(broker, { healthTimeoutMs: 300 }))
     try {
       const r = await server.call('GET', '/api/health')
@@ -160,6 +160,10 @@ describe('http: mounting in Express and Node, several queues, health', function 
         backend: `redis://127.0.0.1:${port}/0`,
         latencyMs: 300,
       })
+      // Any other route: 503 with the library's code, not a 500.
+      const tasks = await server.call('GET', '/api/tasks')
+      expect(tasks.status).to.equal(503)
+      expect(tasks.json.error.code).to.equal('ERR_WORQ_BACKEND_UNREACHABLE')
     } finally {
       await server.close()
       await broker.close()
