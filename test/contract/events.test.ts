@@ -1,5 +1,12 @@
 import { expect } from 'chai'
-import { getBroker, task, WorkerPool, type QueueEvent, type QueueEventOf, type TaskContext } from '../../lib/index.js'
+import {
+  getBroker,
+  task,
+  WorkerPool,
+  type QueueEvent,
+  type QueueEventOf,
+  type TaskContext,
+} from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
 import { latch, uniqueQueue, until } from '../helpers/util.js'
 
@@ -110,7 +117,9 @@ for (const backend of backends) {
         const e = await expired.promise
         expect(e).to.include({ id: d.id, type: 'expired', attempt: 1 })
         // From the dead worker's reservation until the sweep gave the task up: at least the lease.
-        expect((e as QueueEventOf<'expired'>).ms).to.be.a('number').and.at.least(20)
+        expect((e as QueueEventOf<'expired'>).ms)
+          .to.be.a('number')
+          .and.at.least(20)
         await pool.stop()
       } finally {
         await events.close()
