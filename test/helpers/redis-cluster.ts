@@ -60,6 +60,8 @@ export interface RedisCluster {
   failedOver(slot: number, port: number, timeoutMs?: number): Promise<ClusterNode>
   /** Resolves once every live node says cluster_state:ok and agrees on who serves each slot. */
   settled(timeoutMs?: number): Promise<void>
+  /** Resolves once every master has a replica linked and in sync (what `replicas: 1` needs). */
+  replicasOnline(timeoutMs?: number): Promise<void>
   /** `redis-cli` with these arguments; resolves with its output. */
   cli(...args: string[]): Promise<string>
   stop(): Promise<void>
@@ -192,6 +194,18 @@ export async function startCluster(): Promise<RedisCluster> {
           // a node still starting: ask again
         }
         if (Date.now() > until) throw new Error('the test cluster did not settle in time')
+        await new Promise(r => setTimeout(r, 100))
+      }
+    },
+    async replicasOnline(timeoutMs = 30_000) {
+      const until = Date.now() + timeoutMs
+      for (;;) {
+        const masters = await cluster.masters().catch(() => [])
+        const infos = await Promise.all(
+          masters.map(m => info(m.port, 'replication').catch(() => '')),
+        )
+        if (masters.length > 0 && infos.every(i => /^slave0:.*state=online/m.test(i))) return
+        if (Date.now() > until) throw new Error("the test cluster's replicas did not come online")
         await new Promise(r => setTimeout(r, 100))
       }
     },

@@ -46,6 +46,10 @@ function full(err: unknown, operation: string, redis: Connection): unknown {
 /** Operations whose writes `replicas` waits for: those that store tasks or outcomes. */
 const CONFIRMED: ReadonlySet<Name> = new Set(['enqueue', 'exchange', 'schedule'])
 
+/** A cluster node's answer that it did not run a command, and what kind. */
+const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/
+type Redirect = 'MOVED' | 'ASK' | 'TRYAGAIN' | 'CLUSTERDOWN'
+
 /** What a call returned on the master when its WAIT then fell short, by the error that said so. */
 const written = new WeakMap<ReplicationTimeout, unknown>()
 
@@ -186,7 +190,7 @@ export class LuaCaller {
    * the node of the queue's slot. Fewer acknowledgements than asked fail the call; the call ran, and
    * its reply stays readable through {@link unconfirmedReply}.
    */
-  async #confirmed(name: Name, queue: string, args: Arg[]): Promise<unknown> {
+  async #confirmed(name: Name, queue: string, args: Arg[], redirections = 0): Promise<unknown> {
     if (this.#mode === undefined) await this.#choose()
     const keys = this.#keys(queue)
     const ns = this.#split ? SPLIT_PREFIX : PREFIX
@@ -204,7 +208,15 @@ export class LuaCaller {
         // Not run: load the library (or the script) and send it again.
         this.#mode = undefined
         if (/NOSCRIPT/.test(message)) await this.#redis.script('LOAD', script(name).lua)
-        return this.#confirmed(name, queue, args)
+        return this.#confirmed(name, queue, args, redirections)
+      }
+      // A cluster node that did not run it: the slot moved, is moving, or the cluster is down for
+      // a moment. ioredis follows these for a lone command, but not for a pipeline whose other
+      // command (WAIT) succeeded: follow them here, as it would, and send both again.
+      const redirect = REDIRECTED.exec((err as Error).message ?? '')
+      if (redirect && redirections < this.#maxRedirections()) {
+        await this.#redirected(redirect[1] as Redirect)
+        return this.#confirmed(name, queue, args, redirections + 1)
       }
       throw full(err, name, this.#redis)
     }
@@ -220,6 +232,34 @@ export class LuaCaller {
       throw err
     }
     return reply
+  }
+
+  /** How many redirections a call follows: the cluster's `maxRedirections` (16 by default). */
+  #maxRedirections(): number {
+    return (this.#redis.options as { maxRedirections?: number }).maxRedirections ?? 16
+  }
+
+  /**
+   * Waits as ioredis does before sending a redirected call again: after a MOVED or CLUSTERDOWN the
+   * slots are read again (the call then goes to the slot's new owner); an ASK or TRYAGAIN (the
+   * slot is migrating) waits `retryDelayOnTryAgain`, until the migration ends in a MOVED.
+   */
+  async #redirected(kind: Redirect): Promise<void> {
+    const options = this.#redis.options as {
+      retryDelayOnTryAgain?: number
+      retryDelayOnClusterDown?: number
+      retryDelayOnMoved?: number
+    }
+    const ms =
+      kind === 'MOVED'
+        ? (options.retryDelayOnMoved ?? 0)
+        : kind === 'CLUSTERDOWN'
+          ? (options.retryDelayOnClusterDown ?? 100)
+          : (options.retryDelayOnTryAgain ?? 100)
+    if (ms > 0) await new Promise(resolve => setTimeout(resolve, ms))
+    const cluster = this.#redis as { refreshSlotsCache?: (done: (err?: Error) => void) => void }
+    if ((kind === 'MOVED' || kind === 'CLUSTERDOWN') && cluster.refreshSlotsCache)
+      await new Promise<void>(resolve => cluster.refreshSlotsCache!(() => resolve()))
   }
 
   /**
