@@ -171,8 +171,9 @@ export class BadUrl extends WorqError {
   }
 }
 
+/** The URL without its credentials: all of the authority up to its last @. */
 function redact(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, '//***@')
+  return url.replace(/\/\/[^/?#]*@/, '//***@')
 }
 
 /** A run took longer than its `timeout`. It is the abort reason of the task's signal. */

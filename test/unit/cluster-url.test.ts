@@ -83,6 +83,12 @@ describe('redis-cluster:// and redis-sentinel:// URLs', () => {
     expect(badPart('redis-sentinel://s1:26379/m/1/2')).to.match(/database "1\/2"/)
     expect(badPart('redis-sentinel://s1/m#frag')).to.match(/#fragment/)
     expect(badPart('redis-sentinel://s1/m?role=slave')).to.match(/query option "role"/)
+    // An @ left unencoded in a password: refused, and no part of the password in the message.
+    const at = badPart('redis-cluster://u:sekret@xyz@h:1')
+    expect(at).to.match(/percent-encode an @ there as %40/)
+    expect(at).to.not.match(/sekret|xyz/)
+    // A trailing slash after the master name names no database: the default.
+    expect(parseTopology('redis-sentinel://s1:26379/m/').options).to.include({ name: 'm', db: 0 })
   })
 
   it('getBroker checks the URL at once; the redis option merges Cluster options', () => {
@@ -97,6 +103,17 @@ describe('redis-cluster:// and redis-sentinel:// URLs', () => {
       kind: 'cluster',
       nodes: [{ host: 'h', port: 1 }],
       options: { natMap: { 'a:1': { host: 'b', port: 2 } }, redisOptions: { password: 'x' } },
+    })
+    // Node connection options given as on one server go to every node (redisOptions win).
+    const tls = connectionTopology('rediss-cluster://u@h:1', {
+      tls: { ca: 'CA' },
+      password: 'p',
+      scaleReads: 'master',
+      redisOptions: { password: 'q' },
+    })
+    expect(tls.options).to.deep.equal({
+      scaleReads: 'master',
+      redisOptions: { username: 'u', tls: { ca: 'CA' }, password: 'q' },
     })
   })
 

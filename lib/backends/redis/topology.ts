@@ -56,8 +56,14 @@ const SHAPE = /^([a-z-]+):\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/[^?#]*)?(\?[^#]*)?(#.*
 function hostList(raw: string, list: string, defaultPort: number) {
   if (list === '') throw new BadUrl(raw, 'no host:port is given; list at least one seed node')
   return list.split(',').map(part => {
-    const m = /^(\[[^\]]+\]|[^:[\]]+)(?::(.*))?$/.exec(part.trim())
-    if (!m) throw new BadUrl(raw, `the host "${part}" is not host:port`)
+    const m = /^(\[[^\]]+\]|[^:[\]@]+)(?::(.*))?$/.exec(part.trim())
+    if (!m)
+      throw new BadUrl(
+        raw,
+        part.includes('@')
+          ? 'the hosts hold an @ (of a user name or password?): percent-encode an @ there as %40'
+          : `the host "${part}" is not host:port`,
+      )
     const port = m[2] ?? String(defaultPort)
     const n = Number(port)
     if (!/^\d+$/.test(port) || n < 1 || n > 65535)
@@ -126,6 +132,8 @@ function sentinelTopology(raw: string, m: RegExpExecArray): SingleTopology {
   const [, , auth, hosts, path, search] = m
   const sentinels = hostList(raw, hosts!, 26379)
   const parts = (path ?? '').split('/').slice(1)
+  // A trailing slash (`/<master name>/`) names no database: the default, as on one server.
+  if (parts.length === 2 && parts[1] === '') parts.pop()
   if (parts.length === 0 || parts[0] === '')
     throw new BadUrl(
       raw,
@@ -183,6 +191,37 @@ function isClient(o: object): o is HasOptions {
   return typeof (o as HasOptions).duplicate === 'function' && 'options' in o
 }
 
+/**
+ * ioredis `Cluster` options: on a cluster URL these keys of `redis` are the cluster's; every
+ * other key (`tls`, `password`, `username`, `connectTimeout`, …) is an option of each node
+ * connection, as it would be of the one connection on one server.
+ */
+const CLUSTER_KEYS: ReadonlySet<string> = new Set([
+  'clusterRetryStrategy',
+  'enableOfflineQueue',
+  'enableReadyCheck',
+  'scaleReads',
+  'maxRedirections',
+  'retryDelayOnFailover',
+  'retryDelayOnClusterDown',
+  'retryDelayOnTryAgain',
+  'retryDelayOnMoved',
+  'slotsRefreshTimeout',
+  'slotsRefreshInterval',
+  'shardedSubscribers',
+  'useSRVRecords',
+  'resolveSrv',
+  'natMap',
+  'dnsLookup',
+  'redisOptions',
+  'lazyConnect',
+  'enableAutoPipelining',
+  'autoPipeliningIgnoredCommands',
+  'keyPrefix',
+  'showFriendlyErrorStack',
+  'scripts',
+])
+
 /** Options worq manages itself: `keyPrefix` (the scripts build keys themselves) and pipelining. */
 function dropManaged(o: RedisOptions): RedisOptions {
   delete o.keyPrefix
@@ -193,8 +232,9 @@ function dropManaged(o: RedisOptions): RedisOptions {
 
 /**
  * Where our connections go and with what options: the URL's, with the `redis` option merged over
- * them (an ioredis instance's own options replace the URL's). On a cluster, `redis` holds ioredis
- * `Cluster` options, and its `redisOptions` are merged over the URL's node options.
+ * them (an ioredis instance's own options replace the URL's). On a cluster, the `Cluster` options
+ * of `redis` are the cluster's, and its other options (`tls`, `password`, …) and its
+ * `redisOptions` are merged over the URL's node options.
  */
 export function connectionTopology(raw: string, redis?: object): Topology {
   const fromUrl = parseTopology(raw)
@@ -203,8 +243,21 @@ export function connectionTopology(raw: string, redis?: object): Topology {
       'Expected `redis` to be an ioredis options object (Cluster options on a cluster URL) or an ioredis instance',
     )
   if (fromUrl.kind === 'cluster') {
-    const extra = (redis ?? {}) as ClusterOptions
-    const redisOptions = dropManaged({ ...fromUrl.options.redisOptions, ...extra.redisOptions })
+    // A Cluster instance: its own options, as a Redis instance's on one server.
+    const given = (redis === undefined ? {} : isClient(redis) ? redis.options : redis) as Record<
+      string,
+      unknown
+    >
+    const cluster: Record<string, unknown> = {}
+    const node: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(given))
+      if (k !== 'redisOptions') (CLUSTER_KEYS.has(k) ? cluster : node)[k] = v
+    const extra = cluster as ClusterOptions
+    const redisOptions = dropManaged({
+      ...fromUrl.options.redisOptions,
+      ...(node as RedisOptions),
+      ...(given.redisOptions as RedisOptions | undefined),
+    })
     const options = { ...fromUrl.options, ...extra, redisOptions }
     delete options.enableAutoPipelining
     delete options.lazyConnect
