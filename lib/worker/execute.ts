@@ -145,7 +145,9 @@ export function fail(task: ReservedTask, queue: string, remote: RemoteError): Fi
 
 /**
  * Runs `call`: without a timeout, what it returns; with one, a promise that past the task's
- * timeout aborts its signal and rejects with TaskTimeout.
+ * timeout aborts its signal and rejects with TaskTimeout. A run that held the event loop past its
+ * timeout (a synchronous loop: no timer could fire) also fails with TaskTimeout when it returns:
+ * what it returned is dropped.
  */
 function runWithin(task: ReservedTask, controller: LazyAbort, call: () => unknown): unknown {
   if (!task.timeout) return call()
@@ -158,15 +160,23 @@ async function raceTimeout(
   call: () => unknown,
 ): Promise<unknown> {
   let timer: NodeJS.Timeout | undefined
+  const timeOut = () => {
+    const err = new TaskTimeout(task.name, task.timeout)
+    controller.abort(err)
+    return err
+  }
   const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const err = new TaskTimeout(task.name, task.timeout)
-      controller.abort(err)
-      reject(err)
-    }, task.timeout)
+    timer = setTimeout(() => reject(timeOut()), task.timeout)
   })
+  const started = performance.now()
+  const late = () => performance.now() - started > task.timeout
   try {
-    return await Promise.race([Promise.resolve().then(call), timedOut])
+    const value = await Promise.race([Promise.resolve().then(call), timedOut])
+    if (late()) throw timeOut()
+    return value
+  } catch (err) {
+    if (!(err instanceof TaskTimeout) && late()) throw timeOut()
+    throw err
   } finally {
     clearTimeout(timer)
   }

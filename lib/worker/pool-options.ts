@@ -37,6 +37,11 @@ export interface WorkerPoolOptions {
   /** With `processes`: tasks a child runs before it is replaced by a fresh one. @default Infinity */
   maxTasksPerChild?: number
   /**
+   * With `processes`: ms a child gets past a task's `timeout` to answer before it is killed (and
+   * replaced), as the CLI's `--kill-grace`. @default 5000
+   */
+  killGrace?: number
+  /**
    * Tasks reserved ahead of free slots, so the next task starts the moment one ends and each
    * backend round trip carries more work. The pool prefetches only while its recent tasks are
    * short (under 5 ms on average), so long or blocking tasks still spread over every worker. A
@@ -171,6 +176,7 @@ function childExecutor(processes: number, concurrency: number, o: WorkerPoolOpti
     processes,
     concurrency: perChild,
     ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
+    ...(o.killGrace !== undefined && { killGrace: o.killGrace }),
     taskContext: o.taskContext,
   })
 }

@@ -116,6 +116,31 @@ for (const backend of backends) {
       }
     })
 
+    it('a run that holds the event loop past its timeout fails with TaskTimeout when it returns', async () => {
+      const w = await withWorker(url, b =>
+        b.expose(function block(ms: number) {
+          const until = Date.now() + ms
+          while (Date.now() < until) {
+            // a synchronous loop: no timer can fire until it returns
+          }
+          return 'unblocked'
+        }),
+      )
+      try {
+        const q = w.broker.queue()
+        const late = await task(q.block, { timeout: 50 })(200)
+        const err = await late.result(5000).catch((e: unknown) => e)
+        expect(err).to.be.instanceOf(TaskFailure)
+        expect((err as TaskFailure).remote.name).to.equal('TaskTimeout')
+        // Within its timeout, the same function completes.
+        expect(await (await task(q.block, { timeout: 5_000 })(1)).result(5000)).to.equal(
+          'unblocked',
+        )
+      } finally {
+        await w.close()
+      }
+    })
+
     it('progress reports reach the pool as task:progress events', async () => {
       const w = await withWorker(url, b =>
         b.expose(function steps(this: TaskContext, n: number) {

@@ -91,6 +91,10 @@ describe('worker: child processes (memory://)', function () {
     ])
     const err = await failure(task(q.w.untilAborted, { timeout: 50 })().then(t => t.result(5000)))
     expect(err.remote.name).to.equal('TaskTimeout')
+    // A child whose task blocked its event loop past the timeout, but answered within killGrace:
+    // the late value is dropped, the task fails with TaskTimeout.
+    const blocked = await failure(task(q.w.block, { timeout: 50 })(200).then(t => t.result(5000)))
+    expect(blocked.remote.name).to.equal('TaskTimeout')
     const thrown = await failure((await q.w.fails('nope')).result(5000))
     expect(thrown.remote).to.deep.include({ name: 'TypeError', message: 'nope' })
     expect(exits).to.deep.equal([])
