@@ -141,13 +141,20 @@ async function inParallel(items, limit, fn) {
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
 }
 
-/** The oldest Node that `engines.node` (`>=MAJOR.MINOR[.PATCH]`) allows. */
+/**
+ * The oldest Node that `engines.node` allows: the lowest bound of its ranges (`^MAJOR.MINOR.PATCH`
+ * or `>=MAJOR.MINOR[.PATCH]`, joined by `||`).
+ */
 function oldestNode() {
   const { engines } = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'))
-  const m = /^>=\s*(\d+)\.(\d+)(?:\.(\d+))?$/.exec(engines?.node ?? '')
-  if (!m)
-    throw new Error(`cannot read the oldest Node from engines.node ${JSON.stringify(engines)}`)
-  return `${m[1]}.${m[2]}.${m[3] ?? 0}`
+  const bounds = (engines?.node ?? '').split('||').map(range => {
+    const m = /^\s*(?:\^|>=)\s*(\d+)\.(\d+)(?:\.(\d+))?\s*$/.exec(range)
+    if (!m)
+      throw new Error(`cannot read the oldest Node from engines.node ${JSON.stringify(engines)}`)
+    return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)]
+  })
+  bounds.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2])
+  return bounds[0].join('.')
 }
 
 const started = Date.now()
