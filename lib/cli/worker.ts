@@ -67,9 +67,13 @@ export async function runWorker(
     taskContext: o.taskContext,
   })
   logPoolEvents(pool, logger, executor)
+  // Listening before the start: a signal while the pool starts (connecting, loading children)
+  // stops it gracefully once started, not by the signal's default action.
+  const signals = stopOnSignals(pool, o.shutdownTimeout, logger)
   try {
     await pool.start()
   } catch (err) {
+    signals.cancel()
     await broker.close().catch(() => undefined)
     throw err
   }
@@ -92,7 +96,7 @@ export async function runWorker(
       `${o.processes ? `, ${o.processes} child processes` : ''}, ` +
       `${names.length} tasks (${names.join(', ')})`,
   )
-  const signal = await stopOnSignals(pool, o.shutdownTimeout, logger)
+  const signal = await signals.started()
   await broker.close().catch(() => undefined)
   logger.info(
     { event: 'worker:stop', id: pool.id, forced: signal !== undefined },
@@ -102,37 +106,54 @@ export async function runWorker(
 }
 
 /**
- * Waits for SIGTERM or SIGINT, then stops the pool within `timeout`; a second signal stops it at
- * once. Resolves once stopped, with the second signal when there was one.
+ * Listens for SIGTERM and SIGINT from now on. Once the pool has started (`started()`), the first
+ * stops it within `timeout` and a second stops it at once; `started()` resolves once stopped, with
+ * the second signal when there was one. A signal that came while the pool started takes effect
+ * then; a second one before that exits at once. `cancel()` stops listening (the start failed).
  */
 function stopOnSignals(
   pool: WorkerPool,
   timeout: number,
   logger: Logger,
-): Promise<NodeJS.Signals | undefined> {
-  return new Promise(resolve => {
-    let stopping: Promise<void> | undefined
-    let forced: NodeJS.Signals | undefined
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (!stopping) {
-        logger.info(
-          { event: 'worker:stopping', signal, timeout, running: pool.running },
-          `worker:stopping on ${signal}: ${pool.running} running task(s) get ${timeout} ms to finish; send it again to stop at once`,
+): { started(): Promise<NodeJS.Signals | undefined>; cancel(): void } {
+  let early: NodeJS.Signals | undefined
+  let onSignal = (signal: NodeJS.Signals) => {
+    if (early) process.exit(signalExitCode(signal))
+    early = signal
+  }
+  const listener = (signal: NodeJS.Signals) => onSignal(signal)
+  process.on('SIGTERM', listener)
+  process.on('SIGINT', listener)
+  const started = () =>
+    new Promise<NodeJS.Signals | undefined>(resolve => {
+      let stopping: Promise<void> | undefined
+      let forced: NodeJS.Signals | undefined
+      onSignal = (signal: NodeJS.Signals) => {
+        if (!stopping) {
+          logger.info(
+            { event: 'worker:stopping', signal, timeout, running: pool.running },
+            `worker:stopping on ${signal}: ${pool.running} running task(s) get ${timeout} ms to finish; send it again to stop at once`,
+          )
+          stopping = pool.stop({ timeout })
+          void stopping.then(() => resolve(forced))
+          return
+        }
+        forced ??= signal
+        logger.warn(
+          { event: 'worker:stopping', signal, forced: true, running: pool.running },
+          `worker:stopping at once on a second ${signal}: ${pool.running} running task(s) are handed back`,
         )
-        stopping = pool.stop({ timeout })
-        void stopping.then(() => resolve(forced))
-        return
+        void pool.stop({ timeout: 0 })
       }
-      forced ??= signal
-      logger.warn(
-        { event: 'worker:stopping', signal, forced: true, running: pool.running },
-        `worker:stopping at once on a second ${signal}: ${pool.running} running task(s) are handed back`,
-      )
-      void pool.stop({ timeout: 0 })
-    }
-    process.on('SIGTERM', onSignal)
-    process.on('SIGINT', onSignal)
-  })
+      if (early) onSignal(early)
+    })
+  return {
+    started,
+    cancel() {
+      process.off('SIGTERM', listener)
+      process.off('SIGINT', listener)
+    },
+  }
 }
 
 function redact(url: string): string {
