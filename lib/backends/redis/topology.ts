@@ -197,17 +197,11 @@ function isClient(o: object): o is HasOptions {
  * connection, as it would be of the one connection on one server.
  */
 const CLUSTER_KEYS: ReadonlySet<string> = new Set([
+  ...CLUSTER_NUMBERS,
   'clusterRetryStrategy',
   'enableOfflineQueue',
   'enableReadyCheck',
   'scaleReads',
-  'maxRedirections',
-  'retryDelayOnFailover',
-  'retryDelayOnClusterDown',
-  'retryDelayOnTryAgain',
-  'retryDelayOnMoved',
-  'slotsRefreshTimeout',
-  'slotsRefreshInterval',
   'shardedSubscribers',
   'useSRVRecords',
   'resolveSrv',
