@@ -52,12 +52,9 @@ export class Served {
     return [...this.brokers.keys()]
   }
 
-  /**
-   * The broker of `queue`; the only one when `queue` is left out (or empty, as `?queue=`) and one
-   * is served.
-   */
+  /** The broker of `queue`; the only one when `queue` is left out and one is served. */
   broker(queue: string | undefined): Broker {
-    if (queue === undefined || queue === '') {
+    if (queue === undefined) {
       if (this.brokers.size === 1) return this.brokers.values().next().value!
       throw badRequest(
         `name the queue (?queue=…): this server serves ${this.names.join(', ')}`,
