@@ -24,6 +24,8 @@ export interface WorkerCommandOptions {
   maxMemoryPerChild?: number
   killGrace: number
   sweepInterval: number
+  /** The worker's heartrate: the longest lease renewal period of its tasks. */
+  heartrate?: number
   shutdownTimeout: number
   logFormat: LogFormat
   id?: string
@@ -62,6 +64,7 @@ export async function runWorker(
     concurrency,
     ...(o.lanes && { lanes: o.lanes }),
     sweepInterval: o.sweepInterval,
+    ...(o.heartrate !== undefined && { heartrate: o.heartrate }),
     ...(o.id && { id: o.id }),
     ...(executor && { executor }),
     taskContext: o.taskContext,
@@ -211,6 +214,12 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
       5_000,
     )
     .option(
+      '--heartrate <ms>',
+      'ms between lease renewals at most: a task whose own heartrate is longer gets a lease of ' +
+        '2 × this + 1 s (recovery latency = lease + --sweep-interval; default: each task its own)',
+      ms(10),
+    )
+    .option(
       '--shutdown-timeout <ms>',
       'ms running tasks get to finish after SIGTERM/SIGINT before they are handed back',
       ms(0),
@@ -231,7 +240,8 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
       'after',
       `
 A task's heartrate (lease renewal period) is chosen by whoever enqueues it (task option
-\`heartrate\`, or \`worq call --heartrate\`); the worker renews each lease at its task's rate.
+\`heartrate\`, default 10 s, or \`worq call --heartrate\`); the worker renews each lease at
+its task's rate, or at --heartrate when that is shorter.
 
 Exit codes: 0 stopped cleanly, 1 startup error (bad URL, tasks module), 2 usage,
 130/143 stopped at once by a second SIGINT/SIGTERM.`,

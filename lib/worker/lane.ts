@@ -28,6 +28,8 @@ export interface LaneHost {
   readonly executor: Executor
   readonly progress: ProgressWriter
   readonly blockTimeout: number
+  /** The worker's heartrate: the longest lease renewal period of its tasks (undefined: their own). */
+  readonly heartrate: number | undefined
   /** The pool's state: a lane reserves only while it is `running`. */
   state(): 'idle' | 'running' | 'stopping' | 'stopped'
   /** The backend is gone (BrokerClosed): the pool stops everything at once. */
@@ -51,7 +53,10 @@ export class Lane {
   #drained = false
   readonly #abort = new AbortController()
   #loop: Promise<void> | undefined
-  /** Reserved tasks whose cancel was heard first, being checked against the backend. */
+  /**
+   * Reserved tasks being renewed before they start (their cancel was heard first, or their lease
+   * is cut to the worker's heartrate).
+   */
   readonly #rechecks = new Set<Promise<void>>()
 
   constructor(
@@ -65,11 +70,14 @@ export class Lane {
     this.leases = new LeaseKeeper(
       backend,
       queue,
-      taskId => {
-        this.slots.leaseLost(taskId)
-        host.emit('lease:lost', { id: taskId, queue })
+      {
+        lost: taskId => {
+          this.slots.leaseLost(taskId)
+          host.emit('lease:lost', { id: taskId, queue })
+        },
+        error,
       },
-      error,
+      host.heartrate,
     )
     const leases = this.leases
     this.slots = new Slots(
@@ -196,7 +204,8 @@ export class Lane {
         // refused.
         if (!slots.takeLost(id)) this.host.emit('lease:lost', { id, queue })
       }
-      this.#accept(result.reserved)
+      const accepting = this.#accept(result.reserved)
+      if (accepting) await accepting
       if (result.unconfirmed) {
         // It ran, its durability unconfirmed (Redis `replicas`): what it reserved runs (above), its
         // finishes go again with the next exchange, after a pause as after a failure.
@@ -229,7 +238,7 @@ export class Lane {
         this.#waiting = undefined
         this.#woke = handed.length === 0
         this.#handed = handed.length > 0
-        this.#accept(handed)
+        return this.#accept(handed)
       })
   }
 
@@ -250,15 +259,30 @@ export class Lane {
     if (this.#waiting === undefined) this.#woke = false // the wait ended: this pass exchanges
   }
 
-  /** Takes reserved tasks: into the slots while running, released unrun when stopping. */
-  #accept(tasks: readonly ReservedTask[]): void {
+  /**
+   * Takes reserved tasks: into the slots while running, released unrun when stopping. With a
+   * worker heartrate shorter than some task's own, their leases are cut by a renewal first: the
+   * promise returned then settles once they are taken (else nothing is returned: the hot path
+   * awaits nothing).
+   */
+  #accept(tasks: readonly ReservedTask[]): Promise<void> | undefined {
     if (tasks.length === 0) return
     const heard = this.slots.heardBefore(tasks)
     if (heard.length > 0) {
       tasks = tasks.filter(task => !heard.includes(task))
-      this.#recheck(heard)
+      this.#renewFirst(heard, 'task:cancelled')
       if (tasks.length === 0) return
     }
+    const cap = this.host.heartrate
+    // The whole batch waits for the cut, so that its tasks still start in the order reserved.
+    if (cap !== undefined && tasks.some(task => task.heartrate > cap))
+      return this.#renewFirst(tasks, 'lease:lost')
+    this.#admit(tasks)
+  }
+
+  /** Starts reserved tasks while running; releases them unrun when stopping. */
+  #admit(tasks: readonly ReservedTask[]): void {
+    if (tasks.length === 0) return
     if (this.host.state() === 'running') {
       this.slots.add(tasks)
       return
@@ -268,25 +292,33 @@ export class Lane {
   }
 
   /**
-   * Tasks whose cancel was heard before their reservation: started only if their lease still
-   * holds (a renew), dropped if the cancel ended this very run. Should the backend not answer, they
-   * start, and the lease keeper finds out as for any run.
+   * Renews reserved tasks' leases (at the worker's heartrate, where it is shorter than theirs)
+   * before they start, and starts those whose lease still holds. Used for tasks whose cancel was
+   * heard before their reservation (a lost lease: the cancel ended this very run, reported as
+   * `task:cancelled`) and for cutting leases to the worker's heartrate (reported as `lease:lost`).
+   * Should the backend not answer, they start, and the lease keeper finds out as for any run.
    */
-  #recheck(tasks: ReservedTask[]): void {
+  #renewFirst(
+    tasks: readonly ReservedTask[],
+    lostEvent: 'task:cancelled' | 'lease:lost',
+  ): Promise<void> {
     const { backend, queue } = this.host
-    const leases = tasks.map(t => ({ id: t.id, token: t.token, heartrate: t.heartrate }))
+    const leases = tasks.map(t => this.leases.lease(t))
     const checked = backend
       .renew(queue, leases)
       .catch(() => [] as string[])
       .then(lost => {
         const gone = new Set(lost)
-        // The cancel ended this very run: not started.
-        for (const { id, name } of tasks)
-          if (gone.has(id)) this.host.emit('task:cancelled', { id, name, queue })
-        this.#accept(tasks.filter(task => !gone.has(task.id)))
+        for (const { id, name } of tasks) {
+          if (!gone.has(id)) continue
+          if (lostEvent === 'lease:lost') this.host.emit('lease:lost', { id, queue })
+          else this.host.emit('task:cancelled', { id, name, queue })
+        }
+        this.#admit(tasks.filter(task => !gone.has(task.id)))
       })
       .finally(() => this.#rechecks.delete(checked))
     this.#rechecks.add(checked)
+    return checked
   }
 
   #nextKick(): Promise<void> {

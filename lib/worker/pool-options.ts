@@ -2,6 +2,7 @@
  * WorkerPool options: their documentation, defaults and checks, and the executor they choose.
  */
 import { nanoid } from 'nanoid'
+import { MAX_DURATION_MS } from '../backends/backend.js'
 import type { Broker } from '../broker.js'
 import { ChildProcessExecutor } from './children/child-executor.js'
 import { makeRunner } from './execute.js'
@@ -15,6 +16,15 @@ export interface WorkerPoolOptions {
   sweepInterval?: number
   /** Longest single blocking wait for work, in ms. @default 5_000 */
   blockTimeout?: number
+  /**
+   * The worker's heartrate, ms: the longest lease renewal period of any task this pool runs. A
+   * task whose own `heartrate` is longer is renewed every `heartrate` ms instead, and its lease is
+   * cut to `2 × heartrate + 1 s` by a renewal as soon as the pool takes it (one more backend round
+   * trip per batch of such tasks), so that a worker that dies is recovered from sooner. A task
+   * with a shorter heartrate keeps its own. A number from 10 to 100 years' ms (as the task option).
+   * @default none: each task's own heartrate (task option, default 10 s)
+   */
+  heartrate?: number
   /**
    * This worker's id (part of every fencing token, shown by `worq info` and in events): 1 to 64
    * characters, none of them `|` or a control character. @default a random id
@@ -109,6 +119,8 @@ export interface ResolvedPoolOptions {
   lanes: number | undefined
   sweepInterval: number
   blockTimeout: number
+  /** Unset: each task's own. */
+  heartrate: number | undefined
   executor: Executor
 }
 
@@ -127,6 +139,7 @@ export function resolvePoolOptions(
     prefetch = Math.max(16, concurrency),
     lanes,
     taskContext = true,
+    heartrate,
   } = options
   if (typeof id !== 'string' || !/^[^|\p{Cc}]{1,64}$/u.test(id))
     throw new TypeError(
@@ -152,6 +165,13 @@ export function resolvePoolOptions(
     throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')
   if (!(blockTimeout >= 10))
     throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
+  if (
+    heartrate !== undefined &&
+    !(typeof heartrate === 'number' && heartrate >= 10 && heartrate <= MAX_DURATION_MS)
+  )
+    throw new TypeError(
+      `Expected \`heartrate\` to be a number from 10 to ${MAX_DURATION_MS} (milliseconds), got ${String(heartrate)}`,
+    )
   return {
     id,
     concurrency,
@@ -159,6 +179,7 @@ export function resolvePoolOptions(
     lanes,
     sweepInterval,
     blockTimeout,
+    heartrate,
     executor:
       executor ??
       (processes === undefined

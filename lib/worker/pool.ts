@@ -43,6 +43,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   readonly #lanes: number | undefined
   readonly #sweepInterval: number
   readonly #blockTimeout: number
+  readonly #heartrate: number | undefined
   readonly #executor: Executor
   #on: Started | undefined
   #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle'
@@ -62,6 +63,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#lanes = o.lanes
     this.#sweepInterval = o.sweepInterval
     this.#blockTimeout = o.blockTimeout
+    this.#heartrate = o.heartrate
     this.#executor = o.executor
   }
 
@@ -141,6 +143,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       executor: this.#executor,
       progress,
       blockTimeout: this.#blockTimeout,
+      heartrate: this.#heartrate,
       state: () => this.#state,
       halt: () => this.#halt(),
       emit: (event, ...args) => this.emit(event, ...args),

@@ -83,7 +83,7 @@ export class Slots {
   /** Takes reserved tasks: their leases are renewed from now; they start while slots are free. */
   add(tasks: readonly ReservedTask[]): void {
     for (const task of tasks) {
-      this.host.leases.add({ id: task.id, token: task.token, heartrate: task.heartrate })
+      this.host.leases.add(task)
       this.buffer.push(task)
     }
     this.fill()

@@ -39,6 +39,48 @@ for (const backend of backends) {
       }
     })
 
+    it("a worker's heartrate shorter than the task's cuts its lease before it starts: a worker that stops renewing is recovered from within that lease", async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      const started = latch()
+      broker.expose(function func(this: TaskContext) {
+        started.resolve()
+        return new Promise(resolve => this.signal.addEventListener('abort', resolve))
+      })
+      const { backend: b } = await broker.backend()
+      const pool = new WorkerPool(broker, { heartrate: 20, sweepInterval: 20 })
+      try {
+        await pool.start()
+        // The task's own heartrate is the default, 10 s: a lease of 21 s as reserved.
+        const d = await broker.queue().func()
+        await started.promise
+        // From here the pool's renewals do nothing, as a dead worker's: the lease it has is the one
+        // cut before the start (2 × 20 + 1000 ms), and the pool's own sweep expires it.
+        const startedAt = Date.now()
+        b.renew = async () => []
+        const err = await d.result(5000).catch((e: unknown) => e)
+        expect(err).to.be.instanceOf(TaskExpired)
+        expect(Date.now() - startedAt).to.be.below(1040 + 1500)
+      } finally {
+        delete (b as { renew?: unknown }).renew
+        await pool.stop({ timeout: 100 })
+        await broker.close()
+      }
+    })
+
+    it('a worker heartrate is a number of ms from 10: anything else is a TypeError that names it', () => {
+      const broker = getBroker(url, uniqueQueue())
+      try {
+        for (const heartrate of [5, NaN, '100', -1])
+          expect(
+            () => new WorkerPool(broker, { heartrate: heartrate as number }),
+            String(heartrate),
+          ).to.throw(TypeError, /`heartrate`/)
+      } finally {
+        void broker.close()
+      }
+    })
+
     it("a stale worker's finish is refused once its lease was swept", async () => {
       const queue = uniqueQueue()
       const broker = getBroker(url, queue)

@@ -85,6 +85,29 @@ describe('cli: worq worker', function () {
     await sweeper.exited
   })
 
+  it('SIGKILL of a worker started with --heartrate: a task of the default heartrate expires within 2 × that + 1 s + sweep interval', async () => {
+    const w = start('--heartrate', '100')
+    await w.line(/worker:start/)
+    // The task's own heartrate is the default (10 s, a lease of 21 s); the worker's cuts it.
+    const d = await broker.queue<typeof space>().w.sleep(60_000)
+    await w.line(/task:start/)
+    const sweeper = start()
+    await sweeper.line(/worker:start/)
+    const killedAt = Date.now()
+    w.proc.kill('SIGKILL')
+    const err = await d.result(10_000).catch((e: unknown) => e)
+    expect(err).to.be.instanceOf(TaskExpired)
+    expect(Date.now() - killedAt).to.be.below(1600 + 1300)
+    sweeper.proc.kill('SIGTERM')
+    await sweeper.exited
+  })
+
+  it('--heartrate below 10 ms is a usage error (exit 2) that names the option', async () => {
+    const r = await worqRun(['worker', url, '--tasks', TASKS, '--heartrate', '5'])
+    expect(r.code).to.equal(2)
+    expect(r.out).to.match(/--heartrate/)
+  })
+
   it('SIGKILL of the worker mid-task with attempts left: another worker runs it and the waiter gets the value', async () => {
     const w = start()
     await w.line(/worker:start/)
