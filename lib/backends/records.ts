@@ -352,6 +352,8 @@ export interface StoredEvent {
   ms?: number
   /** `retrying`: ms until the next attempt. */
   delay?: number
+  /** `enqueued`: put back in line unstarted by the worker that had taken it. */
+  released?: boolean
 }
 
 /** A batch of events read from a queue's stream. */

@@ -63,6 +63,10 @@ export function toQueueEvent(e: StoredEvent, queue: string): QueueEvent {
       return { ...base, type: e.type, attempt, ...run, error }
     case 'retrying':
       return { ...base, type: e.type, attempt, ...run, delay: e.delay ?? 0, error }
+    case 'enqueued':
+      return e.released
+        ? { ...base, type: e.type, released: true, attempt, workerId: e.workerId ?? '' }
+        : { ...base, type: e.type }
     default:
       return { ...base, type: e.type }
   }

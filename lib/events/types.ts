@@ -27,10 +27,22 @@ export interface EventError {
   code?: string
 }
 
-/** A task was enqueued. */
+/**
+ * A task was enqueued, or put back in line unstarted by the worker that had taken it (`released`).
+ */
 export interface EnqueuedEvent extends EventBase {
   /** The event's type. */
   type: 'enqueued'
+  /**
+   * Set when a worker gave the task back without starting it (a pool that stopped or paused
+   * holding it ahead of a free slot, a handover its worker never took): its `started` event was
+   * not followed by a run, and the next `started` has the same attempt. Absent on a new task.
+   */
+  released?: true
+  /** With `released`: the attempt the worker had taken it for (the next run's too). */
+  attempt?: number
+  /** With `released`: the worker that gave it back. */
+  workerId?: string
 }
 
 /** A worker took a task (its run starts at once, unless the worker holds it ahead). */

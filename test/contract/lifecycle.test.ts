@@ -5,6 +5,7 @@ import {
   TaskExpired,
   TaskFailure,
   WorkerPool,
+  type QueueEvent,
   type TaskContext,
 } from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
@@ -374,6 +375,12 @@ for (const backend of backends) {
         const quick = Array.from({ length: 12 }, (_, i) => 10 + i)
         await Promise.all((await Promise.all(quick.map(n => q.step(n)))).map(d => d.result(5000)))
         seen.length = 0
+        const events = broker.events()
+        const heard: QueueEvent[] = []
+        const reading = (async () => {
+          for await (const e of events) heard.push(e)
+        })()
+        await events.ready
         const ds = await Promise.all([0, 1, 2, 3].map(n => q.step(n)))
         await started.promise
         // Prefetched, not started (a handover brings what can start at once; the prefetch follows
@@ -394,6 +401,25 @@ for (const backend of backends) {
           [3, 1],
         ])
         await second.stop()
+        // The prefetched task's `started` (written when it was reserved) is followed by an
+        // `enqueued` that says it went back unstarted; its next `started` has the same attempt.
+        await until(() => heard.filter(e => e.type === 'completed').length === 4, 5000, 'events')
+        await events.close()
+        await reading
+        const of = (id: string) => heard.filter(e => e.id === id)
+        expect(of(ds[1]!.id).map(e => e.type)).to.deep.equal([
+          'enqueued',
+          'started',
+          'enqueued',
+          'started',
+          'completed',
+        ])
+        const [, took, back, again] = of(ds[1]!.id)
+        expect(took).to.include({ attempt: 1, workerId: first.id })
+        expect(back).to.include({ released: true, attempt: 1, workerId: first.id })
+        expect(again).to.include({ attempt: 1, workerId: second.id })
+        expect(of(ds[0]!.id).map(e => e.type)).to.deep.equal(['enqueued', 'started', 'completed'])
+        expect(of(ds[0]!.id)[0]).to.not.have.property('released')
       } finally {
         await broker.close()
       }

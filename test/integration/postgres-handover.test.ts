@@ -110,6 +110,18 @@ describe('postgres: handover to a parked worker', () => {
       try {
         expect(await d.result(10_000)).to.equal('back')
         expect((await row(queue, d.id)).attempt).to.equal(1)
+        const { backend } = await other.backend()
+        const events = (await backend.readEvents(queue, '0', { count: 1000, blockMs: 0 })).events
+        const mine = events.filter(e => e.id === d.id)
+        expect(mine.map(e => e.type)).to.deep.equal([
+          'enqueued',
+          'started',
+          'enqueued',
+          'started',
+          'completed',
+        ])
+        expect(mine[2]).to.include({ released: true, attempt: 1, workerId: w.pool.id })
+        expect(mine[3]).to.include({ attempt: 1, workerId: next.pool.id })
       } finally {
         await next.close()
       }

@@ -5,6 +5,7 @@ import { queueKey } from '../../lib/backends/redis/keys.js'
 import { useRedisAdmin } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 import { newTask as baseTask } from '../helpers/new-task.js'
+import { expectReleased } from '../helpers/released.js'
 
 /** Tasks of these tests: 3 attempts. */
 const newTask = (id: string, extra: Partial<NewTask> = {}) =>
@@ -200,6 +201,7 @@ describe('redis: handover to parked workers', () => {
         ['a', 1],
         ['b', 1],
       ])
+      await expectReleased(b, queue, 'a', 'w')
     } finally {
       await other.purge(queue)
       await Promise.all([b.close(), other.close()])
@@ -293,6 +295,7 @@ describe('redis: handover to parked workers', () => {
         ['a', 1],
         ['b', 1],
       ])
+      await expectReleased(b, queue, 'b', 'dead')
     } finally {
       await b.purge(queue)
       await b.close()

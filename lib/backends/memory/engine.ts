@@ -285,6 +285,11 @@ export class MemoryEngine {
         continue
       }
       if (f.release) {
+        emit(q, 'enqueued', rec, now, {
+          released: true,
+          attempt: rec.attempt,
+          ...(rec.workerId !== undefined && { workerId: rec.workerId }),
+        })
         freeSlots(q, rec)
         q.processing.delete(f.id)
         rec.token = undefined

@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { MigrationDenied, SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 15
+export const SCHEMA_VERSION = 16
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -28,6 +28,7 @@ const VERSIONS: Record<number, string[]> = {
   13: ['017_purge_sets'],
   14: ['018_lone_handover'],
   15: ['019_rate_margin'],
+  16: ['020_released_events'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */

@@ -18,7 +18,7 @@ interface RawEvents {
   a: Array<number | string | false>
   w: Array<string | false>
   x: Array<
-    false | { ms?: number; d?: number; p?: string; e?: { n: string; m: string; c?: string } }
+    false | { ms?: number; d?: number; p?: string; r?: 1; e?: { n: string; m: string; c?: string } }
   >
 }
 
@@ -41,6 +41,7 @@ function toEvent(e: RawEvents, j: number, n: number): StoredEvent {
     if (x.ms !== undefined) event.ms = x.ms
     if (x.d !== undefined) event.delay = x.d
     if (x.p !== undefined) event.progress = x.p
+    if (x.r === 1) event.released = true
     if (x.e !== undefined)
       event.error = { name: x.e.n, message: x.e.m, ...(x.e.c !== undefined && { code: x.e.c }) }
   }

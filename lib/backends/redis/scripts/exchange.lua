@@ -129,7 +129,7 @@ if nf > 0 then
       gone[#gone + 1] = 'p:' .. id
       if retry_at == 'release' then
         if h.holds then free_slots(QUEUE, id, h.name) end
-        release(QUEUE, id, tonumber(h.prio))
+        released(QUEUE, id, h)
       elseif retry_at ~= '' then
         local at = tonumber(retry_at)
         if h.holds then free_slots(QUEUE, id, h.name) end

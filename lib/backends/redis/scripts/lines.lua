@@ -84,10 +84,16 @@ local function put_first(queue, id, prio)
     rcall('EXISTS', key(queue, 'prio')) == 0
 end
 
+-- The extra fields of a released task's `enqueued` event.
+local RELEASED = { r = 1 }
+
 -- Puts a reserved task that never started back first in line (its record still counts the
--- attempts made before this reservation, so the attempt is not counted).
-local function release(queue, id, prio)
-  if put_first(queue, id, prio) and not conf(queue).paused then wake(queue) end
+-- attempts made before this reservation, so the attempt is not counted), with an `enqueued`
+-- event that says so (r: released; attempt and worker from the tokens value's head): its
+-- `started` event was written at the reservation. `h` is the tokens value (read_held()).
+local function released(queue, id, h)
+  event(queue, 'enqueued', id, h.head, RELEASED)
+  if put_first(queue, id, tonumber(h.prio)) and not conf(queue).paused then wake(queue) end
 end
 
 -- Removes a waiting task from whichever line holds it (ready or delayed); false when none did.

@@ -25,7 +25,7 @@ if ttl == 0 then
       rcall('HDEL', tokens, id, 'p:' .. id)
       drop_leases(QUEUE, { id })
       if h.holds then free_slots(QUEUE, id, h.name) end
-      release(QUEUE, id, tonumber(h.prio))
+      released(QUEUE, id, h)
     end
   end
   rcall('DEL', key(QUEUE, 'l:' .. ARGV[3]))

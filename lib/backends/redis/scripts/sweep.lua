@@ -133,7 +133,7 @@ for i, id in ipairs(lapsed) do
     if workers[i] and never_popped(workers[i], id, h.token) then
       -- Handed over and never popped: it never started, so it goes back first in line, the
       -- attempt uncounted.
-      release(QUEUE, id, tonumber(h.prio))
+      released(QUEUE, id, h)
     elseif tonumber(h.attempt) < tonumber(h.attempts) then
       local r = (random + i * 0.6180339887) % 1
       local _, _, header = parse(rec)
