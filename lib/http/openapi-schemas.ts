@@ -227,6 +227,7 @@ export const schemas = {
       workerId: str,
       ms: num,
       delay: num,
+      released: bool,
       progress: ref('WireValue'),
       error: ref('TaskError'),
     },

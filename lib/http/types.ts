@@ -233,6 +233,8 @@ export interface EventJson {
   ms?: number
   /** ms until the next attempt, on `retrying`. */
   delay?: number
+  /** On `enqueued`: a worker gave the task back unstarted (docs/events.md). */
+  released?: boolean
   /** The reported progress, on `progress`. */
   progress?: WireValue
   /** What went wrong, on `failed`, `retrying`, `expired` and `cancelled`. */
