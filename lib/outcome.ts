@@ -14,8 +14,11 @@
  */
 import { TaskCancelled, TaskExpired, TaskFailure, type RemoteError } from './errors.js'
 import { decodeValue, encodeValue } from './serializer.js'
+import { text } from './remote-error.js'
 import type { FinalStatus } from './types.js'
 import type { Finish } from './backends/records.js'
+
+export { remoteError } from './remote-error.js'
 
 /** A failure as it travels. */
 export interface FailureRecord {
@@ -51,9 +54,17 @@ export function failedOutcome(record: FailureRecord): string {
   try {
     return 'f' + encodeValue(record)
   } catch {
-    // A cause that cannot be serialized must not lose the failure itself.
-    const { cause: _cause, ...remote } = record.remote
-    return 'f' + encodeValue({ ...record, remote: { ...remote, cause: String(_cause) } })
+    // A cause that cannot be serialized must not lose the failure itself: it goes as text.
+  }
+  const { cause, ...remote } = record.remote
+  try {
+    return 'f' + encodeValue({ ...record, remote: { ...remote, cause: text(cause) } })
+  } catch {
+    // Nor a name or message that is not text (remoteError() makes them text; this takes any).
+    const { name, message, code } = remote
+    const plain: RemoteError = { name: text(name), message: text(message) }
+    if (typeof code === 'string') plain.code = code
+    return 'f' + encodeValue({ ...record, remote: plain })
   }
 }
 
@@ -127,29 +138,6 @@ export function outcomeError(outcome: string): {
 /** A cancelled outcome. */
 export function cancelledOutcome(taskName: string, queue: string, taskId: string): string {
   return 'k' + JSON.stringify({ taskName, queue, taskId })
-}
-
-/** Describes any thrown value as a RemoteError. */
-export function remoteError(err: unknown): RemoteError {
-  if (err instanceof Error) {
-    // A subclass that does not set `name` still reports its class name.
-    const name = err.name && err.name !== 'Error' ? err.name : err.constructor?.name || 'Error'
-    const remote: RemoteError = { name, message: err.message }
-    if (err.stack !== undefined) remote.stack = err.stack
-    if (err.cause !== undefined) remote.cause = err.cause
-    const code = (err as { code?: unknown }).code
-    if (typeof code === 'string') remote.code = code
-    return remote
-  }
-  return { name: 'NonError', message: typeof err === 'string' ? err : safeString(err) }
-}
-
-function safeString(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? String(v)
-  } catch {
-    return String(v)
-  }
 }
 
 /** The value of a completed outcome, or the TaskFailure (or subclass) of any other. */

@@ -96,7 +96,14 @@ export function execute(
   } catch (err) {
     return traced(span, fail(task, queue, remoteError(err)))
   }
-  if (isThenable(value))
+  let thenable: boolean
+  try {
+    thenable = isThenable(value)
+  } catch (err) {
+    // Its `then` cannot even be read (a getter or Proxy trap that throws).
+    return traced(span, unreadable(task, queue, err))
+  }
+  if (thenable)
     return Promise.resolve(value).then(
       v => traced(span, complete(task, queue, v)),
       (err: unknown) => traced(span, fail(task, queue, remoteError(err))),
@@ -117,12 +124,17 @@ function complete(task: ReservedTask, queue: string, value: unknown): Finish {
   try {
     return { id: task.id, token: task.token, outcome: completedOutcome(value) }
   } catch (err) {
-    return fail(task, queue, {
-      name: 'UnserializableResult',
-      code: 'ERR_WORQ_UNSERIALIZABLE_RESULT',
-      message: `the result cannot be sent faithfully: ${(err as Error).message}`,
-    })
+    return unreadable(task, queue, err)
   }
+}
+
+/** The failure of a run whose result cannot be read or sent (`err` says why). */
+function unreadable(task: ReservedTask, queue: string, err: unknown): Finish {
+  return fail(task, queue, {
+    name: 'UnserializableResult',
+    code: 'ERR_WORQ_UNSERIALIZABLE_RESULT',
+    message: `the result cannot be sent faithfully: ${remoteError(err).message}`,
+  })
 }
 
 /** A failure: retried after the backoff while attempts remain, else final. */

@@ -1,7 +1,18 @@
 import { expect } from 'chai'
-import { getBroker, TaskFailure, WorkerPool } from '../../lib/index.js'
+import { getBroker, TaskFailure, WorkerPool, type TaskContext } from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
 import { uniqueQueue } from '../helpers/util.js'
+
+/** An object every read of which throws: its traps, its prototype, its keys. */
+function hostile(): object {
+  const trap = (what: string) => () => {
+    throw new Error(what)
+  }
+  return new Proxy(
+    {},
+    { get: trap('get'), ownKeys: trap('ownKeys'), getPrototypeOf: trap('getPrototypeOf') },
+  )
+}
 
 for (const backend of backends) {
   describe(`chaos: hostile values [${backend.name}]`, function () {
@@ -52,8 +63,41 @@ for (const backend of backends) {
                   },
                 },
               ),
+            'proxy-throwing-everything': hostile,
+            'throwing-then': () => ({
+              get then() {
+                throw new Error('then')
+              },
+            }),
           }
           return values[kind]!()
+        })
+        .expose(function raise(kind: string) {
+          const cyclic: Record<string, unknown> = {}
+          cyclic.self = cyclic
+          const unnamed = new Error('unnamed')
+          Object.defineProperty(unnamed, 'name', {
+            get() {
+              throw new Error('name')
+            },
+          })
+          const thrown: Record<string, () => unknown> = {
+            proxy: hostile,
+            'no-prototype': () => Object.create(null),
+            'throwing-name': () => unnamed,
+            'cyclic-cause': () => new Error('with a cause', { cause: cyclic }),
+            'proxy-cause': () => new Error('with a cause', { cause: hostile() }),
+          }
+          if (kind === 'rejected-proxy') return Promise.reject(hostile())
+          throw thrown[kind]!()
+        })
+        .expose(function report(this: TaskContext) {
+          try {
+            this.progress(hostile())
+          } catch (err) {
+            return (err as Error).name
+          }
+          return 'sent'
         })
       const pool = new WorkerPool(broker, { concurrency: 2 })
       const q = broker.queue()
@@ -99,6 +143,8 @@ for (const backend of backends) {
           'throwing-getter',
           'throwing-toJSON',
           'proxy-throwing-ownKeys',
+          'proxy-throwing-everything',
+          'throwing-then',
         ]
         for (const kind of kinds) {
           const e = await (await q.bad(kind)).result(10_000).catch((x: unknown) => x)
@@ -107,6 +153,23 @@ for (const backend of backends) {
           expect((e as TaskFailure).remote.name, kind).to.equal('UnserializableResult')
           expect((e as TaskFailure).remote.message, kind).to.match(/cannot be sent faithfully/)
         }
+        // Thrown values that cannot be read (their traps, getters or conversions throw) fail
+        // their own task; so does a progress value that cannot be sent, as a TypeError to it.
+        for (const kind of [
+          'proxy',
+          'no-prototype',
+          'throwing-name',
+          'cyclic-cause',
+          'proxy-cause',
+          'rejected-proxy',
+        ]) {
+          const e = await (await q.raise(kind)).result(10_000).catch((x: unknown) => x)
+          tried++
+          expect(e, kind).to.be.instanceOf(TaskFailure)
+          expect((e as TaskFailure).remote.name, kind).to.be.oneOf(['NonError', 'Error'])
+        }
+        expect(await (await q.report()).result(10_000)).to.equal('TypeError')
+        tried++
         // Names no worker exposes, prototype walks included, fail remotely as NoSuchTask.
         const untyped = q as unknown as Record<string, Record<string, () => Promise<unknown>>>
         for (const path of [

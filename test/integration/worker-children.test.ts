@@ -130,6 +130,21 @@ describe('worker: child processes (memory://)', function () {
     expect(await (await q.w.add(2, 2)).result(5000)).to.equal(4)
   })
 
+  it('values that throw when read (returned, thrown, rejected, as progress) fail only their own task; the child lives on', async () => {
+    const q = await startPool()
+    const pid = await (await q.w.pid()).result(5000)
+    const returned = await failure((await q.w.hostile('return')).result(5000))
+    expect(returned.remote.name).to.equal('UnserializableResult')
+    for (const how of ['throw', 'reject'] as const) {
+      const thrown = await failure((await q.w.hostile(how)).result(5000))
+      expect(thrown.remote, how).to.include({ name: 'NonError' })
+      expect(thrown.remote.message, how).to.match(/cannot be read: trap/)
+    }
+    expect(await (await q.w.hostile('progress')).result(5000)).to.equal('TypeError')
+    expect(await (await q.w.pid()).result(5000)).to.equal(pid)
+    expect(exits).to.deep.equal([])
+  })
+
   it('a crash with attempts left runs again in a fresh child', async () => {
     const q = await startPool()
     expect(await (await task(q.w.exitOnFirstAttempt, { attempts: 2 })()).result(5000)).to.equal(

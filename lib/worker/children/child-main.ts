@@ -10,6 +10,9 @@
  */
 import type { Finish } from '../../backends/backend.js'
 import { remoteError } from '../../outcome.js'
+import { text } from '../../remote-error.js'
+import { isThenable } from '../../resolve-args.js'
+import { encodeValue } from '../../serializer.js'
 import type { TaskFunction } from '../../types.js'
 import { LazyAbort } from '../abort.js'
 import type { TaskContext } from '../context.js'
@@ -24,6 +27,7 @@ const running = new Map<string, LazyAbort>()
 /** Ids of tasks whose function has not settled yet (it may outlive its run after a timeout). */
 const unsettled = new Set<string>()
 
+/** Sends a message to the parent; resolves once sent (or at once without a parent). Never rejects. */
 function send(msg: ChildMessage): Promise<void> {
   return new Promise(resolve => {
     if (!process.connected) return resolve()
@@ -31,15 +35,34 @@ function send(msg: ChildMessage): Promise<void> {
       process.send!(msg, undefined, {}, () => resolve())
     } catch {
       // A value that cannot be cloned: send what can be said about it.
-      process.send!(plain(msg), undefined, {}, () => resolve())
+      try {
+        process.send!(plain(msg), undefined, {}, () => resolve())
+      } catch {
+        resolve() // the channel closed meanwhile
+      }
     }
   })
 }
 
 function plain(msg: ChildMessage): ChildMessage {
-  if (msg.t === 'progress') return { ...msg, value: String(msg.value) }
-  if ('error' in msg) return { ...msg, error: { ...msg.error, cause: String(msg.error.cause) } }
+  if (msg.t === 'progress') return { ...msg, value: text(msg.value) }
+  if ('error' in msg) return { ...msg, error: { ...msg.error, cause: text(msg.error.cause) } }
   return msg
+}
+
+/**
+ * A task's progress, checked here as an in-process pool checks it (a value the serializer cannot
+ * carry is a TypeError to the task), then sent to the parent, which stores it.
+ */
+function progress(id: string, value: unknown): void {
+  try {
+    encodeValue(value)
+  } catch (err) {
+    throw new TypeError(`the progress value cannot be sent: ${remoteError(err).message}`, {
+      cause: err,
+    })
+  }
+  void send({ t: 'progress', id, value })
 }
 
 function exitAfter(msg: ChildMessage, code: number): void {
@@ -54,11 +77,20 @@ process.on('uncaughtException', (err, origin) => {
   exitAfter({ t: 'crash', origin, error: remoteError(err) }, 1)
 })
 
+/** A promise-like result; false for one whose `then` cannot be read (execute() fails it). */
+function thenable(v: unknown): v is PromiseLike<unknown> {
+  try {
+    return isThenable(v)
+  } catch {
+    return false
+  }
+}
+
 /** Wraps a task function to know when it settles, even after its run ended (timeout). */
 function tracked(fn: TaskFunction): TaskFunction {
   return function (this: TaskContext, ...args: unknown[]) {
     const result = fn.apply(this, args)
-    if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+    if (thenable(result)) {
       const id = this.taskId
       unsettled.add(id)
       const done = () => unsettled.delete(id)
@@ -75,7 +107,7 @@ async function run(runner: Runner, msg: Extract<ParentMessage, { t: 'run' }>): P
   const env = {
     workerId,
     controller,
-    progress: (value: unknown) => void send({ t: 'progress', id: task.id, value }),
+    progress: (value: unknown) => progress(task.id, value),
   }
   const finish: Finish = await execute(task, queue, runner, env)
   running.delete(task.id)
