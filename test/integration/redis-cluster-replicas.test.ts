@@ -5,10 +5,10 @@
  */
 import { expect } from 'chai'
 import calculateSlot from 'cluster-key-slot'
-import { getBroker, type Broker } from '../../lib/index.js'
+import { getBroker, task, WorkerPool, type Broker } from '../../lib/index.js'
 import { startCluster, type ClusterNode, type RedisCluster } from '../helpers/redis-cluster.js'
 import { hasBinary } from '../helpers/redis-server.js'
-import { uniqueQueue } from '../helpers/util.js'
+import { uniqueQueue, until } from '../helpers/util.js'
 
 describe('redis cluster: replicas: 1 while the queue’s slot moves', function () {
   this.timeout(60_000)
@@ -92,6 +92,52 @@ describe('redis cluster: replicas: 1 while the queue’s slot moves', function (
       expect(await onNode(to, r => r.exists(`worq:{${queue}}:t:${d!.id}`))).to.equal(1)
     } finally {
       await Promise.all(brokers.map(b => b.close()))
+    }
+  })
+
+  it('a Deferred graph across masters: both steps of each hand-over are confirmed by WAIT', async () => {
+    // Two queues whose slots live on different masters.
+    const onMaster = async (not?: number) => {
+      for (;;) {
+        const q = uniqueQueue('graph')
+        const owner = await cluster.ownerOf(calculateSlot(`worq:{${q}}:conf`))
+        if (owner.port !== not) return { q, owner }
+      }
+    }
+    const a = await onMaster()
+    const b = await onMaster(a.owner.port)
+    const waits = (node: ClusterNode) =>
+      onNode(node, async r => {
+        const m = /cmdstat_wait:calls=(\d+)/.exec(await r.info('commandstats'))
+        return Number(m?.[1] ?? 0)
+      })
+    const brokers = [a.q, b.q].map(q => getBroker(cluster.url, q, { replicas: 1 }))
+    const [ba, bb] = brokers as [Broker, Broker]
+    ba.expose(function double(x: number) {
+      return 2 * x
+    })
+    bb.expose(function add(x: number, y: number) {
+      return x + y
+    })
+    // Only a's queue has a worker at first: b's master then sees no exchange, only the
+    // dependent's enqueue and the fill of its argument's value.
+    const pools = brokers.map(br => new WorkerPool(br, { concurrency: 2 }))
+    try {
+      await pools[0]!.start()
+      const before = await waits(b.owner)
+      const arg = await task(ba.queue().double, { delay: 300 })(21)
+      // Registered on a's queue before it ends (link), filled on b's when it ends (fill).
+      const dep = await bb.queue().add(arg, 0)
+      await until(async () => (await dep.status()) === 'enqueued', 10_000, 'the fill')
+      // The enqueue's WAIT and the fill's (without the fill's: one).
+      expect((await waits(b.owner)) - before).to.be.at.least(2)
+      await pools[1]!.start()
+      expect(await dep.result(10_000)).to.equal(42)
+      expect(await onNode(a.owner, r => r.hlen(`worq:{${a.q}}:ho`))).to.equal(0)
+      expect(await onNode(b.owner, r => r.hlen(`worq:{${b.q}}:ho`))).to.equal(0)
+    } finally {
+      await Promise.all(pools.map(p => p.stop()))
+      await Promise.all(brokers.map(br => br.close()))
     }
   })
 })

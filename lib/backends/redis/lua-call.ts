@@ -43,8 +43,12 @@ function full(err: unknown, operation: string, redis: Connection): unknown {
   return OOM.test(String(err)) ? new BackendFull(operation, { cause: err }) : told(redis, err)
 }
 
-/** Operations whose writes `replicas` waits for: those that store tasks or outcomes. */
-const CONFIRMED: ReadonlySet<Name> = new Set(['enqueue', 'exchange', 'schedule'])
+/**
+ * Operations whose writes `replicas` waits for: those that store tasks or outcomes, and the two
+ * steps of a hand-over between slots (link, fill: the owing queue drops its record only after a
+ * step is confirmed, so a step lost in a failover is done again by the sweep, not forgotten).
+ */
+const CONFIRMED: ReadonlySet<Name> = new Set(['enqueue', 'exchange', 'schedule', 'link', 'fill'])
 
 /** A cluster node's answer that it did not run a command, and what kind. */
 const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/
