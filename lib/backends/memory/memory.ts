@@ -171,9 +171,14 @@ export class MemoryBackend implements Backend {
       if (!first) await new Promise(resolve => setImmediate(resolve))
       const waiting = first ? await this.size(queue) : undefined
       const ids = waitingIds(q, PURGE_STEP)
+      // Pending tasks taken: a chain of them ends together (cancelling one cascades to the
+      // others), so each is counted once this step has it cancelled, whichever went first.
+      const pending = new Set(ids.filter(id => q.pending.has(id)))
       const now = Date.now()
       let cancelled = 0
-      for (const id of ids) if (this.#engine.cancel(queue, id, now)) cancelled++
+      for (const id of ids)
+        if (this.#engine.cancel(queue, id, now) || (pending.has(id) && cancelledNow(q, id)))
+          cancelled++
       return { cancelled, taken: ids.length, ...(waiting !== undefined && { waiting }) }
     })
   }
@@ -362,6 +367,12 @@ export class MemoryBackend implements Backend {
 }
 
 /** Up to `max` ids of `q`'s waiting tasks: pending first, then enqueued, delayed, held back. */
+/** True when task `id` ended cancelled (or its record went: ignoreResult). */
+function cancelledNow(q: QueueState, id: string): boolean {
+  const rec = q.records.get(id)
+  return !rec || (rec.state === 'done' && rec.outcome?.charAt(0) === 'k')
+}
+
 function waitingIds(q: QueueState, max: number): string[] {
   const ids: string[] = []
   const lines: Iterable<string>[] = [q.pending, q.wait, q.delayed, ...q.held.values()]

@@ -1,7 +1,8 @@
 --[[ purge.lua: one step of a purge: takes up to ARGV[3] waiting tasks of a queue out of their
   lines (pending first, then ready, by priority, delayed and held by a limit) and cancels them.
   Pending first, as on the other backends: a dependent is cancelled (and counted) itself rather
-  than ended by its argument's cascade. Processing
+  than ended by its argument's cascade; one that a cascade of this step ended first is counted
+  too. Processing
   tasks are left alone. The caller repeats the step until the queue has none left or it has taken
   as many as there were at its first step, so that no one call holds the server for long (a purge
   of 100 000 tasks in one call held it 2.5 s).
@@ -27,7 +28,13 @@ local function room()
   return budget - #ids
 end
 
-if room() > 0 then take(rcall('SPOP', pending, digits(room()))) end
+-- Pending tasks taken: a chain of them ends together (cancelling one cascades to the others), so
+-- each is counted when the step leaves it cancelled, whichever of them was cancelled first.
+local was_pending = {}
+if room() > 0 then
+  take(rcall('SPOP', pending, digits(room())))
+  for _, id in ipairs(ids) do was_pending[id] = true end
+end
 if room() > 0 then take(rcall('RPOP', wait, digits(room())) or {}) end
 if room() > 0 then
   local popped = rcall('ZPOPMIN', prio, digits(room()))
@@ -48,10 +55,18 @@ if lim then
   end
 end
 
+-- True for a pending task taken by this step that a cascade of it has already cancelled: its
+-- record is now a cancelled outcome, or gone (ignoreResult).
+local function cascaded(id)
+  if not was_pending[id] then return false end
+  local now_rec = rcall('GET', record(QUEUE, id))
+  return not now_rec or string.sub(now_rec, 1, 1) == 'k'
+end
+
 local count = 0
 local function cancel_all(list)
   for _, id in ipairs(list) do
-    if cancel_one(QUEUE, id, true) then count = count + 1 end
+    if cancel_one(QUEUE, id, true) or cascaded(id) then count = count + 1 end
   end
 end
 cancel_all(ids)
