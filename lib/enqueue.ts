@@ -87,7 +87,11 @@ export class Enqueuer {
     args: unknown[],
     opts: ResolvedOptions,
   ): Promise<Deferred<unknown> | undefined> {
-    const id = checkId(typeof opts.id === 'function' ? opts.id(...args) : (opts.id ?? newTaskId()))
+    // An id worq makes needs no check (the hot path); one the caller gives or makes does.
+    const id =
+      opts.id === undefined
+        ? newTaskId()
+        : checkId(typeof opts.id === 'function' ? opts.id(...args) : opts.id)
     const open = this.#source.opened()
     if (open && (opts.ignoreResult || open.hub.listening))
       return this.#submit(open, path, id, args, opts)

@@ -5,6 +5,7 @@
 import { randomFillSync } from 'node:crypto'
 import {
   MAX_DURATION_MS,
+  MAX_TIMER_MS,
   PRIORITY_RANGE,
   storedBackoff,
   type StoredBackoff,
@@ -61,10 +62,19 @@ const KNOWN = new Set([
   'tx',
 ])
 
-function positive(name: string, v: unknown, min = 1): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > MAX_DURATION_MS)
+/** The most `attempts` a task may be given. */
+export const MAX_ATTEMPTS = 1_000_000
+
+/**
+ * Checks a duration in ms, from `min` to `max` (a timer's limit, about 24.8 days, unless the
+ * option is a `delay`); fractions are allowed and rounded up where the options are resolved.
+ */
+function positive(name: string, v: unknown, min = 1, max = MAX_TIMER_MS): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
     throw new TypeError(
-      `Expected \`${name}\` to be a number from ${min} to ${MAX_DURATION_MS} (milliseconds; at most 100 years), got ${String(v)}`,
+      `Expected \`${name}\` to be a number from ${min} to ${max} (milliseconds; ${
+        max === MAX_TIMER_MS ? 'about 24.8 days' : '100 years'
+      }), got ${String(v)}`,
     )
   return v
 }
@@ -92,10 +102,17 @@ export function checkOptions(options: unknown): TaskOptions {
   if (o.heartrate !== undefined) positive('heartrate', o.heartrate, 10)
   if (o.onError !== undefined && o.onError !== 'fail' && o.onError !== 'pass')
     throw new TypeError(`Expected \`onError\` to be 'fail' or 'pass', got ${String(o.onError)}`)
-  if (o.attempts !== undefined && (!Number.isInteger(o.attempts) || (o.attempts as number) < 1))
-    throw new TypeError(`Expected \`attempts\` to be an integer ≥ 1, got ${String(o.attempts)}`)
+  if (
+    o.attempts !== undefined &&
+    (!Number.isInteger(o.attempts) ||
+      (o.attempts as number) < 1 ||
+      (o.attempts as number) > MAX_ATTEMPTS)
+  )
+    throw new TypeError(
+      `Expected \`attempts\` to be an integer from 1 to ${MAX_ATTEMPTS}, got ${String(o.attempts)}`,
+    )
   if (o.backoff !== undefined) checkBackoff(o.backoff)
-  if (o.delay !== undefined) positive('delay', o.delay, 0)
+  if (o.delay !== undefined) positive('delay', o.delay, 0, MAX_DURATION_MS)
   if (o.timeout !== undefined) positive('timeout', o.timeout)
   if (o.runAt !== undefined && !(o.runAt instanceof Date && Number.isFinite(o.runAt.getTime())))
     throw new TypeError('Expected `runAt` to be a valid Date')
@@ -172,7 +189,7 @@ function checkBackoff(b: unknown): void {
       `Expected \`backoff.type\` to be 'fixed' or 'exponential', got ${String(o.type)}`,
     )
   positive('backoff.delay', o.delay, 0)
-  if (o.jitter !== undefined && (typeof o.jitter !== 'number' || o.jitter < 0 || o.jitter > 1))
+  if (o.jitter !== undefined && !(typeof o.jitter === 'number' && o.jitter >= 0 && o.jitter <= 1))
     throw new TypeError('Expected `backoff.jitter` to be a number from 0 to 1')
   if (o.maxDelay !== undefined) positive('backoff.maxDelay', o.maxDelay, 0)
 }
@@ -205,9 +222,15 @@ export function newTaskId(): string {
   return idChars!.toString('latin1', idOffset, (idOffset += ID_LENGTH))
 }
 
-/** Checks a task id. */
+/** Checks a task id: 1–256 characters, well-formed Unicode, no control character. */
 export function checkId(id: unknown): string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > 256 || hasControlChar(id))
+  if (
+    typeof id !== 'string' ||
+    id.length === 0 ||
+    id.length > 256 ||
+    hasControlChar(id) ||
+    !wellFormed(id)
+  )
     throw new TypeError(
       `Expected the task \`id\` to be a string of 1–256 characters without control characters, got ${JSON.stringify(id)}`,
     )
@@ -218,26 +241,47 @@ export function checkId(id: unknown): string {
 export function resolveOptions(...layers: TaskOptions[]): ResolvedOptions {
   const o: TaskOptions = Object.assign({}, ...layers)
   const runAt = o.runAt?.getTime()
-  const delay = o.delay ?? 0
+  // Durations are whole ms on every backend (a PostgreSQL bigint, a Redis PX): rounded up.
+  const delay = Math.ceil(o.delay ?? 0)
   return {
     id: o.id,
     ignoreResult: o.ignoreResult ?? false,
-    resultTimeout: o.resultTimeout ?? DEFAULTS.resultTimeout,
-    heartrate: o.heartrate ?? DEFAULTS.heartrate,
+    resultTimeout: Math.ceil(o.resultTimeout ?? DEFAULTS.resultTimeout),
+    heartrate: Math.ceil(o.heartrate ?? DEFAULTS.heartrate),
     onError: o.onError ?? DEFAULTS.onError,
     attempts: o.attempts ?? DEFAULTS.attempts,
     backoff: storedBackoff(o.backoff),
-    timeout: o.timeout ?? 0,
+    timeout: Math.ceil(o.timeout ?? 0),
     runAt: runAt !== undefined ? () => runAt : delay > 0 ? now => now + delay : () => 0,
     priority: o.priority ?? 0,
     metadata: o.metadata === undefined ? '' : metadataText(o.metadata),
     cacheTtl:
-      o.cache === undefined || o.cache === false ? undefined : o.cache === true ? 0 : o.cache.ttl,
+      o.cache === undefined || o.cache === false
+        ? undefined
+        : o.cache === true
+          ? 0
+          : Math.ceil(o.cache.ttl),
     tx: o.tx,
   }
 }
 
+/** True when `s` has no lone surrogate (it is valid UTF-16, so it can be sent as UTF-8). */
+function wellFormed(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0xd800 || c > 0xdfff) continue
+    const next = s.charCodeAt(i + 1)
+    if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return false
+    i++
+  }
+  return true
+}
+
+/** True when `s` has a control character: C0, DEL or C1 (Unicode category Cc). */
 function hasControlChar(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20) return true
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return true
+  }
   return false
 }

@@ -2,7 +2,7 @@
  * TaskInfo: what `broker.task(id)`, `broker.tasks(filter)` and `deferred.info()` report of a task,
  * decoded from what a backend stores; and the listing filter, checked.
  */
-import type { ListQuery, StoredInfo } from './backends/backend.js'
+import { MAX_DURATION_MS, type ListQuery, type StoredInfo } from './backends/backend.js'
 import { outcomeError, readOutcome } from './outcome.js'
 import { decodeCall, decodeValue } from './serializer.js'
 import type { TaskStatus } from './types.js'
@@ -156,11 +156,14 @@ export function toTaskInfo<T = unknown>(s: StoredInfo, queue: string): TaskInfo<
 
 function dateOrAge(name: string, v: unknown, now: number): number {
   if (v instanceof Date && Number.isFinite(v.getTime())) return v.getTime()
-  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return now - v
+  if (typeof v === 'number' && v >= 0 && v <= MAX_DURATION_MS) return Math.floor(now - v)
   throw new TypeError(
-    `Expected \`${name}\` to be a Date or a number of ms of age ≥ 0, got ${String(v)}`,
+    `Expected \`${name}\` to be a Date or a number of ms of age from 0 to ${MAX_DURATION_MS} (100 years), got ${String(v)}`,
   )
 }
+
+/** The largest `offset` of a listing (a backend's integer; a listing that deep reads nothing). */
+const MAX_OFFSET = 1_000_000_000
 
 const FILTER_KEYS = new Set(['status', 'name', 'olderThan', 'newerThan', 'limit', 'offset'])
 
@@ -176,8 +179,10 @@ export function listQuery(filter: TaskFilter = {}, now = Date.now()): ListQuery 
     throw new TypeError(
       `Expected \`limit\` to be an integer from 1 to 1000, got ${String(query.limit)}`,
     )
-  if (!Number.isInteger(query.offset) || query.offset < 0)
-    throw new TypeError(`Expected \`offset\` to be an integer ≥ 0, got ${String(query.offset)}`)
+  if (!Number.isInteger(query.offset) || query.offset < 0 || query.offset > MAX_OFFSET)
+    throw new TypeError(
+      `Expected \`offset\` to be an integer from 0 to ${MAX_OFFSET}, got ${String(query.offset)}`,
+    )
   if (filter.status !== undefined) {
     const statuses = typeof filter.status === 'string' ? [filter.status] : filter.status
     if (!Array.isArray(statuses) || statuses.some(x => !STATUSES.includes(x)))

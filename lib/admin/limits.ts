@@ -1,7 +1,7 @@
 /**
  * Limits across all workers of a queue (docs/limits.md): checking a limit's name and shape.
  */
-import type { Limit } from '../backends/backend.js'
+import { MAX_TIMER_MS, type Limit } from '../backends/backend.js'
 
 const NAME = /^(\*|[A-Za-z_$][\w$-]*(\.[A-Za-z_$][\w$-]*)*\.?)$/
 
@@ -14,11 +14,16 @@ export function checkLimitName(name: unknown): string {
   return name
 }
 
-function whole(name: string, v: unknown, min: number): number {
-  if (!Number.isInteger(v) || (v as number) < min)
-    throw new TypeError(`Expected \`${name}\` to be an integer ≥ ${min}, got ${String(v)}`)
+function whole(name: string, v: unknown, min: number, max: number): number {
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max)
+    throw new TypeError(
+      `Expected \`${name}\` to be an integer from ${min} to ${max}, got ${String(v)}`,
+    )
   return v as number
 }
+
+/** The largest concurrency or rate a limit may set (a backend's integer). */
+const MAX_COUNT = 1_000_000_000
 
 /** Checks a limit: `{ concurrency?, rate?: { max, per } }`, at least one of them. */
 export function checkLimit(limit: unknown): Limit {
@@ -29,12 +34,16 @@ export function checkLimit(limit: unknown): Limit {
     if (k !== 'concurrency' && k !== 'rate')
       throw new TypeError(`Unknown limit field \`${k}\`; known: concurrency, rate`)
   const out: Limit = {}
-  if (o.concurrency !== undefined) out.concurrency = whole('concurrency', o.concurrency, 1)
+  if (o.concurrency !== undefined)
+    out.concurrency = whole('concurrency', o.concurrency, 1, MAX_COUNT)
   if (o.rate !== undefined) {
     const r = o.rate as Record<string, unknown>
     if (typeof r !== 'object' || r === null || Object.keys(r).some(k => k !== 'max' && k !== 'per'))
       throw new TypeError('Expected `rate` to be { max: <starts>, per: <ms> }')
-    out.rate = { max: whole('rate.max', r.max, 1), per: whole('rate.per', r.per, 1) }
+    out.rate = {
+      max: whole('rate.max', r.max, 1, MAX_COUNT),
+      per: whole('rate.per', r.per, 1, MAX_TIMER_MS),
+    }
   }
   if (out.concurrency === undefined && out.rate === undefined)
     throw new TypeError('Expected the limit to set `concurrency`, `rate` or both (null removes it)')

@@ -5,7 +5,7 @@
  * worq does not hand-write.
  */
 import { Cron } from 'croner'
-import type { StoredSchedule } from '../backends/backend.js'
+import { MAX_DURATION_MS, type StoredSchedule } from '../backends/backend.js'
 
 /** When a schedule fires, and for how long. */
 export type Schedule = (
@@ -109,16 +109,22 @@ export function checkSchedule(
       tz: (w.tz as string | undefined) ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
     }
   } else {
-    if (typeof w.every !== 'number' || !Number.isFinite(w.every) || w.every < 10)
-      throw new TypeError(`Expected \`every\` to be a number of ms ≥ 10, got ${String(w.every)}`)
+    if (typeof w.every !== 'number' || !(w.every >= 10 && w.every <= MAX_DURATION_MS))
+      throw new TypeError(
+        `Expected \`every\` to be a number of ms from 10 to ${MAX_DURATION_MS} (100 years), got ${String(w.every)}`,
+      )
     if (w.tz !== undefined) throw new TypeError('`tz` goes with `cron`, not with `every`')
     out.when = { every: Math.round(w.every) }
   }
   if (w.startAt !== undefined) out.startAt = validDate('startAt', w.startAt)
   if (w.endAt !== undefined) out.endAt = validDate('endAt', w.endAt)
+  if (out.startAt !== undefined && out.endAt !== undefined && out.endAt <= out.startAt)
+    throw new TypeError('Expected `endAt` to be after `startAt`')
   if (w.limit !== undefined) {
-    if (!Number.isInteger(w.limit) || (w.limit as number) < 1)
-      throw new TypeError(`Expected \`limit\` to be an integer ≥ 1 (runs), got ${String(w.limit)}`)
+    if (!Number.isInteger(w.limit) || (w.limit as number) < 1 || (w.limit as number) > 1e9)
+      throw new TypeError(
+        `Expected \`limit\` to be an integer from 1 to 1000000000 (runs), got ${String(w.limit)}`,
+      )
     out.limit = w.limit as number
   }
   return out

@@ -74,6 +74,7 @@ export {
   leaseMs,
   PRIORITY_RANGE,
   MAX_DURATION_MS,
+  MAX_TIMER_MS,
   limitBinds,
   bindingLimits,
   rateWindowMs,

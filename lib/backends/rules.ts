@@ -10,22 +10,30 @@ import type { Limit, QueueSettings, StoredBackoff } from './records.js'
 /** Normalises a backoff option for storage. */
 export function storedBackoff(backoff: Backoff | undefined): StoredBackoff {
   if (backoff === undefined) return { type: 'fixed', delay: 0, jitter: 0, maxDelay: 0 }
-  if (typeof backoff === 'number') return { type: 'fixed', delay: backoff, jitter: 0, maxDelay: 0 }
+  if (typeof backoff === 'number')
+    return { type: 'fixed', delay: Math.ceil(backoff), jitter: 0, maxDelay: 0 }
   return {
     type: backoff.type,
-    delay: backoff.delay,
+    delay: Math.ceil(backoff.delay),
     jitter: backoff.jitter ?? 0,
-    maxDelay: backoff.maxDelay ?? 0,
+    maxDelay: Math.ceil(backoff.maxDelay ?? 0),
   }
 }
 
 /**
- * The longest duration a task option may give, ms (100 years of 365 days): `delay`,
- * `resultTimeout`, `heartrate`, `timeout`, the backoff's and the cache's; a retry's backoff is
- * capped there too (an exponential backoff grows past any clock). It keeps every time worq
- * computes from them a valid `Date` and a PostgreSQL `bigint`.
+ * The longest `delay` a task may be given, ms (100 years of 365 days); a retry's backoff is capped
+ * there too (an exponential backoff grows past any clock). It keeps every time worq computes from
+ * them a valid `Date` and a PostgreSQL `bigint`.
  */
 export const MAX_DURATION_MS = 3_153_600_000_000
+
+/**
+ * The longest timer a duration option may set, ms (2^31 − 1, about 24.8 days): `resultTimeout`,
+ * `heartrate`, `timeout`, the backoff's `delay` and `maxDelay`, `cache.ttl`, a pool's intervals and
+ * a wait. Node's timers take no more (a longer one fires at once), and the Redis record keeps
+ * these as such timers.
+ */
+export const MAX_TIMER_MS = 2_147_483_647
 
 /**
  * The delay before attempt `attempt + 1`, given the attempt that just failed. `random` in [0, 1).

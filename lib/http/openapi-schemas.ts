@@ -4,8 +4,10 @@
  */
 import { STATUSES } from './query.js'
 
-/** The longest duration a task option may give, ms: 100 years (checkOptions() says so at the call). */
+/** The longest delay a task may be given, ms: 100 years (checkOptions() says so at the call). */
 const MAX_DURATION_MS = 3_153_600_000_000
+/** The longest timer-like duration (resultTimeout), ms: 2^31 − 1, about 24.8 days. */
+const MAX_TIMER_MS = 2_147_483_647
 
 const str = { type: 'string' }
 const int = { type: 'integer' }
@@ -87,10 +89,10 @@ export const schemas = {
         properties: {
           priority: int,
           delay: { type: 'number', minimum: 0, maximum: MAX_DURATION_MS },
-          attempts: { type: 'integer', minimum: 1 },
+          attempts: { type: 'integer', minimum: 1, maximum: 1_000_000 },
           id: { type: 'string', minLength: 1, maxLength: 256 },
           metadata: { type: 'object' },
-          resultTimeout: { type: 'number', minimum: 1, maximum: MAX_DURATION_MS },
+          resultTimeout: { type: 'number', minimum: 1, maximum: MAX_TIMER_MS },
         },
       },
     },

@@ -2,7 +2,7 @@
  * WorkerPool options: their documentation, defaults and checks, and the executor they choose.
  */
 import { nanoid } from 'nanoid'
-import { MAX_DURATION_MS } from '../backends/backend.js'
+import { MAX_TIMER_MS } from '../backends/backend.js'
 import type { Broker } from '../broker.js'
 import { ChildProcessExecutor } from './children/child-executor.js'
 import { makeRunner } from './execute.js'
@@ -21,7 +21,7 @@ export interface WorkerPoolOptions {
    * task whose own `heartrate` is longer is renewed every `heartrate` ms instead, and its lease is
    * cut to `2 × heartrate + 1 s` by a renewal as soon as the pool takes it (one more backend round
    * trip per batch of such tasks), so that a worker that dies is recovered from sooner. A task
-   * with a shorter heartrate keeps its own. A number from 10 to 100 years' ms (as the task option).
+   * with a shorter heartrate keeps its own. A number of ms from 10 to 2^31 − 1 (as the task option).
    * @default none: each task's own heartrate (task option, default 10 s)
    */
   heartrate?: number
@@ -167,10 +167,10 @@ export function resolvePoolOptions(
     throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
   if (
     heartrate !== undefined &&
-    !(typeof heartrate === 'number' && heartrate >= 10 && heartrate <= MAX_DURATION_MS)
+    !(typeof heartrate === 'number' && heartrate >= 10 && heartrate <= MAX_TIMER_MS)
   )
     throw new TypeError(
-      `Expected \`heartrate\` to be a number from 10 to ${MAX_DURATION_MS} (milliseconds), got ${String(heartrate)}`,
+      `Expected \`heartrate\` to be a number from 10 to ${MAX_TIMER_MS} (milliseconds), got ${String(heartrate)}`,
     )
   return {
     id,

@@ -1,6 +1,11 @@
 import { expect } from 'chai'
 import { checkOptions, newTaskId, resolveOptions } from '../../lib/options.js'
-import { backoffDelay, MAX_DURATION_MS, storedBackoff } from '../../lib/backends/backend.js'
+import {
+  backoffDelay,
+  MAX_DURATION_MS,
+  MAX_TIMER_MS,
+  storedBackoff,
+} from '../../lib/backends/backend.js'
 import { TaskSpace } from '../../lib/taskspace.js'
 import { getBroker } from '../../lib/broker.js'
 import { WorkerPool } from '../../lib/worker/pool.js'
@@ -36,21 +41,39 @@ describe('options', () => {
       /backoff.type/,
     )
     expect(() => checkOptions({ runAt: new Date('nope') })).to.throw(TypeError, /runAt/)
-    // Durations past 100 years are refused at the call: a task delayed by 1e300 ms was enqueued
-    // with a run time no Date can hold.
+    // A delay past 100 years is refused at the call: a task delayed by 1e300 ms was enqueued with
+    // a run time no Date can hold.
+    expect(() => checkOptions({ delay: 1e300 })).to.throw(
+      TypeError,
+      /`delay` to be a number from 0 to 3153600000000 \(milliseconds; 100 years\)/,
+    )
+    // Durations that set timers stop at a timer's limit (a longer Node timer fires at once).
     for (const o of [
-      { delay: 1e300 },
       { resultTimeout: 1e20 },
-      { heartrate: MAX_DURATION_MS + 1 },
-      { timeout: 1e16 },
+      { heartrate: MAX_TIMER_MS + 1 },
+      { timeout: 3e9 },
       { backoff: 1e300 },
       { backoff: { type: 'exponential', delay: 1e17 } },
       { cache: { ttl: 1e300 } },
     ])
       expect(() => checkOptions(o), JSON.stringify(o)).to.throw(
         TypeError,
-        /to be a number from \d+ to 3153600000000 \(milliseconds; at most 100 years\)/,
+        /to be a number from \d+ to 2147483647 \(milliseconds; about 24.8 days\)/,
       )
+    expect(checkOptions({ timeout: MAX_TIMER_MS })).to.deep.equal({ timeout: MAX_TIMER_MS })
+    // Numbers a backend cannot store, and values that are not numbers at all.
+    expect(() => checkOptions({ attempts: 2 ** 31 })).to.throw(TypeError, /from 1 to 1000000/)
+    expect(() => checkOptions({ backoff: { type: 'fixed', delay: 1, jitter: NaN } })).to.throw(
+      TypeError,
+      /jitter/,
+    )
+    for (const id of ['a\uD800b', 'x\u007fy', 'x\u0085y'])
+      expect(() => checkOptions({ id }), JSON.stringify(id)).to.throw(TypeError, /task `id`/)
+    // Fractional durations are taken, and rounded up to whole ms where they are resolved.
+    const r = resolveOptions({ delay: 1.5, timeout: 1000.2, heartrate: 10.5, resultTimeout: 1.1 })
+    expect([r.timeout, r.heartrate, r.resultTimeout, r.runAt(0)]).to.deep.equal([1001, 11, 2, 2])
+    expect(resolveOptions({ cache: { ttl: 1000.5 }, backoff: 1.5 })).to.include({ cacheTtl: 1001 })
+    expect(resolveOptions({ backoff: 1.5 }).backoff.delay).to.equal(2)
     expect(checkOptions({ delay: MAX_DURATION_MS })).to.deep.equal({ delay: MAX_DURATION_MS })
   })
 
