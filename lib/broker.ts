@@ -206,6 +206,7 @@ export class Broker implements QueueHost {
    * resume after. See docs/events.md.
    */
   events(options: EventsOptions = {}): EventStream {
+    this.#open() // a closed broker: BrokerClosed here, not a stream that fails later
     return new EventStream(this.#backend(), this.name, options)
   }
 

@@ -8,7 +8,7 @@ import { NoResultYet, type TaskFailure, WaitTimeout } from './errors.js'
 import { expiredOutcome, outcomeStatus, readOutcome } from './outcome.js'
 import { markResultRefs } from './result-ref.js'
 import type { TaskStatus } from './types.js'
-import type { Backend, TaskState } from './backends/backend.js'
+import { MAX_TIMER_MS, type Backend, type TaskState } from './backends/backend.js'
 import type { TaskInfo } from './task-info.js'
 
 /** What a Deferred needs from the broker that made it. @internal */
@@ -268,8 +268,8 @@ export const reportProgress = (d: Deferred<unknown>, value: unknown): void => d[
 
 /** Checks a timeout argument. */
 export function checkMs(ms: unknown, name = 'ms'): asserts ms is number {
-  if (typeof ms !== 'number' || !(ms >= 0) || ms === Infinity)
+  if (typeof ms !== 'number' || !(ms >= 0 && ms <= MAX_TIMER_MS))
     throw new TypeError(
-      `Expected \`${name}\` to be a finite number of milliseconds ≥ 0, got ${String(ms)}`,
+      `Expected \`${name}\` to be a number of milliseconds from 0 to ${MAX_TIMER_MS} (about 24.8 days: a timer's limit), got ${String(ms)}`,
     )
 }

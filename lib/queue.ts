@@ -1,12 +1,14 @@
 /**
  * The Proxy Queue: every property is a namespace or a task name, every call enqueues. Only `then`
- * (so a queue is not mistaken for a promise), symbols (it answers `Symbol.asyncDispose`) and
- * `util.inspect.custom` are not names.
+ * (so a queue is not mistaken for a promise), `toJSON` (so `JSON.stringify` calls no task) and
+ * symbols are not names: it answers `Symbol.asyncDispose`, and `Symbol.toPrimitive` with a
+ * description, so that `${q.math}` or `q.math == x` makes no call. A call checks its dotted name
+ * as TaskSpace does (once per name), so a name no worker could expose is a TypeError at the call.
  */
 import type { Closable, MissingNodeTypes, NodeTypesLoaded } from './ambient.js'
 import type { Deferred } from './deferred.js'
 import { checkOptions } from './options.js'
-import type { TaskSpace } from './taskspace.js'
+import { checkName, type TaskSpace } from './taskspace.js'
 import type { TaskFunction, TaskOptions } from './types.js'
 
 /** What the Proxy needs from its broker. @internal */
@@ -48,14 +50,17 @@ const KEPT_CHILDREN = 1000
 export function makeQueue(host: QueueHost, path: string, defaults: TaskOptions): unknown {
   const info: CallInfo = { host, path, defaults }
   const children = new Map<string, unknown>()
+  let named = false
   const call = function queue(...args: unknown[]) {
     return host.enqueue(path, args, defaults)
   }
+  const describe = (hint: string) => (hint === 'number' ? NaN : `[worq queue ${path || '(root)'}]`)
   return new Proxy(call, {
     get(_target, prop) {
-      if (prop === 'then') return undefined
+      if (prop === 'then' || prop === 'toJSON') return undefined
       if (prop === kCall) return info
       if (prop === Symbol.asyncDispose) return () => host.close()
+      if (prop === Symbol.toPrimitive) return describe
       if (typeof prop === 'symbol') return undefined
       let child = children.get(prop)
       if (child === undefined) {
@@ -69,6 +74,7 @@ export function makeQueue(host: QueueHost, path: string, defaults: TaskOptions):
         throw new TypeError(
           'Expected a task to call, like q.math.add(1, 2); the queue itself is not a task',
         )
+      if (!named) named = checkName(path, 'task name') === path
       return host.enqueue(path, args, defaults)
     },
   })
@@ -93,6 +99,7 @@ export function task(
 ): (...args: unknown[]) => Promise<unknown> {
   const info = callInfo(queueFn)
   if (!info) throw new TypeError('Expected `queueFn` to be a task of a queue, like q.math.add')
+  checkName(info.path, 'task name')
   const checked = checkOptions(options)
   const merged = info.options ? { ...info.options, ...checked } : checked
   const call = (...args: unknown[]) => info.host.enqueue(info.path, args, info.defaults, merged)

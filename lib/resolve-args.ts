@@ -28,15 +28,30 @@ function hasThenable(v: unknown, seen: Set<object>): boolean {
   return false
 }
 
-async function resolveDeep(v: unknown): Promise<unknown> {
-  if (isThenable(v)) return resolveDeep(await v)
+/**
+ * `v` with its promises awaited: arrays and plain objects are copied, each once (`copies` maps an
+ * original to its copy), so that a cycle stays a cycle and a shared object stays shared.
+ */
+async function resolveDeep(v: unknown, copies: Map<object, unknown>): Promise<unknown> {
+  if (isThenable(v)) return resolveDeep(await v, copies)
   if (v === null || typeof v !== 'object' || v instanceof Deferred) return v
-  if (Array.isArray(v)) return Promise.all(v.map(resolveDeep))
+  if (copies.has(v)) return copies.get(v)
+  if (Array.isArray(v)) {
+    const out: unknown[] = new Array(v.length)
+    copies.set(v, out)
+    await Promise.all(
+      v.map(async (x, i) => {
+        out[i] = await resolveDeep(x, copies)
+      }),
+    )
+    return out
+  }
   if (!isPlain(v)) return v
   const out: Record<string, unknown> = {}
+  copies.set(v, out)
   await Promise.all(
     Object.keys(v).map(async k => {
-      out[k] = await resolveDeep((v as Record<string, unknown>)[k])
+      out[k] = await resolveDeep((v as Record<string, unknown>)[k], copies)
     }),
   )
   return out
@@ -47,5 +62,5 @@ export function resolveArgs(args: unknown[]): unknown[] | Promise<unknown[]> {
   // Plain values (the common call) hold no promise: no walk.
   if (args.every(a => a === null || (typeof a !== 'object' && typeof a !== 'function'))) return args
   if (!hasThenable(args, new Set())) return args
-  return resolveDeep(args) as Promise<unknown[]>
+  return resolveDeep(args, new Map()) as Promise<unknown[]>
 }

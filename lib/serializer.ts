@@ -1,6 +1,6 @@
 /**
  * Serialization: a private superjson instance (Dates, Maps, Sets, BigInt, undefined, RegExp, URL,
- * typed arrays and Errors with stack, cause and code survive), Deferred references, and the check
+ * typed arrays, Node Buffers and Errors with stack, cause and code survive), Deferred references, and the check
  * that a value survives the trip faithfully (superjson silently drops functions and symbols and
  * turns class instances into plain objects; worq refuses them instead).
  *
@@ -36,6 +36,17 @@ const FAITHFUL: ReadonlyArray<abstract new (...args: any[]) => unknown> = [
   BigInt64Array,
   BigUint64Array,
 ]
+
+// Node's Buffer (a Uint8Array subclass, which superjson would send under a name it cannot revive)
+// travels as base64 and arrives as a Buffer.
+sj.registerCustom<Buffer, string>(
+  {
+    isApplicable: (v): v is Buffer => Buffer.isBuffer(v),
+    serialize: b => b.toString('base64'),
+    deserialize: text => Buffer.from(text, 'base64'),
+  },
+  'worq.buffer',
+)
 
 /** Wire form of a Deferred argument: an index into the task's `deps`. */
 type RefJson = {
@@ -213,7 +224,15 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>): 
   }
   seen.add(value)
   if (Array.isArray(value)) {
-    value.forEach((v, i) => checkFaithful(v, `${path}[${i}]`, seen))
+    // Index by index, stopping at the first hole: a sparse array would arrive with its holes as
+    // null (and walking one of length 1e8 takes seconds), so it is refused before any of that.
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value))
+        throw new TypeError(
+          `${path} is a sparse array (index ${i} is a hole, of ${value.length}), whose holes would arrive as null; send a dense array or an object of index → value`,
+        )
+      checkFaithful(value[i], `${path}[${i}]`, seen)
+    }
   } else if (value instanceof Map) {
     for (const [k, v] of value) {
       checkFaithful(k, `${path}<key>`, seen)
@@ -225,7 +244,12 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>): 
     return
   } else if (value instanceof Error) {
     if (value.cause !== undefined) checkFaithful(value.cause, `${path}.cause`, seen)
-  } else if (FAITHFUL.some(C => value instanceof C)) {
+  } else if (
+    Buffer.isBuffer(value) ||
+    FAITHFUL.some(C => Object.getPrototypeOf(value) === C.prototype)
+  ) {
+    // Exactly those classes: an instance of a subclass would arrive as its base class, or not at
+    // all (superjson revives typed arrays by their constructor's name).
     return
   } else {
     const proto = Object.getPrototypeOf(value)

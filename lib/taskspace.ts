@@ -6,11 +6,28 @@ import type { TaskFunction } from './types.js'
 
 const NAME = /^[A-Za-z_$][\w$-]*(\.[A-Za-z_$][\w$-]*)*$/
 
-/** Checks a dotted name (a space name, a task name, a target). */
+/** The longest dotted name, in characters. */
+const MAX_NAME = 1024
+
+/**
+ * Name segments a queue's Proxy does not treat as names: `then` (so that a queue is not taken for
+ * a promise) and `toJSON` (so that `JSON.stringify` does not call a task). A task or namespace of
+ * that name could never be called, so none may be made.
+ */
+const RESERVED = /(^|\.)(then|toJSON)(\.|$)/
+
+/** Checks a dotted name (a space name, a task name, a target, a queue). */
 export function checkName(name: unknown, what: string, allowEmpty = false): string {
-  if (typeof name !== 'string' || (name === '' ? !allowEmpty : !NAME.test(name)))
+  if (
+    typeof name !== 'string' ||
+    (name === '' ? !allowEmpty : !NAME.test(name) || name.length > MAX_NAME)
+  )
     throw new TypeError(
-      `Expected \`${what}\` to be a dotted name like "math" or "a.b.c" (letters, digits, _ $ -), got ${JSON.stringify(name)}`,
+      `Expected \`${what}\` to be a dotted name like "math" or "a.b.c" (letters, digits, _ $ -; at most ${MAX_NAME} characters), got ${JSON.stringify(name)}`,
+    )
+  if (RESERVED.test(name))
+    throw new TypeError(
+      `Expected \`${what}\` to have no part named "then" or "toJSON" (a queue's Proxy cannot call those: a queue would be taken for a promise, or a JSON.stringify would call a task), got ${JSON.stringify(name)}`,
     )
   return name
 }

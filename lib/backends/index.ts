@@ -4,7 +4,7 @@
  */
 import { BadUrl } from '../errors.js'
 import { ResultHub } from '../results.js'
-import type { Backend } from './backend.js'
+import { MAX_TIMER_MS, type Backend } from './backend.js'
 import { MemoryBackend } from './memory/memory.js'
 import { loadPg } from './postgres/pg.js'
 import { PostgresBackend } from './postgres/postgres.js'
@@ -140,16 +140,33 @@ async function openRedis(raw: string, o: BackendOptions): Promise<Backend> {
 
 /** `replicas` and `replicaTimeoutMs`, checked. */
 function checkReplicas(replicas = 0, timeoutMs = 1_000): { count: number; timeoutMs: number } {
-  if (!Number.isSafeInteger(replicas) || replicas < 0)
-    throw new RangeError(
-      `Expected \`replicas\` to be a whole number of replicas, 0 or more; got ${String(replicas)}`,
+  if (!Number.isSafeInteger(replicas) || replicas < 0 || replicas > 1000)
+    throw new TypeError(
+      `Expected \`replicas\` to be a whole number of replicas from 0 to 1000; got ${String(replicas)}`,
     )
-  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1)
-    throw new RangeError(
-      `Expected \`replicaTimeoutMs\` to be a whole number of ms, 1 or more; got ${String(timeoutMs)}`,
-    )
+  wholeMs('replicaTimeoutMs', timeoutMs)
   return { count: replicas, timeoutMs }
 }
+
+/** Checks a whole number of ms from 1 to a timer's limit (MAX_TIMER_MS: a longer timer fires at once). */
+function wholeMs(name: string, v: unknown): void {
+  if (!Number.isSafeInteger(v) || (v as number) < 1 || (v as number) > MAX_TIMER_MS)
+    throw new TypeError(
+      `Expected \`${name}\` to be a whole number of ms from 1 to ${MAX_TIMER_MS}; got ${String(v)}`,
+    )
+}
+
+/** The options `getBroker` knows. */
+const OPTION_KEYS = new Set([
+  'maxPayloadBytes',
+  'redis',
+  'watchdog',
+  'redisFunctions',
+  'replicas',
+  'replicaTimeoutMs',
+  'crossSlot',
+  'connectTimeoutMs',
+])
 
 /** Checks a backend URL; returns its scheme (`memory:`, `redis:`, …). */
 export function parseUrl(raw: unknown): string {
@@ -226,10 +243,33 @@ export async function openBackend(
 /** Checks the URL and options now so that a mistake fails at `getBroker`, not at the first call. */
 export function checkUrl(raw: unknown, options: BackendOptions = {}): void {
   parseUrl(raw)
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new TypeError('Expected `options` to be an object of backend options, or left out')
+  for (const k of Object.keys(options))
+    if (!OPTION_KEYS.has(k))
+      throw new TypeError(`Unknown backend option \`${k}\`; known: ${[...OPTION_KEYS].join(', ')}`)
   checkReplicas(options.replicas, options.replicaTimeoutMs)
-  const ms = options.connectTimeoutMs
-  if (ms !== undefined && (!Number.isSafeInteger(ms) || ms < 1))
-    throw new RangeError(
-      `Expected \`connectTimeoutMs\` to be a whole number of ms, 1 or more; got ${String(ms)}`,
+  if (options.connectTimeoutMs !== undefined) wholeMs('connectTimeoutMs', options.connectTimeoutMs)
+  const max = options.maxPayloadBytes
+  if (max !== undefined && !(Number.isSafeInteger(max) && max >= 1024))
+    throw new TypeError(
+      `Expected \`maxPayloadBytes\` to be a whole number of bytes, 1024 or more; got ${String(max)}`,
     )
+  const w = options.watchdog
+  if (w !== undefined) {
+    if (typeof w !== 'object' || w === null)
+      throw new TypeError('Expected `watchdog` to be { blockMs?, pingMs?, marginMs? } (ms each)')
+    for (const [k, v] of Object.entries(w)) {
+      if (k !== 'blockMs' && k !== 'pingMs' && k !== 'marginMs')
+        throw new TypeError(`Unknown \`watchdog\` field \`${k}\`; known: blockMs, pingMs, marginMs`)
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 100 && v <= MAX_TIMER_MS))
+        throw new TypeError(
+          `Expected \`watchdog.${k}\` to be a whole number of ms from 100 to ${MAX_TIMER_MS}; got ${String(v)}`,
+        )
+    }
+  }
+  if (options.redisFunctions !== undefined && typeof options.redisFunctions !== 'boolean')
+    throw new TypeError('Expected `redisFunctions` to be true or false')
+  if (options.redis !== undefined && (typeof options.redis !== 'object' || options.redis === null))
+    throw new TypeError('Expected `redis` to be an ioredis options object or an ioredis instance')
 }

@@ -100,7 +100,10 @@ export class EventStream implements AsyncIterable<QueueEvent> {
 
   /** @internal Made by `broker.events()`. */
   constructor(backend: Promise<Backend>, queue: string, options: EventsOptions = {}) {
-    const since = options.since ?? 'now'
+    // Its failure reaches whoever reads the stream; it must not also be an unhandled rejection
+    // (the options below may be refused before anything awaits it).
+    backend.catch(() => undefined)
+    const since = options?.since ?? 'now'
     if (typeof since !== 'string' || (since !== 'now' && !/^\d+$/.test(since)))
       throw new TypeError(
         `Expected \`since\` to be 'now' or an eventId (digits), got ${JSON.stringify(since)}`,

@@ -119,21 +119,41 @@ describe('redis-cluster:// and redis-sentinel:// URLs', () => {
 
   it('replicas must be a whole number; replicaTimeoutMs at least 1', () => {
     expect(() => getBroker('redis://127.0.0.1:1/0', 'q', { replicas: -1 })).to.throw(
-      RangeError,
+      TypeError,
       /Expected `replicas` to be a whole number/,
     )
-    expect(() => getBroker('redis://127.0.0.1:1/0', 'q', { replicas: 1.5 })).to.throw(RangeError)
+    expect(() => getBroker('redis://127.0.0.1:1/0', 'q', { replicas: 1.5 })).to.throw(TypeError)
     expect(() =>
       getBroker('redis://127.0.0.1:1/0', 'q', { replicas: 1, replicaTimeoutMs: 0 }),
-    ).to.throw(RangeError, /Expected `replicaTimeoutMs` to be a whole number of ms/)
+    ).to.throw(TypeError, /Expected `replicaTimeoutMs` to be a whole number of ms/)
   })
 
-  it('connectTimeoutMs must be a whole number of ms, 1 or more, on every backend', () => {
+  it('connectTimeoutMs must be a whole number of ms from 1 to a timer’s limit, on every backend', () => {
     for (const url of ['redis://127.0.0.1:1/0', 'postgres://u@127.0.0.1:1/d', 'memory://'])
-      for (const connectTimeoutMs of [0, -5, 1.5, Number.NaN, Infinity])
+      for (const connectTimeoutMs of [0, -5, 1.5, Number.NaN, Infinity, 2 ** 31])
         expect(() => getBroker(url, 'q', { connectTimeoutMs })).to.throw(
-          RangeError,
-          /Expected `connectTimeoutMs` to be a whole number of ms, 1 or more/,
+          TypeError,
+          /Expected `connectTimeoutMs` to be a whole number of ms from 1 to 2147483647/,
         )
+  })
+
+  it('unknown options, and values a backend cannot use, are TypeErrors that name them', () => {
+    const url = 'redis://127.0.0.1:1/0'
+    const bad: Array<[unknown, RegExp]> = [
+      [null, /Expected `options` to be an object/],
+      [{ conectTimeoutMs: 5 }, /Unknown backend option `conectTimeoutMs`/],
+      [{ maxPayloadBytes: Number.NaN }, /`maxPayloadBytes`/],
+      [{ maxPayloadBytes: -1 }, /`maxPayloadBytes`/],
+      [{ maxPayloadBytes: 'big' }, /`maxPayloadBytes`/],
+      [{ watchdog: { pingMs: 0 } }, /`watchdog.pingMs`/],
+      [{ watchdog: { pingMs: 1e12 } }, /`watchdog.pingMs`/],
+      [{ watchdog: { ping: 5 } }, /Unknown `watchdog` field `ping`/],
+      [{ redisFunctions: 'no' }, /`redisFunctions`/],
+    ]
+    for (const [options, message] of bad)
+      expect(() => getBroker(url, 'q', options as object), JSON.stringify(options)).to.throw(
+        TypeError,
+        message,
+      )
   })
 })

@@ -1,5 +1,6 @@
 import { expect } from 'chai'
 import { makeQueue, type QueueHost } from '../../lib/queue.js'
+import { TaskSpace } from '../../lib/taskspace.js'
 import type { TaskOptions } from '../../lib/types.js'
 
 /** A host that records the calls the Proxy makes. */
@@ -45,5 +46,47 @@ describe('queue: the Proxy', () => {
     const q = makeQueue(host, '', {}) as any
     expect(q.then).to.equal(undefined)
     expect(() => q()).to.throw(TypeError, /the queue itself is not a task/)
+  })
+
+  it('turned into a string, a number or JSON, it calls nothing', () => {
+    const { host, calls } = recorder()
+    const q = makeQueue(host, '', {}) as any
+    expect(`${q.math}`).to.equal('[worq queue math]')
+    expect(String(q)).to.equal('[worq queue (root)]')
+    expect(Number.isNaN(+q.math)).to.equal(true)
+    expect(q.math == 'x').to.equal(false)
+    expect(JSON.stringify({ queue: q.math })).to.equal('{}')
+    expect(calls).to.deep.equal([])
+  })
+
+  it('a name no worker could expose is a TypeError at the call, and nothing is enqueued', async () => {
+    const { host, calls } = recorder()
+    const q = makeQueue(host, '', {}) as any
+    for (const call of [
+      () => q['a b'](),
+      () => q[0](),
+      () => q.math[''](),
+      () => q['w\nf'](),
+      () => q['x'.repeat(2000)](),
+      () => q['w\u0000x'](),
+    ])
+      expect(call).to.throw(TypeError, /task name/)
+    expect(calls).to.deep.equal([])
+    await q.math.add(1, 2)
+    expect(calls.map(c => c[0])).to.deep.equal(['math.add'])
+  })
+
+  it('then and toJSON are no task or namespace names: TaskSpace refuses them', () => {
+    for (const [space, name] of [
+      ['jobs', 'then'],
+      ['then', 'x'],
+      ['a.toJSON', 'x'],
+      ['jobs', 'toJSON'],
+    ])
+      expect(() => new TaskSpace(space!, { [name!]: () => 1 }), `${space}.${name}`).to.throw(
+        TypeError,
+        /"then" or "toJSON"/,
+      )
+    expect(new TaskSpace('jobs', { thenable: () => 1, toString: () => 1 }).tasks.size).to.equal(2)
   })
 })

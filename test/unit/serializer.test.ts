@@ -63,6 +63,27 @@ describe('serializer', () => {
     expect(() => checkFaithful(cyclic, 'x', new Set())).not.to.throw()
   })
 
+  it('refuses sparse arrays at once (their holes would arrive as null) and subclasses of built-ins', () => {
+    const sparse: unknown[] = []
+    sparse[1e8] = 1
+    expect(() => checkFaithful({ a: sparse }, 'x', new Set())).to.throw(
+      TypeError,
+      /x\.a is a sparse array \(index 0 is a hole/,
+    )
+    expect(() => checkFaithful(Object.assign([1], { 2: 3 }), 'x', new Set())).to.throw(
+      TypeError,
+      /index 1 is a hole/,
+    )
+    class Bytes extends Uint8Array {}
+    expect(() => checkFaithful(new Bytes(2), 'x', new Set())).to.throw(TypeError, /class Bytes/)
+  })
+
+  it('sends a Node Buffer as a Buffer', () => {
+    const back = decodeValue(encodeValue({ b: Buffer.from('bytes') })) as { b: Buffer }
+    expect(Buffer.isBuffer(back.b)).to.equal(true)
+    expect(back.b.toString()).to.equal('bytes')
+  })
+
   it('encodes a call with distinct Deferred references and decodes them through a resolver', () => {
     const host = {
       epoch: 0,

@@ -3,7 +3,7 @@
  * promises, reported as warnings (the library never prints; a pool emits `pool:warning`).
  */
 import type { Connection as Redis } from './connections.js'
-import { UnsupportedServer } from '../../errors.js'
+import { BadUrl, UnsupportedServer } from '../../errors.js'
 
 /** The oldest Redis the scripts run on: `RPOP key count` and `ZRANGE … BYSCORE` came in 6.2. */
 export const OLDEST_REDIS = '6.2'
@@ -22,10 +22,34 @@ export function checkVersion(info: string): void {
 }
 
 /**
+ * Throws BadUrl when the URL's database does not exist on the server (`/99` on a server of 16):
+ * ioredis's own SELECT at connect fails without a word, and every command then goes to database
+ * 0 (a purge there would empty another application's queue). A user who may not run SELECT (an
+ * ACL) is not checked.
+ */
+async function checkDatabase(cmd: Redis): Promise<void> {
+  const { db, host, port } =
+    (cmd as { options?: { db?: number; host?: string; port?: number } }).options ?? {}
+  if (cmd.isCluster || !db) return
+  try {
+    await cmd.call('SELECT', db)
+  } catch (err) {
+    if (/NOPERM/i.test(String(err))) return
+    if (/DB index/i.test(String(err)))
+      throw new BadUrl(
+        `redis://${host ?? ''}:${port ?? ''}/${db}`,
+        `database ${db} does not exist on this server (${String(err).replace(/^ReplyError: /, '')}); use one the server has (redis.conf \`databases\`, 16 by default: 0 to 15)`,
+      )
+    throw err
+  }
+}
+
+/**
  * Reads the server's version (INFO server) and throws UnsupportedServer when it is too old. A user
  * who may not run INFO (an ACL) is not checked.
  */
 export async function checkServer(cmd: Redis): Promise<void> {
+  await checkDatabase(cmd)
   let info: string
   try {
     info = (await cmd.call('INFO', 'server')) as string

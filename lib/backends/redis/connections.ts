@@ -31,6 +31,7 @@ function reconnectOnReadonly(err: Error): 2 | false {
  * connection as ioredis picks it (`quietClusterSubscriber`).
  */
 function quietReadyCheck(redis: Redis): void {
+  quietAuth(redis)
   type Info = (...args: unknown[]) => Promise<string>
   const info = (redis.info as Info).bind(redis)
   ;(redis as unknown as { info: Info }).info = (...args) => {
@@ -47,6 +48,28 @@ function quietReadyCheck(redis: Redis): void {
         (err: unknown) => callback(err),
       )
     return reply
+  }
+}
+
+/** The server's refusal of a password it does not need (ioredis then goes on, and prints). */
+const NO_PASSWORD = /no password is set|without any password configured for the default user/
+
+/**
+ * A URL with a password for a server that needs none: ioredis's AUTH at connect is refused, and
+ * ioredis prints a line (`console.warn`) and goes on unauthenticated. The library never prints:
+ * that refusal is answered as a success here, which ioredis takes the same way, without the line.
+ */
+function quietAuth(redis: Redis): void {
+  type Auth = (...args: unknown[]) => Promise<unknown>
+  const auth = (redis.auth as Auth).bind(redis)
+  ;(redis as unknown as { auth: Auth }).auth = (...args) => {
+    const last = args[args.length - 1]
+    if (typeof last !== 'function') return auth(...args)
+    const callback = args.pop() as (err: unknown, reply?: unknown) => void
+    return auth(...args, (err: Error | null, reply?: unknown) => {
+      if (err && NO_PASSWORD.test(err.message)) callback(null, 'OK')
+      else callback(err, reply)
+    })
   }
 }
 

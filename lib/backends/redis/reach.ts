@@ -10,7 +10,7 @@
  * And a connection that ioredis ended without worq asking is opened again ({@link revive}).
  */
 import type { Cluster, Redis } from 'ioredis'
-import { BackendUnreachable } from '../../errors.js'
+import { BackendUnreachable, BrokerClosed } from '../../errors.js'
 
 /** A connection: to one server (or the master Sentinel names), or to a Redis Cluster. */
 export type Connection = Redis | Cluster
@@ -31,6 +31,8 @@ const TAKES = new Set(['ready', 'connect', 'end', 'wait', 'monitoring'])
 
 /** ioredis's error when a command outlived its retries over reconnects. */
 const OUT_OF_RETRIES = /max retries per request/i
+/** ioredis's refusal of a command on a connection that has ended. */
+const ENDED = /^Connection is closed/
 
 /** Connections worq closed (`disconnect()` without reconnecting): their end is final. */
 const closed = new WeakSet<Connection>()
@@ -106,7 +108,10 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
     for (const h of held) clearTimeout(h.timer)
     const waited = [...held]
     held.clear()
-    for (const h of waited) send(...h.args)
+    for (const h of waited) {
+      translate(h.args[0] as Command, redis, unreachable)
+      send(...h.args)
+    }
   }
   redis.on('error', (err: Error) => (reason = err))
   // ioredis emits these a tick after the status changed: a command made in between sends what
@@ -131,7 +136,7 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
       // In the handshake: ioredis queues it, and should the connection drop before it is sent,
       // ends its retries with MaxRetriesPerRequestError, told as BackendUnreachable. (Not done on
       // the hot path above: replacing a command's reject there slowed a lone call's p99.)
-      translate(command, unreachable)
+      translate(command, redis, unreachable)
       return send(...args)
     }
     const h: Held = {
@@ -147,9 +152,21 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
   }
 }
 
-/** Rejects `command` with BackendUnreachable where ioredis would reject it out of retries. */
-function translate(command: Command, unreachable: (cause: unknown) => Error): void {
+/**
+ * Rejects `command` with BackendUnreachable where ioredis would reject it out of retries, and with
+ * BrokerClosed where it would because worq closed the connection (a call made as its broker
+ * closed, before the connection was ready).
+ */
+function translate(
+  command: Command,
+  redis: Connection,
+  unreachable: (cause: unknown) => Error,
+): void {
   const reject = command.reject.bind(command)
-  command.reject = (err: Error) =>
-    reject(OUT_OF_RETRIES.test(String(err?.message)) ? unreachable(err) : err)
+  command.reject = (err: Error) => {
+    const message = String(err?.message)
+    if (OUT_OF_RETRIES.test(message)) return reject(unreachable(err))
+    if (ENDED.test(message) && closed.has(redis)) return reject(new BrokerClosed())
+    reject(err)
+  }
 }
