@@ -32,6 +32,10 @@ export class Enqueuer {
   readonly #queue: string
   readonly #source: EnqueueSource
   readonly #batcher: CallBatcher
+  /** Calls waiting for the backend to open or its result hub to listen, not yet submitted. */
+  #waiting = 0
+  /** Of those, the calls that wait for the hub (a result-bearing call, and any call after it). */
+  #waitingHub = 0
 
   /** Enqueues on queue `queue` of the backend `source` opens. */
   constructor(queue: string, source: EnqueueSource) {
@@ -93,12 +97,31 @@ export class Enqueuer {
         ? newTaskId()
         : checkId(typeof opts.id === 'function' ? opts.id(...args) : opts.id)
     const open = this.#source.opened()
-    if (open && (opts.ignoreResult || open.hub.listening))
+    if (open && this.#waiting === 0 && (opts.ignoreResult || open.hub.listening))
       return this.#submit(open, path, id, args, opts)
-    return this.#source.ready().then(async handle => {
-      if (!opts.ignoreResult) await handle.hub.ready()
-      return this.#submit(handle, path, id, args, opts)
-    })
+    // Calls that wait go in the order they were made: an ignoreResult call (which needs no hub)
+    // made after one that waits for the hub waits for it too, rather than overtake it.
+    const hub = !opts.ignoreResult || this.#waitingHub > 0
+    this.#waiting++
+    if (hub) this.#waitingHub++
+    let waits = true
+    const submitted = () => {
+      if (!waits) return
+      waits = false
+      this.#waiting--
+      if (hub) this.#waitingHub--
+    }
+    return this.#source
+      .ready()
+      .then(async handle => {
+        if (hub) await handle.hub.ready()
+        try {
+          return this.#submit(handle, path, id, args, opts)
+        } finally {
+          submitted() // in the batch now (or refused): later calls may take the fast path
+        }
+      })
+      .finally(submitted)
   }
 
   /** Puts an encoded call in this tick's batch; settles when the batch's enqueue answers. */

@@ -10,6 +10,30 @@ for (const backend of backends) {
       url = await backend.url()
     })
 
+    it('calls made on a broker just opened run in the order made, ignoreResult ones included', async () => {
+      const queue = uniqueQueue('cold')
+      // A fresh broker: its backend opens and its result hub starts listening with these calls.
+      const caller = getBroker(url, queue)
+      const worker = getBroker(url, queue)
+      const seen: number[] = []
+      worker.expose(function rec(n: number) {
+        seen.push(n)
+      })
+      const pool = new WorkerPool(worker, { concurrency: 1 })
+      try {
+        const q = caller.queue()
+        const quiet = task(q.rec, { ignoreResult: true })
+        await Promise.all([q.rec(1), quiet(2), q.rec(3), quiet(4), q.rec(5)])
+        await pool.start()
+        await until(() => seen.length === 5, 5000, 'five runs')
+        expect(seen).to.deep.equal([1, 2, 3, 4, 5])
+      } finally {
+        await pool.stop()
+        await caller.close()
+        await worker.close()
+      }
+    })
+
     /** A broker whose `run(label)` records the order labels ran in. */
     function recorder(queue: string) {
       const broker = getBroker(url, queue)
