@@ -74,6 +74,24 @@ export function toQueueEvent(e: StoredEvent, queue: string): QueueEvent {
 
 type Listener = (event: QueueEvent) => void
 
+/** Every event type a stream delivers (the record makes the compiler hold it to the union). */
+const EVENT_TYPES: ReadonlySet<string> = new Set(
+  Object.keys({
+    enqueued: true,
+    started: true,
+    progress: true,
+    completed: true,
+    failed: true,
+    retrying: true,
+    expired: true,
+    cancelled: true,
+    cached: true,
+    paused: true,
+    resumed: true,
+    gap: true,
+  } satisfies Record<QueueEventType, true>),
+)
+
 /**
  * A queue's event stream. Iterate it (`for await (const e of events)`) or add listeners
  * (`events.on('failed', e => …)`); `close()` ends both. Each event arrives once per stream, in the
@@ -136,6 +154,12 @@ export class EventStream implements AsyncIterable<QueueEvent> {
 
   /** Adds a listener for one event type (or `'*'` for all); starts reading. */
   on<T extends QueueEventType>(type: T | '*', listener: (event: QueueEventOf<T>) => void): this {
+    if (typeof listener !== 'function')
+      throw new TypeError(`Expected the listener to be a function, got ${typeof listener}`)
+    if (type !== '*' && !EVENT_TYPES.has(type))
+      throw new TypeError(
+        `Unknown event type ${JSON.stringify(type)}; known: ${[...EVENT_TYPES].join(', ')}, or '*'`,
+      )
     let set = this.#listeners.get(type)
     if (!set) this.#listeners.set(type, (set = new Set()))
     set.add(listener as Listener)

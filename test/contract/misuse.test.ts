@@ -65,7 +65,7 @@ for (const backend of backends) {
       }
     })
 
-    it('a closed broker refuses an event stream at once; waits past a timer’s limit are refused', async () => {
+    it('a closed broker refuses an event stream at once; bad listeners and waits past a timer’s limit are refused', async () => {
       const broker = getBroker(url, uniqueQueue('closed'))
       const d = await broker.queue().echo(1)
       for (const ms of [2 ** 31, Infinity, -1, Number.NaN])
@@ -73,6 +73,16 @@ for (const backend of backends) {
           () => expect.fail(`wait(${ms}) resolved`),
           (err: unknown) => expect(err, String(ms)).to.be.instanceOf(TypeError),
         )
+      const events = broker.events()
+      expect(() => events.on('finished' as 'completed', () => undefined)).to.throw(
+        TypeError,
+        /Unknown event type "finished"/,
+      )
+      expect(() => events.on('completed', 'log' as unknown as () => void)).to.throw(
+        TypeError,
+        /listener to be a function/,
+      )
+      await events.close()
       await broker.purge()
       await broker.close()
       expect(() => broker.events({ since: '5' })).to.throw(BrokerClosed)
