@@ -72,14 +72,45 @@ async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined>
       `this server has ${clients.size} event streams open, its maxEventStreams; try again later`,
       { 'Retry-After': '5' },
     )
-  const streams: EventStream[] = brokers.map(b => b.events({ since: points.get(b.name) ?? 'now' }))
+  // The slot is taken before anything is awaited, and given back whenever the client goes, even
+  // while its streams are being set up: clients that come at once cannot pass maxEventStreams, and
+  // one that leaves early leaves no stream reading behind it.
+  const streams: EventStream[] = []
+  let heartbeat: ReturnType<typeof setInterval> | undefined = undefined
+  let ended = false
+  /** Gives the slot back and closes the streams; false when that was done already. */
+  const release = (): boolean => {
+    if (ended) return false
+    ended = true
+    clearInterval(heartbeat)
+    clients.delete(end)
+    for (const s of streams) void s.close()
+    return true
+  }
+  const end = () => {
+    if (!release()) return
+    // Before the stream started (handler.close() while it was set up) there is nothing to end.
+    if (!res.headersSent) res.destroy()
+    else if (!res.writableEnded) res.end()
+  }
+  clients.add(end)
+  res.once('close', end)
+  // Gone before this route ran (while an async `authorize` decided, say): nothing to set up.
+  if (res.destroyed) {
+    end()
+    return undefined
+  }
   // Once every stream's position is fixed, what happens next is in the stream: say so then.
   try {
+    for (const b of brokers) streams.push(b.events({ since: points.get(b.name) ?? 'now' }))
     await Promise.all(streams.map(s => s.ready))
   } catch (err) {
-    for (const s of streams) void s.close()
+    const gone = ended
+    release()
+    if (gone) return undefined
     throw err
   }
+  if (ended) return undefined
   // Each queue's position from the start, so that any id sent resumes every queue where it was.
   const positions = new Map(brokers.map((b, i) => [b.name, streams[i]!.position ?? '0']))
   res.writeHead(200, {
@@ -88,19 +119,8 @@ async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined>
     'X-Accel-Buffering': 'no',
   })
   res.write('retry: 2000\n: connected\n\n')
-  const heartbeat = setInterval(() => res.write(': ping\n\n'), served.options.heartbeatMs)
+  heartbeat = setInterval(() => res.write(': ping\n\n'), served.options.heartbeatMs)
   heartbeat.unref()
-  let ended = false
-  const end = () => {
-    if (ended) return
-    ended = true
-    clearInterval(heartbeat)
-    clients.delete(end)
-    for (const s of streams) void s.close()
-    if (!res.writableEnded) res.end()
-  }
-  clients.add(end)
-  res.once('close', end)
   await Promise.all(
     streams.map(async (stream, i) => {
       try {
