@@ -1,6 +1,6 @@
 /**
  * HTTP errors: `HttpError` carries a status and a stable code; `toHttpError` maps what the
- * library throws (a TypeError naming a bad option, DuplicateTask, NotRetryable, …) to a status.
+ * library throws (a TypeError naming a bad option, DuplicateTask, BackendFull, …) to a status.
  * Every error answers `{ "error": { "code", "message" } }`.
  */
 import { WorqError } from '../index.js'
@@ -26,14 +26,29 @@ export function badRequest(message: string, code = 'ERR_WORQ_HTTP_BAD_REQUEST'):
   return new HttpError(400, code, message)
 }
 
-/** Library error codes and the status each answers with. */
-const STATUS_OF_CODE: Record<string, number> = {
+/**
+ * The library's error codes and the status each answers with; the body keeps the error's own code
+ * and message (docs/http.md, "Errors"). A code not here is one no route meets (a task's failure,
+ * a wait's timeout, a worker's errors, a bad URL, `tx`): if one ever reaches a route, it is a bug
+ * of the server, answered 500 `ERR_WORQ_HTTP_INTERNAL` and handed to `onError`. @internal
+ */
+export const STATUS_OF_CODE: Readonly<Record<string, number>> = {
+  // The call does not fit the task or the queue as they are: change the request.
   ERR_WORQ_DUPLICATE_TASK: 409,
   ERR_WORQ_NOT_RETRYABLE: 409,
   ERR_WORQ_LISTING_OFF: 409,
   ERR_WORQ_PAYLOAD_TOO_LARGE: 413,
-  ERR_WORQ_BROKER_CLOSED: 503,
+  // The backend cannot do it now; nothing was written, so sending the request again is safe.
+  ERR_WORQ_CLOSED: 503,
   ERR_WORQ_BACKEND_UNREACHABLE: 503,
+  ERR_WORQ_BACKEND_FULL: 503,
+  ERR_WORQ_STATEMENT_TIMEOUT: 503,
+  // The backend is not one this server can use until its operator acts (upgrade, migrate, grant).
+  ERR_WORQ_UNSUPPORTED_SERVER: 503,
+  ERR_WORQ_SCHEMA_TOO_NEW: 503,
+  ERR_WORQ_MIGRATION_DENIED: 503,
+  // Written on the master, but not confirmed by the replicas in time: the outcome is not known.
+  ERR_WORQ_REPLICATION_TIMEOUT: 504,
 }
 
 /** What the API answers for `err`: its status, code and message. */

@@ -55,7 +55,7 @@ export interface WorqHttpOptions {
   maxEventStreams?: number
   /** ms `GET /api/health` waits for a backend before it answers 503. @default 2000 */
   healthTimeoutMs?: number
-  /** Called with an error the API answered 500 for (the library never prints: log it here). */
+  /** Called with the error a 5xx answered for, other than its own refusals (docs/http.md, "Errors"): the library never prints, log it here. */
   onError?: (err: unknown, req: IncomingMessage) => void
 }
 
