@@ -113,6 +113,24 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
         reject(err)
       }
     })
-    req.once('error', reject)
+    // A client that goes before its body arrived (it closed the connection, or the connection
+    // broke) did so itself: readJson rejects with `aborted`, which is not the server's failure.
+    req.once('error', () => reject(aborted()))
+    req.once('close', () => {
+      if (!req.complete) reject(aborted())
+    })
   })
+}
+
+/**
+ * The request's connection closed before its body arrived. Nothing can answer it (the handler
+ * sends nothing to a closed connection), and it is not handed to `onError`: any client could
+ * flood a log with them.
+ */
+function aborted(): HttpError {
+  return new HttpError(
+    400,
+    'ERR_WORQ_HTTP_ABORTED',
+    'the client closed the connection before the request body arrived',
+  )
 }

@@ -107,7 +107,8 @@ function send(res: ServerResponse, reply: Reply): void {
 }
 
 function sendError(res: ServerResponse, err: HttpError): void {
-  if (res.headersSent) {
+  // Too late to answer, or no one to answer (the client went).
+  if (res.headersSent || res.destroyed) {
     res.destroy()
     return
   }
