@@ -51,6 +51,13 @@ export const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   ERR_WORQ_REPLICATION_TIMEOUT: 504,
 }
 
+/**
+ * The library's argument checks throw a TypeError or RangeError whose message starts so (p-limit's
+ * convention, lib/options.ts): "Expected `priority` to be …", "Unknown task option `x`; …". Only
+ * those are the client's mistake; any other TypeError is a bug of the server.
+ */
+const VALIDATION_MESSAGE = /^(Expected|Unknown) /
+
 /** What the API answers for `err`: its status, code and message. */
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err
@@ -58,9 +65,11 @@ export function toHttpError(err: unknown): HttpError {
     const status = STATUS_OF_CODE[err.code]
     if (status) return new HttpError(status, err.code, err.message)
   }
-  // The library's argument checks (task options, filters, ids, names) throw TypeError/RangeError
-  // with a message that names what to change.
-  if (err instanceof TypeError || err instanceof RangeError)
+  // The library's checks of task options, filters, ids and names say what to change.
+  if (
+    (err instanceof TypeError || err instanceof RangeError) &&
+    VALIDATION_MESSAGE.test(err.message)
+  )
     return new HttpError(400, 'ERR_WORQ_HTTP_BAD_REQUEST', err.message)
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code === 'string' && /^(ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EAI_AGAIN)$/.test(code))

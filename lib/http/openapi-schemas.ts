@@ -81,7 +81,12 @@ export const schemas = {
     additionalProperties: false,
     properties: {
       queue: str,
-      name: { type: 'string', pattern: '^[A-Za-z_$][\\w$-]*(\\.[A-Za-z_$][\\w$-]*)*$' },
+      name: {
+        type: 'string',
+        description: 'A dotted task name; no segment may be "then" (a queue is not a promise).',
+        maxLength: 256,
+        pattern: '^(?!(?:[^.]*\\.)*then(?:\\.|$))[A-Za-z_$][\\w$-]*(\\.[A-Za-z_$][\\w$-]*)*$',
+      },
       args: { type: 'array', items: ref('WireValue'), maxItems: 1000 },
       options: {
         type: 'object',

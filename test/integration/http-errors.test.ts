@@ -114,6 +114,44 @@ describe('http: the library’s coded errors', function () {
     }
   })
 
+  it('a TypeError that is not one of the library’s argument checks is a 500 handed to onError, not a 400', async () => {
+    const errors: unknown[] = []
+    const api = await serveApi(
+      await redisUrl(),
+      {
+        // A bug in the application's own functions: each throws a TypeError of the runtime.
+        authorize: req => (req.headers['x-bug'] === 'authorize' ? (null as any).user : true),
+        submit: name => (name === 't.echo' ? (undefined as any).allowed : true),
+        onError: err => errors.push(err),
+      },
+      { worker: false },
+    )
+    try {
+      const answers = [
+        await api.server.call('GET', '/api/queues', { headers: { 'x-bug': 'authorize' } }),
+        await api.server.call('POST', '/api/tasks', { json: { name: 't.echo' } }),
+      ]
+      for (const answer of answers) {
+        expect(answer.status, answer.text).to.equal(500)
+        expect(answer.json.error.code).to.equal('ERR_WORQ_HTTP_INTERNAL')
+        expect(answer.json.error.message).to.not.match(/Cannot read/)
+      }
+      expect(errors.map(e => (e as Error).constructor.name)).to.deep.equal([
+        'TypeError',
+        'TypeError',
+      ])
+      // The library's own checks are still the client's mistake.
+      const bad = await api.server.call('POST', '/api/tasks', {
+        json: { name: 't.add', options: { priority: 'high' } },
+      })
+      expect(bad.status, bad.text).to.equal(400)
+      expect(bad.json.error.message).to.match(/^Expected `priority`/)
+      expect(await api.broker.size()).to.equal(0)
+    } finally {
+      await api.close()
+    }
+  })
+
   describe('on a Redis of their own', () => {
     let redis: RedisServer
     let admin: Redis

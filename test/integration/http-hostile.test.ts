@@ -13,7 +13,8 @@ describe('http: hostile input gets a 4xx and changes nothing', function () {
     // No worker: whatever a request enqueued would stay in the queue and be counted.
     api = await serveApi(
       await redisUrl(),
-      { submit: ['t.add', 't.echo'], bodyLimit: 64 * 1024 },
+      // The names with a segment "then" are allowed here, so that only the body check refuses them.
+      { submit: ['t.add', 't.echo', 'then.x', 't.then', 'a.then.b'], bodyLimit: 64 * 1024 },
       { worker: false },
     )
   })
@@ -28,6 +29,13 @@ describe('http: hostile input gets a 4xx and changes nothing', function () {
     ['not an object', '[1, 2]', 400, 'ERR_WORQ_HTTP_BAD_REQUEST', /object/],
     ['a name of the wrong type', '{"name": 5}', 400, 'ERR_WORQ_HTTP_BAD_REQUEST', /`name`/],
     ['a bad dotted name', '{"name": "t..add"}', 400, 'ERR_WORQ_HTTP_BAD_REQUEST', /`name`/],
+    ...['then.x', 't.then', 'a.then.b'].map((name): [string, string, number, string, RegExp] => [
+      `a name with a segment "then" (${name})`,
+      JSON.stringify({ name }),
+      400,
+      'ERR_WORQ_HTTP_BAD_REQUEST',
+      /`name`.*segment "then".*rename/,
+    ]),
     [
       'args not an array',
       '{"name": "t.add", "args": {"0": 1}}',

@@ -3,7 +3,7 @@
  * client (`broker.queue()` and `task(fn, options)`), so a call from HTTP is the same call a program
  * makes, with the same checks.
  */
-import { task, type Broker, type TaskFilter } from '../../index.js'
+import { task, type Broker, type LooseQueue, type TaskFilter } from '../../index.js'
 import { HttpError, badRequest } from '../errors.js'
 import { taskJson } from '../json.js'
 import { readJson } from '../body.js'
@@ -41,6 +41,10 @@ export function checkSubmit(
     throw badRequest('Expected `queue` to be a string (a queue this server serves)')
   if (typeof name !== 'string' || name.length > 256 || !TASK_NAME.test(name))
     throw badRequest('Expected `name` to be a dotted task name like "math.add"')
+  if (name.split('.').includes('then'))
+    throw badRequest(
+      `Expected \`name\` to have no segment "then", got ${JSON.stringify(name)}: a queue must not look like a promise, so no task is reached through "then"; rename the task or its namespace`,
+    )
   if (!Array.isArray(args) || args.length > MAX_ARGS)
     throw badRequest(`Expected \`args\` to be an array of at most ${MAX_ARGS} arguments`)
   if (!isObject(options)) throw badRequest('Expected `options` to be an object of task options')
@@ -84,9 +88,12 @@ async function enqueue(
   args: unknown[],
   options: Record<string, unknown>,
 ): Promise<string> {
-  let fn: any = broker.queue()
-  for (const part of name.split('.')) fn = fn[part]
-  const deferred = await task(fn, options)(...args)
+  let fn: unknown = broker.queue()
+  for (const part of name.split('.'))
+    fn = typeof fn === 'function' ? (fn as unknown as Record<string, unknown>)[part] : undefined
+  // checkSubmit lets through only names the queue reaches: anything else is a bug of this server.
+  if (typeof fn !== 'function') throw new Error(`the queue does not reach a task named ${name}`)
+  const deferred = await task(fn as LooseQueue, options)(...args)
   return deferred.id
 }
 
