@@ -32,8 +32,8 @@ function decode(part: string, what: string): string {
 }
 
 /**
- * Parses `search` (the text after `?`), allowing only `allowed` parameters, each at most once; a
- * parameter with an empty value is left out of the result.
+ * Parses `search` (the text after `?`), allowing only `allowed` parameters, each with a value at
+ * most once; a parameter with an empty value is left out of the result.
  */
 export function parseQuery(search: string, allowed: readonly string[]): Query {
   const query = new Map<string, string>()
@@ -47,6 +47,9 @@ export function parseQuery(search: string, allowed: readonly string[]): Query {
         `unknown query parameter ${JSON.stringify(key.slice(0, 64))}; this route takes ${allowed.length ? allowed.join(', ') : 'none'}`,
         'ERR_WORQ_HTTP_BAD_QUERY',
       )
+    // An empty value (`?queue=&status=`, as a form sends an empty field) is the parameter left
+    // out, wherever it comes: `?limit=&limit=2` and `?limit=2&limit=` both give limit 2.
+    if (value === '') continue
     if (query.has(key))
       throw badRequest(`the query parameter ${key} is given twice`, 'ERR_WORQ_HTTP_BAD_QUERY')
     if (value.length > MAX_VALUE || hasControlChar(value))
@@ -54,8 +57,7 @@ export function parseQuery(search: string, allowed: readonly string[]): Query {
         `the query parameter ${key} is longer than ${MAX_VALUE} characters or has a control character`,
         'ERR_WORQ_HTTP_BAD_QUERY',
       )
-    // An empty value (`?queue=&status=`, as a form sends an empty field) is the parameter left out.
-    if (value !== '') query.set(key, value)
+    query.set(key, value)
   }
   return query
 }
@@ -72,15 +74,37 @@ export function intParam(q: Query, key: string, min: number, max: number): numbe
   return n
 }
 
+/** An ISO date: a day, optionally a time (hh:mm, seconds, a fraction) and a zone. */
+const ISO_DATE =
+  /^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d)(?::(\d\d)(?:\.\d{1,9})?)?(?:Z|[+-](\d\d):(\d\d))?)?$/
+
+/**
+ * `raw` as a Date when it is an ISO date that exists: `new Date()` rolls an impossible one over
+ * (2026-02-30 is March 2, 24:00 the next day), so each field is checked against its range first.
+ */
+function isoDate(raw: string): Date | undefined {
+  const m = ISO_DATE.exec(raw)
+  if (!m) return undefined
+  const [year, month, day, hour = 0, minute = 0, second = 0, zoneHour = 0, zoneMinute = 0] = m
+    .slice(1)
+    .map(f => (f === undefined ? undefined : Number(f)))
+  const leap = year! % 4 === 0 && (year! % 100 !== 0 || year! % 400 === 0)
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month! - 1]
+  if (days === undefined || day! < 1 || day! > days) return undefined
+  if (hour > 23 || minute > 59 || second > 59 || zoneHour > 23 || zoneMinute > 59) return undefined
+  const date = new Date(raw)
+  return Number.isFinite(date.getTime()) ? date : undefined
+}
+
 /** An age (ms, a number ≥ 0) or an ISO date parameter, or undefined when absent. */
 export function ageParam(q: Query, key: string): number | Date | undefined {
   const raw = q.get(key)
   if (raw === undefined) return undefined
   if (/^\d{1,15}$/.test(raw)) return Number(raw)
-  const date = /^\d{4}-\d\d-\d\d(T[\d:.]+(Z|[+-]\d\d:\d\d)?)?$/.test(raw) ? new Date(raw) : null
-  if (!date || !Number.isFinite(date.getTime()))
+  const date = isoDate(raw)
+  if (!date)
     throw badRequest(
-      `Expected the query parameter ${key} to be an age in ms or an ISO date like 2026-01-31T12:00:00Z, got ${JSON.stringify(raw.slice(0, 64))}`,
+      `Expected the query parameter ${key} to be an age in ms or an ISO date that exists, like 2026-01-31T12:00:00Z, got ${JSON.stringify(raw.slice(0, 64))}`,
     )
   return date
 }

@@ -126,6 +126,14 @@ for (const backend of backends) {
         ['offset=-1', /offset/],
         ['name=a..b', /name/],
         ['olderThan=yesterday', /olderThan/],
+        // Dates that do not exist (new Date() rolls 2026-02-30 over to March 2).
+        ['olderThan=2026-02-30', /olderThan.*2026-02-30/],
+        ['olderThan=2025-02-29', /olderThan/],
+        ['newerThan=2026-04-31', /newerThan/],
+        ['newerThan=2026-13-01', /newerThan/],
+        ['olderThan=2026-01-31T24:00:00Z', /olderThan/],
+        ['olderThan=2026-01-31T12:60Z', /olderThan/],
+        ['olderThan=2026-01-31T12:00:00%2B24:00', /olderThan/],
         ['colour=red', /colour/],
         ['limit=1&limit=2', /twice/],
         ['name=%E0%A4%A', /UTF-8/],
@@ -142,6 +150,22 @@ for (const backend of backends) {
       )
       expect(blank.status).to.equal(200)
       expect(blank.json).to.have.length(3)
+      // Wherever the empty one comes.
+      for (const query of ['limit=&limit=2', 'limit=2&limit=']) {
+        const r = await api.server.call('GET', `/api/tasks?${query}`)
+        expect(r.status, `${query}: ${r.text}`).to.equal(200)
+        expect(r.json, query).to.have.length(2)
+      }
+      // Dates that exist, with or without a time, seconds, a fraction or a zone.
+      for (const date of [
+        '2024-02-29',
+        '2026-01-31T12:00',
+        '2026-01-31T23:59:59.999Z',
+        '2026-01-31T12:00:00-05:30',
+      ]) {
+        const r = await api.server.call('GET', `/api/tasks?olderThan=${encodeURIComponent(date)}`)
+        expect(r.status, `${date}: ${r.text}`).to.equal(200)
+      }
       const other = await api.server.call('GET', '/api/tasks?queue=elsewhere')
       expect(other.status).to.equal(404)
       expect(other.json.error.code).to.equal('ERR_WORQ_HTTP_NO_SUCH_QUEUE')
