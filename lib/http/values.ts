@@ -75,9 +75,11 @@ export function fromWire(v: unknown, where: string): unknown {
       )
     try {
       return sj.deserialize(v.$superjson as never)
-    } catch (err) {
+    } catch {
+      // Not superjson's own message: it tells of its internals (a stack overflow, a method that
+      // is not a function), not of the request.
       throw badRequest(
-        `${where} is a tagged value superjson cannot read: ${(err as Error).message}`,
+        `${where} is a tagged value that cannot be read: its "json" and "meta" must be what SuperJSON.serialize(value) returns`,
       )
     }
   }

@@ -175,6 +175,26 @@ describe('http: hostile input gets a 4xx and changes nothing', function () {
       expect(({} as Record<string, unknown>).polluted).to.equal(undefined)
     })
 
+  it('a tagged value superjson cannot read is a 400 that says so without superjson’s internals', async () => {
+    for (const meta of [
+      { values: { a: ['class', 'Foo'] } }, // superjson recursed until the stack overflowed
+      { referentialEqualities: ['a'] }, // root.forEach is not a function
+      { values: [['custom', 'Foo']] },
+    ]) {
+      const r = await api.server.call('POST', '/api/tasks', {
+        json: { name: 't.echo', args: [1, { $superjson: { json: { a: 1 }, meta } }] },
+      })
+      const what = JSON.stringify(meta)
+      expect(r.status, what).to.equal(400)
+      expect(r.json.error.code, what).to.equal('ERR_WORQ_HTTP_BAD_REQUEST')
+      expect(r.json.error.message, what).to.match(
+        /^args\[1\] is a tagged value that cannot be read: .*SuperJSON\.serialize/,
+      )
+      expect(r.json.error.message, what).to.not.match(/stack|forEach|custom value|superjson cannot/)
+    }
+    expect(await api.broker.size()).to.equal(0)
+  })
+
   it('a body that is not application/json, or not UTF-8, is a 415', async () => {
     for (const type of [
       undefined,
