@@ -44,18 +44,29 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const list = (name: string) => ({ type: 'array', items: ref(name) })
 const error = (description: string) => ({ description, content: json(ref('Error')) })
 
-/** The answers every route may give besides its own. */
-const common = {
+/** The answers every route may give besides its own (a route's own description of one wins). */
+const common: Record<string, unknown> = {
   '400': error('A bad parameter or body; the message names it.'),
   '401': error('A token is needed: Authorization: Bearer <token>.'),
   '403': error(
     'Not allowed: `authorize` refused it, the server is read-only, or the task name may not be enqueued.',
   ),
   '404': error('No such queue (or task).'),
+  '405': {
+    description: 'The path takes another method; `Allow` lists the ones it takes.',
+    headers: { Allow: { description: 'The methods the path takes.', schema: { type: 'string' } } },
+    content: json(ref('Error')),
+  },
+  '500': error('The server failed (ERR_WORQ_HTTP_INTERNAL); its onError was told why.'),
+  '503': error(
+    'The backend cannot do it now, with the library\'s code: ERR_WORQ_BACKEND_UNREACHABLE, ERR_WORQ_BACKEND_FULL, ERR_WORQ_CLOSED, … (docs/http.md, "Errors").',
+  ),
 }
 
 function op(summary: string, parameters: Param[], ok: Record<string, unknown>, extra: object = {}) {
-  return { summary, parameters, responses: { ...ok, ...common }, ...extra }
+  const responses = { ...ok }
+  for (const [status, answer] of Object.entries(common)) responses[status] ??= answer
+  return { summary, parameters, responses, ...extra }
 }
 
 const okJson = (description: string, schema: object) => ({
@@ -63,10 +74,24 @@ const okJson = (description: string, schema: object) => ({
 })
 const created = {
   '201': {
-    description: 'Enqueued: the new task, with its Location.',
+    description:
+      'Enqueued: the new task, with its Location; only { id, queue } when the task ended and its record went before the answer (a resultTimeout shorter than that).',
     headers: { Location: { description: 'Where the task is read.', schema: { type: 'string' } } },
-    content: json(ref('Task')),
+    content: json({
+      oneOf: [
+        ref('Task'),
+        {
+          type: 'object',
+          required: ['id', 'queue'],
+          additionalProperties: false,
+          properties: { id: { type: 'string' }, queue: { type: 'string' } },
+        },
+      ],
+    }),
   },
+  '504': error(
+    'Enqueued on the Redis master, but fewer replicas than its `replicas` option confirmed it in time (ERR_WORQ_REPLICATION_TIMEOUT).',
+  ),
 }
 
 /** The OpenAPI document. */
@@ -109,7 +134,11 @@ export function openApiDocument(version: string): object {
               minimum: 1,
               maximum: 1000,
             }),
-            q('offset', 'Skip this many first.', { type: 'integer', minimum: 0 }),
+            q('offset', 'Skip this many first (0–1 000 000).', {
+              type: 'integer',
+              minimum: 0,
+              maximum: 1_000_000,
+            }),
             q('olderThan', 'Created more than this many ms ago, or before this ISO date.'),
             q('newerThan', 'Created less than this many ms ago, or after this ISO date.'),
           ],
@@ -215,7 +244,9 @@ export function openApiDocument(version: string): object {
               description: 'One `data:` line of JSON (an Event) per event, with an `id:` line.',
               content: { 'text/event-stream': { schema: { type: 'string' } } },
             },
-            '503': error('Too many event streams are open.'),
+            '503': error(
+              'Too many event streams are open (ERR_WORQ_HTTP_BUSY, with Retry-After), or the backend cannot do it now.',
+            ),
           },
         ),
       },

@@ -21,6 +21,10 @@ function mismatches(doc: Doc, schema: Schema | undefined, value: unknown, at = '
   if (!schema) return []
   if (schema.$ref)
     return mismatches(doc, doc.components.schemas[schema.$ref.split('/').pop()], value, at)
+  if (schema.oneOf) {
+    const fits = (schema.oneOf as Schema[]).filter(s => mismatches(doc, s, value, at).length === 0)
+    return fits.length === 1 ? [] : [`${at}: fits ${fits.length} of the oneOf schemas, not one`]
+  }
   const out: string[] = []
   const types = schema.type === undefined ? undefined : [schema.type].flat()
   const kind =
@@ -104,6 +108,59 @@ describe('http: the OpenAPI document', function () {
       expect(op.responses['400'], where).to.be.an('object')
       if (r.method !== 'GET') expect(r.change, where).to.equal(true)
     }
+  })
+
+  it('every operation lists the 400, 405, 500 and 503 any route can answer (the 405 with Allow)', () => {
+    let operations = 0
+    for (const [path, ops] of Object.entries(doc.paths))
+      for (const [method, op] of Object.entries(ops)) {
+        const where = `${method.toUpperCase()} ${path}`
+        for (const status of ['400', '405', '500', '503'])
+          expect(op.responses[status], `${where} ${status}`).to.be.an('object')
+        expect(op.responses['405'].headers?.Allow, where).to.be.an('object')
+        operations++
+      }
+    expect(operations).to.equal(routeTable(new Set()).length)
+    // A route's own 503 is kept: the health check's carries its body.
+    expect(
+      doc.paths['/api/health']!.get.responses['503'].content['application/json'].schema,
+    ).to.deep.equal({ $ref: '#/components/schemas/Health' })
+  })
+
+  it('a 201 of a submit or a retry is the Task, or only { id, queue } when its record went first', () => {
+    for (const [path, method] of [
+      ['/api/tasks', 'post'],
+      ['/api/tasks/{id}/retry', 'post'],
+    ] as const) {
+      const schema = doc.paths[path]![method].responses['201'].content['application/json'].schema
+      expect(mismatches(doc, schema, { id: 'x', queue: 'q' }), path).to.deep.equal([])
+      expect(mismatches(doc, schema, { id: 'x' }), path).to.not.deep.equal([])
+      expect(mismatches(doc, schema, { id: 'x', queue: 'q', extra: 1 }), path).to.not.deep.equal([])
+      expect(doc.paths[path]![method].responses['504'], `${path} 504`).to.be.an('object')
+    }
+  })
+
+  it("each integer query parameter has the server's bounds: its maximum is taken, one past either end refused", async () => {
+    let checked = 0
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      const params = (ops.get?.parameters ?? []) as Array<{
+        name: string
+        in: string
+        schema: Schema
+      }>
+      for (const p of params.filter(p => p.in === 'query' && p.schema.type === 'integer')) {
+        const where = `GET ${path}?${p.name}`
+        expect(p.schema.minimum, where).to.be.a('number')
+        expect(p.schema.maximum, where).to.be.a('number')
+        const at = async (n: number) =>
+          (await api.server.call('GET', `${path}?${p.name}=${n}`)).status
+        expect(await at(p.schema.maximum), `${where}=${p.schema.maximum}`).to.equal(200)
+        expect(await at(p.schema.maximum + 1), `${where}=${p.schema.maximum + 1}`).to.equal(400)
+        expect(await at(p.schema.minimum - 1), `${where}=${p.schema.minimum - 1}`).to.equal(400)
+        checked++
+      }
+    }
+    expect(checked).to.equal(3) // limit, offset, minutes
   })
 
   it('every operation answers, on a live server, with a status the document lists and the shape it describes', async () => {
