@@ -18,11 +18,12 @@
  * | `ERR_WORQ_BACKEND_FULL` | BackendFull | Redis refused an operation: it is out of memory (`maxmemory` under `noeviction`) |
  * | `ERR_WORQ_LISTING_OFF` | ListingOff | `tasks()` on a queue whose `listing` setting is off |
  * | `ERR_WORQ_NOT_RETRYABLE` | NotRetryable | `retry(id)` of a task that did not fail, expire or get cancelled, or whose call was not kept |
- * | `ERR_WORQ_BACKEND_UNREACHABLE` | BackendUnreachable | the PostgreSQL server did not accept a connection within its connect timeout |
+ * | `ERR_WORQ_BACKEND_UNREACHABLE` | BackendUnreachable | the server (Redis or PostgreSQL) did not answer within `connectTimeoutMs` |
  * | `ERR_WORQ_SCHEMA_TOO_NEW` | SchemaTooNew | the database's worq schema is newer than this worq |
  * | `ERR_WORQ_MIGRATION_DENIED` | MigrationDenied | the PostgreSQL role may not create or upgrade worq's schema, or not use it |
  * | `ERR_WORQ_NO_TRANSACTIONS` | TransactionsUnsupported | the `tx` option on a backend other than postgres:// |
  * | `ERR_WORQ_STATEMENT_TIMEOUT` | StatementTimeout | the PostgreSQL server cancelled a worq statement for its `statement_timeout` or `lock_timeout` |
+ * | `ERR_WORQ_REPLICATION_TIMEOUT` | ReplicationTimeout | with `replicas`, fewer replicas than asked acknowledged a write in time (it holds on the master) |
  */
 
 /** What a remote error looked like, carried across the wire. */
