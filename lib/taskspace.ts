@@ -7,7 +7,7 @@ import type { TaskFunction } from './types.js'
 const NAME = /^[A-Za-z_$][\w$-]*(\.[A-Za-z_$][\w$-]*)*$/
 
 /** The longest dotted name, in characters. */
-const MAX_NAME = 1024
+const MAX_NAME = 4096
 
 /**
  * Name segments a queue's Proxy does not treat as names: `then` (so that a queue is not taken for
