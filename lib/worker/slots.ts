@@ -112,22 +112,30 @@ export class Slots {
     return finishes
   }
 
-  /** Gives up the runs still going at a stop's timeout: retried while attempts remain, else expired. */
+  /**
+   * Gives up the runs still going at a stop's timeout: each finishes `expired` ("the worker
+   * stopped"), or with attempts left goes back in line at once (no backoff) with that expiry as the
+   * retry's reason.
+   */
   handBack(): Finish[] {
     const reason = 'the worker stopped before the task finished (stop timeout)'
     const finishes: Finish[] = []
-    for (const { task, controller } of this.running.values()) {
+    const now = Date.now()
+    for (const { task, started, controller } of this.running.values()) {
       controller.abort(new Error(reason))
-      finishes.push(
-        task.attempt < task.attempts
-          ? { id: task.id, token: task.token, outcome: '', retryAt: Date.now() }
-          : {
-              id: task.id,
-              token: task.token,
-              outcome: expiredOutcome(task.name, this.host.queue, task.id, reason, task.attempt),
-            },
-      )
-      this.host.leases.delete(task.id)
+      const { id, token, name, attempt } = task
+      const outcome = expiredOutcome(name, this.host.queue, id, reason, attempt)
+      finishes.push({
+        id,
+        token,
+        outcome,
+        ...(attempt < task.attempts && { retryAt: now }),
+        runMs: now - started,
+        waitMs: Math.max(0, started - task.dueAt),
+        name,
+        attempt,
+      })
+      this.host.leases.delete(id)
     }
     this.running.clear()
     return finishes

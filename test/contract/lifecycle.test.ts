@@ -299,48 +299,6 @@ for (const backend of backends) {
         await w.close()
       }
     })
-
-    it('stop() lets running tasks finish within its timeout', async () => {
-      const started = latch()
-      const release = latch()
-      const w = await withWorker(url, b =>
-        b.expose(async function slow() {
-          started.resolve()
-          await release.promise
-          return 'done'
-        }),
-      )
-      try {
-        const d = await w.broker.queue().slow()
-        await started.promise
-        const stopping = w.pool.stop({ timeout: 5000 })
-        release.resolve()
-        await stopping
-        expect(await d.result(1000)).to.equal('done')
-      } finally {
-        await w.close()
-      }
-    })
-
-    it('stop() past its timeout hands a running task back (attempts left) or expires it', async () => {
-      const started = latch()
-      const w = await withWorker(url, b =>
-        b.expose(async function hang() {
-          started.resolve()
-          await new Promise(() => undefined)
-        }),
-      )
-      try {
-        const q = w.broker.queue()
-        const once = await q.hang()
-        await started.promise
-        await w.pool.stop({ timeout: 10 })
-        expect(await once.wait(1000)).to.equal(true)
-        expect(() => once.value).to.throw(TaskExpired, /stop timeout/)
-      } finally {
-        await w.close()
-      }
-    })
   })
 }
 

@@ -273,7 +273,7 @@ export class MemoryEngine {
     return reserved
   }
 
-  /** Applies a worker's finishes; returns the ids of refused ones that lost a run (stale). */
+  /** Applies a worker's finishes; returns the ids of refused ones (stale; or unreadable). */
   applyFinishes(q: QueueState, done: readonly Finish[], now: number): string[] {
     const stale: string[] = []
     for (const f of done) {
@@ -298,6 +298,8 @@ export class MemoryEngine {
         rec.state = 'enqueued'
         q.wait.unshift(f.id, rec.task.priority)
         q.wake()
+      } else if (!readable(f)) {
+        stale.push(f.id) // refused alone: its lease lapses and the sweep puts it back or expires it
       } else if (f.retryAt !== undefined) {
         this.#retry(q, rec, f.retryAt, outcomeError(f.outcome), now)
       } else {
@@ -392,5 +394,15 @@ export class MemoryEngine {
       }
     }
     return handled
+  }
+}
+
+/** A finish whose outcome can be read (a retry's failure, or what an outcome's event shows). */
+function readable(f: Finish): boolean {
+  try {
+    if (f.retryAt !== undefined || f.outcome.charAt(0) !== 'c') outcomeError(f.outcome)
+    return true
+  } catch {
+    return false
   }
 }
