@@ -10,6 +10,7 @@ import { isThenable } from '../resolve-args.js'
 import { encodeValue } from '../serializer.js'
 import { LazyAbort } from './abort.js'
 import type { WorkerPoolEvents } from './events.js'
+import type { FinalStatus } from '../types.js'
 import type { Executor } from './executor.js'
 import type { LeaseKeeper } from './leases.js'
 import type { ProgressWriter } from './progress.js'
@@ -115,29 +116,34 @@ export class Slots {
   /**
    * Gives up the runs still going at a stop's timeout: each finishes `expired` ("the worker
    * stopped"), or with attempts left goes back in line at once (no backoff) with that expiry as the
-   * retry's reason.
+   * retry's reason. Each gets its `task:end`, and onIdle() waiters wake.
    */
   handBack(): Finish[] {
     const reason = 'the worker stopped before the task finished (stop timeout)'
     const finishes: Finish[] = []
     const now = Date.now()
-    for (const { task, started, controller } of this.running.values()) {
+    const runs = [...this.running.values()]
+    this.running.clear()
+    for (const { task, started, controller } of runs) {
       controller.abort(new Error(reason))
       const { id, token, name, attempt } = task
-      const outcome = expiredOutcome(name, this.host.queue, id, reason, attempt)
+      const cancelled = this.#cancelled.delete(id)
+      if (!cancelled) this.host.progress.flush(id)
+      const retry = attempt < task.attempts
       finishes.push({
         id,
         token,
-        outcome,
-        ...(attempt < task.attempts && { retryAt: now }),
+        outcome: expiredOutcome(name, this.host.queue, id, reason, attempt),
+        ...(retry && { retryAt: now }),
         runMs: now - started,
         waitMs: Math.max(0, started - task.dueAt),
         name,
         attempt,
       })
       this.host.leases.delete(id)
+      this.#reportEnd(task, cancelled ? 'cancelled' : retry ? 'retry' : 'expired', now - started)
     }
-    this.running.clear()
+    this.#wakeIdle()
     return finishes
   }
 
@@ -245,18 +251,19 @@ export class Slots {
         : finish.retryAt !== undefined
           ? 'retry'
           : outcomeStatus(finish.outcome)
-      this.host.emit('task:end', {
-        id: task.id,
-        name: task.name,
-        queue: this.host.queue,
-        status,
-        ms,
-      })
+      this.#reportEnd(task, status, ms)
     }
-    if (this.running.size === 0) {
-      for (const resolve of this.#idle) resolve()
-      this.#idle.clear()
-    }
+    if (this.running.size === 0) this.#wakeIdle()
+  }
+
+  #reportEnd(task: ReservedTask, status: FinalStatus | 'retry', ms: number): void {
+    const { id, name } = task
+    this.host.emit('task:end', { id, name, queue: this.host.queue, status, ms })
+  }
+
+  #wakeIdle(): void {
+    for (const resolve of this.#idle) resolve()
+    this.#idle.clear()
   }
 
   /** A running task reported progress: the pool's event, and (coalesced) the backend. */

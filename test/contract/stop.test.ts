@@ -95,6 +95,39 @@ for (const backend of backends) {
       }
     })
 
+    it('tasks handed back at stop end with task:end (expired, retry) and wake onIdle() waiters', async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      let hanging = 0
+      const allStarted = latch()
+      broker.expose(function hang() {
+        if (++hanging === 2) allStarted.resolve()
+        return new Promise(() => undefined)
+      })
+      const pool = new WorkerPool(broker, { concurrency: 2, prefetch: 0 })
+      const ends: Array<{ id: string; status: string }> = []
+      pool.on('task:end', e => ends.push({ id: e.id, status: e.status }))
+      try {
+        await pool.start()
+        const q = broker.queue()
+        const once = await q.hang()
+        const twice = await task(q.hang, { attempts: 2 })()
+        await allStarted.promise
+        let idle = false
+        const idled = pool.onIdle().then(() => (idle = true))
+        await pool.stop({ timeout: 50 })
+        expect(idle, 'onIdle() resolved by the time stop() did').to.equal(true)
+        await idled
+        expect(pool.running).to.equal(0)
+        expect(ends).to.have.deep.members([
+          { id: once.id, status: 'expired' },
+          { id: twice.id, status: 'retry' },
+        ])
+      } finally {
+        await broker.close()
+      }
+    })
+
     it('a finish the backend cannot read is refused alone: the rest of its batch is applied and the task is not lost', async () => {
       const queue = uniqueQueue()
       const broker = getBroker(url, queue)
