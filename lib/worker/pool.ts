@@ -52,6 +52,10 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   #startedAt = 0
   #stopping: Promise<void> | undefined
   #hurry: (() => void) | undefined
+  /** The start under way, if any: a stop() meanwhile waits for it. */
+  #starting: Promise<void> | undefined
+  /** stop() was called while start() ran: the lanes are not started, the pool stops once up. */
+  #stopAsked = false
 
   constructor(broker: Broker, options: WorkerPoolOptions = {}) {
     super()
@@ -70,12 +74,22 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   /**
    * Starts taking tasks. Resolves once the backend is open. Starting twice throws. A start that
    * fails (the backend unreachable or full) undoes what it began and leaves the pool stopped:
-   * `stop()` then resolves at once, and a new pool may be started.
+   * `stop()` then resolves at once, and a new pool may be started. A `stop()` called while it
+   * starts takes effect once it has started (no task is taken meanwhile).
    */
   async start(): Promise<void> {
     if (this.#state !== 'idle')
       throw new Error(`cannot start a WorkerPool that is ${this.#state}; create a new one`)
     this.#state = 'running'
+    this.#starting = this.#start()
+    try {
+      await this.#starting
+    } finally {
+      this.#starting = undefined
+    }
+  }
+
+  async #start(): Promise<void> {
     try {
       await this.#executor.start?.()
     } catch (err) {
@@ -133,7 +147,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     await upkeep.start()
     this.#paused = (await backend.settings(queue)).paused
     if (this.#paused) this.emit('pool:paused', { queue, paused: true })
-    for (const lane of lanes) lane.start()
+    if (!this.#stopAsked) for (const lane of lanes) lane.start()
   }
 
   #laneHost(backend: Backend, progress: ProgressWriter): LaneHost {
@@ -213,6 +227,11 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
    */
   async stop(options: StopOptions = {}): Promise<void> {
     const { timeout = 10_000 } = options
+    if (this.#starting) {
+      // Called while start() runs: stop once it has started (a start that failed left it stopped).
+      this.#stopAsked = true
+      await this.#starting.catch(() => undefined)
+    }
     if (this.#state === 'idle') {
       this.#state = 'stopped'
       return
