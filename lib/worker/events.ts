@@ -1,7 +1,8 @@
 /**
  * The WorkerPool's events, typed. Names are namespaced: `task:*`, `lease:*`, `pool:*`.
  */
-import { EventEmitter } from 'node:events'
+import { WorqError } from '../errors.js'
+import { remoteError } from '../remote-error.js'
 import type { FinalStatus } from '../types.js'
 
 /** Every event a WorkerPool emits, with its payload. */
@@ -113,35 +114,102 @@ export interface WorkerPoolEvents {
   'pool:error': [Error]
 }
 
-/** An EventEmitter typed by an event map. */
+/**
+ * A listener of a pool's events (or of its child processes' events) threw, or returned a promise
+ * that rejected: reported as `pool:error`, and the pool went on. Code `ERR_WORQ_LISTENER`; `cause`
+ * is what the listener threw, `event` the event it was listening to.
+ */
+export class ListenerError extends WorqError {
+  /** The event whose listener threw, e.g. `task:end`. */
+  readonly event: string
+  constructor(event: string, cause: unknown) {
+    const { name, message } = remoteError(cause)
+    super(
+      'ERR_WORQ_LISTENER',
+      `a listener of "${event}" threw ${name}: ${message}; the pool went on (catch errors in your listeners)`,
+      { cause },
+    )
+    this.event = event
+  }
+}
+
+type Listener = (...args: any[]) => unknown
+
+/**
+ * An event emitter typed by an event map, whose listeners are isolated: one that throws (or whose
+ * promise rejects) does not keep the others from being called, and its error never reaches the
+ * code that emitted the event (a lane's loop, the backend's control channel, a caller's
+ * `cancel()`): it goes to {@link TypedEmitter.listenerThrew}.
+ */
 export class TypedEmitter<E extends { [K in keyof E]: unknown[] }> {
-  readonly #ee = new EventEmitter()
+  readonly #listeners = new Map<string, Array<{ fn: Listener; once: boolean }>>()
 
   /** Adds a listener. */
   on<K extends keyof E & string>(event: K, listener: (...args: E[K]) => void): this {
-    this.#ee.on(event, listener as (...args: unknown[]) => void)
-    return this
+    return this.#add(event, listener, false)
   }
 
   /** Adds a one-time listener. */
   once<K extends keyof E & string>(event: K, listener: (...args: E[K]) => void): this {
-    this.#ee.once(event, listener as (...args: unknown[]) => void)
+    return this.#add(event, listener, true)
+  }
+
+  /** Removes a listener (the one added last, when it was added more than once). */
+  off<K extends keyof E & string>(event: K, listener: (...args: E[K]) => void): this {
+    const list = this.#listeners.get(event)
+    const i = list ? list.findLastIndex(l => l.fn === listener) : -1
+    if (i >= 0) list!.splice(i, 1)
     return this
   }
 
-  /** Removes a listener. */
-  off<K extends keyof E & string>(event: K, listener: (...args: E[K]) => void): this {
-    this.#ee.off(event, listener as (...args: unknown[]) => void)
+  #add(event: string, fn: Listener, once: boolean): this {
+    let list = this.#listeners.get(event)
+    if (!list) this.#listeners.set(event, (list = []))
+    list.push({ fn, once })
     return this
   }
 
   /** True when `event` has listeners (so a payload is built only when someone listens). */
   protected listens(event: keyof E & string): boolean {
-    return this.#ee.listenerCount(event) > 0
+    return (this.#listeners.get(event)?.length ?? 0) > 0
   }
 
-  /** Calls `event`'s listeners with `args`. */
+  /**
+   * Calls `event`'s listeners with `args`, in the order they were added, each on its own: a throw
+   * or a rejected promise of one goes to listenerThrew(). Never throws.
+   */
   protected emit<K extends keyof E & string>(event: K, ...args: E[K]): void {
-    this.#ee.emit(event, ...args)
+    const list = this.#listeners.get(event)
+    if (!list || list.length === 0) return
+    // Listeners added or removed by a listener take effect from the next emit.
+    for (const entry of list.slice()) {
+      if (entry.once) {
+        const i = list.indexOf(entry)
+        if (i >= 0) list.splice(i, 1)
+      }
+      try {
+        const returned = entry.fn(...args)
+        if (typeof (returned as PromiseLike<unknown> | undefined)?.then === 'function')
+          (returned as PromiseLike<unknown>).then(undefined, (err: unknown) =>
+            this.#threw(event, err, args),
+          )
+      } catch (err) {
+        this.#threw(event, err, args)
+      }
+    }
   }
+
+  #threw(event: string, err: unknown, args: unknown[]): void {
+    try {
+      this.listenerThrew(event, err, args)
+    } catch {
+      // Nowhere left to report it: the library never prints.
+    }
+  }
+
+  /**
+   * A listener of `event` (called with `args`) threw `err`. Here it is dropped (the library never
+   * prints); the pool reports it as `pool:error`.
+   */
+  protected listenerThrew(_event: string, _err: unknown, _args: unknown[]): void {}
 }

@@ -20,6 +20,11 @@ export interface Executor {
   exposedNames?(): readonly string[]
   /** Releases what the executor holds (child processes). Tasks still running are abandoned. */
   close(): Promise<void>
+  /**
+   * Where the executor reports errors that are no task's (a listener of its own events that
+   * threw): the pool passes its `pool:error`. Optional.
+   */
+  onError?(report: (err: Error) => void): void
 }
 
 /** Runs tasks on this process's event loop. */

@@ -9,7 +9,7 @@
 import { hostname } from 'node:os'
 import type { Backend, ControlMessage, WorkerInfo } from '../backends/backend.js'
 import type { Broker } from '../broker.js'
-import { TypedEmitter, type WorkerPoolEvents } from './events.js'
+import { ListenerError, TypedEmitter, type WorkerPoolEvents } from './events.js'
 import type { Executor } from './executor.js'
 import { Lane, type LaneHost } from './lane.js'
 import {
@@ -69,6 +69,16 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     this.#blockTimeout = o.blockTimeout
     this.#heartrate = o.heartrate
     this.#executor = o.executor
+    this.#executor.onError?.(err => this.emit('pool:error', err))
+  }
+
+  /**
+   * A listener of this pool's events threw: reported as `pool:error` (a ListenerError). A
+   * `pool:error` listener that throws on such a report is not told again, so that it cannot go on.
+   */
+  protected override listenerThrew(event: string, err: unknown, args: unknown[]): void {
+    if (event === 'pool:error' && args[0] instanceof ListenerError) return
+    this.emit('pool:error', new ListenerError(event, err))
   }
 
   /**

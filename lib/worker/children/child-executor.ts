@@ -15,7 +15,7 @@
 import type { Finish, ReservedTask } from '../../backends/backend.js'
 import { TaskTimeout, type RemoteError } from '../../errors.js'
 import { remoteError } from '../../outcome.js'
-import { TypedEmitter } from '../events.js'
+import { ListenerError, TypedEmitter } from '../events.js'
 import { fail, type RunEnv } from '../execute.js'
 import type { Executor } from '../executor.js'
 import { Child, type Run } from './child.js'
@@ -71,6 +71,8 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
   /** ms before the next spawn after children failed to load; 0 when the last one loaded. */
   #respawnDelay = 0
   #respawnTimer: NodeJS.Timeout | undefined
+  /** Where a listener's throw goes (the pool's `pool:error`); dropped without a pool. */
+  #report: ((err: Error) => void) | undefined
 
   constructor(options: ChildProcessExecutorOptions) {
     super()
@@ -91,6 +93,18 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     this.#startTimeout = startTimeout
     this.#execArgv = options.execArgv ?? process.execArgv.filter(a => !a.startsWith('--inspect'))
     this.#taskContext = options.taskContext ?? true
+  }
+
+  /**
+   * Where errors that are no task's go: a listener of this executor's events that threw.
+   * @internal the pool calls it
+   */
+  onError(report: (err: Error) => void): void {
+    this.#report = report
+  }
+
+  protected override listenerThrew(event: string, err: unknown): void {
+    this.#report?.(new ListenerError(event, err))
   }
 
   /** The task names the children expose (known once started). */
