@@ -15,6 +15,7 @@ import { decodeCall } from '../serializer.js'
 import { isThenable } from '../resolve-args.js'
 import { TaskTimeout, type RemoteError } from '../errors.js'
 import type { TaskFunction } from '../types.js'
+import { timerMs } from './durations.js'
 import { noteUntracked, RunContext, runInContext, type RunHost } from './context.js'
 import type { LazyAbort } from './abort.js'
 
@@ -178,7 +179,7 @@ async function raceTimeout(
     return err
   }
   const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timeOut()), task.timeout)
+    timer = setTimeout(() => reject(timeOut()), timerMs(task.timeout))
   })
   const started = performance.now()
   const late = () => performance.now() - started > task.timeout

@@ -6,6 +6,7 @@
  * renewal before it starts: lane.ts).
  */
 import type { Backend, Lease } from '../backends/backend.js'
+import { timerMs } from './durations.js'
 
 /** What the keeper reports. */
 export interface LeaseHooks {
@@ -54,7 +55,8 @@ export class LeaseKeeper {
     if (this.#stopped) return
     clearTimeout(this.#timer)
     this.#every = every
-    this.#timer = setTimeout(() => void this.#renew(), every)
+    // A task stored by an earlier worq may carry a heartrate past what a timer can wait.
+    this.#timer = setTimeout(() => void this.#renew(), timerMs(every))
   }
 
   async #renew(): Promise<void> {
@@ -63,7 +65,9 @@ export class LeaseKeeper {
       this.#every = Infinity
       return
     }
-    this.#schedule(Math.min(...leases.map(l => l.heartrate)))
+    let every = Infinity
+    for (const lease of leases) if (lease.heartrate < every) every = lease.heartrate
+    this.#schedule(every)
     try {
       const lost = await this.backend.renew(this.queue, leases)
       for (const id of lost) {

@@ -2,9 +2,9 @@
  * WorkerPool options: their documentation, defaults and checks, and the executor they choose.
  */
 import { nanoid } from 'nanoid'
-import { MAX_TIMER_MS } from '../backends/backend.js'
 import type { Broker } from '../broker.js'
 import { ChildProcessExecutor } from './children/child-executor.js'
+import { checkDuration } from './durations.js'
 import { makeRunner } from './execute.js'
 import { InProcessExecutor, type Executor } from './executor.js'
 
@@ -12,9 +12,12 @@ import { InProcessExecutor, type Executor } from './executor.js'
 export interface WorkerPoolOptions {
   /** Tasks run at once. @default 10, or `processes` when that is set */
   concurrency?: number
-  /** ms between sweeps for lapsed leases (shared by all workers of the queue). @default 5_000 */
+  /**
+   * ms between sweeps for lapsed leases (shared by all workers of the queue): from 10 to 2^31 − 1.
+   * @default 5_000
+   */
   sweepInterval?: number
-  /** Longest single blocking wait for work, in ms. @default 5_000 */
+  /** Longest single blocking wait for work, in ms: from 10 to 2^31 − 1. @default 5_000 */
   blockTimeout?: number
   /**
    * The worker's heartrate, ms: the longest lease renewal period of any task this pool runs. A
@@ -48,7 +51,7 @@ export interface WorkerPoolOptions {
   maxTasksPerChild?: number
   /**
    * With `processes`: ms a child gets past a task's `timeout` to answer before it is killed (and
-   * replaced), as the CLI's `--kill-grace`. @default 5000
+   * replaced), as the CLI's `--kill-grace`: from 0 to 2^31 − 1. @default 5000
    */
   killGrace?: number
   /**
@@ -106,8 +109,19 @@ export function laneIds(id: string, lanes: number): string[] {
 
 /** Options of `stop`. */
 export interface StopOptions {
-  /** ms to let running tasks finish; then they are handed back (attempts left) or expired. @default 10_000 */
+  /**
+   * ms to let running tasks finish; then they are handed back (attempts left) or expired. A number
+   * from 0 to 2^31 − 1, or `Infinity` to wait for them however long they take (a later
+   * `stop({ timeout: 0 })` still hands them back at once). @default 10_000
+   */
   timeout?: number
+}
+
+/** The `timeout` of stop()'s options, checked (a TypeError names it). */
+export function stopTimeout(options: StopOptions | undefined): number {
+  const { timeout = 10_000 } = options ?? {}
+  if (timeout === Infinity) return timeout
+  return checkDuration('timeout', timeout, 0, ', or Infinity to wait for running tasks')
 }
 
 /** Options after defaults and checks. */
@@ -161,17 +175,9 @@ export function resolvePoolOptions(
     )
   if (typeof taskContext !== 'boolean')
     throw new TypeError(`Expected \`taskContext\` to be true or false, got ${String(taskContext)}`)
-  if (!(sweepInterval >= 10))
-    throw new TypeError('Expected `sweepInterval` to be a number of ms ≥ 10')
-  if (!(blockTimeout >= 10))
-    throw new TypeError('Expected `blockTimeout` to be a number of ms ≥ 10')
-  if (
-    heartrate !== undefined &&
-    !(typeof heartrate === 'number' && heartrate >= 10 && heartrate <= MAX_TIMER_MS)
-  )
-    throw new TypeError(
-      `Expected \`heartrate\` to be a number from 10 to ${MAX_TIMER_MS} (milliseconds), got ${String(heartrate)}`,
-    )
+  checkDuration('sweepInterval', sweepInterval, 10)
+  checkDuration('blockTimeout', blockTimeout, 10)
+  if (heartrate !== undefined) checkDuration('heartrate', heartrate, 10)
   return {
     id,
     concurrency,

@@ -16,6 +16,7 @@ import {
   laneCount,
   laneIds,
   resolvePoolOptions,
+  stopTimeout,
   type StopOptions,
   type WorkerPoolOptions,
 } from './pool-options.js'
@@ -232,11 +233,13 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
   }
 
   /**
-   * Stops taking work and lets running tasks finish within `timeout`; tasks still running then are
-   * handed back for another attempt, or expired when none is left. Idempotent.
+   * Stops taking work and lets running tasks finish within `timeout` (`Infinity`: however long they
+   * take); tasks still running then are handed back for another attempt, or expired when none is
+   * left. Idempotent. A `timeout` that is not a number of ms from 0 to 2^31 − 1 or `Infinity`
+   * rejects with a TypeError.
    */
   async stop(options: StopOptions = {}): Promise<void> {
-    const { timeout = 10_000 } = options
+    const timeout = stopTimeout(options)
     if (this.#starting) {
       // Called while start() runs: stop once it has started (a start that failed left it stopped).
       this.#stopAsked = true
@@ -269,7 +272,7 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
       this.onIdle().then(() => false),
       new Promise<boolean>(r => {
         this.#hurry = () => r(true)
-        timer = setTimeout(() => r(true), timeout)
+        if (timeout !== Infinity) timer = setTimeout(() => r(true), timeout)
       }),
     ])
     clearTimeout(timer)

@@ -7,15 +7,13 @@
  */
 import type { Backend, StoredSchedule } from '../backends/backend.js'
 import { MISSED_MS, nextDue } from '../admin/schedules.js'
+import { timerMs } from './durations.js'
 
 /**
  * A due time that came this long before the pool started counts as missed (no pool ran it): a
  * shorter gap is another pool's firing under way, which this pool's first read may not see yet.
  */
 const START_GRACE_MS = 250
-
-/** Longest timer (Node's limit); a longer wait re-arms. */
-const MAX_TIMER_MS = 2_147_483_647
 
 export class Scheduler {
   #schedules: StoredSchedule[] = []
@@ -53,7 +51,8 @@ export class Scheduler {
     let first = Infinity
     for (const s of this.#schedules) if (s.next !== null && s.next < first) first = s.next
     if (first === Infinity) return
-    const wait = Math.min(Math.max(0, first - Date.now()), MAX_TIMER_MS)
+    // A longer wait re-arms: the timer fires at Node's limit and reads the schedules again.
+    const wait = timerMs(first - Date.now())
     this.#timer = setTimeout(() => void this.#fireDue(), wait)
     this.#timer.unref()
   }

@@ -16,6 +16,7 @@ import type { Finish, ReservedTask } from '../../backends/backend.js'
 import { TaskTimeout, type RemoteError } from '../../errors.js'
 import { remoteError } from '../../outcome.js'
 import { ListenerError, TypedEmitter } from '../events.js'
+import { checkDuration, timerMs } from '../durations.js'
 import { fail, type RunEnv } from '../execute.js'
 import type { Executor } from '../executor.js'
 import { Child, type Run } from './child.js'
@@ -36,7 +37,7 @@ export interface ChildProcessExecutorOptions {
   maxTasksPerChild?: number
   /**
    * ms a child gets past a task's `timeout` to answer before it is killed; also how long an ended
-   * child may take to exit before SIGKILL. @default 5_000
+   * child may take to exit before SIGKILL. From 0 to 2^31 − 1. @default 5_000
    */
   killGrace?: number
   /**
@@ -44,7 +45,7 @@ export interface ChildProcessExecutorOptions {
    * such as `--import tsx` carries over)
    */
   execArgv?: string[]
-  /** ms a child may take to load the tasks module at `start()`. @default 30_000 */
+  /** ms a child may take to load the tasks module at `start()`: from 1 to 2^31 − 1. @default 30_000 */
   startTimeout?: number
   /**
    * Run each task in its async context, so that `taskContext()` works anywhere in its flow; false:
@@ -88,9 +89,8 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     this.#perChild = count('concurrency', concurrency)
     if (maxTasksPerChild !== Infinity) count('maxTasksPerChild', maxTasksPerChild)
     this.#maxTasks = maxTasksPerChild
-    if (!(killGrace >= 0)) throw new TypeError('Expected `killGrace` to be a number of ms ≥ 0')
-    this.#grace = killGrace
-    this.#startTimeout = startTimeout
+    this.#grace = checkDuration('killGrace', killGrace, 0)
+    this.#startTimeout = checkDuration('startTimeout', startTimeout, 1)
     this.#execArgv = options.execArgv ?? process.execArgv.filter(a => !a.startsWith('--inspect'))
     this.#taskContext = options.taskContext ?? true
   }
@@ -263,7 +263,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     child.dispatched++
     if (child.dispatched >= this.#maxTasks) this.#retire(child)
     if (task.timeout > 0) {
-      run.timer = setTimeout(() => this.#overran(child, run), task.timeout + this.#grace)
+      run.timer = setTimeout(() => this.#overran(child, run), timerMs(task.timeout + this.#grace))
     }
     child.send({ t: 'run', task, queue, workerId: run.env.workerId })
   }
