@@ -282,10 +282,13 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     on.unsubscribe()
     this.#state = 'stopped'
     for (const lane of on.lanes) lane.wake()
-    await Promise.all(on.lanes.map(lane => lane.ended()))
-    // A handover popped as a loop ended is released here rather than left to lapse.
-    await Promise.all(on.lanes.map(lane => lane.flushLate()))
-    await this.#executor.close()
+    try {
+      await Promise.all(on.lanes.map(lane => lane.ended()))
+      // A handover popped as a loop ended is released here rather than left to lapse.
+      await Promise.all(on.lanes.map(lane => lane.flushLate()))
+    } finally {
+      await this.#executor.close()
+    }
     await upkeepStopped
     await this.#unregister(on)
   }
@@ -299,19 +302,39 @@ export class WorkerPool extends TypedEmitter<WorkerPoolEvents> {
     )
   }
 
-  /** Stops everything at once: the backend is gone. */
+  /**
+   * Stops everything at once: the backend is gone (the broker was closed under the pool). Running
+   * tasks are abandoned (nothing they return can be delivered), and the executor closes: a pool's
+   * child processes end with it. A later stop() resolves once they have.
+   */
   #halt(): void {
     const on = this.#on!
     if (this.#state === 'stopped') return
-    void on.upkeep.stop()
     for (const lane of on.lanes) {
       lane.leases.stop()
       lane.slots.clear()
     }
+    // A stop under way goes on at once: there is nothing left to wait for.
+    if (this.#state === 'stopping') {
+      this.#hurry?.()
+      return
+    }
+    const upkeepStopped = on.upkeep.stop()
     on.progress.close()
     on.unsubscribe()
     this.#state = 'stopped'
     for (const lane of on.lanes) lane.wake()
+    this.#stopping = this.#halted(on, upkeepStopped)
+  }
+
+  /** After a halt: the lanes' loops end, then the executor closes. */
+  async #halted(on: Started, upkeepStopped: Promise<void>): Promise<void> {
+    try {
+      await Promise.all(on.lanes.map(lane => lane.ended()))
+    } finally {
+      await this.#executor.close()
+    }
+    await upkeepStopped
   }
 
   /** This worker's registration: what it exposes and what it runs now. */

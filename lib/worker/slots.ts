@@ -147,10 +147,11 @@ export class Slots {
     return finishes
   }
 
-  /** Forgets everything (the backend is gone). */
+  /** Forgets everything (the backend is gone); onIdle() waiters wake. */
   clear(): void {
     this.running.clear()
     this.buffer = []
+    this.#wakeIdle()
   }
 
   /** The keeper found the lease of `id` lost: abort its run. */

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { getBroker, WorkerPool } from '../../lib/index.js'
 import { ChildProcessExecutor } from '../../lib/worker/children/index.js'
 import type { ChildExecutorEvents } from '../../lib/worker/children/index.js'
-import { uniqueQueue } from '../helpers/util.js'
+import { latch, uniqueQueue } from '../helpers/util.js'
 import { w } from '../fixtures/worker-tasks.js'
 
 const TASKS = fileURLToPath(new URL('../fixtures/worker-tasks.ts', import.meta.url))
@@ -48,6 +48,32 @@ describe('worker: stopping a pool while it starts, or after its broker closed (m
       } finally {
         await pool.stop({ timeout: 0 })
         await broker.close()
+      }
+    })
+  }
+
+  for (const stop of [true, false]) {
+    const what = stop ? 'stop() resolves once they ended' : 'they end without a stop()'
+    it(`a broker closed under a pool with child processes: pool:error BrokerClosed, and ${what}`, async () => {
+      const broker = getBroker('memory://', uniqueQueue('stop'))
+      const executor = new ChildProcessExecutor({ tasks: TASKS, processes: 2 })
+      const exits: Exit[] = []
+      const bothExited = latch()
+      executor.on('child:exit', e => exits.push(e) === 2 && bothExited.resolve())
+      const pool = new WorkerPool(broker, { executor })
+      const closed = new Promise<Error>(resolve => pool.on('pool:error', resolve))
+      try {
+        await pool.start()
+        expect(executor.pids).to.have.length(2)
+        await broker.close()
+        expect(await closed).to.have.property('code', 'ERR_WORQ_CLOSED')
+        if (stop) await pool.stop()
+        else await bothExited.promise
+        expect(executor.pids).to.deep.equal([])
+        expect(exits.map(e => e.reason)).to.deep.equal(['stopped', 'stopped'])
+      } finally {
+        await pool.stop() // resolves, again
+        await executor.close()
       }
     })
   }
