@@ -4,7 +4,10 @@
  * process; each kind of crash fails only its own task and the child is replaced.
  */
 import { expect } from 'chai'
-import { fileURLToPath } from 'node:url'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import {
   getBroker,
   task,
@@ -220,6 +223,74 @@ describe('worker: child processes (memory://)', function () {
     for (const pid of pids) perChild.set(pid, (perChild.get(pid) ?? 0) + 1)
     expect([...perChild.keys()].sort()).to.deep.equal([...executor.pids].sort())
     expect([...perChild.values()]).to.deep.equal([2, 2])
+  })
+
+  /** Resolves after `n` task:start events of the pool from now. */
+  function starts(n: number): Promise<void> {
+    let seen = 0
+    return new Promise(resolve => pool.on('task:start', () => ++seen === n && resolve()))
+  }
+
+  it('a replacement child killed as it starts is respawned: a task waiting for a child runs', async () => {
+    const q = await startPool({ processes: 2 }, { concurrency: 3 })
+    const running = starts(3)
+    const busy = [await q.w.sleep(1500), await q.w.sleep(1500)]
+    const waiting = await q.w.add(2, 3) // both children busy: it waits for one
+    await running
+    executor.once('child:spawn', ({ pid }) => process.kill(pid, 'SIGKILL'))
+    process.kill(executor.pids[0]!, 'SIGKILL')
+    expect(await waiting.result(10_000)).to.equal(5)
+    const crashed = await Promise.allSettled(busy.map(d => d.result(5000)))
+    expect(crashed.map(r => r.status).sort()).to.deep.equal(['fulfilled', 'rejected'])
+    expect(exits.map(e => [e.reason, e.signal])).to.deep.equal([
+      ['crashed', 'SIGKILL'],
+      ['crashed', 'SIGKILL'],
+    ])
+  })
+
+  describe('a tasks module that breaks after the start', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'worq-tasks-'))
+    const module = join(dir, 'tasks.mjs')
+    const good = `export * from ${JSON.stringify(pathToFileURL(TASKS).href)}\n`
+    beforeEach(() => writeFileSync(module, good))
+    after(() => rmSync(dir, { recursive: true, force: true }))
+
+    it('a respawn that fails to load is load-failed with its error; tasks wait for the healthy child', async () => {
+      const q = await startPool({ tasks: module, processes: 2 }, { concurrency: 3 })
+      const running = starts(3)
+      const busy = [await q.w.sleep(1000), await q.w.sleep(1000)]
+      const waiting = await q.w.add(2, 3)
+      await running
+      writeFileSync(module, "throw new Error('broken on purpose')\n")
+      const loadFailed = new Promise<Exit>(resolve =>
+        executor.on('child:exit', e => e.reason === 'load-failed' && resolve(e)),
+      )
+      process.kill(executor.pids[0]!, 'SIGKILL')
+      const exit = await loadFailed
+      expect(exit.error?.message).to.match(/broken on purpose/)
+      expect(await waiting.result(10_000)).to.equal(5)
+      await Promise.allSettled(busy.map(d => d.result(5000)))
+    })
+
+    it('children that keep dying as they start fail the tasks waiting for one, after three in a row', async () => {
+      const q = await startPool({ tasks: module }, { concurrency: 2 })
+      const running = starts(2)
+      const busy = await q.w.sleep(60_000)
+      const waiting = await q.w.add(2, 3)
+      await running
+      writeFileSync(module, 'process.exit(3)\n')
+      process.kill(executor.pids[0]!, 'SIGKILL')
+      const err = await failure(waiting.result(20_000))
+      expect(err.remote.name).to.equal('WorkerCrashed')
+      expect(err.remote.message).to.match(/3 times in a row before they were ready.*exit code 3/)
+      expect((await failure(busy.result(1000))).remote.message).to.match(/SIGKILL/)
+      expect(exits.slice(0, 4).map(e => [e.reason, e.code])).to.deep.equal([
+        ['crashed', null],
+        ['crashed', 3],
+        ['crashed', 3],
+        ['crashed', 3],
+      ])
+    })
   })
 
   it('a tasks module that cannot load fails pool.start with ERR_WORQ_TASKS_MODULE', async () => {

@@ -5,7 +5,9 @@
  *
  * - A task is sent to the least busy ready child (each runs up to `concurrency` at once).
  * - A child that dies (exit, uncaught exception, unhandled rejection, SIGKILL, out of memory) is
- *   replaced; each task it ran fails with `WorkerCrashed`, retried while attempts remain.
+ *   replaced; each task it ran fails with `WorkerCrashed`, retried while attempts remain. One that
+ *   dies before it is ready (killed as it starts, or its tasks module fails to load) is replaced
+ *   after a pause (respawn.ts); the tasks waiting for a child keep waiting while one may come.
  * - A task with a `timeout`: the child aborts its signal and answers `TaskTimeout` (execute()).
  *   A child that has not answered `killGrace` ms later (its event loop is blocked) is killed and
  *   replaced, and the task fails with `TaskTimeout`. A child whose timed-out task still runs
@@ -20,9 +22,10 @@ import { checkDuration, timerMs } from '../durations.js'
 import { fail, type RunEnv } from '../execute.js'
 import type { Executor } from '../executor.js'
 import { Child, type Run } from './child.js'
-import { crashedError, killedForError, loadFailedError } from './crash.js'
+import { crashedError, killedForError, loadFailedError, startFailedError } from './crash.js'
 import type { ChildExecutorEvents } from './events.js'
 import type { ChildMessage } from './protocol.js'
+import { Respawn, START_FAILURES } from './respawn.js'
 import { TasksModuleError, tasksModuleUrl } from './tasks-module.js'
 
 /** Options of a ChildProcessExecutor. */
@@ -69,9 +72,8 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
   #started: Promise<void> | undefined
   #closed = false
   #names: string[] = []
-  /** ms before the next spawn after children failed to load; 0 when the last one loaded. */
-  #respawnDelay = 0
-  #respawnTimer: NodeJS.Timeout | undefined
+  /** Replacements of children that exited before they were ready, after a delay. */
+  readonly #respawn = new Respawn(() => this.#refill())
   /** Where a listener's throw goes (the pool's `pool:error`); dropped without a pool. */
   #report: ((err: Error) => void) | undefined
 
@@ -188,7 +190,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
   /** Ends every child (tasks still running are abandoned: the pool handed them back). */
   async close(): Promise<void> {
     this.#closed = true
-    clearTimeout(this.#respawnTimer)
+    this.#respawn.stop()
     const waiting = this.#waiting
     this.#waiting = []
     for (const run of waiting) run.settle(fail(run.task, run.queue, stoppedError()))
@@ -209,38 +211,46 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     )
     this.#children.add(child)
     this.emit('child:spawn', { pid: child.pid })
+    // A child that exits before it is ready is handled as it exits (#onExit).
     child.ready.then(
       names => {
         this.#names = names
-        this.#respawnDelay = 0
+        this.#respawn.ready()
         this.emit('child:ready', { pid: child.pid, names })
         this.#dispatch()
       },
-      (error: RemoteError) => this.#loadFailed(error),
+      () => undefined,
     )
     return child
   }
 
   /** Keeps `processes` children serving (starting or ready). */
   #refill(): void {
-    if (this.#closed || this.#started === undefined || this.#respawnTimer) return
+    if (this.#closed || this.#started === undefined || this.#respawn.pending) return
     let serving = 0
     for (const c of this.#children) if (c.state === 'starting' || c.state === 'ready') serving++
     for (; serving < this.#processes; serving++) this.#spawn()
   }
 
-  #loadFailed(error: RemoteError): void {
+  /**
+   * A child exited before it was ready: its tasks module failed to load (`child.loadError`), or it
+   * died as it started (killed, crashed, exited). It is replaced after a delay (respawn.ts). The
+   * tasks waiting for a child fail (retried while attempts remain) only when no child is ready to
+   * take them and none is likely to be: the module failed to load, or START_FAILURES children in a
+   * row died as they started.
+   */
+  #startFailed(child: Child, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.#closed) return
-    // Nothing can run these now: fail them (retried while attempts remain), and respawn later.
+    this.#respawn.failed()
+    const loadError = child.loadError
+    if (!loadError && this.#respawn.failures < START_FAILURES) return
+    for (const c of this.#children) if (c.state === 'ready') return
+    const why = loadError
+      ? loadFailedError(loadError)
+      : startFailedError(child, code, signal, this.#respawn.failures)
     const waiting = this.#waiting
     this.#waiting = []
-    for (const run of waiting) run.settle(fail(run.task, run.queue, loadFailedError(error)))
-    this.#respawnDelay = Math.min(Math.max(this.#respawnDelay * 2, 100), 5_000)
-    clearTimeout(this.#respawnTimer)
-    this.#respawnTimer = setTimeout(() => {
-      this.#respawnTimer = undefined
-      this.#refill()
-    }, this.#respawnDelay)
+    for (const run of waiting) run.settle(fail(run.task, run.queue, why))
   }
 
   #dispatch(): void {
@@ -339,7 +349,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
 
   #onExit(child: Child, code: number | null, signal: NodeJS.Signals | null): void {
     this.#children.delete(child)
-    const reason = child.endReason ?? (child.state === 'starting' ? 'load-failed' : 'crashed')
+    const reason = child.endReason ?? (child.loadError ? 'load-failed' : 'crashed')
     const event: ChildExecutorEvents['child:exit'][0] = {
       pid: child.pid,
       code,
@@ -347,12 +357,14 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
       reason,
       tasks: child.dispatched,
     }
-    if (child.crash) event.error = child.crash.error
+    const error = child.crash?.error ?? child.loadError
+    if (error) event.error = error
     for (const run of [...child.runs.values()]) {
       run.settle(fail(run.task, run.queue, crashedError(child, code, signal)))
     }
     this.emit('child:exit', event)
-    if (reason !== 'load-failed') this.#refill()
+    if (!child.wasReady && !child.endReason) this.#startFailed(child, code, signal)
+    else this.#refill()
     this.#dispatch()
   }
 }

@@ -57,6 +57,10 @@ export class Child {
   crash: { origin: string; error: RemoteError } | undefined
   /** Why the parent ended or killed it, when it did. */
   endReason: 'recycled' | 'timeout' | 'stopped' | undefined
+  /** Why it could not load the tasks module, when it said so (it exits next). */
+  loadError: RemoteError | undefined
+  /** It said it was ready (loaded the tasks module) at some point. */
+  wasReady = false
   /** Resolves with the exposed task names once loaded; rejects with why it could not load. */
   readonly ready: Promise<string[]>
   /** Resolves when the process has exited. */
@@ -79,10 +83,13 @@ export class Child {
     this.ready.catch(() => undefined)
     this.proc.on('message', (msg: ChildMessage) => {
       if (msg.t === 'ready') {
+        this.wasReady = true
         if (this.state === 'starting') this.state = 'ready'
         ready(msg.names)
-      } else if (msg.t === 'load-error') notReady(msg.error)
-      else if (msg.t === 'crash') this.crash = { origin: msg.origin, error: msg.error }
+      } else if (msg.t === 'load-error') {
+        this.loadError = msg.error
+        notReady(msg.error)
+      } else if (msg.t === 'crash') this.crash = { origin: msg.origin, error: msg.error }
       hooks.message(this, msg)
     })
     this.proc.on('error', () => undefined) // e.g. sending to a child that just died: 'exit' follows

@@ -47,6 +47,21 @@ export function loadFailedError(error: RemoteError): RemoteError {
   }
 }
 
+/** The failure of tasks waiting for a child when child after child died as it started. */
+export function startFailedError(
+  child: Child,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  times: number,
+): RemoteError {
+  const last = child.crash ? `: ${child.crash.error.name}: ${child.crash.error.message}` : ''
+  return {
+    name: 'WorkerCrashed',
+    code: 'ERR_WORQ_WORKER_CRASHED',
+    message: `child processes exited ${times} times in a row before they were ready (the last, pid ${child.pid}: ${describeExit(code, signal)}${last})`,
+  }
+}
+
 function hint(code: number | null, signal: NodeJS.Signals | null): string {
   if (signal === 'SIGABRT' || code === 134)
     return ' (V8 aborts like this when the heap is out of memory)'

@@ -7,13 +7,16 @@ import type { RemoteError } from '../../errors.js'
 export type ChildExitReason =
   /** It ran `maxTasksPerChild` tasks, or a timed-out task of it would not stop. */
   | 'recycled'
-  /** It died by itself: exit, uncaught exception, unhandled rejection, a signal, out of memory. */
+  /**
+   * It died by itself (exit, uncaught exception, unhandled rejection, out of memory) or by a signal
+   * from outside, after it was ready or as it started.
+   */
   | 'crashed'
   /** It was killed: a task overran its timeout, or ignored a cancel, by more than `killGrace`. */
   | 'timeout'
   /** The executor closed (the pool stopped). */
   | 'stopped'
-  /** It could not load the tasks module. */
+  /** It could not load the tasks module (`error` says why). */
   | 'load-failed'
 
 /** Every event a ChildProcessExecutor emits, with its payload. */
