@@ -47,7 +47,10 @@ export interface WorkerPoolOptions {
   processes?: number
   /** With `processes`: the tasks module each child loads (a path or file: URL); its TaskSpaces are exposed. */
   tasks?: string | URL
-  /** With `processes`: tasks a child runs before it is replaced by a fresh one. @default Infinity */
+  /**
+   * With `processes`: tasks a child runs before it is replaced by a fresh one, an integer from 1
+   * (or Infinity). @default Infinity
+   */
   maxTasksPerChild?: number
   /**
    * With `processes`: ms a child gets past a task's `timeout` to answer before it is killed (and
@@ -159,6 +162,10 @@ export function resolvePoolOptions(
     throw new TypeError(
       `Expected \`id\` to be 1 to 64 characters without \`|\` or control characters, got ${JSON.stringify(id)}`,
     )
+  if (processes !== undefined && !(Number.isInteger(processes) && processes >= 1))
+    throw new TypeError(
+      `Expected \`processes\` to be an integer from 1 and up, got ${String(processes)}`,
+    )
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new TypeError(
       `Expected \`concurrency\` to be an integer from 1 and up, got ${String(concurrency)}`,
@@ -202,7 +209,7 @@ function childExecutor(processes: number, concurrency: number, o: WorkerPoolOpti
     tasks: o.tasks,
     processes,
     concurrency: perChild,
-    ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
+    ...(o.maxTasksPerChild !== undefined && { maxTasksPerChild: o.maxTasksPerChild }),
     ...(o.killGrace !== undefined && { killGrace: o.killGrace }),
     taskContext: o.taskContext,
   })

@@ -300,6 +300,8 @@ describe('worker: child processes (memory://)', function () {
     expect(err).to.be.instanceOf(TasksModuleError)
     expect((err as TasksModuleError).code).to.equal('ERR_WORQ_TASKS_MODULE')
     expect((err as Error).message).to.match(/no-such-file/)
+    // Said once, not once by the child and again by the executor.
+    expect((err as Error).message.match(/cannot load the tasks module/g)).to.have.length(1)
   })
 
   it('WorkerPool options processes + tasks + maxTasksPerChild build the executor', async () => {

@@ -46,6 +46,31 @@ describe('worker: pool options and durations (memory://)', function () {
     }
   })
 
+  it('processes and maxTasksPerChild that are not integers from 1 are a TypeError that names them', async () => {
+    const broker = getBroker('memory://', uniqueQueue('opts'))
+    try {
+      for (const processes of [0, -1, 1.5, NaN, '2'])
+        expect(
+          () => new WorkerPool(broker, { processes: processes as number, tasks: TASKS }),
+          String(processes),
+        ).to.throw(TypeError, /^Expected `processes` to be an integer from 1 and up/)
+      for (const maxTasksPerChild of [0, -1, 1.5, NaN, '10'])
+        expect(
+          () =>
+            new WorkerPool(broker, {
+              processes: 1,
+              tasks: TASKS,
+              maxTasksPerChild: maxTasksPerChild as number,
+            }),
+          String(maxTasksPerChild),
+        ).to.throw(TypeError, /`maxTasksPerChild` to be an integer from 1 and up/)
+      const unlimited = { processes: 1, tasks: TASKS, maxTasksPerChild: Infinity }
+      expect(() => new WorkerPool(broker, unlimited)).to.not.throw()
+    } finally {
+      await broker.close()
+    }
+  })
+
   it('stop() with a timeout that is not 0 to 2^31 − 1 ms or Infinity rejects with a TypeError and changes nothing', async () => {
     const broker = getBroker('memory://', uniqueQueue('opts'))
     const started = latch()

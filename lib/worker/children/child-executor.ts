@@ -147,9 +147,12 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     } catch (err) {
       await this.close()
       const e = err as RemoteError
-      throw new TasksModuleError(`cannot load the tasks module ${this.#moduleUrl}: ${e.message}`, {
-        cause: err,
-      })
+      // The child's own TasksModuleError names the module already.
+      const message =
+        e.code === 'ERR_WORQ_TASKS_MODULE'
+          ? e.message
+          : `cannot load the tasks module ${this.#moduleUrl}: ${e.message}`
+      throw new TasksModuleError(message, { cause: err })
     } finally {
       clearTimeout(timer)
     }
