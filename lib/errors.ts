@@ -23,6 +23,7 @@
  * | `ERR_WORQ_MIGRATION_DENIED` | MigrationDenied | the PostgreSQL role may not create or upgrade worq's schema, or not use it |
  * | `ERR_WORQ_NO_TRANSACTIONS` | TransactionsUnsupported | the `tx` option on a backend other than postgres:// |
  * | `ERR_WORQ_STATEMENT_TIMEOUT` | StatementTimeout | the PostgreSQL server cancelled a worq statement for its `statement_timeout` or `lock_timeout` |
+ * | `ERR_WORQ_LISTENER` | ListenerError | a pool event listener threw (reported as `pool:error`; lib/worker/events.ts) |
  * | `ERR_WORQ_REPLICATION_TIMEOUT` | ReplicationTimeout | with `replicas`, fewer replicas than asked acknowledged a write in time (it holds on the master) |
  */
 

@@ -23,6 +23,7 @@ export type { Closable, MissingNodeTypes, NodeTypesLoaded } from './ambient.js'
 export { Deferred } from './deferred.js'
 export { WorkerPool } from './worker/pool.js'
 export type { WorkerPoolOptions, StopOptions } from './worker/pool.js'
+export { ListenerError } from './worker/events.js'
 export type { WorkerPoolEvents } from './worker/events.js'
 export { ChildProcessExecutor, TasksModuleError } from './worker/children/index.js'
 export type {
