@@ -100,6 +100,24 @@ export async function worqRun(
   return { code, out: p.lines.join('\n') }
 }
 
+/** Runs each command line to its end, `parallel` at a time; the results in the same order. */
+export async function worqRunAll(
+  list: ReadonlyArray<{ args: string[]; dist?: boolean }>,
+  parallel = 3,
+): Promise<Array<{ code: number | null; out: string }>> {
+  const results: Array<{ code: number | null; out: string }> = []
+  let next = 0
+  const lane = async () => {
+    while (next < list.length) {
+      const i = next++
+      const { args, ...opts } = list[i]!
+      results[i] = await worqRun(args, opts)
+    }
+  }
+  await Promise.all(Array.from({ length: parallel }, lane))
+  return results
+}
+
 /** Kills every process this helper started that is still running. */
 export function killAll(): void {
   for (const p of live) p.kill('SIGKILL')
