@@ -10,7 +10,8 @@ import { checkName } from '../taskspace.js'
 import type { TaskOptions } from '../types.js'
 import { CliExit, EXIT } from './exit-codes.js'
 import { toJson } from './json.js'
-import { integer, jsonArg, ms } from './parse.js'
+import { MAX_ATTEMPTS } from '../options.js'
+import { integer, jsonArg, ms, queueName, taskId } from './parse.js'
 
 /** Options of `worq call`. */
 export interface CallCommandOptions {
@@ -73,21 +74,25 @@ export function callCommand(run: (code: Promise<number>) => void): Command {
     .argument('<url>', 'backend URL, e.g. redis://127.0.0.1:6379/0')
     .argument('<name>', 'dotted task name, e.g. math.add')
     .argument('[args...]', 'arguments, each one JSON value: 1 \'"text"\' \'{"a":[1,2]}\'')
-    .option('-q, --queue <name>', 'queue to enqueue on', 'default')
+    .option('-q, --queue <name>', 'queue to enqueue on', queueName, 'default')
     .option(
       '-w, --wait <ms>',
       'ms to wait for the result; 0 prints the task id at once',
       ms(0),
       60_000,
     )
-    .option('--attempts <n>', 'runs allowed in all (task option attempts)', integer(1))
+    .option(
+      '--attempts <n>',
+      `runs allowed in all, 1 to ${MAX_ATTEMPTS} (task option attempts)`,
+      integer(1, MAX_ATTEMPTS),
+    )
     .option('--timeout <ms>', 'ms one run may take (task option timeout)', ms(1))
     .option(
       '--heartrate <ms>',
       'ms between lease renewals while it runs; the lease is 2 × heartrate + 1 s (task option heartrate)',
       ms(10),
     )
-    .option('--id <id>', 'task id (task option id)')
+    .option('--id <id>', 'task id (task option id)', taskId)
     .addHelpText(
       'after',
       `

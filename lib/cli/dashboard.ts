@@ -3,12 +3,12 @@
  * more queues until SIGINT or SIGTERM, then closes the event streams, the server and the brokers.
  * Without a token it binds the loopback interface only, and says so.
  */
-import { Command, InvalidArgumentError } from 'commander'
+import { Command } from 'commander'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { getBroker } from '../broker.js'
 import { CliExit, EXIT } from './exit-codes.js'
-import { integer } from './parse.js'
+import { integer, queueName } from './parse.js'
 
 /** Options of `worq dashboard`. */
 export interface DashboardCommandOptions {
@@ -23,9 +23,9 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
 
 /** Serves the dashboard until a signal; resolves with the exit code. */
 export async function runDashboard(url: string, o: DashboardCommandOptions): Promise<number> {
-  const token = o.token ?? (process.env.WORQ_TOKEN || undefined)
+  const secret = await checkedToken(o.token, process.env.WORQ_TOKEN || undefined)
   const host = o.host ?? '127.0.0.1'
-  if (!token && !LOOPBACK.has(host))
+  if (!secret && !LOOPBACK.has(host))
     throw new CliExit(
       EXIT.USAGE,
       `refusing to serve on ${host} without a token: anyone who reaches it could cancel and purge tasks. Set --token or WORQ_TOKEN, or leave --host out (loopback only)`,
@@ -35,7 +35,7 @@ export async function runDashboard(url: string, o: DashboardCommandOptions): Pro
   const queues = o.queue.length ? [...new Set(o.queue)] : ['default']
   const brokers = queues.map(q => getBroker(url, q))
   const handler = worqHttp(brokers, {
-    ...(token && { token }),
+    ...(secret && { token: secret }),
     readOnly: o.readOnly === true,
     onError: err =>
       process.stderr.write(`worq dashboard: ${(err as Error).stack ?? String(err)}\n`),
@@ -56,7 +56,7 @@ export async function runDashboard(url: string, o: DashboardCommandOptions): Pro
     `worq dashboard: http://${shown}:${port}/ serving queue${queues.length > 1 ? 's' : ''} ${queues.join(', ')}` +
       `${o.readOnly ? ' (read-only)' : ''}; Ctrl-C stops it\n`,
   )
-  if (!token)
+  if (!secret)
     process.stdout.write(
       'worq dashboard: no token (--token or WORQ_TOKEN), so it listens on loopback only\n',
     )
@@ -73,12 +73,27 @@ export async function runDashboard(url: string, o: DashboardCommandOptions): Pro
   return EXIT.OK
 }
 
-function collect(value: string, previous: string[]): string[] {
-  if (!/^[A-Za-z_$][\w$-]*(\.[A-Za-z_$][\w$-]*)*$/.test(value))
-    throw new InvalidArgumentError(
-      `Expected a queue name like "default" or "emails.high", got "${value}".`,
+/** The token from `--token` or WORQ_TOKEN, checked as the API takes it (checkToken's rule). */
+async function checkedToken(
+  flag: string | undefined,
+  env: string | undefined,
+): Promise<string | undefined> {
+  const token = flag ?? env
+  if (token === undefined) return undefined
+  // Loaded here, not at the top: the other commands start without the HTTP surface.
+  const { checkToken } = await import('../http/auth.js')
+  try {
+    return checkToken(token)
+  } catch {
+    throw new CliExit(
+      EXIT.USAGE,
+      `Expected ${flag === undefined ? 'WORQ_TOKEN' : '--token'} to be 1–1024 visible ASCII characters (no spaces), as sent in "Authorization: Bearer <token>"`,
     )
-  return [...previous, value]
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, queueName(value)]
 }
 
 /** The `dashboard` command. */
@@ -89,7 +104,12 @@ export function dashboardCommand(run: (code: Promise<number>) => void): Command 
     )
     .argument('<url>', 'backend URL, e.g. redis://127.0.0.1:6379/0')
     .option('-q, --queue <name>', 'a queue to serve (repeat for several)', collect, [] as string[])
-    .option('-p, --port <port>', 'port to listen on (0: any free port)', integer(0), 8080)
+    .option(
+      '-p, --port <port>',
+      'port to listen on, 0 to 65535 (0: any free port)',
+      integer(0, 65_535),
+      8080,
+    )
     .option(
       '--host <host>',
       'address to listen on; without a token only loopback is allowed',

@@ -6,6 +6,7 @@ import { Command } from 'commander'
 import { getBroker, type TaskType } from '../broker.js'
 import type { QueueInfo } from '../backends/backend.js'
 import { EXIT } from './exit-codes.js'
+import { queueName } from './parse.js'
 
 /** Options of `worq info`. */
 export interface InfoCommandOptions {
@@ -66,7 +67,7 @@ export function infoCommand(run: (code: Promise<number>) => void): Command {
       'Show a queue: waiting, delayed, pending and in-flight tasks, whether it is paused, live workers and the task types they expose.',
     )
     .argument('<url>', 'backend URL, e.g. redis://127.0.0.1:6379/0')
-    .option('-q, --queue <name>', 'queue to inspect', 'default')
+    .option('-q, --queue <name>', 'queue to inspect', queueName, 'default')
     .option('--json', 'print one JSON object instead of text')
     .action((url: string, options: InfoCommandOptions) => run(runInfo(url, options)))
 }

@@ -10,6 +10,7 @@ import { dashboardCommand } from './dashboard.js'
 import { CliExit, EXIT } from './exit-codes.js'
 import { infoCommand } from './info.js'
 import { migrateCommand } from './migrate.js'
+import { isOptionError, withFlags } from './option-errors.js'
 import { purgeCommand } from './purge.js'
 import { workerCommand } from './worker.js'
 import { taskCommands } from './tasks.js'
@@ -41,6 +42,11 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   for (const cmd of commands) {
     program.addCommand(cmd.copyInheritedSettings(program))
   }
+  // The command that runs: the library's option errors are reported with its flags' names.
+  let active: Command | undefined
+  program.hook('preAction', (_program, command) => {
+    active = command
+  })
   try {
     await program.parseAsync(argv)
   } catch (err) {
@@ -58,6 +64,10 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     }
     if (err instanceof CommanderError) {
       process.stderr.write(`worq: ${err.message}\n`)
+      return EXIT.USAGE
+    }
+    if (isOptionError(err)) {
+      process.stderr.write(`worq: ${withFlags(err.message, active)}\n`)
       return EXIT.USAGE
     }
     const e = err as Error & { code?: string }

@@ -6,6 +6,7 @@ import { Command } from 'commander'
 import { createInterface } from 'node:readline/promises'
 import { getBroker } from '../broker.js'
 import { CliExit, EXIT } from './exit-codes.js'
+import { queueName } from './parse.js'
 
 /** Options of `worq purge`. */
 export interface PurgeCommandOptions {
@@ -49,7 +50,7 @@ export function purgeCommand(run: (code: Promise<number>) => void): Command {
       "Discard a queue's waiting tasks (enqueued, delayed, pending); their callers get TaskCancelled.",
     )
     .argument('<url>', 'backend URL, e.g. redis://127.0.0.1:6379/0')
-    .requiredOption('-q, --queue <name>', 'queue to purge')
+    .requiredOption('-q, --queue <name>', 'queue to purge', queueName)
     .option('-y, --yes', 'do not ask for confirmation (required when stdin is not a terminal)')
     .addHelpText(
       'after',

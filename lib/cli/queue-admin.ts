@@ -6,6 +6,7 @@ import { Command } from 'commander'
 import { getBroker } from '../broker.js'
 import { EXIT } from './exit-codes.js'
 import { toJson } from './json.js'
+import { queueName } from './parse.js'
 
 /** Options of the queue commands. */
 export interface QueueCommandOptions {
@@ -57,7 +58,7 @@ export async function runSchedules(url: string, o: QueueCommandOptions): Promise
 /** The `pause`, `resume` and `schedules` commands. */
 export function queueCommands(run: (code: Promise<number>) => void): Command[] {
   const option = (c: Command) =>
-    c.argument('<url>', 'backend URL').option('-q, --queue <name>', 'queue', 'default')
+    c.argument('<url>', 'backend URL').option('-q, --queue <name>', 'queue', queueName, 'default')
   return [
     option(
       new Command('pause').description(

@@ -9,7 +9,7 @@ import type { TaskInfo } from '../task-info.js'
 import type { TaskStatus } from '../types.js'
 import { CliExit, EXIT } from './exit-codes.js'
 import { toJson } from './json.js'
-import { integer } from './parse.js'
+import { integer, queueName } from './parse.js'
 
 /** Options of `worq tasks`. */
 export interface TasksCommandOptions {
@@ -60,18 +60,13 @@ export async function runTasks(url: string, o: TasksCommandOptions): Promise<num
   const broker = getBroker(url, o.queue)
   try {
     const status = o.status?.split(',').map(s => s.trim()) as TaskStatus[] | undefined
-    let tasks: TaskInfo[]
-    try {
-      tasks = await broker.tasks({
-        ...(status && { status }),
-        ...(o.name !== undefined && { name: o.name }),
-        limit: o.limit,
-        offset: o.offset,
-      })
-    } catch (err) {
-      if (err instanceof TypeError) throw new CliExit(EXIT.USAGE, err.message)
-      throw err
-    }
+    // The library checks the filter; program.ts reports its TypeError as a usage error.
+    const tasks = await broker.tasks({
+      ...(status && { status }),
+      ...(o.name !== undefined && { name: o.name }),
+      limit: o.limit,
+      offset: o.offset,
+    })
     process.stdout.write(o.json ? tasks.map(t => jsonLine(t) + '\n').join('') : table(tasks))
     return EXIT.OK
   } finally {
@@ -111,9 +106,7 @@ function describe(t: TaskInfo): string {
 export async function runTask(url: string, id: string, o: TaskCommandOptions): Promise<number> {
   const broker = getBroker(url, o.queue)
   try {
-    const t = await broker.task(id).catch((err: unknown) => {
-      throw err instanceof TypeError ? new CliExit(EXIT.USAGE, err.message) : err
-    })
+    const t = await broker.task(id)
     if (!t)
       throw new CliExit(
         EXIT.UNKNOWN_TASK,
@@ -130,9 +123,7 @@ export async function runTask(url: string, id: string, o: TaskCommandOptions): P
 export async function runCancel(url: string, id: string, o: TaskCommandOptions): Promise<number> {
   const broker = getBroker(url, o.queue)
   try {
-    const cancelled = await broker.cancel(id).catch((err: unknown) => {
-      throw err instanceof TypeError ? new CliExit(EXIT.USAGE, err.message) : err
-    })
+    const cancelled = await broker.cancel(id)
     if (cancelled) {
       process.stdout.write(`cancelled ${id}\n`)
       return EXIT.OK
@@ -152,10 +143,10 @@ export function taskCommands(run: (code: Promise<number>) => void): Command[] {
       "List a queue's tasks, newest first (pending, enqueued, processing, and finished ones while kept).",
     )
     .argument('<url>', 'backend URL, e.g. redis://127.0.0.1:6379/0')
-    .option('-q, --queue <name>', 'queue', 'default')
+    .option('-q, --queue <name>', 'queue', queueName, 'default')
     .option('-s, --status <statuses>', 'only these statuses, comma-separated (e.g. failed,expired)')
     .option('-n, --name <name>', 'only this task name, or a namespace prefix ending in "."')
-    .option('-l, --limit <n>', 'at most this many (1–1000)', integer(1), 50)
+    .option('-l, --limit <n>', 'at most this many (1–1000)', integer(1, 1000), 50)
     .option('--offset <n>', 'skip this many first', integer(0), 0)
     .option('--json', 'one JSON object per line instead of a table')
     .action((url: string, options: TasksCommandOptions) => run(runTasks(url, options)))
@@ -163,7 +154,7 @@ export function taskCommands(run: (code: Promise<number>) => void): Command[] {
     .description('Show one task: status, timings, progress, metadata, result or error.')
     .argument('<url>', 'backend URL')
     .argument('<id>', 'task id')
-    .option('-q, --queue <name>', 'queue', 'default')
+    .option('-q, --queue <name>', 'queue', queueName, 'default')
     .option('--json', 'one JSON object instead of text')
     .addHelpText('after', '\nExit codes: 0 shown, 2 usage, 4 no such task.')
     .action((url: string, id: string, options: TaskCommandOptions) =>
@@ -173,7 +164,7 @@ export function taskCommands(run: (code: Promise<number>) => void): Command[] {
     .description('Cancel a task that has not ended; a running one is told to stop.')
     .argument('<url>', 'backend URL')
     .argument('<id>', 'task id')
-    .option('-q, --queue <name>', 'queue', 'default')
+    .option('-q, --queue <name>', 'queue', queueName, 'default')
     .addHelpText(
       'after',
       '\nExit codes: 0 cancelled, 1 it had already ended, 2 usage, 4 no such task.',

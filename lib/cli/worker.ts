@@ -11,7 +11,7 @@ import { asTaskSpace, loadTasks } from '../worker/children/tasks-module.js'
 import { EXIT, signalExitCode } from './exit-codes.js'
 import { logPoolEvents, type Logger } from '../worker/log-events.js'
 import { lineLogger, type LogFormat } from './logger.js'
-import { integer, ms } from './parse.js'
+import { integer, modulePath, ms, queueName } from './parse.js'
 
 /** Options of `worq worker`. */
 export interface WorkerCommandOptions {
@@ -65,7 +65,7 @@ export async function runWorker(
     ...(o.lanes && { lanes: o.lanes }),
     sweepInterval: o.sweepInterval,
     ...(o.heartrate !== undefined && { heartrate: o.heartrate }),
-    ...(o.id && { id: o.id }),
+    ...(o.id !== undefined && { id: o.id }),
     ...(executor && { executor }),
     taskContext: o.taskContext,
   })
@@ -173,8 +173,9 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
     .requiredOption(
       '-t, --tasks <module>',
       'path (or file: URL) of the module whose exported TaskSpaces are exposed (ESM or CommonJS)',
+      modulePath,
     )
-    .option('-q, --queue <name>', 'queue to serve', 'default')
+    .option('-q, --queue <name>', 'queue to serve', queueName, 'default')
     .option(
       '-c, --concurrency <n>',
       'tasks run at once (default: --processes when given, else 10)',

@@ -30,10 +30,22 @@ process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL')
 })
 
+/** How {@link worq} starts the process. */
+export interface WorqOptions {
+  /** Run dist/cli/main.js instead of the sources. */
+  dist?: boolean
+  /** Environment variables to set (on top of this process's). */
+  env?: Record<string, string>
+}
+
 /** Starts `worq ...args`. */
-export function worq(args: string[], { dist = false } = {}): CliProcess {
+export function worq(args: string[], { dist = false, env }: WorqOptions = {}): CliProcess {
   const argv = dist ? [CLI_DIST, ...args] : ['--import', 'tsx', CLI_TS, ...args]
-  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT })
+  const proc = spawn(process.execPath, argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT,
+    ...(env && { env: { ...process.env, ...env } }),
+  })
   live.add(proc)
   const lines: string[] = []
   const waiters = new Set<{ re: RegExp; resolve: (l: string) => void }>()
@@ -91,7 +103,7 @@ export function worq(args: string[], { dist = false } = {}): CliProcess {
 /** Runs `worq ...args` to its end. */
 export async function worqRun(
   args: string[],
-  opts: { dist?: boolean } = {},
+  opts: WorqOptions = {},
 ): Promise<{ code: number | null; out: string }> {
   const p = worq(args, opts)
   const { code } = await p.exited
@@ -102,7 +114,7 @@ export async function worqRun(
 
 /** Runs each command line to its end, `parallel` at a time; the results in the same order. */
 export async function worqRunAll(
-  list: ReadonlyArray<{ args: string[]; dist?: boolean }>,
+  list: ReadonlyArray<{ args: string[] } & WorqOptions>,
   parallel = 3,
 ): Promise<Array<{ code: number | null; out: string }>> {
   const results: Array<{ code: number | null; out: string }> = []

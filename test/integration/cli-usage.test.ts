@@ -1,16 +1,16 @@
 /**
  * Bad option values, as real `worq` processes against the test Redis: each is a usage error
- * (exit code 2) told in one line that names the flag, never a duration that overflows Node's
- * timers (a timer past 2^31 − 1 ms fires after 1 ms).
+ * (exit code 2) told in one line that names the flag, never a stack trace, an exit code 1, or a
+ * duration that overflows Node's timers (a timer past 2^31 − 1 ms fires after 1 ms).
  */
 import { expect } from 'chai'
 import { getBroker, WorkerPool, type Broker } from '../../lib/index.js'
 import { w } from '../fixtures/worker-tasks.js'
-import { killAll, TASKS, worqRun, worqRunAll } from '../helpers/cli.js'
+import { killAll, TASKS, worqRun, worqRunAll, type WorqOptions } from '../helpers/cli.js'
 import { redisUrl } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 
-type Case = { args: string[]; flag: RegExp }
+type Case = { args: string[]; flag: RegExp } & WorqOptions
 
 /** Runs every case; each must exit 2 and name its flag on its first line, with no stack. */
 async function expectUsage(cases: Case[]): Promise<void> {
@@ -26,7 +26,7 @@ async function expectUsage(cases: Case[]): Promise<void> {
 }
 
 describe('cli: bad option values are usage errors that name the flag', function () {
-  this.timeout(120_000) // CLI processes, each a cold start
+  this.timeout(120_000) // dozens of CLI processes, each a cold start
   let url: string
   let queue: string
   let broker: Broker
@@ -84,5 +84,59 @@ describe('cli: bad option values are usage errors that name the flag', function 
     } finally {
       await pool.stop()
     }
+  })
+
+  it('a bad --queue exits 2 naming --queue on every command (the library refused it: exit 1)', async () => {
+    const bad = ['--queue', 'bad name']
+    const id = ['some-id']
+    await expectUsage(
+      [
+        ['info', url],
+        ['tasks', url],
+        ['task', url, ...id],
+        ['cancel', url, ...id],
+        ['call', url, 'w.add', '1', '--wait', '0'],
+        ['pause', url],
+        ['resume', url],
+        ['schedules', url],
+        ['purge', url, '--yes'],
+        ['worker', url, '--tasks', TASKS],
+        ['dashboard', url, '--port', '0'],
+      ].map(args => ({ args: [...args, ...bad], flag: /'-q, --queue <name>'.*queue name/ })),
+    )
+  })
+
+  it('values the library refuses exit 2 naming the flag, not the API option', async () => {
+    const worker = ['worker', url, '--tasks', TASKS, '-q', queue]
+    await expectUsage([
+      { args: ['call', url, 'w.add', '1', '-q', queue, '--id', ''], flag: /'--id <id>'/ },
+      { args: [...worker, '--id', 'a|b'], flag: /^worq: Expected --id to be .*"a\|b"/ },
+      { args: [...worker, '--id', ''], flag: /^worq: Expected --id to be/ },
+      { args: [...worker, '--lanes', '9'], flag: /^worq: Expected --lanes to be .*got 9/ },
+      {
+        args: [...worker, '--lanes', '4', '--concurrency', '2'],
+        flag: /^worq: Expected --lanes .* at most --concurrency \(2\), got 4/,
+      },
+      { args: ['worker', url, '--tasks', '', '-q', queue], flag: /'-t, --tasks <module>'/ },
+      { args: ['dashboard', url, '--port', '70000'], flag: /'-p, --port <port>'.* 65535/ },
+      { args: ['dashboard', url, '--token', 'a b'], flag: /^worq: Expected --token to be/ },
+      { args: ['dashboard', url, '--token', ''], flag: /^worq: Expected --token to be/ },
+      {
+        args: ['dashboard', url, '--port', '0'],
+        env: { WORQ_TOKEN: 'a b' },
+        flag: /^worq: Expected WORQ_TOKEN to be/,
+      },
+      {
+        args: ['call', url, 'w.add', '{"__proto__":{"p":1}}', '-q', queue, '--wait', '0'],
+        flag: /^worq: argument 1 has a "__proto__" key/,
+      },
+      { args: ['tasks', url, '-q', queue, '--offset', '1e300'], flag: /'--offset <n>'/ },
+      { args: ['tasks', 'postgres://worq@127.0.0.1:1/x', '--offset', '1e300'], flag: /--offset/ },
+      { args: ['tasks', url, '-q', queue, '--offset', '2000000000'], flag: /^worq: .*--offset/ },
+      { args: ['tasks', url, '-q', queue, '--limit', '1001'], flag: /'-l, --limit <n>'/ },
+      { args: ['tasks', url, '-q', queue, '--status', 'done'], flag: /^worq: .*--status/ },
+      { args: ['tasks', url, '-q', queue, '--name', 'a b'], flag: /^worq: .*--name/ },
+      { args: ['call', url, 'w.add', '-q', queue, '--attempts', '1e7'], flag: /'--attempts <n>'/ },
+    ])
   })
 })
