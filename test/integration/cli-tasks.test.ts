@@ -3,7 +3,7 @@
  * task types in `worq info`, as real processes against the test Redis.
  */
 import { expect } from 'chai'
-import { getBroker, task, WorkerPool, type Broker } from '../../lib/index.js'
+import { getBroker, task, TaskSpace, WorkerPool, type Broker } from '../../lib/index.js'
 import { worqRun } from '../helpers/cli.js'
 import { redisUrl } from '../helpers/redis-server.js'
 import { latch, uniqueQueue } from '../helpers/util.js'
@@ -89,6 +89,46 @@ describe('cli: worq tasks, task, cancel, pause, resume, schedules', function () 
       expect(await d.result(5000)).to.equal('pong')
     } finally {
       await pool.stop()
+      await b.close()
+    }
+  })
+
+  it('worq call, task and tasks print a cyclic value with "[Circular]" (it failed: "Converting circular structure to JSON")', async () => {
+    const other = uniqueQueue('clicycle')
+    const b = getBroker(url, other)
+    b.expose(
+      new TaskSpace('cyc', {
+        loop() {
+          const o: Record<string, unknown> = { name: 'loop' }
+          o.self = o
+          o.list = [1, o, new Map([['back', o]])]
+          return o
+        },
+      }),
+    )
+    const pool = new WorkerPool(b)
+    const printed =
+      '{"name":"loop","self":"[Circular]","list":[1,"[Circular]",{"back":"[Circular]"}]}'
+    try {
+      await pool.start()
+      const called = await worqRun(['call', url, 'cyc.loop', '-q', other])
+      expect(called).to.deep.equal({ code: 0, out: printed })
+      const d = await b.queue().cyc.loop()
+      const value = (await d.result(5000)) as { self: unknown }
+      expect(value.self).to.equal(value) // the cycle arrives whole
+      const text = await worqRun(['task', url, d.id, '-q', other])
+      expect(text.code).to.equal(0)
+      expect(text.out).to.include(`\n  value      ${printed}`)
+      const json = await worqRun(['task', url, d.id, '-q', other, '--json'])
+      expect(json.code).to.equal(0)
+      expect(JSON.stringify(JSON.parse(json.out).value)).to.equal(printed)
+      const all = await worqRun(['tasks', url, '-q', other, '--json'])
+      expect(all.code).to.equal(0)
+      const values = all.out.split('\n').map(l => JSON.stringify(JSON.parse(l).value))
+      expect(values).to.deep.equal([printed, printed])
+    } finally {
+      await pool.stop()
+      await b.purge()
       await b.close()
     }
   })
