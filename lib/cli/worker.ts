@@ -1,10 +1,11 @@
 /**
  * `worq worker <url> --tasks <module>`: runs the tasks module's TaskSpaces on one queue until told
  * to stop. The first SIGTERM or SIGINT stops taking work and lets running tasks finish within
- * `--shutdown-timeout` (then hands them back); a second one hands them back at once.
+ * `--shutdown-timeout` (then hands them back); a second one hands them back at once
+ * (worker-stop.ts).
  */
 import { Command, Option } from 'commander'
-import { getBroker } from '../broker.js'
+import { getBroker, type Broker } from '../broker.js'
 import { WorkerPool } from '../worker/pool.js'
 import { ChildProcessExecutor } from '../worker/children/child-executor.js'
 import { asTaskSpace, loadTasks } from '../worker/children/tasks-module.js'
@@ -12,6 +13,7 @@ import { EXIT, signalExitCode } from './exit-codes.js'
 import { logPoolEvents, type Logger } from '../worker/log-events.js'
 import { lineLogger, type LogFormat } from './logger.js'
 import { integer, modulePath, ms, queueName } from './parse.js'
+import { stopControl } from './worker-stop.js'
 
 /** Options of `worq worker`. */
 export interface WorkerCommandOptions {
@@ -37,50 +39,79 @@ export interface WorkerCommandOptions {
 export async function runWorker(
   url: string,
   o: WorkerCommandOptions,
-  logger: Logger = lineLogger(o.logFormat),
+  logger?: Logger,
 ): Promise<number> {
-  const broker = getBroker(url, o.queue)
-  let executor: ChildProcessExecutor | undefined
-  let names: readonly string[]
-  const concurrency = o.concurrency ?? o.processes ?? 10
-  if (o.processes) {
-    const execArgv = process.execArgv.filter(a => !a.startsWith('--inspect'))
-    if (o.maxMemoryPerChild) execArgv.push(`--max-old-space-size=${o.maxMemoryPerChild}`)
-    executor = new ChildProcessExecutor({
-      tasks: o.tasks,
-      processes: o.processes,
-      concurrency: Math.ceil(concurrency / o.processes),
-      ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
-      killGrace: o.killGrace,
-      execArgv,
+  const log = logger ?? lineLogger(o.logFormat)
+  // Listening before anything else: a signal while the tasks module loads or the pool starts
+  // stops it gracefully as soon as it can, not by the signal's default action.
+  const stop = stopControl(o.shutdownTimeout, log)
+  let broker: Broker | undefined
+  try {
+    broker = getBroker(url, o.queue)
+    const concurrency = o.concurrency ?? o.processes ?? 10
+    const executor = o.processes ? childExecutor(o, concurrency) : undefined
+    // Made before the tasks module loads, so that a bad option is told at once.
+    const pool = new WorkerPool(broker, {
+      concurrency,
+      ...(o.lanes && { lanes: o.lanes }),
+      sweepInterval: o.sweepInterval,
+      ...(o.heartrate !== undefined && { heartrate: o.heartrate }),
+      ...(o.id !== undefined && { id: o.id }),
+      ...(executor && { executor }),
       taskContext: o.taskContext,
     })
-  } else {
-    const tasks = await loadTasks(o.tasks)
-    broker.expose(asTaskSpace(tasks))
-    names = [...tasks.keys()]
+    let names: readonly string[] = []
+    if (!executor) {
+      const tasks = await loadTasks(o.tasks)
+      broker.expose(asTaskSpace(tasks))
+      names = [...tasks.keys()]
+    }
+    // A stop asked for while the tasks module loaded: the pool never starts.
+    let forced: NodeJS.Signals | undefined
+    if (stop.requested === undefined) {
+      logPoolEvents(pool, log, executor)
+      await pool.start()
+      logStart(log, pool, url, o, concurrency, executor ? executor.names : names)
+      forced = await stop.run(pool)
+    }
+    await broker.close().catch(() => undefined)
+    log.info(
+      { event: 'worker:stop', id: pool.id, forced: forced !== undefined },
+      `worker:stop ${pool.id}${forced ? ` at once (second ${forced})` : ''}`,
+    )
+    if (forced) return signalExitCode(forced)
+    return EXIT.OK
+  } finally {
+    stop.dispose()
+    await broker?.close().catch(() => undefined)
   }
-  const pool = new WorkerPool(broker, {
-    concurrency,
-    ...(o.lanes && { lanes: o.lanes }),
-    sweepInterval: o.sweepInterval,
-    ...(o.heartrate !== undefined && { heartrate: o.heartrate }),
-    ...(o.id !== undefined && { id: o.id }),
-    ...(executor && { executor }),
+}
+
+/** The child processes of `--processes`. */
+function childExecutor(o: WorkerCommandOptions, concurrency: number): ChildProcessExecutor {
+  const processes = o.processes!
+  const execArgv = process.execArgv.filter(a => !a.startsWith('--inspect'))
+  if (o.maxMemoryPerChild) execArgv.push(`--max-old-space-size=${o.maxMemoryPerChild}`)
+  return new ChildProcessExecutor({
+    tasks: o.tasks,
+    processes,
+    concurrency: Math.ceil(concurrency / processes),
+    ...(o.maxTasksPerChild && { maxTasksPerChild: o.maxTasksPerChild }),
+    killGrace: o.killGrace,
+    execArgv,
     taskContext: o.taskContext,
   })
-  logPoolEvents(pool, logger, executor)
-  // Listening before the start: a signal while the pool starts (connecting, loading children)
-  // stops it gracefully once started, not by the signal's default action.
-  const signals = stopOnSignals(pool, o.shutdownTimeout, logger)
-  try {
-    await pool.start()
-  } catch (err) {
-    signals.cancel()
-    await broker.close().catch(() => undefined)
-    throw err
-  }
-  names = executor ? executor.names : names!
+}
+
+/** The `worker:start` line. */
+function logStart(
+  logger: Logger,
+  pool: WorkerPool,
+  url: string,
+  o: WorkerCommandOptions,
+  concurrency: number,
+  names: readonly string[],
+): void {
   const lanes = pool.lanes.length
   logger.info(
     {
@@ -99,64 +130,6 @@ export async function runWorker(
       `${o.processes ? `, ${o.processes} child processes` : ''}, ` +
       `${names.length} tasks (${names.join(', ')})`,
   )
-  const signal = await signals.started()
-  await broker.close().catch(() => undefined)
-  logger.info(
-    { event: 'worker:stop', id: pool.id, forced: signal !== undefined },
-    `worker:stop ${pool.id}${signal ? ` at once (second ${signal})` : ''}`,
-  )
-  return signal ? signalExitCode(signal) : EXIT.OK
-}
-
-/**
- * Listens for SIGTERM and SIGINT from now on. Once the pool has started (`started()`), the first
- * stops it within `timeout` and a second stops it at once; `started()` resolves once stopped, with
- * the second signal when there was one. A signal that came while the pool started takes effect
- * then; a second one before that exits at once. `cancel()` stops listening (the start failed).
- */
-function stopOnSignals(
-  pool: WorkerPool,
-  timeout: number,
-  logger: Logger,
-): { started(): Promise<NodeJS.Signals | undefined>; cancel(): void } {
-  let early: NodeJS.Signals | undefined
-  let onSignal = (signal: NodeJS.Signals) => {
-    if (early) process.exit(signalExitCode(signal))
-    early = signal
-  }
-  const listener = (signal: NodeJS.Signals) => onSignal(signal)
-  process.on('SIGTERM', listener)
-  process.on('SIGINT', listener)
-  const started = () =>
-    new Promise<NodeJS.Signals | undefined>(resolve => {
-      let stopping: Promise<void> | undefined
-      let forced: NodeJS.Signals | undefined
-      onSignal = (signal: NodeJS.Signals) => {
-        if (!stopping) {
-          logger.info(
-            { event: 'worker:stopping', signal, timeout, running: pool.running },
-            `worker:stopping on ${signal}: ${pool.running} running task(s) get ${timeout} ms to finish; send it again to stop at once`,
-          )
-          stopping = pool.stop({ timeout })
-          void stopping.then(() => resolve(forced))
-          return
-        }
-        forced ??= signal
-        logger.warn(
-          { event: 'worker:stopping', signal, forced: true, running: pool.running },
-          `worker:stopping at once on a second ${signal}: ${pool.running} running task(s) are handed back`,
-        )
-        void pool.stop({ timeout: 0 })
-      }
-      if (early) onSignal(early)
-    })
-  return {
-    started,
-    cancel() {
-      process.off('SIGTERM', listener)
-      process.off('SIGINT', listener)
-    },
-  }
 }
 
 function redact(url: string): string {
@@ -243,6 +216,8 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
 A task's heartrate (lease renewal period) is chosen by whoever enqueues it (task option
 \`heartrate\`, default 10 s, or \`worq call --heartrate\`); the worker renews each lease at
 its task's rate, or at --heartrate when that is shorter.
+
+A signal while it starts (its tasks module loading, connecting) stops it once it can.
 
 Exit codes: 0 stopped cleanly, 1 startup error (bad URL, tasks module), 2 usage,
 130/143 stopped at once by a second SIGINT/SIGTERM.`,

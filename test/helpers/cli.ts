@@ -11,6 +11,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 export const CLI_TS = `${ROOT}lib/cli/main.ts`
 /** The built CLI (after `npm run build`). */
 export const CLI_DIST = `${ROOT}dist/cli/main.js`
+/** The library's entry, from sources (for a tasks module a test writes). */
+export const LIB_TS = `${ROOT}lib/index.ts`
 /** The tasks fixture. */
 export const TASKS = `${ROOT}test/fixtures/worker-tasks.ts`
 

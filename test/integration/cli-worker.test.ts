@@ -3,9 +3,14 @@
  * child processes, children outliving nothing, and live-worker registration.
  */
 import { expect } from 'chai'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { getBroker, task, TaskExpired, TaskFailure, type Broker } from '../../lib/index.js'
 import type { w as space } from '../fixtures/worker-tasks.js'
-import { alive, killAll, TASKS, worq, worqRun } from '../helpers/cli.js'
+import { alive, killAll, LIB_TS, TASKS, worq, worqRun } from '../helpers/cli.js'
 import { redisUrl } from '../helpers/redis-server.js'
 import { uniqueQueue, until } from '../helpers/util.js'
 
@@ -100,6 +105,66 @@ describe('cli: worq worker', function () {
     expect(Date.now() - killedAt).to.be.below(1600 + 1300)
     sweeper.proc.kill('SIGTERM')
     await sweeper.exited
+  })
+
+  describe('a signal while an in-process tasks module loads (top-level await)', () => {
+    let gate: ReturnType<typeof createServer>
+    let connected: Promise<Socket>
+    let tasks: string
+    let dir: string
+
+    beforeEach(async () => {
+      // The module's top-level await waits for a byte from this server: the test decides when
+      // the load ends, and its connection says that the load has begun.
+      gate = createServer()
+      connected = new Promise(resolve => gate.once('connection', resolve))
+      await new Promise<void>(resolve => gate.listen(0, '127.0.0.1', resolve))
+      const { port } = gate.address() as { port: number }
+      const lib = pathToFileURL(LIB_TS).href
+      dir = mkdtempSync(join(tmpdir(), 'worq-slow-'))
+      tasks = join(dir, 'slow-tasks.mjs')
+      writeFileSync(
+        tasks,
+        `import { connect } from 'node:net'
+import { TaskSpace } from ${JSON.stringify(lib)}
+await new Promise((resolve, reject) => {
+  const socket = connect(${port}, '127.0.0.1')
+  socket.once('data', () => resolve(socket.destroy()))
+  socket.once('error', reject)
+})
+export const slow = new TaskSpace('slow', { ok: () => 'ok' })
+`,
+      )
+    })
+    afterEach(() => {
+      gate.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+
+    it('stops it gracefully once the module has loaded, before the pool starts: exit 0 (it was killed by the signal, no log)', async () => {
+      const w = worq(['worker', url, '--tasks', tasks, '--queue', queue])
+      const socket = await connected
+      w.proc.kill('SIGTERM')
+      await w.line(/worker:stopping on SIGTERM while starting/)
+      socket.write('go')
+      expect(await w.exited).to.deep.equal({ code: 0, signal: null })
+      expect(w.lines.some(l => /worker:stop \S+$/.test(l))).to.equal(true)
+      expect(w.lines.some(l => /worker:start/.test(l))).to.equal(false)
+      const { backend } = await broker.backend()
+      expect((await backend.inspect(queue)).workers).to.deep.equal([])
+    })
+
+    it('a second signal during the load stops it at once (exit 143)', async () => {
+      const w = worq(['worker', url, '--tasks', tasks, '--queue', queue])
+      await connected
+      w.proc.kill('SIGTERM')
+      await w.line(/worker:stopping on SIGTERM while starting/)
+      w.proc.kill('SIGTERM')
+      expect(await w.exited).to.deep.equal({ code: 143, signal: null })
+      expect(
+        w.lines.some(l => /worker:stop at once \(second SIGTERM\) while starting/.test(l)),
+      ).to.equal(true)
+    })
   })
 
   it('--heartrate below 10 ms is a usage error (exit 2) that names the option', async () => {
