@@ -1,5 +1,6 @@
 /**
- * How `worq worker` is told to stop: SIGTERM or SIGINT. The first request stops it gracefully:
+ * How `worq worker` is told to stop: SIGTERM or SIGINT, or its stdout closing (EPIPE: the reader
+ * of its pipe went away, as in `worq worker | head -n 1`). The first request stops it gracefully:
  * nothing new starts, running tasks get the shutdown timeout, then are handed back. A second
  * signal stops it at once. Listening starts before anything else (loading the tasks module,
  * connecting), so a request that comes meanwhile takes effect as soon as it can, never the
@@ -9,8 +10,8 @@ import type { Logger } from '../worker/log-events.js'
 import type { WorkerPool } from '../worker/pool.js'
 import { signalExitCode } from './exit-codes.js'
 
-/** What asked the worker to stop. */
-export type StopCause = NodeJS.Signals
+/** What asked the worker to stop: a signal, or `'stdout'` (it closed). */
+export type StopCause = NodeJS.Signals | 'stdout'
 
 /** The worker's stop requests. */
 export interface StopControl {
@@ -43,21 +44,24 @@ export function stopControl(timeout: number, logger: Logger): StopControl {
   const request = (cause: StopCause) => {
     if (first === undefined) {
       first = cause
+      const why = cause === 'stdout' ? 'as its stdout closed' : `on ${cause}`
+      const again = cause === 'stdout' ? 'send SIGTERM' : 'send it again'
       const fields = { event: 'worker:stopping', signal: cause, timeout }
       if (pool) {
         logger.info(
           { ...fields, running: pool.running },
-          `worker:stopping on ${cause}: ${pool.running} running task(s) get ${timeout} ms to finish; send it again to stop at once`,
+          `worker:stopping ${why}: ${pool.running} running task(s) get ${timeout} ms to finish; ${again} to stop at once`,
         )
         begin(pool)
       } else {
         logger.info(
           { ...fields, starting: true },
-          `worker:stopping on ${cause} while starting: it stops once it can; send it again to stop at once`,
+          `worker:stopping ${why} while starting: it stops once it can; ${again} to stop at once`,
         )
       }
       return
     }
+    if (cause === 'stdout') return
     if (!pool) {
       // Still starting (a tasks module's top-level await cannot be interrupted): nothing runs yet.
       logger.warn(

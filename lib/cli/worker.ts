@@ -1,17 +1,17 @@
 /**
  * `worq worker <url> --tasks <module>`: runs the tasks module's TaskSpaces on one queue until told
  * to stop. The first SIGTERM or SIGINT stops taking work and lets running tasks finish within
- * `--shutdown-timeout` (then hands them back); a second one hands them back at once
- * (worker-stop.ts).
+ * `--shutdown-timeout` (then hands them back); a second one hands them back at once. Its stdout
+ * closing stops it as the first signal does (worker-stop.ts).
  */
 import { Command, Option } from 'commander'
 import { getBroker, type Broker } from '../broker.js'
 import { WorkerPool } from '../worker/pool.js'
 import { ChildProcessExecutor } from '../worker/children/child-executor.js'
 import { asTaskSpace, loadTasks } from '../worker/children/tasks-module.js'
-import { EXIT, signalExitCode } from './exit-codes.js'
+import { CliExit, EXIT, signalExitCode } from './exit-codes.js'
 import { logPoolEvents, type Logger } from '../worker/log-events.js'
-import { lineLogger, type LogFormat } from './logger.js'
+import { guardedLines, lineLogger, type LogFormat } from './logger.js'
 import { integer, modulePath, ms, queueName } from './parse.js'
 import { stopControl } from './worker-stop.js'
 
@@ -35,13 +35,32 @@ export interface WorkerCommandOptions {
   taskContext: boolean
 }
 
-/** Runs a worker until a signal stops it; resolves with the exit code. */
+/**
+ * Runs a worker until a signal stops it, or its stdout closes; resolves with the exit code. Log
+ * lines go to `logger`, by default to stdout, which may close under it (`worq worker | head`):
+ * then the worker says so on stderr and stops as on SIGTERM (exit code 1).
+ */
 export async function runWorker(
   url: string,
   o: WorkerCommandOptions,
   logger?: Logger,
 ): Promise<number> {
-  const log = logger ?? lineLogger(o.logFormat)
+  let closed: Error | undefined
+  const stderr = guardedLines(process.stderr)
+  const stdout = logger
+    ? undefined
+    : guardedLines(process.stdout, err => {
+        closed = err
+        const stopping = stop.requested === undefined
+        stderr.write(
+          `worq worker: stdout closed (${err.message}), so no more log lines` +
+            (stopping
+              ? `; stopping as on SIGTERM (running tasks get ${o.shutdownTimeout} ms)\n`
+              : '\n'),
+        )
+        stop.request('stdout')
+      })
+  const log = logger ?? lineLogger(o.logFormat, line => stdout!.write(line))
   // Listening before anything else: a signal while the tasks module loads or the pool starts
   // stops it gracefully as soon as it can, not by the signal's default action.
   const stop = stopControl(o.shutdownTimeout, log)
@@ -80,10 +99,17 @@ export async function runWorker(
       `worker:stop ${pool.id}${forced ? ` at once (second ${forced})` : ''}`,
     )
     if (forced) return signalExitCode(forced)
+    if (stop.requested === 'stdout')
+      throw new CliExit(
+        EXIT.ERROR,
+        `stdout closed (${closed?.message}): the worker stopped as on SIGTERM`,
+      )
     return EXIT.OK
   } finally {
     stop.dispose()
     await broker?.close().catch(() => undefined)
+    stdout?.dispose()
+    stderr.dispose()
   }
 }
 
@@ -218,9 +244,11 @@ A task's heartrate (lease renewal period) is chosen by whoever enqueues it (task
 its task's rate, or at --heartrate when that is shorter.
 
 A signal while it starts (its tasks module loading, connecting) stops it once it can.
+If its stdout closes (\`worq worker | head -n 1\`), it says so on stderr and stops as on
+SIGTERM: running tasks get --shutdown-timeout to finish (exit code 1).
 
-Exit codes: 0 stopped cleanly, 1 startup error (bad URL, tasks module), 2 usage,
-130/143 stopped at once by a second SIGINT/SIGTERM.`,
+Exit codes: 0 stopped cleanly, 1 startup error (bad URL, tasks module) or its stdout
+closed, 2 usage, 130/143 stopped at once by a second SIGINT/SIGTERM.`,
     )
     .action((url: string, options: WorkerCommandOptions) => run(runWorker(url, options)))
 }

@@ -107,6 +107,22 @@ describe('cli: worq worker', function () {
     await sweeper.exited
   })
 
+  it('its stdout closing (worq worker | head -n 1) stops it as on SIGTERM: the running task completes, exit 1 (it died of EPIPE mid-task)', async () => {
+    const w = start('--shutdown-timeout', '10000')
+    await w.line(/worker:start/)
+    const q = broker.queue<typeof space>()
+    const running = await q.w.sleep(4000)
+    await w.line(/task:start w\.sleep/)
+    w.proc.stdout!.destroy() // the reader goes: the next log line meets EPIPE
+    const next = await q.w.add(1, 2) // its task:start line is that next one
+    await w.line(/^worq worker: stdout closed \(.*EPIPE\).*stopping as on SIGTERM/)
+    expect(await running.status()).to.equal('processing')
+    expect(await next.result(5000)).to.equal(3)
+    expect(await running.result(10_000)).to.equal(4000)
+    expect((await w.exited).code).to.equal(1)
+    await w.line(/^worq: stdout closed .*: the worker stopped as on SIGTERM$/)
+  })
+
   describe('a signal while an in-process tasks module loads (top-level await)', () => {
     let gate: ReturnType<typeof createServer>
     let connected: Promise<Socket>
