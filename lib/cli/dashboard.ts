@@ -125,8 +125,11 @@ export function dashboardCommand(run: (code: Promise<number>) => void): Command 
       `
 The page asks for the token and keeps it for the browser tab (sessionStorage).
 
-Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot listen or reach the backend, 2 usage
-(including a non-loopback --host without a token).`,
+A backend that cannot be reached does not stop it: it serves the page, /api/health says
+so and the API answers 503 until the backend answers (the reason is printed on stderr).
+
+Exit codes: 0 stopped by SIGINT/SIGTERM, 1 a bad URL or cannot listen (port in use, address
+not available), 2 usage (including a non-loopback --host without a token).`,
     )
     .action((url: string, options: DashboardCommandOptions) => run(runDashboard(url, options)))
 }

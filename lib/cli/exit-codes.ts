@@ -4,7 +4,7 @@
  * | code | meaning |
  * |---|---|
  * | 0 | done; for `worker`: stopped cleanly (after one SIGTERM or SIGINT, running tasks finished or were handed back) |
- * | 1 | an error: a bad URL, a tasks module that cannot load, a backend that cannot be reached; for `call`: the task failed, expired or was cancelled; for `purge`: not confirmed; for `cancel`: the task had already ended; for `worker`: its stdout closed (it stopped as on SIGTERM first) |
+ * | 1 | an error: a bad URL, a tasks module that cannot load, a backend that cannot be reached (`dashboard` serves on: its API answers 503); for `call`: the task failed, expired or was cancelled; for `purge`: not confirmed; for `cancel`: the task had already ended; for `worker`: its stdout closed (it stopped as on SIGTERM first); for `dashboard`: it cannot listen |
  * | 2 | usage: an unknown command or option, a bad option value (out of range, such as a duration past MAX_TIMER_MS, or refused by the library's checks: option-errors.ts), a bad JSON argument, `purge` without `--yes` off a terminal |
  * | 3 | `call`: no result within `--wait` (the task may still run; its id is printed) |
  * | 4 | `task`, `cancel`: no such task (never enqueued, or its outcome expired) |

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai'
 import { killAll, worq, worqRun } from '../helpers/cli.js'
-import { redisUrl } from '../helpers/redis-server.js'
+import { freePort, redisUrl } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 
 async function address(p: ReturnType<typeof worq>): Promise<string> {
@@ -60,6 +60,23 @@ describe('cli: worq dashboard', function () {
     expect(pause.status).to.equal(403)
     p.proc.kill('SIGTERM')
     expect((await p.exited).code).to.equal(0)
+  })
+
+  it('a backend it cannot reach does not stop it: the API answers 503, and --help says so (it said exit 1)', async () => {
+    const unreachable = `redis://127.0.0.1:${await freePort()}/0` // nothing listens there
+    const p = worq(['dashboard', unreachable, '--port', '0'])
+    const base = await address(p)
+    expect((await fetch(`${base}/`)).status).to.equal(200)
+    const health = await fetch(`${base}/api/health`)
+    expect(health.status).to.equal(503)
+    expect(((await health.json()) as { ok: boolean }).ok).to.equal(false)
+    expect(p.proc.exitCode).to.equal(null)
+    p.proc.kill('SIGTERM')
+    expect((await p.exited).code).to.equal(0)
+    const help = await worqRun(['dashboard', '--help'])
+    expect(help.out).to.match(/A backend that cannot be reached does not stop it/)
+    expect(help.out).to.match(/the API answers 503/)
+    expect(help.out).to.not.match(/reach the backend/)
   })
 
   it('refuses a non-loopback --host without a token (exit 2), and a bad queue name', async () => {
