@@ -15,6 +15,9 @@ import { isResultRef, type ResultRef } from './result-ref.js'
 const sj = new SuperJSON()
 sj.allowErrorProps('stack', 'code')
 
+/** Keys superjson refuses in what it walks (a prototype-pollution risk). */
+const POLLUTING = new Set(['__proto__', 'constructor', 'prototype'])
+
 /** Built-in classes superjson revives faithfully. */
 const FAITHFUL: ReadonlyArray<abstract new (...args: any[]) => unknown> = [
   Date,
@@ -259,8 +262,13 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>): 
         `${path} is an instance of class ${name}, which would arrive as a plain object; send a plain object instead`,
       )
     }
-    for (const key of Object.keys(value))
+    for (const key of Object.keys(value)) {
+      if (POLLUTING.has(key))
+        throw new TypeError(
+          `${path} has a key "${key}", which cannot be sent with values that are not plain JSON (a Date, a Map, -0, …: the serializer refuses it as a prototype-pollution risk); rename the key`,
+        )
       checkFaithful((value as Record<string, unknown>)[key], `${path}.${key}`, seen)
+    }
     for (const sym of Object.getOwnPropertySymbols(value)) {
       if (Object.prototype.propertyIsEnumerable.call(value, sym))
         throw new TypeError(`${path} has a symbol key ${String(sym)}, which cannot be sent`)

@@ -78,6 +78,18 @@ describe('serializer', () => {
     expect(() => checkFaithful(new Bytes(2), 'x', new Set())).to.throw(TypeError, /class Bytes/)
   })
 
+  it('a key superjson refuses, in a value that goes through it, is a TypeError naming the path', () => {
+    expect(() => encodeValue({ constructor: 1, x: -0 })).to.throw(
+      TypeError,
+      /result has a key "constructor"/,
+    )
+    expect(() => encodeValue({ a: { prototype: 1 }, d: new Date(0) })).to.throw(
+      TypeError,
+      /result\.a has a key "prototype"/,
+    )
+    expect(decodeValue(encodeValue({ constructor: 1 }))).to.deep.equal({ constructor: 1 }) // plain JSON
+  })
+
   it('sends a Node Buffer as a Buffer', () => {
     const back = decodeValue(encodeValue({ b: Buffer.from('bytes') })) as { b: Buffer }
     expect(Buffer.isBuffer(back.b)).to.equal(true)
