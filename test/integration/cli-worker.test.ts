@@ -71,10 +71,16 @@ describe('cli: worq worker', function () {
     expect((await next.exited).code).to.equal(0)
   })
 
-  it('SIGKILL of the worker mid-task: the waiter gets TaskExpired within lease + sweep interval', async () => {
-    const w = start()
+  /**
+   * SIGKILLs a worker started with `flags` while it runs a sleep enqueued with `heartrate` (its own
+   * default when undefined); the waiter must get TaskExpired within the lease (2 × 100 + 1000 ms)
+   * plus the 200 ms sweep interval (1.6 s), and a margin for a loaded machine.
+   */
+  async function killMidTask(flags: string[], heartrate: number | undefined): Promise<void> {
+    const w = start(...flags)
     await w.line(/worker:start/)
-    const d = await task(broker.queue<typeof space>().w.sleep, { heartrate: 100 })(60_000)
+    const sleep = broker.queue<typeof space>().w.sleep
+    const d = await (heartrate === undefined ? sleep : task(sleep, { heartrate }))(60_000)
     await w.line(/task:start/)
     // The sweep runs in live workers: one started before the kill (the task is already w's), so
     // that what is timed is the recovery, not a process's start-up on a loaded machine.
@@ -84,28 +90,17 @@ describe('cli: worq worker', function () {
     w.proc.kill('SIGKILL')
     const err = await d.result(10_000).catch((e: unknown) => e)
     expect(err).to.be.instanceOf(TaskExpired)
-    // lease 2 × 100 + 1000 ms plus a 200 ms sweep interval (1.6 s), and a margin for a loaded machine
     expect(Date.now() - killedAt).to.be.below(1600 + 1300)
     sweeper.proc.kill('SIGTERM')
     await sweeper.exited
-  })
+  }
 
-  it('SIGKILL of a worker started with --heartrate: a task of the default heartrate expires within 2 × that + 1 s + sweep interval', async () => {
-    const w = start('--heartrate', '100')
-    await w.line(/worker:start/)
-    // The task's own heartrate is the default (10 s, a lease of 21 s); the worker's cuts it.
-    const d = await broker.queue<typeof space>().w.sleep(60_000)
-    await w.line(/task:start/)
-    const sweeper = start()
-    await sweeper.line(/worker:start/)
-    const killedAt = Date.now()
-    w.proc.kill('SIGKILL')
-    const err = await d.result(10_000).catch((e: unknown) => e)
-    expect(err).to.be.instanceOf(TaskExpired)
-    expect(Date.now() - killedAt).to.be.below(1600 + 1300)
-    sweeper.proc.kill('SIGTERM')
-    await sweeper.exited
-  })
+  it('SIGKILL of the worker mid-task: the waiter gets TaskExpired within lease + sweep interval', () =>
+    killMidTask([], 100))
+
+  // The task's own heartrate is the default (10 s, a lease of 21 s); the worker's cuts it.
+  it('SIGKILL of a worker started with --heartrate: a task of the default heartrate expires within 2 × that + 1 s + sweep interval', () =>
+    killMidTask(['--heartrate', '100'], undefined))
 
   it('its stdout closing (worq worker | head -n 1) stops it as on SIGTERM: the running task completes, exit 1 (it died of EPIPE mid-task)', async () => {
     const w = start('--shutdown-timeout', '10000')
