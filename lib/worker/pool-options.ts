@@ -22,7 +22,7 @@ export interface WorkerPoolOptions {
   /**
    * The worker's heartrate, ms: the longest lease renewal period of any task this pool runs. A
    * task whose own `heartrate` is longer is renewed every `heartrate` ms instead, and its lease is
-   * cut to `2 × heartrate + 1 s` by a renewal as soon as the pool takes it (one more backend round
+   * cut to `2 × heartrate + 1 s` by a renewal before it starts (one more backend round
    * trip per batch of such tasks), so that a worker that dies is recovered from sooner. A task
    * with a shorter heartrate keeps its own. A number of ms from 10 to 2^31 − 1 (as the task option).
    * @default none: each task's own heartrate (task option, default 10 s)

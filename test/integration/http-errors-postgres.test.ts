@@ -7,37 +7,10 @@
 import { expect } from 'chai'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { getBroker, type Broker } from '../../lib/index.js'
-import { worqHttp } from '../../lib/http/index.js'
-import { serve, type Answer, type TestServer } from '../helpers/http.js'
+import { getBroker } from '../../lib/index.js'
+import type { Answer } from '../helpers/http.js'
+import { expectCoded, served } from '../helpers/http-coded.js'
 import { freshDatabase } from '../helpers/postgres.js'
-import { uniqueQueue } from '../helpers/util.js'
-
-/** A broker on `url` served with `submit: ['t.add']`, the errors handed to onError, and a closer. */
-async function served(url: string) {
-  const broker: Broker = getBroker(url, uniqueQueue('http-err'))
-  const errors: unknown[] = []
-  const handler = worqHttp(broker, { submit: ['t.add'], onError: err => errors.push(err) })
-  const server: TestServer = await serve(handler)
-  return {
-    broker,
-    errors,
-    server,
-    submit: () => server.call('POST', '/api/tasks', { json: { name: 't.add', args: [1, 2] } }),
-    async close() {
-      await handler.close()
-      await server.close()
-      await broker.close()
-    },
-  }
-}
-
-/** Expects `answer` to be a 503 with the library's `code`, and onError to have had it. */
-function expect503(answer: Answer, code: string, errors: unknown[]): void {
-  expect(answer.status, answer.text).to.equal(503)
-  expect(answer.json.error.code).to.equal(code)
-  expect(errors.map(e => (e as { code?: string }).code)).to.include(code)
-}
 
 describe('http: PostgreSQL’s coded errors', function () {
   this.timeout(60_000)
@@ -70,7 +43,7 @@ describe('http: PostgreSQL’s coded errors', function () {
       } finally {
         await admin.query('ROLLBACK')
       }
-      expect503(answer, 'ERR_WORQ_STATEMENT_TIMEOUT', api.errors)
+      expectCoded(answer, 503, 'ERR_WORQ_STATEMENT_TIMEOUT', api.errors)
       expect(answer.json.error.message).to.match(/statement_timeout.*can be sent again/)
       expect(await api.broker.size()).to.equal(0)
     } finally {
@@ -92,10 +65,10 @@ describe('http: PostgreSQL’s coded errors', function () {
     try {
       for (const path of ['/api/queues', '/api/tasks']) {
         const answer = await api.server.call('GET', path)
-        expect503(answer, 'ERR_WORQ_SCHEMA_TOO_NEW', api.errors)
+        expectCoded(answer, 503, 'ERR_WORQ_SCHEMA_TOO_NEW', api.errors)
         expect(answer.json.error.message, path).to.match(/newer than this worq knows/)
       }
-      expect503(await api.submit(), 'ERR_WORQ_SCHEMA_TOO_NEW', api.errors)
+      expectCoded(await api.submit(), 503, 'ERR_WORQ_SCHEMA_TOO_NEW', api.errors)
     } finally {
       await api.close()
     }
@@ -110,9 +83,9 @@ describe('http: PostgreSQL’s coded errors', function () {
     const api = await served(u.toString())
     try {
       const answer = await api.server.call('GET', '/api/queues')
-      expect503(answer, 'ERR_WORQ_MIGRATION_DENIED', api.errors)
+      expectCoded(answer, 503, 'ERR_WORQ_MIGRATION_DENIED', api.errors)
       expect(answer.json.error.message).to.match(/worq migrate <url>/)
-      expect503(await api.submit(), 'ERR_WORQ_MIGRATION_DENIED', api.errors)
+      expectCoded(await api.submit(), 503, 'ERR_WORQ_MIGRATION_DENIED', api.errors)
     } finally {
       await api.close()
       await admin.query(

@@ -8,44 +8,11 @@ import { expect } from 'chai'
 import { readFileSync } from 'node:fs'
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { Redis } from 'ioredis'
-import { getBroker, type Broker } from '../../lib/index.js'
 import { STATUS_OF_CODE } from '../../lib/http/errors.js'
-import { worqHttp } from '../../lib/http/index.js'
 import { routeTable } from '../../lib/http/routes/index.js'
-import { serve, type Answer, type TestServer } from '../helpers/http.js'
+import { expectCoded, served } from '../helpers/http-coded.js'
 import { serveApi } from '../helpers/http-fixture.js'
 import { redisUrl, startRedis, type RedisServer } from '../helpers/redis-server.js'
-import { uniqueQueue } from '../helpers/util.js'
-
-/** A broker on `url` served with `submit: ['t.add']`, the errors handed to onError, and a closer. */
-async function served(url: string, options: Parameters<typeof getBroker>[2] = {}) {
-  const broker: Broker = getBroker(url, uniqueQueue('http-err'), options)
-  const errors: unknown[] = []
-  const handler = worqHttp(broker, { submit: ['t.add'], onError: err => errors.push(err) })
-  const server: TestServer = await serve(handler)
-  return {
-    broker,
-    errors,
-    server,
-    submit: () => server.call('POST', '/api/tasks', { json: { name: 't.add', args: [1, 2] } }),
-    async close() {
-      await handler.close()
-      await server.close()
-      await broker.purge().catch(() => undefined)
-      await broker.close()
-    },
-  }
-}
-
-/** Expects `answer` to be `status` with the library's `code`, and onError to have had it. */
-function expectCoded(answer: Answer, status: number, code: string, errors: unknown[]): void {
-  expect(answer.status, answer.text).to.equal(status)
-  expect(answer.json.error.code).to.equal(code)
-  expect(answer.json.error.message)
-    .to.be.a('string')
-    .and.not.match(/failed to answer/)
-  expect(errors.map(e => (e as { code?: string }).code)).to.include(code)
-}
 
 /** A TCP proxy to Redis that reports every server's version as 5.x (older than worq needs). */
 async function oldRedis(target: string): Promise<{ url: string; close(): Promise<void> }> {

@@ -15,9 +15,10 @@ import {
   type ProgressUpdate,
   type ReservedTask,
 } from '../backend.js'
-import { boundedOutcome, cancelledOutcome, expiredOutcome, outcomeError } from '../../outcome.js'
+import { boundedOutcome, cancelledOutcome, expiredOutcome } from '../../outcome.js'
 import { countEnd, countStart, emit, endEvent } from './observe.js'
 import { QueueState, type Dependent, type TaskRecord } from './queue-state.js'
+import { errorOf, readable, release } from './finishes.js'
 import { cacheHit, cacheStore, freeSlots, hold, takeSlots, trimCache } from './shaping.js'
 
 const GONE = 'the argument task and its result are gone (its resultTimeout passed)'
@@ -285,25 +286,16 @@ export class MemoryEngine {
         continue
       }
       if (f.release) {
-        emit(q, 'enqueued', rec, now, {
-          released: true,
-          attempt: rec.attempt,
-          ...(rec.workerId !== undefined && { workerId: rec.workerId }),
-        })
-        freeSlots(q, rec)
-        q.processing.delete(f.id)
-        rec.token = undefined
-        rec.leaseUntil = undefined
-        rec.attempt--
-        rec.state = 'enqueued'
-        q.wait.unshift(f.id, rec.task.priority)
-        q.wake()
-      } else if (!readable(f)) {
-        stale.push(f.id) // refused alone: its lease lapses and the sweep puts it back or expires it
+        release(q, rec, now)
       } else if (f.retryAt !== undefined) {
-        this.#retry(q, rec, f.retryAt, outcomeError(f.outcome), now)
-      } else {
+        const error = errorOf(f.outcome)
+        // One that cannot be read is refused alone: its lease lapses, the sweep acts on it.
+        if (error) this.#retry(q, rec, f.retryAt, error, now)
+        else stale.push(f.id)
+      } else if (readable(f.outcome)) {
         this.finish(rec, this.#bounded(rec, f.outcome), now, { tag: f.token })
+      } else {
+        stale.push(f.id)
       }
     }
     return stale
@@ -394,15 +386,5 @@ export class MemoryEngine {
       }
     }
     return handled
-  }
-}
-
-/** A finish whose outcome can be read (a retry's failure, or what an outcome's event shows). */
-function readable(f: Finish): boolean {
-  try {
-    if (f.retryAt !== undefined || f.outcome.charAt(0) !== 'c') outcomeError(f.outcome)
-    return true
-  } catch {
-    return false
   }
 }
