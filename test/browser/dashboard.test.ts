@@ -8,7 +8,7 @@
  * 375 px wide screen.
  */
 import { expect } from 'chai'
-import { execFileSync } from 'node:child_process'
+import { buildDashboardPage } from '../helpers/dashboard-page.js'
 import { EventEmitter } from 'node:events'
 import type { Page } from 'playwright-core'
 import { getBroker, TaskSpace, WorkerPool, type Broker, type TaskContext } from '../../lib/index.js'
@@ -41,7 +41,7 @@ describe('dashboard: a person drives the page in Chromium', function () {
       // Skipped on purpose outside CI: no Chromium to drive on this machine (the reason is printed).
       this.skip() // reason: no Chromium on this machine outside CI
     }
-    execFileSync(process.execPath, ['scripts/build-dashboard.js'])
+    buildDashboardPage()
     redis = await startRedis()
     broker = getBroker(redis.url, QUEUE).expose(
       new TaskSpace('r', {

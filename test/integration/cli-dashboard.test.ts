@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai'
 import { killAll, worq, worqRun } from '../helpers/cli.js'
+import { buildDashboardPage } from '../helpers/dashboard-page.js'
 import { freePort, redisUrl } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 
@@ -17,6 +18,8 @@ describe('cli: worq dashboard', function () {
   let url: string
   before(async () => {
     url = await redisUrl()
+    // The page the tests fetch at `/` (a fresh clone has no build: it answered 503 there).
+    buildDashboardPage()
   })
   after(() => killAll())
 

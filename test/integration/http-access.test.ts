@@ -4,7 +4,7 @@
  * CORS, a strict CSP on the page).
  */
 import { expect } from 'chai'
-import { execFileSync } from 'node:child_process'
+import { buildDashboardPage } from '../helpers/dashboard-page.js'
 import { getBroker } from '../../lib/index.js'
 import { worqHttp } from '../../lib/http/index.js'
 import { redisUrl } from '../helpers/redis-server.js'
@@ -17,7 +17,7 @@ describe('http: token, authorize, readOnly, submit, headers', function () {
   before(async () => {
     url = await redisUrl()
     // The page's files, so that serving them is tested too (esbuild: well under a second).
-    execFileSync(process.execPath, ['scripts/build-dashboard.js'])
+    buildDashboardPage()
   })
 
   describe('with a token', () => {
