@@ -53,6 +53,8 @@ export class Broker implements QueueHost {
   readonly #tasks = new Map<string, TaskFunction>()
   readonly #enqueuer: Enqueuer
   #closed = false
+  /** Aborts at `close()`, its reason a `BrokerClosed`: this broker's event streams end with it. */
+  readonly #closing = new AbortController()
 
   /** Use {@link getBroker}. */
   constructor(url: string, name = 'default', options: BackendOptions = {}) {
@@ -207,7 +209,7 @@ export class Broker implements QueueHost {
    */
   events(options: EventsOptions = {}): EventStream {
     this.#open() // a closed broker: BrokerClosed here, not a stream that fails later
-    return new EventStream(this.#backend(), this.name, options)
+    return new EventStream(this.#backend(), this.name, options, this.#closing.signal)
   }
 
   /**
@@ -317,10 +319,15 @@ export class Broker implements QueueHost {
     return (await this.#backend()).removeSchedule(this.name, id)
   }
 
-  /** Releases this broker's hold on the backend. Idempotent. */
+  /**
+   * Releases this broker's hold on the backend. Idempotent. From the call on, every operation of
+   * the broker, of its Deferreds and of its event streams rejects with `BrokerClosed`.
+   */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    const reason = new BrokerClosed()
+    this.#closing.abort(reason)
     const handle = await this.#handle.catch(() => undefined)
     await this.#enqueuer.drain()
     await handle?.release()

@@ -186,13 +186,21 @@ export class Enqueuer {
 
   #hostCache: DeferredHost | undefined
   #host(hub: ResultHub, backend: Backend): DeferredHost {
+    const source = this.#source
     this.#hostCache ??= {
       get epoch() {
         return hub.epoch
       },
-      status: (queue, id) => backend.status(queue, id),
-      cancel: (queue, id) => backend.cancel(queue, id),
+      status: async (queue, id) => {
+        source.open()
+        return backend.status(queue, id)
+      },
+      cancel: async (queue, id) => {
+        source.open()
+        return backend.cancel(queue, id)
+      },
       info: async (queue, id) => {
+        source.open()
         const stored = await backend.info(queue, id)
         return stored ? toTaskInfo(stored, queue) : undefined
       },

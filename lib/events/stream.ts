@@ -115,9 +115,23 @@ export class EventStream implements AsyncIterable<QueueEvent> {
   #error: unknown
   #closed = false
   #iterating = false
+  /** Aborts (its reason a `BrokerClosed`) when the broker that made the stream closes. */
+  readonly #brokerClosed: AbortSignal | undefined
+  readonly #onBrokerClosed = (): void => {
+    this.#error ??= this.#brokerClosed!.reason
+    void this.close()
+  }
 
-  /** @internal Made by `broker.events()`. */
-  constructor(backend: Promise<Backend>, queue: string, options: EventsOptions = {}) {
+  /**
+   * @internal Made by `broker.events()`; `brokerClosed` aborts when that broker closes: the
+   * stream stops, and a `for await` over it throws the signal's reason (`BrokerClosed`).
+   */
+  constructor(
+    backend: Promise<Backend>,
+    queue: string,
+    options: EventsOptions = {},
+    brokerClosed?: AbortSignal,
+  ) {
     // Its failure reaches whoever reads the stream; it must not also be an unhandled rejection
     // (the options below may be refused before anything awaits it).
     backend.catch(() => undefined)
@@ -140,6 +154,8 @@ export class EventStream implements AsyncIterable<QueueEvent> {
             this.#position = since
           })
     this.ready.catch(() => undefined)
+    this.#brokerClosed = brokerClosed
+    brokerClosed?.addEventListener('abort', this.#onBrokerClosed, { once: true })
   }
 
   /**
@@ -173,10 +189,14 @@ export class EventStream implements AsyncIterable<QueueEvent> {
     return this
   }
 
-  /** Stops reading; a `for await` over the stream ends. Idempotent. */
+  /**
+   * Stops reading; a `for await` over the stream ends. Idempotent. (When the broker closes, the
+   * stream stops too, and a `for await` over it throws `BrokerClosed`.)
+   */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#brokerClosed?.removeEventListener('abort', this.#onBrokerClosed)
     this.#abort.abort()
     this.#wakeConsumer()
     this.#room?.()
@@ -213,7 +233,7 @@ export class EventStream implements AsyncIterable<QueueEvent> {
 
   #start(): void {
     this.#loop ??= this.#read().catch(err => {
-      this.#error = err
+      this.#error ??= err
       this.#wakeConsumer()
     })
   }

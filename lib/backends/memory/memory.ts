@@ -34,10 +34,9 @@ import { outcomeStatus } from '../../outcome.js'
 import { BrokerClosed, ListingOff } from '../../errors.js'
 import { MemoryEngine } from './engine.js'
 import { emit, zeroCounts } from './observe.js'
-import { infoOf, inspect, list, statusOf } from './reads.js'
+import { cancelledNow, infoOf, inspect, list, statusOf, waitingIds } from './reads.js'
 import { trimCache } from './shaping.js'
 import { PURGE_STEP, purgeInSteps } from '../purge-steps.js'
-import type { QueueState } from './queue-state.js'
 
 const CLEANUP_MS = 1000
 
@@ -111,6 +110,7 @@ export class MemoryBackend implements Backend {
   }
 
   async renew(queue: string, leases: readonly Lease[]): Promise<string[]> {
+    this.#open()
     const q = this.#engine.q(queue)
     const now = Date.now()
     const lost: string[] = []
@@ -134,6 +134,7 @@ export class MemoryBackend implements Backend {
   }
 
   async status(queue: string, id: string): Promise<TaskState | null> {
+    this.#open()
     const rec = this.#engine.get(queue, id)
     if (!rec) return null
     if (rec.state !== 'done') return { status: statusOf(rec) }
@@ -143,11 +144,13 @@ export class MemoryBackend implements Backend {
   }
 
   async info(queue: string, id: string): Promise<StoredInfo | null> {
+    this.#open()
     const rec = this.#engine.get(queue, id)
     return rec ? infoOf(rec) : null
   }
 
   async list(queue: string, query: ListQuery): Promise<StoredInfo[]> {
+    this.#open()
     const q = this.#engine.q(queue)
     if (!q.settings.listing) throw new ListingOff(queue)
     return list(q, query, Date.now())
@@ -159,11 +162,13 @@ export class MemoryBackend implements Backend {
   }
 
   async size(queue: string): Promise<number> {
+    this.#open()
     const i = inspect(this.#engine.queues.get(queue), Date.now())
     return i.waiting + i.delayed + i.pending
   }
 
   async purge(queue: string): Promise<number> {
+    this.#open()
     const q = this.#engine.queues.get(queue)
     if (!q) return 0
     // In steps, as on the servers: other work of this process runs between them.
@@ -184,20 +189,24 @@ export class MemoryBackend implements Backend {
   }
 
   async listen(listener: OutcomeListener): Promise<void> {
+    this.#open()
     if (!this.#engine.listeners.includes(listener)) this.#engine.listeners.push(listener)
   }
 
   async control(queue: string, listener: (message: ControlMessage) => void): Promise<() => void> {
+    this.#open()
     const q = this.#engine.q(queue)
     q.control.add(listener)
     return () => q.control.delete(listener)
   }
 
   async checks(): Promise<string[]> {
+    this.#open()
     return []
   }
 
   async registerWorker(queue: string, info: WorkerInfo, ttlMs: number): Promise<void> {
+    this.#open()
     const now = Date.now()
     this.#engine
       .q(queue)
@@ -205,6 +214,7 @@ export class MemoryBackend implements Backend {
   }
 
   async unregisterWorker(queue: string, id: string): Promise<void> {
+    this.#open()
     const q = this.#engine.queues.get(queue)
     if (!q) return
     q.workers.delete(id)
@@ -212,10 +222,12 @@ export class MemoryBackend implements Backend {
   }
 
   async inspect(queue: string): Promise<QueueInfo> {
+    this.#open()
     return inspect(this.#engine.queues.get(queue), Date.now())
   }
 
   async settings(queue: string): Promise<QueueSettings> {
+    this.#open()
     return { ...(this.#engine.queues.get(queue)?.settings ?? DEFAULT_SETTINGS) }
   }
 
@@ -223,6 +235,7 @@ export class MemoryBackend implements Backend {
     queue: string,
     patch: Partial<Omit<QueueSettings, 'paused'>>,
   ): Promise<QueueSettings> {
+    this.#open()
     const q = this.#engine.q(queue)
     q.settings = { ...q.settings, ...patch, paused: q.settings.paused }
     if (patch.cacheSize !== undefined) trimCache(q, Date.now())
@@ -230,6 +243,7 @@ export class MemoryBackend implements Backend {
   }
 
   async pause(queue: string, paused: boolean): Promise<boolean> {
+    this.#open()
     const q = this.#engine.q(queue)
     if (q.settings.paused === paused) return false
     q.settings = { ...q.settings, paused }
@@ -240,10 +254,12 @@ export class MemoryBackend implements Backend {
   }
 
   async cacheDelete(queue: string, key: string): Promise<boolean> {
+    this.#open()
     return this.#engine.queues.get(queue)?.cache.delete(key) ?? false
   }
 
   async cacheClear(queue: string): Promise<number> {
+    this.#open()
     const q = this.#engine.queues.get(queue)
     if (!q) return 0
     trimCache(q, Date.now())
@@ -253,6 +269,7 @@ export class MemoryBackend implements Backend {
   }
 
   async cacheSize(queue: string): Promise<number> {
+    this.#open()
     const q = this.#engine.queues.get(queue)
     if (!q) return 0
     trimCache(q, Date.now())
@@ -260,6 +277,7 @@ export class MemoryBackend implements Backend {
   }
 
   async setLimit(queue: string, name: string, limit: Limit | null): Promise<boolean> {
+    this.#open()
     const q = this.#engine.q(queue)
     const had = q.limits.get(name)
     if (limit === null) {
@@ -286,16 +304,19 @@ export class MemoryBackend implements Backend {
   }
 
   async listLimits(queue: string): Promise<Record<string, Limit>> {
+    this.#open()
     return Object.fromEntries(this.#engine.queues.get(queue)?.limits ?? [])
   }
 
   async putSchedule(queue: string, schedule: StoredSchedule): Promise<void> {
+    this.#open()
     const q = this.#engine.q(queue)
     q.schedules.set(schedule.id, structuredClone(schedule))
     q.tell({ type: 'schedules' })
   }
 
   async removeSchedule(queue: string, id: string): Promise<boolean> {
+    this.#open()
     const q = this.#engine.queues.get(queue)
     if (!q?.schedules.delete(id)) return false
     q.tell({ type: 'schedules' })
@@ -303,6 +324,7 @@ export class MemoryBackend implements Backend {
   }
 
   async schedules(queue: string): Promise<StoredSchedule[]> {
+    this.#open()
     return [...(this.#engine.queues.get(queue)?.schedules.values() ?? [])].map(s =>
       structuredClone(s),
     )
@@ -315,6 +337,7 @@ export class MemoryBackend implements Backend {
     next: number | null,
     task: NewTask | null,
   ): Promise<boolean> {
+    this.#open()
     const s = this.#engine.queues.get(queue)?.schedules.get(id)
     if (!s || s.next !== due) return false
     s.next = next
@@ -326,6 +349,7 @@ export class MemoryBackend implements Backend {
   }
 
   async readEvents(queue: string, after: string, options: ReadOptions): Promise<EventBatch> {
+    this.#open()
     return this.#engine.q(queue).events.read(after, options)
   }
 
@@ -333,6 +357,7 @@ export class MemoryBackend implements Backend {
     queue: string,
     minutes: number,
   ): Promise<{ minutes: MinuteCounts[]; totals: MinuteCounts }> {
+    this.#open()
     const q = this.#engine.queues.get(queue)
     if (!q) return { minutes: [], totals: zeroCounts(0) }
     const now = Date.now()
@@ -364,22 +389,4 @@ export class MemoryBackend implements Backend {
       q.events.close()
     }
   }
-}
-
-/** Up to `max` ids of `q`'s waiting tasks: pending first, then enqueued, delayed, held back. */
-/** True when task `id` ended cancelled (or its record went: ignoreResult). */
-function cancelledNow(q: QueueState, id: string): boolean {
-  const rec = q.records.get(id)
-  return !rec || (rec.state === 'done' && rec.outcome?.charAt(0) === 'k')
-}
-
-function waitingIds(q: QueueState, max: number): string[] {
-  const ids: string[] = []
-  const lines: Iterable<string>[] = [q.pending, q.wait, q.delayed, ...q.held.values()]
-  for (const line of lines)
-    for (const id of line) {
-      if (ids.length === max) return ids
-      ids.push(id)
-    }
-  return ids
 }

@@ -1,5 +1,6 @@
 /**
- * What memory:// reports of its tasks and queues: one task's info, listings, counts.
+ * What memory:// reports of its tasks and queues: one task's info, listings, counts, and the
+ * waiting tasks a purge step takes.
  */
 import type { ListQuery, QueueInfo, StoredCall, StoredInfo } from '../backend.js'
 import { outcomeStatus } from '../../outcome.js'
@@ -106,4 +107,22 @@ export function inspect(q: QueueState | undefined, now: number): QueueInfo {
     paused: q.settings.paused,
     workers: [...q.workers.values()].map(w => w.info),
   }
+}
+
+/** True when task `id` ended cancelled (or its record went: ignoreResult). */
+export function cancelledNow(q: QueueState, id: string): boolean {
+  const rec = q.records.get(id)
+  return !rec || (rec.state === 'done' && rec.outcome?.charAt(0) === 'k')
+}
+
+/** Up to `max` ids of `q`'s waiting tasks: pending first, then enqueued, delayed, held back. */
+export function waitingIds(q: QueueState, max: number): string[] {
+  const ids: string[] = []
+  const lines: Iterable<string>[] = [q.pending, q.wait, q.delayed, ...q.held.values()]
+  for (const line of lines)
+    for (const id of line) {
+      if (ids.length === max) return ids
+      ids.push(id)
+    }
+  return ids
 }

@@ -1,0 +1,94 @@
+/**
+ * A closed broker on every backend: each operation through it, its Deferreds and its event
+ * streams rejects with `BrokerClosed` at once (docs/errors.md, `BrokerClosed`). Found by a
+ * hostile-user probe: memory:// answered after close, and its `for await` over events() never
+ * ended.
+ */
+import { expect } from 'chai'
+import { BrokerClosed, getBroker, type QueueEvent } from '../../lib/index.js'
+import { backends } from '../helpers/backends.js'
+import { uniqueQueue } from '../helpers/util.js'
+
+/** Purges `queue` through a broker of its own (the test's broker is closed). */
+async function purge(url: string, queue: string): Promise<void> {
+  const broker = getBroker(url, queue)
+  await broker.purge()
+  await broker.close()
+}
+
+/** What `promise` rejects with (fails the test when it resolves). */
+async function rejection(promise: Promise<unknown>, what: string): Promise<unknown> {
+  return promise.then(
+    value => expect.fail(`${what} resolved with ${String(value)} after close`),
+    (err: unknown) => err,
+  )
+}
+
+for (const backend of backends) {
+  describe(`contract: a closed broker [${backend.name}]`, () => {
+    let url: string
+    before(async () => {
+      url = await backend.url()
+    })
+
+    it('memory answered info()/status() after close: every operation rejects BrokerClosed', async () => {
+      const queue = uniqueQueue('closed-ops')
+      const broker = getBroker(url, queue)
+      const d = await broker.queue().echo(1) // no worker: it stays enqueued
+      await broker.close()
+      await purge(url, queue)
+      const calls: Record<string, () => Promise<unknown>> = {
+        'broker.task': () => broker.task(d.id),
+        'broker.size': () => broker.size(),
+        'broker.inspect': () => broker.inspect(),
+        'broker.settings': () => broker.settings(),
+        'broker.limits': () => broker.limits(),
+        'broker.schedules': () => broker.schedules(),
+        'broker.metrics': () => broker.metrics(),
+        'broker.cancel': () => broker.cancel(d.id),
+        'deferred.status': () => d.status(),
+        'deferred.info': () => d.info(),
+        'deferred.cancel': () => d.cancel(),
+      }
+      for (const [what, call] of Object.entries(calls)) {
+        const err = await rejection(call(), what)
+        expect(err, what).to.be.instanceOf(BrokerClosed)
+        expect(err, what).to.have.property('code', 'ERR_WORQ_CLOSED')
+      }
+    })
+
+    it('an open for await over events() never ended on memory: it throws BrokerClosed at close', async () => {
+      const queue = uniqueQueue('closed-events')
+      const broker = getBroker(url, queue)
+      const events = broker.events()
+      await events.ready
+      const seen: QueueEvent[] = []
+      const loop = rejection(
+        (async () => {
+          for await (const e of events) seen.push(e)
+        })(),
+        'the for await',
+      )
+      await broker.queue().echo(1)
+      const closedAt = Date.now()
+      await broker.close()
+      const err = await loop
+      expect(err).to.be.instanceOf(BrokerClosed)
+      // At once: not after a backend's blocking read (5 s) ran out.
+      expect(Date.now() - closedAt).to.be.below(2000)
+      await purge(url, queue)
+      // A stream made before the close and iterated after it throws the same.
+      const late = getBroker(url, uniqueQueue('closed-events'))
+      const unread = late.events()
+      await unread.ready
+      await late.close()
+      const lateErr = await rejection(
+        (async () => {
+          for await (const e of unread) seen.push(e)
+        })(),
+        'a for await begun after close',
+      )
+      expect(lateErr).to.be.instanceOf(BrokerClosed)
+    })
+  })
+}
