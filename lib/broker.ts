@@ -321,13 +321,15 @@ export class Broker implements QueueHost {
 
   /**
    * Releases this broker's hold on the backend. Idempotent. From the call on, every operation of
-   * the broker, of its Deferreds and of its event streams rejects with `BrokerClosed`.
+   * the broker, of its Deferreds (those that hold no outcome yet) and of its event streams rejects
+   * with `BrokerClosed`, and so do the waits on its Deferreds under way.
    */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     const reason = new BrokerClosed()
     this.#closing.abort(reason)
+    this.#enqueuer.close(reason)
     const handle = await this.#handle.catch(() => undefined)
     await this.#enqueuer.drain()
     await handle?.release()

@@ -15,11 +15,16 @@ import type { TaskInfo } from './task-info.js'
 export interface DeferredHost {
   /** Increments whenever outcome delivery was interrupted; a Deferred older than it re-checks. */
   readonly epoch: number
+  /** Throws `BrokerClosed` once the broker that made the Deferred is closed. */
+  open(): void
   status(queue: string, id: string): Promise<TaskState | null>
   cancel(queue: string, id: string): Promise<boolean>
   info(queue: string, id: string): Promise<TaskInfo | undefined>
-  /** Marks `d` as waited on (so a delivery gap re-checks it) until `done` is called. */
-  waiting(d: Deferred<unknown>): () => void
+  /**
+   * Marks `d` as waited on (so a delivery gap re-checks it) until `done` is called; `closed` is
+   * called with a `BrokerClosed` if the broker closes first.
+   */
+  waiting(d: Deferred<unknown>, closed: (err: Error) => void): () => void
   /** The backend that holds the task: a call on another may not be able to see it. */
   readonly store: Backend
 }
@@ -162,15 +167,18 @@ export class Deferred<T = unknown> {
 
   /**
    * Waits up to `ms` for the task to finish. True when it finished (completed, failed, expired or
-   * cancelled): then `value` holds the outcome. False when time ran out.
+   * cancelled): then `value` holds the outcome. False when time ran out. Rejects with
+   * `BrokerClosed` once the broker that made this Deferred is closed (at once for a wait under
+   * way), unless this Deferred already holds the outcome.
    */
   wait(ms: number): Promise<boolean> {
     try {
       checkMs(ms)
+      if (this.#outcome !== undefined) return Promise.resolve(true)
+      this.#host.open()
     } catch (err) {
       return Promise.reject(err)
     }
-    if (this.#outcome !== undefined) return Promise.resolve(true)
     if (this[kEpoch] !== this.#host.epoch) return this.#fetchThenWait(ms)
     return this.#waitFor(ms)
   }
@@ -184,14 +192,20 @@ export class Deferred<T = unknown> {
   /** Waits for a delivery (one promise, one timer; none when `ms` is 0). */
   #waitFor(ms: number): Promise<boolean> {
     if (ms === 0) return Promise.resolve(false)
-    // A gap in delivery while waiting is handled by the host, which re-fetches.
-    const done = this.#host.waiting(this as Deferred<unknown>)
-    return new Promise<boolean>(resolve => {
+    // A gap in delivery while waiting is handled by the host, which re-fetches; a close of the
+    // broker ends the wait with BrokerClosed.
+    return new Promise<boolean>((resolve, reject) => {
       const finish = () => {
         clearTimeout(timer)
         done()
         resolve(this.#outcome !== undefined)
       }
+      const done = this.#host.waiting(this as Deferred<unknown>, err => {
+        clearTimeout(timer)
+        this.#wake?.delete(finish)
+        done()
+        reject(err)
+      })
       const timer = setTimeout(finish, ms)
       ;(this.#wake ??= new Set()).add(finish)
     })
@@ -214,7 +228,10 @@ export class Deferred<T = unknown> {
     return this.#outcome !== undefined
   }
 
-  /** Waits up to `ms` and returns the value; rejects with the task's failure or `WaitTimeout`. */
+  /**
+   * Waits up to `ms` and returns the value; rejects with the task's failure or `WaitTimeout` (or
+   * `BrokerClosed`, as `wait` does).
+   */
   result(ms: number): Promise<T> {
     return this.wait(ms).then(done => {
       if (!done) throw new WaitTimeout(this.name, this.queue, this.id, ms)

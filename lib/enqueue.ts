@@ -85,6 +85,14 @@ export class Enqueuer {
     return this.#batcher.drain()
   }
 
+  /** Waits on this broker's Deferreds, each ended by its callback when the broker closes. */
+  readonly #waits = new Set<(err: Error) => void>()
+
+  /** The broker closed: the waits on its Deferreds under way reject with `err` (BrokerClosed). */
+  close(err: Error): void {
+    for (const end of [...this.#waits]) end(err)
+  }
+
   /** Encodes a call whose arguments are values, then submits it once the backend listens. */
   #encode(
     path: string,
@@ -187,10 +195,12 @@ export class Enqueuer {
   #hostCache: DeferredHost | undefined
   #host(hub: ResultHub, backend: Backend): DeferredHost {
     const source = this.#source
+    const waits = this.#waits
     this.#hostCache ??= {
       get epoch() {
         return hub.epoch
       },
+      open: () => source.open(),
       status: async (queue, id) => {
         source.open()
         return backend.status(queue, id)
@@ -204,7 +214,14 @@ export class Enqueuer {
         const stored = await backend.info(queue, id)
         return stored ? toTaskInfo(stored, queue) : undefined
       },
-      waiting: d => hub.waiting(d),
+      waiting: (d, closed) => {
+        const unmark = hub.waiting(d)
+        waits.add(closed)
+        return () => {
+          unmark()
+          waits.delete(closed)
+        }
+      },
       store: backend,
     }
     return this.#hostCache

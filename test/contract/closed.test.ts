@@ -1,8 +1,8 @@
 /**
  * A closed broker on every backend: each operation through it, its Deferreds and its event
- * streams rejects with `BrokerClosed` at once (docs/errors.md, `BrokerClosed`). Found by a
+ * streams rejects with `BrokerClosed` at once (docs/errors.md, docs/lifecycle.md). Found by a
  * hostile-user probe: memory:// answered after close, and its `for await` over events() never
- * ended.
+ * ended; a wait on a Deferred ran out its time and rejected `WaitTimeout` on every backend.
  */
 import { expect } from 'chai'
 import { BrokerClosed, getBroker, type QueueEvent } from '../../lib/index.js'
@@ -89,6 +89,46 @@ for (const backend of backends) {
         'a for await begun after close',
       )
       expect(lateErr).to.be.instanceOf(BrokerClosed)
+    })
+
+    it('a wait started after close timed out with WaitTimeout: it rejects BrokerClosed at once', async () => {
+      const queue = uniqueQueue('closed-wait')
+      const broker = getBroker(url, queue)
+      const d = await broker.queue().echo(1)
+      await broker.close()
+      await purge(url, queue)
+      const startedAt = Date.now()
+      for (const [what, wait] of [
+        ['result(5000)', () => d.result(5000)],
+        ['wait(5000)', () => d.wait(5000)],
+        ['wait(0)', () => d.wait(0)],
+      ] as const)
+        expect(await rejection(wait(), what), what).to.be.instanceOf(BrokerClosed)
+      expect(Date.now() - startedAt).to.be.below(2000)
+    })
+
+    it('a wait pending when its broker closes rejected WaitTimeout later: it rejects BrokerClosed at once', async () => {
+      const queue = uniqueQueue('closed-pending')
+      const broker = getBroker(url, queue)
+      const d = await broker.queue().echo(1) // no worker: nothing settles it
+      const pending = [d.result(10_000), d.wait(10_000)].map((p, i) => rejection(p, `wait ${i}`))
+      const closedAt = Date.now()
+      const closing = broker.close()
+      for (const err of await Promise.all(pending)) expect(err).to.be.instanceOf(BrokerClosed)
+      expect(Date.now() - closedAt).to.be.below(2000)
+      await closing
+      await purge(url, queue)
+    })
+
+    it('a Deferred that holds its outcome still reads it after close (no round trip)', async () => {
+      const broker = getBroker(url, uniqueQueue('closed-held'))
+      const d = await broker.queue().echo(1)
+      await broker.cancel(d.id)
+      expect(await d.status()).to.equal('cancelled')
+      await broker.close()
+      expect(await d.wait(1000)).to.equal(true)
+      expect(await d.status()).to.equal('cancelled')
+      expect(() => d.value).to.throw(/cancelled/)
     })
   })
 }

@@ -99,6 +99,7 @@ describe('serializer', () => {
   it('encodes a call with distinct Deferred references and decodes them through a resolver', () => {
     const host = {
       epoch: 0,
+      open: () => undefined,
       status: async () => null,
       cancel: async () => false,
       info: async () => undefined,
@@ -118,6 +119,7 @@ describe('serializer', () => {
   it('a Deferred in a result is refused', () => {
     const host = {
       epoch: 0,
+      open: () => undefined,
       status: async () => null,
       cancel: async () => false,
       info: async () => undefined,
