@@ -116,6 +116,10 @@ export function checkOptions(options: unknown): TaskOptions {
   if (o.timeout !== undefined) positive('timeout', o.timeout)
   if (o.runAt !== undefined && !(o.runAt instanceof Date && Number.isFinite(o.runAt.getTime())))
     throw new TypeError('Expected `runAt` to be a valid Date')
+  if (o.runAt !== undefined && o.delay !== undefined)
+    throw new TypeError(
+      'Expected `runAt` or `delay`, got both: give `runAt` (a Date) or `delay` (ms from the call), not both',
+    )
   if (o.priority !== undefined) checkPriority(o.priority)
   if (o.metadata !== undefined) metadataText(o.metadata)
   if (o.cache !== undefined) checkCache(o.cache)
@@ -237,9 +241,28 @@ export function checkId(id: unknown): string {
   return id
 }
 
-/** Merges defaults and per-call options (later wins) and fills in worq's defaults. */
-export function resolveOptions(...layers: TaskOptions[]): ResolvedOptions {
+/**
+ * Merges layers of options (queue defaults, then a call's), later wins. `runAt` and `delay` are
+ * one setting, when the task may run: a layer that gives either replaces both of the layers
+ * before it (a call's `runAt` overrides its queue's default `delay`, and the other way round).
+ */
+export function mergeOptions(...layers: TaskOptions[]): TaskOptions {
   const o: TaskOptions = Object.assign({}, ...layers)
+  for (let i = layers.length - 1; i >= 0; i--) {
+    const layer = layers[i]!
+    if (layer.runAt === undefined && layer.delay === undefined) continue
+    delete o.runAt
+    delete o.delay
+    if (layer.runAt !== undefined) o.runAt = layer.runAt
+    if (layer.delay !== undefined) o.delay = layer.delay
+    break
+  }
+  return o
+}
+
+/** Merges defaults and per-call options (`mergeOptions`) and fills in worq's defaults. */
+export function resolveOptions(...layers: TaskOptions[]): ResolvedOptions {
+  const o = mergeOptions(...layers)
   const runAt = o.runAt?.getTime()
   // Durations are whole ms on every backend (a PostgreSQL bigint, a Redis PX): rounded up.
   const delay = Math.ceil(o.delay ?? 0)

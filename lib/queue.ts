@@ -7,7 +7,7 @@
  */
 import type { Closable, MissingNodeTypes, NodeTypesLoaded } from './ambient.js'
 import type { Deferred } from './deferred.js'
-import { checkOptions } from './options.js'
+import { checkOptions, mergeOptions } from './options.js'
 import { checkName, type TaskSpace } from './taskspace.js'
 import type { TaskFunction, TaskOptions } from './types.js'
 
@@ -101,7 +101,7 @@ export function task(
   if (!info) throw new TypeError('Expected `queueFn` to be a task of a queue, like q.math.add')
   checkName(info.path, 'task name')
   const checked = checkOptions(options)
-  const merged = info.options ? { ...info.options, ...checked } : checked
+  const merged = info.options ? mergeOptions(info.options, checked) : checked
   const call = (...args: unknown[]) => info.host.enqueue(info.path, args, info.defaults, merged)
   Object.defineProperty(call, kCall, { value: { ...info, options: merged } satisfies CallInfo })
   return call

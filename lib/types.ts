@@ -67,10 +67,14 @@ export interface TaskOptions<Args extends unknown[] = unknown[]> {
   backoff?: Backoff
   /**
    * Hold the task back this many ms before it may run. Like every duration of these options, at
-   * most 3 153 600 000 000 (100 years). @default 0
+   * most 3 153 600 000 000 (100 years). Not with `runAt` in the same options (a `TypeError`); a
+   * call's `delay` replaces its queue's default `runAt`. @default 0
    */
   delay?: number
-  /** Hold the task back until this time. Overrides `delay`. */
+  /**
+   * Hold the task back until this time. Not with `delay` in the same options (a `TypeError`); a
+   * call's `runAt` replaces its queue's default `delay`.
+   */
   runAt?: Date
   /**
    * ms one run may take. Past it the task's `signal` aborts and the run fails with `TaskTimeout`

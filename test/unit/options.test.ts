@@ -8,6 +8,8 @@ import {
 } from '../../lib/backends/backend.js'
 import { TaskSpace } from '../../lib/taskspace.js'
 import { getBroker } from '../../lib/broker.js'
+import { task } from '../../lib/queue.js'
+import type { TaskOptions } from '../../lib/types.js'
 import { WorkerPool } from '../../lib/worker/pool.js'
 
 describe('options', () => {
@@ -75,6 +77,37 @@ describe('options', () => {
     expect(resolveOptions({ cache: { ttl: 1000.5 }, backoff: 1.5 })).to.include({ cacheTtl: 1001 })
     expect(resolveOptions({ backoff: 1.5 }).backoff.delay).to.equal(2)
     expect(checkOptions({ delay: MAX_DURATION_MS })).to.deep.equal({ delay: MAX_DURATION_MS })
+  })
+
+  it('runAt and delay together: runAt silently won; both in one options object is a TypeError naming them', async () => {
+    const runAt = new Date(Date.now() + 60_000)
+    const both = { runAt, delay: 1000 }
+    const named = /`runAt` or `delay`, got both: give `runAt` \(a Date\) or `delay`/
+    expect(() => checkOptions(both)).to.throw(TypeError, named)
+    expect(() => checkOptions({ runAt, delay: 0 })).to.throw(TypeError, named)
+    const broker = getBroker('memory://', 'run-at-and-delay')
+    try {
+      expect(() => broker.queue('', both)).to.throw(TypeError, named)
+      const q = broker.queue()
+      expect(() => task(q.math.add, both)).to.throw(TypeError, named)
+      // Across layers they are one setting: the later layer's replaces both of the earlier's.
+      const later = (...layers: TaskOptions[]) => resolveOptions(...layers).runAt(1000)
+      expect(later({ delay: 5 }, { runAt })).to.equal(runAt.getTime())
+      expect(later({ runAt }, { delay: 5 })).to.equal(1005)
+      expect(later({ runAt }, { priority: 1 })).to.equal(runAt.getTime())
+      expect(later({ delay: 5 }, { runAt: undefined })).to.equal(1005)
+      // task() over task(): the outer options replace the inner's timing too.
+      const delayed = task(q.math.add, { delay: 5 })
+      const at = task(delayed, { runAt })
+      const d = await at(1, 2)
+      expect((await d.info())?.runAt?.getTime()).to.equal(runAt.getTime())
+      const queueDelay = broker.queue('', { delay: 60_000 })
+      const overridden = await task(queueDelay.math.add, { runAt })(1, 2)
+      expect((await overridden.info())?.runAt?.getTime()).to.equal(runAt.getTime())
+      await broker.purge()
+    } finally {
+      await broker.close()
+    }
   })
 
   it('computes fixed and exponential backoff with jitter and a cap', () => {
