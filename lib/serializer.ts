@@ -15,6 +15,14 @@ import { isResultRef, type ResultRef } from './result-ref.js'
 const sj = new SuperJSON()
 sj.allowErrorProps('stack', 'code')
 
+/**
+ * The deepest nesting a value sent may have: arrays, plain objects, Maps, Sets and Error causes
+ * inside each other, counted from the argument (or result) itself. Deeper values are refused with
+ * a TypeError before they reach the serializer, whose recursion would overflow the stack somewhere
+ * past 900 levels (Maps) to 2 500 (plain objects), less in a deep call stack.
+ */
+export const MAX_NESTING = 256
+
 /** Keys superjson refuses in what it walks (a prototype-pollution risk). */
 const POLLUTING = new Set(['__proto__', 'constructor', 'prototype'])
 
@@ -171,7 +179,7 @@ function parse(text: string): unknown {
 /** Serializes a call's arguments; Deferreds become references listed in `deps`. */
 export function encodeCall(args: readonly unknown[]): { payload: string; deps: TaskRef[] } {
   if (isPlainJson(args, 0)) return { payload: `{"json":${JSON.stringify(args)}}`, deps: [] }
-  checkFaithful(args, 'args', new Set())
+  checkFaithful(args, 'args', new Set(), -1) // each argument is at depth 0
   collecting = { deps: [], index: new Map() }
   try {
     return { payload: sj.stringify(args), deps: collecting.deps }
@@ -206,9 +214,10 @@ export function decodeValue(text: string): unknown {
 
 /**
  * Throws a TypeError when `value` holds something superjson would drop or change: a function, a
- * symbol, a Deferred in a result, or an instance of a class other than the faithful built-ins.
+ * symbol, a Deferred in a result, or an instance of a class other than the faithful built-ins;
+ * or when it nests deeper than {@link MAX_NESTING} (`depth` is that of `value`).
  */
-export function checkFaithful(value: unknown, path: string, seen: Set<object>): void {
+export function checkFaithful(value: unknown, path: string, seen: Set<object>, depth = 0): void {
   switch (typeof value) {
     case 'function':
       throw new TypeError(`${path} is a function, which cannot be sent; send data instead`)
@@ -225,7 +234,9 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>): 
       throw new TypeError(`${path} is a Deferred; return its value instead`)
     return
   }
+  if (depth >= MAX_NESTING && nests(value)) throw tooDeep(path)
   seen.add(value)
+  const inner = depth + 1
   if (Array.isArray(value)) {
     // Index by index, stopping at the first hole: a sparse array would arrive with its holes as
     // null (and walking one of length 1e8 takes seconds), so it is refused before any of that.
@@ -234,19 +245,19 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>): 
         throw new TypeError(
           `${path} is a sparse array (index ${i} is a hole, of ${value.length}), whose holes would arrive as null; send a dense array or an object of index → value`,
         )
-      checkFaithful(value[i], `${path}[${i}]`, seen)
+      checkFaithful(value[i], `${path}[${i}]`, seen, inner)
     }
   } else if (value instanceof Map) {
     for (const [k, v] of value) {
-      checkFaithful(k, `${path}<key>`, seen)
-      checkFaithful(v, `${path}.get(${String(k)})`, seen)
+      checkFaithful(k, `${path}<key>`, seen, inner)
+      checkFaithful(v, `${path}.get(${String(k)})`, seen, inner)
     }
   } else if (value instanceof Set) {
-    for (const v of value) checkFaithful(v, `${path}<member>`, seen)
+    for (const v of value) checkFaithful(v, `${path}<member>`, seen, inner)
   } else if (value instanceof TaskFailure) {
     return
   } else if (value instanceof Error) {
-    if (value.cause !== undefined) checkFaithful(value.cause, `${path}.cause`, seen)
+    if (value.cause !== undefined) checkFaithful(value.cause, `${path}.cause`, seen, inner)
   } else if (
     Buffer.isBuffer(value) ||
     FAITHFUL.some(C => Object.getPrototypeOf(value) === C.prototype)
@@ -267,11 +278,27 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>): 
         throw new TypeError(
           `${path} has a key "${key}", which cannot be sent with values that are not plain JSON (a Date, a Map, -0, …: the serializer refuses it as a prototype-pollution risk); rename the key`,
         )
-      checkFaithful((value as Record<string, unknown>)[key], `${path}.${key}`, seen)
+      checkFaithful((value as Record<string, unknown>)[key], `${path}.${key}`, seen, inner)
     }
     for (const sym of Object.getOwnPropertySymbols(value)) {
       if (Object.prototype.propertyIsEnumerable.call(value, sym))
         throw new TypeError(`${path} has a symbol key ${String(sym)}, which cannot be sent`)
     }
   }
+}
+
+/** True for the objects that hold values checkFaithful walks (and that count as a level). */
+function nests(value: object): boolean {
+  if (Array.isArray(value) || value instanceof Map || value instanceof Set) return true
+  if (value instanceof Error) return !(value instanceof TaskFailure)
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** The TypeError for a value nested deeper than MAX_NESTING; its path is cut to its start. */
+function tooDeep(path: string): TypeError {
+  const start = path.length > 40 ? `${path.slice(0, 40)}…` : path
+  return new TypeError(
+    `${start} is nested more than ${MAX_NESTING} levels deep (arrays, objects, Maps, Sets and Error causes inside each other), the most worq sends; flatten it, or send the deep part as a string (JSON.stringify) and parse it in the task`,
+  )
 }

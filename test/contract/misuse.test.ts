@@ -4,7 +4,8 @@
  * docs/errors.md, "Argument checks").
  */
 import { expect } from 'chai'
-import { BrokerClosed, getBroker, task, WorkerPool } from '../../lib/index.js'
+import { BrokerClosed, getBroker, task, TaskFailure, WorkerPool } from '../../lib/index.js'
+import { MAX_NESTING } from '../../lib/serializer.js'
 import { backends } from '../helpers/backends.js'
 import { uniqueQueue } from '../helpers/util.js'
 
@@ -59,6 +60,58 @@ for (const backend of backends) {
         const bytes = (await (await q.echo(Buffer.from('bytes'))).result(5000)) as Buffer
         expect(Buffer.isBuffer(bytes)).to.equal(true)
         expect(bytes.toString()).to.equal('bytes')
+      } finally {
+        await pool.stop()
+        await broker.close()
+      }
+    })
+
+    it('arguments nested 2 000 deep overflowed the stack (an uncoded RangeError): past MAX_NESTING a TypeError at the call names the limit', async () => {
+      const broker = getBroker(url, uniqueQueue('deep'))
+      broker.expose(function echo(x: unknown) {
+        return x
+      })
+      broker.expose(function deep(n: number) {
+        let v: unknown = 0
+        for (let i = 0; i < n; i++) v = [v]
+        return v
+      })
+      const pool = new WorkerPool(broker)
+      try {
+        await pool.start()
+        const q = broker.queue()
+        const nest = (n: number, wrap: (v: unknown) => unknown) => {
+          let v: unknown = new Date(0) // not plain JSON: the faithfulness check walks it all
+          for (let i = 0; i < n; i++) v = wrap(v)
+          return v
+        }
+        const wraps: Record<string, (v: unknown) => unknown> = {
+          array: v => [v],
+          object: v => ({ o: v }),
+          map: v => new Map([['k', v]]),
+          set: v => new Set([v]),
+          promise: v => ({ p: Promise.resolve(v) }),
+        }
+        for (const [kind, wrap] of Object.entries(wraps)) {
+          for (const n of [MAX_NESTING + 1, 2000, 20_000]) {
+            const err = await q.echo(nest(n, wrap)).catch((e: unknown) => e)
+            expect(err, `${kind} ${n}`).to.be.instanceOf(TypeError)
+            expect((err as Error).message, `${kind} ${n}`).to.match(
+              /^args\[0\].* is nested more than 256 levels deep .*flatten it/,
+            )
+          }
+        }
+        // At the limit the value arrives as it was, on every backend.
+        const atLimit = nest(MAX_NESTING - 1, v => [v]) // arrays around a Date: 255 + the list
+        const back = await (await q.echo([atLimit])).result(10_000)
+        expect(back).to.deep.equal([atLimit])
+        const maps = nest(MAX_NESTING, v => new Map([['k', v]]))
+        expect(await (await q.echo(maps)).result(10_000)).to.deep.equal(maps)
+        // A result nested too deep fails its task, saying why; the worker goes on.
+        const failed = await (await q.deep(2000)).result(10_000).catch((e: unknown) => e)
+        expect(failed).to.be.instanceOf(TaskFailure)
+        expect((failed as TaskFailure).remote.message).to.match(/nested more than 256 levels/)
+        expect(await (await q.echo('after')).result(10_000)).to.equal('after')
       } finally {
         await pool.stop()
         await broker.close()
