@@ -94,14 +94,20 @@ export function checkSchedule(
       throw new TypeError(
         `Expected \`cron\` to have five fields (minute hour day month weekday) or six (seconds first), got ${fields}: ${JSON.stringify(w.cron)}`,
       )
+    let next: Date | null
     try {
       if (w.tz !== undefined) new Intl.DateTimeFormat('en', { timeZone: w.tz as string })
-      cronOf(w.cron, w.tz as string | undefined).nextRun()
+      next = cronOf(w.cron, w.tz as string | undefined).nextRun()
     } catch (err) {
       throw new TypeError(`Expected \`cron\` and \`tz\` to be valid: ${(err as Error).message}`, {
         cause: err,
       })
     }
+    // croner finds no next run for a day that never falls in the months given (February 31).
+    if (next === null)
+      throw new TypeError(
+        `Expected \`cron\` to match some time, but ${JSON.stringify(w.cron)} never fires: no month it names has the day it names (like February 30 or April 31); fix its day-of-month or month field`,
+      )
     // Without a zone, the caller's is stored with the schedule, so that every process that computes
     // a due time (the pools that fire it, in whatever zone they run) reads the expression alike.
     out.when = {

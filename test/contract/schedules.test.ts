@@ -196,5 +196,29 @@ for (const backend of backends) {
         await admin.close()
       }
     })
+
+    it('a cron that never fires (0 0 31 2 *) was stored: a TypeError naming the expression', async () => {
+      const admin = getBroker(url, uniqueQueue('sched'))
+      try {
+        const q = admin.queue()
+        for (const when of [
+          { cron: '0 0 31 2 *' },
+          { cron: '0 0 30 2 *', tz: 'Europe/Berlin' },
+          { cron: '0 0 0 31 4 *' }, // six fields, seconds first
+        ]) {
+          const err = await admin.schedule('never', when, q.report).catch((e: unknown) => e)
+          expect(err, when.cron).to.be.instanceOf(TypeError)
+          expect((err as Error).message).to.include(`${JSON.stringify(when.cron)} never fires`)
+        }
+        // February 29 comes every four years: it fires.
+        const leap = await admin.schedule('leap', { cron: '0 0 29 2 *' }, q.report)
+        expect(leap.next).to.be.instanceOf(Date)
+        expect(leap.next!.getMonth()).to.equal(1)
+        expect((await admin.schedules()).map(s => s.id)).to.deep.equal(['leap'])
+        await admin.unschedule('leap')
+      } finally {
+        await admin.close()
+      }
+    })
   })
 }
