@@ -26,6 +26,12 @@ export async function storedSchedule(
       'Expected `call` to be a queue function like q.reports.build, or task(q.reports.build, options)',
     )
   const opts = resolveOptions(info.defaults, info.options ?? {})
+  // A schedule is stored at once, outside any transaction of the caller's, and each run is
+  // enqueued later by a pool: a `tx` could only be dropped, so it is refused.
+  if (opts.tx !== undefined)
+    throw new TypeError(
+      'Expected `call` to have no `tx` option: a schedule is stored when schedule() is called, not in your transaction, and its runs are enqueued later by worker pools; call schedule() once your transaction has committed, with a call made without `tx` (not task(fn, { tx }) or broker.transaction(client))',
+    )
   const values = await resolveArgs(args)
   const now = Date.now()
   const {

@@ -220,5 +220,31 @@ for (const backend of backends) {
         await admin.close()
       }
     })
+
+    it('a tx option on the call of schedule() was dropped silently: a TypeError says to leave it out', async () => {
+      const admin = getBroker(url, uniqueQueue('sched'))
+      // What the `tx` option takes (a node-postgres client); nothing is sent through this one.
+      const tx = { query: async () => ({ rows: [] }) }
+      try {
+        const q = admin.queue()
+        for (const [what, call] of [
+          ['task(fn, { tx })', task(q.report, { tx })],
+          ['broker.transaction(tx)', admin.transaction(tx).report],
+          ['queue defaults', admin.queue('', { tx }).report],
+        ] as const) {
+          const err = await admin.schedule('s', { every: 1000 }, call).catch((e: unknown) => e)
+          expect(err, what).to.be.instanceOf(TypeError)
+          expect((err as Error).message, what).to.match(/to have no `tx` option/)
+        }
+        const inWhen = await admin
+          .schedule('s', { every: 1000, tx } as never, q.report)
+          .catch((e: unknown) => e)
+        expect(inWhen).to.be.instanceOf(TypeError)
+        expect((inWhen as Error).message).to.match(/Unknown schedule field `tx`/)
+        expect(await admin.schedules()).to.deep.equal([])
+      } finally {
+        await admin.close()
+      }
+    })
   })
 }
