@@ -19,6 +19,7 @@
  * | `ERR_WORQ_LISTING_OFF` | ListingOff | `tasks()` on a queue whose `listing` setting is off |
  * | `ERR_WORQ_NOT_RETRYABLE` | NotRetryable | `retry(id)` of a task that did not fail, expire or get cancelled, or whose call was not kept |
  * | `ERR_WORQ_BACKEND_UNREACHABLE` | BackendUnreachable | the server (Redis or PostgreSQL) did not answer within `connectTimeoutMs` |
+ * | `ERR_WORQ_AUTH_FAILED` | AuthFailed | the server refused the URL's credentials (a wrong Redis password or user, a PostgreSQL role that does not exist) |
  * | `ERR_WORQ_SCHEMA_TOO_NEW` | SchemaTooNew | the database's worq schema is newer than this worq |
  * | `ERR_WORQ_MIGRATION_DENIED` | MigrationDenied | the PostgreSQL role may not create or upgrade worq's schema, or not use it |
  * | `ERR_WORQ_NO_TRANSACTIONS` | TransactionsUnsupported | the `tx` option on a backend other than postgres:// |
@@ -276,6 +277,22 @@ export class BackendUnreachable extends WorqError {
     super(
       'ERR_WORQ_BACKEND_UNREACHABLE',
       `cannot reach the backend at "${redact(url)}": ${detail}; check that the server runs and accepts connections there`,
+      options,
+    )
+  }
+}
+
+/**
+ * The server refused the credentials worq connects with: on Redis a wrong password or user
+ * (`WRONGPASS`), or none where one is needed (`NOAUTH`); on PostgreSQL a role that does not exist,
+ * a wrong password, or a `pg_hba.conf` that admits no such connection (SQLSTATE class 28). Nothing
+ * was sent. `cause` is the driver's error; the message says what to change.
+ */
+export class AuthFailed extends WorqError {
+  constructor(url: string, detail: string, fix: string, options?: ErrorOptions) {
+    super(
+      'ERR_WORQ_AUTH_FAILED',
+      `the server at "${redact(url)}" refused worq's credentials (${detail}); ${fix}`,
       options,
     )
   }

@@ -54,6 +54,7 @@ export {
   ListingOff,
   NotRetryable,
   BackendUnreachable,
+  AuthFailed,
   SchemaTooNew,
   MigrationDenied,
   TransactionsUnsupported,

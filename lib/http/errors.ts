@@ -47,6 +47,7 @@ export const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   ERR_WORQ_UNSUPPORTED_SERVER: 503,
   ERR_WORQ_SCHEMA_TOO_NEW: 503,
   ERR_WORQ_MIGRATION_DENIED: 503,
+  ERR_WORQ_AUTH_FAILED: 503,
   // Written on the master, but not confirmed by the replicas in time: the outcome is not known.
   ERR_WORQ_REPLICATION_TIMEOUT: 504,
 }

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
 import { pg as nodePostgres } from './pg.js'
-import { BackendUnreachable, StatementTimeout } from '../../errors.js'
+import { AuthFailed, BackendUnreachable, StatementTimeout } from '../../errors.js'
 
 /** What the `tx` option accepts: a node-postgres client (or anything with its `query`). */
 export interface Queryable {
@@ -67,6 +67,21 @@ export function unreachableError(url: string, err: unknown): BackendUnreachable 
       ? `${e.message ?? 'too many connections'} (SQLSTATE 53300): the server has no connection left for this process; raise max_connections or the role's CONNECTION LIMIT, or lower ?pool= (worq opens up to ?pool= connections and one more to listen)`
       : (e.message ?? String(err))
   return new BackendUnreachable(url, detail, { cause: err })
+}
+
+/**
+ * The AuthFailed of `err` when the server refused the connection's role (SQLSTATE class 28: a role
+ * that does not exist, a wrong password, no `pg_hba.conf` entry for it), else undefined.
+ */
+export function authFailed(url: string, err: unknown): AuthFailed | undefined {
+  const e = err as { code?: string; message?: string }
+  if (typeof e?.code !== 'string' || !e.code.startsWith('28')) return undefined
+  return new AuthFailed(
+    url,
+    `${e.message ?? 'authentication failed'}, SQLSTATE ${e.code}`,
+    "check the user and password in the URL (postgres://user:password@host:port/db), or create that role (CREATE ROLE <name> LOGIN PASSWORD …) and admit it in the server's pg_hba.conf",
+    { cause: err },
+  )
 }
 
 /** The statement timeout's error, when `err` is a statement the server cancelled for one. */
@@ -164,6 +179,8 @@ export class PgPool {
         if (code !== undefined && RETRY.has(code) && attempt < 5) continue
         const timeout = timedOut(err, operation)
         if (timeout) throw timeout
+        const refused = authFailed(this.#url, err)
+        if (refused) throw refused
         if (!dropped(err) && !unreachable(err)) throw err
         const left = deadline - Date.now()
         if (left <= 0) throw unreachableError(this.#url, err)

@@ -10,7 +10,7 @@
  * And a connection that ioredis ended without worq asking is opened again ({@link revive}).
  */
 import type { Cluster, Redis } from 'ioredis'
-import { BackendUnreachable, BrokerClosed } from '../../errors.js'
+import { AuthFailed, BackendUnreachable, BrokerClosed } from '../../errors.js'
 
 /** A connection: to one server (or the master Sentinel names), or to a Redis Cluster. */
 export type Connection = Redis | Cluster
@@ -33,6 +33,22 @@ const TAKES = new Set(['ready', 'connect', 'end', 'wait', 'monitoring'])
 const OUT_OF_RETRIES = /max retries per request/i
 /** ioredis's refusal of a command on a connection that has ended. */
 const ENDED = /^Connection is closed/
+
+/**
+ * The server's refusal of the connection's credentials: a wrong password or user (`WRONGPASS`;
+ * `ERR invalid password` before Redis 6), or none given where one is needed (`NOAUTH`).
+ */
+const AUTH_REFUSED = /^(WRONGPASS|NOAUTH)\b|^ERR invalid (password|username-password)/
+
+/** The AuthFailed of `err` when it is the server's refusal of the credentials, else undefined. */
+export function authFailed(url: string, err: unknown): AuthFailed | undefined {
+  const message = String((err as Error | undefined)?.message ?? '')
+  if (!AUTH_REFUSED.test(message)) return undefined
+  const fix = message.startsWith('NOAUTH')
+    ? 'the server needs a password: put it in the URL (redis://:password@host:port/db, or redis://user:password@… for an ACL user) or in the `redis` options'
+    : 'check the user and password in the URL (redis://user:password@host:port/db, or redis://:password@… for the default user) or in the `redis` options, and that the user is enabled (ACL SETUSER <user> on)'
+  return new AuthFailed(url, message.replace(/\.$/, ''), fix, { cause: err })
+}
 
 /** Connections worq closed (`disconnect()` without reconnecting): their end is final. */
 const closed = new WeakSet<Connection>()
@@ -96,7 +112,10 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
   const send = redis.sendCommand.bind(redis) as (...args: unknown[]) => unknown
   const held = new Set<Held>()
   let reason: Error | undefined
+  /** Set while the server refuses the credentials (until the connection is ready). */
+  let refused: AuthFailed | undefined
   const unreachable = (cause: unknown) =>
+    refused ??
     new BackendUnreachable(
       url,
       `no answer within ${ms} ms (connectTimeoutMs)${cause ? `: ${String((cause as Error).message ?? cause)}` : ''}`,
@@ -109,15 +128,28 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
     const waited = [...held]
     held.clear()
     for (const h of waited) {
-      translate(h.args[0] as Command, redis, unreachable)
+      translate(h.args[0] as Command, redis, unreachable, url)
       send(...h.args)
     }
   }
-  redis.on('error', (err: Error) => (reason = err))
+  redis.on('error', (err: Error) => {
+    reason = err
+    // Credentials refused: waiting will not help (ioredis keeps trying, and a server given the
+    // password meanwhile is used from its next connect). What waits fails now, saying so.
+    // (ioredis emits its handshake's AUTH refusal as translated below: already an AuthFailed.)
+    refused = err instanceof AuthFailed ? err : authFailed(url, err)
+    if (!refused) return
+    for (const h of held) {
+      clearTimeout(h.timer)
+      ;(h.args[0] as Command).reject(refused)
+    }
+    held.clear()
+  })
   // ioredis emits these a tick after the status changed: a command made in between sends what
   // waited first (below), so the order of a caller's commands holds.
   redis.on('ready', () => {
     reason = undefined
+    refused = undefined
     release()
   })
   // An end that is not final: revive() opens it again, and what waits goes then.
@@ -136,8 +168,12 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
       // In the handshake: ioredis queues it, and should the connection drop before it is sent,
       // ends its retries with MaxRetriesPerRequestError, told as BackendUnreachable. (Not done on
       // the hot path above: replacing a command's reject there slowed a lone call's p99.)
-      translate(command, redis, unreachable)
+      translate(command, redis, unreachable, url)
       return send(...args)
+    }
+    if (refused) {
+      command.reject(refused)
+      return command.promise
     }
     const h: Held = {
       args,
@@ -153,20 +189,22 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
 }
 
 /**
- * Rejects `command` with BackendUnreachable where ioredis would reject it out of retries, and with
+ * Rejects `command` with BackendUnreachable where ioredis would reject it out of retries, with
  * BrokerClosed where it would because worq closed the connection (a call made as its broker
- * closed, before the connection was ready).
+ * closed, before the connection was ready), and with AuthFailed where the server refused the
+ * connection's credentials in its handshake (ioredis fails what it queued with that refusal).
  */
 function translate(
   command: Command,
   redis: Connection,
   unreachable: (cause: unknown) => Error,
+  url: string,
 ): void {
   const reject = command.reject.bind(command)
   command.reject = (err: Error) => {
     const message = String(err?.message)
     if (OUT_OF_RETRIES.test(message)) return reject(unreachable(err))
     if (ENDED.test(message) && closed.has(redis)) return reject(new BrokerClosed())
-    reject(err)
+    reject(authFailed(url, err) ?? err)
   }
 }

@@ -1,0 +1,114 @@
+/**
+ * Credentials the server refuses: a wrong Redis password or user, no password for a server that
+ * needs one, a PostgreSQL role that does not exist. Each call fails at once with AuthFailed
+ * (`ERR_WORQ_AUTH_FAILED`), whose message says what to change and whose `cause` is the driver's
+ * error. They surfaced as the driver's raw error, or (Redis) as BackendUnreachable once
+ * `connectTimeoutMs` had passed, saying to check that the server runs.
+ */
+import { expect } from 'chai'
+import { randomBytes } from 'node:crypto'
+import { AuthFailed, getBroker, WorkerPool } from '../../lib/index.js'
+import { postgresUrl } from '../helpers/postgres.js'
+import { hasBinary, INSTALL, startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { uniqueQueue } from '../helpers/util.js'
+
+/** Well within connectTimeoutMs (10 s below): the refusal is not waited out. */
+const PROMPT_MS = 3000
+
+/** What each of a broker's first operations rejects with, and how long each took. */
+async function failures(url: string): Promise<Array<{ what: string; err: unknown; ms: number }>> {
+  const broker = getBroker(url, uniqueQueue('auth'), { connectTimeoutMs: 10_000 })
+  const calls: Record<string, () => Promise<unknown>> = {
+    enqueue: () => broker.queue().math.add(1, 2),
+    'enqueue (ignoreResult)': () => broker.queue('', { ignoreResult: true }).math.add(1, 2),
+    size: () => broker.size(),
+    'pool start': () => new WorkerPool(broker).start(),
+    'events().ready': () => broker.events().ready,
+  }
+  const out = []
+  try {
+    for (const [what, call] of Object.entries(calls)) {
+      const start = Date.now()
+      const err = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      out.push({ what, err, ms: Date.now() - start })
+    }
+  } finally {
+    await broker.close()
+  }
+  return out
+}
+
+function expectRefused(
+  found: Array<{ what: string; err: unknown; ms: number }>,
+  fix: RegExp,
+  cause: RegExp,
+): void {
+  for (const { what, err, ms } of found) {
+    expect(err, what).to.be.instanceOf(AuthFailed)
+    expect(err, what).to.have.property('code', 'ERR_WORQ_AUTH_FAILED')
+    expect((err as Error).message, what)
+      .to.match(/refused worq's credentials/)
+      .and.match(fix)
+    expect((err as Error).message, what).not.to.match(/s3cret|wrong-pw/) // credentials redacted
+    expect(String((err as Error).cause), what).to.match(cause)
+    expect(ms, what).to.be.below(PROMPT_MS)
+  }
+}
+
+describe('redis: credentials the server refuses', function () {
+  let server: RedisServer
+  before(async function () {
+    if (!hasBinary()) throw new Error(INSTALL)
+    server = await startRedis({ args: ['--requirepass', 's3cret'] })
+  })
+  after(async () => {
+    await server?.stop()
+  })
+  const withAuth = (auth: string) => server.url.replace('redis://', `redis://${auth}@`)
+
+  it('a wrong password surfaced as BackendUnreachable after connectTimeoutMs: AuthFailed at once', async () => {
+    expectRefused(
+      await failures(withAuth(':wrong-pw')),
+      /check the user and password in the URL/,
+      /WRONGPASS/,
+    )
+  })
+
+  it('an unknown user surfaced as BackendUnreachable: AuthFailed at once', async () => {
+    expectRefused(
+      await failures(withAuth('nobody:s3cret')),
+      /check the user and password/,
+      /WRONGPASS/,
+    )
+  })
+
+  it('no password for a server that needs one: AuthFailed saying to give one', async () => {
+    expectRefused(await failures(server.url), /the server needs a password/, /NOAUTH/)
+  })
+
+  it('the right password runs the queue', async () => {
+    const broker = getBroker(withAuth(':s3cret'), uniqueQueue('auth'))
+    try {
+      expect(await broker.size()).to.equal(0)
+    } finally {
+      await broker.close()
+    }
+  })
+})
+
+describe('postgres: a role the server refuses', function () {
+  it('a role that does not exist surfaced as the driver’s raw error: AuthFailed at once', async () => {
+    const u = new URL(await postgresUrl())
+    u.username = `worq_nobody_${randomBytes(4).toString('hex')}`
+    u.password = 'wrong-pw'
+    expectRefused(
+      await failures(u.toString()),
+      /check the user and password in the URL .*or create that role/,
+      // trust and peer rules say so; password rules refuse the password instead
+      /role "worq_nobody_[0-9a-f]+" does not exist|password authentication failed for user "worq_nobody_/,
+    )
+  })
+})
