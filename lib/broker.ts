@@ -275,7 +275,10 @@ export class Broker implements QueueHost {
     await (await this.#backend()).setLimit(this.name, name, checked)
   }
 
-  /** Every limit of the queue, by name. */
+  /**
+   * Every limit of the queue, by name, in a record without a prototype: each name an own entry
+   * (`__proto__` and `constructor` included), and a name without a limit reads `undefined`.
+   */
   async limits(): Promise<Record<string, Limit>> {
     return (await this.#backend()).listLimits(this.name)
   }

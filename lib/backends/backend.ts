@@ -77,6 +77,7 @@ export {
   MAX_TIMER_MS,
   limitBinds,
   bindingLimits,
+  limitRecord,
   rateWindowMs,
   TIME_BUCKETS_MS,
   timeBucket,
@@ -277,7 +278,7 @@ export interface Backend {
 
   /** Sets (or with null removes) the limit named `name`; true when it changed something. */
   setLimit(queue: string, name: string, limit: Limit | null): Promise<boolean>
-  /** Every limit of the queue, by name. */
+  /** Every limit of the queue, by name: a null-prototype record (`limitRecord`). */
   listLimits(queue: string): Promise<Record<string, Limit>>
 
   // ---- schedules ----

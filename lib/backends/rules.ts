@@ -84,6 +84,23 @@ export function rateWindowMs(per: number): number {
   return per + Math.min(100, Math.ceil(per / 20))
 }
 
+/**
+ * The limits of a queue as `listLimits` returns them: a record without a prototype, each name an
+ * own entry, so that a limit named `__proto__` (a valid task name) is an entry like any other and
+ * sets nothing, and a name that is no limit (`constructor`, `toString`) finds nothing.
+ */
+export function limitRecord(entries: Iterable<readonly [string, Limit]>): Record<string, Limit> {
+  const out = Object.create(null) as Record<string, Limit>
+  for (const [name, limit] of entries)
+    Object.defineProperty(out, name, {
+      value: limit,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
+  return out
+}
+
 /** The names of the limits in `limits` that bind task `name`, sorted. */
 export function bindingLimits(limits: Readonly<Record<string, Limit>>, name: string): string[] {
   return Object.keys(limits)

@@ -222,5 +222,31 @@ for (const backend of backends) {
         await broker.close()
       }
     })
+
+    it('limits() of a limit named __proto__ set its result’s prototype (redis): every name is an own entry of a null-prototype record', async () => {
+      const broker = getBroker(url, uniqueQueue('limit'))
+      try {
+        await broker.limit('__proto__', { concurrency: 3 })
+        await broker.limit('constructor', { rate: { max: 5, per: 1000 } })
+        await broker.limit('toString', { concurrency: 1 })
+        const limits = await broker.limits()
+        expect(Object.getPrototypeOf(limits)).to.equal(null)
+        expect(Object.keys(limits).sort()).to.deep.equal(['__proto__', 'constructor', 'toString'])
+        expect(Object.getOwnPropertyDescriptor(limits, '__proto__')?.value).to.deep.equal({
+          concurrency: 3,
+        })
+        expect(limits.constructor).to.deep.equal({ rate: { max: 5, per: 1000 } })
+        expect(limits.toString).to.deep.equal({ concurrency: 1 })
+        // A name that is no limit finds nothing, not an inherited member.
+        expect(limits.hasOwnProperty).to.equal(undefined)
+        expect(JSON.parse(JSON.stringify(limits))).to.have.own.property('__proto__')
+        // Nothing leaked into Object.prototype or into another call's result.
+        expect(({} as Record<string, unknown>).concurrency).to.equal(undefined)
+        await broker.limit('__proto__', null)
+        expect(Object.keys(await broker.limits()).sort()).to.deep.equal(['constructor', 'toString'])
+      } finally {
+        await broker.close()
+      }
+    })
   })
 }

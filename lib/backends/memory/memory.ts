@@ -29,7 +29,7 @@ import {
   type TaskState,
   type WorkerInfo,
 } from '../backend.js'
-import { leaseMs } from '../backend.js'
+import { leaseMs, limitRecord } from '../backend.js'
 import { outcomeStatus } from '../../outcome.js'
 import { BrokerClosed, ListingOff } from '../../errors.js'
 import { MemoryEngine } from './engine.js'
@@ -305,7 +305,7 @@ export class MemoryBackend implements Backend {
 
   async listLimits(queue: string): Promise<Record<string, Limit>> {
     this.#open()
-    return Object.fromEntries(this.#engine.queues.get(queue)?.limits ?? [])
+    return limitRecord(this.#engine.queues.get(queue)?.limits ?? [])
   }
 
   async putSchedule(queue: string, schedule: StoredSchedule): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import {
   DEFAULT_SETTINGS,
+  limitRecord,
   type EventBatch,
   type Limit,
   type MinuteCounts,
@@ -146,7 +147,7 @@ export class QueueStore {
       `SELECT name, spec FROM ${this.schema}.limits WHERE queue = $1 ORDER BY name`,
       [queue],
     )
-    return Object.fromEntries(rows.map(r => [r.name, r.spec]))
+    return limitRecord(rows.map(r => [r.name, r.spec]))
   }
 
   async putSchedule(queue: string, schedule: StoredSchedule): Promise<void> {

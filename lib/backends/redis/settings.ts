@@ -2,7 +2,7 @@
  * Queue settings on Redis: hash `conf` (conf() in scripts/common.lua reads it with the same
  * defaults, DEFAULT_SETTINGS of rules.ts). Booleans are '1'/'0'; `lim` holds the limits.
  */
-import { DEFAULT_SETTINGS, type Limit, type QueueSettings } from '../backend.js'
+import { DEFAULT_SETTINGS, limitRecord, type Limit, type QueueSettings } from '../backend.js'
 
 /** Settings from the `conf` hash. */
 export function settingsOf(h: Record<string, string>): QueueSettings {
@@ -49,17 +49,18 @@ export function limitSpec(limit: Limit | null): string {
       })
 }
 
-/** The limits in the `conf` hash's `lim` field (null or absent: none), by name. */
+/** The limits in the `conf` hash's `lim` field (null or absent: none), by name (limitRecord). */
 export function limitsOf(lim: string | null | undefined): Record<string, Limit> {
-  const out: Record<string, Limit> = {}
-  if (!lim) return out
-  for (const [name, spec] of Object.entries(
-    JSON.parse(lim) as Record<string, { c?: number; r?: [number, number] }>,
-  )) {
-    const l: Limit = {}
-    if (spec.c !== undefined) l.concurrency = spec.c
-    if (Array.isArray(spec.r)) l.rate = { max: spec.r[0], per: spec.r[1] }
-    out[name] = l
-  }
-  return out
+  if (!lim) return limitRecord([])
+  // JSON.parse keeps a "__proto__" key as an own entry; limitRecord keeps it one (an assignment
+  // `out[name] = …` set the result's prototype instead).
+  const stored = JSON.parse(lim) as Record<string, { c?: number; r?: [number, number] }>
+  return limitRecord(
+    Object.entries(stored).map(([name, spec]) => {
+      const l: Limit = {}
+      if (spec.c !== undefined) l.concurrency = spec.c
+      if (Array.isArray(spec.r)) l.rate = { max: spec.r[0], per: spec.r[1] }
+      return [name, l] as const
+    }),
+  )
 }
