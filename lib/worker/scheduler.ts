@@ -20,6 +20,8 @@ export class Scheduler {
   #timer: NodeJS.Timeout | undefined
   #stopped = false
   #loading: Promise<void> | undefined
+  /** A reload was asked for while a read was under way: read again once it ends. */
+  #again = false
   /** When this scheduler was made, as its pool started. */
   readonly #startedAt = Date.now()
 
@@ -29,19 +31,30 @@ export class Scheduler {
     private readonly onError: (err: Error) => void,
   ) {}
 
-  /** Reads the queue's schedules again and arms the timer for the earliest due time. */
+  /**
+   * Reads the queue's schedules again and arms the timer for the earliest due time. A call while a
+   * read is under way reads once more after it: that read may have begun before the change that
+   * asked for this one, so the change would be missed until the next read.
+   */
   reload(): Promise<void> {
-    this.#loading ??= this.backend
-      .schedules(this.queue)
-      .then(
-        all => {
-          this.#schedules = all
-          this.#arm()
-        },
-        (err: unknown) => this.onError(err as Error),
-      )
-      .finally(() => (this.#loading = undefined))
+    if (this.#loading) {
+      this.#again = true
+      return this.#loading
+    }
+    this.#loading = this.#read().finally(() => (this.#loading = undefined))
     return this.#loading
+  }
+
+  async #read(): Promise<void> {
+    do {
+      this.#again = false
+      try {
+        this.#schedules = await this.backend.schedules(this.queue)
+        this.#arm()
+      } catch (err) {
+        this.onError(err as Error)
+      }
+    } while (this.#again && !this.#stopped)
   }
 
   #arm(): void {

@@ -173,6 +173,34 @@ for (const backend of backends) {
       }
     })
 
+    it('a schedule stored while a pool reads the schedules is not lost to that read', async () => {
+      const queue = uniqueQueue('sched')
+      const broker = getBroker(url, queue)
+      const runs: string[] = []
+      broker.expose(function report(this: TaskContext) {
+        runs.push(this.taskId)
+      })
+      // No upkeep tick re-reads the schedules during the test: only the backend's notices do.
+      const pool = new WorkerPool(broker, { sweepInterval: 60_000 })
+      await pool.start()
+      try {
+        const q = broker.queue()
+        // The first one's notice makes the pool read the schedules; the second is stored while
+        // that read is under way, and its notice must not be folded into it.
+        await Promise.all([
+          broker.schedule('yearly', { cron: '0 3 1 1 *' }, q.report),
+          broker.schedule('soon', { every: 100, limit: 2 }, q.report),
+        ])
+        await until(() => runs.length === 2, 5000, 'the second schedule to run twice')
+        expect(runs.every(id => id.startsWith('soon@'))).to.equal(true)
+        await broker.unschedule('yearly')
+        await broker.unschedule('soon')
+      } finally {
+        await pool.stop()
+        await broker.close()
+      }
+    })
+
     it('bad schedules are TypeErrors naming what to change', async () => {
       const admin = getBroker(url, uniqueQueue('sched'))
       try {
