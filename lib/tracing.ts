@@ -70,14 +70,40 @@ function traceparent(sc: SpanContext): string {
 }
 
 /**
+ * The `traceparent` and `tracestate` the global propagator writes for `ctx`: none when it throws
+ * (the application's propagator is broken: telemetry must not fail the call), and only single-line
+ * strings (a line break would break the carried text apart).
+ */
+function injected(ctx: Context): { traceparent?: string; tracestate?: string } {
+  const carrier: Record<string, unknown> = {}
+  try {
+    propagation.inject(ctx, carrier)
+  } catch {
+    return {}
+  }
+  const line = (v: unknown) => (typeof v === 'string' && !/[\r\n]/.test(v) ? v : undefined)
+  const traceparent = line(carrier.traceparent)
+  const tracestate = line(carrier.tracestate)
+  return {
+    ...(traceparent !== undefined && { traceparent }),
+    ...(tracestate !== undefined && { tracestate }),
+  }
+}
+
+/**
  * The context a carried `traceparent` (and `tracestate`) gives: the global propagator's reading,
- * or, where it reads nothing (none registered, or not a W3C one), the W3C form read here, as
- * startEnqueue writes it itself when the propagator writes nothing.
+ * or, where it reads nothing (none registered, or not a W3C one) or throws, the W3C form read
+ * here, as startEnqueue writes it itself when the propagator writes nothing.
  */
 function extracted(tp: string, state = ''): Context {
   const carrier: Record<string, string> = { traceparent: tp }
   if (state) carrier.tracestate = state
-  const ctx = propagation.extract(ROOT_CONTEXT, carrier)
+  let ctx = ROOT_CONTEXT
+  try {
+    ctx = propagation.extract(ROOT_CONTEXT, carrier)
+  } catch {
+    // A broken propagator: the run is still traced, from the W3C form read below.
+  }
   if (trace.getSpanContext(ctx)) return ctx
   const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(tp)
   if (!m) return ctx
@@ -126,8 +152,7 @@ export function startEnqueue(
   if (!span.isRecording()) return NOTHING
   const links: Link[] = producers(args, []).map(sc => ({ context: sc }))
   if (links.length > 0) span.addLinks(links)
-  const carrier: Record<string, string> = {}
-  propagation.inject(trace.setSpan(context.active(), span), carrier)
+  const carrier = injected(trace.setSpan(context.active(), span))
   const parent = carrier.traceparent ?? traceparent(span.spanContext())
   const carried = [
     parent,
