@@ -205,7 +205,10 @@ export class EventStream implements AsyncIterable<QueueEvent> {
 
   /** The events, as they happen, until `close()`. */
   async *[Symbol.asyncIterator](): AsyncIterator<QueueEvent> {
-    if (this.#iterating) throw new Error('an EventStream can be iterated once; open another')
+    if (this.#iterating)
+      throw new TypeError(
+        'Expected an EventStream to be iterated once; open another with broker.events()',
+      )
     this.#iterating = true
     this.#start()
     try {
