@@ -2,7 +2,7 @@ import { expect } from 'chai'
 import { getBroker, task, WorkerPool, type TaskContext } from '../../lib/index.js'
 import { prometheusMetrics } from '../../lib/metrics/index.js'
 import { backends } from '../helpers/backends.js'
-import { uniqueQueue } from '../helpers/util.js'
+import { latch, uniqueQueue } from '../helpers/util.js'
 import { promtoolCheck, samples } from '../helpers/promtool.js'
 
 for (const backend of backends) {
@@ -95,6 +95,32 @@ for (const backend of backends) {
       } finally {
         await second.purge()
         await second.close()
+        await broker.close()
+      }
+    })
+
+    it('a run cancelled while it runs counts once in the run-time histogram, not twice', async () => {
+      const broker = getBroker(url, uniqueQueue('metrics'))
+      const started = latch()
+      broker.expose(async function hold(this: TaskContext) {
+        started.resolve()
+        await new Promise(resolve => this.signal.addEventListener('abort', resolve))
+      })
+      const pool = new WorkerPool(broker)
+      try {
+        await pool.start()
+        const d = await broker.queue().hold()
+        await started.promise
+        expect(await d.cancel()).to.equal(true)
+        await d.wait(5000)
+        await pool.stop() // the cancelled run's finish has been sent
+        const all = samples(await prometheusMetrics(broker))
+        const count = (name: string) => all.find(x => x.name === name)?.value
+        expect(count('worq_tasks_total')).to.equal(0) // completed
+        expect(all.find(x => x.labels.status === 'cancelled')?.value).to.equal(1)
+        expect(count('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
+        expect(count('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
+      } finally {
         await broker.close()
       }
     })

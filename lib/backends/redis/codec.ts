@@ -363,7 +363,8 @@ export function histogramFields(done: readonly Finish[]): string {
       add(`w${timeBucket(f.waitMs)}`, 1)
       add('ws', Math.round(f.waitMs))
     }
-    if (f.runMs !== undefined) {
+    // A cancelled run's time was counted by the cancel that ended it (store.lua).
+    if (f.runMs !== undefined && !f.cancelled) {
       add(`t${timeBucket(f.runMs)}`, 1)
       add('ts', Math.round(f.runMs))
     }
