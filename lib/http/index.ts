@@ -38,8 +38,9 @@ export interface WorqHttpOptions {
   /** Every change (POST, DELETE) answers 403. @default false */
   readOnly?: boolean
   /**
-   * Which task names `POST /api/tasks` may enqueue: a list of names, a function of the name, queue
-   * and request, or `'exposed'`: the names the queue's live workers expose. @default 'exposed'
+   * Which task names `POST /api/tasks` may enqueue and `POST /api/tasks/:id/retry` may run again:
+   * a list of names, a function of the name, queue and request, or `'exposed'`: the names the
+   * queue's live workers expose. @default 'exposed'
    */
   submit?: SubmitPolicy
   /**

@@ -171,6 +171,9 @@ export function openApiDocument(version: string): object {
       '/api/tasks/{id}/retry': {
         post: op('Enqueue a failed, expired or cancelled task again (new id)', [idParam, queue], {
           ...created,
+          '403': error(
+            "Not allowed: the task's name is one the `submit` option does not let be enqueued, `authorize` refused it, or the server is read-only.",
+          ),
           '409': error(
             'The task has not failed, expired or been cancelled, or its call was not kept.',
           ),

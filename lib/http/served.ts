@@ -9,7 +9,7 @@ import { HttpError, badRequest } from './errors.js'
 import type { Authorize } from './auth.js'
 import { hasControlChar } from './query.js'
 
-/** Which task names `POST /api/tasks` may enqueue. */
+/** Which task names `POST /api/tasks` may enqueue and `POST /api/tasks/:id/retry` may run again. */
 export type SubmitPolicy =
   | 'exposed'
   | readonly string[]
@@ -71,7 +71,7 @@ export class Served {
     return broker
   }
 
-  /** Throws 403 unless `name` may be enqueued on `broker`'s queue. */
+  /** Throws 403 unless `name` may be enqueued (submitted or retried) on `broker`'s queue. */
   async checkSubmit(broker: Broker, name: string, req: IncomingMessage): Promise<void> {
     const policy = this.options.submit
     const allowed =

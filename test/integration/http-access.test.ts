@@ -9,6 +9,7 @@ import { getBroker } from '../../lib/index.js'
 import { worqHttp } from '../../lib/http/index.js'
 import { redisUrl } from '../helpers/redis-server.js'
 import { serveApi, type ApiFixture } from '../helpers/http-fixture.js'
+import { until } from '../helpers/util.js'
 
 const TOKEN = 's3cret-token'
 
@@ -170,6 +171,55 @@ describe('http: token, authorize, readOnly, submit, headers', function () {
       ).to.equal(403)
     } finally {
       await fn.close()
+    }
+  })
+
+  it('retry obeys the submit policy (it re-ran tasks whose name submit does not allow): 403, nothing enqueued', async () => {
+    // A list that allows t.add only; a program (not HTTP) enqueued t.fails, which failed.
+    const listed = await serveApi(url, { submit: ['t.add'] })
+    try {
+      const failed = await listed.broker.queue().t.fails('no')
+      await until(async () => (await failed.status()) === 'failed', 5000, 'the failure')
+      const before = (await listed.broker.tasks()).length
+      const r = await listed.server.call('POST', `/api/tasks/${failed.id}/retry`)
+      expect(r.status, r.text).to.equal(403)
+      expect(r.json.error.code).to.equal('ERR_WORQ_HTTP_NOT_ALLOWED')
+      expect(r.json.error.message).to.match(/t\.fails.*submit/)
+      expect((await listed.broker.tasks()).length).to.equal(before)
+      expect(await listed.broker.size()).to.equal(0)
+    } finally {
+      await listed.close()
+    }
+    // 'exposed': a cancelled task of a name no live worker exposes is not run again.
+    const exposed = await serveApi(url)
+    try {
+      await exposed.broker.pause()
+      const orphan = await (exposed.broker.queue() as any).gone.task(1)
+      await orphan.cancel()
+      const r = await exposed.server.call('POST', `/api/tasks/${orphan.id}/retry`)
+      expect(r.status, r.text).to.equal(403)
+      expect(r.json.error.message).to.match(/no live worker .* exposes gone\.task/)
+      expect(await exposed.broker.size()).to.equal(0)
+      // What the policy allows is retried as before, and the function sees the name and queue.
+      const seen: string[] = []
+      const fn = await serveApi(url, {
+        submit: (name, queue) => (seen.push(`${name}@${queue}`), name === 't.fails'),
+      })
+      try {
+        const failed = await fn.broker.queue().t.fails('no')
+        await until(async () => (await failed.status()) === 'failed', 5000, 'the failure')
+        const again = await fn.server.call('POST', `/api/tasks/${failed.id}/retry`)
+        expect(again.status, again.text).to.equal(201)
+        expect(again.json).to.include({ name: 't.fails' })
+        expect(seen).to.deep.equal([`t.fails@${fn.broker.name}`])
+        const unknown = await fn.server.call('POST', '/api/tasks/nothing/retry')
+        expect(unknown.status).to.equal(404)
+      } finally {
+        await fn.close()
+      }
+    } finally {
+      await exposed.broker.resume()
+      await exposed.close()
     }
   })
 

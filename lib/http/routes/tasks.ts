@@ -1,7 +1,8 @@
 /**
  * The task routes: list, submit, read, cancel and retry. Submitting goes through the public
  * client (`broker.queue()` and `task(fn, options)`), so a call from HTTP is the same call a program
- * makes, with the same checks.
+ * makes, with the same checks. A retry makes a task run again, so the `submit` policy decides it
+ * as it decides a new call.
  */
 import { task, type Broker, type LooseQueue, type TaskFilter } from '../../index.js'
 import { HttpError, badRequest } from '../errors.js'
@@ -61,6 +62,15 @@ export function checkSubmit(
     args,
     options: options as SubmitJson['options'] & object,
   }
+}
+
+/** 404 for an id `broker`'s queue does not know. */
+function noSuchTask(broker: Broker): HttpError {
+  return new HttpError(
+    404,
+    'ERR_WORQ_HTTP_NO_SUCH_TASK',
+    `queue ${broker.name} knows no task with this id (never enqueued, or its record expired)`,
+  )
 }
 
 /** Where a task of `broker`'s queue is read. */
@@ -144,12 +154,7 @@ export const taskRoutes: Route[] = [
     async handle({ served, query, params }) {
       const broker = served.broker(query.get('queue'))
       const info = await broker.task(taskId(params.id))
-      if (!info)
-        throw new HttpError(
-          404,
-          'ERR_WORQ_HTTP_NO_SUCH_TASK',
-          `queue ${broker.name} knows no task with this id (never enqueued, or its record expired)`,
-        )
+      if (!info) throw noSuchTask(broker)
       return { body: taskJson(info) }
     },
   },
@@ -171,13 +176,13 @@ export const taskRoutes: Route[] = [
     async handle(ctx) {
       const broker = ctx.served.broker(ctx.query.get('queue'))
       const id = taskId(ctx.params.id)
+      // A retry runs the task's name again: the submit policy decides, as for a new call.
+      const info = await broker.task(id)
+      if (!info) throw noSuchTask(broker)
+      await ctx.served.checkSubmit(broker, info.name, ctx.req)
+      // Undefined when its record expired since.
       const again = await broker.retry(id)
-      if (again === undefined)
-        throw new HttpError(
-          404,
-          'ERR_WORQ_HTTP_NO_SUCH_TASK',
-          `queue ${broker.name} knows no task with this id (never enqueued, or its record expired)`,
-        )
+      if (again === undefined) throw noSuchTask(broker)
       return created(ctx, broker, again)
     },
   },
