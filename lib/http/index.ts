@@ -97,6 +97,7 @@ const SECURITY_HEADERS = {
   'X-Frame-Options': 'DENY',
 }
 
+/** Sends `reply`; to a HEAD, its status and headers (Content-Length included) without the body. */
 function send(res: ServerResponse, reply: Reply): void {
   const status = reply.status ?? 200
   const headers: Record<string, string | number> = { 'Cache-Control': 'no-store', ...reply.headers }
@@ -104,7 +105,7 @@ function send(res: ServerResponse, reply: Reply): void {
   headers['Content-Type'] ??= 'application/json; charset=utf-8'
   headers['Content-Length'] = Buffer.byteLength(body)
   res.writeHead(status, headers)
-  res.end(body)
+  res.end(res.req.method === 'HEAD' ? undefined : body)
 }
 
 function sendError(res: ServerResponse, err: HttpError): void {

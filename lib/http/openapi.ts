@@ -94,6 +94,24 @@ const created = {
   ),
 }
 
+/**
+ * `paths` with a HEAD beside each GET: the same operation, whose answers have GET's status and
+ * headers and no body (the event stream's HEAD ends after its headers).
+ */
+function withHead(paths: Record<string, Record<string, ReturnType<typeof op>>>): object {
+  for (const ops of Object.values(paths)) {
+    const get = ops.get
+    if (!get) continue
+    const responses: Record<string, unknown> = {}
+    for (const [status, answer] of Object.entries(get.responses)) {
+      const { content: _body, ...rest } = answer as { content?: unknown }
+      responses[status] = rest
+    }
+    ops.head = { ...get, summary: `${get.summary} (its headers only)`, responses }
+  }
+  return paths
+}
+
 /** The OpenAPI document. */
 export function openApiDocument(version: string): object {
   return {
@@ -102,10 +120,10 @@ export function openApiDocument(version: string): object {
       title: 'worq HTTP API',
       version,
       description:
-        'The control API of worq queues (docs/http.md). Every answer is JSON; errors are { "error": { "code", "message" } }.',
+        'The control API of worq queues (docs/http.md). Every answer is JSON; errors are { "error": { "code", "message" } }. Every GET path answers HEAD with its status and headers and no body.',
     },
     security: [{ bearer: [] }],
-    paths: {
+    paths: withHead({
       '/api/health': {
         get: op('Whether every backend answers', [], {
           ...okJson('Every backend answered.', ref('Health')),
@@ -264,7 +282,7 @@ export function openApiDocument(version: string): object {
           },
         }),
       },
-    },
+    }),
     components: {
       securitySchemes: {
         bearer: {

@@ -1,8 +1,9 @@
 /**
  * The route table and its matcher. A hand-written table rather than a router library: the API has
  * a score of fixed routes with at most one parameter each, the table is ~20 lines, it adds no
- * runtime dependency, and the OpenAPI test walks the same table. A path that matches with another
- * method answers 405 with `Allow`; path parameters are percent-decoded strictly.
+ * runtime dependency, and the OpenAPI test walks the same table. HEAD takes every GET route (the
+ * handler answers it without a body); a path that matches with another method answers 405 with
+ * `Allow`; path parameters are percent-decoded strictly.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { HttpError, badRequest } from './errors.js'
@@ -60,12 +61,15 @@ function segments(path: string): string[] {
   return path.split('/').slice(1)
 }
 
-/** Matches `method` and `pathname` against `routes`; undefined when no path matches. */
+/**
+ * Matches `method` and `pathname` against `routes` (HEAD as GET); undefined when no path matches.
+ */
 export function match(
   routes: readonly Route[],
   method: string,
   pathname: string,
 ): Match | undefined {
+  const wanted = method === 'HEAD' ? 'GET' : method
   const parts = segments(pathname)
   const allowed: string[] = []
   for (const route of routes) {
@@ -82,8 +86,8 @@ export function match(
       } else ok = p === part
     }
     if (!ok) continue
-    if (route.method === method) return { route, params }
-    allowed.push(route.method)
+    if (route.method === wanted) return { route, params }
+    allowed.push(...(route.method === 'GET' ? ['GET', 'HEAD'] : [route.method]))
   }
   if (allowed.length)
     throw new HttpError(

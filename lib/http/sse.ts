@@ -5,6 +5,7 @@
  * `Last-Event-ID` and resumes where it was: the queue's eventId for one queue, or
  * `queue=eventId&queue=eventId` (URL-encoded) for several. A comment every `heartbeatMs` keeps
  * proxies from closing an idle stream. A `gap` event means events were dropped: read afresh.
+ * `HEAD` answers the stream's headers after the same checks, and opens no stream.
  */
 import type { Broker, EventStream } from '../index.js'
 import { HttpError, badRequest } from './errors.js'
@@ -13,6 +14,13 @@ import type { Context, Reply, Route } from './router.js'
 
 /** A client buffering more than this (bytes not yet sent) is dropped; it resumes on reconnect. */
 const MAX_BUFFERED = 1024 * 1024
+
+/** The headers of an event stream's answer. */
+const SSE_HEADERS = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-store',
+  'X-Accel-Buffering': 'no',
+}
 
 /** The live event streams of one handler, as the functions that end them (for `close()`). */
 export type Clients = Set<() => void>
@@ -72,6 +80,13 @@ async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined>
       `this server has ${clients.size} event streams open, its maxEventStreams; try again later`,
       { 'Retry-After': '5' },
     )
+  // HEAD: the stream's headers once GET's checks passed, then the end. No stream is opened (it
+  // would only be closed unread) and no place among maxEventStreams is taken.
+  if (req.method === 'HEAD') {
+    res.writeHead(200, SSE_HEADERS)
+    res.end()
+    return undefined
+  }
   // The slot is taken before anything is awaited, and given back whenever the client goes, even
   // while its streams are being set up: clients that come at once cannot pass maxEventStreams, and
   // one that leaves early leaves no stream reading behind it.
@@ -113,11 +128,7 @@ async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined>
   if (ended) return undefined
   // Each queue's position from the start, so that any id sent resumes every queue where it was.
   const positions = new Map(brokers.map((b, i) => [b.name, streams[i]!.position ?? '0']))
-  res.writeHead(200, {
-    'Content-Type': 'text/event-stream; charset=utf-8',
-    'Cache-Control': 'no-store',
-    'X-Accel-Buffering': 'no',
-  })
+  res.writeHead(200, SSE_HEADERS)
   res.write('retry: 2000\n: connected\n\n')
   heartbeat = setInterval(() => res.write(': ping\n\n'), served.options.heartbeatMs)
   heartbeat.unref()

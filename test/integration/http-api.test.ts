@@ -319,7 +319,7 @@ for (const backend of backends) {
       expect(missing.json.error.code).to.equal('ERR_WORQ_HTTP_NOT_FOUND')
       const wrong = await api.server.call('PUT', '/api/tasks')
       expect(wrong.status).to.equal(405)
-      expect(wrong.headers.allow).to.equal('GET, POST')
+      expect(wrong.headers.allow).to.equal('GET, HEAD, POST')
       expect((await api.server.call('OPTIONS', '/api/tasks')).status).to.equal(405)
     })
   })

@@ -44,6 +44,11 @@ describe('http: mounting in Express and Node, several queues, health', function 
       const missing = await server.call('GET', '/worq/api/nothing')
       expect(missing.json.error.code).to.equal('ERR_WORQ_HTTP_NOT_FOUND')
       expect((await server.call('GET', '/hello')).text).to.equal('hello from the app')
+      // HEAD through Express: GET's status and length, no body.
+      const head = await server.call('HEAD', created.headers.location!)
+      expect(head.status).to.equal(200)
+      expect(head.text).to.equal('')
+      expect(head.headers['content-length']).to.match(/^[1-9]\d*$/)
     } finally {
       await server.close()
       await broker.purge()

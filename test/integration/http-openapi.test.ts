@@ -7,6 +7,7 @@
 import { validate } from '@readme/openapi-parser'
 import { expect } from 'chai'
 import { routeTable } from '../../lib/http/routes/index.js'
+import type { Route } from '../../lib/http/router.js'
 import { serveApi, type ApiFixture } from '../helpers/http-fixture.js'
 import { until } from '../helpers/util.js'
 
@@ -59,6 +60,13 @@ function mismatches(doc: Doc, schema: Schema | undefined, value: unknown, at = '
   return out
 }
 
+/** The operations the API answers: the route table's, and a HEAD beside each GET. */
+function operations(): Array<Pick<Route, 'path' | 'query' | 'change'> & { method: string }> {
+  return routeTable(new Set()).flatMap(r =>
+    r.method === 'GET' ? [r, { ...r, method: 'HEAD' }] : [r],
+  )
+}
+
 describe('http: the OpenAPI document', function () {
   let api: ApiFixture
   let doc: Doc
@@ -80,14 +88,13 @@ describe('http: the OpenAPI document', function () {
     expect(await validate(broken)).to.include({ valid: false })
   })
 
-  it('lists exactly the routes of the route table, with their path and query parameters', () => {
-    const routes = routeTable(new Set())
+  it('lists exactly the routes of the route table (and a HEAD for each GET), with their path and query parameters', () => {
     const inDoc = Object.entries(doc.paths).flatMap(([path, ops]) =>
       Object.keys(ops).map(m => `${m.toUpperCase()} ${path}`),
     )
-    const inTable = routes.map(r => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')}`)
+    const inTable = operations().map(r => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')}`)
     expect([...inDoc].sort()).to.deep.equal([...inTable].sort())
-    for (const r of routes) {
+    for (const r of operations()) {
       const op = doc.paths[r.path.replace(/:(\w+)/g, '{$1}')]![r.method.toLowerCase()]
       const params = op.parameters as Array<{ name: string; in: string }>
       const where = `${r.method} ${r.path}`
@@ -106,21 +113,29 @@ describe('http: the OpenAPI document', function () {
         where,
       ).to.deep.equal([...r.path.matchAll(/:(\w+)/g)].map(m => m[1]).sort())
       expect(op.responses['400'], where).to.be.an('object')
-      if (r.method !== 'GET') expect(r.change, where).to.equal(true)
+      if (r.method !== 'GET' && r.method !== 'HEAD') expect(r.change, where).to.equal(true)
+    }
+    // A HEAD is its GET without bodies.
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      if (!ops.get) continue
+      expect(ops.head.parameters, path).to.deep.equal(ops.get.parameters)
+      expect(Object.keys(ops.head.responses), path).to.deep.equal(Object.keys(ops.get.responses))
+      for (const answer of Object.values(ops.head.responses))
+        expect(answer, path).to.not.have.property('content')
     }
   })
 
   it('every operation lists the 400, 405, 500 and 503 any route can answer (the 405 with Allow)', () => {
-    let operations = 0
+    let count = 0
     for (const [path, ops] of Object.entries(doc.paths))
       for (const [method, op] of Object.entries(ops)) {
         const where = `${method.toUpperCase()} ${path}`
         for (const status of ['400', '405', '500', '503'])
           expect(op.responses[status], `${where} ${status}`).to.be.an('object')
         expect(op.responses['405'].headers?.Allow, where).to.be.an('object')
-        operations++
+        count++
       }
-    expect(operations).to.equal(routeTable(new Set()).length)
+    expect(count).to.equal(operations().length)
     // A route's own 503 is kept: the health check's carries its body.
     expect(
       doc.paths['/api/health']!.get.responses['503'].content['application/json'].schema,
@@ -187,6 +202,13 @@ describe('http: the OpenAPI document', function () {
         const s = special[key] ?? {}
         const url =
           s.path ?? path.replace(/\{(\w+)\}/g, (_, n: string) => encodeURIComponent(values[n]!))
+        if (method === 'head') {
+          const r = await api.server.call('HEAD', url)
+          expect(op.responses[String(r.status)], `${key} answered ${r.status}`).to.be.an('object')
+          expect(r.text, key).to.equal('')
+          walked++
+          continue
+        }
         if (path === '/api/events') {
           const res = await fetch(api.server.base + url, { signal: AbortSignal.timeout(2000) })
           expect(res.status).to.equal(200)
@@ -210,6 +232,6 @@ describe('http: the OpenAPI document', function () {
         walked++
       }
     }
-    expect(walked).to.equal(routeTable(new Set()).length)
+    expect(walked).to.equal(operations().length)
   })
 })
