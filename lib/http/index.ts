@@ -152,7 +152,7 @@ export function worqHttp(
   const routes: Route[] = routeTable(clients)
 
   async function answer(req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) {
-    const url = req.url ?? '/'
+    const url = originForm(req.url ?? '/')
     const q = url.indexOf('?')
     let pathname = q < 0 ? url : url.slice(0, q)
     const search = q < 0 ? '' : url.slice(q + 1)
@@ -162,7 +162,8 @@ export function worqHttp(
       pathname = pathname.slice(base.length)
     }
     // Mounted by Express under a path: the part it stripped (for Location headers and redirects).
-    const original = (req as { originalUrl?: string }).originalUrl?.split('?')[0]
+    const originalUrl = (req as { originalUrl?: string }).originalUrl
+    const original = originalUrl === undefined ? undefined : originForm(originalUrl).split('?')[0]
     let prefix = base
     if (!base && original !== undefined && original !== pathname)
       prefix = original.endsWith(pathname) ? original.slice(0, -pathname.length) : original
@@ -217,6 +218,18 @@ export function worqHttp(
     clients.clear()
   }
   return handler
+}
+
+/**
+ * A request target in origin form: one in absolute form (`http://host/api/tasks?limit=1`, which
+ * HTTP/1.1 servers must accept, RFC 9112 §3.2.2, and clients send to a proxy) as its path and
+ * query (`/api/tasks?limit=1`). Only the path routes; the host it names is not used.
+ */
+function originForm(target: string): string {
+  const origin = /^[a-z][a-z\d+.-]*:\/\/[^/?]*/i.exec(target)
+  if (!origin) return target
+  const rest = target.slice(origin[0].length)
+  return rest.startsWith('/') ? rest : '/' + rest
 }
 
 /** Hands a request that is not the API's or the page's to `next`, or answers 404. */

@@ -1,6 +1,6 @@
 /**
- * Fuzzing a live server (fast-check): random bodies to POST /api/tasks and random paths and query
- * strings to every route, against a real Redis. Nothing answers 5xx, every error is the API's JSON
+ * Fuzzing a live server (fast-check): random bodies to POST /api/tasks and random methods, paths
+ * (in origin and absolute form) and query strings to every route, against a real Redis. Nothing answers 5xx, every error is the API's JSON
  * error, and a task is enqueued exactly when the answer is 201. docs/http.md publishes the counts.
  */
 import { expect } from 'chai'
@@ -127,14 +127,16 @@ describe('http: fuzzing a live server (fast-check, real Redis)', function () {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom('GET', 'HEAD', 'POST', 'DELETE'),
+        // The request target in origin form, or in absolute form (as sent to a proxy).
+        fc.constantFrom('', 'http://127.0.0.1', 'HTTPS://x.test:1', 'http://[::1]'),
         fc.array(segment, { minLength: 1, maxLength: 5 }),
         query,
-        async (method, parts, q) => {
+        async (method, origin, parts, q) => {
           const path = '/' + parts.join('/')
           // A stream does not end by itself; its HEAD does.
           if (path.startsWith('/api/events') && method !== 'HEAD') return
           const search = q.map(([k, v]) => `${k}=${v}`).join('&')
-          const r = await api.server.call(method, search ? `${path}?${search}` : path)
+          const r = await api.server.call(method, origin + (search ? `${path}?${search}` : path))
           checkError(r, method)
         },
       ),

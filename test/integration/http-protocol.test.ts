@@ -1,15 +1,50 @@
 /**
  * HTTP itself, beyond the routes: HEAD answers as GET without a body, and the event stream's HEAD
- * its headers only.
+ * its headers only; a request target in absolute form (`GET http://host/api/queues`, as sent to a
+ * proxy) is routed on its path.
  */
 import { expect } from 'chai'
+import express from 'express'
+import { connect } from 'node:net'
+import { worqHttp } from '../../lib/http/index.js'
 import { routeTable } from '../../lib/http/routes/index.js'
+import { serve } from '../helpers/http.js'
 import { serveApi, type ApiFixture } from '../helpers/http-fixture.js'
 
 /** The headers of an answer that do not change from one call to the next. */
 function stable(headers: Record<string, unknown>): Record<string, unknown> {
   const { date: _date, 'content-length': _length, ...rest } = headers
   return rest
+}
+
+/** An answer read off a raw socket. */
+interface RawAnswer {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
+/** Sends `text` as it is on a new connection to `base`, and reads the answer until it closes. */
+function raw(base: string, text: string): Promise<RawAnswer> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname)
+    const chunks: Buffer[] = []
+    socket.on('data', c => chunks.push(c))
+    socket.on('error', reject)
+    socket.on('end', () => {
+      const all = Buffer.concat(chunks).toString('utf8')
+      const split = all.indexOf('\r\n\r\n')
+      const [statusLine, ...lines] = all.slice(0, split).split('\r\n')
+      const headers: Record<string, string> = {}
+      for (const line of lines) {
+        const colon = line.indexOf(':')
+        headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
+      }
+      resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: all.slice(split + 4) })
+    })
+    socket.end(text)
+  })
 }
 
 describe('http: HEAD, absolute-form targets, timeouts', function () {
@@ -71,5 +106,55 @@ describe('http: HEAD, absolute-form targets, timeouts', function () {
     expect(head.status).to.equal(405)
     expect(head.headers.allow).to.equal('POST')
     expect(head.text).to.equal('')
+  })
+
+  it('a request target in absolute form (which answered 404) is routed on its path', async () => {
+    const { host } = new URL(api.server.base)
+    const get = (target: string) =>
+      raw(api.server.base, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+    const queues = await get(`http://${host}/api/queues`)
+    expect(queues.status, queues.body).to.equal(200)
+    expect(JSON.parse(queues.body)[0].name).to.equal(api.broker.name)
+    // The scheme in any case, a query, another host than Host's: still the path that counts.
+    const tasks = await get(`HTTPS://elsewhere.test:8443/api/tasks?limit=1&status=completed`)
+    expect(tasks.status, tasks.body).to.equal(200)
+    expect(JSON.parse(tasks.body)).to.be.an('array')
+    const missing = await get(`http://${host}/api/nothing`)
+    expect(missing.status).to.equal(404)
+    expect(JSON.parse(missing.body).error.message).to.match(/no route \/api\/nothing;/)
+    // A Location is a path on this server, never the host the target named.
+    const body = JSON.stringify({ name: 't.add', args: [1, 2] })
+    const created = await raw(
+      api.server.base,
+      `POST http://evil.test/api/tasks HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    )
+    expect(created.status, created.body).to.equal(201)
+    expect(created.headers.location).to.match(/^\/api\/tasks\/[^/]+\?queue=/)
+  })
+
+  it('absolute form under Express (which strips its mount path but keeps the origin) and basePath', async () => {
+    const app = express()
+    app.use('/worq', worqHttp(api.broker))
+    const mounted = [
+      { server: await serve(app), path: '/worq' },
+      { server: await serve(worqHttp(api.broker, { basePath: '/ops' })), path: '/ops' },
+    ]
+    try {
+      for (const { server, path } of mounted) {
+        const { host } = new URL(server.base)
+        const body = JSON.stringify({ name: 't.add', args: [1, 2] })
+        const created = await raw(
+          server.base,
+          `POST http://${host}${path}/api/tasks HTTP/1.1\r\nHost: ${host}\r\n` +
+            `Connection: close\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${body.length}\r\n\r\n${body}`,
+        )
+        expect(created.status, `${path}: ${created.body}`).to.equal(201)
+        expect(created.headers.location, path).to.match(new RegExp(`^${path}/api/tasks/[^/]+\\?`))
+      }
+    } finally {
+      for (const { server } of mounted) await server.close()
+    }
   })
 })
