@@ -31,7 +31,7 @@ export async function runDashboard(url: string, o: DashboardCommandOptions): Pro
       `refusing to serve on ${host} without a token: anyone who reaches it could cancel and purge tasks. Set --token or WORQ_TOKEN, or leave --host out (loopback only)`,
     )
   // Loaded here, not at the top: the other commands start without the HTTP surface.
-  const { worqHttp } = await import('../http/index.js')
+  const { SERVER_TIMEOUTS, worqHttp } = await import('../http/index.js')
   const queues = o.queue.length ? [...new Set(o.queue)] : ['default']
   const brokers = queues.map(q => getBroker(url, q))
   const handler = worqHttp(brokers, {
@@ -40,7 +40,8 @@ export async function runDashboard(url: string, o: DashboardCommandOptions): Pro
     onError: err =>
       process.stderr.write(`worq dashboard: ${(err as Error).stack ?? String(err)}\n`),
   })
-  const server = createServer(handler)
+  // Node's defaults let a slow client hold a connection for minutes (docs/http.md, "Timeouts").
+  const server = createServer(SERVER_TIMEOUTS, handler)
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -127,6 +128,10 @@ The page asks for the token and keeps it for the browser tab (sessionStorage).
 
 A backend that cannot be reached does not stop it: it serves the page, /api/health says
 so and the API answers 503 until the backend answers (the reason is printed on stderr).
+
+A client gets 10 s for its request's headers, 10 s for its body once read, 30 s for the
+whole request (then 408), and an idle keep-alive connection closes after 5 s; an event
+stream lasts as long as its client reads it (docs/http.md, "Timeouts").
 
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 a bad URL or cannot listen (port in use, address
 not available), 2 usage (including a non-loopback --host without a token).`,

@@ -1,6 +1,7 @@
 /**
  * Request bodies: JSON only (`Content-Type: application/json`, UTF-8), at most `limit` bytes
- * (413 past it, told by Content-Length before anything is read, or counted as it arrives), decoded
+ * (413 past it, told by Content-Length before anything is read, or counted as it arrives), arrived
+ * within a time (408 past it: a client that trickles its body holds no connection for long), decoded
  * strictly (a byte sequence that is not UTF-8 is a 400), parsed, and refused when any object in it
  * has a key that walks prototypes (`__proto__`, `constructor`, `prototype`) or nests too deep.
  */
@@ -79,8 +80,27 @@ export function parseJsonBody(bytes: Uint8Array): unknown {
   return value
 }
 
-/** Reads and parses the JSON body of `req`, at most `limit` bytes. */
-export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+/** The default time a body may take to arrive: 10 s (hapi's payload timeout). */
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000
+
+/** 408 for a body that did not arrive within `ms`. */
+function tooSlow(ms: number): HttpError {
+  return new HttpError(
+    408,
+    'ERR_WORQ_HTTP_BODY_TIMEOUT',
+    `the request body did not arrive within ${ms} ms (the server's bodyTimeoutMs option): send it at once`,
+  )
+}
+
+/**
+ * Reads and parses the JSON body of `req`: at most `limit` bytes, arrived within `timeoutMs` of
+ * this call (408 past it; the answer closes the connection).
+ */
+export async function readJson(
+  req: IncomingMessage,
+  limit: number,
+  timeoutMs: number,
+): Promise<unknown> {
   if ((req as { body?: unknown }).body !== undefined)
     throw new HttpError(
       500,
@@ -90,10 +110,17 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
   checkContentType(req.headers['content-type'])
   const declared = Number(req.headers['content-length'])
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit)
-  return new Promise((resolve, reject) => {
+  let timer: NodeJS.Timeout | undefined
+  const read = new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
     let over = false
+    // Too slow: the rest is dropped as it comes, as past the limit.
+    timer = setTimeout(() => {
+      over = true
+      chunks.length = 0
+      reject(tooSlow(timeoutMs))
+    }, timeoutMs)
     // Past the limit, the rest is read and dropped (not destroyed), so that the 413 reaches the
     // client; the answer closes the connection.
     req.on('data', (chunk: Buffer) => {
@@ -120,6 +147,11 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
       if (!req.complete) reject(aborted())
     })
   })
+  try {
+    return await read
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 /**

@@ -11,7 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Broker } from '../index.js'
 import { authenticate, bearerCheck, checkToken, type Authorize } from './auth.js'
-import { DEFAULT_BODY_LIMIT } from './body.js'
+import { DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT_MS } from './body.js'
 import { HttpError, toHttpError } from './errors.js'
 import { parseQuery } from './query.js'
 import { match, type Reply, type Route } from './router.js'
@@ -21,6 +21,7 @@ import type { Clients } from './sse.js'
 import { isPageFile, servePage } from './static.js'
 
 export { HttpError } from './errors.js'
+export { SERVER_TIMEOUTS, type ServerTimeouts } from './timeouts.js'
 export type { Authorize } from './auth.js'
 export type { SubmitPolicy } from './served.js'
 export type * from './types.js'
@@ -50,6 +51,12 @@ export interface WorqHttpOptions {
   basePath?: string
   /** The largest request body, bytes (413 past it). @default 1 MiB */
   bodyLimit?: number
+  /**
+   * ms a request body may take to arrive once its route reads it: past it, 408 and the connection
+   * closes. Set the server's own header and request timeouts too ({@link SERVER_TIMEOUTS}).
+   * @default 10000
+   */
+  bodyTimeoutMs?: number
   /** ms between keep-alive comments on an event stream. @default 15000 */
   heartbeatMs?: number
   /** Most event streams open at once (503 past it); on Redis each holds a connection while it waits. @default 100 */
@@ -73,6 +80,18 @@ function positiveInt(name: string, v: unknown, fallback: number): number {
   if (!Number.isSafeInteger(v) || (v as number) < 1)
     throw new TypeError(`Expected \`${name}\` to be a positive integer, got ${String(v)}`)
   return v as number
+}
+
+/** The longest delay Node's timers take (2^31 − 1 ms, about 24.8 days); past it they fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+function timerMs(name: string, v: unknown, fallback: number): number {
+  const ms = positiveInt(name, v, fallback)
+  if (ms > MAX_TIMER_MS)
+    throw new RangeError(
+      `Expected \`${name}\` to be at most ${MAX_TIMER_MS} ms (about 24.8 days), got ${ms}`,
+    )
+  return ms
 }
 
 function checkBasePath(v: unknown): string {
@@ -114,8 +133,8 @@ function sendError(res: ServerResponse, err: HttpError): void {
     res.destroy()
     return
   }
-  // A refused body may still be arriving: close the connection after the answer.
-  if (err.status === 413) res.setHeader('Connection', 'close')
+  // A refused body may still be arriving (too large, too slow): close the connection after the answer.
+  if (err.status === 413 || err.status === 408) res.setHeader('Connection', 'close')
   send(res, {
     status: err.status,
     headers: err.headers,
@@ -143,9 +162,10 @@ export function worqHttp(
     submit: checkSubmitPolicy(options.submit),
     basePath: checkBasePath(options.basePath),
     bodyLimit: positiveInt('bodyLimit', options.bodyLimit, DEFAULT_BODY_LIMIT),
-    heartbeatMs: positiveInt('heartbeatMs', options.heartbeatMs, 15_000),
+    bodyTimeoutMs: timerMs('bodyTimeoutMs', options.bodyTimeoutMs, DEFAULT_BODY_TIMEOUT_MS),
+    heartbeatMs: timerMs('heartbeatMs', options.heartbeatMs, 15_000),
     maxEventStreams: positiveInt('maxEventStreams', options.maxEventStreams, 100),
-    healthTimeoutMs: positiveInt('healthTimeoutMs', options.healthTimeoutMs, 2000),
+    healthTimeoutMs: timerMs('healthTimeoutMs', options.healthTimeoutMs, 2000),
     onError: options.onError,
   })
   const clients: Clients = new Set()

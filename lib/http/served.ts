@@ -23,6 +23,7 @@ export interface ServedOptions {
   submit: SubmitPolicy
   basePath: string
   bodyLimit: number
+  bodyTimeoutMs: number
   heartbeatMs: number
   maxEventStreams: number
   healthTimeoutMs: number

@@ -3,7 +3,13 @@
  * exactly the bytes it is given (bad UTF-8, huge bodies, odd headers) and reads the answer even
  * when the server closes the connection while the body is still going out.
  */
-import { createServer, request, type IncomingHttpHeaders, type RequestListener } from 'node:http'
+import {
+  createServer,
+  request,
+  type IncomingHttpHeaders,
+  type RequestListener,
+  type ServerOptions,
+} from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 /** An answer. */
@@ -30,9 +36,12 @@ export interface TestServer {
   close(): Promise<void>
 }
 
-/** Serves `listener` on a free loopback port. */
-export async function serve(listener: RequestListener): Promise<TestServer> {
-  const server = createServer(listener)
+/** Serves `listener` on a free loopback port, with the server `options` (Node's timeouts). */
+export async function serve(
+  listener: RequestListener,
+  options: ServerOptions = {},
+): Promise<TestServer> {
+  const server = createServer(options, listener)
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {

@@ -4,6 +4,7 @@
  * on SIGINT and SIGTERM.
  */
 import { expect } from 'chai'
+import { connect } from 'node:net'
 import { killAll, worq, worqRun } from '../helpers/cli.js'
 import { buildDashboardPage } from '../helpers/dashboard-page.js'
 import { freePort, redisUrl } from '../helpers/redis-server.js'
@@ -63,6 +64,38 @@ describe('cli: worq dashboard', function () {
     expect(pause.status).to.equal(403)
     p.proc.kill('SIGTERM')
     expect((await p.exited).code).to.equal(0)
+  })
+
+  it("slow headers and a slow body get 408 after 10 s (Node's defaults held them 60 s and 300 s)", async function () {
+    this.timeout(40_000)
+    const p = worq(['dashboard', url, '-q', uniqueQueue('dash'), '--port', '0'])
+    const { hostname, port } = new URL(await address(p))
+    /** Sends `text` and never ends the request; resolves with the answer's status line and body. */
+    const stalled = (text: string) =>
+      new Promise<{ ms: number; answer: string }>((resolve, reject) => {
+        const started = Date.now()
+        const socket = connect(Number(port), hostname, () => socket.write(text))
+        let answer = ''
+        socket.on('data', c => (answer += c.toString('utf8')))
+        socket.on('error', reject)
+        socket.on('close', () => resolve({ ms: Date.now() - started, answer }))
+      })
+    const [headers, body] = await Promise.all([
+      stalled(`GET /api/queues HTTP/1.1\r\nHost: ${hostname}\r\n`),
+      stalled(
+        `POST /api/tasks HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n` +
+          'Content-Length: 50\r\n\r\n{',
+      ),
+    ])
+    expect(headers.answer).to.match(/^HTTP\/1\.1 408 /)
+    expect(headers.ms).to.be.within(9_000, 13_000)
+    expect(body.answer).to.match(/^HTTP\/1\.1 408 /)
+    expect(body.answer).to.contain('"code":"ERR_WORQ_HTTP_BODY_TIMEOUT"')
+    expect(body.ms).to.be.within(9_000, 13_000)
+    p.proc.kill('SIGTERM')
+    expect((await p.exited).code).to.equal(0)
+    const help = await worqRun(['dashboard', '--help'])
+    expect(help.out).to.match(/10 s for its request's headers, 10 s for its body/)
   })
 
   it('a backend it cannot reach does not stop it: the API answers 503, and --help says so (it said exit 1)', async () => {

@@ -260,6 +260,15 @@ describe('http: token, authorize, readOnly, submit, headers', function () {
         TypeError,
         message,
       )
+    // A delay past Node's timers (2^31 − 1 ms) fired at once: heartbeats every millisecond.
+    for (const name of ['bodyTimeoutMs', 'heartbeatMs', 'healthTimeoutMs']) {
+      expect(() => worqHttp(broker, { [name]: 0 })).to.throw(TypeError, `\`${name}\``)
+      expect(() => worqHttp(broker, { [name]: 2 ** 31 })).to.throw(
+        RangeError,
+        `Expected \`${name}\` to be at most 2147483647 ms`,
+      )
+      expect(() => worqHttp(broker, { [name]: 2 ** 31 - 1 })).to.not.throw()
+    }
     expect(() => worqHttp([broker, broker])).to.throw(TypeError, /one broker per queue/)
     expect(() => worqHttp([])).to.throw(TypeError, /at least one/)
     return broker.close()

@@ -6,7 +6,7 @@
 import { expect } from 'chai'
 import express from 'express'
 import { connect } from 'node:net'
-import { worqHttp } from '../../lib/http/index.js'
+import { SERVER_TIMEOUTS, worqHttp } from '../../lib/http/index.js'
 import { routeTable } from '../../lib/http/routes/index.js'
 import { serve } from '../helpers/http.js'
 import { serveApi, type ApiFixture } from '../helpers/http-fixture.js'
@@ -24,8 +24,11 @@ interface RawAnswer {
   body: string
 }
 
-/** Sends `text` as it is on a new connection to `base`, and reads the answer until it closes. */
-function raw(base: string, text: string): Promise<RawAnswer> {
+/**
+ * Sends `text` as it is on a new connection to `base`, and reads the answer until it closes. With
+ * `end: false` the connection stays open for writing: a request that never finishes arriving.
+ */
+function raw(base: string, text: string, { end = true } = {}): Promise<RawAnswer> {
   const { hostname, port } = new URL(base)
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname)
@@ -43,7 +46,8 @@ function raw(base: string, text: string): Promise<RawAnswer> {
       }
       resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: all.slice(split + 4) })
     })
-    socket.end(text)
+    if (end) socket.end(text)
+    else socket.write(text)
   })
 }
 
@@ -155,6 +159,84 @@ describe('http: HEAD, absolute-form targets, timeouts', function () {
       }
     } finally {
       for (const { server } of mounted) await server.close()
+    }
+  })
+
+  it('a body that arrives too slowly (it held the connection for Node’s 300 s) is a 408 that closes it', async () => {
+    const slow = await serveApi('memory://', { bodyTimeoutMs: 300, submit: ['t.add'] })
+    try {
+      const { host } = new URL(slow.server.base)
+      const started = Date.now()
+      // 100 bytes announced, 10 sent, then nothing: the answer comes, and the connection closes.
+      const r = await raw(
+        slow.server.base,
+        `POST /api/tasks HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: 100\r\n\r\n{"name":"t`,
+        { end: false },
+      )
+      expect(Date.now() - started).to.be.within(250, 5000)
+      expect(r.status, r.body).to.equal(408)
+      expect(r.headers.connection).to.equal('close')
+      expect(JSON.parse(r.body).error).to.deep.equal({
+        code: 'ERR_WORQ_HTTP_BODY_TIMEOUT',
+        message:
+          "the request body did not arrive within 300 ms (the server's bodyTimeoutMs option): send it at once",
+      })
+      // Chunked, a chunk at a time slower than the limit allows in all: the same.
+      const chunked = await raw(
+        slow.server.base,
+        `POST /api/tasks HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\n` +
+          `Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n`,
+        { end: false },
+      )
+      expect(chunked.status).to.equal(408)
+      expect(await slow.broker.size()).to.equal(0)
+      // A body in time is taken as before.
+      const ok = await slow.server.call('POST', '/api/tasks', {
+        json: { name: 't.add', args: [1, 2] },
+      })
+      expect(ok.status, ok.text).to.equal(201)
+    } finally {
+      await slow.close()
+    }
+  })
+
+  it('SERVER_TIMEOUTS: headers too slow are cut; an event stream outlives requestTimeout (it covers receiving the request only)', async () => {
+    expect(SERVER_TIMEOUTS).to.deep.equal({
+      headersTimeout: 10_000,
+      requestTimeout: 30_000,
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: 1_000,
+    })
+    // The same settings, scaled down so that the test runs in a second.
+    const handler = worqHttp(api.broker)
+    const server = await serve(handler, {
+      ...SERVER_TIMEOUTS,
+      headersTimeout: 200,
+      requestTimeout: 400,
+      connectionsCheckingInterval: 50,
+    })
+    try {
+      const { host } = new URL(server.base)
+      const headers = await raw(server.base, `GET /api/queues HTTP/1.1\r\nHost: ${host}\r\n`, {
+        end: false,
+      })
+      expect(headers.status).to.equal(408)
+      const stream = await fetch(`${server.base}/api/events`)
+      expect(stream.status).to.equal(200)
+      const reader = stream.body!.getReader()
+      await new Promise(resolve => setTimeout(resolve, 1000)) // 2.5 × requestTimeout
+      await api.broker.queue().t.add(5, 6)
+      let text = ''
+      while (!text.includes('"completed"')) {
+        const { value, done } = await reader.read()
+        if (done) throw new Error(`the stream ended: ${text}`)
+        text += Buffer.from(value).toString('utf8')
+      }
+      await reader.cancel()
+    } finally {
+      await handler.close()
+      await server.close()
     }
   })
 })

@@ -138,7 +138,8 @@ export const taskRoutes: Route[] = [
     change: true,
     async handle(ctx) {
       const { served, req } = ctx
-      const submit = checkSubmit(await readJson(req, served.options.bodyLimit))
+      const { bodyLimit, bodyTimeoutMs } = served.options
+      const submit = checkSubmit(await readJson(req, bodyLimit, bodyTimeoutMs))
       const broker = served.broker(submit.queue)
       await served.checkSubmit(broker, submit.name, req)
       const args = submit.args.map((a, i) => fromWire(a, `args[${i}]`))
