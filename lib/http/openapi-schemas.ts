@@ -37,7 +37,7 @@ export const schemas = {
   },
   WireValue: {
     description:
-      'A task value: plain JSON as it is, or { "$superjson": { json, meta } } for what JSON cannot carry (Date, Map, Set, BigInt, undefined, Error…).',
+      'A task value: plain JSON as it is, or { "$superjson": { json, meta } } for what JSON cannot carry (Date, Map, Set, BigInt, undefined, Error…). A request\'s tagged values are bounded (docs/http.md, "Values"): BigInts of at most 2048 characters, shared references that do not multiply the value (400 ERR_WORQ_HTTP_VALUE_LIMIT past them).',
   },
   TaskError: taskError,
   Task: {

@@ -8,6 +8,7 @@
 import { SuperJSON } from 'superjson'
 import type { JsonValue, WireValue } from './types.js'
 import { badRequest } from './errors.js'
+import { checkShared, checkTaggedLimits } from './tagged-limits.js'
 
 const sj = new SuperJSON()
 sj.allowErrorProps('stack', 'code')
@@ -66,15 +67,21 @@ function isTagged(v: unknown): v is { $superjson: { json: unknown; meta?: unknow
   )
 }
 
-/** A value from a request: tagged values revived (top-level only), plain JSON as it is. */
+/**
+ * A value from a request: tagged values revived (top-level only; within the limits of
+ * tagged-limits.ts), plain JSON as it is.
+ */
 export function fromWire(v: unknown, where: string): unknown {
   if (typeof v === 'object' && v !== null && !Array.isArray(v) && '$superjson' in v) {
     if (!isTagged(v))
       throw badRequest(
         `${where} has a "$superjson" key but is not a tagged value { "$superjson": { "json": …, "meta"?: … } }`,
       )
+    // Before superjson reads it: its reading of some values is quadratic (tagged-limits.ts).
+    checkTaggedLimits(v.$superjson, where)
+    let value: unknown
     try {
-      return sj.deserialize(v.$superjson as never)
+      value = sj.deserialize(v.$superjson as never)
     } catch {
       // Not superjson's own message: it tells of its internals (a stack overflow, a method that
       // is not a function), not of the request.
@@ -82,6 +89,10 @@ export function fromWire(v: unknown, where: string): unknown {
         `${where} is a tagged value that cannot be read: its "json" and "meta" must be what SuperJSON.serialize(value) returns`,
       )
     }
+    // Shared references make a graph of the tree: one that writing or walking it would unfold.
+    const meta = v.$superjson.meta as { referentialEqualities?: unknown } | undefined
+    if (meta?.referentialEqualities) checkShared(value, v.$superjson.json, where)
+    return value
   }
   return v
 }

@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai'
 import { request } from 'node:http'
+import { SuperJSON } from 'superjson'
 import { redisUrl } from '../helpers/redis-server.js'
 import { serveApi, type ApiFixture } from '../helpers/http-fixture.js'
 
@@ -193,6 +194,104 @@ describe('http: hostile input gets a 4xx and changes nothing', function () {
       expect(r.json.error.message, what).to.not.match(/stack|forEach|custom value|superjson cannot/)
     }
     expect(await api.broker.size()).to.equal(0)
+  })
+
+  it('tagged values whose reading was quadratic or worse (a million-digit BigInt held the event loop 0.9 s, a long meta path 111 s, nested shared pairs for ever) are 400s naming the limit, answered at once', async () => {
+    // The default bodyLimit, 1 MiB: room for the largest of them.
+    const big = await serveApi(api.broker.url, { submit: ['t.echo'] }, { worker: false })
+    try {
+      const send = async (json: unknown, meta: unknown) => {
+        const started = Date.now()
+        const r = await big.server.call('POST', '/api/tasks', {
+          json: { name: 't.echo', args: [{ $superjson: { json, meta } }] },
+        })
+        return { ...r, ms: Date.now() - started }
+      }
+      /** Levels of [x, x]: the json holds one copy, the references make the second. */
+      const pairs = (levels: number) => {
+        let json: unknown = 0
+        const refs: Record<string, string[]> = {}
+        for (let i = 0; i < levels; i++) {
+          json = [json, 0]
+          const at = Array(i).fill('0')
+          refs[[...at, '0'].join('.')] = [[...at, '1'].join('.')]
+        }
+        return { json, refs }
+      }
+      const kids = (n: number, type: unknown[]) =>
+        Object.fromEntries(Array.from({ length: n }, (_, i) => [String(i), type]))
+      const refused: Array<[what: string, answer: Awaited<ReturnType<typeof send>>, RegExp]> = [
+        [
+          'a BigInt of a million digits',
+          await send('9'.repeat(1_000_000), { values: ['bigint'], v: 1 }),
+          /a BigInt at "" of 1000000 characters; the API takes BigInts of at most 2048 characters/,
+        ],
+        [
+          'a BigInt inside a Map',
+          await send([['k', '9'.repeat(2049)]], { values: ['map', { '0.1': ['bigint'] }], v: 1 }),
+          /a BigInt at "0\.1" of 2049 characters/,
+        ],
+        [
+          'one path of 100 000 segments with 10 000 children',
+          await send(1, {
+            values: { ['a.'.repeat(100_000) + 'a']: ['map', kids(10_000, ['bigint'])] },
+          }),
+          /a path of more than 64 segments .* at most 64/,
+        ],
+        [
+          '20 000 shared references into the far end of a Set',
+          await send([Array.from({ length: 20_000 }, () => ({})), {}], {
+            values: { '0': ['set'] },
+            referentialEqualities: {
+              1: Array.from({ length: 19_999 }, (_, i) => `0.${i + 1}`),
+            },
+            v: 1,
+          }),
+          /shared references \("referentialEqualities"\) .* at most 1000000 elements/,
+        ],
+        [
+          '40 levels of [x, x] (enqueued and answered, it was written out as 2^40 values)',
+          await send(pairs(40).json, { referentialEqualities: pairs(40).refs, v: 1 }),
+          /written out each time they appear, would make it more than 1000000 values/,
+        ],
+      ]
+      for (const [what, r, message] of refused) {
+        expect(r.status, `${what}: ${r.text.slice(0, 300)}`).to.equal(400)
+        expect(r.json.error.code, what).to.equal('ERR_WORQ_HTTP_VALUE_LIMIT')
+        expect(r.json.error.message, what).to.match(/^args\[0\] has /)
+        expect(r.json.error.message, what).to.match(message)
+        expect(r.ms, what).to.be.below(1000)
+      }
+      // Superjson's reading of a value annotated inside another walked the Set each time.
+      const nested = await send([Array.from({ length: 10 }, (_, i) => i)], {
+        values: { '0': ['set'], '0.9': ['bigint'] },
+        v: 1,
+      })
+      expect(nested.status).to.equal(400)
+      expect(nested.json.error.message).to.match(
+        /^args\[0\] is a tagged value that cannot be read: .*annotates a value inside another/,
+      )
+      expect(await big.broker.size()).to.equal(0)
+      // At the limits, the values are taken and kept as they were sent.
+      const largest = BigInt('9'.repeat(2048))
+      const ok = await send('9'.repeat(2048), { values: ['bigint'], v: 1 })
+      expect(ok.status, ok.text.slice(0, 300)).to.equal(201)
+      expect((await big.broker.task(ok.json.id))!.args).to.deep.equal([largest])
+      const shared = { shared: true }
+      const graph = [shared, new Set([shared]), new Map([[1, shared]])]
+      const { json, meta } = SuperJSON.serialize(graph)
+      const sharedOk = await send(json, meta)
+      expect(sharedOk.status, sharedOk.text).to.equal(201)
+      const [a, set, map] = (await big.broker.task(sharedOk.json.id))!.args![0] as [
+        object,
+        Set<object>,
+        Map<number, object>,
+      ]
+      expect([...set][0]).to.equal(a)
+      expect(map.get(1)).to.equal(a)
+    } finally {
+      await big.close()
+    }
   })
 
   it('a body that is not application/json, or not UTF-8, is a 415', async () => {
