@@ -15,6 +15,19 @@ import { guardedLines, lineLogger, type LogFormat } from './logger.js'
 import { integer, modulePath, ms, queueName } from './parse.js'
 import { stopControl } from './worker-stop.js'
 
+/**
+ * The most tasks a worker runs at once (`--concurrency`). Each running task holds a lease the
+ * worker renews every heartrate (10 s by default): at 10 000 that is 1 000 renewals a second from
+ * one event loop, past which the bookkeeping crowds out the tasks; run more workers instead.
+ */
+export const MAX_CONCURRENCY = 10_000
+/**
+ * The most child processes of a worker (`--processes`). A fixed number, not a multiple of the
+ * host's cores, so that a command line valid on one host is valid on every host (a container sees
+ * its host's cores); 256 children of 30–50 MB each are 8–13 GB, past any host this is meant for.
+ */
+export const MAX_PROCESSES = 256
+
 /** Options of `worq worker`. */
 export interface WorkerCommandOptions {
   tasks: string
@@ -177,8 +190,8 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
     .option('-q, --queue <name>', 'queue to serve', queueName, 'default')
     .option(
       '-c, --concurrency <n>',
-      'tasks run at once (default: --processes when given, else 10)',
-      integer(1),
+      `tasks run at once, 1 to ${MAX_CONCURRENCY} (default: --processes when given, else 10)`,
+      integer(1, MAX_CONCURRENCY),
     )
     .option(
       '--lanes <n>',
@@ -188,8 +201,8 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
     )
     .option(
       '-p, --processes <n>',
-      'run tasks in this many child processes instead of in the worker process',
-      integer(1),
+      `run tasks in this many child processes, 1 to ${MAX_PROCESSES}, instead of in the worker process`,
+      integer(1, MAX_PROCESSES),
     )
     .option(
       '--max-tasks-per-child <n>',

@@ -6,7 +6,8 @@
 import { expect } from 'chai'
 import { getBroker, WorkerPool, type Broker } from '../../lib/index.js'
 import { w } from '../fixtures/worker-tasks.js'
-import { killAll, TASKS, worqRun, worqRunAll, type WorqOptions } from '../helpers/cli.js'
+import { workerCommand } from '../../lib/cli/worker.js'
+import { killAll, TASKS, worq, worqRun, worqRunAll, type WorqOptions } from '../helpers/cli.js'
 import { redisUrl } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 
@@ -84,6 +85,34 @@ describe('cli: bad option values are usage errors that name the flag', function 
     } finally {
       await pool.stop()
     }
+  })
+
+  it('--concurrency past 10000 and --processes past 256 (which had no maximum) exit 2 naming the flag', async () => {
+    // A URL refused before anything starts: without the maximum, no child process is spawned
+    // (the command fails with exit code 1 instead).
+    const bad = ['worker', 'redis://:99999', '--tasks', TASKS, '-q', queue]
+    await expectUsage([
+      {
+        args: [...bad, '--concurrency', '10001'],
+        flag: /'-c, --concurrency <n>'.*Expected an integer from 1 to 10000, got "10001"/,
+      },
+      { args: [...bad, '-c', '1e9'], flag: /'-c, --concurrency <n>'.* to 10000/ },
+      {
+        args: [...bad, '--processes', '257'],
+        flag: /'-p, --processes <n>'.*Expected an integer from 1 to 256, got "257"/,
+      },
+      { args: [...bad, '-p', '100000'], flag: /'-p, --processes <n>'/ },
+    ])
+    // The largest are taken (256 child processes are not started here: the parser is the check).
+    const p = worq(['worker', url, '--tasks', TASKS, '-q', queue, '--concurrency', '10000'])
+    await p.line(/worker:start .*concurrency 10000/)
+    p.proc.kill('SIGTERM')
+    expect((await p.exited).code).to.equal(0)
+    const processes = workerCommand(() => undefined).options.find(o => o.long === '--processes')!
+    expect(processes.parseArg!('256', undefined)).to.equal(256)
+    const help = await worqRun(['worker', '--help'])
+    expect(help.out).to.match(/tasks run at once, 1 to 10000/)
+    expect(help.out).to.match(/child processes, 1 to 256/)
   })
 
   it('a bad --queue exits 2 naming --queue on every command (the library refused it: exit 1)', async () => {
