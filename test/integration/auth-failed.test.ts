@@ -3,11 +3,12 @@
  * needs one, a PostgreSQL role that does not exist. Each call fails at once with AuthFailed
  * (`ERR_WORQ_AUTH_FAILED`), whose message says what to change and whose `cause` is the driver's
  * error. They surfaced as the driver's raw error, or (Redis) as BackendUnreachable once
- * `connectTimeoutMs` had passed, saying to check that the server runs.
+ * `connectTimeoutMs` had passed, saying to check that the server runs. A PostgreSQL database that
+ * does not exist is a BadUrl (`ERR_WORQ_BAD_URL`), as a Redis database number the server lacks is.
  */
 import { expect } from 'chai'
 import { randomBytes } from 'node:crypto'
-import { AuthFailed, getBroker, WorkerPool } from '../../lib/index.js'
+import { AuthFailed, BadUrl, getBroker, WorkerPool } from '../../lib/index.js'
 import { postgresUrl } from '../helpers/postgres.js'
 import { hasBinary, INSTALL, startRedis, type RedisServer } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
@@ -99,7 +100,7 @@ describe('redis: credentials the server refuses', function () {
   })
 })
 
-describe('postgres: a role the server refuses', function () {
+describe('postgres: a role or database the server refuses', function () {
   it('a role that does not exist surfaced as the driver’s raw error: AuthFailed at once', async () => {
     const u = new URL(await postgresUrl())
     u.username = `worq_nobody_${randomBytes(4).toString('hex')}`
@@ -110,5 +111,19 @@ describe('postgres: a role the server refuses', function () {
       // trust and peer rules say so; password rules refuse the password instead
       /role "worq_nobody_[0-9a-f]+" does not exist|password authentication failed for user "worq_nobody_/,
     )
+  })
+
+  it('a database that does not exist surfaced as the driver’s raw error: BadUrl at once', async () => {
+    const u = new URL(await postgresUrl())
+    const name = `worq_missing_${randomBytes(4).toString('hex')}`
+    u.pathname = `/${name}`
+    for (const { what, err, ms } of await failures(u.toString())) {
+      expect(err, what).to.be.instanceOf(BadUrl)
+      expect(err, what).to.have.property('code', 'ERR_WORQ_BAD_URL')
+      expect((err as Error).message, what)
+        .to.include(`database "${name}" does not exist`)
+        .and.match(/create it \(CREATE DATABASE <name>\) or name one the server has/)
+      expect(ms, what).to.be.below(PROMPT_MS)
+    }
   })
 })

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg'
 import { pg as nodePostgres } from './pg.js'
-import { authFailed, dropped, unreachable, unreachableError } from './pool.js'
+import { dropped, refusal, unreachable, unreachableError } from './pool.js'
 
 /**
  * Longest pause between two attempts to make the connection again: a restarted server is heard
@@ -73,7 +73,7 @@ export class Listener {
       // A server that refuses, or accepts and drops the connection (shutting down, starting up,
       // a proxy with nothing behind it), is one this process cannot reach: the same clear error.
       if (unreachable(err) || dropped(err)) throw unreachableError(this.#url, err)
-      throw authFailed(this.#url, err) ?? err
+      throw refusal(this.#url, err) ?? err
     })
     return this.#ready
   }

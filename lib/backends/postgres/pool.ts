@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
 import { pg as nodePostgres } from './pg.js'
-import { AuthFailed, BackendUnreachable, StatementTimeout } from '../../errors.js'
+import { AuthFailed, BackendUnreachable, BadUrl, StatementTimeout } from '../../errors.js'
 
 /** What the `tx` option accepts: a node-postgres client (or anything with its `query`). */
 export interface Queryable {
@@ -73,7 +73,7 @@ export function unreachableError(url: string, err: unknown): BackendUnreachable 
  * The AuthFailed of `err` when the server refused the connection's role (SQLSTATE class 28: a role
  * that does not exist, a wrong password, no `pg_hba.conf` entry for it), else undefined.
  */
-export function authFailed(url: string, err: unknown): AuthFailed | undefined {
+function authFailed(url: string, err: unknown): AuthFailed | undefined {
   const e = err as { code?: string; message?: string }
   if (typeof e?.code !== 'string' || !e.code.startsWith('28')) return undefined
   return new AuthFailed(
@@ -82,6 +82,20 @@ export function authFailed(url: string, err: unknown): AuthFailed | undefined {
     "check the user and password in the URL (postgres://user:password@host:port/db), or create that role (CREATE ROLE <name> LOGIN PASSWORD …) and admit it in the server's pg_hba.conf",
     { cause: err },
   )
+}
+
+/**
+ * The coded error of a connection the server refused for what the URL says: AuthFailed for its
+ * role (authFailed()), BadUrl for a database that does not exist (SQLSTATE 3D000); else undefined.
+ */
+export function refusal(url: string, err: unknown): AuthFailed | BadUrl | undefined {
+  const e = err as { code?: string; message?: string }
+  if (e?.code === '3D000')
+    return new BadUrl(
+      url,
+      `${e.message ?? 'the database does not exist'} (SQLSTATE 3D000): create it (CREATE DATABASE <name>) or name one the server has in the URL's path`,
+    )
+  return authFailed(url, err)
 }
 
 /** The statement timeout's error, when `err` is a statement the server cancelled for one. */
@@ -179,7 +193,7 @@ export class PgPool {
         if (code !== undefined && RETRY.has(code) && attempt < 5) continue
         const timeout = timedOut(err, operation)
         if (timeout) throw timeout
-        const refused = authFailed(this.#url, err)
+        const refused = refusal(this.#url, err)
         if (refused) throw refused
         if (!dropped(err) && !unreachable(err)) throw err
         const left = deadline - Date.now()
