@@ -201,6 +201,25 @@ for (const backend of backends) {
       }
     })
 
+    it('a fire refused because another pool fired the due time first threw a TypeError on Redis: it resolves false', async () => {
+      const queue = uniqueQueue('sched')
+      const admin = getBroker(url, queue)
+      const { backend: b } = await admin.backend()
+      try {
+        const info = await admin.schedule('s', { every: 60_000 }, admin.queue().report, 'x')
+        const due = info.next!.getTime()
+        const run = { ...(await b.schedules(queue))[0]!.task, id: 's@a', idChosen: true, runAt: 0 }
+        // Another due time than the stored one (as for a pool whose read is older than a firing).
+        expect(await b.fireSchedule(queue, 's', due - 1, due, run)).to.equal(false)
+        expect(await b.fireSchedule(queue, 'gone', due, due + 1, run)).to.equal(false)
+        expect(await admin.task('s@a')).to.equal(undefined)
+        expect(await admin.schedules()).to.deep.equal([info])
+      } finally {
+        await admin.unschedule('s')
+        await admin.close()
+      }
+    })
+
     it('bad schedules are TypeErrors naming what to change', async () => {
       const admin = getBroker(url, uniqueQueue('sched'))
       try {

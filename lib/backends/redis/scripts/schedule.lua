@@ -12,7 +12,8 @@
   'put' and 'remove' tell the workers (control message 'S'). 'fire' acts only when the stored
   next due time is still `due` (one caller per due time): it sets the next, and with a task
   enqueues it, sets `last` and counts the run.
-  Returns: 'put', 'remove': 1 when it acted, else 0; 'fire': { acted (1/0), mine, owed }.
+  Returns: 'put', 'remove': 1 when it acted, else 0; 'fire': { acted (1/0), mine, owed } (both
+  lists empty when it did not act).
 ]]
 local skey, state = key(QUEUE, 'sched'), key(QUEUE, 'sstate')
 local action, id = ARGV[3], ARGV[4]
@@ -29,9 +30,9 @@ elseif action == 'remove' then
 end
 if ARGV[7] ~= '' then SELF = ARGV[7] end
 local v = rcall('HGET', state, id)
-if not v then return { 0, {} } end
+if not v then return { 0, NONE, NONE } end
 local next_due, last, runs = string.match(v, '^([^|]*)|([^|]*)|(%d+)$')
-if next_due ~= ARGV[5] then return { 0, {} } end
+if next_due ~= ARGV[5] then return { 0, NONE, NONE } end
 if ARGV[8] then
   last, runs = ARGV[5], tonumber(runs) + 1
   admit(QUEUE, ARGV[8], tonumber(ARGV[9]), ARGV[10], ARGV[11])
