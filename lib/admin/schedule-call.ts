@@ -1,4 +1,5 @@
 /** A schedule as `broker.schedule()` stores it: its call checked and encoded once, its first due time. */
+import { randomUUID } from 'node:crypto'
 import type { StoredSchedule } from '../backends/backend.js'
 import { encodeTask } from '../encode-task.js'
 import { checkId, resolveOptions } from '../options.js'
@@ -47,6 +48,9 @@ export async function storedSchedule(
     id,
     name: info.path,
     task,
+    // A new generation on every store, also of the same definition again (its runs start at 0):
+    // a pool that read the one before cannot fire this one (Backend.fireSchedule).
+    gen: randomUUID(),
     runs: 0,
     next: null as number | null,
   }

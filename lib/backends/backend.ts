@@ -291,14 +291,18 @@ export interface Backend {
   schedules(queue: string): Promise<StoredSchedule[]>
   /**
    * Fires schedule `id` for its due time `due`, atomically and at most once per due time: when the
-   * schedule still has `next === due`, enqueues `task` (its id `<id>@<due ISO>`), sets `next` to
-   * `next` (null: the schedule ended), `last` to `due` and counts the run. With `task` null the
-   * due time is skipped instead (nothing enqueued, no run counted). False when another caller
-   * fired it first (or the schedule changed or went).
+   * schedule still has `next === due` and is still the definition the caller read (its `gen`, or
+   * none on both sides for a schedule stored without one), enqueues `task` (its id
+   * `<id>@<due ISO>`), sets `next` to `next` (null: the schedule ended), `last` to `due` and
+   * counts the run. With `task` null the due time is skipped instead (nothing enqueued, no run
+   * counted). False when another caller fired it first, or the schedule was replaced (even with
+   * the same next due time: `task` and `next` were computed from the old definition) or removed;
+   * the caller then reads the schedules again.
    */
   fireSchedule(
     queue: string,
     id: string,
+    gen: string | undefined,
     due: number,
     next: number | null,
     task: NewTask | null,

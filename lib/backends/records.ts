@@ -317,6 +317,12 @@ export interface StoredSchedule {
   limit?: number
   /** Fire once for due times missed while no pool ran. */
   catchUp: boolean
+  /**
+   * This definition's generation: a fresh random id on every store, so that a firing from a read
+   * of a definition since replaced is refused (Backend.fireSchedule). Absent on a schedule stored
+   * by an earlier worq, which fires as before.
+   */
+  gen?: string
   /** The next due time (epoch ms), or null when the schedule has ended. */
   next: number | null
   last?: number

@@ -2,6 +2,8 @@
  * The scheduler of a pool: fires the queue's periodic tasks (docs/schedules.md). Every pool of the
  * queue runs one; the backend's `fireSchedule` lets exactly one of them fire each due time, and the
  * run's task id (`<schedule id>@<due time ISO>`) makes a second firing a duplicate by construction.
+ * A firing from a definition since replaced (its `gen`) is refused, and the pool reads the
+ * schedules again after every firing, so it goes on with the stored one.
  * A due time missed (no pool ran: it came more than START_GRACE_MS before this pool started, or
  * has passed by more than MISSED_MS) fires once, or is skipped with `catchUp: false`.
  */
@@ -81,7 +83,7 @@ export class Scheduler {
         const task = fire
           ? { ...s.task, id: `${s.id}@${new Date(s.next).toISOString()}`, idChosen: true, runAt: 0 }
           : null
-        await this.backend.fireSchedule(this.queue, s.id, s.next, next, task)
+        await this.backend.fireSchedule(this.queue, s.id, s.gen, s.next, next, task)
       }
     } catch (err) {
       this.onError(err as Error)

@@ -1,5 +1,6 @@
 import { expect } from 'chai'
 import { getBroker, task, WorkerPool, type Broker, type TaskContext } from '../../lib/index.js'
+import { Scheduler } from '../../lib/worker/scheduler.js'
 import { backends } from '../helpers/backends.js'
 import { uniqueQueue, until } from '../helpers/util.js'
 
@@ -201,6 +202,39 @@ for (const backend of backends) {
       }
     })
 
+    it('a schedule replaced with the same next due time fired the old call and limit from a pool that had not re-read it', async () => {
+      const queue = uniqueQueue('sched')
+      const admin = getBroker(url, queue)
+      const { backend: b } = await admin.backend()
+      const errors: Error[] = []
+      // A pool's scheduler that does not hear the replacement (no notice reaches it): it read the
+      // schedules before, so at the due time it holds the old definition.
+      const stale = new Scheduler(b, queue, err => errors.push(err))
+      try {
+        const q = admin.queue()
+        const startAt = new Date(Date.now() + 1500) // time for the replacement before the due time
+        await admin.schedule('s', { every: 60_000, startAt, limit: 1 }, q.report, 'old')
+        await stale.reload()
+        // The same timing (so the same next due time), another call, arguments and limit.
+        const when = { every: 60_000, startAt, limit: 3 }
+        await admin.schedule('s', when, task(q.report, { priority: 7 }), 'new')
+        const id = `s@${startAt.toISOString()}`
+        await until(async () => (await admin.task(id)) !== undefined, 5000, 'the due time to fire')
+        const run = await admin.task(id)
+        expect(run).to.include({ priority: 7 })
+        expect(run!.args).to.deep.equal(['new'])
+        // The next due time is the new definition's (limit 3), not ended by the old limit of 1.
+        await until(async () => (await admin.schedules())[0]?.runs === 1, 2000, 'the run counted')
+        const [s] = await admin.schedules()
+        expect(s!.next?.getTime()).to.equal(startAt.getTime() + 60_000)
+        expect(errors).to.deep.equal([])
+      } finally {
+        stale.stop()
+        await admin.unschedule('s')
+        await admin.close()
+      }
+    })
+
     it('a fire refused because another pool fired the due time first threw a TypeError on Redis: it resolves false', async () => {
       const queue = uniqueQueue('sched')
       const admin = getBroker(url, queue)
@@ -208,12 +242,44 @@ for (const backend of backends) {
       try {
         const info = await admin.schedule('s', { every: 60_000 }, admin.queue().report, 'x')
         const due = info.next!.getTime()
-        const run = { ...(await b.schedules(queue))[0]!.task, id: 's@a', idChosen: true, runAt: 0 }
-        // Another due time than the stored one (as for a pool whose read is older than a firing).
-        expect(await b.fireSchedule(queue, 's', due - 1, due, run)).to.equal(false)
-        expect(await b.fireSchedule(queue, 'gone', due, due + 1, run)).to.equal(false)
+        const [stored] = await b.schedules(queue)
+        const run = { ...stored!.task, id: 's@a', idChosen: true, runAt: 0 }
+        // Another due time than the stored one (as for a pool whose read is older than a firing),
+        // another definition's generation, a schedule that went.
+        expect(await b.fireSchedule(queue, 's', stored!.gen, due - 1, due, run)).to.equal(false)
+        expect(await b.fireSchedule(queue, 's', 'other', due, due + 1, run)).to.equal(false)
+        expect(await b.fireSchedule(queue, 's', undefined, due, due + 1, run)).to.equal(false)
+        expect(await b.fireSchedule(queue, 'gone', undefined, due, due + 1, run)).to.equal(false)
         expect(await admin.task('s@a')).to.equal(undefined)
         expect(await admin.schedules()).to.deep.equal([info])
+      } finally {
+        await admin.unschedule('s')
+        await admin.close()
+      }
+    })
+
+    it('a schedule stored by an earlier worq (no gen) still fires', async () => {
+      const queue = uniqueQueue('sched')
+      const admin = getBroker(url, queue)
+      const { backend: b } = await admin.backend()
+      try {
+        await admin.schedule('s', { every: 60_000 }, admin.queue().report, 'x')
+        const { gen, ...legacy } = (await b.schedules(queue))[0]!
+        expect(gen).to.be.a('string')
+        await b.putSchedule(queue, legacy) // as the previous version stored it
+        const [read] = await b.schedules(queue)
+        expect(read).to.not.have.property('gen')
+        const due = read!.next!
+        const run = {
+          ...read!.task,
+          id: `s@${new Date(due).toISOString()}`,
+          idChosen: true,
+          runAt: 0,
+        }
+        expect(await b.fireSchedule(queue, 's', 'a-gen', due, due + 60_000, run)).to.equal(false)
+        expect(await b.fireSchedule(queue, 's', undefined, due, due + 60_000, run)).to.equal(true)
+        expect((await admin.task(run.id))?.args).to.deep.equal(['x'])
+        expect((await admin.schedules())[0]).to.include({ runs: 1 })
       } finally {
         await admin.unschedule('s')
         await admin.close()

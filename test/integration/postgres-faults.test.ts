@@ -383,6 +383,21 @@ describe('postgres: URLs, faults and migrations', () => {
         missing: 1,
         slots: ['c{"json":"a"}', null],
       })
+      // A schedule as version 1 stored it: its body has no `gen` (version 18), and it still fires.
+      const v1Due = Date.now() + 3_600_000
+      await c.query(`INSERT INTO worq.schedules (queue, id, body) VALUES ($1, 'v1s', $2::jsonb)`, [
+        queue,
+        JSON.stringify({
+          id: 'v1s',
+          name: 'echo',
+          when: { every: 3_600_000 },
+          task: oldTask('scheduled'),
+          startAt: v1Due,
+          catchUp: true,
+          next: v1Due,
+          runs: 0,
+        }),
+      ])
       const exchangeBody = async () =>
         (await c.query(`SELECT prosrc FROM pg_proc WHERE proname = 'exchange'`)).rows[0].prosrc
       expect(await exchangeBody()).to.include('worq.lock(q)')
@@ -460,6 +475,16 @@ describe('postgres: URLs, faults and migrations', () => {
         // Version 6 keeps the numbering in the queue's folds row, carried over from queues.
         const fold = await c.query('SELECT event_seq FROM worq.folds WHERE queue = $1', [queue])
         expect(Number(fold.rows[0].event_seq)).to.be.at.least(seen.length)
+        // Version 18: fire_schedule takes the `gen` read (its version 1 form is gone); the schedule
+        // version 1 stored has none, and fires (here its due time is skipped) for a reader of none.
+        const fires = await c.query(`SELECT pronargs FROM pg_proc WHERE proname = 'fire_schedule'`)
+        expect(fires.rows).to.deep.equal([{ pronargs: 7 }])
+        const { backend: b } = await broker.backend()
+        expect(await b.fireSchedule(queue, 'v1s', 'a-gen', v1Due, null, null)).to.equal(false)
+        expect(await b.fireSchedule(queue, 'v1s', undefined, v1Due, null, null)).to.equal(true)
+        const [v1s] = await broker.schedules()
+        expect(v1s).to.include({ id: 'v1s', runs: 0 })
+        expect(v1s!.next).to.equal(undefined) // its due time skipped, its next set to none (ended)
       } finally {
         await pool.stop()
         await broker.close()

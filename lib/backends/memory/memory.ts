@@ -333,13 +333,14 @@ export class MemoryBackend implements Backend {
   async fireSchedule(
     queue: string,
     id: string,
+    gen: string | undefined,
     due: number,
     next: number | null,
     task: NewTask | null,
   ): Promise<boolean> {
     this.#open()
     const s = this.#engine.queues.get(queue)?.schedules.get(id)
-    if (!s || s.next !== due) return false
+    if (!s || s.next !== due || s.gen !== gen) return false
     s.next = next
     if (task === null) return true
     s.last = due

@@ -288,13 +288,15 @@ export class PostgresBackend implements Backend {
   async fireSchedule(
     queue: string,
     id: string,
+    gen: string | undefined,
     due: number,
     next: number | null,
     task: NewTask | null,
   ): Promise<boolean> {
-    return this.#fn(`fire_schedule($1, $2, $3, $4, $5::jsonb, $6)`, [
+    return this.#fn(`fire_schedule($1, $2, $3, $4, $5, $6::jsonb, $7)`, [
       queue,
       id,
+      gen ?? null,
       due,
       next,
       task === null ? null : JSON.stringify(task),

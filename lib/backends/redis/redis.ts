@@ -274,6 +274,7 @@ export class RedisBackend implements Backend {
   async fireSchedule(
     queue: string,
     id: string,
+    gen: string | undefined,
     due: number,
     next: number | null,
     task: NewTask | null,
@@ -281,7 +282,12 @@ export class RedisBackend implements Backend {
     this.#open()
     const self = this.#feed.listening ? this.clientId : ''
     const entry = task ? encodeTask(task, this.clientId, Date.now()) : null
-    const [acted, mine, owed] = await this.#scripts.fireSchedule(queue, id, due, next, self, entry)
+    const [acted, mine, owed] = await this.#scripts.fireSchedule(
+      queue,
+      { id, gen, due, next },
+      self,
+      entry,
+    )
     if (mine.length > 0) this.#feed.deliver(mine)
     this.#handovers.start(queue, owed)
     return acted === 1

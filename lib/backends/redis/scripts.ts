@@ -247,16 +247,25 @@ export class Scripts {
     return this.#lua.call('metrics', queue, [minutes]) as Promise<MetricsReply>
   }
 
-  /** Fires a schedule's due time (with a task, or skips it without one): [acted, mine]. */
+  /**
+   * Fires a schedule's due time (with a task, or skips it without one) while its definition is
+   * still generation `gen` (undefined: one stored without): [acted, mine, owed].
+   */
   fireSchedule(
     queue: string,
-    id: string,
-    due: number,
-    next: number | null,
+    fire: { id: string; gen: string | undefined; due: number; next: number | null },
     self: string,
     task: EnqueueEntry | null,
   ): Promise<[number, string[], string[]]> {
-    const args: Arg[] = ['fire', id, String(due), next === null ? '' : String(next), self]
+    const { id, gen, due, next } = fire
+    const args: Arg[] = [
+      'fire',
+      id,
+      String(due),
+      next === null ? '' : String(next),
+      self,
+      gen ?? '',
+    ]
     if (task) args.push(task.id, task.runAt, task.body, task.meta)
     return this.#lua.call('schedule', queue, args) as Promise<[number, string[], string[]]>
   }
