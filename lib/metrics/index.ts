@@ -8,6 +8,7 @@
 // The declarations name Node's types: @types/node, a dependency, is loaded with them (lib/ambient.ts).
 /// <reference types="node" preserve="true" />
 import type { Broker } from '../broker.js'
+import { redactUrl } from '../backends/redis/url.js'
 import { exposition, type QueueSample } from './prometheus.js'
 
 export type { QueueMetrics, MinuteMetrics, Percentiles } from './summary.js'
@@ -21,14 +22,65 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
  * `worq_paused`, `worq_oldest_waiting_seconds`, and the histograms `worq_task_wait_seconds` and
  * `worq_task_run_seconds`. Counters come from the backend's totals, so every process renders the
  * same numbers.
+ *
+ * Each queue is rendered once: a broker given twice, or two brokers of the same queue name and
+ * backend URL, count as one. One queue name on two backend URLs would print clashing series (a
+ * scrape with duplicate series is rejected whole), so it is a `TypeError` naming both URLs: render
+ * each backend's queues in a text of its own (docs/metrics.md).
+ *
+ * @throws TypeError when `brokers` is not a Broker or an array of Brokers, or names one queue on
+ * two backend URLs.
  */
 export async function prometheusMetrics(brokers: Broker | readonly Broker[]): Promise<string> {
-  const list = Array.isArray(brokers) ? brokers : [brokers as Broker]
   const samples: QueueSample[] = await Promise.all(
-    list.map(async b => {
+    distinctQueues(brokers).map(async b => {
       const [{ totals }, info] = await Promise.all([b.metricsData(1), b.inspect()])
       return { queue: b.name, info, totals }
     }),
   )
   return exposition(samples)
+}
+
+/** A Broker as far as this module uses it (a check that also holds across copies of worq). */
+function isBroker(b: unknown): b is Broker {
+  const o = b as Partial<Broker> | null
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.name === 'string' &&
+    typeof o.url === 'string' &&
+    typeof o.metricsData === 'function' &&
+    typeof o.inspect === 'function'
+  )
+}
+
+/**
+ * `brokers` checked, one per queue: the first broker of each queue name, in the order given. The
+ * same name on another backend URL is a TypeError, as its series would clash.
+ */
+function distinctQueues(brokers: unknown): Broker[] {
+  const list: unknown[] = Array.isArray(brokers) ? brokers : [brokers]
+  const byName = new Map<string, Broker>()
+  for (const b of list) {
+    if (!isBroker(b))
+      throw new TypeError(
+        `Expected \`brokers\` to be a Broker or an array of Brokers (from getBroker()), got ${describe(b)}`,
+      )
+    const seen = byName.get(b.name)
+    if (seen === undefined) byName.set(b.name, b)
+    else if (seen.url !== b.url)
+      throw new TypeError(
+        `Expected \`brokers\` to have each queue name on one backend URL, but queue ` +
+          `${JSON.stringify(b.name)} is on ${redactUrl(seen.url)} and on ${redactUrl(b.url)}: ` +
+          'their series would clash; render each backend in a text of its own (or, for one ' +
+          'backend, spell its URL the same in both getBroker() calls)',
+      )
+  }
+  return [...byName.values()]
+}
+
+function describe(v: unknown): string {
+  if (v === null || typeof v !== 'object')
+    return typeof v === 'string' ? JSON.stringify(v) : String(v)
+  return Array.isArray(v) ? 'an array' : 'an object that is not a Broker'
 }
