@@ -217,6 +217,10 @@ export class Broker implements QueueHost {
    * wait and run time percentiles over those minutes, and totals. See docs/metrics.md.
    */
   async metrics(options: { minutes?: number } = {}): Promise<QueueMetrics> {
+    if (typeof options !== 'object' || options === null || Array.isArray(options))
+      throw new TypeError(
+        `Expected \`options\` to be an object such as { minutes: 15 }, or left out; got ${options === null ? 'null' : typeof options}`,
+      )
     const minutes = options.minutes ?? 60
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440)
       throw new TypeError(

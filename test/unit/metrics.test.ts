@@ -80,6 +80,16 @@ describe('metrics: Prometheus text and percentiles', () => {
     }
   })
 
+  it('broker.metrics(null) failed with "Cannot read properties of null": a TypeError naming `options`', async () => {
+    const b = open('memory://prom-bad', uniqueQueue('prom'))
+    for (const bad of [null, 'x', 5, [1]]) {
+      const err = await b.metrics(bad as never).catch((e: unknown) => e)
+      expect(err, String(bad)).to.be.instanceOf(TypeError)
+      expect((err as Error).message, String(bad)).to.match(/^Expected `options` to be an object/)
+    }
+    expect((await b.metrics()).queue).to.equal(b.name)
+  })
+
   it('every le label of the histograms is the exact decimal of its bound in seconds', async () => {
     const b = open('memory://prom-le', uniqueQueue('prom'))
     const les = samples(await prometheusMetrics(b))
