@@ -59,23 +59,38 @@ export interface QueueMetrics {
  * The duration at quantile `q` of a histogram of TIME_BUCKETS_MS buckets (bucket i counts
  * durations in (2^(i−1), 2^i] ms, bucket 0 those up to 1 ms, the last those over 2^20 ms),
  * interpolated within its bucket. Undefined for an empty histogram.
+ *
+ * The counts are whole numbers and `q` a decimal of at most six places, so the interpolation is
+ * done on integers and divided once: a p95 of three runs under 1 ms reads 0.95, not the
+ * 0.9499999999999998 of `0.95 * 3 / 3`.
  */
 export function quantile(buckets: readonly number[], q: number): number | undefined {
   const total = buckets.reduce((s, n) => s + n, 0)
   if (total === 0) return undefined
-  const rank = q * total
+  // rank = q × total, scaled by SCALE so that it is an integer.
+  const qs = Math.round(q * SCALE)
+  const rank = qs * total
   let seen = 0
   for (let i = 0; i < buckets.length; i++) {
     const n = buckets[i]!
-    if (n > 0 && seen + n >= rank) {
+    if (n > 0 && (seen + n) * SCALE >= rank) {
       const low = i === 0 ? 0 : TIME_BUCKETS_MS[i - 1]!
       const high = TIME_BUCKETS_MS[i] ?? 2 * TIME_BUCKETS_MS[TIME_BUCKETS_MS.length - 1]!
-      return low + ((high - low) * (rank - seen)) / n
+      // low + (high − low) × (rank − seen) / n, over one denominator.
+      const num = low * n * SCALE + (high - low) * (rank - seen * SCALE)
+      const den = n * SCALE
+      // Past 2^53 the integers are no longer exact: then as floats, as near as they allow.
+      return Number.isSafeInteger(num) && Number.isSafeInteger(den)
+        ? num / den
+        : low + ((high - low) * (rank / SCALE - seen)) / n
     }
     seen += n
   }
   return TIME_BUCKETS_MS[TIME_BUCKETS_MS.length - 1]!
 }
+
+/** `quantile` reads `q` to six decimal places. */
+const SCALE = 1_000_000
 
 function percentiles(buckets: readonly number[]): Percentiles | undefined {
   const p50 = quantile(buckets, 0.5)

@@ -1,6 +1,7 @@
 import { expect } from 'chai'
 import { getBroker, type Broker } from '../../lib/index.js'
 import { prometheusMetrics } from '../../lib/metrics/index.js'
+import { quantile } from '../../lib/metrics/summary.js'
 import { TIME_BUCKETS_MS } from '../../lib/backends/backend.js'
 import { promtoolCheck, samples } from '../helpers/promtool.js'
 import { uniqueQueue } from '../helpers/util.js'
@@ -88,6 +89,23 @@ describe('metrics: Prometheus text and percentiles', () => {
       expect((err as Error).message, String(bad)).to.match(/^Expected `options` to be an object/)
     }
     expect((await b.metrics()).queue).to.equal(b.name)
+  })
+
+  it('a p95 of three runs read 0.9499999999999998: percentiles are the exact decimal', () => {
+    const of = (bucket: number, n: number) => {
+      const buckets = new Array<number>(TIME_BUCKETS_MS.length + 1).fill(0)
+      buckets[bucket] = n
+      return buckets
+    }
+    for (let n = 1; n <= 50; n++) {
+      // n durations all in (0, 1] ms: quantile q reads q ms exactly.
+      expect(quantile(of(0, n), 0.95), `p95 of ${n}`).to.equal(0.95)
+      expect(quantile(of(0, n), 0.99), `p99 of ${n}`).to.equal(0.99)
+      expect(quantile(of(0, n), 0.5), `p50 of ${n}`).to.equal(0.5)
+    }
+    // Three in (64, 128] ms: 64 + 64 × 2.85 / 3 = 124.8, and 64 + 64 × 2.97 / 3 = 127.36.
+    expect(quantile(of(7, 3), 0.95)).to.equal(124.8)
+    expect(quantile(of(7, 3), 0.99)).to.equal(127.36)
   })
 
   it('every le label of the histograms is the exact decimal of its bound in seconds', async () => {
