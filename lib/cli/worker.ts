@@ -14,19 +14,7 @@ import { logPoolEvents, type Logger } from '../worker/log-events.js'
 import { guardedLines, lineLogger, type LogFormat } from './logger.js'
 import { integer, modulePath, ms, queueName } from './parse.js'
 import { stopControl } from './worker-stop.js'
-
-/**
- * The most tasks a worker runs at once (`--concurrency`). Each running task holds a lease the
- * worker renews every heartrate (10 s by default): at 10 000 that is 1 000 renewals a second from
- * one event loop, past which the bookkeeping crowds out the tasks; run more workers instead.
- */
-export const MAX_CONCURRENCY = 10_000
-/**
- * The most child processes of a worker (`--processes`). A fixed number, not a multiple of the
- * host's cores, so that a command line valid on one host is valid on every host (a container sees
- * its host's cores); 256 children of 30–50 MB each are 8–13 GB, past any host this is meant for.
- */
-export const MAX_PROCESSES = 256
+import { MAX_CONCURRENCY, MAX_PROCESSES } from '../worker/maxima.js'
 
 /** Options of `worq worker`. */
 export interface WorkerCommandOptions {

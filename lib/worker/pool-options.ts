@@ -7,10 +7,16 @@ import { ChildProcessExecutor } from './children/child-executor.js'
 import { checkDuration } from './durations.js'
 import { makeRunner } from './execute.js'
 import { InProcessExecutor, type Executor } from './executor.js'
+import { MAX_CONCURRENCY, MAX_PROCESSES } from './maxima.js'
 
 /** Options of a WorkerPool. */
 export interface WorkerPoolOptions {
-  /** Tasks run at once. @default 10, or `processes` when that is set */
+  /**
+   * Tasks run at once: an integer from 1 to 10 000. Each running task's lease is renewed from this
+   * event loop, 1 000 renewals a second at 10 000 and the default heartrate: past that, run more
+   * pools (docs/worker.md, "Sizing concurrency and processes").
+   * @default 10, or `processes` when that is set
+   */
   concurrency?: number
   /**
    * ms between sweeps for lapsed leases (shared by all workers of the queue): from 10 to 2^31 − 1.
@@ -42,6 +48,7 @@ export interface WorkerPoolOptions {
    * Run tasks in this many child processes instead of on this event loop (see docs/worker.md):
    * a task that crashes, blocks or leaks only takes its child down, and leases are renewed here.
    * Each child loads `tasks` itself and runs up to `ceil(concurrency / processes)` tasks at once.
+   * An integer from 1 to 256 (256 children are 8–13 GB; the same maximum on every host).
    * @default none: tasks run in this process
    */
   processes?: number
@@ -162,14 +169,8 @@ export function resolvePoolOptions(
     throw new TypeError(
       `Expected \`id\` to be 1 to 64 characters without \`|\` or control characters, got ${JSON.stringify(id)}`,
     )
-  if (processes !== undefined && !(Number.isInteger(processes) && processes >= 1))
-    throw new TypeError(
-      `Expected \`processes\` to be an integer from 1 and up, got ${String(processes)}`,
-    )
-  if (!Number.isInteger(concurrency) || concurrency < 1)
-    throw new TypeError(
-      `Expected \`concurrency\` to be an integer from 1 and up, got ${String(concurrency)}`,
-    )
+  if (processes !== undefined) checkCount('processes', processes, MAX_PROCESSES)
+  checkCount('concurrency', concurrency, MAX_CONCURRENCY)
   if (!Number.isInteger(prefetch) || prefetch < 0)
     throw new TypeError(`Expected \`prefetch\` to be an integer ≥ 0, got ${String(prefetch)}`)
   if (
@@ -199,6 +200,12 @@ export function resolvePoolOptions(
         ? new InProcessExecutor(makeRunner(name => broker.lookup(name), taskContext))
         : childExecutor(processes, concurrency, options)),
   }
+}
+
+/** Checks an integer option from 1 to `max` (a TypeError names it, its range and the value). */
+function checkCount(name: string, v: unknown, max: number): void {
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)
+    throw new TypeError(`Expected \`${name}\` to be an integer from 1 to ${max}, got ${String(v)}`)
 }
 
 function childExecutor(processes: number, concurrency: number, o: WorkerPoolOptions): Executor {

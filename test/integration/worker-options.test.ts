@@ -7,6 +7,7 @@ import { expect } from 'chai'
 import { MAX_TIMER_MS } from '../../lib/backends/backend.js'
 import { getBroker, TaskExpired, WorkerPool, type TaskContext } from '../../lib/index.js'
 import { ChildProcessExecutor } from '../../lib/worker/children/index.js'
+import { MAX_CONCURRENCY, MAX_PROCESSES } from '../../lib/worker/maxima.js'
 import { newTask } from '../helpers/new-task.js'
 import { latch, uniqueQueue } from '../helpers/util.js'
 
@@ -53,7 +54,7 @@ describe('worker: pool options and durations (memory://)', function () {
         expect(
           () => new WorkerPool(broker, { processes: processes as number, tasks: TASKS }),
           String(processes),
-        ).to.throw(TypeError, /^Expected `processes` to be an integer from 1 and up/)
+        ).to.throw(TypeError, /^Expected `processes` to be an integer from 1 to 256/)
       for (const maxTasksPerChild of [0, -1, 1.5, NaN, '10'])
         expect(
           () =>
@@ -66,6 +67,38 @@ describe('worker: pool options and durations (memory://)', function () {
         ).to.throw(TypeError, /`maxTasksPerChild` to be an integer from 1 and up/)
       const unlimited = { processes: 1, tasks: TASKS, maxTasksPerChild: Infinity }
       expect(() => new WorkerPool(broker, unlimited)).to.not.throw()
+    } finally {
+      await broker.close()
+    }
+  })
+
+  it('concurrency and processes had no maxima (the CLI refused past 10 000 and 256): a TypeError naming the option and its limit', async () => {
+    const broker = getBroker('memory://', uniqueQueue('opts'))
+    try {
+      for (const concurrency of [10_001, 1e6, 2 ** 53])
+        expect(() => new WorkerPool(broker, { concurrency }), String(concurrency)).to.throw(
+          TypeError,
+          /^Expected `concurrency` to be an integer from 1 to 10000, got \d+/,
+        )
+      for (const processes of [257, 100_000])
+        expect(
+          () => new WorkerPool(broker, { processes, tasks: TASKS, concurrency: processes }),
+          String(processes),
+        ).to.throw(TypeError, /^Expected `processes` to be an integer from 1 to 256, got \d+/)
+      // Without concurrency, processes sets it: the processes' limit is the one named.
+      expect(() => new WorkerPool(broker, { processes: 300, tasks: TASKS })).to.throw(
+        TypeError,
+        /`processes` to be an integer from 1 to 256/,
+      )
+      expect(() => new ChildProcessExecutor({ tasks: TASKS, processes: 257 })).to.throw(
+        TypeError,
+        /^Expected `processes` to be an integer from 1 to 256, got 257/,
+      )
+      // The maxima themselves are taken (no child starts before start()).
+      expect(() => new WorkerPool(broker, { concurrency: 10_000 })).to.not.throw()
+      expect(() => new WorkerPool(broker, { processes: 256, tasks: TASKS })).to.not.throw()
+      expect(MAX_CONCURRENCY).to.equal(10_000)
+      expect(MAX_PROCESSES).to.equal(256)
     } finally {
       await broker.close()
     }

@@ -27,12 +27,13 @@ import type { ChildExecutorEvents } from './events.js'
 import type { ChildMessage } from './protocol.js'
 import { Respawn, START_FAILURES } from './respawn.js'
 import { TasksModuleError, tasksModuleUrl } from './tasks-module.js'
+import { MAX_PROCESSES } from '../maxima.js'
 
 /** Options of a ChildProcessExecutor. */
 export interface ChildProcessExecutorOptions {
   /** The tasks module each child loads: a path (relative to the working directory) or a file: URL. */
   tasks: string | URL
-  /** Child processes. @default 1 */
+  /** Child processes: an integer from 1 to 256. @default 1 */
   processes?: number
   /** Tasks one child runs at once. @default 1 */
   concurrency?: number
@@ -87,7 +88,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
       startTimeout = 30_000,
     } = options
     this.#moduleUrl = tasksModuleUrl(options.tasks)
-    this.#processes = count('processes', processes)
+    this.#processes = count('processes', processes, MAX_PROCESSES)
     this.#perChild = count('concurrency', concurrency)
     if (maxTasksPerChild !== Infinity) count('maxTasksPerChild', maxTasksPerChild)
     this.#maxTasks = maxTasksPerChild
@@ -380,8 +381,10 @@ function stoppedError(): RemoteError {
   }
 }
 
-function count(name: string, v: number): number {
-  if (!Number.isInteger(v) || v < 1)
-    throw new TypeError(`Expected \`${name}\` to be an integer from 1 and up, got ${String(v)}`)
+function count(name: string, v: number, max?: number): number {
+  if (!Number.isInteger(v) || v < 1 || (max !== undefined && v > max))
+    throw new TypeError(
+      `Expected \`${name}\` to be an integer from 1 ${max === undefined ? 'and up' : `to ${max}`}, got ${String(v)}`,
+    )
   return v
 }

@@ -1,0 +1,27 @@
+/**
+ * The maxima of a pool's counts. `new WorkerPool`, `ChildProcessExecutor` and the flags of
+ * `worq worker` all check against these, so that each refuses what the others refuse
+ * (docs/worker.md, "Sizing concurrency and processes").
+ */
+
+/**
+ * The most tasks a pool runs at once (`concurrency`, `--concurrency`). Each running task holds a
+ * lease the pool renews every heartrate (10 s by default): at 10 000 that is 1 000 renewals a
+ * second from one event loop, past which the bookkeeping crowds out the tasks; run more pools
+ * (workers) instead.
+ */
+export const MAX_CONCURRENCY = 10_000
+
+/**
+ * The most child processes of a pool (`processes`, `--processes`). A fixed number, not a multiple
+ * of the host's cores, so that options valid on one host are valid on every host (a container sees
+ * its host's cores); 256 children of 30–50 MB each are 8–13 GB, past any host this is meant for.
+ */
+export const MAX_PROCESSES = 256
+
+/**
+ * The largest finite `maxTasksPerChild` (`--max-tasks-per-child`): 2^53 − 1. A child's count of
+ * runs is a JavaScript number, which stops counting exactly past it (2^53 + 1 reads as 2^53), so a
+ * larger limit might never be met; `Infinity` says "never" outright.
+ */
+export const MAX_TASKS_PER_CHILD = Number.MAX_SAFE_INTEGER
