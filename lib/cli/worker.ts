@@ -14,7 +14,14 @@ import { logPoolEvents, type Logger } from '../worker/log-events.js'
 import { guardedLines, lineLogger, type LogFormat } from './logger.js'
 import { integer, modulePath, ms, queueName } from './parse.js'
 import { stopControl } from './worker-stop.js'
-import { MAX_CONCURRENCY, MAX_PROCESSES } from '../worker/maxima.js'
+import { MAX_CONCURRENCY, MAX_PROCESSES, MAX_TASKS_PER_CHILD } from '../worker/maxima.js'
+
+/**
+ * The largest `--max-memory-per-child`, in MB: 1 TiB, past any host a worker is meant for. Node
+ * takes any heap limit (even one past the machine's memory, which is no limit); the bound is there
+ * for the likely slip, a size in bytes: 512 MiB given as 536870912 would be 512 TiB.
+ */
+export const MAX_MEMORY_PER_CHILD_MB = 1_048_576
 
 /** Options of `worq worker`. */
 export interface WorkerCommandOptions {
@@ -195,12 +202,12 @@ export function workerCommand(run: (code: Promise<number>) => void): Command {
     .option(
       '--max-tasks-per-child <n>',
       'replace a child process after this many tasks (with --processes)',
-      integer(1),
+      integer(1, MAX_TASKS_PER_CHILD),
     )
     .option(
       '--max-memory-per-child <mb>',
-      "a child's V8 heap limit in MB: past it the child dies and its task fails (with --processes)",
-      integer(16),
+      `a child's V8 heap limit in MB, 16 to ${MAX_MEMORY_PER_CHILD_MB}: past it the child dies and its task fails (with --processes)`,
+      integer(16, MAX_MEMORY_PER_CHILD_MB),
     )
     .option(
       '--kill-grace <ms>',

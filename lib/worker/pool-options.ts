@@ -56,7 +56,8 @@ export interface WorkerPoolOptions {
   tasks?: string | URL
   /**
    * With `processes`: tasks a child runs before it is replaced by a fresh one, an integer from 1
-   * (or Infinity). @default Infinity
+   * to 2^53 − 1 (past it a child's count of runs is no longer exact), or Infinity.
+   * @default Infinity
    */
   maxTasksPerChild?: number
   /**

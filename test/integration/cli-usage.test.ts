@@ -115,6 +115,28 @@ describe('cli: bad option values are usage errors that name the flag', function 
     expect(help.out).to.match(/child processes, 1 to 256/)
   })
 
+  it('--max-memory-per-child in bytes (536870912: 512 TiB as MB, so no limit) was taken: exit 2 naming the flag', async () => {
+    const bad = ['worker', 'redis://:99999', '--tasks', TASKS, '-q', queue, '-p', '1']
+    await expectUsage([
+      {
+        args: [...bad, '--max-memory-per-child', '536870912'],
+        flag: /'--max-memory-per-child <mb>'.*Expected an integer from 16 to 1048576, got "536870912"/,
+      },
+      {
+        args: [...bad, '--max-tasks-per-child', '9007199254740992'],
+        flag: /'--max-tasks-per-child <n>'.*Expected an integer from 1 to 9007199254740991/,
+      },
+    ])
+    const option = (long: string) =>
+      workerCommand(() => undefined).options.find(o => o.long === long)!
+    expect(option('--max-memory-per-child').parseArg!('1048576', undefined)).to.equal(1048576)
+    expect(() => option('--max-memory-per-child').parseArg!('1048577', undefined)).to.throw(
+      /from 16 to 1048576/,
+    )
+    const help = await worqRun(['worker', '--help'])
+    expect(help.out).to.match(/heap limit in MB, 16 to 1048576/)
+  })
+
   it('a bad --queue exits 2 naming --queue on every command (the library refused it: exit 1)', async () => {
     const bad = ['--queue', 'bad name']
     const id = ['some-id']

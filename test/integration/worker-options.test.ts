@@ -64,7 +64,7 @@ describe('worker: pool options and durations (memory://)', function () {
               maxTasksPerChild: maxTasksPerChild as number,
             }),
           String(maxTasksPerChild),
-        ).to.throw(TypeError, /`maxTasksPerChild` to be an integer from 1 and up/)
+        ).to.throw(TypeError, /`maxTasksPerChild` to be an integer from 1 to \d+, or Infinity/)
       const unlimited = { processes: 1, tasks: TASKS, maxTasksPerChild: Infinity }
       expect(() => new WorkerPool(broker, unlimited)).to.not.throw()
     } finally {
@@ -99,6 +99,24 @@ describe('worker: pool options and durations (memory://)', function () {
       expect(() => new WorkerPool(broker, { processes: 256, tasks: TASKS })).to.not.throw()
       expect(MAX_CONCURRENCY).to.equal(10_000)
       expect(MAX_PROCESSES).to.equal(256)
+    } finally {
+      await broker.close()
+    }
+  })
+
+  it('maxTasksPerChild past 2^53 − 1 (where counting runs stops being exact) was taken: a TypeError, Infinity still means never', async () => {
+    const broker = getBroker('memory://', uniqueQueue('opts'))
+    try {
+      for (const maxTasksPerChild of [2 ** 53, 1e300]) {
+        const options = { processes: 1, tasks: TASKS, maxTasksPerChild }
+        expect(() => new WorkerPool(broker, options), String(maxTasksPerChild)).to.throw(
+          TypeError,
+          /^Expected `maxTasksPerChild` to be an integer from 1 to 9007199254740991, or Infinity/,
+        )
+        expect(() => new ChildProcessExecutor(options)).to.throw(TypeError, /`maxTasksPerChild`/)
+      }
+      const options = { processes: 1, tasks: TASKS, maxTasksPerChild: Number.MAX_SAFE_INTEGER }
+      expect(() => new WorkerPool(broker, options)).to.not.throw()
     } finally {
       await broker.close()
     }

@@ -27,7 +27,7 @@ import type { ChildExecutorEvents } from './events.js'
 import type { ChildMessage } from './protocol.js'
 import { Respawn, START_FAILURES } from './respawn.js'
 import { TasksModuleError, tasksModuleUrl } from './tasks-module.js'
-import { MAX_PROCESSES } from '../maxima.js'
+import { MAX_PROCESSES, MAX_TASKS_PER_CHILD } from '../maxima.js'
 
 /** Options of a ChildProcessExecutor. */
 export interface ChildProcessExecutorOptions {
@@ -37,7 +37,10 @@ export interface ChildProcessExecutorOptions {
   processes?: number
   /** Tasks one child runs at once. @default 1 */
   concurrency?: number
-  /** Tasks a child runs before it is replaced by a fresh one. @default Infinity (never) */
+  /**
+   * Tasks a child runs before it is replaced by a fresh one: an integer from 1 to 2^53 − 1, or
+   * Infinity. @default Infinity (never)
+   */
   maxTasksPerChild?: number
   /**
    * ms a child gets past a task's `timeout` to answer before it is killed; also how long an ended
@@ -90,7 +93,17 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     this.#moduleUrl = tasksModuleUrl(options.tasks)
     this.#processes = count('processes', processes, MAX_PROCESSES)
     this.#perChild = count('concurrency', concurrency)
-    if (maxTasksPerChild !== Infinity) count('maxTasksPerChild', maxTasksPerChild)
+    if (
+      maxTasksPerChild !== Infinity &&
+      !(
+        Number.isInteger(maxTasksPerChild) &&
+        maxTasksPerChild >= 1 &&
+        maxTasksPerChild <= MAX_TASKS_PER_CHILD
+      )
+    )
+      throw new TypeError(
+        `Expected \`maxTasksPerChild\` to be an integer from 1 to ${MAX_TASKS_PER_CHILD}, or Infinity (never replaced), got ${String(maxTasksPerChild)}`,
+      )
     this.#maxTasks = maxTasksPerChild
     this.#grace = checkDuration('killGrace', killGrace, 0)
     this.#startTimeout = checkDuration('startTimeout', startTimeout, 1)
