@@ -55,5 +55,24 @@ export async function storedSchedule(
     next: null as number | null,
   }
   stored.next = nextDue(stored, now - 1)
+  // Only an endAt ends a schedule before its first run (a cron that never fires, and a limit,
+  // are refused by checkSchedule): stored, it would be listed as ended and never run.
+  if (stored.next === null && stored.endAt !== undefined)
+    throw neverRuns({ ...stored, endAt: stored.endAt }, now)
   return stored
+}
+
+/** The TypeError of a schedule whose `endAt` comes before its first due time. */
+function neverRuns(s: Parameters<typeof nextDue>[0] & { endAt: number }, now: number): TypeError {
+  const { endAt, ...unending } = s
+  const iso = (ms: number) => new Date(ms).toISOString()
+  if (endAt <= now)
+    return new TypeError(
+      `Expected \`endAt\` to be in the future, got ${iso(endAt)} (now is ${iso(now)}): the schedule would be stored already ended and never run; give a later \`endAt\`, or leave it out`,
+    )
+  // Without the endAt, the first due time (checkSchedule refused timings that never fire).
+  const first = nextDue(unending, now - 1)!
+  return new TypeError(
+    `Expected \`endAt\` to be at or after the schedule's first due time, ${iso(first)}, got ${iso(endAt)}: the schedule would never run; give a later \`endAt\``,
+  )
 }

@@ -25,7 +25,10 @@ export type Schedule = (
 ) & {
   /** No run before this time. @default now */
   startAt?: Date
-  /** No run after this time. @default never ends */
+  /**
+   * No run after this time. It must leave a run: an `endAt` in the past, or before the first due
+   * time, is a TypeError. @default never ends
+   */
   endAt?: Date
   /** Most runs in all. @default no limit */
   limit?: number
