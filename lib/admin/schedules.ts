@@ -19,7 +19,7 @@ export type Schedule = (
       tz?: string
     }
   | {
-      /** ms between runs. */
+      /** ms between runs, from 10; a fraction of a ms is rounded up (10.4 runs every 11 ms). */
       every: number
     }
 ) & {
@@ -123,7 +123,8 @@ export function checkSchedule(
         `Expected \`every\` to be a number of ms from 10 to ${MAX_DURATION_MS} (100 years), got ${String(w.every)}`,
       )
     if (w.tz !== undefined) throw new TypeError('`tz` goes with `cron`, not with `every`')
-    out.when = { every: Math.round(w.every) }
+    // A fraction of a ms is rounded up, as the duration options of a task are (options.ts).
+    out.when = { every: Math.ceil(w.every) }
   }
   if (w.startAt !== undefined) out.startAt = validDate('startAt', w.startAt)
   if (w.endAt !== undefined) out.endAt = validDate('endAt', w.endAt)

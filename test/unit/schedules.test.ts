@@ -122,4 +122,18 @@ describe('schedules: timings that could never run', () => {
     expect(ok.next).to.deep.equal(startAt)
     await broker.unschedule('s')
   })
+
+  it('every: 10.4 was silently rounded to 10: a fraction of a ms is rounded up, as task durations are', async () => {
+    for (const [every, stored] of [
+      [10.4, 11],
+      [10.5, 11],
+      [999.01, 1000],
+      [60_000, 60_000],
+    ] as const) {
+      expect(checkSchedule({ every }).when, String(every)).to.deep.equal({ every: stored })
+      const info = await broker.schedule('f', { every }, q.report)
+      expect(info.every, String(every)).to.equal(stored)
+    }
+    await broker.unschedule('f')
+  })
 })
