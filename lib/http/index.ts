@@ -88,7 +88,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 function timerMs(name: string, v: unknown, fallback: number): number {
   const ms = positiveInt(name, v, fallback)
   if (ms > MAX_TIMER_MS)
-    throw new RangeError(
+    throw new TypeError(
       `Expected \`${name}\` to be at most ${MAX_TIMER_MS} ms (about 24.8 days), got ${ms}`,
     )
   return ms
