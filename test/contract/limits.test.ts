@@ -1,4 +1,5 @@
 import { expect } from 'chai'
+import { rateWindowMs } from '../../lib/backends/rules.js'
 import { getBroker, task, TaskSpace, WorkerPool } from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
 import { latch, uniqueQueue, until } from '../helpers/util.js'
@@ -151,9 +152,9 @@ for (const backend of backends) {
     it('a rate limit holds for the starts the functions see, a few ms after their reservations', async () => {
       const queue = uniqueQueue('limit')
       const broker = getBroker(url, queue)
-      const seen: number[] = []
+      const seen = new Map<number, number>()
       broker.expose(function stamp(n: number) {
-        seen.push(Date.now())
+        seen.set(n, Date.now())
         return n
       })
       try {
@@ -163,13 +164,29 @@ for (const backend of backends) {
         const q = broker.queue()
         const ds = await Promise.all(Array.from({ length: 9 }, (_, i) => q.stamp(i)))
         await Promise.all(ds.map(d => d.result(10_000)))
-        // Timed inside the functions, in this process's clock: no window of 1 000 ms holds more
-        // than 3 (the backend keeps the window with a margin: docs/limits.md).
-        seen.sort((a, b) => a - b)
-        expect(seen).to.have.length(9)
-        for (let i = 0; i + 3 < seen.length; i++)
-          expect(seen[i + 3]! - seen[i]!, `starts ${i}..${i + 3}`).to.be.at.least(1_000)
         await pool.stop()
+        expect(seen.size).to.equal(9)
+        // Each run: when the function started (this process's clock) and how long after its
+        // reservation (startedAt, the backend's clock on this same machine) that was.
+        const infos = await Promise.all(ds.map(d => d.info()))
+        const runs = infos
+          .map((info, n) => {
+            const at = seen.get(n)!
+            return { at, lag: at - info!.startedAt!.getTime() }
+          })
+          .sort((a, b) => a.at - b.at)
+        // The backend keeps the window over per and a margin (docs/limits.md): the functions see
+        // no 4 starts within 1 000 ms as long as the lags of those 4 differ by less than the
+        // margin. A process stalled longer (a machine under heavy load) may show them closer, by
+        // the excess over the margin and no more: the reservations themselves keep the window.
+        const margin = rateWindowMs(1_000) - 1_000
+        for (let i = 0; i + 3 < runs.length; i++) {
+          const four = runs.slice(i, i + 4).map(r => r.lag)
+          const excess = Math.max(0, Math.max(...four) - Math.min(...four) - margin)
+          expect(runs[i + 3]!.at - runs[i]!.at, `starts ${i}..${i + 3}`).to.be.at.least(
+            1_000 - excess,
+          )
+        }
       } finally {
         await broker.close()
       }
