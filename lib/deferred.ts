@@ -21,10 +21,10 @@ export interface DeferredHost {
   cancel(queue: string, id: string): Promise<boolean>
   info(queue: string, id: string): Promise<TaskInfo | undefined>
   /**
-   * Marks `d` as waited on (so a delivery gap re-checks it) until `done` is called; `closed` is
-   * called with a `BrokerClosed` if the broker closes first.
+   * Marks `d` as waited on (so a delivery gap re-checks it, and a close of the broker ends the wait:
+   * {@link closeWaits}) until `done` is called.
    */
-  waiting(d: Deferred<unknown>, closed: (err: Error) => void): () => void
+  waiting(d: Deferred<unknown>): () => void
   /** The backend that holds the task: a call on another may not be able to see it. */
   readonly store: Backend
 }
@@ -34,6 +34,7 @@ const kProgress = Symbol('worq.progress')
 const kEpoch = Symbol('worq.epoch')
 const kStore = Symbol('worq.store')
 const kUnconfirmed = Symbol('worq.unconfirmed')
+const kClose = Symbol('worq.close')
 
 /** A task's result, to wait for, read, or pass as an argument to another call. */
 export class Deferred<T = unknown> {
@@ -47,6 +48,8 @@ export class Deferred<T = unknown> {
   #outcome: string | undefined
   #read: { ok: true; value: unknown } | { ok: false; error: TaskFailure } | undefined
   #wake: Set<() => void> | undefined
+  /** The broker that made this Deferred closed while it was waited on (kClose). */
+  #closedBy: Error | undefined
   #cached = false
   #progress: unknown
   #progressListeners: Set<(value: unknown) => void> | undefined
@@ -73,6 +76,18 @@ export class Deferred<T = unknown> {
     this.#outcome = outcome
     this.#cached = cached
     this.#read = undefined
+    const wakers = this.#wake
+    this.#wake = undefined
+    if (wakers) for (const wake of wakers) wake()
+  }
+
+  /**
+   * @internal The broker of `host` closed: the waits under way (if this Deferred is `host`'s and
+   * holds no outcome) reject with `err`.
+   */
+  [kClose](host: DeferredHost, err: Error): void {
+    if (host !== this.#host || this.#outcome !== undefined) return
+    this.#closedBy = err
     const wakers = this.#wake
     this.#wake = undefined
     if (wakers) for (const wake of wakers) wake()
@@ -193,19 +208,15 @@ export class Deferred<T = unknown> {
   #waitFor(ms: number): Promise<boolean> {
     if (ms === 0) return Promise.resolve(false)
     // A gap in delivery while waiting is handled by the host, which re-fetches; a close of the
-    // broker ends the wait with BrokerClosed.
+    // broker ends the wait with BrokerClosed (kClose).
+    const done = this.#host.waiting(this as Deferred<unknown>)
     return new Promise<boolean>((resolve, reject) => {
       const finish = () => {
         clearTimeout(timer)
         done()
-        resolve(this.#outcome !== undefined)
+        if (this.#outcome === undefined && this.#closedBy) reject(this.#closedBy)
+        else resolve(this.#outcome !== undefined)
       }
-      const done = this.#host.waiting(this as Deferred<unknown>, err => {
-        clearTimeout(timer)
-        this.#wake?.delete(finish)
-        done()
-        reject(err)
-      })
       const timer = setTimeout(finish, ms)
       ;(this.#wake ??= new Set()).add(finish)
     })
@@ -279,6 +290,18 @@ export const markUnconfirmed = (d: Deferred<unknown>): void => d[kUnconfirmed]()
 
 /** The backend that holds `d`'s task. @internal */
 export const storeOf = (d: Deferred<unknown>): Backend => d[kStore]()
+
+/**
+ * Ends the waits under way on the Deferreds of `host` among `waited` with `err` (its broker
+ * closed). @internal
+ */
+export function closeWaits(
+  waited: Iterable<Deferred<unknown>>,
+  host: DeferredHost,
+  err: Error,
+): void {
+  for (const d of [...waited]) d[kClose](host, err)
+}
 
 /** @internal */
 export const reportProgress = (d: Deferred<unknown>, value: unknown): void => d[kProgress](value)

@@ -5,7 +5,7 @@
  */
 import type { BackendHandle } from './backends/index.js'
 import type { Backend, NewTask, TransactionalBackend } from './backends/backend.js'
-import { Deferred, type DeferredHost, markUnconfirmed } from './deferred.js'
+import { closeWaits, Deferred, type DeferredHost, markUnconfirmed } from './deferred.js'
 import { DuplicateTask, PayloadTooLarge, TransactionsUnsupported } from './errors.js'
 import { checkId, newTaskId, resolveOptions, type ResolvedOptions } from './options.js'
 import type { TaskOptions, TransactionClient } from './types.js'
@@ -85,12 +85,9 @@ export class Enqueuer {
     return this.#batcher.drain()
   }
 
-  /** Waits on this broker's Deferreds, each ended by its callback when the broker closes. */
-  readonly #waits = new Set<(err: Error) => void>()
-
   /** The broker closed: the waits on its Deferreds under way reject with `err` (BrokerClosed). */
   close(err: Error): void {
-    for (const end of [...this.#waits]) end(err)
+    if (this.#hostCache && this.#hub) closeWaits(this.#hub.waited(), this.#hostCache, err)
   }
 
   /** Encodes a call whose arguments are values, then submits it once the backend listens. */
@@ -193,9 +190,11 @@ export class Enqueuer {
   }
 
   #hostCache: DeferredHost | undefined
+  /** The hub of the host's Deferreds (whose waits a close ends). */
+  #hub: ResultHub | undefined
   #host(hub: ResultHub, backend: Backend): DeferredHost {
     const source = this.#source
-    const waits = this.#waits
+    this.#hub ??= hub
     this.#hostCache ??= {
       get epoch() {
         return hub.epoch
@@ -214,14 +213,7 @@ export class Enqueuer {
         const stored = await backend.info(queue, id)
         return stored ? toTaskInfo(stored, queue) : undefined
       },
-      waiting: (d, closed) => {
-        const unmark = hub.waiting(d)
-        waits.add(closed)
-        return () => {
-          unmark()
-          waits.delete(closed)
-        }
-      },
+      waiting: d => hub.waiting(d),
       store: backend,
     }
     return this.#hostCache

@@ -117,6 +117,11 @@ export class ResultHub {
     }
   }
 
+  /** The Deferreds waited on now (waiting()). */
+  waited(): Iterable<Deferred<unknown>> {
+    return this.#waited
+  }
+
   waiting(d: Deferred<unknown>): () => void {
     this.#waited.add(d)
     return () => this.#waited.delete(d)
