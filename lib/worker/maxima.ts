@@ -25,3 +25,23 @@ export const MAX_PROCESSES = 256
  * larger limit might never be met; `Infinity` says "never" outright.
  */
 export const MAX_TASKS_PER_CHILD = Number.MAX_SAFE_INTEGER
+
+/**
+ * Throws the TypeError of a count option (`processes`, `concurrency`, …) that is not an integer
+ * from 1 to `max`.
+ */
+export function checkCount(name: string, v: unknown, max: number): number {
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)
+    throw new TypeError(`Expected \`${name}\` to be an integer from 1 to ${max}, got ${String(v)}`)
+  return v as number
+}
+
+/** Throws the TypeError of a `maxTasksPerChild` that is not a count up to 2^53 − 1 or Infinity. */
+export function checkMaxTasksPerChild(v: unknown): number {
+  if (v === Infinity) return v
+  if (!(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_TASKS_PER_CHILD))
+    throw new TypeError(
+      `Expected \`maxTasksPerChild\` to be an integer from 1 to ${MAX_TASKS_PER_CHILD}, or Infinity (never replaced), got ${String(v)}`,
+    )
+  return v as number
+}

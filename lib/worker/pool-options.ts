@@ -7,7 +7,7 @@ import { ChildProcessExecutor } from './children/child-executor.js'
 import { checkDuration } from './durations.js'
 import { makeRunner } from './execute.js'
 import { InProcessExecutor, type Executor } from './executor.js'
-import { MAX_CONCURRENCY, MAX_PROCESSES } from './maxima.js'
+import { checkCount, MAX_CONCURRENCY, MAX_PROCESSES } from './maxima.js'
 
 /** Options of a WorkerPool. */
 export interface WorkerPoolOptions {
@@ -204,11 +204,6 @@ export function resolvePoolOptions(
 }
 
 /** Checks an integer option from 1 to `max` (a TypeError names it, its range and the value). */
-function checkCount(name: string, v: unknown, max: number): void {
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)
-    throw new TypeError(`Expected \`${name}\` to be an integer from 1 to ${max}, got ${String(v)}`)
-}
-
 function childExecutor(processes: number, concurrency: number, o: WorkerPoolOptions): Executor {
   if (o.tasks === undefined)
     throw new TypeError('Expected `tasks` (the path of the tasks module) with `processes`')

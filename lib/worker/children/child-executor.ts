@@ -27,7 +27,7 @@ import type { ChildExecutorEvents } from './events.js'
 import type { ChildMessage } from './protocol.js'
 import { Respawn, START_FAILURES } from './respawn.js'
 import { TasksModuleError, tasksModuleUrl } from './tasks-module.js'
-import { MAX_PROCESSES, MAX_TASKS_PER_CHILD } from '../maxima.js'
+import { checkCount, checkMaxTasksPerChild, MAX_CONCURRENCY, MAX_PROCESSES } from '../maxima.js'
 
 /** Options of a ChildProcessExecutor. */
 export interface ChildProcessExecutorOptions {
@@ -35,7 +35,7 @@ export interface ChildProcessExecutorOptions {
   tasks: string | URL
   /** Child processes: an integer from 1 to 256. @default 1 */
   processes?: number
-  /** Tasks one child runs at once. @default 1 */
+  /** Tasks one child runs at once: an integer from 1 to 10 000. @default 1 */
   concurrency?: number
   /**
    * Tasks a child runs before it is replaced by a fresh one: an integer from 1 to 2^53 − 1, or
@@ -91,20 +91,9 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
       startTimeout = 30_000,
     } = options
     this.#moduleUrl = tasksModuleUrl(options.tasks)
-    this.#processes = count('processes', processes, MAX_PROCESSES)
-    this.#perChild = count('concurrency', concurrency)
-    if (
-      maxTasksPerChild !== Infinity &&
-      !(
-        Number.isInteger(maxTasksPerChild) &&
-        maxTasksPerChild >= 1 &&
-        maxTasksPerChild <= MAX_TASKS_PER_CHILD
-      )
-    )
-      throw new TypeError(
-        `Expected \`maxTasksPerChild\` to be an integer from 1 to ${MAX_TASKS_PER_CHILD}, or Infinity (never replaced), got ${String(maxTasksPerChild)}`,
-      )
-    this.#maxTasks = maxTasksPerChild
+    this.#processes = checkCount('processes', processes, MAX_PROCESSES)
+    this.#perChild = checkCount('concurrency', concurrency, MAX_CONCURRENCY)
+    this.#maxTasks = checkMaxTasksPerChild(maxTasksPerChild)
     this.#grace = checkDuration('killGrace', killGrace, 0)
     this.#startTimeout = checkDuration('startTimeout', startTimeout, 1)
     this.#execArgv = options.execArgv ?? process.execArgv.filter(a => !a.startsWith('--inspect'))
@@ -392,12 +381,4 @@ function stoppedError(): RemoteError {
     code: 'ERR_WORQ_WORKER_STOPPED',
     message: 'the worker stopped before the task was sent to a child process',
   }
-}
-
-function count(name: string, v: number, max?: number): number {
-  if (!Number.isInteger(v) || v < 1 || (max !== undefined && v > max))
-    throw new TypeError(
-      `Expected \`${name}\` to be an integer from 1 ${max === undefined ? 'and up' : `to ${max}`}, got ${String(v)}`,
-    )
-  return v
 }
