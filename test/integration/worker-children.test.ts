@@ -293,6 +293,37 @@ describe('worker: child processes (memory://)', function () {
     })
   })
 
+  it('a child killed as the pool first starts is replaced: start() resolves with every child', async () => {
+    exits.length = 0
+    broker = getBroker('memory://', uniqueQueue('children'))
+    executor = new ChildProcessExecutor({ tasks: TASKS, processes: 2 })
+    executor.on('child:exit', e => exits.push(e))
+    executor.once('child:spawn', ({ pid }) => process.kill(pid, 'SIGKILL'))
+    pool = new WorkerPool(broker, { concurrency: 2, executor })
+    await pool.start()
+    expect(exits.map(e => [e.reason, e.signal])).to.deep.equal([['crashed', 'SIGKILL']])
+    expect(executor.pids).to.have.length(2)
+    const q = broker.queue<typeof space>()
+    expect(await (await q.w.add(2, 3)).result(5000)).to.equal(5)
+  })
+
+  it('a tasks module that exits as it loads fails pool.start after three children in a row', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'worq-tasks-'))
+    try {
+      const module = join(dir, 'tasks.mjs')
+      writeFileSync(module, 'process.exit(3)\n')
+      broker = getBroker('memory://', uniqueQueue('children'))
+      const bad = new WorkerPool(broker, { processes: 1, tasks: module })
+      const err = await bad.start().catch((e: unknown) => e)
+      expect(err).to.be.instanceOf(TasksModuleError)
+      expect((err as Error).message).to.match(
+        /3 times in a row before they were ready.*exit code 3/,
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('a tasks module that cannot load fails pool.start with ERR_WORQ_TASKS_MODULE', async () => {
     broker = getBroker('memory://', uniqueQueue('children'))
     const bad = new WorkerPool(broker, { processes: 1, tasks: './test/fixtures/no-such-file.ts' })

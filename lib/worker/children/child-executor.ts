@@ -28,38 +28,7 @@ import type { ChildMessage } from './protocol.js'
 import { Respawn, START_FAILURES } from './respawn.js'
 import { TasksModuleError, tasksModuleUrl } from './tasks-module.js'
 import { checkCount, checkMaxTasksPerChild, MAX_CONCURRENCY, MAX_PROCESSES } from '../maxima.js'
-
-/** Options of a ChildProcessExecutor. */
-export interface ChildProcessExecutorOptions {
-  /** The tasks module each child loads: a path (relative to the working directory) or a file: URL. */
-  tasks: string | URL
-  /** Child processes: an integer from 1 to 256. @default 1 */
-  processes?: number
-  /** Tasks one child runs at once: an integer from 1 to 10 000. @default 1 */
-  concurrency?: number
-  /**
-   * Tasks a child runs before it is replaced by a fresh one: an integer from 1 to 2^53 − 1, or
-   * Infinity. @default Infinity (never)
-   */
-  maxTasksPerChild?: number
-  /**
-   * ms a child gets past a task's `timeout` to answer before it is killed; also how long an ended
-   * child may take to exit before SIGKILL. From 0 to 2^31 − 1. @default 5_000
-   */
-  killGrace?: number
-  /**
-   * Node options of the children. @default `process.execArgv` without `--inspect*` (so a loader
-   * such as `--import tsx` carries over)
-   */
-  execArgv?: string[]
-  /** ms a child may take to load the tasks module at `start()`: from 1 to 2^31 − 1. @default 30_000 */
-  startTimeout?: number
-  /**
-   * Run each task in its async context, so that `taskContext()` works anywhere in its flow; false:
-   * the context is `this` in the task function alone (WorkerPool `taskContext`). @default true
-   */
-  taskContext?: boolean
-}
+import type { ChildProcessExecutorOptions } from './options.js'
 
 /** Runs tasks in managed child processes. */
 export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> implements Executor {
@@ -74,6 +43,8 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
   readonly #children = new Set<Child>()
   #waiting: Run[] = []
   #started: Promise<void> | undefined
+  /** Settles the first start(): every child ready, or starting them failed. */
+  #firstStart: { resolve(): void; reject(err: unknown): void } | undefined
   #closed = false
   #names: string[] = []
   /** Replacements of children that exited before they were ready, after a delay. */
@@ -128,8 +99,10 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
   }
 
   /**
-   * Forks the children and waits until each loaded the tasks module. Rejects with a
-   * TasksModuleError (`ERR_WORQ_TASKS_MODULE`) when one cannot, and ends them all. Idempotent.
+   * Forks the children and waits until `processes` of them loaded the tasks module. A child that
+   * dies as it starts (killed, crashed) is replaced, after a pause, as later ones are. Rejects with
+   * a TasksModuleError (`ERR_WORQ_TASKS_MODULE`) when a child cannot load the module, when three
+   * children in a row die as they start, or after `startTimeout` ms, and ends them all. Idempotent.
    */
   start(): Promise<void> {
     this.#started ??= this.#startAll()
@@ -137,7 +110,6 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
   }
 
   async #startAll(): Promise<void> {
-    const kids = Array.from({ length: this.#processes }, () => this.#spawn())
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -145,8 +117,10 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
         this.#startTimeout,
       )
     })
+    const all = new Promise<void>((resolve, reject) => (this.#firstStart = { resolve, reject }))
+    for (let i = 0; i < this.#processes; i++) this.#spawn()
     try {
-      await Promise.race([Promise.all(kids.map(c => c.ready)), late])
+      await Promise.race([all, late])
     } catch (err) {
       await this.close()
       const e = err as RemoteError
@@ -158,6 +132,7 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
       throw new TasksModuleError(message, { cause: err })
     } finally {
       clearTimeout(timer)
+      this.#firstStart = undefined
     }
   }
 
@@ -223,11 +198,19 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
         this.#names = names
         this.#respawn.ready()
         this.emit('child:ready', { pid: child.pid, names })
+        if (this.#firstStart && this.#ready() >= this.#processes) this.#firstStart.resolve()
         this.#dispatch()
       },
       () => undefined,
     )
     return child
+  }
+
+  /** Children ready for work. */
+  #ready(): number {
+    let ready = 0
+    for (const c of this.#children) if (c.state === 'ready') ready++
+    return ready
   }
 
   /** Keeps `processes` children serving (starting or ready). */
@@ -249,6 +232,11 @@ export class ChildProcessExecutor extends TypedEmitter<ChildExecutorEvents> impl
     if (this.#closed) return
     this.#respawn.failed()
     const loadError = child.loadError
+    if (this.#firstStart) {
+      if (loadError) this.#firstStart.reject(loadError)
+      else if (this.#respawn.failures >= START_FAILURES)
+        this.#firstStart.reject(startFailedError(child, code, signal, this.#respawn.failures))
+    }
     if (!loadError && this.#respawn.failures < START_FAILURES) return
     for (const c of this.#children) if (c.state === 'ready') return
     const why = loadError

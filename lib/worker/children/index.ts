@@ -3,7 +3,7 @@
  * executor built here and passed as `{ executor }`.
  */
 export { ChildProcessExecutor } from './child-executor.js'
-export type { ChildProcessExecutorOptions } from './child-executor.js'
+export type { ChildProcessExecutorOptions } from './options.js'
 export type { ChildExecutorEvents, ChildExitReason } from './events.js'
 export {
   loadTasks,
