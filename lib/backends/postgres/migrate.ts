@@ -26,7 +26,7 @@ const VERSIONS: Record<number, string[]> = {
   11: ['015_handover'],
   12: ['016_purge_steps'],
   13: ['017_purge_sets'],
-  14: ['018_lone_handover'],
+  14: ['018_lone_handover', '018_lone_handover_end'],
   15: ['019_rate_margin'],
   16: ['020_released_events'],
   17: ['021_purge_chains'],
