@@ -21,10 +21,13 @@ export interface DeferredHost {
   cancel(queue: string, id: string): Promise<boolean>
   info(queue: string, id: string): Promise<TaskInfo | undefined>
   /**
-   * Marks `d` as waited on (so a delivery gap re-checks it, and a close of the broker ends the wait:
-   * {@link closeWaits}) until `done` is called.
+   * Marks `d` as waited on (so a delivery gap re-checks it, and a close of the broker ends its
+   * waits: {@link closeWaits}) until {@link DeferredHost.waitEnded}. A Deferred calls it when its
+   * first wait under way begins, however many more then overlap it.
    */
-  waiting(d: Deferred<unknown>): () => void
+  waitStarted(d: Deferred<unknown>): void
+  /** Unmarks `d`: the last of its waits under way ended. */
+  waitEnded(d: Deferred<unknown>): void
   /** The backend that holds the task: a call on another may not be able to see it. */
   readonly store: Backend
 }
@@ -48,6 +51,8 @@ export class Deferred<T = unknown> {
   #outcome: string | undefined
   #read: { ok: true; value: unknown } | { ok: false; error: TaskFailure } | undefined
   #wake: Set<() => void> | undefined
+  /** The waits under way (`wait`, `result`): the host marks this Deferred while there are any. */
+  #waits = 0
   /** The broker that made this Deferred closed while it was waited on (kClose). */
   #closedBy: Error | undefined
   #cached = false
@@ -201,19 +206,26 @@ export class Deferred<T = unknown> {
   /** `wait` after a gap in delivery: fetch first, then wait if still unsettled. */
   async #fetchThenWait(ms: number): Promise<boolean> {
     await this.#fetch()
-    return this.#outcome !== undefined || this.#waitFor(ms)
+    if (this.#outcome !== undefined) return true
+    this.#host.open() // the broker closed during the fetch: BrokerClosed, not a wait nothing ends
+    return this.#waitFor(ms)
   }
 
   /** Waits for a delivery (one promise, one timer; none when `ms` is 0). */
   #waitFor(ms: number): Promise<boolean> {
     if (ms === 0) return Promise.resolve(false)
     // A gap in delivery while waiting is handled by the host, which re-fetches; a close of the
-    // broker ends the wait with BrokerClosed (kClose).
-    const done = this.#host.waiting(this as Deferred<unknown>)
+    // broker ends the wait with BrokerClosed (kClose). The host marks this Deferred while any of
+    // its waits is under way: counted here, so overlapping waits cost an increment each, and the
+    // end of one does not unmark the others.
+    if (this.#waits++ === 0) this.#host.waitStarted(this as Deferred<unknown>)
     return new Promise<boolean>((resolve, reject) => {
+      // Runs once: from the timer (then it leaves #wake), or from a settle or close (which take
+      // #wake whole and clear the timer).
       const finish = () => {
         clearTimeout(timer)
-        done()
+        this.#wake?.delete(finish)
+        if (--this.#waits === 0) this.#host.waitEnded(this as Deferred<unknown>)
         if (this.#outcome === undefined && this.#closedBy) reject(this.#closedBy)
         else resolve(this.#outcome !== undefined)
       }

@@ -213,7 +213,8 @@ export class Enqueuer {
         const stored = await backend.info(queue, id)
         return stored ? toTaskInfo(stored, queue) : undefined
       },
-      waiting: d => hub.waiting(d),
+      waitStarted: d => hub.waitStarted(d),
+      waitEnded: d => hub.waitEnded(d),
       store: backend,
     }
     return this.#hostCache

@@ -117,14 +117,22 @@ export class ResultHub {
     }
   }
 
-  /** The Deferreds waited on now (waiting()). */
+  /** The Deferreds waited on now (between their `waitStarted` and `waitEnded`). */
   waited(): Iterable<Deferred<unknown>> {
     return this.#waited
   }
 
-  waiting(d: Deferred<unknown>): () => void {
+  /**
+   * Marks `d` as waited on: a gap in delivery re-checks it, and its broker's close ends its waits.
+   * A Deferred counts its own overlapping waits and calls this once, when the first begins.
+   */
+  waitStarted(d: Deferred<unknown>): void {
     this.#waited.add(d)
-    return () => this.#waited.delete(d)
+  }
+
+  /** Unmarks `d`: the last of its waits under way ended. */
+  waitEnded(d: Deferred<unknown>): void {
+    this.#waited.delete(d)
   }
 
   /**

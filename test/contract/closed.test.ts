@@ -120,6 +120,26 @@ for (const backend of backends) {
       await purge(url, queue)
     })
 
+    it('a wait outlived by another on the same Deferred timed out at close: both kinds reject BrokerClosed at once', async () => {
+      const queue = uniqueQueue('closed-twice')
+      const broker = getBroker(url, queue)
+      const d = await broker.queue().echo(1) // no worker: nothing settles it
+      const long = [d.result(10_000), d.wait(10_000)].map((p, i) => rejection(p, `long wait ${i}`))
+      // Shorter waits on the same Deferred, begun and ended while the long ones are under way:
+      // their end once unmarked the Deferred, and the close then missed the long waits.
+      expect(await d.wait(1)).to.equal(false)
+      expect(await rejection(d.result(1), 'result(1)')).to.have.property(
+        'code',
+        'ERR_WORQ_WAIT_TIMEOUT',
+      )
+      const closedAt = Date.now()
+      const closing = broker.close()
+      for (const err of await Promise.all(long)) expect(err).to.be.instanceOf(BrokerClosed)
+      expect(Date.now() - closedAt).to.be.below(2000)
+      await closing
+      await purge(url, queue)
+    })
+
     it('a Deferred that holds its outcome still reads it after close (no round trip)', async () => {
       const broker = getBroker(url, uniqueQueue('closed-held'))
       const d = await broker.queue().echo(1)

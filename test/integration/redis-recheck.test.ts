@@ -67,6 +67,38 @@ describe('redis: waiters after a gap in delivery', function () {
     }
   })
 
+  it('a wait outlived by a shorter one on the same Deferred was not re-checked after a gap: it reads the outcome published during it', async () => {
+    await admin.call('ACL', 'SETUSER', 'caller', 'on', '>pw', '~*', '&*', '+@all')
+    const callerUrl = `redis://caller:pw@127.0.0.1:${server.port}/0`
+    const queue = uniqueQueue('gap-twice')
+    const caller = getBroker(callerUrl, queue)
+    const workers = getBroker(server.url, queue)
+    workers.expose(function add(a: number, b: number) {
+      return a + b
+    })
+    const pool = new WorkerPool(workers)
+    try {
+      const d = await caller.queue().add(1, 2)
+      const result = d.result(15_000)
+      // A shorter wait on the same Deferred ends first: its end once unmarked the Deferred as
+      // waited on, so the gap below did not re-check it, and the long wait ran out its time.
+      expect(await d.wait(1)).to.equal(false)
+      // The outcome is published while the caller cannot hear it (no channels: its subscribed
+      // connection is dropped and cannot subscribe again)…
+      await admin.call('ACL', 'SETUSER', 'caller', 'resetchannels')
+      await pool.start()
+      await until(async () => (await workers.task(d.id))?.status === 'completed', 5000, 'the run')
+      // …then the channels come back: the reconnect subscribes, and the gap re-checks the waits.
+      await admin.call('ACL', 'SETUSER', 'caller', 'allchannels')
+      await admin.call('CLIENT', 'KILL', 'USER', 'caller')
+      expect(await result).to.equal(3)
+    } finally {
+      await pool.stop()
+      await Promise.all([caller.close(), workers.close()])
+      await admin.call('ACL', 'DELUSER', 'caller')
+    }
+  })
+
   it('after a gap, a Deferred nobody waits on is kept only while the caller holds it; one held still settles', async () => {
     v8.setFlagsFromString('--expose-gc')
     const gc = vm.runInNewContext('gc') as () => void

@@ -103,7 +103,8 @@ describe('serializer', () => {
       status: async () => null,
       cancel: async () => false,
       info: async () => undefined,
-      waiting: () => () => undefined,
+      waitStarted: () => undefined,
+      waitEnded: () => undefined,
       store: {} as never, // the codec never reads it
     }
     const a = new Deferred(host, 'q', 'f', 'A')
@@ -123,7 +124,8 @@ describe('serializer', () => {
       status: async () => null,
       cancel: async () => false,
       info: async () => undefined,
-      waiting: () => () => undefined,
+      waitStarted: () => undefined,
+      waitEnded: () => undefined,
       store: {} as never, // the codec never reads it
     }
     expect(() => encodeValue({ d: new Deferred(host, 'q', 'f', 'A') })).to.throw(
