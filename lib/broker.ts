@@ -294,6 +294,8 @@ export class Broker implements QueueHost {
    * or `{ every: ms }`, with optional `startAt`, `endAt`, `limit` and `catchUp`. `call` is a queue
    * function (`q.reports.build`) or `task(q.reports.build, options)`. The queue's worker pools fire
    * it, one task per due time, with id `<id>@<due time ISO>`. The same `id` replaces a schedule.
+   * `args` are stored once and sent to every run: values only (a Deferred among them, at any depth,
+   * is a TypeError naming where; pass `await d.result(ms)` instead).
    */
   async schedule(
     id: string,

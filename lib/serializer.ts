@@ -215,9 +215,17 @@ export function decodeValue(text: string): unknown {
 /**
  * Throws a TypeError when `value` holds something superjson would drop or change: a function, a
  * symbol, a Deferred in a result, or an instance of a class other than the faithful built-ins;
- * or when it nests deeper than {@link MAX_NESTING} (`depth` is that of `value`).
+ * or when it nests deeper than {@link MAX_NESTING} (`depth` is that of `value`). A Deferred in a
+ * call's arguments (`path` starting `args`) is sent as a reference, unless `noRef` is given: then
+ * it throws `noRef(path)` (a call stored and sent again, a schedule's, takes values only).
  */
-export function checkFaithful(value: unknown, path: string, seen: Set<object>, depth = 0): void {
+export function checkFaithful(
+  value: unknown,
+  path: string,
+  seen: Set<object>,
+  depth = 0,
+  noRef?: (path: string) => TypeError,
+): void {
   switch (typeof value) {
     case 'function':
       throw new TypeError(`${path} is a function, which cannot be sent; send data instead`)
@@ -230,6 +238,7 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>, d
   }
   if (value === null || seen.has(value)) return
   if (isResultRef(value)) {
+    if (noRef) throw noRef(path)
     if (!path.startsWith('args'))
       throw new TypeError(`${path} is a Deferred; return its value instead`)
     return
@@ -245,19 +254,19 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>, d
         throw new TypeError(
           `${path} is a sparse array (index ${i} is a hole, of ${value.length}), whose holes would arrive as null; send a dense array or an object of index → value`,
         )
-      checkFaithful(value[i], `${path}[${i}]`, seen, inner)
+      checkFaithful(value[i], `${path}[${i}]`, seen, inner, noRef)
     }
   } else if (value instanceof Map) {
     for (const [k, v] of value) {
-      checkFaithful(k, `${path}<key>`, seen, inner)
-      checkFaithful(v, `${path}.get(${String(k)})`, seen, inner)
+      checkFaithful(k, `${path}<key>`, seen, inner, noRef)
+      checkFaithful(v, `${path}.get(${String(k)})`, seen, inner, noRef)
     }
   } else if (value instanceof Set) {
-    for (const v of value) checkFaithful(v, `${path}<member>`, seen, inner)
+    for (const v of value) checkFaithful(v, `${path}<member>`, seen, inner, noRef)
   } else if (value instanceof TaskFailure) {
     return
   } else if (value instanceof Error) {
-    if (value.cause !== undefined) checkFaithful(value.cause, `${path}.cause`, seen, inner)
+    if (value.cause !== undefined) checkFaithful(value.cause, `${path}.cause`, seen, inner, noRef)
   } else if (
     Buffer.isBuffer(value) ||
     FAITHFUL.some(C => Object.getPrototypeOf(value) === C.prototype)
@@ -278,7 +287,7 @@ export function checkFaithful(value: unknown, path: string, seen: Set<object>, d
         throw new TypeError(
           `${path} has a key "${key}", which cannot be sent with values that are not plain JSON (a Date, a Map, -0, …: the serializer refuses it as a prototype-pollution risk); rename the key`,
         )
-      checkFaithful((value as Record<string, unknown>)[key], `${path}.${key}`, seen, inner)
+      checkFaithful((value as Record<string, unknown>)[key], `${path}.${key}`, seen, inner, noRef)
     }
     for (const sym of Object.getOwnPropertySymbols(value)) {
       if (Object.prototype.propertyIsEnumerable.call(value, sym))

@@ -5,6 +5,7 @@ import { encodeTask } from '../encode-task.js'
 import { checkId, resolveOptions } from '../options.js'
 import { callInfo } from '../queue.js'
 import { resolveArgs } from '../resolve-args.js'
+import { checkFaithful } from '../serializer.js'
 import { checkSchedule, nextDue, type Schedule } from './schedules.js'
 
 /**
@@ -34,6 +35,9 @@ export async function storedSchedule(
       'Expected `call` to have no `tx` option: a schedule is stored when schedule() is called, not in your transaction, and its runs are enqueued later by worker pools; call schedule() once your transaction has committed, with a call made without `tx` (not task(fn, { tx }) or broker.transaction(client))',
     )
   const values = await resolveArgs(args)
+  // Stored once and sent again for every run: a Deferred's result expires (resultTimeout), and
+  // every run after that would fail; refused wherever the codec would find one.
+  checkFaithful(values, 'args', new Set(), -1, storedDeferred)
   const now = Date.now()
   const {
     id: _id,
@@ -60,6 +64,14 @@ export async function storedSchedule(
   if (stored.next === null && stored.endAt !== undefined)
     throw neverRuns({ ...stored, endAt: stored.endAt }, now)
   return stored
+}
+
+/** The TypeError of a Deferred at `path` (`args[1].items[0]`) among a schedule's arguments. */
+function storedDeferred(path: string): TypeError {
+  const position = Number(/^args\[(\d+)\]/.exec(path)?.[1] ?? 0) + 1
+  return new TypeError(
+    `Expected the arguments of schedule() to be values, but argument ${position} after \`call\` (${path}) is a Deferred: a schedule's arguments are stored once and reused for every run, and a Deferred's result expires after its resultTimeout, failing every run from then on; pass a plain value instead (await d.result(ms)), or have the task compute it`,
+  )
 }
 
 /** The TypeError of a schedule whose `endAt` comes before its first due time. */

@@ -3,7 +3,7 @@
  * names what to change, and nothing is stored.
  */
 import { expect } from 'chai'
-import { getBroker, task } from '../../lib/index.js'
+import { getBroker, task, WorkerPool } from '../../lib/index.js'
 import { backends } from '../helpers/backends.js'
 import { uniqueQueue } from '../helpers/util.js'
 
@@ -84,6 +84,50 @@ for (const backend of backends) {
         expect((inWhen as Error).message).to.match(/Unknown schedule field `tx`/)
         expect(await admin.schedules()).to.deep.equal([])
       } finally {
+        await admin.close()
+      }
+    })
+
+    it('a Deferred among the arguments of schedule() failed every run once its result expired: a TypeError names where', async () => {
+      const queue = uniqueQueue('sched-deferred')
+      const admin = getBroker(url, queue)
+      admin.expose(function report(what: unknown) {
+        return what
+      })
+      const pool = new WorkerPool(admin)
+      try {
+        const q = admin.queue()
+        await pool.start()
+        const done = await q.report('done')
+        expect(await done.result(5000)).to.equal('done') // completed: its value would go inline
+        await pool.stop()
+        const pending = await q.report('pending') // no pool now: it stays enqueued
+        const cases: Array<[string, unknown[], string]> = [
+          ['a pending Deferred', ['a', pending], 'args[1]'],
+          ['a completed Deferred', [done], 'args[0]'],
+          ['a promise of one', ['a', 'b', q.report('later')], 'args[2]'],
+          ['one in an array in an object', [{ items: [1, pending] }], 'args[0].items[1]'],
+          ['one in a Map', [new Map([['k', pending]])], 'args[0].get(k)'],
+          ['one in a Set', ['a', new Set([pending])], 'args[1]<member>'],
+        ]
+        for (const [what, args, where] of cases) {
+          const err = await admin
+            .schedule('s', { every: 1000 }, q.report, ...args)
+            .catch((e: unknown) => e)
+          expect(err, what).to.be.instanceOf(TypeError)
+          const message = (err as Error).message
+          const position = Number(/^args\[(\d+)\]/.exec(where)![1]) + 1
+          expect(message, what).to.include(`argument ${position} after \`call\` (${where})`)
+          expect(message, what).to.match(/pass a plain value/)
+        }
+        expect(await admin.schedules()).to.deep.equal([])
+        // The value itself is taken, and each run gets it.
+        const info = await admin.schedule('s', { every: 1000 }, q.report, done.value)
+        expect(info.id).to.equal('s')
+        await admin.unschedule('s')
+      } finally {
+        await pool.stop()
+        await admin.purge()
         await admin.close()
       }
     })
