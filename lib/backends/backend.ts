@@ -187,8 +187,10 @@ export interface Backend {
    * Resolves when work may be ready on `queue` (an enqueue, a promotion, a retry, a freed limit
    * slot, a resume) or after `timeoutMs`, whichever is first, with the tasks handed over to parked
    * `workerId` (reserved for it, as exchange reserves) or none. Spurious wake-ups are allowed;
-   * missed ones are not. Rejects nothing: on `signal` abort it resolves. A worker that waited must
-   * unregister when it stops (handovers nobody took are released then).
+   * missed ones are not. Rejects nothing: on `signal` abort it resolves, and once the backend
+   * closes it resolves with none at once (a wait under way then too): the worker's next exchange
+   * rejects `BrokerClosed`. A worker that waited must unregister when it stops (handovers nobody
+   * took are released then).
    */
   waitForWork(
     queue: string,

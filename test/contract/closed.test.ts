@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai'
 import { BrokerClosed, getBroker, type QueueEvent } from '../../lib/index.js'
+import { openBackend } from '../../lib/backends/index.js'
 import { backends } from '../helpers/backends.js'
 import { uniqueQueue } from '../helpers/util.js'
 
@@ -138,6 +139,22 @@ for (const backend of backends) {
       expect(Date.now() - closedAt).to.be.below(2000)
       await closing
       await purge(url, queue)
+    })
+
+    it('waitForWork answers no work at close on every backend, one under way or one called after', async () => {
+      // The backend contract (docs/backends.md): the one method that does not reject BrokerClosed
+      // after close, so a worker's idle wait needs no error path; its next exchange rejects. A
+      // backend of its own (connectTimeoutMs: not shared with the brokers of other tests).
+      const handle = await openBackend(url, { connectTimeoutMs: 5000 })
+      const queue = uniqueQueue('closed-wait-work')
+      const underWay = handle.backend.waitForWork(queue, 'worker-1', 10_000)
+      const closedAt = Date.now()
+      await handle.release() // its last user: the backend closes
+      expect(await underWay).to.deep.equal([])
+      expect(await handle.backend.waitForWork(queue, 'worker-1', 10_000)).to.deep.equal([])
+      expect(Date.now() - closedAt).to.be.below(2000)
+      const err = await rejection(handle.backend.exchange(queue, 'worker-1', [], 1), 'exchange')
+      expect(err).to.be.instanceOf(BrokerClosed)
     })
 
     it('a Deferred that holds its outcome still reads it after close (no round trip)', async () => {

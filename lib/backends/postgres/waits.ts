@@ -9,6 +9,8 @@ export class WorkWaits {
   readonly #waiters = new Map<string, Set<() => void>>()
   /** The wait under way of each worker (`queue\0worker`), for a wake-up of its own. */
   readonly #mine = new Map<string, () => void>()
+  /** The backend closed: every wait, under way or to come, ends at once. */
+  #closed = false
 
   /** A worker is about to look at the queue: wake-ups from now on count. */
   seen(queue: string, workerId: string): void {
@@ -34,10 +36,23 @@ export class WorkWaits {
     for (const queue of [...this.#waiters.keys()]) this.wake(queue)
   }
 
+  /**
+   * The backend closed: wakes every waiter, and a wait begun later (one that was still waiting
+   * for the listening connection at the close) returns at once instead of running out its time.
+   */
+  close(): void {
+    this.#closed = true
+    this.wakeAll()
+  }
+
   /** Resolves on a wake-up of `queue` since the worker's last look, after `ms`, or on abort. */
   wait(queue: string, workerId: string, ms: number, signal?: AbortSignal): Promise<void> {
     const key = `${queue}\u0000${workerId}`
-    if ((this.#heard.get(queue) ?? 0) !== (this.#seen.get(key) ?? 0) || signal?.aborted)
+    if (
+      this.#closed ||
+      (this.#heard.get(queue) ?? 0) !== (this.#seen.get(key) ?? 0) ||
+      signal?.aborted
+    )
       return Promise.resolve()
     return new Promise(resolve => {
       const done = () => {

@@ -139,7 +139,7 @@ export class WorkerSide {
 
   /** Wakes every waiter and lets the folds under way end (the backend closing). */
   async close(): Promise<void> {
-    this.waits.wakeAll()
+    this.waits.close()
     await this.#folds.settled()
   }
 }
