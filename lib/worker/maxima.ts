@@ -13,6 +13,15 @@
 export const MAX_CONCURRENCY = 10_000
 
 /**
+ * The most tasks a pool reserves ahead of its free slots (`prefetch`): as many as it may run. A
+ * prefetched task holds a lease the pool renews as it does a running one's, so this keeps a pool
+ * at most twice the renewals of {@link MAX_CONCURRENCY}; and every exchange asks for its free slots
+ * plus this, which PostgreSQL reads as a 32-bit integer (a prefetch past 2^31 − 1 failed every
+ * exchange there).
+ */
+export const MAX_PREFETCH = MAX_CONCURRENCY
+
+/**
  * The most child processes of a pool (`processes`, `--processes`). A fixed number, not a multiple
  * of the host's cores, so that options valid on one host are valid on every host (a container sees
  * its host's cores); 256 children of 30–50 MB each are 8–13 GB, past any host this is meant for.
@@ -28,11 +37,13 @@ export const MAX_TASKS_PER_CHILD = Number.MAX_SAFE_INTEGER
 
 /**
  * Throws the TypeError of a count option (`processes`, `concurrency`, …) that is not an integer
- * from 1 to `max`.
+ * from `min` (1 unless given: `prefetch` takes 0) to `max`.
  */
-export function checkCount(name: string, v: unknown, max: number): number {
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)
-    throw new TypeError(`Expected \`${name}\` to be an integer from 1 to ${max}, got ${String(v)}`)
+export function checkCount(name: string, v: unknown, max: number, min = 1): number {
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max)
+    throw new TypeError(
+      `Expected \`${name}\` to be an integer from ${min} to ${max}, got ${String(v)}`,
+    )
   return v as number
 }
 

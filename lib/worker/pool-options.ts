@@ -7,7 +7,7 @@ import { ChildProcessExecutor } from './children/child-executor.js'
 import { checkDuration } from './durations.js'
 import { makeRunner } from './execute.js'
 import { InProcessExecutor, type Executor } from './executor.js'
-import { checkCount, MAX_CONCURRENCY, MAX_PROCESSES } from './maxima.js'
+import { checkCount, MAX_CONCURRENCY, MAX_PREFETCH, MAX_PROCESSES } from './maxima.js'
 
 /** Options of a WorkerPool. */
 export interface WorkerPoolOptions {
@@ -70,7 +70,9 @@ export interface WorkerPoolOptions {
    * backend round trip carries more work. The pool prefetches only while its recent tasks are
    * short (under 5 ms on average), so long or blocking tasks still spread over every worker. A
    * prefetched task is `processing` (its lease is renewed) but has not started; at stop it is
-   * released, first in line, its attempt uncounted. 0 takes a task only when a slot is free.
+   * released, first in line, its attempt uncounted. 0 takes a task only when a slot is free. An
+   * integer from 0 to 10 000, the most `concurrency` takes (a prefetched task's lease is renewed
+   * as a running one's is).
    * @default concurrency, and at least 16
    */
   prefetch?: number
@@ -172,8 +174,7 @@ export function resolvePoolOptions(
     )
   if (processes !== undefined) checkCount('processes', processes, MAX_PROCESSES)
   checkCount('concurrency', concurrency, MAX_CONCURRENCY)
-  if (!Number.isInteger(prefetch) || prefetch < 0)
-    throw new TypeError(`Expected \`prefetch\` to be an integer ≥ 0, got ${String(prefetch)}`)
+  checkCount('prefetch', prefetch, MAX_PREFETCH, 0)
   if (
     lanes !== undefined &&
     (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES || lanes > concurrency)
