@@ -1,29 +1,25 @@
 /**
  * Broker: one queue name on one backend URL. It exposes functions to the workers of this process,
  * turns calls into tasks (resolving promise arguments, serializing, batching the calls of one tick
- * into one backend round trip), hands back Deferreds, and manages the queue: its tasks (info,
- * listing, cancel), its settings, pause, limits, schedules and result cache.
+ * into one backend round trip), hands back Deferreds, retries ended tasks, streams the queue's
+ * events and owns the backend handle until close. Managing the queue (its tasks, settings, pause,
+ * limits, schedules, metrics) is QueueAdmin's (admin/queue-admin.ts); the result cache is
+ * BrokerCache's.
  */
 import { openBackend, checkUrl, type BackendHandle, type BackendOptions } from './backends/index.js'
-import type { Backend, Limit, QueueInfo, QueueSettings } from './backends/backend.js'
+import type { Backend } from './backends/backend.js'
 import type { Deferred } from './deferred.js'
-import { BrokerClosed, NotRetryable, PayloadTooLarge } from './errors.js'
+import { BrokerClosed, NotRetryable } from './errors.js'
 import { checkId, checkOptions, newTaskId } from './options.js'
 import { makeQueue, type Queue, type QueueHost } from './queue.js'
 import { TaskSpace, checkName } from './taskspace.js'
 import type { TaskFunction, TaskOptions, TransactionClient } from './types.js'
 import type { ResultHub } from './results.js'
 import { Enqueuer } from './enqueue.js'
-import { listQuery, toTaskInfo, type TaskFilter, type TaskInfo } from './task-info.js'
 import { BrokerCache } from './admin/cache.js'
-import { retryTask, taskTypes } from './admin/retry.js'
-import { storedSchedule } from './admin/schedule-call.js'
-import { checkLimit, checkLimitName } from './admin/limits.js'
-import { scheduleInfo, type Schedule, type ScheduleInfo } from './admin/schedules.js'
-import { checkSettings } from './admin/settings.js'
+import { QueueAdmin } from './admin/queue-admin.js'
+import { retryTask } from './admin/retry.js'
 import { EventStream, type EventsOptions } from './events/stream.js'
-import { summarize, type QueueMetrics } from './metrics/summary.js'
-import type { MinuteCounts } from './backends/backend.js'
 
 /** Options of `expose`. */
 export interface ExposeOptions {
@@ -31,20 +27,12 @@ export interface ExposeOptions {
   replace?: boolean
 }
 
-/** A task name the live workers of a queue expose. */
-export interface TaskType {
-  /** The dotted task name. */
-  name: string
-  /** How many live workers expose it. */
-  workers: number
-}
-
 /** A queue name on a backend: expose functions, make queues, manage the queue, close. */
-export class Broker implements QueueHost {
+export class Broker extends QueueAdmin implements QueueHost {
   /** The backend URL. */
   readonly url: string
   /** The queue name. */
-  readonly name: string
+  override readonly name: string
   /** The queue's result cache: `invalidate`, `clear`, `size`, `configure`. */
   readonly cache: BrokerCache
   readonly #handle: Promise<BackendHandle>
@@ -60,6 +48,7 @@ export class Broker implements QueueHost {
   constructor(url: string, name = 'default', options: BackendOptions = {}) {
     checkUrl(url, options)
     checkName(name, 'name')
+    super()
     this.url = url
     this.name = name
     this.#handle = openBackend(url, options)
@@ -133,55 +122,6 @@ export class Broker implements QueueHost {
     return this.queue<S, Target>(target, { ...options, tx: client })
   }
 
-  /** Tasks waiting to run: enqueued, delayed and pending dependents. */
-  async size(): Promise<number> {
-    return (await this.#backend()).size(this.name)
-  }
-
-  /** Discards every waiting task; their Deferreds and dependents become `cancelled`. Returns how many. */
-  async purge(): Promise<number> {
-    return (await this.#backend()).purge(this.name)
-  }
-
-  /** Counts of the queue's tasks, whether it is paused, and its live workers. */
-  async inspect(): Promise<QueueInfo> {
-    return (await this.#backend()).inspect(this.name)
-  }
-
-  // ---- tasks ----
-
-  /** What the backend knows of task `id`; undefined when it knows nothing (or no longer). */
-  async task(id: string): Promise<TaskInfo | undefined> {
-    checkId(id)
-    const stored = await (await this.#backend()).info(this.name, id)
-    return stored ? toTaskInfo(stored, this.name) : undefined
-  }
-
-  /**
-   * Tasks of the queue, newest first: by `status`, `name` (exact, or a prefix ending in `.`), age
-   * (`olderThan`, `newerThan`), paged with `limit` (100) and `offset`. Finished tasks are listed
-   * while their outcome is kept. Needs the queue's `listing` setting (on by default).
-   */
-  async tasks(filter?: TaskFilter): Promise<TaskInfo[]> {
-    const query = listQuery(filter)
-    const found = await (await this.#backend()).list(this.name, query)
-    return found.map(s => toTaskInfo(s, this.name))
-  }
-
-  /** Every task name the live workers of the queue expose, with how many workers expose it. */
-  async types(): Promise<TaskType[]> {
-    return taskTypes((await this.inspect()).workers)
-  }
-
-  /**
-   * Cancels task `id` if it is pending, enqueued or processing (a running task's `signal` aborts
-   * with `TaskCancelled`). True when this call cancelled it; false when it had ended or is unknown.
-   */
-  async cancel(id: string): Promise<boolean> {
-    checkId(id)
-    return (await this.#backend()).cancel(this.name, id)
-  }
-
   /**
    * Enqueues again, with a new id, a task that failed, expired or was cancelled: the same name,
    * arguments and options (priority and metadata included). Returns the new task's id, or
@@ -200,7 +140,7 @@ export class Broker implements QueueHost {
     return newId
   }
 
-  // ---- events and metrics ----
+  // ---- events ----
 
   /**
    * The queue's events, from every process: `for await (const e of broker.events())`, or
@@ -210,122 +150,6 @@ export class Broker implements QueueHost {
   events(options: EventsOptions = {}): EventStream {
     this.#open() // a closed broker: BrokerClosed here, not a stream that fails later
     return new EventStream(this.#backend(), this.name, options, this.#closing.signal)
-  }
-
-  /**
-   * Per-minute counts of the last `minutes` minutes (60 by default), the tasks in each state now,
-   * wait and run time percentiles over those minutes, and totals. See docs/metrics.md.
-   */
-  async metrics(options: { minutes?: number } = {}): Promise<QueueMetrics> {
-    if (typeof options !== 'object' || options === null || Array.isArray(options))
-      throw new TypeError(
-        `Expected \`options\` to be an object such as { minutes: 15 }, or left out; got ${options === null ? 'null' : typeof options}`,
-      )
-    const minutes = options.minutes ?? 60
-    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440)
-      throw new TypeError(
-        `Expected \`minutes\` to be an integer from 1 to 1440, got ${String(minutes)}`,
-      )
-    const [data, info] = await Promise.all([this.metricsData(minutes), this.inspect()])
-    return summarize(this.name, data, info)
-  }
-
-  /** The backend's counts behind `metrics()` (for worq/metrics). @internal */
-  async metricsData(minutes: number): Promise<{ minutes: MinuteCounts[]; totals: MinuteCounts }> {
-    return (await this.#backend()).metrics(this.name, minutes)
-  }
-
-  // ---- settings and pause ----
-
-  /** The queue's settings, stored in the backend (defaults where nothing was configured). */
-  async settings(): Promise<QueueSettings> {
-    return (await this.#backend()).settings(this.name)
-  }
-
-  /**
-   * Changes queue settings for every process of the queue: `events`, `eventsMax`, `metrics`,
-   * `listing`, `cacheSize`, `cacheTtl`. Returns them all.
-   */
-  async configure(settings: Partial<Omit<QueueSettings, 'paused'>>): Promise<QueueSettings> {
-    const patch = checkSettings(settings)
-    return (await this.#backend()).configure(this.name, patch)
-  }
-
-  /** Pauses the queue: it accepts enqueues and starts nothing new; running tasks finish. */
-  async pause(): Promise<void> {
-    await (await this.#backend()).pause(this.name, true)
-  }
-
-  /** Resumes a paused queue: what waited runs, in priority order. */
-  async resume(): Promise<void> {
-    await (await this.#backend()).pause(this.name, false)
-  }
-
-  /** True while the queue is paused. */
-  async isPaused(): Promise<boolean> {
-    return (await this.settings()).paused
-  }
-
-  // ---- limits ----
-
-  /**
-   * Limits the tasks named `name` (a dotted name, a prefix ending in `.` for a namespace, taken
-   * together, or `'*'` for the whole queue) across every worker: at most `concurrency` running at
-   * once, at most `rate.max` starts in any window of `rate.per` ms. `null` removes the limit.
-   */
-  async limit(name: string, limit: Limit | null): Promise<void> {
-    checkLimitName(name)
-    const checked = limit === null ? null : checkLimit(limit)
-    await (await this.#backend()).setLimit(this.name, name, checked)
-  }
-
-  /**
-   * Every limit of the queue, by name, in a record without a prototype: each name an own entry
-   * (`__proto__` and `constructor` included), and a name without a limit reads `undefined`.
-   */
-  async limits(): Promise<Record<string, Limit>> {
-    return (await this.#backend()).listLimits(this.name)
-  }
-
-  // ---- schedules ----
-
-  /**
-   * Runs `call(...args)` periodically: `when` is `{ cron, tz? }` (five fields, or six with seconds)
-   * or `{ every: ms }`, with optional `startAt`, `endAt`, `limit` and `catchUp`. `call` is a queue
-   * function (`q.reports.build`) or `task(q.reports.build, options)`. The queue's worker pools fire
-   * it, one task per due time, with id `<id>@<due time ISO>`. The same `id` replaces a schedule.
-   * `args` are stored once and sent to every run: values only (a Deferred among them, at any depth,
-   * is a TypeError naming where; pass `await d.result(ms)` instead).
-   */
-  async schedule(
-    id: string,
-    when: Schedule,
-    call: unknown,
-    ...args: unknown[]
-  ): Promise<ScheduleInfo> {
-    const stored = await storedSchedule(id, when, call, args)
-    const { task } = stored
-    const backend = await this.#backend()
-    if (backend.limits.maxPayloadBytes < Buffer.byteLength(task.payload))
-      throw new PayloadTooLarge(
-        `the arguments of schedule ${id}`,
-        Buffer.byteLength(task.payload),
-        backend.limits.maxPayloadBytes,
-      )
-    await backend.putSchedule(this.name, stored)
-    return scheduleInfo(stored)
-  }
-
-  /** Every schedule of the queue, in order of id (by code point), on every backend. */
-  async schedules(): Promise<ScheduleInfo[]> {
-    const stored = await (await this.#backend()).schedules(this.name)
-    return stored.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map(scheduleInfo)
-  }
-
-  /** Removes a schedule; true when there was one. */
-  async unschedule(id: string): Promise<boolean> {
-    checkId(id)
-    return (await this.#backend()).removeSchedule(this.name, id)
   }
 
   /**
@@ -350,7 +174,7 @@ export class Broker implements QueueHost {
   }
 
   /** The backend and its result hub, once open. @internal */
-  async backend(): Promise<{ backend: Backend; hub: ResultHub }> {
+  override async backend(): Promise<{ backend: Backend; hub: ResultHub }> {
     return this.#ready()
   }
 

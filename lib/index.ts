@@ -8,7 +8,8 @@
 /// <reference types="node" preserve="true" />
 export { TaskSpace } from './taskspace.js'
 export { Broker, getBroker, getQueue } from './broker.js'
-export type { ExposeOptions, TaskType } from './broker.js'
+export type { ExposeOptions } from './broker.js'
+export type { TaskType } from './admin/queue-admin.js'
 export type { BrokerCache } from './admin/cache.js'
 export type { TaskInfo, TaskError, TaskFilter, DeferredArg } from './task-info.js'
 export type { Schedule, ScheduleInfo } from './admin/schedules.js'

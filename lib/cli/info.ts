@@ -3,7 +3,8 @@
  * the age of its oldest waiting task, its live workers, and the task types they expose.
  */
 import { Command } from 'commander'
-import { getBroker, type TaskType } from '../broker.js'
+import { getBroker } from '../broker.js'
+import type { TaskType } from '../admin/queue-admin.js'
 import type { QueueInfo } from '../backends/backend.js'
 import { EXIT } from './exit-codes.js'
 import { queueName } from './parse.js'
