@@ -2,7 +2,7 @@
  * Limits and the result cache of a memory:// queue, with the semantics docs/limits.md and
  * docs/cache.md give (the Redis scripts do the same in Lua).
  */
-import { bindingLimits, rateWindowMs } from '../backend.js'
+import { bindingLimits, rateWindowMs, type Limit } from '../backend.js'
 import { Lines } from './lines.js'
 import type { CacheEntry, QueueState, TaskRecord } from './queue-state.js'
 
@@ -111,4 +111,33 @@ export function trimCache(q: QueueState, now: number): void {
     if (q.cache.size <= q.settings.cacheSize) break
     q.cache.delete(key)
   }
+}
+
+/**
+ * Sets or (with `null`) removes the limit `name`; a removed limit's waiting tasks go back to the
+ * front of their line. True when the limit changed.
+ */
+export function setLimit(q: QueueState, name: string, limit: Limit | null): boolean {
+  const had = q.limits.get(name)
+  if (limit === null) {
+    if (!had) return false
+    q.limits.delete(name)
+    q.holders.delete(name)
+    q.starts.delete(name)
+    // Tasks that waited for this limit go back to the front of their line.
+    const waiting = q.held.get(name)
+    q.held.delete(name)
+    for (const id of [...(waiting ?? [])].reverse()) {
+      const rec = q.records.get(id)
+      if (!rec || rec.state !== 'held') continue
+      rec.state = 'enqueued'
+      rec.heldBy = undefined
+      q.wait.unshift(id, rec.task.priority)
+    }
+    q.wake()
+    return true
+  }
+  q.limits.set(name, { ...limit })
+  q.wake() // a raised limit may let tasks start
+  return JSON.stringify(had) !== JSON.stringify(limit)
 }
