@@ -27,6 +27,7 @@
  * | `ERR_WORQ_LISTENER` | ListenerError | a pool event listener threw (reported as `pool:error`; lib/worker/events.ts) |
  * | `ERR_WORQ_REPLICATION_TIMEOUT` | ReplicationTimeout | with `replicas`, fewer replicas than asked acknowledged a write in time (it holds on the master) |
  */
+import { redactUrl } from './redact-url.js'
 
 /** What a remote error looked like, carried across the wire. */
 export interface RemoteError {
@@ -170,13 +171,8 @@ export class PayloadTooLarge extends WorqError {
 /** A backend URL could not be understood. */
 export class BadUrl extends WorqError {
   constructor(url: string, problem: string) {
-    super('ERR_WORQ_BAD_URL', `bad backend URL "${redact(url)}": ${problem}`)
+    super('ERR_WORQ_BAD_URL', `bad backend URL "${redactUrl(url)}": ${problem}`)
   }
-}
-
-/** The URL without its credentials: all of the authority up to its last @. */
-function redact(url: string): string {
-  return url.replace(/\/\/[^/?#]*@/, '//***@')
 }
 
 /** A run took longer than its `timeout`. It is the abort reason of the task's signal. */
@@ -276,7 +272,7 @@ export class BackendUnreachable extends WorqError {
   constructor(url: string, detail: string, options?: ErrorOptions) {
     super(
       'ERR_WORQ_BACKEND_UNREACHABLE',
-      `cannot reach the backend at "${redact(url)}": ${detail}; check that the server runs and accepts connections there`,
+      `cannot reach the backend at "${redactUrl(url)}": ${detail}; check that the server runs and accepts connections there`,
       options,
     )
   }
@@ -292,7 +288,7 @@ export class AuthFailed extends WorqError {
   constructor(url: string, detail: string, fix: string, options?: ErrorOptions) {
     super(
       'ERR_WORQ_AUTH_FAILED',
-      `the server at "${redact(url)}" refused worq's credentials (${detail}); ${fix}`,
+      `the server at "${redactUrl(url)}" refused worq's credentials (${detail}); ${fix}`,
       options,
     )
   }
@@ -327,7 +323,7 @@ export class TransactionsUnsupported extends WorqError {
   constructor(url: string) {
     super(
       'ERR_WORQ_NO_TRANSACTIONS',
-      `the \`tx\` option needs a postgres:// backend; "${redact(url)}" cannot enqueue inside a database transaction`,
+      `the \`tx\` option needs a postgres:// backend; "${redactUrl(url)}" cannot enqueue inside a database transaction`,
     )
   }
 }

@@ -15,6 +15,7 @@ import { guardedLines, lineLogger, type LogFormat } from './logger.js'
 import { integer, modulePath, ms, queueName } from './parse.js'
 import { stopControl } from './worker-stop.js'
 import { MAX_CONCURRENCY, MAX_PROCESSES, MAX_TASKS_PER_CHILD } from '../worker/maxima.js'
+import { redactUrl } from '../redact-url.js'
 
 /**
  * The largest `--max-memory-per-child`, in MB: 1 TiB, past any host a worker is meant for. Node
@@ -153,21 +154,17 @@ function logStart(
       id: pool.id,
       pid: process.pid,
       queue: o.queue,
-      url: redact(url),
+      url: redactUrl(url),
       concurrency,
       lanes,
       processes: o.processes ?? 0,
       tasks: names,
     },
-    `worker:start ${pool.id} (pid ${process.pid}) on queue ${o.queue} at ${redact(url)}: ` +
+    `worker:start ${pool.id} (pid ${process.pid}) on queue ${o.queue} at ${redactUrl(url)}: ` +
       `concurrency ${concurrency}${lanes > 1 ? ` in ${lanes} lanes` : ''}` +
       `${o.processes ? `, ${o.processes} child processes` : ''}, ` +
       `${names.length} tasks (${names.join(', ')})`,
   )
-}
-
-function redact(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, '//***@')
 }
 
 /** The `worker` command. */

@@ -169,7 +169,7 @@ export interface ScheduleJson {
 export interface HealthJson {
   /** True when every served queue's backend answered. */
   ok: boolean
-  /** The backend URL(s), without credentials. */
+  /** The backend URL(s), each password replaced by `***`. */
   backend: string
   /** How long the slowest backend took to answer, ms. */
   latencyMs: number

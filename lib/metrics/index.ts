@@ -8,7 +8,7 @@
 // The declarations name Node's types: @types/node, a dependency, is loaded with them (lib/ambient.ts).
 /// <reference types="node" preserve="true" />
 import type { Broker } from '../broker.js'
-import { redactUrl } from '../backends/redis/url.js'
+import { redactUrl } from '../redact-url.js'
 import { exposition, type QueueSample } from './prometheus.js'
 
 export type { QueueMetrics, MinuteMetrics, Percentiles } from './summary.js'

@@ -304,4 +304,32 @@ export const slow = new TaskSpace('slow', { ok: () => 'ok' })
       expect((await w.exited).code).to.equal(0)
     }
   })
+
+  it('the worker:start line and a bad URL error show the URL without its password', async () => {
+    const w = worq([
+      'worker',
+      url.replace('redis://', 'redis://:pw-secret@'),
+      '--tasks',
+      TASKS,
+      '--queue',
+      queue,
+      '--log-format',
+      'json',
+    ])
+    const line = JSON.parse(await w.line(/"event":"worker:start"/))
+    expect(line.url).to.equal(url.replace('redis://', 'redis://:***@'))
+    w.proc.kill('SIGTERM')
+    expect((await w.exited).code).to.equal(0)
+    expect(w.lines.join('\n')).to.not.include('pw-secret')
+    const bad = await worqRun([
+      'worker',
+      `${url}?password=pw-secret`,
+      '--tasks',
+      TASKS,
+      '--queue',
+      queue,
+    ])
+    expect(bad.code).to.not.equal(0)
+    expect(bad.out).to.include(`${url}?password=***`).and.not.include('pw-secret')
+  })
 })

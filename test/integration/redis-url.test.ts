@@ -1,6 +1,7 @@
 import { expect } from 'chai'
 import { BadUrl, getBroker } from '../../lib/index.js'
-import { parseRedisUrl, redactUrl } from '../../lib/backends/redis/url.js'
+import { parseRedisUrl } from '../../lib/backends/redis/url.js'
+import { redactUrl } from '../../lib/redact-url.js'
 import { connectionTopology } from '../../lib/backends/redis/topology.js'
 
 const connectionBase = (raw: string, redis?: object) => connectionTopology(raw, redis).options

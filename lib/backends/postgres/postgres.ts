@@ -31,7 +31,7 @@ import {
   type WorkerInfo,
 } from '../backend.js'
 import { BrokerClosed, ListingOff } from '../../errors.js'
-import { redactUrl } from '../redis/url.js'
+import { redactUrl } from '../../redact-url.js'
 import { BatchEnqueue } from './enqueue.js'
 import { Listener } from './listen.js'
 import { migrate } from './migrate.js'

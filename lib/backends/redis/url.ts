@@ -7,14 +7,6 @@
 import type { RedisOptions } from 'ioredis'
 import { BadUrl } from '../../errors.js'
 
-/** The URL with its password replaced by `***`. */
-export function redactUrl(raw: string): string {
-  return raw.replace(/^(\w+:\/\/)([^@/]*)@/, (_m, scheme: string, auth: string) => {
-    const colon = auth.indexOf(':')
-    return colon < 0 ? `${scheme}${auth}@` : `${scheme}${auth.slice(0, colon)}:***@`
-  })
-}
-
 /** ioredis options for a `redis://` or `rediss://` URL. Throws BadUrl naming the wrong part. */
 export function parseRedisUrl(raw: string): RedisOptions {
   const port = /^rediss?:\/\/(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/?#]*)(?::([^/?#]*))?/.exec(raw)?.[1]

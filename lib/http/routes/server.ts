@@ -6,22 +6,12 @@ import { createRequire } from 'node:module'
 import type { Broker } from '../../index.js'
 import { PROMETHEUS_CONTENT_TYPE, prometheusMetrics } from '../../metrics/index.js'
 import { openApiDocument } from '../openapi.js'
+import { redactUrl } from '../redact-url.js'
 import type { Route } from '../router.js'
 import type { ConfigJson, HealthJson } from '../types.js'
 
 // lib/http/routes and dist/http/routes are both three levels below the package's root.
 const { version } = createRequire(import.meta.url)('../../../package.json') as { version: string }
-
-/** `url` without its password. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString()
-  } catch {
-    return url.replace(/:[^:@/]*@/, ':***@')
-  }
-}
 
 /** ms the backend of `broker` took to answer, or rejects (also after `timeoutMs`). */
 async function ping(broker: Broker, timeoutMs: number): Promise<number> {
@@ -54,7 +44,7 @@ export const serverRoutes: Route[] = [
       const ok = results.every(r => r.status === 'fulfilled')
       const body: HealthJson = {
         ok,
-        backend: [...new Set(brokers.map(b => redact(b.url)))].join(', '),
+        backend: [...new Set(brokers.map(b => redactUrl(b.url)))].join(', '),
         latencyMs:
           Math.round(
             Math.max(
