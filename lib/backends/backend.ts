@@ -47,25 +47,28 @@
  * only the broker reads them.
  */
 import type {
-  EventBatch,
   ExchangeResult,
   Finish,
   Lease,
-  Limit,
   ListQuery,
-  MinuteCounts,
   NewTask,
   ProgressUpdate,
-  QueueInfo,
-  QueueSettings,
   ReservedTask,
   StoredInfo,
-  StoredSchedule,
   TaskState,
-  WorkerInfo,
 } from './records.js'
+import type {
+  EventBatch,
+  Limit,
+  MinuteCounts,
+  QueueInfo,
+  QueueSettings,
+  StoredSchedule,
+  WorkerInfo,
+} from './queue-records.js'
 
 export type * from './records.js'
+export type * from './queue-records.js'
 export {
   storedBackoff,
   backoffDelay,

@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto'
 import type { Backoff } from '../types.js'
-import type { Limit, QueueSettings, StoredBackoff } from './records.js'
+import type { StoredBackoff } from './records.js'
+import type { Limit, QueueSettings } from './queue-records.js'
 
 /** Normalises a backoff option for storage. */
 export function storedBackoff(backoff: Backoff | undefined): StoredBackoff {
