@@ -1,28 +1,24 @@
 /**
  * The task flows of memory://: enqueue, readiness (the result cache and single flight), reserving
  * (priorities, pause, limits), finishing (the cascade down Deferred arguments and cache
- * followers), cancel, progress and the sweep. The Redis scripts do the same in Lua.
+ * followers), retry, cancel and progress. A worker's finishes are read in finishes.ts, its leases
+ * renewed and swept in leases.ts. The Redis scripts do the same in Lua.
  */
 import {
-  backoffDelay,
   readyCacheKey,
   leaseMs,
-  stallMs,
   type BackendLimits,
-  type Finish,
   type NewTask,
   type OutcomeListener,
   type ProgressUpdate,
   type ReservedTask,
 } from '../backend.js'
-import { boundedOutcome, cancelledOutcome, expiredOutcome } from '../../outcome.js'
+import { cancelledOutcome, expiredOutcome } from '../../outcome.js'
 import { countEnd, countStart, emit, endEvent } from './observe.js'
 import { QueueState, type Dependent, type TaskRecord } from './queue-state.js'
-import { errorOf, readable, release } from './finishes.js'
-import { cacheHit, cacheStore, freeSlots, hold, takeSlots, trimCache } from './shaping.js'
+import { cacheHit, cacheStore, freeSlots, hold, takeSlots } from './shaping.js'
 
 const GONE = 'the argument task and its result are gone (its resultTimeout passed)'
-const LAPSED = 'the worker stopped renewing its lease (it died, hung or lost its connection)'
 
 /** How a task ends: from the cache, and the tag of the finishing (or cancelled) token. */
 interface Ending {
@@ -274,34 +270,8 @@ export class MemoryEngine {
     return reserved
   }
 
-  /** Applies a worker's finishes; returns the ids of refused ones (stale; or unreadable). */
-  applyFinishes(q: QueueState, done: readonly Finish[], now: number): string[] {
-    const stale: string[] = []
-    for (const f of done) {
-      const rec = q.records.get(f.id)
-      if (!rec || rec.state !== 'processing' || rec.token !== f.token) {
-        // Quiet: a release (the task never started), or the end of a run cancelled as it ran.
-        const cancelled = rec?.state === 'done' && rec.finishTag === f.token
-        if (!f.release && !cancelled) stale.push(f.id)
-        continue
-      }
-      if (f.release) {
-        release(q, rec, now)
-      } else if (f.retryAt !== undefined) {
-        const error = errorOf(f.outcome)
-        // One that cannot be read is refused alone: its lease lapses, the sweep acts on it.
-        if (error) this.#retry(q, rec, f.retryAt, error, now)
-        else stale.push(f.id)
-      } else if (readable(f.outcome)) {
-        this.finish(rec, this.#bounded(rec, f.outcome), now, { tag: f.token })
-      } else {
-        stale.push(f.id)
-      }
-    }
-    return stale
-  }
-
-  #retry(
+  /** Puts a task that ran back in line for another attempt at `at`, with a `retrying` event. */
+  retry(
     q: QueueState,
     rec: TaskRecord,
     at: number,
@@ -322,15 +292,6 @@ export class MemoryEngine {
     })
     countEnd(q, 'r', ran, now)
     this.line(q, rec, at, now)
-  }
-
-  #bounded(rec: TaskRecord, outcome: string): string {
-    return boundedOutcome(outcome, this.limits.maxPayloadBytes, () => ({
-      taskName: rec.task.name,
-      queue: rec.queue,
-      taskId: rec.task.id,
-      attempts: rec.attempt,
-    }))
   }
 
   progress(queue: string, updates: readonly ProgressUpdate[], now: number): void {
@@ -356,35 +317,5 @@ export class MemoryEngine {
     this.finish(rec, cancelledOutcome(rec.task.name, queue, id), now, { tag: token })
     if (token !== undefined) this.q(queue).tell({ type: 'cancel', id })
     return true
-  }
-
-  sweep(queue: string, intervalMs: number, now: number): number {
-    const q = this.q(queue)
-    if (now - q.lastSweep < intervalMs) return 0
-    q.lastSweep = now
-    trimCache(q, now)
-    // Sweeping stopped for a while (the event loop was blocked, or no worker swept): leases that
-    // lapsed meanwhile get one more from now, so that live workers renew before anything is retried.
-    const last = q.sweptAt
-    const stalled = last !== undefined && now - last > stallMs(intervalMs)
-    q.sweptAt = now
-    let handled = 0
-    for (const id of [...q.processing]) {
-      const rec = q.records.get(id)!
-      const until = rec.leaseUntil ?? 0
-      if (until >= now) continue
-      if (stalled && until > last) {
-        rec.leaseUntil = now + leaseMs(rec.task.heartrate)
-        continue
-      }
-      handled++
-      if (rec.attempt < rec.task.attempts) {
-        const at = now + backoffDelay(rec.task.backoff, rec.attempt, Math.random())
-        this.#retry(q, rec, at, { name: 'TaskExpired', message: LAPSED }, now)
-      } else {
-        this.finish(rec, expiredOutcome(rec.task.name, queue, id, LAPSED, rec.attempt), now)
-      }
-    }
-    return handled
   }
 }

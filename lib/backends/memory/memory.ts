@@ -3,11 +3,10 @@
  * Redis (leases, sweeps, attempts, delays, priorities, Deferred arguments, the result cache,
  * limits, pause, schedules, events, metrics, result expiry). Brokers with the same memory:// URL
  * share one instance; when the last one closes, its tasks are gone. This class serves the workers
- * and the task reads; the queue management methods are in admin.ts, the task flows in engine.ts,
- * the reports in reads.ts.
+ * and the task reads; the queue management methods are in admin.ts, the task flows in engine.ts
+ * (finishes.ts, leases.ts), the reports in reads.ts.
  */
 import {
-  leaseMs,
   type Backend,
   type BackendLimits,
   type ControlMessage,
@@ -27,6 +26,8 @@ import {
 import { outcomeStatus } from '../../outcome.js'
 import { ListingOff } from '../../errors.js'
 import { MemoryAdmin } from './admin.js'
+import { applyFinishes } from './finishes.js'
+import { renew, sweep } from './leases.js'
 import { cancelledNow, infoOf, inspect, list, statusOf, waitingIds } from './reads.js'
 import { PURGE_STEP, purgeInSteps } from '../purge-steps.js'
 
@@ -60,7 +61,7 @@ export class MemoryBackend extends MemoryAdmin implements Backend {
     this.open()
     const q = this.engine.q(queue)
     const now = Date.now()
-    const stale = this.engine.applyFinishes(q, done, now)
+    const stale = applyFinishes(this.engine, q, done, now)
     q.promote(now)
     const reserved = this.engine.reserve(q, workerId, max, now)
     const result: ExchangeResult = { stale, reserved }
@@ -97,16 +98,7 @@ export class MemoryBackend extends MemoryAdmin implements Backend {
 
   async renew(queue: string, leases: readonly Lease[]): Promise<string[]> {
     this.open()
-    const q = this.engine.q(queue)
-    const now = Date.now()
-    const lost: string[] = []
-    for (const l of leases) {
-      const rec = q.records.get(l.id)
-      if (rec?.state === 'processing' && rec.token === l.token)
-        rec.leaseUntil = now + leaseMs(l.heartrate)
-      else lost.push(l.id)
-    }
-    return lost
+    return renew(this.engine.q(queue), leases, Date.now())
   }
 
   async progress(queue: string, updates: readonly ProgressUpdate[]): Promise<void> {
@@ -116,7 +108,7 @@ export class MemoryBackend extends MemoryAdmin implements Backend {
 
   async sweep(queue: string, intervalMs: number): Promise<number> {
     this.open()
-    return this.engine.sweep(queue, intervalMs, Date.now())
+    return sweep(this.engine, queue, intervalMs, Date.now())
   }
 
   async status(queue: string, id: string): Promise<TaskState | null> {
