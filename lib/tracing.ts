@@ -127,7 +127,11 @@ export interface EnqueueSpan {
 
 const NOTHING: EnqueueSpan = { carried: '', end: () => undefined }
 
-/** Starts the `worq.enqueue` span of a call (a no-op without an SDK). */
+/**
+ * Starts the `worq.enqueue` span of a call (a no-op without an SDK). A tracer that throws, from
+ * `getTracer`, `startSpan` or any method of its span, is treated as no SDK: telemetry never fails
+ * the call it observes.
+ */
 export function startEnqueue(
   queue: string,
   name: string,
@@ -135,46 +139,69 @@ export function startEnqueue(
   args: readonly unknown[],
 ): EnqueueSpan {
   if (!sdkRegistered()) return NOTHING
-  const span = tracer().startSpan(`worq.enqueue`, {
-    kind: SpanKind.PRODUCER,
-    attributes: {
-      'messaging.system': 'worq',
-      'messaging.destination.name': queue,
-      'messaging.message.id': id,
-      'messaging.operation.type': 'send',
-      'messaging.operation.name': 'enqueue',
-      'worq.task.name': name,
-      // The run this call asks for is the task's first attempt (a retry's run has its own).
-      'worq.task.attempt': 1,
-    },
-  })
-  // Nothing records (no SDK): nothing more to do on the call's path.
-  if (!span.isRecording()) return NOTHING
-  const links: Link[] = producers(args, []).map(sc => ({ context: sc }))
-  if (links.length > 0) span.addLinks(links)
-  const carrier = injected(trace.setSpan(context.active(), span))
-  const parent = carrier.traceparent ?? traceparent(span.spanContext())
-  const carried = [
-    parent,
-    carrier.tracestate ?? '',
-    ...links.map(l => traceparent(l.context)),
-  ].join('\n')
-  return {
-    carried,
-    end(deferred, err) {
-      if (err !== undefined) fail(span, err)
-      span.end()
-      if (deferred) (deferred as Traced)[kProducer] = span.spanContext()
-    },
+  let span: Span | undefined
+  try {
+    span = tracer().startSpan(`worq.enqueue`, {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        'messaging.system': 'worq',
+        'messaging.destination.name': queue,
+        'messaging.message.id': id,
+        'messaging.operation.type': 'send',
+        'messaging.operation.name': 'enqueue',
+        'worq.task.name': name,
+        // The run this call asks for is the task's first attempt (a retry's run has its own).
+        'worq.task.attempt': 1,
+      },
+    })
+    // Nothing records (no SDK): nothing more to do on the call's path.
+    if (!span.isRecording()) return NOTHING
+    const links: Link[] = producers(args, []).map(sc => ({ context: sc }))
+    if (links.length > 0) span.addLinks(links)
+    const own = span.spanContext()
+    const carrier = injected(trace.setSpan(context.active(), span))
+    const carried = [
+      carrier.traceparent ?? traceparent(own),
+      carrier.tracestate ?? '',
+      ...links.map(l => traceparent(l.context)),
+    ].join('\n')
+    return { carried, end: ender(span, own) }
+  } catch {
+    // A broken tracer: the call goes on untraced (and the span, if one was made, is let go).
+    if (span) quietly(span, s => s.end())
+    return NOTHING
   }
 }
 
+/** How an enqueue span ends: never throwing, and the producer is remembered on the Deferred. */
+function ender(span: Span, own: SpanContext): EnqueueSpan['end'] {
+  return (deferred, err) => {
+    if (deferred) (deferred as Traced)[kProducer] = own
+    if (err !== undefined) quietly(span, s => fail(s, err))
+    // Apart: a span whose recordException or setStatus throws is still ended (and exported).
+    quietly(span, s => s.end())
+  }
+}
+
+/**
+ * Calls `use(span)`, and drops what it throws: a span method that throws (a broken SDK) must not
+ * fail the call or the run it observes, nor, thrown from a run's continuation, crash the process.
+ */
+function quietly(span: Span, use: (span: Span) => void): void {
+  try {
+    use(span)
+  } catch {
+    // The application's tracer is broken; the work goes on as without tracing.
+  }
+}
+
+/** Marks `span` failed with `err` (the status first: a recordException that throws keeps it). */
 function fail(span: Span, err: unknown): void {
-  span.recordException(err instanceof Error ? err : String(err))
   span.setStatus({
     code: SpanStatusCode.ERROR,
     message: err instanceof Error ? err.message : String(err),
   })
+  span.recordException(err instanceof Error ? err : String(err))
 }
 
 /** A consumer span in flight. */
@@ -189,7 +216,11 @@ export interface RunSpan {
 
 const NO_RUN: RunSpan = { recording: false, within: fn => fn(), end: () => undefined }
 
-/** Starts the `worq.run` span of a task's run (a no-op without an SDK, or with nothing carried). */
+/**
+ * Starts the `worq.run` span of a task's run (a no-op without an SDK, or with nothing carried). A
+ * tracer that throws, from `getTracer`, `startSpan` or any method of its span, is treated as no
+ * SDK: the task runs and ends as it would untraced.
+ */
 export function startRun(
   queue: string,
   name: string,
@@ -198,43 +229,55 @@ export function startRun(
   carried: string,
 ): RunSpan {
   if (!sdkRegistered()) return NO_RUN
-  const [parent = '', state = '', ...linked] = carried ? carried.split('\n') : []
-  const parentContext = parent ? extracted(parent, state) : context.active()
-  const links: Link[] = []
-  for (const tp of linked) {
-    const sc = trace.getSpanContext(extracted(tp))
-    if (sc) links.push({ context: sc })
-  }
-  const span = tracer().startSpan(
-    'worq.run',
-    {
-      kind: SpanKind.CONSUMER,
-      attributes: {
-        'messaging.system': 'worq',
-        'messaging.destination.name': queue,
-        'messaging.message.id': id,
-        'messaging.operation.type': 'process',
-        'messaging.operation.name': 'run',
-        'worq.task.name': name,
-        'worq.task.attempt': attempt,
+  let span: Span | undefined
+  try {
+    const [parent = '', state = '', ...linked] = carried ? carried.split('\n') : []
+    const parentContext = parent ? extracted(parent, state) : context.active()
+    const links: Link[] = []
+    for (const tp of linked) {
+      const sc = trace.getSpanContext(extracted(tp))
+      if (sc) links.push({ context: sc })
+    }
+    span = tracer().startSpan(
+      'worq.run',
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          'messaging.system': 'worq',
+          'messaging.destination.name': queue,
+          'messaging.message.id': id,
+          'messaging.operation.type': 'process',
+          'messaging.operation.name': 'run',
+          'worq.task.name': name,
+          'worq.task.attempt': attempt,
+        },
+        links,
       },
-      links,
-    },
-    parentContext,
-  )
-  if (!span.isRecording()) return NO_RUN
-  const active = trace.setSpan(parentContext, span)
+      parentContext,
+    )
+    if (!span.isRecording()) return NO_RUN
+    return running(span, trace.setSpan(parentContext, span))
+  } catch {
+    if (span) quietly(span, s => s.end())
+    return NO_RUN
+  }
+}
+
+/** A recording run span, active as `active`; its end never throws. */
+function running(span: Span, active: Context): RunSpan {
   return {
     recording: true,
     within: fn => context.with(active, fn),
     end(error) {
-      if (error) {
-        const e = new Error(error.message)
-        e.name = error.name
-        if (error.stack) e.stack = error.stack
-        fail(span, e)
-      }
-      span.end()
+      if (error)
+        quietly(span, s => {
+          const e = new Error(error.message)
+          e.name = error.name
+          if (error.stack) e.stack = error.stack
+          fail(s, e)
+        })
+      // Apart: a span whose recordException or setStatus throws is still ended (and exported).
+      quietly(span, s => s.end())
     },
   }
 }
