@@ -8,6 +8,7 @@
 // The declarations name Node's types: @types/node, a dependency, is loaded with them (lib/ambient.ts).
 /// <reference types="node" preserve="true" />
 import type { Broker } from '../broker.js'
+import { backendIdentity } from '../backends/identity.js'
 import { redactUrl } from '../redact-url.js'
 import { exposition, type QueueSample } from './prometheus.js'
 
@@ -23,13 +24,16 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
  * `worq_task_run_seconds`. Counters come from the backend's totals, so every process renders the
  * same numbers.
  *
- * Each queue is rendered once: a broker given twice, or two brokers of the same queue name and
- * backend URL, count as one. One queue name on two backend URLs would print clashing series (a
- * scrape with duplicate series is rejected whole), so it is a `TypeError` naming both URLs: render
- * each backend's queues in a text of its own (docs/metrics.md).
+ * Each queue is rendered once: a broker given twice, or two brokers of the same queue name on
+ * one backend, count as one. Backend URLs are compared by what they reach, not as written:
+ * `redis://h` and `redis://H:6379/0` are one backend (the host's case, default ports and
+ * databases, credentials and connection options do not count; a `memory://` URL counts as
+ * written, as each spelling is a store of its own). One queue name on two backends would print
+ * clashing series (a scrape with duplicate series is rejected whole), so it is a `TypeError`
+ * naming both URLs: render each backend's queues in a text of its own (docs/metrics.md).
  *
  * @throws TypeError when `brokers` is not a Broker or an array of Brokers, or names one queue on
- * two backend URLs.
+ * two backends.
  */
 export async function prometheusMetrics(brokers: Broker | readonly Broker[]): Promise<string> {
   const samples: QueueSample[] = await Promise.all(
@@ -56,27 +60,30 @@ function isBroker(b: unknown): b is Broker {
 
 /**
  * `brokers` checked, one per queue: the first broker of each queue name, in the order given. The
- * same name on another backend URL is a TypeError, as its series would clash.
+ * same name on another backend (lib/backends/identity.ts) is a TypeError, as its series would
+ * clash.
  */
 function distinctQueues(brokers: unknown): Broker[] {
   const list: unknown[] = Array.isArray(brokers) ? brokers : [brokers]
-  const byName = new Map<string, Broker>()
+  const byName = new Map<string, { broker: Broker; backend: string }>()
   for (const b of list) {
     if (!isBroker(b))
       throw new TypeError(
         `Expected \`brokers\` to be a Broker or an array of Brokers (from getBroker()), got ${describe(b)}`,
       )
     const seen = byName.get(b.name)
-    if (seen === undefined) byName.set(b.name, b)
-    else if (seen.url !== b.url)
+    // The same broker again, or the same URL as written, needs no parsing.
+    if (seen !== undefined && (seen.broker === b || seen.broker.url === b.url)) continue
+    const backend = backendIdentity(b.url)
+    if (seen === undefined) byName.set(b.name, { broker: b, backend })
+    else if (seen.backend !== backend)
       throw new TypeError(
-        `Expected \`brokers\` to have each queue name on one backend URL, but queue ` +
-          `${JSON.stringify(b.name)} is on ${redactUrl(seen.url)} and on ${redactUrl(b.url)}: ` +
-          'their series would clash; render each backend in a text of its own (or, for one ' +
-          'backend, spell its URL the same in both getBroker() calls)',
+        `Expected \`brokers\` to have each queue name on one backend, but queue ` +
+          `${JSON.stringify(b.name)} is on ${redactUrl(seen.broker.url)} and on ` +
+          `${redactUrl(b.url)}: their series would clash; render each backend in a text of its own`,
       )
   }
-  return [...byName.values()]
+  return [...byName.values()].map(e => e.broker)
 }
 
 function describe(v: unknown): string {
