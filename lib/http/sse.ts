@@ -4,7 +4,8 @@
  * of JSON (lib/http/types.ts EventJson) with an `id:` line, so a client that reconnects sends
  * `Last-Event-ID` and resumes where it was: the queue's eventId for one queue, or
  * `queue=eventId&queue=eventId` (URL-encoded) for several. A comment every `heartbeatMs` keeps
- * proxies from closing an idle stream. A `gap` event means events were dropped: read afresh.
+ * proxies from closing an idle stream. A `gap` event means events were dropped: read afresh. Its
+ * `id:` resumes after it (not at the position the log did not hold, which would be a gap again).
  * `HEAD` answers the stream's headers after the same checks, and opens no stream.
  */
 import type { Broker, EventStream } from '../index.js'
@@ -137,7 +138,12 @@ async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined>
       try {
         for await (const event of stream) {
           if (ended) return
-          positions.set(brokers[i]!.name, event.eventId)
+          // A gap's eventId is the position the log did not hold (older than it keeps, or past
+          // its newest event): resuming there is the same gap again. Its id is where the stream
+          // has read to: past every event read by now, each of which happened before the client
+          // could read afresh, as a gap asks it to.
+          const at = event.type === 'gap' ? (stream.position ?? event.eventId) : event.eventId
+          positions.set(brokers[i]!.name, at)
           res.write(
             `id: ${idLine(positions, single)}\ndata: ${JSON.stringify(eventJson(event))}\n\n`,
           )
