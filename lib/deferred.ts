@@ -5,6 +5,7 @@
  * until its `resultTimeout` passes. `value` is what the last `wait`, `status` or `result` fetched.
  */
 import { NoResultYet, type TaskFailure, WaitTimeout } from './errors.js'
+import { callListener } from './listener.js'
 import { expiredOutcome, outcomeStatus, readOutcome } from './outcome.js'
 import { markResultRefs } from './result-ref.js'
 import type { TaskStatus } from './types.js'
@@ -113,13 +114,8 @@ export class Deferred<T = unknown> {
   [kProgress](value: unknown): void {
     this.#progress = value
     if (this.#progressListeners)
-      for (const listener of [...this.#progressListeners]) {
-        try {
-          listener(value)
-        } catch {
-          // A listener's throw is its own; the others still hear of the progress.
-        }
-      }
+      // A listener's throw or rejection is its own; the others still hear of the progress.
+      for (const listener of [...this.#progressListeners]) callListener(listener, value)
   }
 
   /**
@@ -133,7 +129,9 @@ export class Deferred<T = unknown> {
   /**
    * Calls `listener` with each new progress value of the task, in order, wherever the task runs.
    * Values reported faster than they can be delivered may be coalesced; the latest always arrives
-   * (docs/tasks.md). Returns a function that unsubscribes.
+   * (docs/tasks.md). Returns a function that unsubscribes. A listener that throws, or returns a
+   * promise that rejects (an `async` listener), is passed over: the others still hear, and the
+   * failure is dropped, never an unhandled rejection; catch inside the listener to see it.
    */
   onProgress(listener: (value: unknown) => void): () => void {
     if (typeof listener !== 'function')

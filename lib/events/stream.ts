@@ -5,6 +5,7 @@
  * a `gap` event. docs/events.md says what each event carries, and in what order.
  */
 import type { Backend, StoredEvent } from '../backends/backend.js'
+import { callListener } from '../listener.js'
 import { decodeValue } from '../serializer.js'
 import type { QueueEvent, QueueEventOf, QueueEventType } from './types.js'
 
@@ -168,7 +169,12 @@ export class EventStream implements AsyncIterable<QueueEvent> {
     return this.#position
   }
 
-  /** Adds a listener for one event type (or `'*'` for all); starts reading. */
+  /**
+   * Adds a listener for one event type (or `'*'` for all); starts reading. A listener that
+   * throws, or returns a promise that rejects (an `async` listener), is passed over: the stream
+   * and the other listeners go on, and the failure is dropped, never an unhandled rejection;
+   * catch inside the listener to see it.
+   */
   on<T extends QueueEventType>(type: T | '*', listener: (event: QueueEventOf<T>) => void): this {
     if (typeof listener !== 'function')
       throw new TypeError(`Expected the listener to be a function, got ${typeof listener}`)
@@ -278,12 +284,7 @@ export class EventStream implements AsyncIterable<QueueEvent> {
       this.#wakeConsumer()
     }
     for (const key of [event.type, '*'] as const)
-      for (const l of [...(this.#listeners.get(key) ?? [])]) {
-        try {
-          l(event)
-        } catch {
-          // A listener's throw is its own; the stream and the other listeners go on.
-        }
-      }
+      // A listener's throw or rejection is its own; the stream and the other listeners go on.
+      for (const l of [...(this.#listeners.get(key) ?? [])]) callListener(l, event)
   }
 }
