@@ -99,11 +99,6 @@ export interface Finish {
   runMs?: number
   waitMs?: number
   /**
-   * The worker heard the task cancelled while it ran: the backend refuses this finish, and the
-   * cancel counted the run's time already (Redis then leaves `runMs` out of its counts).
-   */
-  cancelled?: boolean
-  /**
    * The task's name and attempt, as the worker knows them: a backend names the task with them when
    * it turns an outcome over `maxPayloadBytes` into a failure (else 'unknown').
    */

@@ -137,7 +137,6 @@ export class Slots {
         ...(retry && { retryAt: now }),
         runMs: now - started,
         waitMs: Math.max(0, started - task.dueAt),
-        ...(cancelled && { cancelled }),
         name,
         attempt,
       })
@@ -241,7 +240,6 @@ export class Slots {
     const ms = Date.now() - started
     finish.runMs = ms
     finish.waitMs = Math.max(0, started - task.dueAt)
-    if (cancelled) finish.cancelled = true
     finish.name = task.name
     finish.attempt = task.attempt
     this.#recentMs = this.#recentMs === undefined ? ms : 0.8 * this.#recentMs + 0.2 * ms

@@ -124,5 +124,45 @@ for (const backend of backends) {
         await broker.close()
       }
     })
+
+    it('a run cancelled after it returned, before its finish went out, counts once in the run-time histogram', async () => {
+      const broker = getBroker(url, uniqueQueue('metrics'))
+      broker.expose(function quick() {
+        return 'done'
+      })
+      const { backend: b } = await broker.backend()
+      const { exchange } = b
+      const reached = latch<string>()
+      const release = latch()
+      // The pool's exchange that carries the run's finish waits until the test cancelled the task.
+      b.exchange = async (...args) => {
+        const [finish] = args[2]
+        if (finish && !finish.release) {
+          reached.resolve(finish.id)
+          await release.promise
+        }
+        return exchange.apply(b, args)
+      }
+      const pool = new WorkerPool(broker)
+      try {
+        await pool.start()
+        const d = await broker.queue().quick()
+        expect(await reached.promise).to.equal(d.id) // returned; its finish is held
+        expect(await d.cancel()).to.equal(true)
+        release.resolve()
+        expect(await d.wait(5000)).to.equal(true)
+        expect(await d.status()).to.equal('cancelled')
+        await pool.stop() // the held finish has been sent and refused
+        const all = samples(await prometheusMetrics(broker))
+        const count = (name: string) => all.find(x => x.name === name)?.value
+        expect(count('worq_tasks_total')).to.equal(0) // completed
+        expect(all.find(x => x.labels.status === 'cancelled')?.value).to.equal(1)
+        expect(count('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
+        expect(count('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
+      } finally {
+        b.exchange = exchange
+        await broker.close()
+      }
+    })
   })
 }

@@ -363,8 +363,8 @@ export function histogramFields(done: readonly Finish[]): string {
       add(`w${timeBucket(f.waitMs)}`, 1)
       add('ws', Math.round(f.waitMs))
     }
-    // A cancelled run's time was counted by the cancel that ended it (store.lua).
-    if (f.runMs !== undefined && !f.cancelled) {
+    // A cancelled run's too: the cancel that ended it left the count to this finish (store.lua).
+    if (f.runMs !== undefined) {
       add(`t${timeBucket(f.runMs)}`, 1)
       add('ts', Math.round(f.runMs))
     }

@@ -68,7 +68,8 @@ local on_ready -- A task whose arguments are all there (defined below, used by t
   listed  false when it cannot be listed (the queue's listing was off when it was enqueued);
           nil: it may be
   progress its latest progress (serialized), when known
-  reported its worker reported the run's time itself (exchange.lua): not counted here
+  reported its worker reports the run's time itself (exchange.lua), with the finish it applied or
+          the one a cancel refuses: not counted here
   Returns the dependents text (false when none), for the cascade. ]]
 local function end_task(queue, id, outcome, x)
   local h, held = x.h, x.held
@@ -320,6 +321,9 @@ local function cancel_one(queue, id, unlinked)
     if v then
       local held = read_held(v)
       x.held, x.tag = held, held and token_tag(held.token)
+      -- Its worker sends the run's finish all the same (refused, it counts the run's time with
+      -- it, exchange.lua), whether it heard the cancel while the run went on or after it ended.
+      x.reported = true
       x.progress = rcall('HGET', tokens, 'p:' .. id) or nil
       rcall('HDEL', tokens, id, 'p:' .. id)
       drop_leases(queue, { id })
