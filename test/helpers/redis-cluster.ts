@@ -67,26 +67,44 @@ export interface RedisCluster {
   stop(): Promise<void>
 }
 
-function info(port: number, section: string): Promise<string> {
-  return onNode(port, r => (section === 'cluster' ? r.cluster('INFO') : r.info(section)))
+function info(port: number, section: string, password?: string): Promise<string> {
+  return onNode(port, r => (section === 'cluster' ? r.cluster('INFO') : r.info(section)), password)
 }
 
 /** Who serves each slot range, as one node sees it: `start-end:port` joined. */
-function slotMap(port: number): Promise<string> {
-  return onNode(port, async r => {
-    const slots = (await r.cluster('SLOTS')) as unknown as Array<[number, number, [string, number]]>
-    return slots
-      .map(([a, b, [, p]]) => `${a}-${b}:${p}`)
-      .sort()
-      .join(',')
-  })
+function slotMap(port: number, password?: string): Promise<string> {
+  return onNode(
+    port,
+    async r => {
+      const slots = (await r.cluster('SLOTS')) as unknown as Array<
+        [number, number, [string, number]]
+      >
+      return slots
+        .map(([a, b, [, p]]) => `${a}-${b}:${p}`)
+        .sort()
+        .join(',')
+    },
+    password,
+  )
+}
+
+/** How to start a test cluster. */
+export interface ClusterOptions {
+  /**
+   * Every node's password (`--requirepass`, and `--masterauth` for its replication): the helper's
+   * own connections and `redis-cli` give it; a URL must carry it (`url` does not).
+   */
+  password?: string
 }
 
 /**
  * Starts a 3-master, 3-replica cluster. Throws, saying how to install it, when redis-server is
  * missing.
  */
-export async function startCluster(): Promise<RedisCluster> {
+export async function startCluster(options: ClusterOptions = {}): Promise<RedisCluster> {
+  const { password } = options
+  const auth = password === undefined ? [] : ['--requirepass', password, '--masterauth', password]
+  const cliAuth = password === undefined ? [] : ['-a', password, '--no-auth-warning']
   if (!hasBinary()) throw new Error(INSTALL)
   const root = mkdtempSync(join(tmpdir(), 'worq-cluster-'))
   dirs.add(root)
@@ -115,12 +133,13 @@ export async function startCluster(): Promise<RedisCluster> {
           // A master whose replica was promoted while it was away comes back as a replica.
           '--cluster-replica-validity-factor',
           '0',
+          ...auth,
         ],
       }),
     )
   }
   await Promise.all(ports.map(start))
-  const cli = async (...args: string[]) => (await run('redis-cli', args)).stdout
+  const cli = async (...args: string[]) => (await run('redis-cli', [...cliAuth, ...args])).stdout
   await cli(
     '--cluster',
     'create',
@@ -141,7 +160,7 @@ export async function startCluster(): Promise<RedisCluster> {
       if (c) await terminate(c, signal)
     },
     start: () => start(port),
-    connect: () => helperRedis({ port, host: '127.0.0.1' }),
+    connect: () => helperRedis({ port, host: '127.0.0.1', password }),
   }))
   const live = () => nodes.filter(n => n.running)
   const cluster: RedisCluster = {
@@ -153,13 +172,13 @@ export async function startCluster(): Promise<RedisCluster> {
     async masters() {
       const out: ClusterNode[] = []
       for (const n of live()) {
-        const role = /^role:(\w+)/m.exec(await info(n.port, 'replication'))?.[1]
+        const role = /^role:(\w+)/m.exec(await info(n.port, 'replication', password))?.[1]
         if (role === 'master') out.push(n)
       }
       return out
     },
     async ownerOf(slot) {
-      const r = helperRedis({ port: live()[0]!.port, host: '127.0.0.1' })
+      const r = helperRedis({ port: live()[0]!.port, host: '127.0.0.1', password })
       try {
         const slots = (await r.cluster('SLOTS')) as unknown as Array<
           [number, number, [string, number]]
@@ -184,8 +203,8 @@ export async function startCluster(): Promise<RedisCluster> {
       const until = Date.now() + timeoutMs
       for (;;) {
         try {
-          const states = await Promise.all(live().map(n => info(n.port, 'cluster')))
-          const maps = await Promise.all(live().map(n => slotMap(n.port)))
+          const states = await Promise.all(live().map(n => info(n.port, 'cluster', password)))
+          const maps = await Promise.all(live().map(n => slotMap(n.port, password)))
           const ok = states.every(s => /cluster_state:ok/.test(s))
           const agree = maps.every(m => m === maps[0])
           const served = maps[0] !== undefined && maps[0].split(',').length > 0
@@ -202,7 +221,7 @@ export async function startCluster(): Promise<RedisCluster> {
       for (;;) {
         const masters = await cluster.masters().catch(() => [])
         const infos = await Promise.all(
-          masters.map(m => info(m.port, 'replication').catch(() => '')),
+          masters.map(m => info(m.port, 'replication', password).catch(() => '')),
         )
         if (masters.length > 0 && infos.every(i => /^slave0:.*state=online/m.test(i))) return
         if (Date.now() > until) throw new Error("the test cluster's replicas did not come online")

@@ -121,9 +121,22 @@ export function terminate(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM
   })
 }
 
-/** Runs `fn` on a new connection to the server on `port` alone (no retries), then closes it. */
-export async function onNode<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 })
+/**
+ * Runs `fn` on a new connection to the server on `port` alone (no retries), then closes it;
+ * `password` for a server started with `--requirepass`.
+ */
+export async function onNode<T>(
+  port: number,
+  fn: (r: Redis) => Promise<T>,
+  password?: string,
+): Promise<T> {
+  const r = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    ...(password !== undefined && { password }),
+  })
   r.on('error', () => undefined)
   try {
     await r.connect()

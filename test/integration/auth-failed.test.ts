@@ -1,16 +1,25 @@
 /**
  * Credentials the server refuses: a wrong Redis password or user, no password for a server that
- * needs one, a PostgreSQL role that does not exist. Each call fails at once with AuthFailed
- * (`ERR_WORQ_AUTH_FAILED`), whose message says what to change and whose `cause` is the driver's
- * error. They surfaced as the driver's raw error, or (Redis) as BackendUnreachable once
+ * needs one (one server, or the nodes of a Redis Cluster), a PostgreSQL role that does not exist.
+ * Each call fails at once with AuthFailed (`ERR_WORQ_AUTH_FAILED`), whose message says what to
+ * change and whose `cause` is the driver's error (a Cluster's: the refusal of the last node it
+ * tried). They surfaced as the driver's raw error, or (Redis) as BackendUnreachable once
  * `connectTimeoutMs` had passed, saying to check that the server runs. A PostgreSQL database that
  * does not exist is a BadUrl (`ERR_WORQ_BAD_URL`), as a Redis database number the server lacks is.
  */
 import { expect } from 'chai'
+import calculateSlot from 'cluster-key-slot'
 import { randomBytes } from 'node:crypto'
 import { AuthFailed, BadUrl, getBroker, WorkerPool } from '../../lib/index.js'
 import { postgresUrl } from '../helpers/postgres.js'
-import { hasBinary, INSTALL, startRedis, type RedisServer } from '../helpers/redis-server.js'
+import { startCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import {
+  hasBinary,
+  INSTALL,
+  onNode,
+  startRedis,
+  type RedisServer,
+} from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 
 /** Well within connectTimeoutMs (10 s below): the refusal is not waited out. */
@@ -96,6 +105,91 @@ describe('redis: credentials the server refuses', function () {
       expect(await broker.size()).to.equal(0)
     } finally {
       await broker.close()
+    }
+  })
+})
+
+describe('redis cluster: credentials the nodes refuse', function () {
+  let cluster: RedisCluster
+  before(async function () {
+    if (!hasBinary()) throw new Error(INSTALL)
+    this.timeout(60_000)
+    cluster = await startCluster({ password: 's3cret' })
+  })
+  after(async () => {
+    await cluster?.stop()
+  })
+  const withAuth = (auth: string) =>
+    cluster.url.replace('redis-cluster://', `redis-cluster://${auth}@`)
+
+  it('a wrong password surfaced as BackendUnreachable after connectTimeoutMs: AuthFailed at once', async () => {
+    expectRefused(
+      await failures(withAuth(':wrong-pw')),
+      /check the user and password in the URL \(redis-cluster:\/\/user:password@host:port,host:port/,
+      /WRONGPASS/,
+    )
+  })
+
+  it('an unknown user surfaced as BackendUnreachable: AuthFailed at once', async () => {
+    expectRefused(
+      await failures(withAuth('nobody:s3cret')),
+      /check the user and password/,
+      /WRONGPASS/,
+    )
+  })
+
+  it('no password for nodes that need one: AuthFailed saying to give one', async () => {
+    expectRefused(await failures(cluster.url), /the server needs a password/, /NOAUTH/)
+  })
+
+  it('the right password runs the queue', async () => {
+    const broker = getBroker(withAuth(':s3cret'), uniqueQueue('auth'))
+    try {
+      const pool = new WorkerPool(broker)
+      broker.expose(function add(a: number, b: number) {
+        return a + b
+      })
+      await pool.start()
+      expect(await (await broker.queue().add(1, 2)).result(5000)).to.equal(3)
+      await pool.stop()
+    } finally {
+      await broker.close()
+    }
+  })
+
+  it('a node that refuses once the cluster is ready surfaced as the raw ReplyError: AuthFailed', async () => {
+    const queue = uniqueQueue('auth')
+    const broker = getBroker(withAuth(':s3cret'), queue)
+    const owner = await cluster.ownerOf(calculateSlot(queue))
+    try {
+      expect(await broker.size()).to.equal(0) // ready, and connected to the queue's node
+      // The queue's node takes another password and drops its clients: the broker's connection
+      // to it comes back refused, while the cluster stays ready.
+      await onNode(
+        owner.port,
+        async r => {
+          await r.config('SET', 'requirepass', 'changed-pw')
+          await r.call('CLIENT', 'KILL', 'TYPE', 'normal')
+        },
+        's3cret',
+      )
+      const start = Date.now()
+      const err = await broker
+        .queue()
+        .add(1, 2)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+      expect(err).to.be.instanceOf(AuthFailed)
+      expect((err as Error).message)
+        .to.match(/refused worq's credentials \(WRONGPASS/)
+        .and.not.match(/s3cret|changed-pw/)
+      expect(String((err as Error).cause)).to.match(/WRONGPASS/)
+      expect(Date.now() - start).to.be.below(PROMPT_MS)
+    } finally {
+      await broker.close()
+      await onNode(owner.port, r => r.config('SET', 'requirepass', 's3cret'), 'changed-pw')
     }
   })
 })

@@ -40,13 +40,23 @@ const ENDED = /^Connection is closed/
  */
 const AUTH_REFUSED = /^(WRONGPASS|NOAUTH)\b|^ERR invalid (password|username-password)/
 
-/** The AuthFailed of `err` when it is the server's refusal of the credentials, else undefined. */
+/**
+ * The AuthFailed of `err` when it is the server's refusal of the credentials, else undefined. A
+ * Cluster that could ask no node for its slots fails with ClusterAllFailedError, whose
+ * `lastNodeError` says why the last node it tried failed: that refusal is the cause then.
+ */
 export function authFailed(url: string, err: unknown): AuthFailed | undefined {
+  const last = (err as { lastNodeError?: unknown } | undefined)?.lastNodeError
+  if (last) err = last
   const message = String((err as Error | undefined)?.message ?? '')
   if (!AUTH_REFUSED.test(message)) return undefined
+  // The URL's shape as the caller wrote it: a Cluster's seed nodes, or one server.
+  const shape = /^rediss?-cluster:/.test(url)
+    ? { scheme: 'redis-cluster', rest: 'host:port,host:port' }
+    : { scheme: 'redis', rest: 'host:port/db' }
   const fix = message.startsWith('NOAUTH')
-    ? 'the server needs a password: put it in the URL (redis://:password@host:port/db, or redis://user:password@… for an ACL user) or in the `redis` options'
-    : 'check the user and password in the URL (redis://user:password@host:port/db, or redis://:password@… for the default user) or in the `redis` options, and that the user is enabled (ACL SETUSER <user> on)'
+    ? `the server needs a password: put it in the URL (${shape.scheme}://:password@${shape.rest}, or ${shape.scheme}://user:password@… for an ACL user) or in the \`redis\` options`
+    : `check the user and password in the URL (${shape.scheme}://user:password@${shape.rest}, or ${shape.scheme}://:password@… for the default user) or in the \`redis\` options, and that the user is enabled (ACL SETUSER <user> on)`
   return new AuthFailed(url, message.replace(/\.$/, ''), fix, { cause: err })
 }
 
@@ -90,18 +100,21 @@ export function final(redis: Connection): boolean {
   return redis.status === 'end' && (closed.has(redis) || redis.isCluster)
 }
 
-/** The BackendUnreachable maker of each bounded connection. */
-const bounds = new WeakMap<object, (cause: unknown) => Error>()
+/** The BackendUnreachable maker of each bounded connection, and the URL it names. */
+const bounds = new WeakMap<object, { unreachable: (cause: unknown) => Error; url: string }>()
 
 /**
  * `err` as the caller should see it: BackendUnreachable when it is ioredis's end of retries on a
- * bounded connection (a command in flight when the connection dropped), else `err` itself.
+ * bounded connection (a command in flight when the connection dropped), AuthFailed when it is a
+ * server's refusal of the credentials (a Cluster that is ready sends a command to a node that
+ * refuses them: ioredis rejects it with the node's reply), else `err` itself.
  */
 export function told(redis: Connection, err: unknown): unknown {
-  const unreachable = bounds.get(redis)
-  return unreachable && OUT_OF_RETRIES.test(String((err as Error | undefined)?.message))
-    ? unreachable(err)
-    : err
+  const bound = bounds.get(redis)
+  if (!bound) return err
+  return OUT_OF_RETRIES.test(String((err as Error | undefined)?.message))
+    ? bound.unreachable(err)
+    : (authFailed(bound.url, err) ?? err)
 }
 
 /**
@@ -121,7 +134,7 @@ export function boundWaits(redis: Connection, url: string, ms: number): void {
       `no answer within ${ms} ms (connectTimeoutMs)${cause ? `: ${String((cause as Error).message ?? cause)}` : ''}`,
       { cause },
     )
-  bounds.set(redis, unreachable)
+  bounds.set(redis, { unreachable, url })
   /** Sends what waited, in the order it was made (on 'end', ioredis refuses it). */
   const release = () => {
     for (const h of held) clearTimeout(h.timer)
