@@ -46,9 +46,13 @@ describe('redis: URLs', () => {
     bad('redis://h:6379/0?family=6', /query parameters/)
   })
 
-  it('redacts the password, and the redis option merges over the URL', () => {
+  it('redacts the passwords (of a cluster or sentinel URL too), and the redis option merges over the URL', () => {
     expect(redactUrl('redis://u:secret@h:1/0')).to.equal('redis://u:***@h:1/0')
     expect(redactUrl('redis://h:1/0')).to.equal('redis://h:1/0')
+    expect(redactUrl('redis-cluster://u:pw@h:1,h:2')).to.equal('redis-cluster://u:***@h:1,h:2')
+    expect(
+      redactUrl('redis-sentinel://:pw@h:1,h:2/m?sentinelUsername=u&sentinelPassword=pw'),
+    ).to.equal('redis-sentinel://:***@h:1,h:2/m?sentinelUsername=u&sentinelPassword=***')
     const o = connectionBase('redis://h:1/2', { db: 5, keyPrefix: 'x:', connectTimeout: 50 })
     expect(o).to.deep.equal({ host: 'h', port: 1, db: 5, connectTimeout: 50 })
     const like = { options: { host: 'other', port: 2 }, duplicate() {} }
