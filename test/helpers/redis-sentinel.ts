@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Redis } from 'ioredis'
 import { dirs, freePort, hasBinary, INSTALL, launch, onNode, terminate } from './redis-server.js'
 
 /** The master name the sentinels watch. */
@@ -59,8 +60,21 @@ async function inSync(port: number, timeoutMs = 30_000): Promise<void> {
   }
 }
 
+/** How to start a test Sentinel set. */
+export interface SentinelOptions {
+  /**
+   * The sentinels' own password (`requirepass` in their config; they give it to each other too):
+   * the helper's own connections to them give it; a URL must carry it (`url` does not).
+   */
+  sentinelPassword?: string
+}
+
 /** Starts the set and waits until every sentinel knows the replica and the other sentinels. */
-export async function startSentinels(): Promise<SentinelSet> {
+export async function startSentinels(options: SentinelOptions = {}): Promise<SentinelSet> {
+  const { sentinelPassword } = options
+  /** `fn` on a connection to sentinel `port`. */
+  const askSentinel = <T>(port: number, fn: (r: Redis) => Promise<T>) =>
+    ask(port, fn, sentinelPassword)
   if (!hasBinary()) throw new Error(INSTALL)
   const root = mkdtempSync(join(tmpdir(), 'worq-sentinel-'))
   dirs.add(root)
@@ -94,6 +108,7 @@ export async function startSentinels(): Promise<SentinelSet> {
           `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
           `sentinel failover-timeout ${MASTER_NAME} 4000`,
           `sentinel parallel-syncs ${MASTER_NAME} 1`,
+          ...(sentinelPassword === undefined ? [] : [`requirepass ${sentinelPassword}`]),
           '',
         ].join('\n'),
       )
@@ -101,7 +116,7 @@ export async function startSentinels(): Promise<SentinelSet> {
     }),
   )
   const master = () =>
-    ask(sentinels[0], async c => {
+    askSentinel(sentinels[0], async c => {
       const [, port] = (await c.call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)) as [
         string,
         string,
@@ -113,7 +128,7 @@ export async function startSentinels(): Promise<SentinelSet> {
     for (;;) {
       const now = await Promise.all(
         sentinels.map(s =>
-          ask(s, async c => {
+          askSentinel(s, async c => {
             const a = (await c.call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)) as string[]
             return Number(a[1])
           }).catch(() => port),
@@ -129,7 +144,7 @@ export async function startSentinels(): Promise<SentinelSet> {
   for (;;) {
     const ready = await Promise.all(
       sentinels.map(s =>
-        ask(s, async c => {
+        askSentinel(s, async c => {
           const flat = (await c.call('SENTINEL', 'master', MASTER_NAME)) as string[]
           const field = (k: string) => flat[flat.indexOf(k) + 1]
           return field('num-slaves') === '1' && field('num-other-sentinels') === '2'
@@ -164,7 +179,9 @@ export async function startSentinels(): Promise<SentinelSet> {
       // it again (NOGOODSLAVE): ask again until they take it.
       const until = Date.now() + (timeoutMs ?? 30_000)
       for (;;) {
-        const refused = await ask(sentinels[0], c => c.call('SENTINEL', 'failover', MASTER_NAME))
+        const refused = await askSentinel(sentinels[0], c =>
+          c.call('SENTINEL', 'failover', MASTER_NAME),
+        )
           .then(() => undefined)
           .catch((err: unknown) => err)
         if (refused === undefined) break

@@ -1,9 +1,9 @@
 /**
  * Credentials the server refuses: a wrong Redis password or user, no password for a server that
- * needs one (one server, or the nodes of a Redis Cluster), a PostgreSQL role that does not exist.
- * Each call fails at once with AuthFailed (`ERR_WORQ_AUTH_FAILED`), whose message says what to
- * change and whose `cause` is the driver's error (a Cluster's: the refusal of the last node it
- * tried). They surfaced as the driver's raw error, or (Redis) as BackendUnreachable once
+ * needs one (one server, a Redis Cluster's nodes, the sentinels' own sentinelPassword), a
+ * PostgreSQL role that does not exist. Each call fails at once with AuthFailed
+ * (`ERR_WORQ_AUTH_FAILED`), whose message says what to change and whose `cause` is the driver's
+ * error (a Cluster's: the refusal of the last node it tried). They surfaced as the driver's raw error, or (Redis) as BackendUnreachable once
  * `connectTimeoutMs` had passed, saying to check that the server runs. A PostgreSQL database that
  * does not exist is a BadUrl (`ERR_WORQ_BAD_URL`), as a Redis database number the server lacks is.
  */
@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { AuthFailed, BadUrl, getBroker, WorkerPool } from '../../lib/index.js'
 import { postgresUrl } from '../helpers/postgres.js'
 import { startCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import { startSentinels, type SentinelSet } from '../helpers/redis-sentinel.js'
 import {
   hasBinary,
   INSTALL,
@@ -190,6 +191,45 @@ describe('redis cluster: credentials the nodes refuse', function () {
     } finally {
       await broker.close()
       await onNode(owner.port, r => r.config('SET', 'requirepass', 's3cret'), 'changed-pw')
+    }
+  })
+})
+
+describe('redis sentinel: a password the sentinels refuse', function () {
+  let set: SentinelSet
+  before(async function () {
+    if (!hasBinary()) throw new Error(INSTALL)
+    this.timeout(60_000)
+    set = await startSentinels({ sentinelPassword: 's3cret' })
+  })
+  after(async () => {
+    await set?.stop()
+  })
+
+  it('a wrong sentinelPassword surfaced as BackendUnreachable, the password in its URL: AuthFailed at once, redacted', async () => {
+    expectRefused(
+      await failures(`${set.url}?sentinelPassword=wrong-pw`),
+      /check sentinelPassword \(and sentinelUsername\) in the URL's query/,
+      /All sentinels are unreachable.*WRONGPASS/,
+    )
+  })
+
+  it('no sentinelPassword for sentinels that need one: AuthFailed saying to give one', async () => {
+    expectRefused(
+      await failures(set.url),
+      /the sentinels need a password: put it in the URL's query/,
+      /All sentinels are unreachable.*NOAUTH/,
+    )
+  })
+
+  it('the right sentinelPassword runs the queue', async () => {
+    const broker = getBroker(`${set.url}?sentinelPassword=s3cret`, uniqueQueue('auth'))
+    try {
+      expect(await broker.size()).to.equal(0)
+      const { backend } = await broker.backend()
+      expect(backend.url).to.match(/\?sentinelPassword=\*\*\*$/) // redacted, as a password is
+    } finally {
+      await broker.close()
     }
   })
 })

@@ -41,14 +41,24 @@ const ENDED = /^Connection is closed/
 const AUTH_REFUSED = /^(WRONGPASS|NOAUTH)\b|^ERR invalid (password|username-password)/
 
 /**
+ * ioredis's report that no sentinel gave the master's address, when the last one refused the
+ * sentinels' own password (`sentinelPassword`): that refusal, which the report holds as text only.
+ */
+const SENTINELS_REFUSED =
+  /^All sentinels are unreachable\b.*? Last error: ((?:WRONGPASS|NOAUTH)\b.*)$/s
+
+/**
  * The AuthFailed of `err` when it is the server's refusal of the credentials, else undefined. A
  * Cluster that could ask no node for its slots fails with ClusterAllFailedError, whose
- * `lastNodeError` says why the last node it tried failed: that refusal is the cause then.
+ * `lastNodeError` says why the last node it tried failed: that refusal is the cause then. Behind
+ * Sentinel, the sentinels' refusal of their own password is one too.
  */
 export function authFailed(url: string, err: unknown): AuthFailed | undefined {
   const last = (err as { lastNodeError?: unknown } | undefined)?.lastNodeError
   if (last) err = last
   const message = String((err as Error | undefined)?.message ?? '')
+  const sentinels = SENTINELS_REFUSED.exec(message)?.[1]
+  if (sentinels !== undefined) return sentinelsRefused(url, sentinels, err)
   if (!AUTH_REFUSED.test(message)) return undefined
   // The URL's shape as the caller wrote it: a Cluster's seed nodes, or one server.
   const shape = /^rediss?-cluster:/.test(url)
@@ -58,6 +68,15 @@ export function authFailed(url: string, err: unknown): AuthFailed | undefined {
     ? `the server needs a password: put it in the URL (${shape.scheme}://:password@${shape.rest}, or ${shape.scheme}://user:password@… for an ACL user) or in the \`redis\` options`
     : `check the user and password in the URL (${shape.scheme}://user:password@${shape.rest}, or ${shape.scheme}://:password@… for the default user) or in the \`redis\` options, and that the user is enabled (ACL SETUSER <user> on)`
   return new AuthFailed(url, message.replace(/\.$/, ''), fix, { cause: err })
+}
+
+/** The AuthFailed of the sentinels' `reply` refusing their password; `err` is ioredis's report. */
+function sentinelsRefused(url: string, reply: string, err: unknown): AuthFailed {
+  const where = "in the URL's query (redis-sentinel://host:port,…/<master>?sentinelPassword=…"
+  const fix = reply.startsWith('NOAUTH')
+    ? `the sentinels need a password: put it ${where}, and sentinelUsername=… for an ACL user) or in the \`redis\` options; the URL's user and password are the data nodes'`
+    : `check sentinelPassword (and sentinelUsername) ${where}) or in the \`redis\` options, and that the user is enabled on the sentinels; the URL's user and password are the data nodes'`
+  return new AuthFailed(url, `the sentinels: ${reply.replace(/\.$/, '')}`, fix, { cause: err })
 }
 
 /** Connections worq closed (`disconnect()` without reconnecting): their end is final. */
