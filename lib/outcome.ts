@@ -135,6 +135,21 @@ export function outcomeError(outcome: string): {
   }
 }
 
+/**
+ * True when a backend can store `outcome` as a task's end: a completed one as it is (its value is
+ * the caller's to read), any other only when {@link outcomeError} reads it (a known status and a
+ * payload that decodes to what that status records).
+ */
+export function finalOutcomeReadable(outcome: string): boolean {
+  if (outcome.charAt(0) === 'c') return true
+  try {
+    outcomeError(outcome)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** A cancelled outcome. */
 export function cancelledOutcome(taskName: string, queue: string, taskId: string): string {
   return 'k' + JSON.stringify({ taskName, queue, taskId })

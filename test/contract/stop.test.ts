@@ -165,5 +165,53 @@ for (const backend of backends) {
         await broker.close()
       }
     })
+
+    it('a final outcome the backend cannot read is refused alone, not stored to fail every read of the task', async () => {
+      const queue = uniqueQueue()
+      const broker = getBroker(url, queue)
+      // No status, an unknown one, a failure that is not JSON, JSON that is not a failure record.
+      const unreadable = ['', 'z{}', 'fnot json', 'f{"json":1}']
+      try {
+        const q = broker.queue()
+        const first = await q.func()
+        const bad = await Promise.all(
+          unreadable.map(() => task(q.func, { attempts: 2, heartrate: 20, backoff: 0 })()),
+        )
+        const last = await q.func()
+        const { backend: b } = await broker.backend()
+        const reserved = (await b.exchange(queue, 'w', [], 2 + bad.length)).reserved
+        const token = (id: string) => reserved.find(t => t.id === id)!.token
+        const { stale } = await b.exchange(
+          queue,
+          'w',
+          [
+            { id: first.id, token: token(first.id), outcome: 'c{"json":1}' },
+            ...bad.map((d, i) => ({ id: d.id, token: token(d.id), outcome: unreadable[i]! })),
+            { id: last.id, token: token(last.id), outcome: 'c{"json":3}' },
+          ],
+          0,
+        )
+        expect(await first.result(1000)).to.equal(1)
+        expect(await last.result(1000)).to.equal(3)
+        // Refused, reported stale: the task still reads as processing until its lease lapses.
+        expect(stale).to.have.members(bad.map(d => d.id))
+        for (const d of bad) {
+          expect(await d.status()).to.equal('processing')
+          expect((await d.info())?.status).to.equal('processing')
+        }
+        // The sweep puts each back for its second attempt: none is lost.
+        await until(
+          async () =>
+            (await b.sweep(queue, 10)) >= 0 &&
+            (await Promise.all(bad.map(d => d.status()))).every(s => s === 'enqueued'),
+          5000,
+          'the tasks back in line',
+        )
+        const again = (await b.exchange(queue, 'w', [], bad.length)).reserved
+        expect(again.map(t => [t.id, t.attempt])).to.have.deep.members(bad.map(d => [d.id, 2]))
+      } finally {
+        await broker.close()
+      }
+    })
   })
 }

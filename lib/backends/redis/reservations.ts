@@ -1,12 +1,20 @@
 /**
  * Between one Redis backend instance and its workers: the finishes a worker sends back, as
  * exchange.lua reads them (a result over `maxPayloadBytes` fails with the name and attempt the
- * worker reports in its Finish), and the tasks of a handover message.
+ * worker reports in its Finish; an outcome that cannot be read is refused on its own), and the
+ * tasks of a handover message.
  */
 import type { BackendLimits, Finish, ReservedTask } from '../backend.js'
-import { boundedFinish } from '../../outcome.js'
+import { boundedFinish, finalOutcomeReadable } from '../../outcome.js'
 import { decodeReserved, parseHandover } from './codec.js'
 import type { FinishEntry } from './scripts.js'
+
+/**
+ * A token no reservation ever holds (tokens are `<worker>:<nonce>.<n>`, never ending in `|`): a
+ * finish sent with it is refused by the exchange and reported stale, as any finish whose token no
+ * longer matches. Its task's lease lapses and the sweep puts it back or expires it.
+ */
+const REFUSED = '|'
 
 /** Encodes finishes, and decodes handovers. */
 export class Reservations {
@@ -29,6 +37,11 @@ export class Reservations {
           outcome: f.outcome.length > 8192 ? '' : f.outcome,
           retryAt: f.retryAt,
         }
+      // An outcome that cannot be read is refused alone, as memory:// and PostgreSQL refuse it:
+      // stored, it failed every read of the task (status, result, info) with a raw TypeError or
+      // SyntaxError. Checked here, not in exchange.lua: a completed outcome costs one comparison.
+      if (!finalOutcomeReadable(f.outcome))
+        return { id: f.id, token: `${f.token}${REFUSED}`, outcome: '' }
       return {
         id: f.id,
         token: f.token,
