@@ -26,12 +26,9 @@ function reconnectOnReadonly(err: Error): 2 | false {
  * an ACL refuses INFO it prints a line (`console.warn`) and goes on as if loaded. The library never
  * prints: here a refused INFO answers that check with an empty reply, which ioredis takes for
  * "loaded" the same way, without the line. worq's own INFO reads (checks.ts) go through `call`,
- * which this leaves alone, and still see the refusal. A Cluster's node connections get it as
- * ioredis makes them (its `+node` event comes before their first command), and its subscriber
- * connection as ioredis picks it (`quietClusterSubscriber`).
+ * which this leaves alone, and still see the refusal.
  */
 function quietReadyCheck(redis: Redis): void {
-  quietAuth(redis)
   type Info = (...args: unknown[]) => Promise<string>
   const info = (redis.info as Info).bind(redis)
   ;(redis as unknown as { info: Info }).info = (...args) => {
@@ -48,6 +45,41 @@ function quietReadyCheck(redis: Redis): void {
         (err: unknown) => callback(err),
       )
     return reply
+  }
+}
+
+/**
+ * What ioredis would print or reject unhandled on a connection of worq's, quietened: its ready
+ * check refused by an ACL, a password the server does not need, and its own renewals after a
+ * reconnect. A Cluster's node connections get it as ioredis makes them (its `+node` event comes
+ * before their first command), and its subscriber connection as ioredis picks it
+ * (`quietClusterSubscriber`).
+ */
+function quietConnection(redis: Redis): void {
+  quietReadyCheck(redis)
+  quietAuth(redis)
+  quietRenewals(redis)
+}
+
+/** The commands ioredis sends by itself after a reconnect, with nobody to handle their failure. */
+const RENEWALS = ['select', 'subscribe', 'psubscribe', 'ssubscribe'] as const
+
+/**
+ * After a reconnect ioredis renews a connection itself: SELECT of its database, and SUBSCRIBE of
+ * its channels (autoResubscribe), without a handler for their promises. A connection closed before
+ * their replies (worq's close, a watchdog's) rejected them unhandled, which ends a Node process.
+ * Each promise of these commands is handled here too; a caller's own call still sees its failure.
+ */
+function quietRenewals(redis: Redis): void {
+  type Send = (...args: unknown[]) => Promise<unknown>
+  const commands = redis as unknown as Record<(typeof RENEWALS)[number], Send>
+  for (const name of RENEWALS) {
+    const send = commands[name].bind(redis)
+    commands[name] = (...args) => {
+      const reply = send(...args)
+      reply.catch(() => undefined)
+      return reply
+    }
   }
 }
 
@@ -91,7 +123,7 @@ function quietClusterSubscriber(cluster: Cluster): void {
   if (!picker || typeof select !== 'function') return
   picker.selectSubscriber = () => {
     select.call(picker)
-    if (picker.subscriber) quietReadyCheck(picker.subscriber)
+    if (picker.subscriber) quietConnection(picker.subscriber)
   }
 }
 
@@ -189,12 +221,12 @@ export function connect(
       lazyConnect: false,
       redisOptions: options,
     })
-    redis.on('+node', (node: Redis) => quietReadyCheck(node))
+    redis.on('+node', (node: Redis) => quietConnection(node))
     quietClusterSubscriber(redis)
   } else {
     const server = new (ioredis().Redis)(options)
     // Before any reply: the ready check runs once the socket connects, after this returns.
-    quietReadyCheck(server)
+    quietConnection(server)
     redis = server
   }
   // ioredis prints unhandled 'error' events; reconnects are handled, and failed commands reject.
