@@ -208,7 +208,10 @@ function fail(span: Span, err: unknown): void {
 export interface RunSpan {
   /** False when nothing records (no SDK). */
   readonly recording: boolean
-  /** Runs `fn` with the span as the active one (so spans the task makes nest under it). */
+  /**
+   * Runs `fn` with the span as the active one (so spans the task makes nest under it); one that
+   * does not record calls `fn` as is.
+   */
   within<T>(fn: () => T): T
   /** Ends the span: `error` is the run's failure, if it failed. */
   end(error?: { name: string; message: string; stack?: string }): void
