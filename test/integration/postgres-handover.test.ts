@@ -144,9 +144,16 @@ describe('postgres: handover to a parked worker', () => {
       )
       const gone = (await b.queue().h.echo('a')) as Deferred<string>
       expect((await row(queue, gone.id)).state).to.equal('enqueued')
-      // A live park (this test's own connection), and a task waiting in line: the new task
-      // waits behind it.
+      // A server process that is there but does not listen (this test's own connection, before
+      // it takes the lock a listening connection holds: schema version 19), the line empty:
+      // passed over too.
+      await sql.query(`DELETE FROM worq.tasks WHERE queue = $1`, [queue])
       await sql.query(`UPDATE worq.parks SET pid = pg_backend_pid() WHERE queue = $1`, [queue])
+      const unlocked = (await b.queue().h.echo('u')) as Deferred<string>
+      expect((await row(queue, unlocked.id)).state).to.equal('enqueued')
+      // A live park (this test's own connection, now holding that lock), and a task waiting in
+      // line: the new task waits behind it.
+      await sql.query(`SELECT pg_advisory_lock(hashtext('worq.listen'), pg_backend_pid())`)
       const behind = (await b.queue().h.echo('b')) as Deferred<string>
       expect((await row(queue, behind.id)).state).to.equal('enqueued')
       // With the line empty, the same park takes the next one.
@@ -156,6 +163,7 @@ describe('postgres: handover to a parked worker', () => {
       expect(r.state).to.equal('processing')
       expect(r.worker_id).to.equal('ghost')
     } finally {
+      await sql.query(`SELECT pg_advisory_unlock(hashtext('worq.listen'), pg_backend_pid())`)
       await sql.query(`DELETE FROM worq.parks WHERE queue = $1`, [queue])
       await w.close()
     }

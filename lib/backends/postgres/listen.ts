@@ -43,6 +43,8 @@ export class Listener {
   #lostAt = 0
 
   readonly #url: string
+  /** The key of the session lock that says this connection listens (with its pid). */
+  readonly #lock: string
 
   constructor(
     url: string,
@@ -55,11 +57,14 @@ export class Listener {
     this.#config = config
     this.#handlers = handlers
     this.#channels = [`${schema}.work`, `${schema}.control`, `${schema}.o.${clientId}`]
+    this.#lock = `${schema}.listen`
   }
 
   /**
    * The server process of the listening connection while it is up (`pg_backend_pid()` on it): a
-   * park names it, so that no enqueue hands work to a process whose connection is gone.
+   * park names it, so that no enqueue hands work to a process whose connection is gone. The
+   * connection holds a session advisory lock on (`hashtext('<schema>.listen')`, this pid) for as
+   * long as it lives, which is how an enqueue knows it is still there.
    */
   get pid(): number | undefined {
     // (node-postgres sets it from the server's BackendKeyData; its types leave it out.)
@@ -88,6 +93,9 @@ export class Listener {
       await client.end().catch(() => undefined)
       return
     }
+    // Held while this connection lives: an enqueue hands work to a park naming this connection's
+    // server process only while it cannot take this lock (schema/023_park_lock.sql).
+    await client.query('SELECT pg_advisory_lock(hashtext($1), pg_backend_pid())', [this.#lock])
     for (const c of this.#channels) await client.query(`LISTEN "${c}"`)
     this.#client = client
   }
