@@ -127,6 +127,30 @@ function quietClusterSubscriber(cluster: Cluster): void {
   }
 }
 
+/**
+ * Behind Sentinel ioredis watches for failovers on connections of its own (its failover detector:
+ * one subscribed connection per sentinel, made by its connector's `connectToSentinel`), which
+ * reconnect after a minute when a sentinel drops them. Such a connection renewed its SUBSCRIBE
+ * with nobody to handle the reply: closed before that reply (worq's close, a failover
+ * announced), it rejected unhandled, which ends a Node process; and it had no 'error' listener,
+ * so ioredis printed each failed reconnect. Each is quietened as the connector makes it. The
+ * names are ioredis's internals (5.x), looked for and left alone when absent.
+ */
+function quietSentinelWatch(server: Redis): void {
+  interface Connector {
+    connectToSentinel?: (...args: unknown[]) => Redis
+  }
+  const connector = (server as unknown as { connector?: Connector }).connector
+  const make = connector?.connectToSentinel
+  if (!connector || typeof make !== 'function') return
+  connector.connectToSentinel = (...args) => {
+    const sentinel = make.apply(connector, args)
+    quietRenewals(sentinel)
+    sentinel.on('error', () => undefined)
+    return sentinel
+  }
+}
+
 /** What a connection is for; it shows as `worq:<role>` in CLIENT LIST. */
 export type Role = 'cmd' | 'sub' | 'block' | 'events'
 
@@ -227,6 +251,7 @@ export function connect(
     const server = new (ioredis().Redis)(options)
     // Before any reply: the ready check runs once the socket connects, after this returns.
     quietConnection(server)
+    if (options.sentinels) quietSentinelWatch(server)
     redis = server
   }
   // ioredis prints unhandled 'error' events; reconnects are handled, and failed commands reject.
