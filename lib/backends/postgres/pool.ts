@@ -169,12 +169,23 @@ export class PgPool {
     return this.#ready
   }
 
+  /**
+   * Runs `fn` on a connection checked out of the pool. node-postgres's pool listens for errors
+   * only on the connections it holds idle: one checked out that the network or the server drops
+   * emits 'error' with nobody listening, which throws, uncaught, and ends the process (a migration
+   * cut while it waited for its lock did). Its queries fail all the same: the error is heard here,
+   * and the connection is discarded when it comes back.
+   */
   async #connect<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect()
+    let failed: Error | undefined
+    const heard = (err: Error) => (failed ??= err)
+    client.on('error', heard)
     try {
       return await fn(client)
     } finally {
-      client.release()
+      client.off('error', heard)
+      client.release(failed)
     }
   }
 
