@@ -114,9 +114,14 @@ export class PostgresBackend implements Backend {
     if (this.#closed) throw new BrokerClosed('postgres:// backend')
   }
 
-  /** Calls one of worq's functions: `sql` is its call, of fixed text (a prepared statement). */
+  /**
+   * Calls one of worq's functions: `sql` is its call, of fixed text (a prepared statement). On a
+   * closed backend it rejects, never throws: a caller that handles its failure with `.catch` (the
+   * read-back of a handover heard while the backend closes) would otherwise let BrokerClosed
+   * escape, unhandled.
+   */
   #fn<T>(sql: string, params: unknown[]): Promise<T> {
-    this.#open()
+    if (this.#closed) return Promise.reject(new BrokerClosed('postgres:// backend'))
     return this.#db.value<T>(`SELECT ${this.schema}.${sql} AS v`, params, true)
   }
 
