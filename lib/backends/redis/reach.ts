@@ -95,7 +95,9 @@ export function revive(redis: Connection): void {
   const disconnect = redis.disconnect.bind(redis)
   redis.disconnect = (reconnect = false) => {
     if (!reconnect) closed.add(redis)
+    const waiting = !reconnect && !redis.isCluster && redis.status === 'reconnecting'
     disconnect(reconnect)
+    if (waiting) end(redis)
   }
   // A Cluster reconnects its nodes itself, and ends only when closed.
   if (redis.isCluster) return
@@ -112,6 +114,29 @@ export function revive(redis: Connection): void {
       Math.min(REVIVE_MS * attempts, 2000),
     ).unref()
   })
+}
+
+/** ioredis's own text for a command refused by a closed connection. */
+const CLOSED = 'Connection is closed.'
+
+/**
+ * Ends a connection closed while ioredis waited to reconnect it (status `reconnecting`). ioredis's
+ * `disconnect()` then only clears its reconnect timer: its socket is gone already, so nothing else
+ * happens, and the connection stayed `reconnecting` for good with the commands it was to send
+ * again unsettled. A pool stopping behind Sentinel after its connections were killed waited for
+ * its exchange forever once its broker had closed. Here it ends as ioredis ends a connection
+ * closed while connected (`close()` in its event_handler.js): status `end`, its commands refused.
+ * Both names are ioredis's internals (5.x), looked for and left alone when absent.
+ */
+function end(redis: Connection): void {
+  const own = redis as unknown as {
+    flushQueue?: (err: Error) => void
+    setStatus?: (s: string) => void
+  }
+  if (redis.status !== 'reconnecting') return
+  if (typeof own.flushQueue !== 'function' || typeof own.setStatus !== 'function') return
+  own.setStatus('end')
+  own.flushQueue(new Error(CLOSED))
 }
 
 /** Whether `redis` has ended for good: closed by worq, or a Cluster that ended. */
