@@ -36,6 +36,8 @@ export class Listener {
   readonly #channels: string[]
   readonly #handlers: ListenHandlers
   #client: pg.Client | undefined
+  /** The connection being made (connected or not, its LISTENs not all answered yet). */
+  #making: pg.Client | undefined
   #ready: Promise<void> | undefined
   #closed = false
   #retry: NodeJS.Timeout | undefined
@@ -83,20 +85,38 @@ export class Listener {
     return this.#ready
   }
 
+  /**
+   * Makes the connection and listens. Connected, until its LISTENs are answered, it is not
+   * `#client` yet but `#making`: a close meanwhile ends it (it stayed open for good, holding a
+   * server backend and the process, when a close came while a LISTEN was unanswered).
+   */
   async #connect(): Promise<void> {
     const client = new (nodePostgres().Client)(this.#config)
     client.on('error', () => this.#lost(client))
     client.on('end', () => this.#lost(client))
     client.on('notification', n => this.#heard(n.channel, n.payload ?? ''))
     await client.connect()
+    // From here a close ends it (ended while it connects, node-postgres never settled `connect`).
+    this.#making = client
+    try {
+      // Held while this connection lives: an enqueue hands work to a park naming this connection's
+      // server process only while it cannot take this lock (schema/023_park_lock.sql).
+      await client.query('SELECT pg_advisory_lock(hashtext($1), pg_backend_pid())', [this.#lock])
+      for (const c of this.#channels) {
+        if (this.#closed) break
+        await client.query(`LISTEN "${c}"`)
+      }
+    } catch (err) {
+      // Ended (it failed, or a close ended it): nothing of it is left open.
+      void client.end().catch(() => undefined)
+      throw err
+    } finally {
+      if (this.#making === client) this.#making = undefined
+    }
     if (this.#closed) {
       await client.end().catch(() => undefined)
       return
     }
-    // Held while this connection lives: an enqueue hands work to a park naming this connection's
-    // server process only while it cannot take this lock (schema/023_park_lock.sql).
-    await client.query('SELECT pg_advisory_lock(hashtext($1), pg_backend_pid())', [this.#lock])
-    for (const c of this.#channels) await client.query(`LISTEN "${c}"`)
     this.#client = client
   }
 
@@ -174,6 +194,8 @@ export class Listener {
     clearTimeout(this.#retry)
     const c = this.#client
     this.#client = undefined
-    await c?.end().catch(() => undefined)
+    const making = this.#making
+    this.#making = undefined
+    await Promise.all([c?.end().catch(() => undefined), making?.end().catch(() => undefined)])
   }
 }
