@@ -46,3 +46,19 @@ export async function until(
     await new Promise(r => setTimeout(r, 5))
   }
 }
+
+/** Resolves with the next unhandled rejection, or undefined after `ms`. */
+export function unhandled(ms: number): Promise<unknown> {
+  return new Promise(resolve => {
+    const timer = setTimeout(() => {
+      process.off('unhandledRejection', seen)
+      resolve(undefined)
+    }, ms)
+    const seen = (reason: unknown) => {
+      clearTimeout(timer)
+      process.off('unhandledRejection', seen)
+      resolve(reason)
+    }
+    process.on('unhandledRejection', seen)
+  })
+}

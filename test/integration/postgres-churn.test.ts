@@ -5,41 +5,12 @@
  * uncaught (the root hooks fail the run): a node-postgres client that emits 'error' with nobody
  * listening throws. `WORQ_CHURN_ROUNDS` loops it longer when hunting.
  */
-import { expect } from 'chai'
 import pg from 'pg'
-import { getBroker, WorkerPool, type Broker, type Deferred } from '../../lib/index.js'
+import { getBroker, WorkerPool } from '../../lib/index.js'
 import { freshDatabase } from '../helpers/postgres.js'
 import { tcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.js'
 import { uniqueQueue } from '../helpers/util.js'
-
-const ROUNDS = Number(process.env.WORQ_CHURN_ROUNDS ?? 1)
-
-/** Calls made while the server is away give up soon. */
-const OPTIONS = { connectTimeoutMs: 2000 }
-
-/** A broker with a task, a started pool and an event stream, and a first result delivered (every connection up). */
-async function busy(url: string): Promise<{ broker: Broker; pool: WorkerPool }> {
-  const broker = getBroker(url, uniqueQueue('churn'), OPTIONS)
-  broker.expose(async function echo(x: string) {
-    return x
-  })
-  const pool = new WorkerPool(broker, { concurrency: 4, blockTimeout: 200, sweepInterval: 100 })
-  pool.on('pool:error', () => undefined)
-  await pool.start()
-  // An event stream reads on a connection of its own (Redis: blocking reads).
-  broker.events().on('*', () => undefined)
-  const d = (await broker.queue().echo('up')) as Deferred<string>
-  expect(await d.result(5000)).to.equal('up')
-  return { broker, pool }
-}
-
-/** Calls that stay in flight (their results awaited, whatever they end as). */
-function inFlight(broker: Broker): Promise<unknown> {
-  const q = broker.queue()
-  return Promise.allSettled(
-    Array.from({ length: 8 }, async (_, i) => ((await q.echo(`x${i}`)) as Deferred).result(2000)),
-  )
-}
+import { busy, CHURN_OPTIONS, inFlight, ROUNDS } from '../helpers/churn.js'
 
 describe('postgres: connection churn never ends the process', function () {
   this.timeout(20_000 * ROUNDS)
@@ -99,11 +70,11 @@ describe('postgres: connection churn never ends the process', function () {
     })
 
     it(`closed right after getBroker, before its first connection is up (round ${round})`, async () => {
-      const broker = getBroker(url, uniqueQueue('churn'), OPTIONS)
+      const broker = getBroker(url, uniqueQueue('churn'), CHURN_OPTIONS)
       const calls = Promise.allSettled([broker.queue().echo('never'), broker.size()])
       await broker.close()
       await calls
-      const pool = new WorkerPool(getBroker(url, uniqueQueue('churn'), OPTIONS))
+      const pool = new WorkerPool(getBroker(url, uniqueQueue('churn'), CHURN_OPTIONS))
       const starting = pool.start()
       await pool.stop()
       await starting.catch(() => undefined)

@@ -12,23 +12,7 @@ import { getBroker } from '../../lib/index.js'
 import type { PostgresBackend } from '../../lib/backends/postgres/postgres.js'
 import { Listener } from '../../lib/backends/postgres/listen.js'
 import { postgresUrl } from '../helpers/postgres.js'
-import { latch, uniqueQueue } from '../helpers/util.js'
-
-/** Resolves with the next unhandled rejection, or undefined after `ms`. */
-function unhandled(ms: number): Promise<unknown> {
-  return new Promise(resolve => {
-    const timer = setTimeout(() => {
-      process.off('unhandledRejection', seen)
-      resolve(undefined)
-    }, ms)
-    const seen = (reason: unknown) => {
-      clearTimeout(timer)
-      process.off('unhandledRejection', seen)
-      resolve(reason)
-    }
-    process.on('unhandledRejection', seen)
-  })
-}
+import { latch, unhandled, uniqueQueue } from '../helpers/util.js'
 
 describe('postgres: a handover heard while the backend closes', () => {
   it('read back on a closed backend, it rejects nothing unhandled', async () => {

@@ -8,22 +8,7 @@ import { connect } from '../../lib/backends/redis/connections.js'
 import { parseTopology } from '../../lib/backends/redis/topology.js'
 import { silentProxy } from '../helpers/chaos-proxy.js'
 import { usePrivateRedis } from '../helpers/redis-server.js'
-
-/** Resolves with the next unhandled rejection, or undefined after `ms`. */
-function unhandled(ms: number): Promise<unknown> {
-  return new Promise(resolve => {
-    const timer = setTimeout(() => {
-      process.off('unhandledRejection', seen)
-      resolve(undefined)
-    }, ms)
-    const seen = (reason: unknown) => {
-      clearTimeout(timer)
-      process.off('unhandledRejection', seen)
-      resolve(reason)
-    }
-    process.on('unhandledRejection', seen)
-  })
-}
+import { unhandled } from '../helpers/util.js'
 
 describe('redis: a connection closed while ioredis renews it', () => {
   const ctx = usePrivateRedis()

@@ -11,22 +11,7 @@ import { parseTopology, type Topology } from '../../lib/backends/redis/topology.
 import { silentProxy } from '../helpers/chaos-proxy.js'
 import { onNode } from '../helpers/redis-server.js'
 import { MASTER_NAME, startSentinels, type SentinelSet } from '../helpers/redis-sentinel.js'
-
-/** Resolves with the next unhandled rejection, or undefined after `ms`. */
-function unhandled(ms: number): Promise<unknown> {
-  return new Promise(resolve => {
-    const timer = setTimeout(() => {
-      process.off('unhandledRejection', seen)
-      resolve(undefined)
-    }, ms)
-    const seen = (reason: unknown) => {
-      clearTimeout(timer)
-      process.off('unhandledRejection', seen)
-      resolve(reason)
-    }
-    process.on('unhandledRejection', seen)
-  })
-}
+import { unhandled } from '../helpers/util.js'
 
 /** Resolves once the sentinel on `port` has a client subscribed to failover announcements. */
 async function watched(port: number): Promise<void> {

@@ -4,39 +4,15 @@
  * getBroker. Nothing may reject unhandled or throw uncaught (the root hooks fail the run).
  * `WORQ_CHURN_ROUNDS` loops it longer when hunting.
  */
-import { expect } from 'chai'
-import { getBroker, WorkerPool, type Broker, type Deferred } from '../../lib/index.js'
+import { getBroker } from '../../lib/index.js'
 import { onNode } from '../helpers/redis-server.js'
 import { startCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 import { startSentinels, type SentinelSet } from '../helpers/redis-sentinel.js'
 import { uniqueQueue } from '../helpers/util.js'
+import { busy, inFlight, ROUNDS } from '../helpers/churn.js'
 
-const ROUNDS = Number(process.env.WORQ_CHURN_ROUNDS ?? 1)
 /** Failovers take seconds each: run only when hunting (`WORQ_CHURN_ROUNDS` set). */
 const hunting = process.env.WORQ_CHURN_ROUNDS === undefined ? it.skip : it
-
-/** A broker with a task, a started pool and an event stream, and a first result delivered. */
-async function busy(url: string): Promise<{ broker: Broker; pool: WorkerPool }> {
-  const broker = getBroker(url, uniqueQueue('churn'), { connectTimeoutMs: 2000 })
-  broker.expose(async function echo(x: string) {
-    return x
-  })
-  const pool = new WorkerPool(broker, { concurrency: 4, blockTimeout: 200, sweepInterval: 100 })
-  pool.on('pool:error', () => undefined)
-  await pool.start()
-  broker.events().on('*', () => undefined)
-  const d = (await broker.queue().echo('up')) as Deferred<string>
-  expect(await d.result(10_000)).to.equal('up')
-  return { broker, pool }
-}
-
-/** Calls that stay in flight (their results awaited, whatever they end as). */
-function inFlight(broker: Broker): Promise<unknown> {
-  const q = broker.queue()
-  return Promise.allSettled(
-    Array.from({ length: 8 }, async (_, i) => ((await q.echo(`x${i}`)) as Deferred).result(2000)),
-  )
-}
 
 /** Kills every client connection on the servers on `ports` (sentinels: their own clients). */
 async function killAll(ports: number[]): Promise<void> {
@@ -60,7 +36,7 @@ describe('redis: connection churn behind Sentinel never ends the process', funct
 
   for (let round = 0; round < ROUNDS; round++) {
     it(`closed right after every connection, to sentinels too, is killed (round ${round})`, async () => {
-      const { broker, pool } = await busy(set.url)
+      const { broker, pool } = await busy(set.url, 10_000)
       const calls = inFlight(broker)
       await killAll([...set.data.map(d => d.port), ...set.sentinels])
       await Promise.all([pool.stop(), broker.close()])
@@ -68,7 +44,7 @@ describe('redis: connection churn behind Sentinel never ends the process', funct
     })
 
     it(`closed right after its connections to the data nodes are killed (round ${round})`, async () => {
-      const { broker, pool } = await busy(set.url)
+      const { broker, pool } = await busy(set.url, 10_000)
       const calls = inFlight(broker)
       await killAll(set.data.map(d => d.port))
       await Promise.all([pool.stop(), broker.close()])
@@ -76,7 +52,7 @@ describe('redis: connection churn behind Sentinel never ends the process', funct
     })
 
     hunting(`closed during a failover (round ${round})`, async () => {
-      const { broker, pool } = await busy(set.url)
+      const { broker, pool } = await busy(set.url, 10_000)
       const calls = inFlight(broker)
       const failing = set.failover()
       await set.masterChangedFrom(await set.master().catch(() => 0)).catch(() => undefined)
@@ -103,7 +79,7 @@ describe('redis: connection churn on a Cluster never ends the process', function
 
   for (let round = 0; round < ROUNDS; round++) {
     it(`closed right after every connection is killed (round ${round})`, async () => {
-      const { broker, pool } = await busy(cluster.url)
+      const { broker, pool } = await busy(cluster.url, 10_000)
       const calls = inFlight(broker)
       const masters = await cluster.masters()
       await killAll(masters.map(m => m.port))
@@ -112,7 +88,7 @@ describe('redis: connection churn on a Cluster never ends the process', function
     })
 
     hunting(`closed while a master fails over (round ${round})`, async () => {
-      const { broker, pool } = await busy(cluster.url)
+      const { broker, pool } = await busy(cluster.url, 10_000)
       const calls = inFlight(broker)
       const [master] = await cluster.masters()
       await master!.kill()
