@@ -266,11 +266,33 @@ export function startRun(
   }
 }
 
+/**
+ * Calls `fn` with `active` as the active context. A context manager that throws (a broken SDK)
+ * before it calls `fn` makes the run go on untraced, and one that throws after `fn` returned
+ * leaves its value: telemetry never fails the run it observes. What `fn` throws is the run's own.
+ */
+function withinSpan<T>(active: Context, fn: () => T): T {
+  let state: 'before' | 'running' | 'returned' = 'before'
+  let value: T | undefined
+  try {
+    return context.with(active, () => {
+      state = 'running'
+      value = fn()
+      state = 'returned'
+      return value
+    })
+  } catch (err) {
+    if (state === 'before') return fn()
+    if (state === 'returned') return value as T
+    throw err
+  }
+}
+
 /** A recording run span, active as `active`; its end never throws. */
 function running(span: Span, active: Context): RunSpan {
   return {
     recording: true,
-    within: fn => context.with(active, fn),
+    within: fn => withinSpan(active, fn),
     end(error) {
       if (error)
         quietly(span, s => {

@@ -152,4 +152,55 @@ for (const backend of backends)
           await broker.close()
         }
       })
+
+    it('a context manager whose with() throws fails no run: the run goes on untraced', async () => {
+      // A real SDK (its spans record, so worq makes the run's span active through with()).
+      const provider = new BasicTracerProvider()
+      let made = 0
+      trace.setGlobalTracerProvider({
+        getTracer(name, version) {
+          const tracer = provider.getTracer(name, version)
+          return {
+            startSpan(n, options, ctx) {
+              made++
+              return tracer.startSpan(n, options, ctx)
+            },
+            startActiveSpan: tracer.startActiveSpan.bind(tracer) as Tracer['startActiveSpan'],
+          }
+        },
+      })
+      const manager = new AsyncLocalStorageContextManager().enable()
+      manager.with = () => {
+        throw new Error('the context manager failed')
+      }
+      context.setGlobalContextManager(manager)
+      const broker = getBroker(url, uniqueQueue('traced'))
+      broker.expose(function add(a: number, b: number) {
+        return a + b
+      })
+      broker.expose(function boom(): never {
+        throw new Error('the task failed')
+      })
+      const pool = new WorkerPool(broker, { concurrency: 2 })
+      const errors: Error[] = []
+      pool.on('pool:error', err => errors.push(err))
+      try {
+        await pool.start()
+        const q = broker.queue()
+        expect(await (await q.add(1, 2)).result(5_000)).to.equal(3)
+        const failed = await task(q.boom, { attempts: 1 })()
+        const err = await failed.result(5_000).then(
+          () => expect.fail('the failing task completed'),
+          (e: unknown) => e,
+        )
+        expect((err as TaskFailure).message).to.include('the task failed')
+        expect(errors).to.deep.equal([])
+        // The spans were made: with() was met with a span to make active.
+        expect(made).to.be.greaterThan(0)
+      } finally {
+        await pool.stop()
+        await broker.purge().catch(() => undefined)
+        await broker.close()
+      }
+    })
   })
