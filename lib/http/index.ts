@@ -71,7 +71,11 @@ export interface WorqHttpOptions {
 export interface WorqHttpHandler {
   /** Answers `req`; with Express's `next`, a request outside the API and the page goes on to it. */
   (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void
-  /** Ends every open event stream (call it before `server.close()`). The brokers stay open. */
+  /**
+   * Ends every open event stream (call it before `server.close()`); a stream asked for after it,
+   * or still on its way (an async `authorize`), answers 503 `ERR_WORQ_HTTP_CLOSED`. The brokers
+   * stay open.
+   */
   close(): Promise<void>
 }
 
@@ -168,7 +172,7 @@ export function worqHttp(
     healthTimeoutMs: timerMs('healthTimeoutMs', options.healthTimeoutMs, 2000),
     onError: options.onError,
   })
-  const clients: Clients = new Set()
+  const clients: Clients = { ends: new Set(), closed: false }
   const routes: Route[] = routeTable(clients)
 
   async function answer(req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) {
@@ -234,8 +238,9 @@ export function worqHttp(
     })
   }) as WorqHttpHandler
   handler.close = async () => {
-    for (const end of [...clients]) end()
-    clients.clear()
+    clients.closed = true
+    for (const end of [...clients.ends]) end()
+    clients.ends.clear()
   }
   return handler
 }

@@ -266,7 +266,7 @@ export function openApiDocument(version: string): object {
               content: { 'text/event-stream': { schema: { type: 'string' } } },
             },
             '503': error(
-              'Too many event streams are open (ERR_WORQ_HTTP_BUSY, with Retry-After), or the backend cannot do it now.',
+              'Too many event streams are open (ERR_WORQ_HTTP_BUSY, with Retry-After), the handler was closed (ERR_WORQ_HTTP_CLOSED), or the backend cannot do it now.',
             ),
           },
         ),

@@ -23,8 +23,14 @@ const SSE_HEADERS = {
   'X-Accel-Buffering': 'no',
 }
 
-/** The live event streams of one handler, as the functions that end them (for `close()`). */
-export type Clients = Set<() => void>
+/**
+ * The live event streams of one handler, as the functions that end them (for `close()`), and
+ * whether `close()` ran: no stream opens after it (one would hold the server open).
+ */
+export interface Clients {
+  readonly ends: Set<() => void>
+  closed: boolean
+}
 
 /** Where each queue's stream starts, from the `Last-Event-ID` header. */
 export function resumePoints(
@@ -70,15 +76,24 @@ async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined>
   const brokers: Broker[] =
     queue === undefined ? [...served.brokers.values()] : [served.broker(queue)]
   const single = brokers.length === 1
+  // Closed (a request that was on its way, or came on a kept-alive connection): a stream opened
+  // now would never end, and `server.close()` would wait for it for ever.
+  if (clients.closed)
+    throw new HttpError(
+      503,
+      'ERR_WORQ_HTTP_CLOSED',
+      'this server is closing (its handler was closed): it opens no event stream; connect to another',
+      { Connection: 'close' },
+    )
   const points = resumePoints(
     req.headers['last-event-id'] as string | undefined,
     brokers.map(b => b.name),
   )
-  if (clients.size >= served.options.maxEventStreams)
+  if (clients.ends.size >= served.options.maxEventStreams)
     throw new HttpError(
       503,
       'ERR_WORQ_HTTP_BUSY',
-      `this server has ${clients.size} event streams open, its maxEventStreams; try again later`,
+      `this server has ${clients.ends.size} event streams open, its maxEventStreams; try again later`,
       { 'Retry-After': '5' },
     )
   // HEAD: the stream's headers once GET's checks passed, then the end. No stream is opened (it
@@ -99,7 +114,7 @@ async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined>
     if (ended) return false
     ended = true
     clearInterval(heartbeat)
-    clients.delete(end)
+    clients.ends.delete(end)
     for (const s of streams) void s.close()
     return true
   }
@@ -109,7 +124,7 @@ async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined>
     if (!res.headersSent) res.destroy()
     else if (!res.writableEnded) res.end()
   }
-  clients.add(end)
+  clients.ends.add(end)
   res.once('close', end)
   // Gone before this route ran (while an async `authorize` decided, say): nothing to set up.
   if (res.destroyed) {

@@ -239,6 +239,18 @@ describe('http: churn never ends the process, and leaves nothing open', function
         await s.broker.queue().echo('b')
         await after.next(e => e.data?.type === 'enqueued')
         await after.close()
+        // Cut again: streams whose set-up waits on the backend end as the handler and server close.
+        await cut.cut()
+        let arrived = 0
+        s.server.on('request', () => arrived++)
+        const waiting = Promise.allSettled([
+          open(s.base, '/api/events').then(st => st.close()),
+          open(s.base, '/api/events', { 'last-event-id': '0' }).then(st => st.close()),
+        ])
+        await until(() => arrived === 2)
+        await closeServed(s)
+        await waiting
+        await cut.restore()
       } finally {
         await closeServed(s)
         await s.broker.purge().catch(() => undefined)
@@ -246,4 +258,41 @@ describe('http: churn never ends the process, and leaves nothing open', function
       }
     })
   }
+})
+
+describe('http: a stream asked for as the handler closes', function () {
+  it('answers 503 ERR_WORQ_HTTP_CLOSED instead of holding server.close() for ever', async () => {
+    // An async authorize: the stream's route runs after handler.close(). Before the fix it opened a
+    // stream no one ended, and server.close() never called back.
+    const broker = getBroker('memory://', uniqueQueue('http-churn'))
+    const authorizing = new Set<() => void>()
+    const handler = worqHttp(broker, {
+      authorize: () => new Promise<boolean>(resolve => authorizing.add(() => resolve(true))),
+    })
+    const server = createServer(handler)
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    const s: Served = { broker, handler, server, port, base: '', errors: [] }
+    try {
+      const answer = rawClient(port, requestHead('GET', '/api/events'), 'never')
+      await until(() => authorizing.size === 1)
+      await handler.close()
+      for (const go of authorizing) go()
+      expect(await answer).to.match(/^HTTP\/1\.1 503 .*ERR_WORQ_HTTP_CLOSED/s)
+      // One that comes after close() (the server accepts until server.close()): the same, and its
+      // connection closes.
+      const kept = connect(port, '127.0.0.1')
+      const got: Buffer[] = []
+      kept.on('data', (chunk: Buffer) => got.push(chunk))
+      const gone = new Promise(resolve => kept.on('close', resolve))
+      kept.write(requestHead('GET', '/api/events'))
+      await until(() => authorizing.size === 2)
+      for (const go of authorizing) go()
+      await gone
+      expect(Buffer.concat(got).toString()).to.match(/^HTTP\/1\.1 503 .*ERR_WORQ_HTTP_CLOSED/s)
+    } finally {
+      await closeServed(s)
+      await broker.close()
+    }
+  })
 })

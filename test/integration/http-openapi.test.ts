@@ -62,7 +62,7 @@ function mismatches(doc: Doc, schema: Schema | undefined, value: unknown, at = '
 
 /** The operations the API answers: the route table's, and a HEAD beside each GET. */
 function operations(): Array<Pick<Route, 'path' | 'query' | 'change'> & { method: string }> {
-  return routeTable(new Set()).flatMap(r =>
+  return routeTable({ ends: new Set(), closed: false }).flatMap(r =>
     r.method === 'GET' ? [r, { ...r, method: 'HEAD' }] : [r],
   )
 }

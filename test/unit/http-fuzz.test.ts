@@ -174,7 +174,7 @@ describe('http: fuzzing the parsers (fast-check)', function () {
       }),
       { numRuns: RUNS },
     )
-    const routes = routeTable(new Set())
+    const routes = routeTable({ ends: new Set(), closed: false })
     const segment = fc.oneof(
       fc.constantFrom(
         'api',
