@@ -63,7 +63,11 @@ export interface WorqHttpOptions {
   maxEventStreams?: number
   /** ms `GET /api/health` waits for a backend before it answers 503. @default 2000 */
   healthTimeoutMs?: number
-  /** Called with the error a 5xx answered for, other than its own refusals (docs/http.md, "Errors"): the library never prints, log it here. */
+  /**
+   * Called with the error a 5xx answered for, other than its own refusals (docs/http.md,
+   * "Errors"), after the answer went out: the library never prints, log it here. One that throws
+   * or rejects is passed over.
+   */
   onError?: (err: unknown, req: IncomingMessage) => void
 }
 
@@ -233,8 +237,8 @@ export function worqHttp(
   const handler = ((req, res, next) => {
     answer(req, res, next).catch((err: unknown) => {
       const http = toHttpError(err)
-      if (http.status >= 500 && !(err instanceof HttpError)) served.options.onError?.(err, req)
       sendError(res, http)
+      if (http.status >= 500 && !(err instanceof HttpError)) report(served, err, req)
     })
   }) as WorqHttpHandler
   handler.close = async () => {
@@ -243,6 +247,20 @@ export function worqHttp(
     clients.ends.clear()
   }
   return handler
+}
+
+/**
+ * Hands `err` to `onError`, after the answer went out. An `onError` that throws or rejects (a
+ * logger closed at shutdown) is passed over: it must not leave the request unanswered, nor reject
+ * unhandled, which would end the process.
+ */
+function report(served: Served, err: unknown, req: IncomingMessage): void {
+  try {
+    const r = served.options.onError?.(err, req) as unknown
+    if (r instanceof Promise) r.catch(() => undefined)
+  } catch {
+    // passed over, as said
+  }
 }
 
 /**

@@ -15,7 +15,7 @@ import { usePrivateRedis } from '../helpers/redis-server.js'
 import { open } from '../helpers/sse.js'
 import { tcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.js'
 import { CHURN_OPTIONS, ROUNDS } from '../helpers/churn.js'
-import { until, uniqueQueue } from '../helpers/util.js'
+import { unhandled, until, uniqueQueue } from '../helpers/util.js'
 
 const MAX_STREAMS = 4
 
@@ -293,6 +293,37 @@ describe('http: a stream asked for as the handler closes', function () {
     } finally {
       await closeServed(s)
       await broker.close()
+    }
+  })
+})
+
+describe('http: an onError that throws or rejects', function () {
+  it('is passed over: the 5xx is answered and nothing rejects unhandled', async () => {
+    // Before the fix the request was never answered and the throw was an unhandled rejection.
+    for (const onError of [
+      () => {
+        throw new Error('the logger is closed')
+      },
+      async () => {
+        throw new Error('the logger is closed')
+      },
+    ]) {
+      const broker = getBroker('memory://', uniqueQueue('http-churn'))
+      const handler = worqHttp(broker, { onError })
+      const server = createServer(handler)
+      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+      const { port } = server.address() as AddressInfo
+      const s: Served = { broker, handler, server, port, base: '', errors: [] }
+      try {
+        await broker.close()
+        const rejected = unhandled(200)
+        const res = await fetch(`http://127.0.0.1:${port}/api/tasks`)
+        expect(res.status).to.equal(503)
+        expect(((await res.json()) as any).error.code).to.equal('ERR_WORQ_CLOSED')
+        expect(await rejected).to.equal(undefined)
+      } finally {
+        await closeServed(s)
+      }
     }
   })
 })
