@@ -10,6 +10,7 @@ import { SERVER_TIMEOUTS, worqHttp } from '../../lib/http/index.js'
 import { routeTable } from '../../lib/http/routes/index.js'
 import { serve } from '../helpers/http.js'
 import { serveApi, type ApiFixture } from '../helpers/http-fixture.js'
+import { buildDashboardPage } from '../helpers/dashboard-page.js'
 
 /** The headers of an answer that do not change from one call to the next. */
 function stable(headers: Record<string, unknown>): Record<string, unknown> {
@@ -54,6 +55,8 @@ function raw(base: string, text: string, { end = true } = {}): Promise<RawAnswer
 describe('http: HEAD, absolute-form targets, timeouts', function () {
   let api: ApiFixture
   before(async () => {
+    // The HEAD test fetches the page (`/`): built here, so the file passes in a clone with no build.
+    buildDashboardPage()
     api = await serveApi('memory://', { maxEventStreams: 1 })
   })
   after(() => api.close())
