@@ -12,6 +12,7 @@ import { connect, type AddressInfo } from 'node:net'
 import { getBroker, type Broker } from '../../lib/index.js'
 import { worqHttp, type WorqHttpHandler } from '../../lib/http/index.js'
 import { usePrivateRedis } from '../helpers/redis-server.js'
+import { closeServer, trackConnections, type Connections } from '../helpers/server-close.js'
 import { open } from '../helpers/sse.js'
 import { tcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.js'
 import { CHURN_OPTIONS, ROUNDS } from '../helpers/churn.js'
@@ -24,6 +25,7 @@ interface Served {
   broker: Broker
   handler: WorqHttpHandler
   server: Server
+  connections: Connections
   port: number
   base: string
   errors: unknown[]
@@ -44,27 +46,20 @@ async function serveBroker(url: string): Promise<Served> {
     onError: err => errors.push(err),
   })
   const server = createServer(handler)
+  const connections = trackConnections(server)
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
-  return { broker, handler, server, port, base: `http://127.0.0.1:${port}`, errors }
+  return { broker, handler, server, connections, port, base: `http://127.0.0.1:${port}`, errors }
 }
 
 /**
- * Closes the handler, then the server without forcing its connections: it must close within
- * `ms` (a stream or a request left open would hold it, and the process, open).
+ * Closes the handler, then the server: every connection that carried a request must close within
+ * `ms` (a stream or a request left open would hold the server, and the process, open). Those that
+ * never carried one are fetch's (test/helpers/server-close.ts): they are closed by force, as
+ * `server.close()` would wait for fetch's idle timer, about 3 s, for them.
  */
 async function closeServed(s: Served, ms = 3000): Promise<void> {
-  if (!s.server.listening) return
-  await s.handler.close()
-  let timer: NodeJS.Timeout | undefined
-  const closed = new Promise<string>(resolve => s.server.close(() => resolve('closed')))
-  const late = new Promise<string>(resolve => {
-    timer = setTimeout(() => resolve('still open'), ms)
-  })
-  const outcome = await Promise.race([closed, late])
-  clearTimeout(timer)
-  if (outcome !== 'closed') s.server.closeAllConnections()
-  expect(outcome, 'the server closes once the handler closed').to.equal('closed')
+  await closeServer(s.handler, s.server, s.connections, ms)
 }
 
 /** How a raw client leaves ('never': it waits for the server to close the connection). */
@@ -243,7 +238,7 @@ describe('http: churn never ends the process, and leaves nothing open', function
         await cut.cut()
         let arrived = 0
         s.server.on('request', () => arrived++)
-        // Raw clients: fetch would send a GET again on a new connection when the first one closes.
+        // Raw clients, which wait for the server to close their connections: each must be closed.
         const waiting = Promise.all([
           rawClient(s.port, requestHead('GET', '/api/events'), 'never'),
           rawClient(s.port, requestHead('GET', '/api/events', { 'last-event-id': '0' }), 'never'),
@@ -271,9 +266,10 @@ describe('http: a stream asked for as the handler closes', function () {
       authorize: () => new Promise<boolean>(resolve => authorizing.add(() => resolve(true))),
     })
     const server = createServer(handler)
+    const connections = trackConnections(server)
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as AddressInfo
-    const s: Served = { broker, handler, server, port, base: '', errors: [] }
+    const s: Served = { broker, handler, server, connections, port, base: '', errors: [] }
     try {
       const answer = rawClient(port, requestHead('GET', '/api/events'), 'never')
       await until(() => authorizing.size === 1)
@@ -312,9 +308,10 @@ describe('http: an onError that throws or rejects', function () {
       const broker = getBroker('memory://', uniqueQueue('http-churn'))
       const handler = worqHttp(broker, { onError })
       const server = createServer(handler)
+      const connections = trackConnections(server)
       await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
       const { port } = server.address() as AddressInfo
-      const s: Served = { broker, handler, server, port, base: '', errors: [] }
+      const s: Served = { broker, handler, server, connections, port, base: '', errors: [] }
       try {
         await broker.close()
         const rejected = unhandled(200)
