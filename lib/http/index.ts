@@ -77,8 +77,9 @@ export interface WorqHttpHandler {
   (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void
   /**
    * Ends every open event stream (call it before `server.close()`); a stream asked for after it,
-   * or still on its way (an async `authorize`), answers 503 `ERR_WORQ_HTTP_CLOSED`. The brokers
-   * stay open.
+   * or still on its way (an async `authorize`), answers 503 `ERR_WORQ_HTTP_CLOSED`. From then on
+   * every answer of the handler, those still on their way included, closes its connection, so
+   * that `server.close()` does not wait for it kept alive. The brokers stay open.
    */
   close(): Promise<void>
 }
@@ -178,6 +179,24 @@ export function worqHttp(
   })
   const clients: Clients = { ends: new Set(), closed: false }
   const routes: Route[] = routeTable(clients)
+  /** The answers begun before close() and not yet sent (their headers can still change). */
+  const answering = new Set<ServerResponse>()
+
+  /**
+   * Marks `res` as the handler's to answer. Once the handler closed, an answer closes its
+   * connection: `server.close()` closes only the connections idle when it is called, so one
+   * answered after it would otherwise stay open, kept alive, until the client or the server's
+   * keepAliveTimeout closed it.
+   */
+  function own(res: ServerResponse): void {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v)
+    if (clients.closed) {
+      res.setHeader('Connection', 'close')
+      return
+    }
+    answering.add(res)
+    res.once('close', () => answering.delete(res))
+  }
 
   async function answer(req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) {
     const url = originForm(req.url ?? '/')
@@ -186,7 +205,7 @@ export function worqHttp(
     const search = q < 0 ? '' : url.slice(q + 1)
     const base = served.options.basePath
     if (base) {
-      if (pathname !== base && !pathname.startsWith(base + '/')) return pass(res, next)
+      if (pathname !== base && !pathname.startsWith(base + '/')) return pass(res, next, own)
       pathname = pathname.slice(base.length)
     }
     // Mounted by Express under a path: the part it stripped (for Location headers and redirects).
@@ -201,8 +220,8 @@ export function worqHttp(
     const page = (req.method === 'GET' || req.method === 'HEAD') && isPageFile(pathname)
     const api = pathname.startsWith('/api/') || pathname === '/metrics'
     // What is not ours goes on untouched (Express at the root), or is a 404.
-    if (!redirect && !page && !api) return pass(res, next)
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v)
+    if (!redirect && !page && !api) return pass(res, next, own)
+    own(res)
     if (redirect) {
       res.writeHead(308, { Location: `${prefix}/` })
       res.end()
@@ -243,6 +262,8 @@ export function worqHttp(
   }) as WorqHttpHandler
   handler.close = async () => {
     clients.closed = true
+    for (const res of answering) if (!res.headersSent) res.setHeader('Connection', 'close')
+    answering.clear()
     for (const end of [...clients.ends]) end()
     clients.ends.clear()
   }
@@ -275,10 +296,14 @@ function originForm(target: string): string {
   return rest.startsWith('/') ? rest : '/' + rest
 }
 
-/** Hands a request that is not the API's or the page's to `next`, or answers 404. */
-function pass(res: ServerResponse, next: ((err?: unknown) => void) | undefined): void {
+/** Hands a request that is not the API's or the page's to `next`, or answers 404 (as `own`s). */
+function pass(
+  res: ServerResponse,
+  next: ((err?: unknown) => void) | undefined,
+  own: (res: ServerResponse) => void,
+): void {
   if (next) return next()
-  for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v)
+  own(res)
   sendError(
     res,
     new HttpError(404, 'ERR_WORQ_HTTP_NOT_FOUND', 'no such page; the API is under /api'),

@@ -122,7 +122,14 @@ async function serve(ctx: Context, clients: Clients): Promise<Reply | undefined>
     if (!release()) return
     // Before the stream started (handler.close() while it was set up) there is nothing to end.
     if (!res.headersSent) res.destroy()
-    else if (!res.writableEnded) res.end()
+    else if (!res.writableEnded) {
+      const socket = res.socket
+      res.end()
+      // The handler closed: the connection closes after the end, as every answer does then (its
+      // headers, sent, could not say so). Kept alive, it would hold a `server.close()` called
+      // before `handler.close()` until the client or keepAliveTimeout closed it.
+      if (clients.closed) socket?.destroySoon()
+    }
   }
   clients.ends.add(end)
   res.once('close', end)
