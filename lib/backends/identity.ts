@@ -8,6 +8,9 @@
  * default written out), the Redis database or PostgreSQL database and schema (defaults written
  * out), a cluster's seed nodes or a Sentinel set's sentinels and master name (in any order).
  * What does not: credentials, TLS settings, timeouts, pool sizes and other connection options.
+ * Host names are not resolved: `localhost` and `127.0.0.1` are two identities, as `localhost` may
+ * resolve to `::1` too (another server can listen there) and Node connects to whichever of its
+ * addresses answers first.
  *
  * A `memory://` URL is its own identity, as written: each spelling opens a store of its own in
  * the process (`memory://a` and `MEMORY://a` hold different queues).

@@ -28,7 +28,8 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
  * one backend, count as one. Backend URLs are compared by what they reach, not as written:
  * `redis://h` and `redis://H:6379/0` are one backend (the host's case, default ports and
  * databases, credentials and connection options do not count; a `memory://` URL counts as
- * written, as each spelling is a store of its own). One queue name on two backends would print
+ * written, as each spelling is a store of its own). Host names are not resolved: `localhost` and
+ * `127.0.0.1` are two backends (`localhost` may reach `::1`, another server's address). One queue name on two backends would print
  * clashing series (a scrape with duplicate series is rejected whole), so it is a `TypeError`
  * naming both URLs: render each backend's queues in a text of its own (docs/metrics.md).
  *

@@ -21,6 +21,10 @@ const GROUPS: string[][] = [
   ['redis://other'],
   ['redis://', 'redis://127.0.0.1:6379/0'],
   ['redis://[::1]', 'redis://[::1]:6379/0'],
+  // Not resolved: localhost may reach ::1 or 127.0.0.1, which can be two servers.
+  ['redis://localhost', 'redis://LOCALHOST:6379/0'],
+  ['postgres://u@localhost/db'],
+  ['postgres://u@127.0.0.1/db'],
   ['rediss://h', 'rediss://h:6379/0', 'rediss://u:p@H:6379'],
   [
     'redis-cluster://a:7000,b:7001',
