@@ -6,10 +6,22 @@
  */
 import { expect } from 'chai'
 import { getBroker, task, WorkerPool, type Broker, type TaskOptions } from '../../lib/index.js'
+import { prometheusMetrics } from '../../lib/metrics/index.js'
 import { HEARTRATE, SWEEP, worker } from '../helpers/chaos-worker.js'
 import { silentProxy } from '../helpers/chaos-proxy.js'
 import { redisUrl } from '../helpers/redis-server.js'
+import { samples } from '../helpers/promtool.js'
 import { latch, uniqueQueue } from '../helpers/util.js'
+
+/** How many runs and waits the queue's histograms hold (the `_count` of each). */
+async function histogramCounts(broker: Broker) {
+  const all = samples(await prometheusMetrics(broker))
+  const count = (name: string) => all.find(x => x.name === name)?.value
+  return {
+    runs: count('worq_task_run_seconds_count'),
+    waits: count('worq_task_wait_seconds_count'),
+  }
+}
 
 /**
  * One broker through `url` that both enqueues and works, so its scripts return this process's
@@ -29,7 +41,8 @@ function selfWorker(url: string, queue: string, expose: (broker: Broker) => void
  * throws when `failFirst`), and the reply of the exchange that ends it, or puts it back for a
  * retry, is lost: ioredis resends that exchange. Resolves, once the task's result (when kept) and
  * one more call (whose exchange follows the resent one's reply) are in, with how often the task
- * ran, the leases the pool reported lost, and the tasks still waiting.
+ * ran, the leases the pool reported lost, the tasks still waiting, and the runs and waits the
+ * histograms counted (the task's runs and the one more call's).
  */
 async function loseReplyOfEnd(tag: string, options: TaskOptions<any>, failFirst: boolean) {
   const url = await redisUrl()
@@ -58,7 +71,7 @@ async function loseReplyOfEnd(tag: string, options: TaskOptions<any>, failFirst:
     if (d) expect(await d.result(10_000)).to.equal(marker)
     const after = await broker.queue().work('after')
     expect(await after!.result(10_000)).to.equal('after')
-    return { runs, lost, waiting: await broker.size() }
+    return { runs, lost, waiting: await broker.size(), counted: await histogramCounts(broker) }
   } finally {
     await pool.stop({ timeout: 1000 })
     await broker.close()
@@ -127,6 +140,21 @@ describe('chaos: lost replies', function () {
     expect(r.lost).to.deep.equal([])
     expect(r.waiting).to.equal(0)
   })
+
+  for (const [what, options, failFirst] of [
+    ['ended a run', {}, false],
+    ['put a run back for a retry', { attempts: 2, backoff: 10 }, true],
+    [
+      'ended an ignoreResult task (the resend is answered from its memo)',
+      { ignoreResult: true },
+      false,
+    ],
+  ] as const)
+    it(`a reply lost after an exchange that ${what}: the resend does not count the run's times again`, async () => {
+      const r = await loseReplyOfEnd('losttimes', options, failFirst)
+      // The task's runs and the one more call's, each once.
+      expect(r.counted).to.deep.equal({ runs: r.runs + 1, waits: r.runs + 1 })
+    })
 
   it('a reply lost after exchange ran (reservation made, worker never told): the task still runs, no false lease:lost', async () => {
     const url = await redisUrl()

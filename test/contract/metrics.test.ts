@@ -125,6 +125,57 @@ for (const backend of backends) {
       }
     })
 
+    for (const attempts of [1, 2]) {
+      const ended = attempts === 1 ? 'expired' : 'put back for a retry'
+      it(`a run whose lease the sweep ${ended}, finished late by its worker, counts once in the wait- and run-time histograms`, async () => {
+        const queue = uniqueQueue('metrics')
+        const broker = getBroker(url, queue)
+        try {
+          const d = await task(broker.queue().func, { heartrate: 20, attempts, backoff: 60_000 })()
+          const { backend: b } = await broker.backend()
+          const [mine] = (await b.exchange(queue, 'slow', [], 1)).reserved
+          expect(mine!.id).to.equal(d.id)
+          await new Promise(r => setTimeout(r, 1100)) // let the lease (2 × 20 + 1000 ms) lapse: time itself is under test
+          expect(await b.sweep(queue, 10)).to.equal(1)
+          // The worker, alive but late, reports the run it measured: refused as stale.
+          const finish = { id: mine!.id, token: mine!.token, outcome: 'c1', runMs: 1100, waitMs: 3 }
+          const late = await b.exchange(queue, 'slow', [finish], 0)
+          expect(late.stale).to.deep.equal([mine!.id])
+          const all = samples(await prometheusMetrics(broker))
+          const count = (name: string) => all.find(x => x.name === name)?.value
+          const status = (s: string) => all.find(x => x.labels.status === s)?.value
+          expect(status(attempts === 1 ? 'expired' : 'retried')).to.equal(1)
+          expect(status('completed')).to.equal(0)
+          expect(count('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
+          expect(count('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
+        } finally {
+          await broker.purge()
+          await broker.close()
+        }
+      })
+    }
+
+    it('a run of an ignoreResult task cancelled while it runs counts once in the wait- and run-time histograms', async () => {
+      const queue = uniqueQueue('metrics')
+      const broker = getBroker(url, queue)
+      try {
+        await task(broker.queue().func, { ignoreResult: true })()
+        const { backend: b } = await broker.backend()
+        const [mine] = (await b.exchange(queue, 'w', [], 1)).reserved
+        expect(await b.cancel(queue, mine!.id)).to.equal(true)
+        // Its worker reports the run it measured: refused (no outcome is kept to tell it by).
+        const finish = { id: mine!.id, token: mine!.token, outcome: 'c1', runMs: 5, waitMs: 3 }
+        await b.exchange(queue, 'w', [finish], 0)
+        const all = samples(await prometheusMetrics(broker))
+        const count = (name: string) => all.find(x => x.name === name)?.value
+        expect(all.find(x => x.labels.status === 'cancelled')?.value).to.equal(1)
+        expect(count('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
+        expect(count('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
+      } finally {
+        await broker.close()
+      }
+    })
+
     it('a run cancelled after it returned, before its finish went out, counts once in the run-time histogram', async () => {
       const broker = getBroker(url, uniqueQueue('metrics'))
       broker.expose(function quick() {

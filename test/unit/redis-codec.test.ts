@@ -4,6 +4,7 @@ import {
   decodeRecord,
   decodeReserved,
   encodeTask,
+  finishTimes,
   histogramFields,
   parseHandover,
 } from '../../lib/backends/redis/codec.js'
@@ -177,6 +178,16 @@ describe('the histogram counts an exchange reports (codec)', () => {
       'w0=1,ws=5,t2=1,ts=3,w3=1,t0=1',
     )
     expect(histogramFields([])).to.equal('')
+  })
+
+  it("lists each finish's times for a call of several, so that a refused one's can be taken back", () => {
+    const release = { id: 'r', token: 't', outcome: '', release: true, runMs: 9, waitMs: 9 }
+    expect(finishTimes([finish(0.2, 3), release, { id: 'b', token: 't', outcome: 'c1' }])).to.equal(
+      '0.2,3;,;,;',
+    )
+    // One finish's share is all of the call's: nothing more is sent.
+    expect(finishTimes([finish(5, 0.4)])).to.equal('')
+    expect(finishTimes([])).to.equal('')
   })
 })
 

@@ -385,6 +385,19 @@ export function histogramFields(done: readonly Finish[]): string {
   return fields
 }
 
+/**
+ * The wait and run times of each of `done`, for exchange.lua to take back a refused finish's share
+ * of histogramFields(): `<waitMs>,<runMs>;` per finish, in order ('' for a time it lacks; a
+ * release's are left out, as histogramFields() leaves them). '' for one finish or none: a lone
+ * finish's share is all of histogramFields().
+ */
+export function finishTimes(done: readonly Finish[]): string {
+  if (done.length < 2) return ''
+  let each = ''
+  for (const f of done) each += f.release ? ',;' : `${f.waitMs ?? ''},${f.runMs ?? ''};`
+  return each
+}
+
 function addCount(counts: Map<string, number>, field: string, n: number): void {
   counts.set(field, (counts.get(field) ?? 0) + n)
 }

@@ -72,7 +72,8 @@ export class Scripts {
   /**
    * Stale ids, reserved tasks (5 entries each: id, token, attempt, record, slots), nextDueIn, the
    * outcomes of `self`'s own tasks (queue, id, outcome, …), which are not published, and the
-   * hand-overs owed (handover.ts).
+   * hand-overs owed (handover.ts). `times` are the histogram counts of the runs `done` reports
+   * (histogramFields()), `each` those runs' times one by one (finishTimes()).
    */
   async exchange(
     queue: string,
@@ -84,6 +85,7 @@ export class Scripts {
     park: Park | undefined,
     times: string,
     done: readonly FinishEntry[],
+    each = '',
   ): Promise<ExchangeReply> {
     const args: Arg[] = [
       nonce,
@@ -97,6 +99,9 @@ export class Scripts {
       done.length,
     ]
     for (const f of done) args.push(f.id, f.token, f.outcome, f.retryAt ?? '')
+    // Each finish's times, for the script to take a refused one's back from `times` (a lone
+    // finish's share is `times` itself).
+    if (done.length > 1) args.push(each)
     return decodeExchangeReply((await this.#lua.call('exchange', queue, args)) as unknown[])
   }
 

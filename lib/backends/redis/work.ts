@@ -5,7 +5,7 @@
  */
 import { nanoid } from 'nanoid'
 import type { BackendLimits, ExchangeResult, Finish, Park, ReservedTask } from '../backend.js'
-import { decodeReserved, histogramFields, parseHandover } from './codec.js'
+import { decodeReserved, finishTimes, histogramFields, parseHandover } from './codec.js'
 import type { Connection } from './connections.js'
 import type { OutcomeFeed } from './feed.js'
 import type { HandOvers } from './handover.js'
@@ -83,6 +83,7 @@ export class WorkerSide {
         park,
         times,
         finishes,
+        finishTimes(done),
       )
     } catch (err) {
       // Ran on the master, WAIT fell short: what it reserved holds there and runs (dropped, it would

@@ -14,14 +14,23 @@
            ARGV[9]) for handover (hand_over() in ready.lua) for this long at most (0 = do not park)
   ARGV[9]  park slots: the most tasks to hand over
   ARGV[10] the wait- and run-time histogram counts of the runs reported here, as the worker
-           measured them: "<field>=<n>,…" (fields of observe.lua: w<b>, ws, t<b>, ts; '' = none)
+           measured them: "<field>=<n>,…" (fields of observe.lua: w<b>, ws, t<b>, ts; '' = none).
+           Counted less the times of the finishes refused (each finish's own, below): a run counts
+           once, in the call that ended it (a refused finish's run was ended by the sweep, or by
+           this very call before it was resent), save a run a cancel ended, which its worker's
+           refused finish counts (the cancel counts none, store.lua).
   ARGV[11] number of finishes f, then 4 slots per finish:
     id, token, outcome (the outcome string; for a retry, the failure that caused it), retryAt
     (epoch ms, '' = finish for good, 'release' = never started: back first in line, its attempt
     uncounted)
+  ARGV[12 + 4f] when f > 1: the wait and run times (ms) of each finish, in order, as the worker
+           measured them: "<wait>,<run>;" per finish ('' for a time it has none of, as in a
+           release); read only to take a refused finish's share back from ARGV[10] (when f = 1,
+           its share is all of ARGV[10])
   A paused queue reserves nothing and parks nobody (finishes are applied; wake markers are dropped
   so that blocked workers wait for the resume's).
-  A call that reserved tasks, or finished an ignoreResult task (whose record goes), leaves a memo
+  A call that reserved tasks, finished an ignoreResult task (whose record goes), or counted the
+  times of a run a cancel ended (nothing marks that count), leaves a memo
   `l:<worker>`: its nonce, a newline, then JSON of its stale ids and the ids and tokens it
   reserved, PX the longest lease among those it gave and those it ended, deleted by the worker's
   next call that neither reserves nor ends such a task. The same call resent (same nonce) is
@@ -50,14 +59,13 @@ if ARGV[6] ~= '' then SELF = ARGV[6] end
 local worker, park, park_slots = ARGV[7], num(ARGV[8]), num(ARGV[9])
 CALLER = worker
 local nf = num(ARGV[11])
-if ARGV[10] ~= '' and conf(QUEUE).metrics then
-  for field, n in string.gmatch(ARGV[10], '([wt][%ds]%d*)=(%d+)') do
-    count(QUEUE, field, num(n))
-  end
-end
 local stale = {}
+-- The finishes refused whose run counts elsewhere (i -> true): their times are taken back from
+-- ARGV[10] below.
+local uncounted
 -- The longest lease among the tasks this call finished and dropped (ignoreResult: no outcome is
--- kept, so nothing would mark the finish for a resend): the memo below then stays that long.
+-- kept, so nothing would mark the finish for a resend), and those whose cancelled run's times it
+-- counted: the memo below then stays that long.
 local dropped = 0
 local parked = key(QUEUE, 'parked')
 -- True when this call removed leases and so may leave the set with its pin alone (common.lua).
@@ -121,9 +129,19 @@ if nf > 0 then
       -- Refused. Reported, unless this very call finished or retried it already (its reply lost,
       -- the call resent), a cancel ended the run, or it is a release: a task that never started
       -- lost no run, whoever holds it now (and a release leaves no mark a resend could recognise).
-      local quiet = retry_at == 'release' or finished_by(QUEUE, id, token) or
-        (retry_at ~= '' and requeued_by(QUEUE, id, token))
-      if not quiet then stale[#stale + 1] = id end
+      -- Its times count only when a cancel ended the run (store.lua): any other refused run was
+      -- counted by the call that ended it. A resend of this call is then answered from the memo.
+      local ended = retry_at ~= 'release' and finished_by(QUEUE, id, token)
+      if ended and string.byte(ended, 1) == 107 then -- 'k'
+        local heartrate = string.match(ended, '\nH[^\n]-"h":(%d+)')
+        dropped = math.max(dropped, lease_ms(tonumber(heartrate) or 10000))
+      else
+        uncounted = uncounted or {}
+        uncounted[i] = true
+        local quiet = retry_at == 'release' or ended or
+          (retry_at ~= '' and requeued_by(QUEUE, id, token))
+        if not quiet then stale[#stale + 1] = id end
+      end
     else
       gone[#gone + 1] = id
       gone[#gone + 1] = 'p:' .. id
@@ -143,7 +161,7 @@ if nf > 0 then
         if deps[i] then had_deps[#had_deps + 1] = id end
         settle(QUEUE, id, outcome, { held = h, deps = all_dependents(QUEUE, id, deps[i]) or false,
           tag = token_tag(token),
-          progress = held[2 * i] or nil, reported = true })
+          progress = held[2 * i] or nil })
         if h.keep == '0' then dropped = math.max(dropped, lease_ms(tonumber(h.heartrate))) end
       end
     end
@@ -157,6 +175,21 @@ if nf > 0 then
   end
   if #had_deps > 0 then rcall_list('HDEL', key(QUEUE, 'dependents'), had_deps) end
   if listing then lc_step(QUEUE, 4 * nf + 100) end
+end
+if ARGV[10] ~= '' and conf(QUEUE).metrics and not (uncounted and nf == 1) then
+  for field, n in string.gmatch(ARGV[10], '([wt][%ds]%d*)=(%d+)') do
+    count(QUEUE, field, num(n))
+  end
+  if uncounted then
+    local i = 0
+    for w, t in string.gmatch(ARGV[12 + 4 * nf] or '', '([^,;]*),([^;]*);') do
+      i = i + 1
+      if uncounted[i] then
+        if w ~= '' then uncount_time(QUEUE, 'w', tonumber(w)) end
+        if t ~= '' then uncount_time(QUEUE, 't', tonumber(t)) end
+      end
+    end
+  end
 end
 
 -- Promote due delayed tasks (FIFO by due time), looking at the earliest one first.

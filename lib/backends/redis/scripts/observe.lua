@@ -92,20 +92,38 @@ for b = 0, 21 do
 end
 local SUM = { w = 'ws', t = 'ts' }
 
--- Counts a duration in the histogram `prefix` ('w' wait, 't' run), and its sum: bucket b is the
--- first with ms ≤ 2^b (timeBucket() of rules.ts).
+-- The histogram bucket of a duration: the first b with ms ≤ 2^b (timeBucket() of rules.ts).
+local function time_bucket(ms)
+  if ms <= 1 then return 0 end
+  local m, e = math.frexp(ms)
+  local b = m == 0.5 and e - 1 or e
+  return b > 21 and 21 or b
+end
+
+-- Counts a duration in the histogram `prefix` ('w' wait, 't' run), and its sum.
 local function count_time(queue, prefix, ms)
   if not conf(queue).metrics then return end
-  local b = 0
-  if ms > 1 then
-    local m, e = math.frexp(ms)
-    b = m == 0.5 and e - 1 or e
-    if b > 21 then b = 21 end
-  elseif ms < 0 then
-    ms = 0
-  end
-  count(queue, BUCKET[prefix][b], 1)
+  if ms < 0 then ms = 0 end
+  count(queue, BUCKET[prefix][time_bucket(ms)], 1)
   count(queue, SUM[prefix], ms)
+end
+
+-- Takes back a duration of a worker's report that a call counted (histogramFields() of codec.ts:
+-- its bucket, and its sum in whole ms).
+local function uncount_time(queue, prefix, ms)
+  if not ms then return end
+  count(queue, BUCKET[prefix][time_bucket(ms)], -1)
+  count(queue, SUM[prefix], -math.floor(ms + 0.5))
+end
+
+-- Counts the wait and the run of a run that a call ends without its worker's report (the sweep; a
+-- cancel of an ignoreResult task, whose refused finish finds nothing to count against): its wait
+-- from due (the later of its enqueue and runAt, header `h`) to its start, and its length until
+-- now, by Redis's clock (its tokens value `held` has the start).
+local function count_run(queue, h, held)
+  if not conf(queue).metrics or not held.started then return end
+  count_time(queue, 'w', held.started - math.max(tonumber(h.e) or 0, tonumber(h.u) or 0))
+  count_time(queue, 't', now() - held.started)
 end
 
 local function flush_events(queue, e)

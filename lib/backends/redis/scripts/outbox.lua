@@ -103,14 +103,15 @@ local function token_tag(token)
   return string.match(token, '^.*:([^:]*)$') or token
 end
 
--- True when the task's record holds an outcome that a finish with `token` stored (a finish this
--- very exchange made before: its reply was lost and ioredis sent the call again), or that a
--- cancel stored while that token's run was going (the run's late finish changes nothing).
+-- The task's ended record (its outcome first) when it holds an outcome that a finish with `token`
+-- stored (a finish this very exchange made before: its reply was lost and ioredis sent the call
+-- again), or that a cancel stored while that token's run was going (the run's late finish changes
+-- nothing); else false.
 local function finished_by(queue, id, token)
   local v = rcall('GET', record(queue, id))
   if not v or is_live(v) then return false end
   local tag = string.match(v, '^[^\n]*\n([^\n]*)\n')
-  return tag ~= nil and tag ~= '' and tag == token_tag(token)
+  return tag ~= nil and tag ~= '' and tag == token_tag(token) and v
 end
 
 -- True when the task is back in line for another attempt by a finish with `token` (its header's

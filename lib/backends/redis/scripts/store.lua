@@ -68,16 +68,16 @@ local on_ready -- A task whose arguments are all there (defined below, used by t
   listed  false when it cannot be listed (the queue's listing was off when it was enqueued);
           nil: it may be
   progress its latest progress (serialized), when known
-  reported its worker reports the run's time itself (exchange.lua), with the finish it applied or
-          the one a cancel refuses: not counted here
+  It counts no wait or run time: the call that ended the run does (exchange.lua, with its worker's
+  times; the sweep and a cancel of an ignoreResult task, count_run() of observe.lua), or, for a run
+  a cancel ended, its worker's refused finish (exchange.lua).
   Returns the dependents text (false when none), for the cascade. ]]
 local function end_task(queue, id, outcome, x)
   local h, held = x.h, x.held
   local kind = string.sub(outcome, 1, 1)
-  local name, enq, started, worker, attempt, head, keep, client, gen, flags
+  local name, enq, worker, attempt, head, keep, client, gen, flags
   if held then
-    name, enq, started, worker, attempt, head = held.name, held.enq, held.started, held.worker,
-      held.attempt, held.head
+    name, enq, worker, attempt, head = held.name, held.enq, held.worker, held.attempt, held.head
     keep, client, gen, flags = held.keep, held.client, held.gen, held.flags
   else
     name, enq, worker, attempt = h.n, h.e or 0, '', x.made or 0
@@ -134,16 +134,12 @@ local function end_task(queue, id, outcome, x)
     if kind == 'c' and not x.cached then cache_put(queue, ckey, outcome, tonumber(cttl) or 0) end
   end
   local c = conf(queue)
-  local ran = started and now() - started
   if c.events then
     local type = kind == 'c' and (x.cached and 'cached' or 'completed') or
       (kind == 'f' and 'failed' or (kind == 'x' and 'expired' or 'cancelled'))
     event(queue, type, id, head, kind ~= 'c' and { e = outcome_error(outcome) })
   end
-  if c.metrics then
-    count(queue, kind, 1)
-    if ran and not x.reported then count_time(queue, 't', ran) end
-  end
+  if c.metrics then count(queue, kind, 1) end
   local deps = x.deps
   if deps == nil then
     local dkey = key(queue, 'dependents')
@@ -321,9 +317,11 @@ local function cancel_one(queue, id, unlinked)
     if v then
       local held = read_held(v)
       x.held, x.tag = held, held and token_tag(held.token)
-      -- Its worker sends the run's finish all the same (refused, it counts the run's time with
-      -- it, exchange.lua), whether it heard the cancel while the run went on or after it ended.
-      x.reported = true
+      -- Its worker sends the run's finish all the same (refused, it counts the run's times with
+      -- it, exchange.lua), whether it heard the cancel while the run went on or after it ended;
+      -- unless no outcome is kept (ignoreResult): that finish finds nothing to tell it from a lost
+      -- lease's, so the run counts here, until now.
+      if held and held.keep == '0' then count_run(queue, h, held) end
       x.progress = rcall('HGET', tokens, 'p:' .. id) or nil
       rcall('HDEL', tokens, id, 'p:' .. id)
       drop_leases(queue, { id })

@@ -18,7 +18,9 @@
   back first in line, its attempt uncounted. Any other lapsed task with attempts left goes back
   (delayed by its backoff, in its priority); otherwise it ends `expired`
   ('x' + JSON {taskName, queue, taskId, reason, attempts}) and the expiry cascades to dependents.
-  A lapsed task frees the limit slots it held.
+  A lapsed task frees the limit slots it held. The run of each task put back or expired counts in
+  the wait- and run-time histograms here (count_run() of observe.lua: its wait to its start, its
+  time until now): its worker's late finish, if any, is refused and counts nothing.
 ]]
 if not rcall('SET', key(QUEUE, 'sweep'), '1', 'NX', 'PX', ARGV[3]) then return { 0, {} } end
 -- Hand-overs still owed past their grace: the caller that owed them died between the two steps.
@@ -137,12 +139,17 @@ for i, id in ipairs(lapsed) do
     elseif tonumber(h.attempt) < tonumber(h.attempts) then
       local r = (random + i * 0.6180339887) % 1
       local _, _, header = parse(rec)
+      -- This call ends the run: it counts its wait and its time (its worker's late finish, if it
+      -- comes, is refused and counts nothing, exchange.lua).
+      count_run(QUEUE, header, h)
       local at = now() + backoff_delay(header.b, tonumber(h.attempt), r)
       requeue(QUEUE, id, h.attempt, at)
       event(QUEUE, 'retrying', id, h.head, { d = at - now(),
         e = { n = 'TaskExpired', m = reason, c = 'ERR_WORQ_TASK_EXPIRED' } })
       count(QUEUE, 'r', 1)
     else
+      local ok, _, header = pcall(parse_made, rec)
+      if ok then count_run(QUEUE, header, h) end
       local out = expired_outcome(h.name, QUEUE, id, reason, tonumber(h.attempt))
       h.holds = false -- freed above
       settle(QUEUE, id, out, { held = h, progress = held[2 * i] or nil })
