@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { MigrationDenied, SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 19
+export const SCHEMA_VERSION = 20
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -32,6 +32,7 @@ const VERSIONS: Record<number, string[]> = {
   17: ['021_purge_chains'],
   18: ['022_schedule_gen'],
   19: ['023_park_lock'],
+  20: ['024_resend_times'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */
