@@ -155,6 +155,34 @@ for (const backend of backends) {
       })
     }
 
+    for (const attempts of [1, 2]) {
+      const ended = attempts === 1 ? 'expires' : 'puts back for a retry'
+      it(`a dead worker's run that the sweep ${ended} counts once in the wait- and run-time histograms`, async () => {
+        const queue = uniqueQueue('metrics')
+        const broker = getBroker(url, queue)
+        try {
+          const d = await task(broker.queue().func, { heartrate: 20, attempts, backoff: 60_000 })()
+          const { backend: b } = await broker.backend()
+          // Reserved by a worker that dies at once: it never sends a finish.
+          const [mine] = (await b.exchange(queue, 'dead', [], 1)).reserved
+          expect(mine!.id).to.equal(d.id)
+          await new Promise(r => setTimeout(r, 1100)) // let the lease (2 × 20 + 1000 ms) lapse: time itself is under test
+          expect(await b.sweep(queue, 10)).to.equal(1)
+          const all = samples(await prometheusMetrics(broker))
+          const count = (name: string) => all.find(x => x.name === name)?.value
+          const status = (s: string) => all.find(x => x.labels.status === s)?.value
+          expect(status(attempts === 1 ? 'expired' : 'retried')).to.equal(1)
+          expect(count('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
+          expect(count('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
+          // Its run lasted from its start to the sweep: a second or more, in the bucket (1024, 2048] ms.
+          expect(count('worq_task_run_seconds_sum'), 'run time (s)').to.be.within(1, 3)
+        } finally {
+          await broker.purge()
+          await broker.close()
+        }
+      })
+    }
+
     it('a run of an ignoreResult task cancelled while it runs counts once in the wait- and run-time histograms', async () => {
       const queue = uniqueQueue('metrics')
       const broker = getBroker(url, queue)

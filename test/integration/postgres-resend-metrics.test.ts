@@ -7,6 +7,7 @@
 import { expect } from 'chai'
 import { createConnection, createServer } from 'node:net'
 import { getBroker, task } from '../../lib/index.js'
+import { expiredOutcome } from '../../lib/outcome.js'
 import { prometheusMetrics } from '../../lib/metrics/index.js'
 import { postgresUrl } from '../helpers/postgres.js'
 import { samples } from '../helpers/promtool.js'
@@ -50,27 +51,83 @@ async function cutAtReply(target: string) {
 }
 
 describe('postgres: an exchange sent again after its commit', () => {
-  it('counts the run it finished once in the wait- and run-time histograms', async () => {
+  /**
+   * Reserves one task (made by `options`) as worker `w`, lets `before` act on it, then sends the
+   * finish `make` builds through the proxy, which cuts the exchange's reply so the pool sends it
+   * again; resolves to that exchange's stale ids and the queue's Prometheus samples.
+   */
+  async function resent(
+    options: { attempts?: number; ignoreResult?: boolean },
+    make: (id: string, token: string, queue: string) => Record<string, unknown>,
+    before?: (cancel: (id: string) => Promise<boolean>, id: string) => Promise<void>,
+  ) {
     const proxy = await cutAtReply(await postgresUrl())
     const queue = uniqueQueue('pgresend')
     const broker = getBroker(proxy.url, queue)
     try {
       const marker = `cut-${queue}`
-      await task(broker.queue().func, { id: marker })()
+      await task(broker.queue().func, { id: marker, ...options })()
       const { backend: b } = await broker.backend()
       const [mine] = (await b.exchange(queue, 'w', [], 1)).reserved
+      await before?.(id => b.cancel(queue, id), mine!.id)
       proxy.arm(marker)
-      const finish = { id: mine!.id, token: mine!.token, outcome: 'c1', runMs: 5, waitMs: 3 }
-      // Committed, its reply cut: sent again, it finds the task ended by this very finish.
-      expect((await b.exchange(queue, 'w', [finish], 0)).stale).to.deep.equal([])
+      const finish = { ...make(mine!.id, mine!.token, queue), runMs: 5, waitMs: 3 }
+      // Committed, its reply cut: sent again, it finds its own earlier work.
+      const { stale } = await b.exchange(queue, 'w', [finish as never], 0)
       const all = samples(await prometheusMetrics(broker))
-      const value = (name: string) => all.find(x => x.name === name)?.value
-      expect(all.find(x => x.labels.status === 'completed')?.value).to.equal(1)
-      expect(value('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
-      expect(value('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
+      return {
+        stale,
+        value: (name: string) => all.find(x => x.name === name)?.value,
+        status: (s: string) => all.find(x => x.labels.status === s)?.value,
+      }
     } finally {
+      await broker.purge()
       await broker.close()
       proxy.close()
     }
+  }
+
+  it('counts the run it finished once in the wait- and run-time histograms', async () => {
+    const { stale, value, status } = await resent({}, (id, token) => ({ id, token, outcome: 'c1' }))
+    expect(stale).to.deep.equal([])
+    expect(status('completed')).to.equal(1)
+    expect(value('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
+    expect(value('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
+  })
+
+  it('counts the run it put back for a retry once, and reports no lost lease', async () => {
+    const { stale, value, status } = await resent({ attempts: 2 }, (id, token, queue) => ({
+      id,
+      token,
+      outcome: expiredOutcome('func', queue, id, 'again', 1),
+      retryAt: Date.now() + 60_000,
+    }))
+    expect(status('retried')).to.equal(1)
+    expect(value('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
+    expect(value('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
+    expect(stale, 'stale').to.deep.equal([])
+  })
+
+  it('counts the run of an ignoreResult task it finished once', async () => {
+    const { value, status } = await resent({ ignoreResult: true }, (id, token) => ({
+      id,
+      token,
+      outcome: 'c1',
+    }))
+    expect(status('completed')).to.equal(1)
+    expect(value('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
+    expect(value('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
+  })
+
+  it('counts the run a cancel ended once, with the finish the cancel refused', async () => {
+    const { stale, value, status } = await resent(
+      {},
+      (id, token) => ({ id, token, outcome: 'c1' }),
+      async (cancel, id) => void expect(await cancel(id)).to.equal(true),
+    )
+    expect(stale, 'stale').to.deep.equal([])
+    expect(status('cancelled')).to.equal(1)
+    expect(value('worq_task_run_seconds_count'), 'runs counted').to.equal(1)
+    expect(value('worq_task_wait_seconds_count'), 'waits counted').to.equal(1)
   })
 })
