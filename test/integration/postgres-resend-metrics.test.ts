@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai'
 import { createConnection, createServer } from 'node:net'
+import type { Finish } from '../../lib/backends/records.js'
 import { getBroker, task } from '../../lib/index.js'
 import { expiredOutcome } from '../../lib/outcome.js'
 import { prometheusMetrics } from '../../lib/metrics/index.js'
@@ -17,6 +18,7 @@ import { uniqueQueue } from '../helpers/util.js'
 async function cutAtReply(target: string) {
   const to = new URL(target)
   let marker: string | undefined
+  let cuts = 0
   const server = createServer(client => {
     const upstream = createConnection(Number(to.port || 5432), to.hostname)
     let cut = false
@@ -36,6 +38,7 @@ async function cutAtReply(target: string) {
     })
     upstream.on('data', (chunk: Buffer) => {
       if (!cut) return void client.write(chunk)
+      cuts++
       client.destroy()
       upstream.destroy()
     })
@@ -46,6 +49,8 @@ async function cutAtReply(target: string) {
   return {
     url: via.toString(),
     arm: (m: string) => void (marker = m),
+    /** How many connections it cut at a reply. */
+    cuts: () => cuts,
     close: () => void server.close(),
   }
 }
@@ -58,7 +63,7 @@ describe('postgres: an exchange sent again after its commit', () => {
    */
   async function resent(
     options: { attempts?: number; ignoreResult?: boolean },
-    make: (id: string, token: string, queue: string) => Record<string, unknown>,
+    make: (id: string, token: string, queue: string) => Finish,
     before?: (cancel: (id: string) => Promise<boolean>, id: string) => Promise<void>,
   ) {
     const proxy = await cutAtReply(await postgresUrl())
@@ -73,7 +78,8 @@ describe('postgres: an exchange sent again after its commit', () => {
       proxy.arm(marker)
       const finish = { ...make(mine!.id, mine!.token, queue), runMs: 5, waitMs: 3 }
       // Committed, its reply cut: sent again, it finds its own earlier work.
-      const { stale } = await b.exchange(queue, 'w', [finish as never], 0)
+      const { stale } = await b.exchange(queue, 'w', [finish], 0)
+      expect(proxy.cuts(), 'replies cut').to.equal(1)
       const all = samples(await prometheusMetrics(broker))
       return {
         stale,
