@@ -6,22 +6,11 @@
  */
 import { expect } from 'chai'
 import { getBroker, task, WorkerPool, type Broker, type TaskOptions } from '../../lib/index.js'
-import { prometheusMetrics } from '../../lib/metrics/index.js'
 import { HEARTRATE, SWEEP, worker } from '../helpers/chaos-worker.js'
 import { silentProxy } from '../helpers/chaos-proxy.js'
 import { redisUrl } from '../helpers/redis-server.js'
-import { samples } from '../helpers/promtool.js'
+import { histogramCounts } from '../helpers/histograms.js'
 import { latch, uniqueQueue } from '../helpers/util.js'
-
-/** How many runs and waits the queue's histograms hold (the `_count` of each). */
-async function histogramCounts(broker: Broker) {
-  const all = samples(await prometheusMetrics(broker))
-  const count = (name: string) => all.find(x => x.name === name)?.value
-  return {
-    runs: count('worq_task_run_seconds_count'),
-    waits: count('worq_task_wait_seconds_count'),
-  }
-}
 
 /**
  * One broker through `url` that both enqueues and works, so its scripts return this process's

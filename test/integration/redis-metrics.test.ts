@@ -1,22 +1,13 @@
 import { expect } from 'chai'
-import { getBroker, task, type Broker } from '../../lib/index.js'
+import { getBroker, task } from '../../lib/index.js'
 import { finishTimes, histogramFields } from '../../lib/backends/redis/codec.js'
 import { queueKey } from '../../lib/backends/redis/keys.js'
 import { Scripts } from '../../lib/backends/redis/scripts.js'
 import { prometheusMetrics } from '../../lib/metrics/index.js'
+import { histogramCounts } from '../helpers/histograms.js'
 import { samples } from '../helpers/promtool.js'
 import { useRedisAdmin } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
-
-/** How many runs and waits the queue's histograms hold (the `_count` of each). */
-async function histogramCounts(broker: Broker) {
-  const all = samples(await prometheusMetrics(broker))
-  const count = (name: string) => all.find(x => x.name === name)?.value
-  return {
-    runs: count('worq_task_run_seconds_count'),
-    waits: count('worq_task_wait_seconds_count'),
-  }
-}
 
 describe('redis: metrics totals', () => {
   const redis = useRedisAdmin()
