@@ -201,9 +201,14 @@ export class Lane {
       }
       for (const id of result.stale) {
         // A lease the keeper already reported lost is not reported again when its finish is
-        // refused.
-        if (!slots.takeLost(id)) this.host.emit('lease:lost', { id, queue })
+        // refused, nor is a run's that a cancel ended (reported as task:cancelled).
+        if (!slots.takeLost(id) && !slots.takeCancelledEnd(id))
+          this.host.emit('lease:lost', { id, queue })
       }
+      // The rest went through refused without a report; those sent again (unconfirmed, below)
+      // keep their mark for the exchange that takes them.
+      const again = result.unconfirmed?.finishes
+      for (const f of done) if (!again?.includes(f)) slots.takeCancelledEnd(f.id)
       const accepting = this.#accept(result.reserved)
       if (accepting) await accepting
       if (result.unconfirmed) {

@@ -54,6 +54,12 @@ export class Slots {
   #recentMs: number | undefined
   /** Ids of runs cancelled while they ran: their end is not reported as a finish's status. */
   readonly #cancelled = new Set<string>()
+  /**
+   * Ids of cancelled runs whose finish went to the lane and has not been through an exchange yet:
+   * the backend refuses it, and where it cannot tell it from a lost lease's (an `ignoreResult`
+   * task, whose record the cancel removed) it reports it stale, which is no lease lost.
+   */
+  readonly #cancelledEnds = new Set<string>()
   /** Ids whose lease loss was reported by the keeper and whose finish is still to come. */
   readonly #lost = new Set<string>()
   readonly #idle = new Set<() => void>()
@@ -128,7 +134,8 @@ export class Slots {
       controller.abort(new Error(reason))
       const { id, token, name, attempt } = task
       const cancelled = this.#cancelled.delete(id)
-      if (!cancelled) this.host.progress.flush(id)
+      if (cancelled) this.#cancelledEnds.add(id)
+      else this.host.progress.flush(id)
       const retry = attempt < task.attempts
       finishes.push({
         id,
@@ -165,6 +172,11 @@ export class Slots {
   /** True (once) when the lease loss of `id` was already reported. */
   takeLost(id: string): boolean {
     return this.#lost.delete(id)
+  }
+
+  /** True (once) when the finish of `id` was that of a run a cancel ended (see #cancelledEnds). */
+  takeCancelledEnd(id: string): boolean {
+    return this.#cancelledEnds.delete(id)
   }
 
   /** The task was cancelled: abort its run, or drop it unstarted. */
@@ -236,7 +248,8 @@ export class Slots {
     this.host.leases.delete(task.id)
     const cancelled = this.#cancelled.delete(task.id)
     // Its last progress goes before its finish (the same connection keeps the order).
-    if (!cancelled) this.host.progress.flush(task.id)
+    if (cancelled) this.#cancelledEnds.add(task.id)
+    else this.host.progress.flush(task.id)
     const ms = Date.now() - started
     finish.runMs = ms
     finish.waitMs = Math.max(0, started - task.dueAt)

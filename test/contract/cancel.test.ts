@@ -96,6 +96,37 @@ for (const backend of backends) {
       }
     })
 
+    it('a running ignoreResult task cancelled: its pool reports task:cancelled, never lease:lost', async () => {
+      const started = latch<string>()
+      const w = await withWorker(url, b => {
+        b.expose(async function slow(this: TaskContext) {
+          await new Promise(resolve => this.signal.addEventListener('abort', resolve))
+        })
+        b.expose(function next(a: number) {
+          return a + 1
+        })
+      })
+      const lost: string[] = []
+      const cancelled: string[] = []
+      w.pool.on('task:start', e => started.resolve(e.id))
+      w.pool.on('lease:lost', e => lost.push(e.id))
+      w.pool.on('task:cancelled', e => cancelled.push(e.id))
+      try {
+        const q = w.broker.queue()
+        await task(q.slow, { ignoreResult: true })()
+        const id = await started.promise
+        expect(await w.broker.cancel(id)).to.equal(true)
+        await until(() => cancelled.includes(id), 5000, 'task:cancelled')
+        await w.pool.onIdle()
+        // The run's refused finish went in an exchange that ended before this call's run began
+        // (one lane: a reply's refusals are read before what it reserves is started).
+        expect(await (await q.next(1)).result(5000)).to.equal(2)
+        expect(lost).to.deep.equal([])
+      } finally {
+        await w.close()
+      }
+    })
+
     it('the cancel of a running task cascades: onError fail fails the dependent, pass hands it TaskCancelled', async () => {
       const started = latch()
       const w = await withWorker(url, b => {
