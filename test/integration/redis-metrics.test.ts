@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { getBroker, task } from '../../lib/index.js'
-import { finishTimes, histogramFields } from '../../lib/backends/redis/codec.js'
+import { finishTimes, histogramFields } from '../../lib/backends/redis/histograms.js'
 import { queueKey } from '../../lib/backends/redis/keys.js'
 import { Scripts } from '../../lib/backends/redis/scripts.js'
 import { prometheusMetrics } from '../../lib/metrics/index.js'

@@ -4,10 +4,9 @@ import {
   decodeRecord,
   decodeReserved,
   encodeTask,
-  finishTimes,
-  histogramFields,
   parseHandover,
 } from '../../lib/backends/redis/codec.js'
+import { finishTimes, histogramFields } from '../../lib/backends/redis/histograms.js'
 import { decodeEnqueueReply, decodeExchangeReply } from '../../lib/backends/redis/replies.js'
 import { newTask } from '../helpers/new-task.js'
 

@@ -5,7 +5,8 @@
  */
 import { nanoid } from 'nanoid'
 import type { BackendLimits, ExchangeResult, Finish, Park, ReservedTask } from '../backend.js'
-import { decodeReserved, finishTimes, histogramFields, parseHandover } from './codec.js'
+import { decodeReserved, parseHandover } from './codec.js'
+import { finishTimes, histogramFields } from './histograms.js'
 import type { Connection } from './connections.js'
 import type { OutcomeFeed } from './feed.js'
 import type { HandOvers } from './handover.js'

@@ -108,8 +108,8 @@ local function count_time(queue, prefix, ms)
   count(queue, SUM[prefix], ms)
 end
 
--- Takes back a duration of a worker's report that a call counted (histogramFields() of codec.ts:
--- its bucket, and its sum in whole ms).
+-- Takes back a duration of a worker's report that a call counted (histogramFields() of
+-- histograms.ts: its bucket, and its sum in whole ms).
 local function uncount_time(queue, prefix, ms)
   if not ms then return end
   count(queue, BUCKET[prefix][time_bucket(ms)], -1)
