@@ -5,55 +5,14 @@
  * the first byte of its reply.
  */
 import { expect } from 'chai'
-import { createConnection, createServer } from 'node:net'
 import type { Finish } from '../../lib/backends/records.js'
 import { getBroker, task } from '../../lib/index.js'
 import { expiredOutcome } from '../../lib/outcome.js'
 import { prometheusMetrics } from '../../lib/metrics/index.js'
+import { cutAtReply } from '../helpers/cut-at-reply.js'
 import { postgresUrl } from '../helpers/postgres.js'
 import { samples } from '../helpers/promtool.js'
 import { uniqueQueue } from '../helpers/util.js'
-
-/** A proxy to `target` that, once armed with a marker, cuts the connection that sent it at its reply. */
-async function cutAtReply(target: string) {
-  const to = new URL(target)
-  let marker: string | undefined
-  let cuts = 0
-  const server = createServer(client => {
-    const upstream = createConnection(Number(to.port || 5432), to.hostname)
-    let cut = false
-    for (const s of [client, upstream]) {
-      s.on('error', () => undefined)
-      s.on('close', () => {
-        client.destroy()
-        upstream.destroy()
-      })
-    }
-    client.on('data', (chunk: Buffer) => {
-      if (marker !== undefined && chunk.includes(marker)) {
-        cut = true
-        marker = undefined
-      }
-      upstream.write(chunk)
-    })
-    upstream.on('data', (chunk: Buffer) => {
-      if (!cut) return void client.write(chunk)
-      cuts++
-      client.destroy()
-      upstream.destroy()
-    })
-  })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const via = new URL(target)
-  via.host = `127.0.0.1:${(server.address() as { port: number }).port}`
-  return {
-    url: via.toString(),
-    arm: (m: string) => void (marker = m),
-    /** How many connections it cut at a reply. */
-    cuts: () => cuts,
-    close: () => void server.close(),
-  }
-}
 
 describe('postgres: an exchange sent again after its commit', () => {
   /**

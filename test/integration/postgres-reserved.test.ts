@@ -55,7 +55,7 @@ describe('postgres: a reservation as an array (schema version 8)', () => {
     const [asObject] = await exchange(`SELECT worq.exchange($1, $2, $3::jsonb, $4) AS v`, 'old')
     expect(Array.isArray(asObject)).to.equal(false)
     // As this version asks: an array of the fields.
-    const [asArray] = await exchange(exchangeSql('worq'), 'new', [0, 0, '', 0])
+    const [asArray] = await exchange(exchangeSql('worq'), 'new', [0, 0, '', 0, 'call1', 'off'])
     expect(asArray).to.be.an('array').with.length(20)
 
     // The object as an earlier version reads it (postgres.ts before version 8).
@@ -73,6 +73,10 @@ describe('postgres: a reservation as an array (schema version 8)', () => {
     expect(b.backoff).to.include({ type: 'exponential', delay: 50, maxDelay: 900 })
     expect(b.cache?.ttl).to.equal(60_000)
     expect(b.slots).to.deep.equal([])
+    // Version 22: the token names the exchange's call (a call sent again finds it); without a
+    // call, as an earlier version asks, it does not.
+    expect(b.token).to.match(/^new:ccall1\.\d+$/)
+    expect(a.token).to.match(/^old:\d+$/)
     expect(b.deps).to.deep.equal([])
     expect(b.token).to.match(/^new:/)
     expect(b.dueAt).to.be.a('number')

@@ -192,13 +192,15 @@ export class PgPool {
   /**
    * Runs `fn` until it answers: again after a deadlock (up to 5 times), again with backoff while
    * the server is away (until `patienceMs` has passed: then BackendUnreachable); a statement or
-   * lock timeout is a StatementTimeout.
+   * lock timeout is a StatementTimeout. `fn` is told whether an earlier try's connection was
+   * dropped: that try may have committed (in the instant between its commit and its reply).
    */
-  async #patiently<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  async #patiently<T>(operation: string, fn: (resent: boolean) => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.#patienceMs
+    let resent = false
     for (let attempt = 1; ; attempt++) {
       try {
-        return await fn()
+        return await fn(resent)
       } catch (err) {
         const code = (err as { code?: string }).code
         if (code !== undefined && RETRY.has(code) && attempt < 5) continue
@@ -207,6 +209,7 @@ export class PgPool {
         const refused = refusal(this.#url, err)
         if (refused) throw refused
         if (!dropped(err) && !unreachable(err)) throw err
+        if (dropped(err)) resent = true
         const left = deadline - Date.now()
         if (left <= 0) throw unreachableError(this.#url, err)
         await new Promise(r => setTimeout(r, Math.min(25 * 2 ** attempt, MAX_BACKOFF_MS, left)))
@@ -233,6 +236,21 @@ export class PgPool {
       operation ?? operationOf(text),
       async () => (await this.#pool.query(query)).rows as T[],
     )
+  }
+
+  /**
+   * Column `v` of the first row of a prepared statement whose tries after a dropped connection
+   * differ from its first: `values(resent)` gives each try's parameters, `resent` true once an
+   * earlier try's connection was dropped (that try may have committed; the exchange then answers
+   * as the committed try did: docs/postgres.md, "A server that is away").
+   */
+  async resendable<T>(text: string, values: (resent: boolean) => unknown[]): Promise<T> {
+    await this.ready()
+    const name = this.#prepare ? statementName(text) : undefined
+    return this.#patiently(operationOf(text), async resent => {
+      const query: pg.QueryConfig = { name, text, values: values(resent) }
+      return ((await this.#pool.query(query)).rows[0] as { v: T }).v
+    })
   }
 
   /** Column `v` of the first row (`prepared`: as for `rows`). */

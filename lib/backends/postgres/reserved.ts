@@ -34,10 +34,15 @@ type ReservedRow = [
 /**
  * The exchange's statement: asks `<schema>.reserved()` for arrays, then exchanges and parks the
  * worker or ends its park (schema version 11: $5 park ms, 0 for none, $6 slots, $7 the process's
- * channel, $8 its listening connection's server process).
+ * channel, $8 its listening connection's server process). Schema version 22: $9 the call's id
+ * (`worq_call.id`, in the tokens of the tasks it reserves) and $10 `on` when the statement is sent
+ * again after its connection dropped (`worq_call.again`: the exchange then answers as its first
+ * try did if that try committed).
  */
 export function exchangeSql(schema: string): string {
-  const ask = `SELECT set_config('worq_reply.rows', 'on', true)`
+  const ask =
+    `SELECT set_config('worq_reply.rows', 'on', true), set_config('worq_call.id', $9, true), ` +
+    `set_config('worq_call.again', $10, true)`
   return `SELECT ${schema}.exchange($1, $2, $3::jsonb, $4, $5, $6, $7, $8) AS v FROM (${ask}) AS asked`
 }
 

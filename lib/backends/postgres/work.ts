@@ -3,6 +3,7 @@
  * park the worker), waits for work (wake-ups and handovers heard on the listening connection),
  * progress, and a worker leaving. docs/postgres.md ("Handover") describes the parks.
  */
+import { nanoid } from 'nanoid'
 import type { ExchangeResult, Finish, Park, ProgressUpdate, ReservedTask } from '../backend.js'
 import { encodeFinishes } from './finishes.js'
 import { Folds } from './folds.js'
@@ -68,12 +69,15 @@ export class WorkerSide {
         ? [Math.round(park!.ms), Math.floor(park!.slots), this.#parts.clientId, pid]
         : [0, 0, '', 0]),
     )
-    const r = await db.value<{
+    // The call's id: sent again after a dropped connection, the exchange finds what its first try
+    // did, if that try committed (docs/postgres.md, "A server that is away").
+    const call = nanoid(12)
+    const r = await db.resendable<{
       stale: string[]
       reserved: unknown[]
       nextDueIn: number | null
       fold: boolean
-    }>(exchangeSql(schema), args, true)
+    }>(exchangeSql(schema), resent => [...args, call, resent ? 'on' : 'off'])
     if (r.fold) this.#folds.request(queue)
     this.#handovers.finished(queue, workerId, done)
     const reserved = r.reserved.map(decodeReserved)
