@@ -6,7 +6,11 @@
  * the marker (a finished task's id), then cuts the connection at the first byte of its reply.
  */
 import { expect } from 'chai'
+import pg from 'pg'
+import { encodeFinishes } from '../../lib/backends/postgres/finishes.js'
+import { exchangeSql } from '../../lib/backends/postgres/reserved.js'
 import { getBroker, task, TaskSpace, WorkerPool } from '../../lib/index.js'
+import { expiredOutcome } from '../../lib/outcome.js'
 import { cutAtReply } from '../helpers/cut-at-reply.js'
 import { postgresUrl } from '../helpers/postgres.js'
 import { uniqueQueue } from '../helpers/util.js'
@@ -131,6 +135,44 @@ describe('postgres: the reply of an exchange sent again after its commit', () =>
       expect(stale).to.deep.equal([marker])
     } finally {
       await tearDown()
+    }
+  })
+
+  it('reports no lost lease for a retry its first try made, though the next attempt ended since', async () => {
+    // The try sent again by hand: the same statement and call, with worq_call.again on, after the
+    // retried task has run again and ended (which replaces the retry's mark on the task).
+    const url = await postgresUrl()
+    const queue = uniqueQueue('pgagain')
+    const broker = getBroker(url, queue)
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    try {
+      const { backend: b } = await broker.backend()
+      await task(broker.queue().func, { id: 'r', attempts: 2 })()
+      const [run1] = (await b.exchange(queue, 'w', [], 1)).reserved
+      const retry = {
+        id: 'r',
+        token: run1!.token,
+        outcome: expiredOutcome('func', queue, 'r', 'once more', 1),
+        retryAt: Date.now(),
+      }
+      const args = [queue, 'w', JSON.stringify(encodeFinishes(queue, [retry], 1 << 20)), 0]
+      const send = async (again: 'on' | 'off') =>
+        (await client.query(exchangeSql('worq'), [...args, 0, 0, '', 0, 'call1', again])).rows[0]
+          .v as { stale: string[] }
+      expect((await send('off')).stale).to.deep.equal([])
+      const [run2] = (await b.exchange(queue, 'w2', [], 1)).reserved
+      expect(run2?.attempt).to.equal(2)
+      await b.exchange(queue, 'w2', [{ id: 'r', token: run2!.token, outcome: 'c1' }], 0)
+      expect((await send('on')).stale, 'sent again').to.deep.equal([])
+      // A call that is not the one that retried it is told the lease was lost.
+      args[1] = 'w'
+      const other = await client.query(exchangeSql('worq'), [...args, 0, 0, '', 0, 'call2', 'on'])
+      expect(other.rows[0].v.stale).to.deep.equal(['r'])
+    } finally {
+      await client.end()
+      await broker.purge()
+      await broker.close()
     }
   })
 

@@ -5,10 +5,11 @@
 -- - reserve() puts the call's id in the tokens it makes (`<worker>:c<call>.<n>`), and a try sent
 --   again answers the tasks its first try reserved (until version 21 they waited out their lease,
 --   about 21 s with the default heartrate, and ran on another worker);
--- - an ignoreResult task's finish deletes its row: the exchange that ended such tasks leaves a memo
---   of their ids under its call (table exchange_memos, a row per queue and worker, written only by
---   those exchanges), so a try sent again finds them ended by its first try: quiet, not stale (a
---   lease:lost before). The sweep drops memos older than ten minutes.
+-- - an ignoreResult task's finish deletes its row, and a retry's mark (finish_tag) lasts until the
+--   task's next attempt ends: the exchange that ended such tasks, or put tasks back for a retry,
+--   leaves a memo of their ids under its call (table exchange_memos, a row per queue and worker,
+--   written only by those exchanges), so a try sent again finds them done by its first try: quiet,
+--   not stale (a lease:lost before). The sweep drops memos older than ten minutes.
 -- A statement that does not name its call (a process of version 21) works as before.
 
 CREATE TABLE worq.exchange_memos (
@@ -20,9 +21,10 @@ CREATE TABLE worq.exchange_memos (
   PRIMARY KEY (queue, worker)
 );
 
--- Remembers that the current call (worq_call.id) ended the ignoreResult tasks `ids` of worker `w`
--- (added to what the same call remembered before; another call's memo is replaced).
-CREATE FUNCTION worq.remember_drops(q text, w text, ids text[], now bigint) RETURNS void
+-- Remembers that the current call (worq_call.id) of worker `w` ended the ignoreResult tasks `ids`,
+-- or put them back for a retry (added to what the same call remembered before; another call's memo
+-- is replaced).
+CREATE FUNCTION worq.remember_ended(q text, w text, ids text[], now bigint) RETURNS void
 LANGUAGE sql AS $$
   INSERT INTO worq.exchange_memos AS m (queue, worker, call_id, ids, at)
   SELECT q, w, current_setting('worq_call.id', true), ids, now
@@ -152,7 +154,7 @@ BEGIN
       RETURNING t.id, t.name, t.attempt, t.worker_id, t.started_at, NULL::text AS origin
       INTO lone_e;
       IF NOT FOUND THEN RETURN '{}'; END IF;
-      PERFORM worq.remember_drops(q, lone_e.worker_id, ARRAY[lone_e.id], now);
+      PERFORM worq.remember_ended(q, lone_e.worker_id, ARRAY[lone_e.id], now);
     END IF;
     INSERT INTO worq.inbox (queue, body) VALUES (q, json_build_object(
       'es', json_build_array(json_strip_nulls(json_build_object('type',
@@ -212,7 +214,7 @@ BEGIN
     RETURNING t.id, t.name, t.attempt, t.worker_id, t.started_at, NULL::text AS origin,
       f.outcome, f.ordinality, f."runMs", f."waitMs"
   ), remembered AS (
-    -- remember_drops() as a statement of the query (a data-modifying WITH always runs).
+    -- remember_ended() as a statement of the query (a data-modifying WITH always runs).
     INSERT INTO worq.exchange_memos AS m (queue, worker, call_id, ids, at)
     SELECT q, min(dropped.worker_id), current_setting('worq_call.id', true), array_agg(dropped.id),
       now
@@ -267,10 +269,11 @@ DECLARE
   due bigint;
   folded bigint;
   -- Version 22: the call's id, and whether this is the call sent again after its connection
-  -- dropped (its first try may have committed); the ignoreResult tasks it ended (their rows go).
+  -- dropped (its first try may have committed); the ignoreResult tasks it ended (their rows go)
+  -- and those it put back for a retry (remember_ended()).
   this_call text := coalesce(current_setting('worq_call.id', true), '');
   again boolean := coalesce(current_setting('worq_call.again', true), '') = 'on';
-  drops text[] := '{}';
+  ended_here text[] := '{}';
 BEGIN
   -- hold()'s lock, taken here (version 14: a call fewer for every exchange).
   SELECT * INTO qr FROM worq.queues qs WHERE qs.name = q FOR UPDATE;
@@ -304,8 +307,9 @@ BEGIN
         END IF;
         -- Quiet: a release (the task never started), the end of a run cancelled as it ran, and a
         -- finish or retry this very finish applied before (its exchange sent again).
-        -- Sent again: an ignoreResult task its first try ended left no row, but a memo.
-        IF NOT found_ AND again AND this_call <> '' AND EXISTS (SELECT 1 FROM worq.exchange_memos m
+        -- Sent again: an ignoreResult task its first try ended left no row, and a task it put back
+        -- for a retry may have run and ended since; both left a memo.
+        IF again AND this_call <> '' AND EXISTS (SELECT 1 FROM worq.exchange_memos m
             WHERE m.queue = q AND m.worker = exchange.worker AND m.call_id = this_call
               AND f.id = ANY (m.ids)) THEN
           CONTINUE;
@@ -326,12 +330,15 @@ BEGIN
       ELSIF f."retryAt" IS NOT NULL THEN
         PERFORM worq.retry(q, f.id, f."retryAt", jsonb_build_object('error', f.error), now, timing,
           f.token);
+        ended_here := ended_here || f.id;
       ELSE
         PERFORM worq.finish(q, f.id, f.outcome, now, false, f.token, timing);
-        IF r.ignore_result THEN drops := drops || f.id; END IF;
+        IF r.ignore_result THEN ended_here := ended_here || f.id; END IF;
       END IF;
     END LOOP;
-    IF cardinality(drops) > 0 THEN PERFORM worq.remember_drops(q, worker, drops, now); END IF;
+    IF cardinality(ended_here) > 0 THEN
+      PERFORM worq.remember_ended(q, worker, ended_here, now);
+    END IF;
   END IF;
   -- Sent again: the tasks its first try reserved, if that try committed (their tokens name the
   -- call), are this reply's; none, and it reserves as any exchange.
