@@ -24,15 +24,21 @@ CREATE TABLE worq.exchange_memos (
 -- Remembers that the current call (worq_call.id) of worker `w` ended the ignoreResult tasks `ids`,
 -- or put them back for a retry (added to what the same call remembered before; another call's memo
 -- is replaced).
+-- (plpgsql, not sql: a plpgsql function keeps its statement's plan for the session, where a sql
+-- function called from plpgsql plans its body on every call, which cost a lone ignoreResult call
+-- about 0.2 ms.)
 CREATE FUNCTION worq.remember_ended(q text, w text, ids text[], now bigint) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+  this_call text := coalesce(current_setting('worq_call.id', true), '');
+BEGIN
+  IF this_call = '' THEN RETURN; END IF;
   INSERT INTO worq.exchange_memos AS m (queue, worker, call_id, ids, at)
-  SELECT q, w, current_setting('worq_call.id', true), ids, now
-  WHERE coalesce(current_setting('worq_call.id', true), '') <> ''
+  VALUES (q, w, this_call, remember_ended.ids, now)
   ON CONFLICT (queue, worker) DO UPDATE SET call_id = excluded.call_id,
     ids = CASE WHEN m.call_id = excluded.call_id THEN m.ids || excluded.ids ELSE excluded.ids END,
-    at = excluded.at
-$$;
+    at = excluded.at;
+END $$;
 
 CREATE OR REPLACE FUNCTION worq.reserve(qr worq.queues, worker text, max integer, now bigint)
 RETURNS json LANGUAGE plpgsql
