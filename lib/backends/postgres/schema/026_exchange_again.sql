@@ -40,6 +40,15 @@ BEGIN
     at = excluded.at;
 END $$;
 
+-- emit() as plpgsql: its INSERT's plan is kept for the session, where as a sql function called
+-- from plpgsql it planned the INSERT on every call (16 against 7 µs an event, 2 000 in a loop).
+-- Every event and count written one by one goes through it (task_event(): limits, dependents,
+-- retries, releases, cancels, the cache).
+CREATE OR REPLACE FUNCTION worq.emit(q text, body jsonb) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO worq.inbox (queue, body) VALUES (q, body);
+END $$;
+
 CREATE OR REPLACE FUNCTION worq.reserve(qr worq.queues, worker text, max integer, now bigint)
 RETURNS json LANGUAGE plpgsql
 SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
