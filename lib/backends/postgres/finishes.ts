@@ -9,8 +9,9 @@ import { boundedFinish, outcomeError } from '../../outcome.js'
 
 /**
  * A token no reservation ever holds (tokens are `<worker>:<n>`, `<worker>:c<call>.<n>` and
- * `<worker>:h<n>`, never ending in `|`): a finish sent with it is refused by the exchange and reported stale, as any finish whose
- * token no longer matches. Its task's lease lapses and the sweep puts it back or expires it.
+ * `<worker>:h<n>`, never ending in `|`): a finish sent with it is refused by the exchange and
+ * reported stale, as any finish whose token no longer matches. Its task's lease lapses and the
+ * sweep puts it back or expires it.
  */
 const REFUSED = '|'
 
