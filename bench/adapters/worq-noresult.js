@@ -3,12 +3,12 @@
 // of each completion through the pool's in-process `task:end` event, which the pool emits when the
 // task function has resolved, before its finish is sent. Like graphile-worker's, it only works with
 // the worker in the producer's process (the deployment row is skipped) and reads nothing back; the
-// value is taken from the worker's memory. It answers the question graphile-worker's † rows leave open: how worq
-// compares when it, too, keeps no results (docs/benchmarks.md, "Without results").
+// value is taken from the worker's memory. It answers the question graphile-worker's † rows leave
+// open: how worq compares when it, too, keeps no results (docs/benchmarks.md, "Without results").
 //
 //   BENCH_URL=postgres://… node bench/runner.js worq-noresult drain 5000 50
 //
-// Calls get ids of their own (`<run>-0`, `<run>-1`, …) since an ignoreResult call returns no Deferred.
+// Calls get ids of their own (`<run>-0`, `<run>-1`, …): an ignoreResult call returns no Deferred.
 const { getBroker, task, taskContext, TaskSpace, WorkerPool } = await import(
   process.env.WORQ_DIST ?? '../../dist/index.js'
 )

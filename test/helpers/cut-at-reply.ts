@@ -4,7 +4,10 @@
  */
 import { createConnection, createServer } from 'node:net'
 
-/** A proxy to `target` that, once armed with a marker, cuts the connection that sent it at its reply. */
+/**
+ * A proxy to `target` that, once armed with a marker, cuts the connection that sent it at its
+ * reply.
+ */
 export async function cutAtReply(target: string) {
   const to = new URL(target)
   let marker: string | undefined

@@ -60,7 +60,8 @@ DECLARE
   blocked jsonb;
   -- Version 22: `<worker>:c<call>.<n>` when the statement names its call (worq_call.id), so that
   -- the same exchange sent again finds the tasks its first try reserved; else `<worker>:<n>`.
-  prefix text := worker || ':' || CASE WHEN coalesce(current_setting('worq_call.id', true), '') <> ''
+  prefix text := worker || ':' ||
+    CASE WHEN coalesce(current_setting('worq_call.id', true), '') <> ''
     THEN 'c' || current_setting('worq_call.id', true) || '.' ELSE '' END;
 BEGIN
   IF qr.paused OR max <= 0 THEN RETURN out; END IF;
