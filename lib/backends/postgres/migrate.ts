@@ -34,7 +34,7 @@ const VERSIONS: Record<number, string[]> = {
   19: ['023_park_lock'],
   20: ['024_resend_times'],
   21: ['025_run_times_once'],
-  22: ['026_exchange_again'],
+  22: ['026_exchange_again', '026_exchange_again_end'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */
