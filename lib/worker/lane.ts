@@ -206,9 +206,10 @@ export class Lane {
           this.host.emit('lease:lost', { id, queue })
       }
       // The rest went through refused without a report; those sent again (unconfirmed, below)
-      // keep their mark for the exchange that takes them.
+      // keep their mark for the exchange that takes them. By id: the backend sends them again as
+      // copies without their times (Redis, work.ts), so no object of `done` is among them.
       const again = result.unconfirmed?.finishes
-      for (const f of done) if (!again?.includes(f)) slots.takeCancelledEnd(f.id)
+      for (const f of done) if (!again?.some(g => g.id === f.id)) slots.takeCancelledEnd(f.id)
       const accepting = this.#accept(result.reserved)
       if (accepting) await accepting
       if (result.unconfirmed) {
