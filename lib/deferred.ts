@@ -6,7 +6,7 @@
  */
 import { NoResultYet, type TaskFailure, WaitTimeout } from './errors.js'
 import { callListener } from './listener.js'
-import { expiredOutcome, outcomeStatus, readOutcome } from './outcome.js'
+import { expiredOutcome, outcomeStatus, readStoredOutcome } from './outcome.js'
 import { markResultRefs } from './result-ref.js'
 import type { TaskStatus } from './types.js'
 import { MAX_TIMER_MS, type Backend, type TaskState } from './backends/backend.js'
@@ -239,7 +239,7 @@ export class Deferred<T = unknown> {
    */
   get value(): T {
     if (this.#outcome === undefined) throw new NoResultYet(this.name, this.queue, this.id)
-    this.#read ??= readOutcome(this.#outcome)
+    this.#read ??= readStoredOutcome(this.#outcome, this.name, this.queue, this.id)
     if (!this.#read.ok) throw this.#read.error
     return this.#read.value as T
   }

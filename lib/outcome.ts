@@ -36,12 +36,13 @@ const STATUS: Record<string, FinalStatus> = {
   k: 'cancelled',
 }
 
-/** The status an outcome string records. */
+/**
+ * The status an outcome string records. One that starts with no known status (written by
+ * something other than worq, or damaged) counts as `failed`: reading it gives a `BadMessage`
+ * ({@link readStoredOutcome}), so a caller, a listing or a dashboard is told, not stopped.
+ */
 export function outcomeStatus(outcome: string): FinalStatus {
-  const status = STATUS[outcome.charAt(0)]
-  if (!status)
-    throw new TypeError(`malformed outcome: starts with ${JSON.stringify(outcome.charAt(0))}`)
-  return status
+  return Object.hasOwn(STATUS, outcome.charAt(0)) ? STATUS[outcome.charAt(0)]! : 'failed'
 }
 
 /** A completed outcome. Throws a TypeError when the value cannot be sent faithfully. */
@@ -132,6 +133,46 @@ export function outcomeError(outcome: string): {
     message,
     ...(code !== undefined && { code }),
     ...(stack !== undefined && { stack }),
+  }
+}
+
+/**
+ * The remote error of an outcome that cannot be read: a record or row written by something other
+ * than worq (or damaged), found where worq reads outcomes back (a Deferred's value, task info,
+ * events).
+ */
+export function unreadableOutcome(err: unknown): RemoteError {
+  return {
+    name: 'BadMessage',
+    code: 'ERR_WORQ_BAD_MESSAGE',
+    message: `the task's outcome cannot be read: ${(err as Error)?.message ?? String(err)}`,
+  }
+}
+
+/** {@link outcomeError}, or {@link unreadableOutcome} for an outcome it cannot read. */
+export function storedOutcomeError(outcome: string): RemoteError {
+  try {
+    return outcomeError(outcome)
+  } catch (err) {
+    return unreadableOutcome(err)
+  }
+}
+
+/**
+ * {@link readOutcome} for a task known by name, queue and id: an outcome it cannot read is a
+ * `TaskFailure` whose remote error is a `BadMessage` (code `ERR_WORQ_BAD_MESSAGE`), as a task whose
+ * arguments cannot be read fails.
+ */
+export function readStoredOutcome(
+  outcome: string,
+  taskName: string,
+  queue: string,
+  taskId: string,
+): { ok: true; value: unknown } | { ok: false; error: TaskFailure } {
+  try {
+    return readOutcome(outcome)
+  } catch (err) {
+    return { ok: false, error: new TaskFailure(taskName, queue, taskId, unreadableOutcome(err)) }
   }
 }
 

@@ -3,7 +3,7 @@
  * decoded from what a backend stores; and the listing filter, checked.
  */
 import { MAX_DURATION_MS, type ListQuery, type StoredInfo } from './backends/backend.js'
-import { outcomeError, readOutcome } from './outcome.js'
+import { readStoredOutcome, storedOutcomeError } from './outcome.js'
 import { decodeCall, decodeValue } from './serializer.js'
 import type { TaskStatus } from './types.js'
 
@@ -33,7 +33,7 @@ export interface TaskInfo<T = unknown> {
   priority: number
   /** The latest value the task reported with `this.progress()`; undefined before any. */
   progress: unknown
-  /** The task's `metadata` option ({} when none was given). */
+  /** The task's `metadata` option ({} when none was given, or when what is stored is unreadable). */
   metadata: Record<string, unknown>
   /** Runs started so far (0 before the first). */
   attempt: number
@@ -51,7 +51,10 @@ export interface TaskInfo<T = unknown> {
   workerId?: string
   /** The result of a completed task. */
   value?: T
-  /** What went wrong, for a failed, expired or cancelled task. */
+  /**
+   * What went wrong, for a failed, expired or cancelled task; a `BadMessage` error (code
+   * `ERR_WORQ_BAD_MESSAGE`) for any task whose stored outcome cannot be read.
+   */
   error?: TaskError
   /** True when its result came from the result cache (or an identical call it waited for). */
   cached: boolean
@@ -122,6 +125,19 @@ function decodeSafely(text: string): unknown {
   }
 }
 
+/** A task's stored metadata: {} when none was given, or when it cannot be read as an object. */
+function readMetadata(text: string | undefined): Record<string, unknown> {
+  if (!text) return {}
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : {}
+  } catch {
+    return {}
+  }
+}
+
 /** Decodes a backend's report of a task. */
 export function toTaskInfo<T = unknown>(s: StoredInfo, queue: string): TaskInfo<T> {
   const info: TaskInfo<T> = {
@@ -131,7 +147,7 @@ export function toTaskInfo<T = unknown>(s: StoredInfo, queue: string): TaskInfo<
     status: s.status,
     priority: s.priority,
     progress: s.progress === undefined ? undefined : decodeSafely(s.progress),
-    metadata: s.metadata ? (JSON.parse(s.metadata) as Record<string, unknown>) : {},
+    metadata: readMetadata(s.metadata),
     attempt: s.attempt,
     attempts: s.attempts,
     createdAt: new Date(s.createdAt),
@@ -144,12 +160,11 @@ export function toTaskInfo<T = unknown>(s: StoredInfo, queue: string): TaskInfo<
   const args = decodeArgs(s.call)
   if (args !== undefined) info.args = args
   if (s.outcome !== undefined) {
-    if (s.outcome.charAt(0) === 'c') {
-      const read = readOutcome(s.outcome)
-      if (read.ok) info.value = read.value as T
-    } else {
-      info.error = outcomeError(s.outcome)
-    }
+    // An outcome that cannot be read (written by something other than worq) is a BadMessage
+    // error, also for a completed task, whose value then cannot be shown.
+    const read = s.outcome.charAt(0) === 'c' && readStoredOutcome(s.outcome, s.name, queue, s.id)
+    if (read && read.ok) info.value = read.value as T
+    else info.error = read ? read.error.remote : storedOutcomeError(s.outcome)
   }
   return info
 }

@@ -11,13 +11,21 @@ import { expect } from 'chai'
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import { getBroker, task, WorkerPool, type Deferred } from '../../lib/index.js'
-import { readOutcome } from '../../lib/outcome.js'
 import { watchOutcomes, type OutcomeWatch } from '../helpers/chaos-outcomes.js'
+import {
+  CLEAR,
+  custom,
+  expectCompletedOrClear,
+  expectGood,
+  interleave,
+  outcomesOf,
+  payloadMutations,
+  polluted,
+  settledWithin,
+} from '../helpers/hostile.js'
 import { redisUrl } from '../helpers/redis-server.js'
 import { uniqueQueue } from '../helpers/util.js'
 
-/** Failures a hostile record may end in: each names what is wrong with it. */
-const CLEAR = ['BadMessage', 'NoSuchTask', 'UnserializableResult', 'PayloadTooLarge']
 /** A fake client id in the headers: the watcher sees the outcomes published to it. */
 const CLIENT = 'hostile'
 
@@ -36,7 +44,6 @@ const header = (fields: Record<string, unknown> = {}) =>
   })
 const record = (payload: string, fields?: Record<string, unknown>) =>
   `E0:${header(fields)}\n${payload}`
-const custom = (name: string) => `"meta":{"values":{"0":[["custom","${name}"]]}}`
 
 /** A queue with a worker that exposes echo (returns its argument) and len (its length). */
 async function rig(maxPayloadBytes = 1 << 20) {
@@ -58,7 +65,6 @@ async function rig(maxPayloadBytes = 1 << 20) {
   pool.on('pool:error', e => errors.push(e.message))
   const watch = await watchOutcomes(url, queue)
   const key = (s: string) => `worq:{${queue}}:${s}`
-  let n = 0
   /**
    * Writes the records, interleaved with good calls of echo, so that the worker reserves both in
    * the same exchanges; returns the good Deferreds. A raw LPUSH wakes no blocked worker, the good
@@ -66,42 +72,21 @@ async function rig(maxPayloadBytes = 1 << 20) {
    */
   async function inject(records: Record<string, string>): Promise<Array<Deferred<unknown>>> {
     const f = task(broker.queue().echo, { heartrate: 100 })
-    const good: Array<Deferred<unknown>> = []
-    for (const [id, rec] of Object.entries(records)) {
-      await redis.set(key(`t:${id}`), rec)
-      await redis.lpush(key('wait'), id)
-      if (n++ % 4 === 0) good.push(await f(`good-${n}`))
-    }
-    good.push(await f('last'))
-    return good
+    return interleave(
+      records,
+      async (id, rec) => {
+        await redis.set(key(`t:${id}`), rec)
+        await redis.lpush(key('wait'), id)
+      },
+      arg => f(arg) as Promise<Deferred<unknown>>,
+    )
   }
   /** Resolves once no record of `ids` is live (pending or enqueued, or processing); bounded. */
-  async function settled(ids: string[], ms = 15_000) {
-    const end = Date.now() + ms
-    for (;;) {
+  const settled = (ids: string[], ms?: number) =>
+    settledWithin(async () => {
       const recs = await redis.mget(ids.map(id => key(`t:${id}`)))
-      const live = ids.filter((_, i) => /^[EP]/.test(recs[i] ?? ''))
-      if (live.length === 0) return
-      if (Date.now() > end) throw new Error(`still live after ${ms} ms: ${live.join(', ')}`)
-      await new Promise(r => setTimeout(r, 50)) // records injected by hand notify nobody: poll
-    }
-  }
-  async function outcomes(ids: string[]): Promise<Record<string, string>> {
-    const { backend } = await broker.backend()
-    const out: Record<string, string> = {}
-    for (const id of ids) {
-      const state = await backend.status(queue, id).catch((e: Error) => e)
-      if (state instanceof Error) out[id] = `status() threw ${state.name}: ${state.message}`
-      else if (!state?.outcome) out[id] = `no outcome (${state?.status ?? 'gone'})`
-      else {
-        const read = readOutcome(state.outcome)
-        out[id] = read.ok
-          ? 'completed'
-          : `${read.error.remote.name}: ${read.error.remote.message.slice(0, 90)}`
-      }
-    }
-    return out
-  }
+      return ids.filter((_, i) => /^[EP]/.test(recs[i] ?? ''))
+    }, ms)
   return {
     queue,
     broker,
@@ -112,7 +97,7 @@ async function rig(maxPayloadBytes = 1 << 20) {
     watch,
     inject,
     settled,
-    outcomes,
+    outcomes: (ids: string[]) => outcomesOf(broker, queue, ids),
     async close() {
       watch.close()
       await pool.stop({ timeout: 1000 })
@@ -122,17 +107,9 @@ async function rig(maxPayloadBytes = 1 << 20) {
   }
 }
 
-async function expectGood(good: Array<Deferred<unknown>>) {
-  const values = await Promise.all(good.map(d => d.result(10_000)))
-  expect(values.at(-1)).to.equal('last')
-}
-
 function expectOneOutcomeEach(watch: OutcomeWatch) {
   expect(watch.duplicates(), 'tasks with two recorded outcomes').to.deep.equal([])
 }
-
-const polluted = () =>
-  ({}) as Record<string, unknown> as { polluted?: unknown } & Record<string, unknown>
 
 describe('chaos: hostile input on the wire', function () {
   this.timeout(120_000)
@@ -243,28 +220,13 @@ describe('chaos: hostile input on the wire', function () {
     const head = rec.slice(0, nl + 1).replace(/"c":"[^"]*"/, `"c":"${CLIENT}"`)
     const body = rec.slice(nl + 1)
 
-    const token = fc.constantFrom('{', '}', '[', ']', '"', ',', ':', '\\', 'null', '-1', '1e999')
     const mutation = fc.oneof(
       // Anywhere in the record: cut it short.
       fc
         .nat()
         .map(i => (h: string, b: string) => (h + b).slice(0, 1 + (i % (h.length + b.length - 1)))),
       // In the payload: replace, insert or delete characters.
-      fc.tuple(fc.nat(), fc.string({ minLength: 1, maxLength: 4 })).map(
-        ([i, s]) =>
-          (h: string, b: string) =>
-            h + b.slice(0, i % b.length) + s + b.slice((i % b.length) + s.length),
-      ),
-      fc.tuple(fc.nat(), token).map(
-        ([i, s]) =>
-          (h: string, b: string) =>
-            h + b.slice(0, i % b.length) + s + b.slice(i % b.length),
-      ),
-      fc.tuple(fc.nat(), fc.nat({ max: 20 })).map(
-        ([i, k]) =>
-          (h: string, b: string) =>
-            h + b.slice(0, i % b.length) + b.slice((i % b.length) + k),
-      ),
+      payloadMutations().map(m => (h: string, b: string) => h + m(b)),
     )
     const RUNS = Number(process.env.WORQ_FUZZ_RUNS ?? 20)
     const PER = 60
@@ -281,14 +243,7 @@ describe('chaos: hostile input on the wire', function () {
           await expectGood(good)
           const ids = Object.keys(records)
           await r.settled(ids)
-          for (const [id, o] of Object.entries(await r.outcomes(ids))) {
-            const kind = o.split(':')[0]!
-            tally.set(kind, (tally.get(kind) ?? 0) + 1)
-            if (kind !== 'completed')
-              expect(o, `${id}: ${records[id]!.slice(0, 200)}`).to.match(
-                new RegExp(`^(${CLEAR.join('|')}): .{10,}`),
-              )
-          }
+          expectCompletedOrClear(await r.outcomes(ids), records, tally)
           expect(r.errors).to.deep.equal([])
           expectOneOutcomeEach(r.watch)
         }),
@@ -337,6 +292,47 @@ describe('chaos: hostile input on the wire', function () {
       expect(r.errors).to.deep.equal([])
       expectOneOutcomeEach(r.watch)
     } finally {
+      await r.close()
+    }
+  })
+
+  it('ended records whose outcome or metadata cannot be read: task reads and listings say so (BadMessage), not throw', async () => {
+    const r = await rig()
+    const redis = new Redis(await redisUrl())
+    const q = r.broker.queue()
+    try {
+      await r.pool.start()
+      const done = await Promise.all(
+        ['c', 'z', 'f', 'm'].map(() => task(q.echo, { metadata: { a: 1 } })('v')),
+      )
+      await Promise.all(done.map(d => d.result(10_000)))
+      // An ended record's first line is its outcome, its last `M` and the metadata (docs/redis.md).
+      const rewrite = async (id: string, edit: (rec: string) => string) => {
+        const k = `worq:{${r.queue}}:t:${id}`
+        await redis.set(k, edit((await redis.get(k))!))
+      }
+      await rewrite(done[0]!.id, rec => rec.replace(/^[^\n]*/, 'cnot json'))
+      await rewrite(done[1]!.id, rec => rec.replace(/^[^\n]*/, 'zzz'))
+      await rewrite(done[2]!.id, rec => rec.replace(/^[^\n]*/, 'f{"json":'))
+      await rewrite(done[3]!.id, rec => rec.replace(/\nM\{"a":1\}$/, '\nM{bad'))
+      const infos = await Promise.all(done.map(d => r.broker.task(d.id)))
+      expect(infos.map(i => i?.status)).to.deep.equal([
+        'completed',
+        'failed',
+        'failed',
+        'completed',
+      ])
+      for (const i of infos.slice(0, 3)) {
+        expect(i?.value).to.equal(undefined)
+        expect(i?.error).to.include({ name: 'BadMessage', code: 'ERR_WORQ_BAD_MESSAGE' })
+      }
+      expect(infos[3]).to.include({ value: 'v' })
+      expect(infos[3]?.metadata).to.deep.equal({})
+      const listed = await r.broker.tasks()
+      expect(listed.map(t => t.id)).to.include.members(done.map(d => d.id))
+      expect(r.errors).to.deep.equal([])
+    } finally {
+      redis.disconnect()
       await r.close()
     }
   })

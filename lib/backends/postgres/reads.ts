@@ -3,7 +3,7 @@
  * counts and events, with the meanings reads.ts gives them for memory://.
  */
 import type { ListQuery, MinuteCounts, StoredEvent, StoredInfo, TaskState } from '../backend.js'
-import { outcomeError, outcomeStatus } from '../../outcome.js'
+import { outcomeStatus, storedOutcomeError } from '../../outcome.js'
 import type { TaskStatus } from '../../types.js'
 
 /** A row of `<schema>.tasks` as node-postgres returns it (bigint columns as strings). */
@@ -141,7 +141,7 @@ export function eventOf(n: string, body: Record<string, unknown>): StoredEvent {
   const { outcome, ...rest } = body as { outcome?: string } & Omit<StoredEvent, 'eventId'>
   const event: StoredEvent = { ...rest, eventId: n }
   if (typeof outcome === 'string') {
-    const { stack: _stack, ...error } = outcomeError(outcome)
+    const { stack: _stack, ...error } = storedOutcomeError(outcome)
     event.error = error
   }
   if (event.error === null) delete event.error
