@@ -336,4 +336,40 @@ describe('chaos: hostile input on the wire', function () {
       await r.close()
     }
   })
+
+  it('counters that hold what is not a number (the events counter, metrics fields) start over: calls, metrics and the sweep go on', async () => {
+    const r = await rig()
+    const redis = new Redis(await redisUrl())
+    const key = (s: string) => `worq:{${r.queue}}:${s}`
+    const q = r.broker.queue()
+    try {
+      await r.pool.start()
+      expect(await (await q.echo('first')).result(10_000)).to.equal('first')
+      const minute = Date.now() - (Date.now() % 60_000)
+      const earlier = minute - 120_000
+      await redis.set(key('evn'), 'banana')
+      await redis.hset(key(`m:${minute}`), 'c', 'NaNx')
+      // A minute the sweep's fold has still to add to the totals.
+      await redis.hset(key(`m:${earlier}`), 'c', 'NaNx', 'f', '2')
+      await redis.hset(key('mt'), 'upto', String(earlier))
+      const calls = await Promise.all(Array.from({ length: 20 }, (_, i) => q.echo(i)))
+      expect(await Promise.all(calls.map(d => d.result(10_000)))).to.deep.equal(
+        Array.from({ length: 20 }, (_, i) => i),
+      )
+      const swept = Date.now()
+      await settledWithin(async () => {
+        const last = Number(await redis.get(key('swept')))
+        const upto = Number(await redis.hget(key('mt'), 'upto'))
+        return last > swept && upto > earlier ? [] : ['the sweep and its fold']
+      })
+      const metrics = await r.broker.metrics()
+      expect(metrics.totals.failed).to.be.at.least(2)
+      expect(metrics.totals.completed).to.be.at.least(20)
+      expect(Number(await redis.get(key('evn')))).to.be.greaterThan(0)
+      expect(r.errors).to.deep.equal([])
+    } finally {
+      redis.disconnect()
+      await r.close()
+    }
+  })
 })

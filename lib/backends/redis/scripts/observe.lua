@@ -128,7 +128,13 @@ end
 
 local function flush_events(queue, e)
   local n = e.n / 4
-  local last = rcall('INCRBY', key(queue, 'evn'), digits(n))
+  local last = redis.pcall('INCRBY', key(queue, 'evn'), digits(n))
+  if type(last) ~= 'number' then
+    -- The counter holds what is not a number (written by something other than worq): it starts
+    -- over, as when its key was removed (below), rather than fail every call that records events.
+    rcall('SET', key(queue, 'evn'), digits(n))
+    last = n
+  end
   local start = last - n
   local id = digits(last) .. '-0'
   e[1] = now_str() .. '\30' .. e[1]
@@ -174,7 +180,17 @@ local function flush_metrics(queue, m)
   for f, n in pairs(m) do
     -- A sum that rounds to 0 adds nothing (readers take a missing field as 0).
     local whole = math.floor(n + 0.5)
-    if whole ~= 0 and rcall('HINCRBY', mkey, f, digits(whole)) == whole then fresh = true end
+    if whole ~= 0 then
+      local got = redis.pcall('HINCRBY', mkey, f, digits(whole))
+      if type(got) ~= 'number' then
+        -- A field that holds what is not a whole number (written by something other than worq)
+        -- starts over, rather than fail every call that ends a task in this minute.
+        rcall('HSET', mkey, f, digits(whole))
+        fresh = true
+      elseif got == whole then
+        fresh = true
+      end
+    end
   end
   if fresh then
     rcall('PEXPIREAT', mkey, digits(start + 1441 * 60000))
@@ -198,7 +214,9 @@ local function fold_metrics(queue)
     local flat = rcall('HGETALL', key(queue, 'm:' .. upto))
     for i = 1, #flat - 1, 2 do
       -- (`z`: a marker that earlier versions wrote.)
-      if flat[i] ~= 'z' then acc[flat[i]] = (acc[flat[i]] or 0) + tonumber(flat[i + 1]) end
+      -- (A value that is not a number, written by something other than worq, counts as 0: the
+      -- sweep that folds must not fail on it.)
+      if flat[i] ~= 'z' then acc[flat[i]] = (acc[flat[i]] or 0) + (tonumber(flat[i + 1]) or 0) end
     end
     upto = upto + 60000
     steps = steps + 1
