@@ -43,11 +43,12 @@ local ARGV, PREFIX, QUEUE, SPLIT
 -- The standard library and redis.call as locals of the library (upvalues), set by the first call
 -- (begin_common()), since a Redis function library may not read them while it loads. A global is
 -- a table lookup on every use, an upvalue is not: a task costs Redis about 2 % fewer
--- instructions, a lone call nearly 4 % (docs/redis.md). `rcall` is redis.call.
+-- instructions, a lone call nearly 4 % (docs/redis.md). `rcall` is redis.call, `rpcall`
+-- redis.pcall.
 local function runtime_globals()
-  return string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, redis.call
+  return string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, redis.call, redis.pcall
 end
-local string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall
+local string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall, rpcall
 
 -- Mirrors keys.ts queueKey(): worq:{<queue>}:<suffix>.
 local function key(queue, suffix)

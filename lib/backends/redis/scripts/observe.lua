@@ -128,7 +128,7 @@ end
 
 local function flush_events(queue, e)
   local n = e.n / 4
-  local last = redis.pcall('INCRBY', key(queue, 'evn'), digits(n))
+  local last = rpcall('INCRBY', key(queue, 'evn'), digits(n))
   if type(last) ~= 'number' then
     -- The counter holds what is not a number (written by something other than worq): it starts
     -- over, as when its key was removed (below), rather than fail every call that records events.
@@ -146,9 +146,9 @@ local function flush_events(queue, e)
   if math.floor(start / 128) < math.floor(last / 128) then
     local floor = last - conf(queue).evmax
     if floor < 0 then floor = 0 end
-    added = redis.pcall('XADD', skey, 'MINID', '~', digits(floor), id, 'f', body)
+    added = rpcall('XADD', skey, 'MINID', '~', digits(floor), id, 'f', body)
   else
-    added = redis.pcall('XADD', skey, id, 'f', body)
+    added = rpcall('XADD', skey, id, 'f', body)
   end
   if type(added) == 'table' and added.err then
     -- The counter went back (its key was removed): the stream starts over from it.
@@ -181,7 +181,7 @@ local function flush_metrics(queue, m)
     -- A sum that rounds to 0 adds nothing (readers take a missing field as 0).
     local whole = math.floor(n + 0.5)
     if whole ~= 0 then
-      local got = redis.pcall('HINCRBY', mkey, f, digits(whole))
+      local got = rpcall('HINCRBY', mkey, f, digits(whole))
       if type(got) ~= 'number' then
         -- A field that holds what is not a whole number (written by something other than worq)
         -- starts over, rather than fail every call that ends a task in this minute.

@@ -190,7 +190,8 @@ end
 -- nearly every call fills (the settings read) are emptied in place.
 local function begin_common(args)
   if not rcall then
-    string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall = runtime_globals()
+    string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall, rpcall =
+      runtime_globals()
     SMALL = {}
     for i = 0, 255 do SMALL[i] = string.format('%d', i) end
     mine, outbox, confs = {}, {}, {}
