@@ -327,4 +327,54 @@ describe('chaos: hostile input on the wire [postgres]', function () {
       await r.close()
     }
   })
+
+  it('inbox rows the fold cannot read go; events and metrics go on (schema version 23)', async () => {
+    const r = await rig()
+    try {
+      await r.pool.start()
+      const q = r.broker.queue()
+      expect(await (await q.echo('before')).result(10_000)).to.equal('before')
+      const bodies = [
+        '5',
+        '"text"',
+        '[1,2]',
+        '{"es":5}',
+        '{"es":[1,[2]]}',
+        '{"en":"x"}',
+        '{"t":"not a time","k":"c"}',
+        '{"ms":[{"k":"c","t":"bad"}]}',
+        '{"ms":7}',
+        '{"t":1,"k":"c","run":"slow"}',
+      ]
+      for (const body of bodies)
+        await r.db.query(`INSERT INTO worq.inbox (queue, body) VALUES ($1, $2::json)`, [
+          r.queue,
+          body,
+        ])
+      const after = await Promise.all(Array.from({ length: 5 }, (_, i) => q.echo(i)))
+      await Promise.all(after.map(d => d.result(10_000)))
+      // A reader folds first: it must not fail, and it counts the calls around the bad rows.
+      const metrics = await r.broker.metrics()
+      expect(metrics.totals.completed).to.equal(6)
+      const { rows } = await r.db.query<{ n: string }>(
+        `SELECT count(*) AS n FROM worq.inbox WHERE queue = $1`,
+        [r.queue],
+      )
+      expect(Number(rows[0]!.n), 'inbox rows left').to.equal(0)
+      const types: string[] = []
+      const stream = r.broker.events({ since: '0' })
+      try {
+        for await (const e of stream) {
+          types.push(e.type)
+          if (types.filter(t => t === 'completed').length === 6) break
+        }
+      } finally {
+        await stream.close()
+      }
+      expect(types.filter(t => t === 'enqueued')).to.have.length(6)
+      expect(r.errors).to.deep.equal([])
+    } finally {
+      await r.close()
+    }
+  })
 })

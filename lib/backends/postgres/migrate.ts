@@ -9,7 +9,7 @@ import type { ClientBase } from 'pg'
 import { MigrationDenied, SchemaTooNew } from '../../errors.js'
 
 /** The schema version this code writes and reads. */
-export const SCHEMA_VERSION = 22
+export const SCHEMA_VERSION = 23
 
 /** The files of each version, applied in order in one transaction. */
 const VERSIONS: Record<number, string[]> = {
@@ -35,6 +35,7 @@ const VERSIONS: Record<number, string[]> = {
   20: ['024_resend_times'],
   21: ['025_run_times_once'],
   22: ['026_exchange_again', '026_exchange_again_end'],
+  23: ['027_fold_unreadable'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */
