@@ -108,6 +108,37 @@ export interface StoredSchedule {
   runs: number
 }
 
+/**
+ * Whether a stored schedule reads as one: what the pools' scheduler and `broker.schedules()` need
+ * of it. A definition written into a backend by something other than worq (or damaged) fails, and
+ * the backends leave it out of what they read, as they do a definition that is not JSON.
+ */
+export function readableSchedule(s: unknown): s is StoredSchedule {
+  if (typeof s !== 'object' || s === null) return false
+  const o = s as Partial<Record<keyof StoredSchedule, unknown>>
+  const when = o.when as { cron?: unknown; tz?: unknown; every?: unknown } | null | undefined
+  const timing =
+    typeof when === 'object' &&
+    when !== null &&
+    (typeof when.cron === 'string'
+      ? when.tz === undefined || typeof when.tz === 'string'
+      : typeof when.every === 'number' && when.every > 0)
+  const optional = (v: unknown) => v === undefined || typeof v === 'number'
+  return (
+    timing &&
+    typeof o.id === 'string' &&
+    typeof o.name === 'string' &&
+    typeof o.task === 'object' &&
+    o.task !== null &&
+    (o.next === null || Number.isFinite(o.next)) &&
+    Number.isFinite(o.runs) &&
+    optional(o.last) &&
+    optional(o.startAt) &&
+    optional(o.endAt) &&
+    optional(o.limit)
+  )
+}
+
 /** The kinds of queue events (docs/events.md). */
 export type EventType =
   | 'enqueued'

@@ -372,4 +372,26 @@ describe('chaos: hostile input on the wire', function () {
       await r.close()
     }
   })
+
+  it('a schedule definition that does not read as one is left out; the others and the pool go on', async () => {
+    const r = await rig()
+    const redis = new Redis(await redisUrl())
+    try {
+      await r.pool.start()
+      const q = r.broker.queue()
+      await r.broker.schedule('bad', { every: 60_000 }, q.echo, 1)
+      await r.broker.schedule('good', { every: 60_000 }, q.echo, 2)
+      await redis.hset(`worq:{${r.queue}}:sched`, 'bad', '{"x":1}')
+      await redis.hset(`worq:{${r.queue}}:sched`, 'worse', '{not json')
+      expect((await r.broker.schedules()).map(s => s.id)).to.deep.equal(['good'])
+      await r.broker.schedule('later', { every: 60_000 }, q.echo, 3)
+      expect((await r.broker.schedules()).map(s => s.id).sort()).to.deep.equal(['good', 'later'])
+      expect(await (await q.echo('after')).result(10_000)).to.equal('after')
+      expect(await r.broker.unschedule('bad'), 'unschedule of the unreadable one').to.equal(true)
+      expect(r.errors).to.deep.equal([])
+    } finally {
+      redis.disconnect()
+      await r.close()
+    }
+  })
 })

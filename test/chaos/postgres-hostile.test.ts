@@ -377,4 +377,27 @@ describe('chaos: hostile input on the wire [postgres]', function () {
       await r.close()
     }
   })
+
+  it('a schedule definition that does not read as one is left out; the others and the pool go on', async () => {
+    const r = await rig()
+    try {
+      await r.pool.start()
+      const q = r.broker.queue()
+      await r.broker.schedule('bad', { every: 60_000 }, q.echo, 1)
+      await r.broker.schedule('good', { every: 60_000 }, q.echo, 2)
+      await r.db.query(
+        `UPDATE worq.schedules SET body = '{"x":1}'::jsonb WHERE queue = $1 AND id = 'bad'`,
+        [r.queue],
+      )
+      expect((await r.broker.schedules()).map(s => s.id)).to.deep.equal(['good'])
+      // A schedule stored after it reloads every pool's schedules (a notification).
+      await r.broker.schedule('later', { every: 60_000 }, q.echo, 3)
+      expect((await r.broker.schedules()).map(s => s.id)).to.deep.equal(['good', 'later'])
+      expect(await (await q.echo('after')).result(10_000)).to.equal('after')
+      expect(await r.broker.unschedule('bad'), 'unschedule of the unreadable one').to.equal(true)
+      expect(r.errors).to.deep.equal([])
+    } finally {
+      await r.close()
+    }
+  })
 })

@@ -15,6 +15,7 @@ import {
   type StoredSchedule,
   type WorkerInfo,
 } from '../backend.js'
+import { readableSchedule } from '../queue-records.js'
 import type { PgPool } from './pool.js'
 import { countsOf, eventOf } from './reads.js'
 
@@ -171,11 +172,12 @@ export class QueueStore {
   }
 
   async schedules(queue: string): Promise<StoredSchedule[]> {
-    const rows = await this.#db.rows<{ body: StoredSchedule }>(
+    const rows = await this.#db.rows<{ body: unknown }>(
       `SELECT body FROM ${this.schema}.schedules WHERE queue = $1 ORDER BY id`,
       [queue],
     )
-    return rows.map(r => r.body)
+    // A definition that does not read as one (written by something other than worq) is left out.
+    return rows.map(r => r.body).filter(readableSchedule)
   }
 
   async readEvents(queue: string, after: string, options: ReadOptions): Promise<EventBatch> {

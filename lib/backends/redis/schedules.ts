@@ -4,6 +4,7 @@
  */
 import type { Connection as Redis } from './connections.js'
 import type { StoredSchedule } from '../backend.js'
+import { readableSchedule } from '../queue-records.js'
 import { queueKey } from './keys.js'
 
 type Definition = Omit<StoredSchedule, 'next' | 'last' | 'runs'>
@@ -40,7 +41,8 @@ export async function readSchedules(cmd: Redis, queue: string): Promise<StoredSc
       runs: Number(runs) || 0,
     }
     if (last !== '') s.last = Number(last)
-    out.push(s)
+    // A definition that does not read as one (written by something other than worq) is left out.
+    if (readableSchedule(s)) out.push(s)
   }
   return out
 }
