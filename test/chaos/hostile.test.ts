@@ -15,6 +15,7 @@ import { watchOutcomes, type OutcomeWatch } from '../helpers/chaos-outcomes.js'
 import {
   CLEAR,
   custom,
+  echoBroker,
   expectCompletedOrClear,
   expectGood,
   interleave,
@@ -50,14 +51,7 @@ async function rig(maxPayloadBytes = 1 << 20) {
   const url = await redisUrl()
   const redis = new Redis(url)
   const queue = uniqueQueue('fuzz')
-  const broker = getBroker(url, queue, { maxPayloadBytes })
-  broker
-    .expose(function echo(x: unknown) {
-      return x
-    })
-    .expose(function len(x: string) {
-      return x.length
-    })
+  const broker = echoBroker(url, queue, maxPayloadBytes)
   // A raw LPUSH wakes no blocked worker, and a later enqueue onto a non-empty line wakes none
   // either (only the empty → non-empty step does): a short blockTimeout bounds that wait.
   const pool = new WorkerPool(broker, { concurrency: 8, sweepInterval: 100, blockTimeout: 100 })

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai'
 import fc from 'fast-check'
-import type { Broker, Deferred } from '../../lib/index.js'
+import { getBroker, type Broker, type Deferred } from '../../lib/index.js'
 import { readOutcome } from '../../lib/outcome.js'
 
 /** Failures a hostile task may end in: each names what is wrong with it. */
@@ -123,4 +123,15 @@ export async function settledWithin(live: () => Promise<string[]>, ms = 15_000):
     if (Date.now() > end) throw new Error(`still live after ${ms} ms: ${left.join(', ')}`)
     await new Promise(r => setTimeout(r, 50))
   }
+}
+
+/** A broker of `queue` at `url` whose workers expose echo (returns its argument) and len. */
+export function echoBroker(url: string, queue: string, maxPayloadBytes: number): Broker {
+  return getBroker(url, queue, { maxPayloadBytes })
+    .expose(function echo(x: unknown) {
+      return x
+    })
+    .expose(function len(x: string) {
+      return x.length
+    })
 }
