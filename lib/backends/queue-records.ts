@@ -76,6 +76,24 @@ export interface Limit {
   }
 }
 
+/**
+ * Whether a stored limit reads as one (`limit()` stores nothing else): `concurrency` a whole
+ * number, `rate` whole numbers `max` and `per` > 0, at least one of them. One written by something
+ * other than worq (or damaged) binds nothing and is left out of `limits()`.
+ */
+export function readableLimit(l: unknown): l is Limit {
+  if (typeof l !== 'object' || l === null) return false
+  const { concurrency, rate } = l as { concurrency?: unknown; rate?: unknown }
+  const whole = (v: unknown, min: number) => Number.isSafeInteger(v) && (v as number) >= min
+  const r = rate as { max?: unknown; per?: unknown } | null | undefined
+  return (
+    (concurrency !== undefined || rate !== undefined) &&
+    (concurrency === undefined || whole(concurrency, 0)) &&
+    (rate === undefined ||
+      (typeof r === 'object' && r !== null && whole(r.max, 0) && whole(r.per, 1)))
+  )
+}
+
 /** When a schedule fires: a cron expression (with a time zone) or a fixed interval. */
 export type ScheduleWhen = { cron: string; tz?: string } | { every: number }
 

@@ -161,4 +161,30 @@ describe('chaos: stored data that cannot be read [postgres]', function () {
       await r.close()
     }
   })
+
+  it('a limit whose spec does not read as one binds nothing and is left out of limits(); the queue runs (schema version 23)', async () => {
+    const r = await rig()
+    try {
+      await r.pool.start()
+      const q = r.broker.queue()
+      await r.broker.limit('echo', { concurrency: 3 })
+      await r.broker.limit('*', { rate: { max: 1000, per: 1000 } })
+      await r.broker.limit('len', { concurrency: 1 })
+      await r.db.query(
+        `UPDATE worq.limits SET spec = $2::jsonb WHERE queue = $1 AND name = 'echo'`,
+        [r.queue, '{"concurrency":"lots"}'],
+      )
+      await r.db.query(`UPDATE worq.limits SET spec = $2::jsonb WHERE queue = $1 AND name = '*'`, [
+        r.queue,
+        '{"rate":{"max":"lots","per":-1}}',
+      ])
+      expect(await r.broker.limits()).to.deep.equal({ len: { concurrency: 1 } })
+      const calls = await Promise.all(Array.from({ length: 10 }, (_, i) => q.echo(i)))
+      expect(await Promise.all(calls.map(d => d.result(10_000)))).to.have.length(10)
+      expect(await (await q.len('xyz')).result(10_000)).to.equal(3)
+      expect(r.errors).to.deep.equal([])
+    } finally {
+      await r.close()
+    }
+  })
 })

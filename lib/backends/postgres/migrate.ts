@@ -35,7 +35,7 @@ const VERSIONS: Record<number, string[]> = {
   20: ['024_resend_times'],
   21: ['025_run_times_once'],
   22: ['026_exchange_again', '026_exchange_again_end'],
-  23: ['027_fold_unreadable'],
+  23: ['027_fold_unreadable', '027_limits_readable'],
 }
 
 /** The SQL of one file, with the schema's name in place of `worq.` and `@schema@`. */

@@ -15,7 +15,7 @@ import {
   type StoredSchedule,
   type WorkerInfo,
 } from '../backend.js'
-import { readableSchedule } from '../queue-records.js'
+import { readableLimit, readableSchedule } from '../queue-records.js'
 import type { PgPool } from './pool.js'
 import { countsOf, eventOf } from './reads.js'
 
@@ -148,7 +148,8 @@ export class QueueStore {
       `SELECT name, spec FROM ${this.schema}.limits WHERE queue = $1 ORDER BY name`,
       [queue],
     )
-    return limitRecord(rows.map(r => [r.name, r.spec]))
+    // One that does not read as a limit binds nothing (take_slots skips it too) and is left out.
+    return limitRecord(rows.filter(r => readableLimit(r.spec)).map(r => [r.name, r.spec]))
   }
 
   async putSchedule(queue: string, schedule: StoredSchedule): Promise<void> {

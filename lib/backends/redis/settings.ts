@@ -3,6 +3,7 @@
  * defaults, DEFAULT_SETTINGS of rules.ts). Booleans are '1'/'0'; `lim` holds the limits.
  */
 import { DEFAULT_SETTINGS, limitRecord, type Limit, type QueueSettings } from '../backend.js'
+import { readableLimit } from '../queue-records.js'
 
 /** Settings from the `conf` hash. */
 export function settingsOf(h: Record<string, string>): QueueSettings {
@@ -54,13 +55,21 @@ export function limitsOf(lim: string | null | undefined): Record<string, Limit> 
   if (!lim) return limitRecord([])
   // JSON.parse keeps a "__proto__" key as an own entry; limitRecord keeps it one (an assignment
   // `out[name] = …` set the result's prototype instead).
-  const stored = JSON.parse(lim) as Record<string, { c?: number; r?: [number, number] }>
-  return limitRecord(
-    Object.entries(stored).map(([name, spec]) => {
-      const l: Limit = {}
-      if (spec.c !== undefined) l.concurrency = spec.c
-      if (Array.isArray(spec.r)) l.rate = { max: spec.r[0], per: spec.r[1] }
-      return [name, l] as const
-    }),
-  )
+  let stored: unknown
+  try {
+    stored = JSON.parse(lim)
+  } catch {
+    return limitRecord([]) // written by something other than worq: no limit reads from it
+  }
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return limitRecord([])
+  const limits: Array<readonly [string, Limit]> = []
+  for (const [name, spec] of Object.entries(stored as Record<string, unknown>)) {
+    const { c, r } = (spec ?? {}) as { c?: unknown; r?: unknown }
+    const l: Record<string, unknown> = {}
+    if (c !== undefined) l.concurrency = c
+    if (r !== undefined) l.rate = Array.isArray(r) ? { max: r[0], per: r[1] } : r
+    // One that does not read as a limit binds nothing (the scripts skip it too: common.lua).
+    if (readableLimit(l)) limits.push([name, l])
+  }
+  return limitRecord(limits)
 }

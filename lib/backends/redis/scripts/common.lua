@@ -267,6 +267,26 @@ local function wake(queue)
   rcall('LPUSH', key(queue, 'wake'), '1')
 end
 
+-- The limits of a decoded `lim` that read as limits (`c` a whole number, `r` {max, per} whole
+-- numbers, per > 0); nil when none does. One written by something other than worq binds nothing,
+-- rather than fail every call that reads it (readableLimit() in queue-records.ts).
+local function readable_limits(l)
+  local out
+  for name, spec in pairs(l) do
+    if type(name) == 'string' and type(spec) == 'table' then
+      local c, r = spec.c, spec.r
+      local c_ok = c == nil or (type(c) == 'number' and c >= 0 and c % 1 == 0)
+      local r_ok = r == nil or (type(r) == 'table' and type(r[1]) == 'number' and r[1] >= 0 and
+        r[1] % 1 == 0 and type(r[2]) == 'number' and r[2] >= 1 and r[2] % 1 == 0)
+      if c_ok and r_ok and (c ~= nil or r ~= nil) then
+        out = out or {}
+        out[name] = spec
+      end
+    end
+  end
+  return out
+end
+
 -- Queue settings (hash `conf`), read once per queue and call; absent fields take the defaults of
 -- DEFAULT_SETTINGS in rules.ts. `lim` is the limits JSON ({name: {c = concurrency, r = {max,
 -- per}}}), decoded only when the queue has any.
@@ -283,7 +303,7 @@ local function conf(queue)
       c[f] = v == '1'
     elseif f == 'lim' then
       local ok, l = pcall(cjson.decode, v)
-      if ok and type(l) == 'table' and next(l) then c.limits = l end
+      if ok and type(l) == 'table' then c.limits = readable_limits(l) end
     else
       c[f] = tonumber(v) or c[f]
     end
