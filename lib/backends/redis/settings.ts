@@ -67,7 +67,8 @@ export function limitsOf(lim: string | null | undefined): Record<string, Limit> 
     const { c, r } = (spec ?? {}) as { c?: unknown; r?: unknown }
     const l: Record<string, unknown> = {}
     if (c !== undefined) l.concurrency = c
-    if (r !== undefined) l.rate = Array.isArray(r) ? { max: r[0], per: r[1] } : r
+    // The scripts read a rate as [max, per] alone (common.lua): anything else is no rate.
+    if (r !== undefined) l.rate = Array.isArray(r) ? { max: r[0], per: r[1] } : null
     // One that does not read as a limit binds nothing (the scripts skip it too: common.lua).
     if (readableLimit(l)) limits.push([name, l])
   }

@@ -1,8 +1,9 @@
 /**
- * Outcomes and metadata that cannot be read (written into a backend by something other than worq,
- * or damaged) are reported where worq reads them back, as a `BadMessage`, never thrown as a
- * SyntaxError that stops a listing, a dashboard or a waiter. test/chaos/postgres-hostile.test.ts
- * does the same against a real server.
+ * Stored data that cannot be read (written into a backend by something other than worq, or
+ * damaged): outcomes and metadata are reported where worq reads them back, as a `BadMessage`,
+ * never thrown as a SyntaxError that stops a listing, a dashboard or a waiter; limits and schedules
+ * that do not read as such are left out. test/chaos/redis-stored.test.ts and
+ * postgres-stored.test.ts do the same against real servers.
  */
 import { expect } from 'chai'
 import { TaskFailure } from '../../lib/index.js'
@@ -14,7 +15,9 @@ import {
   storedOutcomeError,
 } from '../../lib/outcome.js'
 import { toTaskInfo } from '../../lib/task-info.js'
+import { readableLimit, readableSchedule } from '../../lib/backends/queue-records.js'
 import type { StoredInfo } from '../../lib/backends/records.js'
+import { limitsOf } from '../../lib/backends/redis/settings.js'
 import { remoteError } from '../../lib/remote-error.js'
 
 const UNREADABLE = [
@@ -87,5 +90,64 @@ describe('unreadable outcomes and metadata', () => {
       expect(info.value, o).to.equal(undefined)
       expect(info.error, o).to.include({ name: 'BadMessage', code: 'ERR_WORQ_BAD_MESSAGE' })
     }
+  })
+})
+
+describe('unreadable limits and schedules', () => {
+  it('limits read only as whole numbers; the Redis form only as [max, per]', () => {
+    expect(readableLimit({ concurrency: 2 })).to.equal(true)
+    expect(readableLimit({ rate: { max: 5, per: 1000 } })).to.equal(true)
+    for (const l of [
+      null,
+      'x',
+      {},
+      { concurrency: 'lots' },
+      { concurrency: 1.5 },
+      { concurrency: -1 },
+      { rate: { max: 5, per: 0 } },
+      { rate: { max: 'x', per: 1000 } },
+      { rate: [5, 1000] },
+    ])
+      expect(readableLimit(l), JSON.stringify(l)).to.equal(false)
+    const stored = JSON.stringify({
+      a: { c: 2 },
+      b: { r: [5, 1000] },
+      c: { c: 'lots' },
+      d: { r: { max: 5, per: 1000 } },
+      e: 7,
+      f: null,
+    })
+    expect(limitsOf(stored)).to.deep.equal({
+      a: { concurrency: 2 },
+      b: { rate: { max: 5, per: 1000 } },
+    })
+    for (const bad of ['{not json', '[1]', '"x"', 'null'])
+      expect(limitsOf(bad), bad).to.deep.equal({})
+  })
+
+  it('schedules read only with a timing, a call and their counts', () => {
+    const good = {
+      id: 's',
+      name: 'echo',
+      when: { every: 1000 },
+      task: {},
+      next: 1,
+      runs: 0,
+      catchUp: true,
+    }
+    expect(readableSchedule(good)).to.equal(true)
+    expect(readableSchedule({ ...good, when: { cron: '* * * * *', tz: 'UTC' } })).to.equal(true)
+    for (const s of [
+      null,
+      { x: 1 },
+      { ...good, when: undefined },
+      { ...good, when: { every: 0 } },
+      { ...good, when: { cron: 5 } },
+      { ...good, name: 3 },
+      { ...good, task: null },
+      { ...good, next: 'soon' },
+      { ...good, runs: Number.NaN },
+    ])
+      expect(readableSchedule(s), JSON.stringify(s)).to.equal(false)
   })
 })
