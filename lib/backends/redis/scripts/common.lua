@@ -267,7 +267,7 @@ local function wake(queue)
   rcall('LPUSH', key(queue, 'wake'), '1')
 end
 
--- The limits of a decoded `lim` that read as limits (`c` a whole number, `r` {max, per} whole
+-- The limits of a decoded `lim` that read as limits (`c` a whole number, `r` [max, per] whole
 -- numbers, per > 0); nil when none does. One written by something other than worq binds nothing,
 -- rather than fail every call that reads it (readableLimit() in queue-records.ts).
 local function readable_limits(l)
