@@ -75,6 +75,19 @@ export function toQueueEvent(e: StoredEvent, queue: string): QueueEvent {
 
 type Listener = (event: QueueEvent) => void
 
+/** Whether a stored event reads as one: a known type, its task's id and name, a time. */
+function readableEvent(e: StoredEvent): boolean {
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    EVENT_TYPES.has(e.type) &&
+    e.type !== ('gap' as string) &&
+    typeof e.id === 'string' &&
+    typeof e.name === 'string' &&
+    Number.isFinite(e.time)
+  )
+}
+
 /** Every event type a stream delivers (the record makes the compiler hold it to the union). */
 const EVENT_TYPES: ReadonlySet<string> = new Set(
   Object.keys({
@@ -273,7 +286,9 @@ export class EventStream implements AsyncIterable<QueueEvent> {
           eventId: this.#position!,
         })
       }
-      for (const e of batch.events) this.#deliver(toQueueEvent(e, this.queue))
+      // An event that does not read as one (stored by something other than worq) is skipped; the
+      // position still moves past it.
+      for (const e of batch.events) if (readableEvent(e)) this.#deliver(toQueueEvent(e, this.queue))
       this.#position = batch.last
     }
   }

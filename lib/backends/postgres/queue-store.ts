@@ -205,14 +205,16 @@ export class QueueStore {
       const gap = reset || from + 1 < first
       // A row holds events n … n + count − 1 (schema version 4): the rows that hold any of the
       // page's events (from + 1 … from + options.count), from the one holding event from + 1
-      // (both bounds on the primary key), expanded.
+      // (both bounds on the primary key), expanded. Never past its count: a body longer than it
+      // (written by something other than worq) would number events past the last, and every read
+      // would start over.
       const rows = await this.#db.rows<{ n: string; body: Record<string, unknown> }>(
         `SELECT e.n + x.i - 1 AS n, x.body
          FROM ${s}.events e, jsonb_array_elements(e.body) WITH ORDINALITY AS x(body, i)
          WHERE e.queue = $1 AND e.n <= $2::bigint + $3
            AND e.n >= coalesce((SELECT max(n) FROM ${s}.events
              WHERE queue = $1 AND n <= $2::bigint + 1), 0)
-           AND e.n + x.i - 1 > $2
+           AND e.n + x.i - 1 > $2 AND x.i <= e.count
          ORDER BY 1 LIMIT $3`,
         [queue, from, options.count],
       )
