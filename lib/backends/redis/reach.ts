@@ -64,9 +64,14 @@ export function authFailed(url: string, err: unknown): AuthFailed | undefined {
   const shape = /^rediss?-cluster:/.test(url)
     ? { scheme: 'redis-cluster', rest: 'host:port,host:port' }
     : { scheme: 'redis', rest: 'host:port/db' }
-  const fix = message.startsWith('NOAUTH')
-    ? `the server needs a password: put it in the URL (${shape.scheme}://:password@${shape.rest}, or ${shape.scheme}://user:password@… for an ACL user) or in the \`redis\` options`
-    : `check the user and password in the URL (${shape.scheme}://user:password@${shape.rest}, or ${shape.scheme}://:password@… for the default user) or in the \`redis\` options, and that the user is enabled (ACL SETUSER <user> on)`
+  // NOAUTH where the URL gives a password: its AUTH was refused, and a command the connection sent
+  // on was answered NOAUTH before the refusal was read (seen under load): the password is wrong,
+  // not missing.
+  const withPassword = /^[a-z-]+:\/\/[^@/]*:[^@/]*@/i.test(url)
+  const fix =
+    message.startsWith('NOAUTH') && !withPassword
+      ? `the server needs a password: put it in the URL (${shape.scheme}://:password@${shape.rest}, or ${shape.scheme}://user:password@… for an ACL user) or in the \`redis\` options`
+      : `check the user and password in the URL (${shape.scheme}://user:password@${shape.rest}, or ${shape.scheme}://:password@… for the default user) or in the \`redis\` options, and that the user is enabled (ACL SETUSER <user> on)`
   return new AuthFailed(url, message.replace(/\.$/, ''), fix, { cause: err })
 }
 
