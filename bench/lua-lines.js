@@ -43,34 +43,26 @@ const { code } = functionLibrary()
 
 // The recording copy: same library name and functions (worq finds it loaded and calls it). Each
 // operation logs its name and arguments once begin() has set `cjson` (begin() issues no command),
-// and every redis.call / redis.pcall logs its command and reply (through the real redis.call, so
-// the log itself is not logged).
+// and every redis.call / redis.pcall (`rcall`, `rpcall`) logs its command and reply (through the
+// real redis.call, so the log itself is not logged).
 function replace(text, from, to) {
   if (!text.includes(from)) throw new Error(`lua-lines: the library has changed: no ${from}`)
   return text.split(from).join(to)
 }
 let recording = replace(
   code,
-  '    string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall = runtime_globals()\n',
-  `    string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall = runtime_globals()
-    local real = rcall
+  '    string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall, rpcall =\n      runtime_globals()\n',
+  `    string, table, math, cjson, tonumber, unpack, ipairs, pairs, type, rcall, rpcall =
+      runtime_globals()
+    local real, realp = rcall, rpcall
     rcall = function(...)
       local r = real(...)
       real('RPUSH', '${LOG}', cjson.encode({ 'C', { ... }, r }))
       return r
     end
-`,
-)
-// redis.pcall is used as it is in a few places: routed through a field of a table the library
-// already has (a new local of the main function counts against Lua's limit of 200).
-recording = replace(recording, 'redis.pcall(', 'SMALL.pcall(')
-recording = replace(
-  recording,
-  "    for i = 0, 255 do SMALL[i] = string.format('%d', i) end\n",
-  `    for i = 0, 255 do SMALL[i] = string.format('%d', i) end
-    SMALL.pcall = function(...)
-      local r = redis.pcall(...)
-      redis.call('RPUSH', '${LOG}', cjson.encode({ 'P', { ... }, r }))
+    rpcall = function(...)
+      local r = realp(...)
+      real('RPUSH', '${LOG}', cjson.encode({ 'P', { ... }, r }))
       return r
     end
 `,
