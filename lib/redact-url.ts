@@ -16,6 +16,14 @@ const USER_INFO = /\/\/(.*)@/
 const PASSWORD_PARAM = /([?&][^=&#]*password=)[^&#]*/gi
 
 /**
+ * Whether `url`'s user info holds a password (`user:password@`, `:password@`), found as redactUrl
+ * finds it (a password holding `/` or `@` included).
+ */
+export function hasPassword(url: string): boolean {
+  return USER_INFO.exec(url)?.[1]?.includes(':') ?? false
+}
+
+/**
  * `url` with its password replaced by `***`: the password of the user info (`user:***@`, the
  * user name kept; `user@` without one is left as it is) and the value of each `password` query
  * parameter. Works on any string, parsable or not, so a bad URL can be quoted in its error.

@@ -162,9 +162,13 @@ export function toTaskInfo<T = unknown>(s: StoredInfo, queue: string): TaskInfo<
   if (s.outcome !== undefined) {
     // An outcome that cannot be read (written by something other than worq) is a BadMessage
     // error, also for a completed task, whose value then cannot be shown.
-    const read = s.outcome.charAt(0) === 'c' && readStoredOutcome(s.outcome, s.name, queue, s.id)
-    if (read && read.ok) info.value = read.value as T
-    else info.error = read ? read.error.remote : storedOutcomeError(s.outcome)
+    if (s.outcome.charAt(0) === 'c') {
+      const read = readStoredOutcome(s.outcome, s.name, queue, s.id)
+      if (read.ok) info.value = read.value as T
+      else info.error = read.error.remote
+    } else {
+      info.error = storedOutcomeError(s.outcome)
+    }
   }
   return info
 }

@@ -78,8 +78,6 @@ type Listener = (event: QueueEvent) => void
 /** Whether a stored event reads as one: a known type, its task's id and name, a time. */
 function readableEvent(e: StoredEvent): boolean {
   return (
-    typeof e === 'object' &&
-    e !== null &&
     EVENT_TYPES.has(e.type) &&
     e.type !== ('gap' as string) &&
     typeof e.id === 'string' &&

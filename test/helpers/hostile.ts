@@ -7,6 +7,7 @@ import { expect } from 'chai'
 import fc from 'fast-check'
 import { getBroker, type Broker, type Deferred } from '../../lib/index.js'
 import { readOutcome } from '../../lib/outcome.js'
+import { until } from './util.js'
 
 /** Failures a hostile task may end in: each names what is wrong with it. */
 export const CLEAR = ['BadMessage', 'NoSuchTask', 'UnserializableResult', 'PayloadTooLarge']
@@ -112,17 +113,16 @@ export async function interleave(
 }
 
 /**
- * Resolves once `live()` (the ids of the hostile tasks still live) is empty; throws after `ms`.
- * The tests' own records and rows notify nobody: this polls.
+ * Resolves once `live()` (the ids of the hostile tasks still live) is empty; throws after `ms`,
+ * naming those left. The tests' own records and rows notify nobody: this polls (`until`).
  */
-export async function settledWithin(live: () => Promise<string[]>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  for (;;) {
-    const left = await live()
-    if (left.length === 0) return
-    if (Date.now() > end) throw new Error(`still live after ${ms} ms: ${left.join(', ')}`)
-    await new Promise(r => setTimeout(r, 50))
-  }
+export function settledWithin(live: () => Promise<string[]>, ms = 15_000): Promise<void> {
+  let left: string[] = []
+  return until(
+    async () => (left = await live()).length === 0,
+    ms,
+    () => `${left.join(', ')} to end`,
+  )
 }
 
 /** A broker of `queue` at `url` whose workers expose echo (returns its argument) and len. */

@@ -34,15 +34,21 @@ export async function withWorker(
   }
 }
 
-/** Resolves when `predicate()` is true, checking on every event-loop turn, or rejects after `ms`. */
+/**
+ * Resolves when `predicate()` is true, checking on every event-loop turn, or rejects after `ms`;
+ * `what` names what it waited for (a function: read when it times out, so it can say what is left).
+ */
 export async function until(
   predicate: () => boolean | Promise<boolean>,
   ms = 5000,
-  what = 'condition',
+  what: string | (() => string) = 'condition',
 ): Promise<void> {
   const end = Date.now() + ms
   while (!(await predicate())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    if (Date.now() > end)
+      throw new Error(
+        `timed out after ${ms} ms waiting for ${typeof what === 'string' ? what : what()}`,
+      )
     await new Promise(r => setTimeout(r, 5))
   }
 }

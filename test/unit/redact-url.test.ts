@@ -5,7 +5,7 @@
  * redis-cluster:// and redis-sentinel:// schemes, and none hid a `?password=` parameter.
  */
 import { expect } from 'chai'
-import { redactUrl } from '../../lib/redact-url.js'
+import { hasPassword, redactUrl } from '../../lib/redact-url.js'
 import { redactUrl as httpRedactUrl } from '../../lib/http/redact-url.js'
 import {
   AuthFailed,
@@ -73,5 +73,12 @@ describe('redactUrl: passwords in backend URLs', () => {
       .to.throw(BadUrl, /redis:\/\/127\.0\.0\.1:1\/0\?password=\*\*\*/)
       .with.property('message')
       .that.does.not.match(/secret/)
+  })
+
+  it('hasPassword finds a password where redactUrl hides one', () => {
+    for (const url of ['redis://:pw@h', 'redis://u:pw@h:1/0', 'redis://:a/b@c@h/0'])
+      expect(hasPassword(url), url).to.equal(true)
+    for (const url of ['redis://h:6379/0', 'redis://user@h', 'redis-cluster://h1:1,h2:2'])
+      expect(hasPassword(url), url).to.equal(false)
   })
 })

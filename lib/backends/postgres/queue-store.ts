@@ -15,7 +15,7 @@ import {
   type StoredSchedule,
   type WorkerInfo,
 } from '../backend.js'
-import { readableLimit, readableSchedule } from '../queue-records.js'
+import { readableSchedule } from '../queue-records.js'
 import type { PgPool } from './pool.js'
 import { countsOf, eventOf } from './reads.js'
 
@@ -144,12 +144,13 @@ export class QueueStore {
   }
 
   async listLimits(queue: string): Promise<Record<string, Limit>> {
+    // One that does not read as a limit binds nothing and is left out: the rule take_slots binds by.
     const rows = await this.#db.rows<{ name: string; spec: Limit }>(
-      `SELECT name, spec FROM ${this.schema}.limits WHERE queue = $1 ORDER BY name`,
+      `SELECT name, spec FROM ${this.schema}.limits
+       WHERE queue = $1 AND ${this.schema}.limit_readable(spec) ORDER BY name`,
       [queue],
     )
-    // One that does not read as a limit binds nothing (take_slots skips it too) and is left out.
-    return limitRecord(rows.filter(r => readableLimit(r.spec)).map(r => [r.name, r.spec]))
+    return limitRecord(rows.map(r => [r.name, r.spec]))
   }
 
   async putSchedule(queue: string, schedule: StoredSchedule): Promise<void> {

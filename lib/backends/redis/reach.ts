@@ -11,6 +11,7 @@
  */
 import type { Cluster, Redis } from 'ioredis'
 import { AuthFailed, BackendUnreachable, BrokerClosed } from '../../errors.js'
+import { hasPassword } from '../../redact-url.js'
 
 /** A connection: to one server (or the master Sentinel names), or to a Redis Cluster. */
 export type Connection = Redis | Cluster
@@ -67,9 +68,8 @@ export function authFailed(url: string, err: unknown): AuthFailed | undefined {
   // NOAUTH where the URL gives a password: its AUTH was refused, and a command the connection sent
   // on was answered NOAUTH before the refusal was read (seen under load): the password is wrong,
   // not missing.
-  const withPassword = /^[a-z-]+:\/\/[^@/]*:[^@/]*@/i.test(url)
   const fix =
-    message.startsWith('NOAUTH') && !withPassword
+    message.startsWith('NOAUTH') && !hasPassword(url)
       ? `the server needs a password: put it in the URL (${shape.scheme}://:password@${shape.rest}, or ${shape.scheme}://user:password@… for an ACL user) or in the \`redis\` options`
       : `check the user and password in the URL (${shape.scheme}://user:password@${shape.rest}, or ${shape.scheme}://:password@… for the default user) or in the \`redis\` options, and that the user is enabled (ACL SETUSER <user> on)`
   return new AuthFailed(url, message.replace(/\.$/, ''), fix, { cause: err })
